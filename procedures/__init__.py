@@ -1,0 +1,1 @@
+"""Shipped procedures (cfg_yoda, cfg_text2git, cfg_noannex)."""

@@ -1,0 +1,132 @@
+"""The only module that spawns git-annex.  Calls use ``--json`` and feed paths in batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from . import proc
+from .errors import CommandError, RecorderError, ToolMissingError
+
+_CHUNK_BYTES = 100_000
+
+
+def ensure_available() -> None:
+    if shutil.which("git-annex", path=proc.tool_path()) is None:
+        raise ToolMissingError("git-annex", hint="pip install git-annex (rr depends on it)")
+
+
+def _chunks(paths: Sequence[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
+    size = 0
+    for p in paths:
+        if chunk and size + len(p) + 1 > _CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(p)
+        size += len(p) + 1
+    if chunk:
+        yield chunk
+
+
+def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequence[str],
+                *, check: bool = True) -> list[dict]:
+    """Run ``git annex ARGS --json -- PATHS`` (chunked for huge lists) and parse the records."""
+    ensure_available()
+    records: list[dict] = []
+    for chunk in _chunks(paths) if paths else [[]]:
+        argv = ["git", "annex", *args, "--json", "--json-error-messages", "--", *chunk]
+        result = proc.capture(argv, cwd=root, check=False)
+        for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
+        if check and result.returncode != 0:
+            failed = [r for r in records if not r.get("success", True)]
+            if failed:
+                raise AnnexError(args[0], failed)
+            raise CommandError(argv[:3], result.returncode,
+                               result.stderr.decode("utf-8", "replace"))
+    return records
+
+
+class AnnexError(RecorderError):
+    def __init__(self, action: str, failed: list[dict]) -> None:
+        first = failed[0]
+        where = first.get("file") or first.get("key") or "?"
+        why = " ".join(m.strip() for m in first.get("error-messages", []) if m.strip())
+        why = why or first.get("note", "").strip() or "failed"
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        super().__init__(f"git annex {action} failed for {where}: {why}{more}")
+        self.failed = failed
+
+
+def init(root: str | os.PathLike[str], description: str | None = None) -> None:
+    ensure_available()
+    argv = ["git", "annex", "init", "--quiet"]
+    if description:
+        argv.append(description)
+    proc.capture(argv, cwd=root)
+
+
+def get(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
+    return _annex_json(root, ["get"], paths)
+
+
+def unlock(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
+    return _annex_json(root, ["unlock"], paths)
+
+
+def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
+    """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git."""
+    return _annex_json(root, ["add"], paths)
+
+
+def annex_objects_marker(path: str) -> bool:
+    return "/annex/objects/" in path or path.startswith(".git/annex/objects")
+
+
+def missing_content(root: Path, relpaths: Iterable[str]) -> list[str]:
+    """Of the given dataset-relative paths, those that need a ``git annex get``.
+
+    Files are checked on disk (a symlink into the annex whose target is absent); a directory
+    is returned as it is, and git-annex decides what under it is missing.
+    """
+    result = []
+    for rel in relpaths:
+        full = root / rel
+        if full.is_symlink():
+            target = os.readlink(full)
+            if annex_objects_marker(target) and not full.exists():
+                result.append(rel)
+        elif full.is_dir():
+            if _dir_has_missing(full):
+                result.append(rel)
+    return result
+
+
+def _dir_has_missing(directory: Path) -> bool:
+    for dirpath, dirnames, filenames in os.walk(directory):
+        if ".git" in dirnames:
+            dirnames.remove(".git")
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full) and not os.path.exists(full):
+                if annex_objects_marker(os.readlink(full)):
+                    return True
+    return False
+
+
+def is_locked_annexed(full: Path) -> bool:
+    return full.is_symlink() and annex_objects_marker(os.readlink(full))
+
+
+def describe_key(root: str | os.PathLike[str], path: str) -> str | None:
+    out = proc.capture(["git", "annex", "lookupkey", "--", path], cwd=root, check=False)
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None

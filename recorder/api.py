@@ -1,0 +1,106 @@
+"""The public Python API of rr.  Every CLI command is a thin twin of a function here.
+
+    >>> from recorder import api
+    >>> ds = api.create("analysis")
+    >>> api.run("echo hi > hi.txt", dataset="analysis", outputs=["hi.txt"])
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import create as _create
+from . import run as _run
+from . import save as _save
+from .dataset import Dataset
+from .errors import RecorderError
+
+PathArg = str | os.PathLike[str] | None
+
+
+def find_dataset(dataset: PathArg = None) -> Dataset:
+    return Dataset.find(dataset)
+
+
+def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
+           annex: bool = True) -> Dataset:
+    """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
+    if cfg_proc:
+        from . import procedures
+
+        procedures.ensure_known(cfg_proc, path)
+    ds = _create.create(path, force=force, annex_repo=annex)
+    if cfg_proc:
+        from . import procedures
+
+        for name in cfg_proc:
+            procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}")
+    return ds
+
+
+def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
+         message_file: PathArg = None, version_tag: str | None = None) -> _save.SaveResult:
+    """Commit the given paths (or all changes); large files go to the annex."""
+    ds = Dataset.find(dataset)
+    if message_file is not None:
+        if message is not None:
+            raise RecorderError("give either a message or a message file, not both")
+        message = _read_message_file(ds, message_file)
+    return _save.save(ds, list(paths) or None, message=message, version_tag=version_tag)
+
+
+def _read_message_file(ds: Dataset, path: str | os.PathLike[str]) -> str:
+    p = Path(path)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, ds.root / p]
+    for c in candidates:
+        if c.is_file():
+            return c.read_text(encoding="utf-8")
+    raise RecorderError(f"message file not found: {path}")
+
+
+def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | None = None,
+        inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
+        explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
+        sidecar: bool | None = None, container: str | None = None,
+        announce: Callable[[str], None] | None = None) -> _run.RunResult:
+    """Run a command, then save its outputs with a DataLad-compatible run record."""
+    ds = Dataset.find(dataset)
+    spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
+                             expand=expand, explicit=explicit, assume_ready=assume_ready,
+                             sidecar=sidecar)
+    if container is not None:
+        from .containers import registry
+
+        registry.wrap_spec(ds, spec, container)
+    if dry_run:
+        return _run.dry_run(ds, spec)
+    return _run.execute(ds, spec, announce=announce)
+
+
+def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
+          onto: str | None = None, branch: str | None = None, message: str | None = None,
+          explicit: bool = False, assume_ready: str | None = None, continue_: bool = False):
+    """Replay run records; returns an iterator of results, one per step of the plan."""
+    from . import rerun as _rerun
+
+    ds = Dataset.find(dataset)
+    return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
+                        explicit=explicit, assume_ready=assume_ready, continue_=continue_)
+
+
+def rerun_report(revision: str | None = None, *, dataset: PathArg = None,
+                 since: str | None = None, onto: str | None = None, branch: str | None = None):
+    from . import rerun as _rerun
+
+    ds = Dataset.find(dataset)
+    return _rerun.report(ds, revision, since=since, onto=onto, branch=branch)
+
+
+def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
+                 since: str | None = None, script_name: str = "-") -> str:
+    from . import rerun as _rerun
+
+    ds = Dataset.find(dataset)
+    return _rerun.script(ds, revision, since=since, script_name=script_name)

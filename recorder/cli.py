@@ -1,0 +1,225 @@
+"""The ``rr`` command line: each command parses, calls one ``recorder.api`` function, renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, List, Optional, TypeVar
+
+import typer
+
+from . import __version__
+from .errors import RecorderError
+
+app = typer.Typer(
+    name="rr",
+    help="rr records how results were made: every run's command, inputs and outputs go into "
+         "a DataLad-compatible run record in the commit, and can be replayed with rr rerun.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_STATE = {"debug": False}
+T = TypeVar("T")
+
+
+class Which(str, Enum):
+    inputs = "inputs"
+    outputs = "outputs"
+    both = "both"
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def _info(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n")
+    else:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the API; turn a RecorderError into 'rr: error: ...' and its exit code."""
+    try:
+        return fn(*args, **kwargs)
+    except RecorderError as exc:
+        if _STATE["debug"]:
+            raise
+        _err(f"rr: error: {exc.message}")
+        if exc.hint:
+            _err(f"rr: hint: {exc.hint}")
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if _STATE["debug"]:
+            raise
+        _err("rr: interrupted")
+        raise typer.Exit(130) from None
+
+
+def _json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"rr {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+@app.command()
+def create(
+    path: Optional[str] = typer.Argument(None, help="Where to create the dataset (default: here)."),
+    cfg_proc: List[str] = typer.Option([], "-c", "--cfg-proc",
+                                       help="Run this configuration procedure after creation "
+                                            "(yoda, text2git, ...); repeatable."),
+    force: bool = typer.Option(False, "--force", "-f", help="Create in a non-empty directory."),
+    no_annex: bool = typer.Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create a dataset: git + git-annex, .datalad/config with a new id, one commit.
+
+    Example: rr create -c yoda -c text2git my-analysis
+    """
+    from . import api
+
+    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex)
+    if as_json:
+        _json({"action": "create", "status": "ok", "path": str(ds.root), "id": ds.id})
+    else:
+        _info(f"rr: created dataset {ds.root} (id {ds.id})")
+
+
+@app.command()
+def save(
+    paths: List[str] = typer.Argument(None, help="Paths to save (default: all changes)."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message."),
+    message_file: Optional[str] = typer.Option(None, "-F", "--message-file",
+                                               help="Take the commit message from this file "
+                                                    "(e.g. .git/COMMIT_EDITMSG after a failed run)."),
+    version_tag: Optional[str] = typer.Option(None, "--version-tag", "-t",
+                                              help="Tag the saved commit with this name."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset (default: "
+                                          "the one containing the working directory)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Save changes: large files into the annex (per .gitattributes), text into git.
+
+    Example: rr save -m "Add evaluation script" --version-tag ready4analysis code/evaluate.py
+    """
+    from . import api
+
+    result = call(api.save, paths or (), dataset=dataset, message=message,
+                  message_file=message_file, version_tag=version_tag)
+    if as_json:
+        _json(result.to_dict())
+        return
+    if result.status == "notneeded":
+        _info("rr: nothing to save" + (f"; tagged HEAD as {result.tag}" if result.tag else ""))
+    else:
+        tag = f", tagged {result.tag}" if result.tag else ""
+        _info(f"rr: saved {len(result.paths)} path(s) in {result.commit[:8]}{tag}")
+
+
+@app.command(context_settings={"allow_interspersed_args": False,
+                               "ignore_unknown_options": True})
+def run(
+    cmd: List[str] = typer.Argument(None, help="The command. Quote it as one string when it "
+                                                "uses {inputs}/{outputs}, pipes or redirections."),
+    message: Optional[str] = typer.Option(None, "-m", "--message",
+                                          help="Commit message (default: the command, cut at "
+                                               "40 characters)."),
+    inputs: List[str] = typer.Option([], "-i", "--input",
+                                     help="Input path or glob, fetched before the command; "
+                                          "repeatable."),
+    outputs: List[str] = typer.Option([], "-o", "--output",
+                                      help="Output path or glob, made writable before the "
+                                           "command; repeatable."),
+    expand: Optional[Which] = typer.Option(None, "--expand",
+                                           help="Store expanded globs instead of the specs."),
+    explicit: bool = typer.Option(False, "--explicit",
+                                  help="Save only the declared outputs; the dataset may be dirty."),
+    assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
+                                                 help="Skip fetching inputs / unlocking outputs."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Show what would run and change nothing."),
+    sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar",
+                                 help="Store the record in .datalad/runinfo instead of the "
+                                      "commit message."),
+    container: Optional[str] = typer.Option(None, "-n", "--container",
+                                            help="Run inside this registered container."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a command and record it: inputs fetched, outputs saved with a run record.
+
+    Example: rr run -m "Count words" -i 'data/*.txt' -o counts.txt "wc -w {inputs} > {outputs}"
+    """
+    from . import api
+
+    def announce(command: str) -> None:
+        if not as_json:
+            _info(f"rr: running: {command}")
+
+    result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
+                  outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
+                  assume_ready=assume_ready.value if assume_ready else None, dry_run=dry_run,
+                  sidecar=sidecar, container=container, announce=announce)
+    if as_json:
+        _json(result.to_dict())
+        return
+    if result.status == "dry-run":
+        _render_dry_run(result)
+    elif result.status == "notneeded":
+        _info("rr: the command changed nothing; no commit made")
+    else:
+        _info(f"rr: saved {len(result.saved)} path(s) in {result.commit[:8]} with the run record "
+              f"({result.duration:.1f}s)")
+
+
+def _render_dry_run(result: Any) -> None:
+    print("Dry run information")
+    print(f" location: {result.pwd}")
+    if result.inputs:
+        print(" expanded inputs:")
+        for p in result.inputs:
+            print(f"  {p}")
+    if result.outputs:
+        print(" expanded outputs:")
+        for p in result.outputs:
+            print(f"  {p}")
+    print(" command:")
+    print(f"  {result.record['cmd']}")
+    print(" expanded command:")
+    print(f"  {result.command}")
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        _err("rr: interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(141)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

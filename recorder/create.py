@@ -1,0 +1,81 @@
+"""Creating a dataset: git + git-annex, .datalad/config with an id, DataLad's attributes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import annex, gitrepo
+from .dataset import DATALAD_CONFIG, Dataset
+from .errors import RecorderError
+
+# DataLad's defaults for a new dataset (verified against `datalad create`)
+GITATTRIBUTES = "* annex.backend=MD5E\n**/.git* annex.largefiles=nothing\n"
+DATALAD_GITATTRIBUTES = "config annex.largefiles=nothing\n"
+NEW_DATASET_MESSAGE = "[DATALAD] new dataset"
+
+
+@dataclass
+class CreateResult:
+    status: str
+    path: str
+    id: str
+    commit: str
+
+    def to_dict(self) -> dict:
+        return {"action": "create", "status": self.status, "path": self.path, "id": self.id,
+                "commit": self.commit}
+
+
+def create(path: str | os.PathLike[str] | None = None, force: bool = False,
+           annex_repo: bool = True) -> Dataset:
+    target = Path(path if path is not None else os.getcwd()).absolute()
+    if (target / ".git").exists():
+        raise RecorderError(f"there is already a dataset (git repository) at {target}")
+    if target.exists() and not target.is_dir():
+        raise RecorderError(f"not a directory: {target}")
+    if target.exists() and any(target.iterdir()) and not force:
+        raise RecorderError(f"directory is not empty: {target}",
+                            hint="pass --force to create the dataset in it anyway")
+    if annex_repo:
+        annex.ensure_available()
+    target.mkdir(parents=True, exist_ok=True)
+    gitrepo.init(target)
+    if annex_repo:
+        annex.init(target, f"{_user()}@{socket.gethostname()}:{target}")
+    ds = Dataset(target)
+    dsid = str(uuid.uuid4())
+    (target / ".datalad").mkdir(exist_ok=True)
+    gitrepo.config_set(target, "datalad.dataset.id", dsid, file=str(target / DATALAD_CONFIG))
+    paths = [DATALAD_CONFIG]
+    if annex_repo:
+        _write_if_absent(target / ".gitattributes", GITATTRIBUTES)
+        _write_if_absent(target / ".datalad" / ".gitattributes", DATALAD_GITATTRIBUTES)
+        paths += [".gitattributes", ".datalad/.gitattributes"]
+    gitrepo.add(target, paths)
+    gitrepo.commit(target, NEW_DATASET_MESSAGE, only=paths)
+    ds.reload_config()
+    return ds
+
+
+def _write_if_absent(path: Path, text: str) -> None:
+    if path.exists():
+        existing = path.read_text(encoding="utf-8")
+        missing = [line for line in text.splitlines() if line not in existing.splitlines()]
+        if missing:
+            sep = "" if existing.endswith("\n") or not existing else "\n"
+            path.write_text(existing + sep + "\n".join(missing) + "\n", encoding="utf-8")
+        return
+    path.write_text(text, encoding="utf-8")
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return "user"

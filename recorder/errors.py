@@ -1,0 +1,109 @@
+"""The one error root of rr.
+
+Every expected failure is a :class:`RecorderError`: a one-line message a user can act on,
+an optional hint line, and an exit code.  Exit codes are few and have a meaning:
+0 ok, 1 error, 2 usage, 130 interrupted; a failed user command passes its own status through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class RecorderError(Exception):
+    """Base of all errors rr reports to a user."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(RecorderError):
+    """The request itself is malformed (bad option value, missing command)."""
+
+    exit_code = EXIT_USAGE
+
+
+class NoDatasetError(RecorderError):
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"not inside a dataset: {path}",
+            hint="create one with 'rr create PATH' or pass -d DATASET",
+        )
+
+
+class OutsideDatasetError(RecorderError):
+    def __init__(self, path: str, root: str) -> None:
+        super().__init__(f"path is outside the dataset {root}: {path}")
+
+
+class DirtyDatasetError(RecorderError):
+    def __init__(self, paths: Sequence[str]) -> None:
+        shown = ", ".join(paths[:8]) + (f" (and {len(paths) - 8} more)" if len(paths) > 8 else "")
+        super().__init__(
+            f"the dataset has unsaved changes: {shown}",
+            hint="save them with 'rr save', or declare outputs and use --explicit",
+        )
+        self.paths = list(paths)
+
+
+class PlaceholderError(RecorderError):
+    pass
+
+
+class InputNotFoundError(RecorderError):
+    def __init__(self, specs: Sequence[str]) -> None:
+        quoted = ", ".join(repr(s) for s in specs)
+        super().__init__(f"input did not match any file: {quoted}")
+        self.specs = list(specs)
+
+
+class RecordError(RecorderError):
+    """A run record in a commit message or sidecar cannot be read."""
+
+
+class ToolMissingError(RecorderError):
+    def __init__(self, tool: str, hint: str) -> None:
+        super().__init__(f"{tool} is not installed or not on PATH", hint=hint)
+
+
+class CommandError(RecorderError):
+    """A git or git-annex call failed."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str = "") -> None:
+        last = [line for line in stderr.strip().splitlines() if line.strip()]
+        detail = last[-1].strip() if last else f"exit code {returncode}"
+        name = " ".join(argv[:2]) if argv and argv[0] == "git" else (argv[0] if argv else "?")
+        super().__init__(f"{name} failed: {detail}")
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+class CommandFailedError(RecorderError):
+    """The user's command exited non-zero; rr exits with the same status."""
+
+    def __init__(self, returncode: int, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.returncode = returncode
+        self.exit_code = returncode if 0 < returncode < 256 else EXIT_ERROR
+
+
+class InterruptedError_(RecorderError):
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str = "interrupted; nothing was saved") -> None:
+        super().__init__(message)
+
+
+Interrupted = InterruptedError_

@@ -1,0 +1,310 @@
+"""The only module that spawns git.  Functions are named by what they return."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import proc
+from .errors import CommandError
+
+PathLike = str | os.PathLike[str]
+
+
+def _git(
+    args: Sequence[str],
+    cwd: PathLike,
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+):
+    return proc.capture(["git", *args], cwd=cwd, input=input, check=check, env=env)
+
+
+def call_git(args: Sequence[str], cwd: PathLike, *, input: bytes | None = None,
+             env: dict[str, str] | None = None) -> str:
+    """stdout of ``git ARGS`` as text."""
+    return _git(args, cwd, input=input, env=env).stdout.decode("utf-8", "surrogateescape")
+
+
+def call_git_lines(args: Sequence[str], cwd: PathLike) -> list[str]:
+    return call_git(args, cwd).splitlines()
+
+
+def call_git_z(args: Sequence[str], cwd: PathLike, *, input: bytes | None = None) -> list[str]:
+    """NUL-separated stdout of ``git ARGS`` as a list (empty items dropped at the end)."""
+    out = call_git(args, cwd, input=input)
+    items = out.split("\0")
+    if items and items[-1] == "":
+        items.pop()
+    return items
+
+
+def call_git_success(args: Sequence[str], cwd: PathLike) -> bool:
+    return _git(args, cwd, check=False).returncode == 0
+
+
+def call_git_optional(args: Sequence[str], cwd: PathLike) -> str | None:
+    """stdout of ``git ARGS``, or None when git exits non-zero."""
+    proc_ = _git(args, cwd, check=False)
+    if proc_.returncode != 0:
+        return None
+    return proc_.stdout.decode("utf-8", "surrogateescape")
+
+
+def nul_paths(paths: Iterable[str]) -> bytes:
+    return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+
+
+# --- repository level ------------------------------------------------------------------
+
+
+def init(path: PathLike) -> None:
+    call_git(["init", "-q"], path)
+
+
+def head_sha(root: PathLike) -> str | None:
+    out = call_git_optional(["rev-parse", "-q", "--verify", "HEAD^{commit}"], root)
+    return out.strip() if out else None
+
+
+def current_branch(root: PathLike) -> str | None:
+    out = call_git_optional(["symbolic-ref", "-q", "--short", "HEAD"], root)
+    return out.strip() if out else None
+
+
+def resolve_commit(root: PathLike, rev: str) -> str | None:
+    out = call_git_optional(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], root)
+    return out.strip() if out else None
+
+
+@dataclass(frozen=True)
+class StatusEntry:
+    """One path from ``git status --porcelain=v2``.
+
+    ``state`` is one of added, modified, deleted, typechange, renamed, untracked, unmerged.
+    ``submodule`` is true for a subdataset entry.
+    """
+
+    path: str
+    state: str
+    submodule: bool = False
+    staged: bool = False
+
+
+_XY_STATE = {"A": "added", "M": "modified", "D": "deleted", "T": "typechange", "R": "renamed",
+             "C": "added"}
+
+
+def iter_status(
+    root: PathLike,
+    paths: Sequence[str] | None = None,
+    *,
+    untracked: str = "normal",
+    ignore_submodules: str = "none",
+) -> list[StatusEntry]:
+    """Parse ``git status --porcelain=v2 -z`` (one call) into entries."""
+    args = ["status", "--porcelain=v2", "-z", f"--untracked-files={untracked}",
+            f"--ignore-submodules={ignore_submodules}"]
+    if paths is not None:
+        # git status has no --pathspec-from-file: pass literal pathspecs in argv chunks
+        out = _call_git_z_paths(args, root, paths)
+    else:
+        out = call_git_z(args, root)
+    entries: list[StatusEntry] = []
+    i = 0
+    while i < len(out):
+        item = out[i]
+        kind = item[:1]
+        if kind == "1":
+            parts = item.split(" ", 8)
+            xy, sub, path = parts[1], parts[2], parts[8]
+            entries.append(_entry(path, xy, sub))
+        elif kind == "2":
+            parts = item.split(" ", 9)
+            xy, sub, path = parts[1], parts[2], parts[9]
+            orig = out[i + 1]
+            i += 1
+            entries.append(_entry(path, xy, sub))
+            entries.append(StatusEntry(orig, "deleted", staged=True))
+        elif kind == "u":
+            parts = item.split(" ", 10)
+            entries.append(StatusEntry(parts[10], "unmerged", parts[2].startswith("S")))
+        elif kind == "?":
+            entries.append(StatusEntry(item[2:], "untracked"))
+        i += 1
+    return entries
+
+
+def _argv_chunks(paths: Sequence[str], limit: int = 100_000) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for p in paths:
+        if chunks[-1] and size + len(p) > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(p)
+        size += len(p) + 1
+    return chunks if chunks[0] else []
+
+
+def _entry(path: str, xy: str, sub: str) -> StatusEntry:
+    x, y = xy[0], xy[1]
+    # the worktree state wins: a staged add that was deleted again is a deletion
+    code = y if y != "." else x
+    state = _XY_STATE.get(code, "modified")
+    if x == "A" and y == "M":
+        state = "added"
+    return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".")
+
+
+def pathspec_input(paths: Iterable[str]) -> bytes:
+    return nul_paths(paths)
+
+
+def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> None:
+    """``git add -A`` of exactly ``paths`` (literal pathspecs, fed on stdin)."""
+    if not paths:
+        return
+    args = ["add", "-A" if not update_only else "-u", "--pathspec-from-file=-", "--pathspec-file-nul"]
+    call_git(args, root, input=nul_paths(paths), env={"GIT_LITERAL_PATHSPECS": "1"})
+
+
+def remove_cached(root: PathLike, paths: Sequence[str]) -> None:
+    if not paths:
+        return
+    call_git(["rm", "-q", "--cached", "--ignore-unmatch", "-r", "--pathspec-from-file=-",
+              "--pathspec-file-nul"], root, input=nul_paths(paths),
+             env={"GIT_LITERAL_PATHSPECS": "1"})
+
+
+def staged_paths(root: PathLike) -> list[str]:
+    return call_git_z(["diff", "--cached", "--name-only", "-z", "--no-renames"], root)
+
+
+def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
+           allow_empty: bool = False) -> str:
+    """Commit the index (or, with ``only``, just those paths) and return the new sha.
+
+    The message is passed on stdin, so git applies its 'whitespace' cleanup exactly as for
+    ``git commit -m`` (which is how DataLad commits).
+    """
+    msg_path = Path(git_dir(root)) / "RR_COMMIT_MSG"
+    msg_path.write_text(message, encoding="utf-8")
+    args = ["commit", "-q", "--no-edit", "-F", str(msg_path)]
+    if allow_empty:
+        args.append("--allow-empty")
+    try:
+        if only is not None:
+            args += ["--only", "--pathspec-from-file=-", "--pathspec-file-nul"]
+            call_git(args, root, input=nul_paths(only), env={"GIT_LITERAL_PATHSPECS": "1"})
+        else:
+            call_git(args, root)
+    finally:
+        msg_path.unlink(missing_ok=True)
+    sha = head_sha(root)
+    assert sha is not None
+    return sha
+
+
+def tag(root: PathLike, name: str, rev: str = "HEAD") -> None:
+    call_git(["tag", name, rev], root)
+
+
+def check_ref_format_tag(root: PathLike, name: str) -> bool:
+    return call_git_success(["check-ref-format", f"refs/tags/{name}"], root)
+
+
+_GIT_DIRS: dict[str, str] = {}
+
+
+def git_dir(root: PathLike) -> str:
+    key = os.fspath(root)
+    cached = _GIT_DIRS.get(key)
+    if cached:
+        return cached
+    dotgit = Path(root) / ".git"
+    if dotgit.is_dir():
+        result = str(dotgit)
+    else:
+        result = call_git(["rev-parse", "--absolute-git-dir"], root).strip()
+    _GIT_DIRS[key] = result
+    return result
+
+
+def config_list(root: PathLike, file: str | None = None) -> list[tuple[str, str]]:
+    """All (key, value) pairs of git's config (or of one config ``file``), in order."""
+    args = ["config", "-f", file, "-z", "--list"] if file else ["config", "-z", "--list"]
+    proc_ = _git(args, root, check=False)
+    if proc_.returncode != 0:
+        if file is not None:
+            return []
+        raise CommandError(["git", *args], proc_.returncode, proc_.stderr.decode(errors="replace"))
+    pairs = []
+    for item in proc_.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        if not item:
+            continue
+        key, _, value = item.partition("\n")
+        pairs.append((key, value))
+    return pairs
+
+
+def config_set(root: PathLike, key: str, value: str, *, file: str | None = None,
+               add: bool = False) -> None:
+    args = ["config"]
+    if file:
+        args += ["-f", file]
+    if add:
+        args.append("--add")
+    call_git([*args, key, value], root)
+
+
+def config_unset_all(root: PathLike, key: str, *, file: str | None = None) -> None:
+    args = ["config"] + (["-f", file] if file else []) + ["--unset-all", key]
+    _git(args, root, check=False)
+
+
+def config_remove_section(root: PathLike, section: str, *, file: str | None = None) -> bool:
+    args = ["config"] + (["-f", file] if file else []) + ["--remove-section", section]
+    return _git(args, root, check=False).returncode == 0
+
+
+def ls_files_symlinks(root: PathLike, paths: Sequence[str]) -> list[str]:
+    """Tracked paths under ``paths`` whose index mode is a symlink (locked annexed files)."""
+    if not paths:
+        return []
+    out = _call_git_z_paths(["ls-files", "-s", "-z"], root, paths)
+    result = []
+    for item in out:
+        meta, _, path = item.partition("\t")
+        if meta.startswith("120000 "):
+            result.append(path)
+    return result
+
+
+def ls_files(root: PathLike, paths: Sequence[str] | None = None) -> list[str]:
+    args = ["ls-files", "-z"]
+    if paths is None:
+        return call_git_z(args, root)
+    return _call_git_z_paths(args, root, paths)
+
+
+def _call_git_z_paths(args: Sequence[str], root: PathLike, paths: Sequence[str]) -> list[str]:
+    """NUL-separated output of a git command over literal pathspecs given in argv chunks."""
+    out: list[str] = []
+    for chunk in _argv_chunks(paths):
+        text = _git([*args, "--", *chunk], root, env={"GIT_LITERAL_PATHSPECS": "1"}).stdout
+        items = text.decode("utf-8", "surrogateescape").split("\0")
+        if items and items[-1] == "":
+            items.pop()
+        out += items
+    return out
+
+
+def write_commit_editmsg(root: PathLike, message: str) -> Path:
+    path = Path(git_dir(root)) / "COMMIT_EDITMSG"
+    path.write_text(message, encoding="utf-8")
+    return path

@@ -1,0 +1,191 @@
+"""The only module that starts processes.
+
+``capture`` runs a tool (git, git-annex, docker ...) and returns its output; the modules
+``gitrepo`` and ``annex`` are its only callers for git and git-annex.  ``run_shell``
+runs a user's command in a process group of its own, with Ctrl-C and SIGTERM forwarded to
+the whole group, and its output streamed live.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .errors import CommandError
+
+_BASE_ENV: dict[str, str] | None = None
+
+
+def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for tools whose output rr parses: C locale, no prompts."""
+    global _BASE_ENV
+    if _BASE_ENV is None:
+        env = dict(os.environ)
+        env["PATH"] = tool_path()
+        env["LC_ALL"] = "C.UTF-8"  # C.UTF-8: git-annex mangles non-ASCII names under plain C
+        env["GIT_TERMINAL_PROMPT"] = "0"
+        _BASE_ENV = env
+    if not extra:
+        return _BASE_ENV
+    env = dict(_BASE_ENV)
+    env.update(extra)
+    return env
+
+
+def tool_path() -> str:
+    """PATH with the directory of rr's own interpreter first when git-annex lives there.
+
+    The PyPI ``git-annex`` package puts its binary next to the interpreter, which is not
+    on PATH when rr is called from an unactivated virtual environment.
+    """
+    path = os.environ.get("PATH", os.defpath)
+    bindir = os.path.dirname(sys.executable)
+    if os.path.exists(os.path.join(bindir, "git-annex")) and bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    return path
+
+
+def capture(
+    argv: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    input: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    stderr_to_terminal: bool = False,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` to completion and capture stdout (and stderr unless it goes to the terminal)."""
+    try:
+        proc = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            input=input,
+            stdout=subprocess.PIPE,
+            stderr=None if stderr_to_terminal else subprocess.PIPE,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            env=tool_env(env),
+            check=False,
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+    if check and proc.returncode != 0:
+        err = (proc.stderr or b"").decode("utf-8", "replace")
+        if not err.strip():
+            err = (proc.stdout or b"").decode("utf-8", "replace")
+        raise CommandError(argv, proc.returncode, err)
+    return proc
+
+
+def popen_lines(
+    argv: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` with stdout piped for line-wise reading (the caller waits for it)."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=tool_env(env),
+        )
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+@dataclass(frozen=True)
+class ShellOutcome:
+    returncode: int
+    interrupted_by: int | None  # the signal rr received and forwarded, if any
+
+
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def run_shell(
+    command: str,
+    cwd: str | os.PathLike[str],
+    env: Mapping[str, str] | None = None,
+    argv: Sequence[str] | None = None,
+) -> ShellOutcome:
+    """Run ``command`` with ``/bin/sh -c`` (or ``argv`` as given) in its own process group.
+
+    Signals rr receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the whole group.  When
+    rr owns the terminal, the group becomes the terminal's foreground group so that Ctrl-C
+    and interactive input reach the command directly.
+    """
+    full_env = dict(os.environ)
+    full_env["PATH"] = tool_path()
+    if env:
+        full_env.update(env)
+    args = list(argv) if argv is not None else ["/bin/sh", "-c", command]
+    received: list[int] = []
+    child: subprocess.Popen[bytes] | None = None
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        if child is not None:
+            try:
+                os.killpg(child.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    previous = {sig: signal.getsignal(sig) for sig in _FORWARDED}
+    for sig in _FORWARDED:
+        signal.signal(sig, forward)
+    tty_fd = _foreground_tty()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = subprocess.Popen(args, cwd=cwd, env=full_env, process_group=0)
+        if tty_fd is not None:
+            _set_foreground(tty_fd, child.pid)
+        if received:  # a signal arrived between fork and the handler seeing the child
+            os.killpg(child.pid, received[0])
+        while True:
+            try:
+                returncode = child.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                continue
+    finally:
+        if tty_fd is not None:
+            _set_foreground(tty_fd, os.getpgrp())
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    interrupted = received[0] if received else None
+    if interrupted is None and returncode in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
+        # Ctrl-C typed at the terminal went straight to the command's foreground group.
+        interrupted = -returncode
+    return ShellOutcome(returncode=returncode, interrupted_by=interrupted)
+
+
+def _foreground_tty() -> int | None:
+    """The terminal fd if rr is in the terminal's foreground process group, else None."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        if os.isatty(fd) and os.tcgetpgrp(fd) == os.getpgrp():
+            return fd
+    except OSError:
+        return None
+    return None
+
+
+def _set_foreground(fd: int, pgid: int) -> None:
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, pgid)
+    except OSError:
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, old)

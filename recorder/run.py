@@ -1,0 +1,369 @@
+"""The run operation: resolve specs, prepare inputs and outputs, execute, save with a record."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import annex, gitrepo, proc
+from . import record as records
+from .dataset import Dataset
+from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
+                     OutsideDatasetError, RecorderError, UsageError)
+from .lock import dataset_lock, deferred_signals
+from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
+from .save import commit_entries
+
+EXPAND_CHOICES = ("inputs", "outputs", "both")
+
+
+@dataclass
+class RunResult:
+    status: str  # ok | notneeded | dry-run
+    commit: str | None
+    record: dict[str, Any]
+    message: str  # the full commit message
+    command: str  # the expanded command that ran (or would run)
+    exit_code: int
+    pwd: str
+    inputs: list[str] = field(default_factory=list)  # expanded, relative to pwd
+    outputs: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    saved: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": "run", "status": self.status, "commit": self.commit,
+                "record": self.record, "command": self.command, "exit": self.exit_code,
+                "pwd": self.pwd, "inputs": self.inputs, "outputs": self.outputs,
+                "duration": round(self.duration, 3), "saved": self.saved}
+
+
+@dataclass
+class RunSpec:
+    """Everything needed to execute and record one command in a dataset."""
+
+    cmd: str  # normalised, unexpanded
+    pwd: Path  # absolute execution directory
+    inputs: list[str]  # specs (placeholders inside specs already expanded)
+    outputs: list[str]
+    extra_inputs: list[str] = field(default_factory=list)
+    message: str | None = None
+    expand: str | None = None
+    explicit: bool = False
+    assume_ready: str | None = None
+    sidecar: bool | None = None
+    chain: list[str] = field(default_factory=list)
+    expected_exit: int = 0
+    extra_unlock: list[str] = field(default_factory=list)  # dataset-relative (rerun)
+    rr_info: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    argv_wrapper: Callable[[str, Path], list[str]] | None = None  # containers
+    save_failed: bool = False
+
+
+def normalize_command(cmd: str | Sequence[str]) -> str:
+    """DataLad's normalisation: one token verbatim, several shell-quoted and joined."""
+    if isinstance(cmd, str):
+        return cmd
+    words = list(cmd)
+    if words and words[0] == "--":
+        words = words[1:]
+    if len(words) == 1:
+        return words[0]
+    return shlex.join(words)
+
+
+def resolve_pwd(ds: Dataset, cwd: Path | None = None) -> Path:
+    """Run where the user is when that is inside the dataset, else in the dataset root."""
+    here = Path(cwd or os.getcwd()).absolute()
+    return here if ds.contains(here) else ds.root
+
+
+# --- globbing ---------------------------------------------------------------------------
+
+
+@dataclass
+class Globbed:
+    hits: list[str]  # relative to pwd, in DataLad's order ("." first when given)
+    unmatched: list[str]
+
+
+def glob_specs(specs: Sequence[str], pwd: Path, ds: Dataset) -> Globbed:
+    hits: list[str] = []
+    dot: list[str] = []
+    unmatched: list[str] = []
+    for spec in specs:
+        if spec == ".":
+            dot.append(".")
+            continue
+        pattern = spec
+        if os.path.isabs(pattern):
+            pattern = os.path.relpath(pattern, pwd)
+        if os.path.lexists(pwd / pattern):  # a literal name wins, even with [ or * in it
+            found = [pattern]
+        elif glob.has_magic(pattern):
+            found = sorted(glob.glob(pattern, root_dir=pwd, recursive=True))
+        else:
+            found = []
+        if not found:
+            unmatched.append(spec)
+            continue
+        for hit in found:
+            ds.relpath(pwd / hit)  # raises OutsideDatasetError
+        hits.extend(found)
+    return Globbed(dot[:1] + hits, unmatched)
+
+
+def _to_root(ds: Dataset, pwd: Path, paths: Sequence[str]) -> list[str]:
+    return [ds.relpath(pwd / p) for p in paths]
+
+
+# --- preparation ------------------------------------------------------------------------
+
+
+def fetch_inputs(ds: Dataset, root_paths: Sequence[str]) -> None:
+    if not root_paths or not ds.is_annex:
+        return
+    if "." in root_paths:
+        annex.get(ds.root, ["."])
+        return
+    missing = annex.missing_content(ds.root, root_paths)
+    if missing:
+        annex.get(ds.root, missing)
+
+
+def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
+    """Make existing annexed outputs writable; remove files whose content is absent.
+
+    Returns the removed paths.  Directories are unlocked file by file for the files whose
+    content is here; absent files under a directory are left alone.
+    """
+    if not root_paths or not ds.is_annex:
+        return []
+    to_unlock: list[str] = []
+    removed: list[str] = []
+    dirs: list[str] = []
+    for rel in root_paths:
+        full = ds.root / rel
+        if annex.is_locked_annexed(full):
+            if full.exists():
+                to_unlock.append(rel)
+            else:
+                full.unlink()
+                removed.append(rel)
+        elif full.is_dir() and not full.is_symlink():
+            dirs.append(rel)
+    if dirs:
+        for rel in gitrepo.ls_files_symlinks(ds.root, ["." if d == "." else d for d in dirs]):
+            full = ds.root / rel
+            if annex.is_locked_annexed(full) and full.exists():
+                to_unlock.append(rel)
+    if to_unlock:
+        annex.unlock(ds.root, to_unlock)
+    return removed
+
+
+def ensure_clean(ds: Dataset) -> None:
+    dirty = ds.dirty_paths()
+    if dirty:
+        raise DirtyDatasetError(dirty)
+
+
+# --- the operation ----------------------------------------------------------------------
+
+
+def prepare_spec(
+    ds: Dataset,
+    cmd: str | Sequence[str],
+    *,
+    message: str | None = None,
+    inputs: Sequence[str] = (),
+    outputs: Sequence[str] = (),
+    extra_inputs: Sequence[str] = (),
+    expand: str | None = None,
+    explicit: bool = False,
+    assume_ready: str | None = None,
+    sidecar: bool | None = None,
+    cwd: Path | None = None,
+) -> RunSpec:
+    command = normalize_command(cmd)
+    if not command.strip():
+        raise UsageError("no command given", hint="rr run [OPTIONS] COMMAND...")
+    if expand not in (None, *EXPAND_CHOICES):
+        raise UsageError(f"--expand must be one of {', '.join(EXPAND_CHOICES)}")
+    if assume_ready not in (None, *EXPAND_CHOICES):
+        raise UsageError(f"--assume-ready must be one of {', '.join(EXPAND_CHOICES)}")
+    values = substitutions(ds.config.values)
+    raw = dict(values)
+    raw["inputs"] = list(inputs)
+    raw["outputs"] = list(outputs)
+    in_specs = expand_specs(list(inputs), raw, "input")
+    out_specs = expand_specs(list(outputs), raw, "output")
+    return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
+                   extra_inputs=list(extra_inputs), message=message, expand=expand,
+                   explicit=explicit, assume_ready=assume_ready, sidecar=sidecar)
+
+
+def command_values(ds: Dataset, spec: RunSpec, in_hits: Sequence[str],
+                   out_hits: Sequence[str], tmpdir: str) -> dict[str, Any]:
+    values: dict[str, Any] = substitutions(ds.config.values)
+    values.update(
+        pwd=QuotedPath(str(spec.pwd)),
+        dspath=QuotedPath(str(ds.root)),
+        tmpdir=QuotedPath(tmpdir),
+        inputs=PathList(in_hits),
+        outputs=PathList(out_hits),
+        extra_inputs=Fragment(spec.extra_inputs),
+    )
+    return values
+
+
+@dataclass
+class Plan:
+    spec: RunSpec
+    in_hits: list[str]
+    extra_hits: list[str]
+    out_hits: list[str]
+    command_template_ok: bool = True
+
+
+def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
+    """Everything that can be checked without touching the dataset."""
+    inp = glob_specs(spec.inputs, spec.pwd, ds)
+    extra = glob_specs(spec.extra_inputs, spec.pwd, ds)
+    problems = inp.unmatched + extra.unmatched
+    if problems and not for_dry_run:
+        raise InputNotFoundError(problems)
+    out = glob_specs(spec.outputs, spec.pwd, ds)
+    out_hits = out.hits + out.unmatched  # outputs that do not exist yet stay as written
+    for p in out.unmatched:
+        ds.relpath(spec.pwd / p)  # an output outside the dataset is an error
+    # validate the command's placeholders with a stand-in tmpdir before anything is touched
+    expand(spec.cmd, command_values(ds, spec, inp.hits + inp.unmatched, out_hits,
+                                    "/tmp/rr-run-check"))
+    return Plan(spec, inp.hits + (inp.unmatched if for_dry_run else []), extra.hits, out_hits)
+
+
+def dry_run(ds: Dataset, spec: RunSpec) -> RunResult:
+    if not spec.explicit:
+        ensure_clean(ds)
+    p = plan(ds, spec, for_dry_run=True)
+    command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits,
+                                              "{tmpdir}"))
+    rec = build_record(ds, spec, 0, p.in_hits, p.out_hits)
+    msg = spec.message if spec.message is not None else records.shorty(command)
+    return RunResult("dry-run", None, rec, records.format_message(msg, rec), command, 0,
+                     ds.relpath(spec.pwd), p.in_hits, p.out_hits)
+
+
+def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],
+                 out_hits_after: Sequence[str]) -> dict[str, Any]:
+    inputs = list(in_hits) if spec.expand in ("inputs", "both") else list(spec.inputs)
+    outputs = list(out_hits_after) if spec.expand in ("outputs", "both") else list(spec.outputs)
+    rr = dict(spec.rr_info)
+    if spec.explicit:
+        rr["explicit"] = True
+    return records.new_record(cmd=spec.cmd, dsid=ds.id, exit_code=exit_code, inputs=inputs,
+                              extra_inputs=spec.extra_inputs, outputs=outputs,
+                              pwd=_record_pwd(ds, spec.pwd), chain=spec.chain, rr=rr or None)
+
+
+def _record_pwd(ds: Dataset, pwd: Path) -> str:
+    return ds.relpath(pwd)
+
+
+def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | None = None
+            ) -> RunResult:
+    """Prepare, execute and save one command.  The dataset is left consistent on any failure."""
+    if not spec.explicit:
+        ensure_clean(ds)
+    p = plan(ds, spec)
+    in_root = _to_root(ds, spec.pwd, p.in_hits)
+    extra_root = _to_root(ds, spec.pwd, p.extra_hits)
+    out_root_before = _to_root(ds, spec.pwd, p.out_hits)
+    existed_before = {r for r in out_root_before if os.path.lexists(ds.root / r)}
+
+    with dataset_lock(ds.git_dir):
+        if spec.assume_ready not in ("inputs", "both"):
+            fetch_inputs(ds, in_root)
+        fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
+        if spec.assume_ready not in ("outputs", "both"):
+            unlock_outputs(ds, out_root_before + [x for x in spec.extra_unlock
+                                                  if x not in out_root_before])
+
+    uses_tmpdir = "tmpdir" in field_names(spec.cmd)
+    tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
+    try:
+        command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
+        if announce:
+            announce(command)
+        started = time.monotonic()
+        argv = spec.argv_wrapper(command, spec.pwd) if spec.argv_wrapper else None
+        outcome = proc.run_shell(command, spec.pwd, env=spec.env or None, argv=argv)
+        duration = time.monotonic() - started
+    finally:
+        if tmpdir:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    if outcome.interrupted_by is not None:
+        raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
+                          "stopped and nothing was saved")
+    exit_code = outcome.returncode
+    out_after = glob_specs(spec.outputs, spec.pwd, ds)
+    out_hits_after = out_after.hits + out_after.unmatched
+    rec = build_record(ds, spec, exit_code, p.in_hits, out_hits_after)
+    subject = spec.message if spec.message is not None else records.shorty(command)
+    relpwd = ds.relpath(spec.pwd)
+
+    with dataset_lock(ds.git_dir):
+        if spec.explicit:
+            declared = _to_root(ds, spec.pwd, out_after.hits)
+            gone = [r for r in existed_before if not os.path.lexists(ds.root / r)]
+            candidates = sorted(set(declared) | set(gone))
+            entries = ds.status(candidates, untracked="all") if candidates else []
+        else:
+            entries = ds.status(untracked="all")
+        entries = [e for e in entries if e.state != "unmerged"]
+        sidecar = spec.sidecar if spec.sidecar is not None else \
+            ds.config.get_bool("datalad.run.record-sidecar")
+        rid = None
+        if entries and sidecar:
+            record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+            rid, side_path = records.write_sidecar(ds.root, record_dir, rec)
+            rel_side = ds.relpath(side_path)
+            entries += [e for e in ds.status([rel_side], untracked="all")
+                        if e.path not in {x.path for x in entries}]
+        full_message = records.format_message(subject, None if rid else rec, rid)
+        if exit_code != spec.expected_exit and not spec.save_failed:
+            hint = None
+            if entries:
+                gitrepo.write_commit_editmsg(ds.root, full_message)
+                hint = ("outputs are left in place for inspection; to save them with the run "
+                        f"record: rr save -d {shlex.quote(str(ds.root))} -F .git/COMMIT_EDITMSG")
+            expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
+            raise CommandFailedError(
+                exit_code if exit_code > 0 else 128 + (-exit_code),
+                f"command exited with code {exit_code}{expected}; nothing was saved",
+                hint=hint)
+        if not entries:
+            return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
+                             p.in_hits, out_hits_after, duration, [])
+        sha = commit_entries(ds, entries, full_message, only=spec.explicit)
+    return RunResult("ok", sha, rec, full_message, command, exit_code, relpwd, p.in_hits,
+                     out_hits_after, duration, [e.path for e in entries])
+
+
+def ensure_inside(ds: Dataset, path: Path) -> None:
+    if not ds.contains(path):
+        raise OutsideDatasetError(str(path), str(ds.root))
+
+
+__all__ = ["RunResult", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",
+           "glob_specs", "RecorderError"]

@@ -1,0 +1,89 @@
+"""Saving: stage changes (large files into the annex per .gitattributes) and commit."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import annex, gitrepo
+from .dataset import Dataset
+from .errors import RecorderError, UsageError
+from .gitrepo import StatusEntry
+from .lock import dataset_lock, deferred_signals
+
+
+@dataclass
+class SaveResult:
+    status: str  # ok | notneeded
+    commit: str | None
+    paths: list[str] = field(default_factory=list)
+    tag: str | None = None
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        return {"action": "save", "status": self.status, "commit": self.commit,
+                "paths": self.paths, "tag": self.tag, "message": self.message}
+
+
+def stage(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
+    """Stage the given status entries; returns the staged paths."""
+    to_add = [e.path for e in entries if e.state != "deleted" and not e.submodule]
+    plain = [e.path for e in entries if e.state == "deleted" or e.submodule]
+    if to_add:
+        if ds.is_annex:
+            annex.add(ds.root, to_add)
+        else:
+            gitrepo.add(ds.root, to_add)
+    if plain:
+        gitrepo.add(ds.root, plain)
+    return [e.path for e in entries]
+
+
+def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
+                   only: bool) -> str:
+    """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit."""
+    with deferred_signals():
+        paths = stage(ds, entries)
+        return gitrepo.commit(ds.root, message, only=paths if only else None)
+
+
+def ensure_tag_available(ds: Dataset, tag: str) -> None:
+    if not gitrepo.check_ref_format_tag(ds.root, tag):
+        raise UsageError(f"not a valid tag name: {tag!r}")
+    if gitrepo.resolve_commit(ds.root, f"refs/tags/{tag}") is not None:
+        raise RecorderError(f"tag {tag!r} already exists", hint="choose another --version-tag")
+
+
+def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = None,
+         version_tag: str | None = None, base: Path | None = None) -> SaveResult:
+    """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes."""
+    if version_tag:
+        ensure_tag_available(ds, version_tag)
+    rel: list[str] | None = None
+    if paths:
+        rel = []
+        missing = []
+        for p in paths:
+            r = ds.relpath(p, base)
+            full = ds.root / r
+            if not os.path.lexists(full) and not gitrepo.ls_files(ds.root, [r]):
+                missing.append(p)
+            rel.append(r)
+        if missing:
+            raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
+    with dataset_lock(ds.git_dir):
+        entries = ds.status(rel, untracked="all")
+        entries = [e for e in entries if e.state != "unmerged"]
+        msg = message if message is not None else "[DATALAD] Recorded changes"
+        if not entries:
+            if ds.head() is None and version_tag:
+                raise RecorderError("nothing to save and no commit to tag yet")
+            if version_tag:
+                gitrepo.tag(ds.root, version_tag)
+            return SaveResult("notneeded", ds.head(), [], version_tag, "nothing to save")
+        sha = commit_entries(ds, entries, msg, only=rel is not None)
+        if version_tag:
+            gitrepo.tag(ds.root, version_tag)
+    return SaveResult("ok", sha, [e.path for e in entries], version_tag, msg)

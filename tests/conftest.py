@@ -1,0 +1,107 @@
+"""Shared fixtures: real git, real git-annex, datasets copied from a per-session template."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RR = str(Path(sys.executable).with_name("rr"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_home(tmp_path_factory):
+    """Never touch the real ~/.gitconfig: a private HOME with a git identity."""
+    home = tmp_path_factory.mktemp("home")
+    (home / ".gitconfig").write_text(
+        "[user]\n\tname = rr test\n\temail = rr-test@example.invalid\n"
+        "[init]\n\tdefaultBranch = master\n"
+        "[annex]\n\tsecurehashesonly = false\n",
+        encoding="utf-8",
+    )
+    old = {k: os.environ.get(k) for k in ("HOME", "GIT_CONFIG_NOSYSTEM", "XDG_CONFIG_HOME")}
+    os.environ["HOME"] = str(home)
+    os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def rr(*args: str, cwd: str | os.PathLike[str] | None = None, check: bool = True,
+       input: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed rr command line and capture its output."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    proc = subprocess.run([RR, *args], cwd=cwd, capture_output=True, text=True, input=input,
+                          env=full_env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rr {' '.join(args)} exited {proc.returncode}:\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def git(*args: str, cwd: str | os.PathLike[str]) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def annex(*args: str, cwd: str | os.PathLike[str]) -> str:
+    return subprocess.run(["git", "annex", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def last_message(cwd: str | os.PathLike[str], rev: str = "HEAD") -> str:
+    return subprocess.run(["git", "log", "-1", "--format=%B", rev], cwd=cwd, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def commit_count(cwd: str | os.PathLike[str]) -> int:
+    return int(git("rev-list", "--count", "HEAD", cwd=cwd).strip())
+
+
+@pytest.fixture(scope="session")
+def _template(tmp_path_factory, _isolated_home) -> Path:
+    from recorder import api
+
+    path = tmp_path_factory.mktemp("template") / "ds"
+    api.create(path)
+    return path
+
+
+@pytest.fixture
+def ds(tmp_path, _template) -> Path:
+    """A fresh, clean dataset (a copy of a template made once per session)."""
+    target = tmp_path / "ds"
+    shutil.copytree(_template, target, symlinks=True)
+    return target
+
+
+@pytest.fixture
+def ds_with_data(ds) -> Path:
+    """A dataset with two annexed text files under data/ and a small script in git."""
+    (ds / "data").mkdir()
+    (ds / "data" / "a.txt").write_text("alpha\n")
+    (ds / "data" / "b.txt").write_text("beta\n")
+    (ds / "code").mkdir()
+    (ds / "code" / "count.sh").write_text("#!/bin/sh\nwc -l \"$@\"\n")
+    rr("save", "-m", "add data", cwd=ds)
+    return ds
+
+
+def has_datalad() -> bool:
+    return shutil.which("datalad") is not None
+
+
+needs_datalad = pytest.mark.skipif(not has_datalad(), reason="DataLad is not installed")

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up everything rr's demo and tests need on a fresh Debian machine (idempotent).
+# - system packages via apt (git; docker.io and busybox-static for container tests/demo)
+# - a virtual environment .venv with rr and its test/ML extras
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v xz >/dev/null || need_apt+=(xz-utils)
+if [ "${RR_SKIP_DOCKER:-0}" != 1 ]; then
+  command -v dockerd >/dev/null || need_apt+=(docker.io)
+  [ -x /bin/busybox ] || need_apt+=(busybox-static)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  echo "setup: installing ${need_apt[*]} with apt" >&2
+  $SUDO apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv" >&2
+  "$PY" -m venv .venv
+fi
+extras="test"
+[ "${RR_WITH_ML:-0}" = 1 ] && extras="test,ml"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/python -m pip install -q -e ".[$extras]"
+# git needs an identity to commit; set one only where none is configured
+git config --global user.name >/dev/null 2>&1 || git config --global user.name "rr user"
+git config --global user.email >/dev/null 2>&1 || git config --global user.email "rr@example.invalid"
+echo "setup: done (rr at .venv/bin/rr)" >&2
