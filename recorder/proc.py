@@ -164,7 +164,43 @@ def run_shell(
     if interrupted is None and returncode in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
         # Ctrl-C typed at the terminal went straight to the command's foreground group.
         interrupted = -returncode
+    if interrupted is not None:
+        # background jobs of a non-interactive shell ignore SIGINT: stop what is left
+        _terminate_group(child.pid)
     return ShellOutcome(returncode=returncode, interrupted_by=interrupted)
+
+
+def _terminate_group(pgid: int, grace: float = 2.0) -> None:
+    import time
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(0.02)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        try:
+            fields = open(f"/proc/{entry}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return not os.path.isdir("/proc")
 
 
 def _foreground_tty() -> int | None:
