@@ -81,13 +81,25 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
 
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
-          explicit: bool = False, assume_ready: str | None = None, continue_: bool = False):
-    """Replay run records; returns an iterator of results, one per step of the plan."""
+          explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
+          notify: Callable | None = None):
+    """Replay run records; returns an iterator of results, one per step of the plan.
+
+    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.
+    """
     from . import rerun as _rerun
 
     ds = Dataset.find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
-                        explicit=explicit, assume_ready=assume_ready, continue_=continue_)
+                        explicit=explicit, assume_ready=assume_ready, continue_=continue_,
+                        notify=notify)
+
+
+def rerun_abort(*, dataset: PathArg = None) -> str | None:
+    """Forget a stopped replay, keeping the steps already done; returns the branch."""
+    from . import rerun as _rerun
+
+    return _rerun.abort(Dataset.find(dataset))
 
 
 def rerun_report(revision: str | None = None, *, dataset: PathArg = None,

@@ -193,6 +193,98 @@ def run(
               f"({result.duration:.1f}s)")
 
 
+@app.command()
+def rerun(
+    revision: Optional[str] = typer.Argument(None, help="Commit to replay (default HEAD), or a "
+                                             "range A..B of commits."),
+    since: Optional[str] = typer.Option(None, "--since", help="Replay every commit after this "
+                                        "one up to REVISION; --since= replays all history."),
+    onto: Optional[str] = typer.Option(None, "--onto", help="Replay on top of this commit; "
+                                       "--onto= starts at the parent of the first run commit."),
+    branch: Optional[str] = typer.Option(None, "--branch", "-b",
+                                         help="Replay onto this new branch (and stay on it)."),
+    message: Optional[str] = typer.Option(None, "-m", "--message",
+                                          help="Message for every re-executed commit."),
+    report: bool = typer.Option(False, "--report", help="Print the plan as JSON lines; run "
+                                "nothing."),
+    script: Optional[str] = typer.Option(None, "--script", help="Write a shell script that "
+                                         "reproduces the commands to FILE ('-' for stdout)."),
+    explicit: bool = typer.Option(False, "--explicit", help="Save only declared outputs; the "
+                                  "dataset may be dirty."),
+    assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
+                                                 help="Skip fetching inputs / unlocking outputs."),
+    continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
+    abort: bool = typer.Option(False, "--abort", help="Forget a stopped replay, keeping the "
+                               "steps already done."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON result per step."),
+) -> None:
+    """Replay recorded runs: one commit, a range, or all history; in place or on a branch.
+
+    Example: rr rerun --branch randomforest -m "Recompute" ready4analysis..SGD-100
+    """
+    from . import api
+
+    if report:
+        for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
+                                                       onto=onto, branch=branch))):
+            _json(item)
+        return
+    if script is not None:
+        text = call(api.rerun_script, revision, dataset=dataset, since=since,
+                    script_name=script)
+        if script == "-":
+            sys.stdout.write(text)
+        else:
+            with open(script, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            import os
+
+            os.chmod(script, 0o755)
+            _info(f"rr: script written to {script}")
+        return
+    if abort:
+        name = call(api.rerun_abort, dataset=dataset)
+        _info("rr: stopped replay dropped" + (f"; on branch {name}" if name else ""))
+        return
+    tty = sys.stderr.isatty()
+
+    def notify(index: int, total: int, step: Any) -> None:
+        if tty and not as_json:
+            _info(f"rr: [{index}/{total}] {step.action} {step.commit[:8]} {step.subject}")
+
+    def replay() -> list:
+        out = []
+        for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
+                                branch=branch, message=message, explicit=explicit,
+                                assume_ready=assume_ready.value if assume_ready else None,
+                                continue_=continue_, notify=notify):
+            out.append(result)
+            if as_json:
+                _json(result.to_dict())
+            else:
+                _render_step(result)
+        return out
+
+    results = call(replay)
+    if not as_json:
+        ran = sum(1 for r in results if r.action == "run")
+        changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
+        _info(f"rr: replayed {ran} run(s), {changed} with new results, "
+              f"{ran - changed} unchanged")
+
+
+def _render_step(result: Any) -> None:
+    what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
+                                                                             result.status)
+    new = f" -> {result.new_commit[:8]}" if result.new_commit and result.action != "checkout" \
+        else ""
+    note = f" ({result.note})" if result.note and result.status != "unchanged" else ""
+    took = f" [{result.duration:.1f}s]" if result.action == "run" else ""
+    _info(f"rr: [{result.index}/{result.total}] {result.action} {result.commit[:8]} "
+          f"{result.subject}: {what}{new}{took}{note}")
+
+
 def _render_dry_run(result: Any) -> None:
     print("Dry run information")
     print(f" location: {result.pwd}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,21 @@ def remove_cached(root: PathLike, paths: Sequence[str]) -> None:
              env={"GIT_LITERAL_PATHSPECS": "1"})
 
 
+def has_staged_changes(root: PathLike, paths: Sequence[str] | None = None) -> bool:
+    """Whether the index differs from HEAD (for ``paths`` only, when given)."""
+    if head_sha(root) is None:
+        return bool(call_git_z(["ls-files", "-z"], root))
+    args = ["diff", "--cached", "--quiet", "--no-renames", "HEAD"]
+    if paths is None:
+        return not call_git_success(args, root)
+    for chunk in _argv_chunks(paths):
+        proc_ = _git([*args, "--", *chunk], root, check=False,
+                     env={"GIT_LITERAL_PATHSPECS": "1"})
+        if proc_.returncode != 0:
+            return True
+    return False
+
+
 def staged_paths(root: PathLike) -> list[str]:
     return call_git_z(["diff", "--cached", "--name-only", "-z", "--no-renames"], root)
 
@@ -308,3 +324,86 @@ def write_commit_editmsg(root: PathLike, message: str) -> Path:
     path = Path(git_dir(root)) / "COMMIT_EDITMSG"
     path.write_text(message, encoding="utf-8")
     return path
+
+
+# --- history --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    date: str  # strict ISO 8601 author date
+    message: str  # the raw message (%B)
+
+
+def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
+             topo: bool = True, extra: Sequence[str] = ()) -> list[LogEntry]:
+    """One ``git log`` call for a whole range: sha, parents, author, date and message."""
+    args = ["log", "-z", "--format=%H%x00%P%x00%an%x00%aI%x00%B"]
+    if reverse:
+        args.append("--reverse")
+    if topo:
+        args.append("--topo-order")
+    args += [*extra, *revs, "--"]
+    items = call_git(args, root).split("\0")
+    entries = []
+    for i in range(0, len(items) - 4, 5):
+        sha, parents, author, date, message = items[i:i + 5]
+        entries.append(LogEntry(sha.strip(), tuple(parents.split()), author, date, message))
+    return entries
+
+
+def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:
+    return call_git_success(["merge-base", "--is-ancestor", ancestor, descendant], root)
+
+
+def rev_list(root: PathLike, revs: Sequence[str]) -> list[str]:
+    return call_git_lines(["rev-list", *revs, "--"], root)
+
+
+def checkout(root: PathLike, rev: str, *, new_branch: str | None = None,
+             detach: bool = False) -> None:
+    args = ["checkout", "-q"]
+    if new_branch:
+        args += ["-b", new_branch]
+    elif detach:
+        args.append("--detach")
+    call_git([*args, rev], root)
+
+
+def branch_exists(root: PathLike, name: str) -> bool:
+    return call_git_success(["show-ref", "--verify", "--quiet", f"refs/heads/{name}"], root)
+
+
+def set_branch_and_checkout(root: PathLike, branch: str, rev: str) -> None:
+    call_git(["checkout", "-q", "-B", branch, rev], root)
+
+
+def cherry_pick(root: PathLike, sha: str) -> "subprocess.CompletedProcess[bytes]":
+    return _git(["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha], root,
+                check=False)
+
+
+def merge(root: PathLike, parents: Sequence[str], message: str) -> "subprocess.CompletedProcess[bytes]":
+    return _git(["merge", "-q", "--no-ff", "--allow-unrelated-histories", "-m", message,
+                 *parents], root, check=False)
+
+
+def changed_files(root: PathLike, parent: str | None, commit: str) -> list[tuple[str, str]]:
+    """(status letter, path) of files a commit changed against its parent (or the empty tree)."""
+    base = parent or call_git(["hash-object", "-t", "tree", "/dev/null"], root).strip()
+    out = call_git_z(["diff-tree", "-r", "-z", "--no-renames", "--name-status",
+                      "--no-commit-id", base, commit], root)
+    return [(out[i], out[i + 1]) for i in range(0, len(out) - 1, 2)]
+
+
+def describe(root: PathLike, sha: str) -> str:
+    out = call_git_optional(["describe", "--tags", "--always", sha], root)
+    return out.strip() if out else sha
+
+
+def sequencer_in_progress(root: PathLike) -> bool:
+    gd = Path(git_dir(root))
+    return (gd / "CHERRY_PICK_HEAD").exists() or (gd / "MERGE_HEAD").exists()

@@ -261,7 +261,7 @@ def dry_run(ds: Dataset, spec: RunSpec) -> RunResult:
     rec = build_record(ds, spec, 0, p.in_hits, p.out_hits)
     msg = spec.message if spec.message is not None else records.shorty(command)
     return RunResult("dry-run", None, rec, records.format_message(msg, rec), command, 0,
-                     ds.relpath(spec.pwd), p.in_hits, p.out_hits)
+                     _record_pwd(ds, spec.pwd), p.in_hits, p.out_hits)
 
 
 def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],
@@ -277,7 +277,9 @@ def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[s
 
 
 def _record_pwd(ds: Dataset, pwd: Path) -> str:
-    return ds.relpath(pwd)
+    """pwd relative to the dataset root; may start with '..' in records made by DataLad."""
+    rel = Path(os.path.relpath(pwd, ds.root)).as_posix()
+    return rel
 
 
 def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | None = None
@@ -320,7 +322,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     out_hits_after = out_after.hits + out_after.unmatched
     rec = build_record(ds, spec, exit_code, p.in_hits, out_hits_after)
     subject = spec.message if spec.message is not None else records.shorty(command)
-    relpwd = ds.relpath(spec.pwd)
+    relpwd = _record_pwd(ds, spec.pwd)
 
     with dataset_lock(ds.git_dir):
         if spec.explicit:
@@ -341,7 +343,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             entries += [e for e in ds.status([rel_side], untracked="all")
                         if e.path not in {x.path for x in entries}]
         full_message = records.format_message(subject, None if rid else rec, rid)
-        if exit_code != spec.expected_exit and not spec.save_failed:
+        if exit_code not in (0, spec.expected_exit) and not spec.save_failed:
             hint = None
             if entries:
                 gitrepo.write_commit_editmsg(ds.root, full_message)
@@ -356,6 +358,9 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
                              p.in_hits, out_hits_after, duration, [])
         sha = commit_entries(ds, entries, full_message, only=spec.explicit)
+    if sha is None:
+        return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
+                         p.in_hits, out_hits_after, duration, [])
     return RunResult("ok", sha, rec, full_message, command, exit_code, relpwd, p.in_hits,
                      out_hits_after, duration, [e.path for e in entries])
 

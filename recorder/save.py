@@ -42,10 +42,16 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
 
 
 def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
-                   only: bool) -> str:
-    """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit."""
+                   only: bool) -> str | None:
+    """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit.
+
+    Returns None when staging shows nothing really changed (an unlocked file rewritten with
+    the same content is locked again and equals HEAD).
+    """
     with deferred_signals():
         paths = stage(ds, entries)
+        if not gitrepo.has_staged_changes(ds.root, paths if only else None):
+            return None
         return gitrepo.commit(ds.root, message, only=paths if only else None)
 
 
@@ -86,4 +92,6 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
         sha = commit_entries(ds, entries, msg, only=rel is not None)
         if version_tag:
             gitrepo.tag(ds.root, version_tag)
+    if sha is None:
+        return SaveResult("notneeded", ds.head(), [], version_tag, "nothing to save")
     return SaveResult("ok", sha, [e.path for e in entries], version_tag, msg)
