@@ -79,6 +79,26 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     return _run.execute(ds, spec, announce=announce)
 
 
+def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None):
+    """Run a procedure (dataset, user, system or shipped) on a dataset."""
+    from . import procedures
+
+    return procedures.run_procedure(Dataset.find(dataset), name, args)
+
+
+def discover_procedures(*, dataset: PathArg = None):
+    """All procedures rr can find, the first location that has a name wins."""
+    from . import procedures
+
+    try:
+        ds: Dataset | None = Dataset.find(dataset)
+    except RecorderError:
+        if dataset is not None:
+            raise
+        ds = None
+    return procedures.discover(ds)
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

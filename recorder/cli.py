@@ -274,6 +274,44 @@ def rerun(
               f"{ran - changed} unchanged")
 
 
+@app.command("run-procedure", context_settings={"allow_interspersed_args": False,
+                                               "ignore_unknown_options": True})
+def run_procedure(
+    name: Optional[str] = typer.Argument(None, help="The procedure (e.g. cfg_yoda)."),
+    args: List[str] = typer.Argument(None, help="Arguments passed to the procedure."),
+    discover: bool = typer.Option(False, "--discover", help="List the procedures rr finds."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
+) -> None:
+    """Run a dataset procedure, or list them with --discover.
+
+    Example: rr run-procedure cfg_text2git
+    """
+    from . import api
+
+    if discover:
+        for p in call(api.discover_procedures, dataset=dataset):
+            if as_json:
+                _json(p.to_dict())
+            else:
+                helptext = f"  {p.help.splitlines()[0]}" if p.help else ""
+                print(f"{p.name} ({p.source}: {p.path}){helptext}")
+        return
+    if not name:
+        call(_raise_usage, "give a procedure name, or --discover")
+    result = call(api.run_procedure, name, args or (), dataset=dataset)
+    if as_json:
+        _json(result.to_dict())
+    else:
+        _info(f"rr: procedure {name} done ({len(result.commits)} commit(s))")
+
+
+def _raise_usage(message: str) -> None:
+    from .errors import UsageError
+
+    raise UsageError(message)
+
+
 def _render_step(result: Any) -> None:
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)

@@ -105,7 +105,8 @@ class Dataset:
 
     @property
     def is_annex(self) -> bool:
-        return self.config.get("annex.version") is not None or self.config.get("annex.uuid") is not None
+        # annex.version, not annex.uuid: `git annex uninit` can leave the uuid behind
+        return self.config.get("annex.version") is not None
 
     # --- paths ----------------------------------------------------------------------
     def relpath(self, path: str | os.PathLike[str], base: Path | None = None) -> str:

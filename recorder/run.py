@@ -107,7 +107,7 @@ def glob_specs(specs: Sequence[str], pwd: Path, ds: Dataset) -> Globbed:
         pattern = spec
         if os.path.isabs(pattern):
             pattern = os.path.relpath(pattern, pwd)
-        if os.path.lexists(pwd / pattern):  # a literal name wins, even with [ or * in it
+        if os.path.lexists(os.path.normpath(pwd / pattern)):  # a literal name wins, even with [ or *
             found = [pattern]
         elif glob.has_magic(pattern):
             found = sorted(glob.glob(pattern, root_dir=pwd, recursive=True))
@@ -287,6 +287,8 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     """Prepare, execute and save one command.  The dataset is left consistent on any failure."""
     if not spec.explicit:
         ensure_clean(ds)
+    if not spec.pwd.exists() and ds.contains(spec.pwd):
+        spec.pwd.mkdir(parents=True)  # a recorded pwd that this checkout does not have yet
     p = plan(ds, spec)
     in_root = _to_root(ds, spec.pwd, p.in_hits)
     extra_root = _to_root(ds, spec.pwd, p.extra_hits)

@@ -1,0 +1,168 @@
+"""Procedures: discovery (dataset, user, system, shipped) and execution, DataLad-compatible.
+
+A procedure is an executable, a Python script or a shell script named ``NAME[.py|.sh]``.  It
+is called with the dataset path as first argument.  ``datalad.procedures.NAME.call-format``
+(placeholders ``{script}``, ``{ds}``, ``{args}``) and ``.help`` are honoured.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gitrepo, proc
+from .dataset import Dataset
+from .errors import RecorderError
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "procedures"
+_SUFFIXES = (".py", ".sh", "")
+
+
+@dataclass(frozen=True)
+class Procedure:
+    name: str
+    path: Path
+    source: str  # dataset | user | system | shipped
+    call_format: str | None = None
+    help: str | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": str(self.path), "source": self.source,
+                "call_format": self.call_format, "help": self.help}
+
+
+def _shipped_dir() -> Path:
+    try:
+        from . import procedures_shipped  # type: ignore[attr-defined]
+
+        return Path(procedures_shipped.__file__).parent
+    except ImportError:
+        return SHIPPED_DIR
+
+
+def locations(ds: Dataset | None) -> list[tuple[str, Path]]:
+    """Where procedures are looked for, highest precedence first."""
+    result: list[tuple[str, Path]] = []
+    cfg = ds.config if ds is not None else None
+    if ds is not None:
+        for rel in (cfg.get_all("datalad.locations.dataset-procedures") or
+                    [".datalad/procedures"]):
+            result.append(("dataset", ds.root / rel))
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    user = cfg.get("datalad.locations.user-procedures") if cfg else None
+    result.append(("user", Path(user or os.path.join(xdg, "datalad", "procedures"))))
+    system = cfg.get("datalad.locations.system-procedures") if cfg else None
+    result.append(("system", Path(system or "/etc/xdg/datalad/procedures")))
+    result.append(("shipped", _shipped_dir()))
+    return result
+
+
+def discover(ds: Dataset | None) -> list[Procedure]:
+    """All procedures, each name once (the first location that has it wins)."""
+    found: dict[str, Procedure] = {}
+    for source, directory in locations(ds):
+        if not directory.is_dir():
+            continue
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith(("_", ".")) or not entry.is_file():
+                continue
+            stem, suffix = os.path.splitext(entry.name)
+            if suffix not in _SUFFIXES or stem in found:
+                continue
+            if suffix == "" and not os.access(entry, os.X_OK):
+                continue
+            found[stem] = _with_config(ds, Procedure(stem, entry, source))
+    return list(found.values())
+
+
+def _with_config(ds: Dataset | None, p: Procedure) -> Procedure:
+    if ds is None:
+        return p
+    fmt = ds.config.get(f"datalad.procedures.{p.name}.call-format")
+    text = ds.config.get(f"datalad.procedures.{p.name}.help")
+    if text is None and p.path.suffix == ".py":
+        text = _docstring(p.path)
+    return Procedure(p.name, p.path, p.source, fmt, text)
+
+
+def _docstring(path: Path) -> str | None:
+    try:
+        import ast
+
+        return (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip() \
+            or None
+    except (OSError, SyntaxError, ValueError):
+        return None
+
+
+def find(ds: Dataset | None, name: str) -> Procedure:
+    procs = discover(ds)
+    for p in procs:
+        if p.name == name:
+            return p
+    available = ", ".join(sorted(p.name for p in procs)) or "none"
+    raise RecorderError(f"unknown procedure: {name}", hint=f"available: {available}")
+
+
+def ensure_known(names: Sequence[str], path: str | os.PathLike[str] | None) -> None:
+    """Check `create -c` names before anything is created."""
+    for name in names:
+        find(None, name if name.startswith("cfg_") else f"cfg_{name}")
+
+
+def command_for(p: Procedure, ds: Dataset, args: Sequence[str]) -> str:
+    quoted_args = " ".join(shlex.quote(a) for a in args)
+    if p.call_format:
+        return p.call_format.format(script=shlex.quote(str(p.path)), ds=shlex.quote(str(ds.root)),
+                                    args=quoted_args)
+    if p.path.suffix == ".py":
+        base = f"{shlex.quote(sys.executable)} {shlex.quote(str(p.path))}"
+    elif p.path.suffix == ".sh":
+        base = f"bash {shlex.quote(str(p.path))}"
+    else:
+        base = shlex.quote(str(p.path))
+    return f"{base} {shlex.quote(str(ds.root))} {quoted_args}".rstrip()
+
+
+@dataclass
+class ProcedureResult:
+    name: str
+    status: str
+    commits: list[str]
+
+    def to_dict(self) -> dict:
+        return {"action": "run-procedure", "name": self.name, "status": self.status,
+                "commits": self.commits}
+
+
+def run_procedure(ds: Dataset, name: str, args: Sequence[str] = ()) -> ProcedureResult:
+    """Run a procedure in the dataset root.  On failure the dataset is put back as it was
+    (when it was clean before); changes the procedure leaves unsaved are committed."""
+    p = find(ds, name)
+    before = ds.head()
+    was_clean = not ds.dirty_paths()
+    command = command_for(p, ds, args)
+    outcome = proc.run_shell(command, ds.root, env={"RR_DATASET": str(ds.root)})
+    if outcome.returncode != 0 or outcome.interrupted_by is not None:
+        restored = False
+        if was_clean and before is not None:
+            gitrepo.call_git(["reset", "-q", "--hard", before], ds.root)
+            gitrepo.call_git(["clean", "-q", "-f", "-d"], ds.root)
+            restored = True
+        state = "the dataset was restored to its state before" if restored else \
+            "the dataset was dirty before, so its changes were left as they are"
+        raise RecorderError(f"procedure {name} failed with exit code {outcome.returncode}; "
+                            f"{state}")
+    ds.reload_config()
+    if ds.dirty_paths() and was_clean:
+        from .save import save
+
+        save(ds, None, message=f"[DATALAD] Apply procedure {name}")
+    after = ds.head()
+    commits = gitrepo.rev_list(ds.root, [f"{before}..{after}"]) if before and after != before \
+        else []
+    return ProcedureResult(name, "ok", commits)

@@ -1,0 +1,111 @@
+"""Procedures: shipped cfg_* side by side with DataLad, discovery order, failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import commit_count, git, needs_datalad, rr
+
+
+def tree_files(path):
+    out = []
+    for dirpath, dirnames, filenames in os.walk(path):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for f in filenames:
+            out.append(os.path.relpath(os.path.join(dirpath, f), path))
+    return sorted(out)
+
+
+@needs_datalad
+def test_yoda_text2git_like_datalad(tmp_path):
+    rr("create", "-c", "yoda", "-c", "text2git", str(tmp_path / "rr"))
+    subprocess.run(["datalad", "create", "-c", "yoda", "-c", "text2git", str(tmp_path / "dl")],
+                   check=True, capture_output=True)
+    assert tree_files(tmp_path / "rr") == tree_files(tmp_path / "dl")
+    for name in (".gitattributes", "code/.gitattributes", ".datalad/.gitattributes"):
+        assert (tmp_path / "rr" / name).read_text() == (tmp_path / "dl" / name).read_text()
+    subjects = lambda p: git("log", "--format=%s", cwd=p).splitlines()  # noqa: E731
+    assert subjects(tmp_path / "rr") == subjects(tmp_path / "dl")
+    # same effect: text into git, binary into the annex, code/ always in git
+    for ds in (tmp_path / "rr", tmp_path / "dl"):
+        (ds / "notes.txt").write_text("text\n")
+        (ds / "blob.bin").write_bytes(bytes(range(256)) * 8)
+        (ds / "code" / "tool.bin").write_bytes(bytes(range(256)))
+    rr("save", "-m", "files", cwd=tmp_path / "rr")
+    subprocess.run(["datalad", "save", "-m", "files"], cwd=tmp_path / "dl", check=True,
+                   capture_output=True)
+    for ds in (tmp_path / "rr", tmp_path / "dl"):
+        assert not (ds / "notes.txt").is_symlink()
+        assert (ds / "blob.bin").is_symlink()
+        assert not (ds / "code" / "tool.bin").is_symlink()
+
+
+def test_each_procedure_is_its_own_commit(tmp_path):
+    rr("create", "-c", "yoda", "-c", "text2git", str(tmp_path / "x"))
+    assert git("log", "--format=%s", cwd=tmp_path / "x").splitlines() == [
+        "Instruct annex to add text files to Git", "Apply YODA dataset setup",
+        "[DATALAD] new dataset"]
+    assert git("status", "--porcelain", cwd=tmp_path / "x") == ""
+
+
+def test_noannex(tmp_path):
+    rr("create", "-c", "noannex", str(tmp_path / "plain"))
+    ds = tmp_path / "plain"
+    assert (ds / ".noannex").exists()
+    assert subprocess.run(["git", "config", "annex.version"], cwd=ds).returncode != 0
+    (ds / "big.bin").write_bytes(os.urandom(2048))
+    rr("save", "-m", "in git", cwd=ds)
+    assert not (ds / "big.bin").is_symlink()
+
+
+def test_unknown_procedure_lists_available(ds, tmp_path):
+    proc = rr("run-procedure", "cfg_nope", cwd=ds, check=False)
+    assert proc.returncode == 1
+    assert "unknown procedure: cfg_nope" in proc.stderr
+    assert "cfg_yoda" in proc.stderr
+    proc = rr("create", "-c", "nope", str(tmp_path / "never"), check=False)
+    assert proc.returncode == 1
+    assert not (tmp_path / "never").exists()  # checked before anything is created
+
+
+def test_dataset_procedure_overrides_shipped_and_gets_args(ds):
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "cfg_yoda.sh").write_text('echo "local $2" > "$1/local.txt"\n')
+    rr("save", "-m", "add procedure", cwd=ds)
+    listing = rr("run-procedure", "--discover", cwd=ds).stdout
+    assert "cfg_yoda (dataset:" in listing
+    rr("run-procedure", "cfg_yoda", "arg1", cwd=ds)
+    assert (ds / "local.txt").read_text() == "local arg1\n"
+    assert git("status", "--porcelain", cwd=ds) == ""  # rr saved what it left
+
+
+def test_call_format_from_config(ds):
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "hello.sh").write_text('echo "$@" > "$RR_DATASET/hello.txt"\n')
+    git("config", "-f", ".datalad/config", "datalad.procedures.hello.call-format",
+        "sh {script} fmt {args}", cwd=ds)
+    rr("save", "-m", "proc", cwd=ds)
+    rr("run-procedure", "hello", "x", cwd=ds)
+    assert (ds / "hello.txt").read_text() == "fmt x\n"
+
+
+def test_failing_procedure_leaves_dataset_as_before(ds):
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "breaks.sh").write_text('echo half > "$1/half.txt"; git -C "$1" add half.txt; '
+                                    'git -C "$1" commit -qm half; echo more > "$1/m.txt"; '
+                                    'exit 4\n')
+    rr("save", "-m", "proc", cwd=ds)
+    before = commit_count(ds)
+    proc = rr("run-procedure", "breaks", cwd=ds, check=False)
+    assert proc.returncode == 1
+    assert "failed with exit code 4" in proc.stderr
+    assert commit_count(ds) == before
+    assert not (ds / "half.txt").exists() and not (ds / "m.txt").exists()
+    assert git("status", "--porcelain", cwd=ds) == ""
