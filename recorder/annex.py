@@ -123,6 +123,20 @@ def _dir_has_missing(directory: Path) -> bool:
     return False
 
 
+def copy_out(full: Path) -> None:
+    """Replace a locked annexed file (a symlink to its content) by a writable copy."""
+    tmp = full.with_name(f".{full.name}.rr-unlock")
+    shutil.copyfile(full, tmp)  # follows the symlink to the annexed content
+    os.chmod(tmp, 0o644 & ~_umask())
+    os.replace(tmp, full)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def is_locked_annexed(full: Path) -> bool:
     return full.is_symlink() and annex_objects_marker(os.readlink(full))
 

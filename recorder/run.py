@@ -143,8 +143,10 @@ def fetch_inputs(ds: Dataset, root_paths: Sequence[str]) -> None:
 def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
     """Make existing annexed outputs writable; remove files whose content is absent.
 
-    Returns the removed paths.  Directories are unlocked file by file for the files whose
-    content is here; absent files under a directory are left alone.
+    An annexed output is replaced by a writable copy of its content (what ``git annex unlock``
+    does, without a git-annex process: saving re-annexes it).  Directories are handled file
+    by file for the files whose content is here; absent files under a directory are left
+    alone.  Returns the removed paths.
     """
     if not root_paths or not ds.is_annex:
         return []
@@ -162,12 +164,12 @@ def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
         elif full.is_dir() and not full.is_symlink():
             dirs.append(rel)
     if dirs:
-        for rel in gitrepo.ls_files_symlinks(ds.root, ["." if d == "." else d for d in dirs]):
+        for rel in gitrepo.ls_files_symlinks(ds.root, dirs):
             full = ds.root / rel
             if annex.is_locked_annexed(full) and full.exists():
                 to_unlock.append(rel)
-    if to_unlock:
-        annex.unlock(ds.root, to_unlock)
+    for rel in to_unlock:
+        annex.copy_out(ds.root / rel)
     return removed
 
 
