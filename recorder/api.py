@@ -11,11 +11,14 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from . import create as _create
-from . import run as _run
-from . import save as _save
+from typing import TYPE_CHECKING
+
 from .dataset import Dataset
 from .errors import RecorderError
+
+if TYPE_CHECKING:
+    from . import run as _run
+    from . import save as _save
 
 PathArg = str | os.PathLike[str] | None
 
@@ -31,6 +34,8 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
         from . import procedures
 
         procedures.ensure_known(cfg_proc, path)
+    from . import create as _create
+
     ds = _create.create(path, force=force, annex_repo=annex)
     if cfg_proc:
         from . import procedures
@@ -41,8 +46,10 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
 
 def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
-         message_file: PathArg = None, version_tag: str | None = None) -> _save.SaveResult:
+         message_file: PathArg = None, version_tag: str | None = None) -> "_save.SaveResult":
     """Commit the given paths (or all changes); large files go to the annex."""
+    from . import save as _save
+
     ds = Dataset.find(dataset)
     if message_file is not None:
         if message is not None:
@@ -64,8 +71,10 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None,
-        announce: Callable[[str], None] | None = None) -> _run.RunResult:
+        announce: Callable[[str], None] | None = None) -> "_run.RunResult":
     """Run a command, then save its outputs with a DataLad-compatible run record."""
+    from . import run as _run
+
     ds = Dataset.find(dataset)
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
