@@ -4,7 +4,7 @@
 # replay with rr rerun, and look at the history.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RR_SKIP_DOCKER=${RR_SKIP_DOCKER:-1} bash tools/setup.sh
+bash tools/setup.sh
 export PATH="$PWD/.venv/bin:$PATH"
 work=$(mktemp -d "${TMPDIR:-/tmp}/rr-demo-XXXXXX")
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything rr's demo and tests need on a fresh Debian machine (idempotent).
-# - system packages via apt (git; docker.io and busybox-static for container tests/demo)
+# - system packages via apt (git, xz; docker.io and busybox-static with RR_WITH_DOCKER=1)
 # - a virtual environment .venv with rr and its test/ML extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v xz >/dev/null || need_apt+=(xz-utils)
-if [ "${RR_SKIP_DOCKER:-0}" != 1 ]; then
+if [ "${RR_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || need_apt+=(docker.io)
   [ -x /bin/busybox ] || need_apt+=(busybox-static)
 fi

@@ -3,8 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
-if [ "${RR_SKIP_DOCKER:-0}" != 1 ]; then
-  bash tools/dockerd.sh || echo "test: no Docker engine; Docker tests will be skipped" >&2
-fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n "${RR_TEST_JOBS:-2}" "$@"
