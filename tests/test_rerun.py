@@ -259,3 +259,23 @@ def test_rr_reads_datalad_sidecar_records(ds):
     assert parsed.record_id is not None
     rr("rerun", cwd=ds)
     assert (ds / "s.txt").read_text() == "s\ns\n"
+
+
+def test_cherry_pick_conflict_stops_and_continue_finishes(ds):
+    with open(ds / ".gitattributes", "a") as fh:
+        fh.write("*.txt annex.largefiles=nothing\n")
+    rr("save", "-m", "text in git", "--version-tag", "base", cwd=ds)
+    rr("run", "-m", "random", "-o", "c.txt", "date +%N > c.txt", cwd=ds)
+    (ds / "c.txt").write_text("manual\n")
+    rr("save", "-m", "manual edit", cwd=ds)
+    proc = rr("rerun", "--branch", "again", "--onto=base", "base..HEAD", cwd=ds, check=False)
+    assert proc.returncode == 1
+    assert "cherry-pick failed" in proc.stderr and "rr rerun --continue" in proc.stderr
+    (ds / "c.txt").write_text("resolved\n")
+    git("add", "c.txt", cwd=ds)
+    git("-c", "core.editor=true", "cherry-pick", "--continue", cwd=ds)
+    rr("rerun", "--continue", cwd=ds)
+    assert git("symbolic-ref", "--short", "HEAD", cwd=ds).strip() == "again"
+    assert (ds / "c.txt").read_text() == "resolved\n"
+    assert git("log", "-1", "--format=%s", cwd=ds).strip() == "manual edit"
+    assert rec(ds, "HEAD~1")[0] == "random"
