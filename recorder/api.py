@@ -108,6 +108,24 @@ def discover_procedures(*, dataset: PathArg = None):
     return procedures.discover(ds)
 
 
+def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame: bool = True):
+    """The run commits of a range (default HEAD), newest first.
+
+    Returns a pandas DataFrame when pandas is installed and ``as_frame`` is true, else a list of
+    rows.
+    """
+    from . import history
+
+    rows = history.log(Dataset.find(dataset), revision_range)
+    if as_frame:
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame([r.to_dict() for r in rows])
+    return rows
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

@@ -312,6 +312,48 @@ def _raise_usage(message: str) -> None:
     raise UsageError(message)
 
 
+@app.command("log")
+def log_(
+    revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "
+                                                   "e.g. ready4analysis..HEAD."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per run commit."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """List run commits: when, who, what command, which inputs and outputs, exit code.
+
+    Example: rr log ready4analysis..HEAD --csv
+    """
+    from . import api
+
+    rows = call(api.log, revision_range, dataset=dataset, as_frame=False)
+    if as_json:
+        for r in rows:
+            _json(r.to_dict())
+        return
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["commit", "date", "author", "message", "command", "container",
+                         "inputs", "outputs", "exit"])
+        for r in rows:
+            writer.writerow([r.commit, r.date, r.author, r.message, r.command,
+                             r.container or "", " ".join(r.inputs), " ".join(r.outputs),
+                             "" if r.exit is None else r.exit])
+        return
+    for r in rows:
+        exit_text = "" if r.exit in (0, None) else f" [exit {r.exit}]"
+        print(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}")
+        print(f"    $ {r.command}")
+        if r.inputs:
+            print(f"    inputs:  {' '.join(r.inputs)}")
+        if r.outputs:
+            print(f"    outputs: {' '.join(r.outputs)}")
+        if r.note:
+            print(f"    note: {r.note}")
+
+
 def _render_step(result: Any) -> None:
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)

@@ -279,3 +279,22 @@ def test_cherry_pick_conflict_stops_and_continue_finishes(ds):
     assert (ds / "c.txt").read_text() == "resolved\n"
     assert git("log", "-1", "--format=%s", cwd=ds).strip() == "manual edit"
     assert rec(ds, "HEAD~1")[0] == "random"
+
+
+def test_log_lists_run_commits(ds):
+    rr("run", "-m", "first step", "-o", "a.txt", "echo a > a.txt", cwd=ds)
+    (ds / "plain.txt").write_text("p\n")
+    rr("save", "-m", "not a run", cwd=ds)
+    proc = rr("run", "-m", "second step", "-o", "b.txt", "echo b > b.txt; exit 2", cwd=ds,
+              check=False)
+    assert proc.returncode == 2
+    rr("save", "-F", ".git/COMMIT_EDITMSG", cwd=ds)
+    rows = [json.loads(line) for line in rr("log", "--json", cwd=ds).stdout.splitlines()]
+    assert [r["message"] for r in rows] == ["second step", "first step"]
+    assert rows[0]["exit"] == 2 and rows[0]["outputs"] == ["b.txt"]
+    assert rows[1]["command"] == "echo a > a.txt" and rows[1]["outputs"] == ["a.txt"]
+    text = rr("log", cwd=ds).stdout
+    assert "$ echo a > a.txt" in text and "[exit 2]" in text
+    csv_lines = rr("log", "--csv", "HEAD~1", cwd=ds).stdout.splitlines()
+    assert csv_lines[0].startswith("commit,date,author,message,command")
+    assert len(csv_lines) == 2

@@ -1,0 +1,62 @@
+"""The run-record log: one row per run commit, read with a single ``git log`` call."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import gitrepo
+from . import record as records
+from .dataset import Dataset
+from .errors import RecordError, UsageError
+
+
+@dataclass
+class LogRow:
+    commit: str
+    date: str
+    author: str
+    message: str
+    command: str
+    container: str | None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    exit: int | None = None
+    duration: float | None = None
+    chain: list[str] = field(default_factory=list)
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
+    """Run commits reachable in ``revision_range`` (default HEAD), newest first."""
+    if ds.head() is None:
+        return []
+    rev = revision_range or "HEAD"
+    if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
+        raise UsageError(f"unknown revision: {rev}")
+    record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+    rows = []
+    for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False):
+        note = None
+        try:
+            loaded = records.load_record(e.message, ds.root, record_dir)
+        except RecordError as exc:
+            first = e.message.strip().splitlines()[0] if e.message.strip() else ""
+            rows.append(LogRow(e.sha, e.date, e.author, first, "", None, note=exc.message))
+            continue
+        if loaded is None:
+            continue
+        message, rec = loaded
+        rr_info = rec.get("rr") or {}
+        container = rr_info.get("container")
+        if isinstance(container, dict):
+            container = container.get("name")
+        rows.append(LogRow(
+            e.sha, e.date, e.author, message.splitlines()[0] if message else "",
+            str(rec.get("cmd", "")), container, list(rec.get("inputs") or []),
+            list(rec.get("outputs") or []), rec.get("exit"), rr_info.get("duration"),
+            list(rec.get("chain") or []), note))
+    return rows
