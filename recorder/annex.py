@@ -139,8 +139,3 @@ def _umask() -> int:
 
 def is_locked_annexed(full: Path) -> bool:
     return full.is_symlink() and annex_objects_marker(os.readlink(full))
-
-
-def describe_key(root: str | os.PathLike[str], path: str) -> str | None:
-    out = proc.capture(["git", "annex", "lookupkey", "--", path], cwd=root, check=False)
-    return out.stdout.decode().strip() or None if out.returncode == 0 else None

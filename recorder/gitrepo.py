@@ -162,10 +162,6 @@ def _entry(path: str, xy: str, sub: str) -> StatusEntry:
     return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".")
 
 
-def pathspec_input(paths: Iterable[str]) -> bytes:
-    return nul_paths(paths)
-
-
 def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> None:
     """``git add -A`` of exactly ``paths`` (literal pathspecs, fed on stdin)."""
     if not paths:

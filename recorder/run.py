@@ -17,8 +17,8 @@ from . import annex, gitrepo, proc
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
-                     OutsideDatasetError, RecorderError, UsageError)
-from .lock import dataset_lock, deferred_signals
+                     UsageError)
+from .lock import dataset_lock
 from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
 from .save import commit_entries
 
@@ -234,7 +234,6 @@ class Plan:
     in_hits: list[str]
     extra_hits: list[str]
     out_hits: list[str]
-    command_template_ok: bool = True
 
 
 def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
@@ -369,10 +368,5 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
                      out_hits_after, duration, [e.path for e in entries])
 
 
-def ensure_inside(ds: Dataset, path: Path) -> None:
-    if not ds.contains(path):
-        raise OutsideDatasetError(str(path), str(ds.root))
-
-
 __all__ = ["RunResult", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",
-           "glob_specs", "RecorderError"]
+           "glob_specs"]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
-import pytest
 
 from tests.conftest import commit_count, git, needs_datalad, rr
 
