@@ -70,7 +70,7 @@ def _read_message_file(ds: Dataset, path: str | os.PathLike[str]) -> str:
 def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | None = None,
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
-        sidecar: bool | None = None, container: str | None = None,
+        sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         announce: Callable[[str], None] | None = None) -> "_run.RunResult":
     """Run a command, then save its outputs with a DataLad-compatible run record."""
     from . import run as _run
@@ -79,10 +79,10 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
                              sidecar=sidecar)
-    if container is not None:
+    if container is not None or gpus:
         from .containers import registry
 
-        registry.wrap_spec(ds, spec, container)
+        registry.wrap_spec(ds, spec, container, gpus=gpus)
     if dry_run:
         return _run.dry_run(ds, spec)
     return _run.execute(ds, spec, announce=announce)
@@ -124,6 +124,38 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
             return rows
         return pd.DataFrame([r.to_dict() for r in rows])
     return rows
+
+
+def containers_add(name: str, *, url: str | None = None, image: str | None = None,
+                   call_fmt: str | None = None, extra_input: Sequence[str] = (),
+                   update: bool = False, dataset: PathArg = None):
+    """Register a container image in the dataset (DataLad-compatible configuration)."""
+    from .containers import registry
+
+    return registry.add(Dataset.find(dataset), name, url=url, image=image, call_fmt=call_fmt,
+                        extra_inputs=list(extra_input), update=update)
+
+
+def containers_list(*, dataset: PathArg = None):
+    from .containers import registry
+
+    return registry.list_containers(Dataset.find(dataset))
+
+
+def containers_remove(name: str, *, remove_image: bool = False, dataset: PathArg = None):
+    from .containers import registry
+
+    return registry.remove(Dataset.find(dataset), name, remove_image=remove_image)
+
+
+def containers_exec(image: str, cmd: Sequence[str], *, runtime: str = "docker",
+                    name: str | None = None, gpus: bool = False,
+                    repo_tag: str | None = None) -> int:
+    """Run a command inside a saved image (the call rr writes into container run records)."""
+    from .containers import execute
+
+    return execute.exec_in_container(runtime, image, list(cmd), name=name, gpus=gpus,
+                                     repo_tag=repo_tag)
 
 
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,

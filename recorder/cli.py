@@ -164,6 +164,8 @@ def run(
                                       "commit message."),
     container: Optional[str] = typer.Option(None, "-n", "--container",
                                             help="Run inside this registered container."),
+    gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs "
+                              "(docker/podman --gpus all, apptainer --nv)."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -171,6 +173,40 @@ def run(
 
     Example: rr run -m "Count words" -i 'data/*.txt' -o counts.txt "wc -w {inputs} > {outputs}"
     """
+    _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+              container, gpus, dataset, as_json)
+
+
+@app.command("containers-run", context_settings={"allow_interspersed_args": False,
+                                                 "ignore_unknown_options": True})
+def containers_run(
+    cmd: List[str] = typer.Argument(None, help="The command to run inside the container."),
+    container: Optional[str] = typer.Option(None, "-n", "--container-name", "--container",
+                                            help="The registered container (may be left out "
+                                                 "when there is only one)."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message."),
+    inputs: List[str] = typer.Option([], "-i", "--input", help="Input path or glob."),
+    outputs: List[str] = typer.Option([], "-o", "--output", help="Output path or glob."),
+    expand: Optional[Which] = typer.Option(None, "--expand", help="Store expanded globs."),
+    explicit: bool = typer.Option(False, "--explicit", help="Save only declared outputs."),
+    assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
+                                                 help="Skip fetching inputs / unlocking outputs."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run."),
+    sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar", help="Record in a sidecar."),
+    gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """rr run inside a registered container (same options as rr run).
+
+    Example: rr containers-run -n software -i data/train.csv -o model.joblib "python3 code/train.py"
+    """
+    _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+              container or "", gpus, dataset, as_json)
+
+
+def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+              container, gpus, dataset, as_json) -> None:
     from . import api
 
     def announce(command: str) -> None:
@@ -180,7 +216,9 @@ def run(
     result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
                   assume_ready=assume_ready.value if assume_ready else None, dry_run=dry_run,
-                  sidecar=sidecar, container=container, announce=announce)
+                  sidecar=sidecar, container=container, gpus=gpus, announce=announce)
+    for note in getattr(result, "notes", []):
+        _info(f"rr: note: {note}")
     if as_json:
         _json(result.to_dict())
         return
@@ -310,6 +348,98 @@ def _raise_usage(message: str) -> None:
     from .errors import UsageError
 
     raise UsageError(message)
+
+
+@app.command("containers-add")
+def containers_add(
+    name: str = typer.Argument(..., help="Name of the container (letters, digits, '-')."),
+    url: Optional[str] = typer.Option(None, "--url", "-u", help="Where the image comes from: "
+                                      "dhub://IMAGE or docker://IMAGE (local Docker engine, "
+                                      "saved into the dataset), podman://IMAGE, shub://, oras://, "
+                                      "library://, or a local .sif file."),
+    image: Optional[str] = typer.Option(None, "--image", "-i", help="Where the image is kept "
+                                        "in the dataset (default .datalad/environments/NAME/"
+                                        "image)."),
+    call_fmt: Optional[str] = typer.Option(None, "--call-fmt", help="How to call the image: "
+                                           "placeholders {img} {cmd} {img_dspath} "
+                                           "{img_dirpath} {python}."),
+    extra_input: List[str] = typer.Option([], "--extra-input", help="Another file the "
+                                          "container needs; repeatable."),
+    update: bool = typer.Option(False, "--update", help="Reconfigure an existing container."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Register a container image in the dataset, so runs can use it and it travels along.
+
+    Example: rr containers-add software --url dhub://python-ml:1
+    """
+    from . import api
+
+    container, commit = call(api.containers_add, name, url=url, image=image, call_fmt=call_fmt,
+                             extra_input=extra_input, update=update, dataset=dataset)
+    if as_json:
+        _json({"action": "containers-add", "status": "ok", "commit": commit,
+               **container.to_dict()})
+    else:
+        _info(f"rr: container {container.name} -> {container.image} ({container.runtime})")
+
+
+@app.command("containers-list")
+def containers_list(
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per container."),
+) -> None:
+    """List the containers registered in the dataset.
+
+    Example: rr containers-list --json
+    """
+    from . import api
+
+    for c in call(api.containers_list, dataset=dataset):
+        if as_json:
+            _json(c.to_dict())
+        else:
+            print(f"{c.name} -> {c.image} ({c.runtime})")
+
+
+@app.command("containers-remove")
+def containers_remove(
+    name: str = typer.Argument(..., help="The container to unregister."),
+    remove_image: bool = typer.Option(False, "--remove-image", help="Remove the image too."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Unregister a container (and with --remove-image delete its image from the dataset).
+
+    Example: rr containers-remove software --remove-image
+    """
+    from . import api
+
+    call(api.containers_remove, name, remove_image=remove_image, dataset=dataset)
+    _info(f"rr: container {name} removed")
+
+
+@app.command("containers-exec", context_settings={"allow_interspersed_args": False,
+                                                  "ignore_unknown_options": True})
+def containers_exec(
+    image: str = typer.Argument(..., help="Path of the saved image."),
+    cmd: List[str] = typer.Argument(None, help="The command (one shell string)."),
+    runtime: str = typer.Option("docker", "--runtime", help="docker, podman, singularity or "
+                                "apptainer."),
+    name: Optional[str] = typer.Option(None, "--name", help="Container name (for its "
+                                       "runtime-flags config)."),
+    gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
+    repo_tag: Optional[str] = typer.Option(None, "--repo-tag", help="Which image of a saved "
+                                           "archive with several."),
+) -> None:
+    """Run one command inside a saved image; this is the call rr writes into run records.
+
+    Example: rr containers-exec --runtime docker .datalad/environments/software/image "python3 -V"
+    """
+    from . import api
+
+    code = call(api.containers_exec, image, cmd or [], runtime=runtime, name=name, gpus=gpus,
+                repo_tag=repo_tag)
+    raise typer.Exit(code)
 
 
 @app.command("log")

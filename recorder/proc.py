@@ -12,7 +12,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO
 from dataclasses import dataclass
 
 from .errors import CommandError
@@ -98,6 +99,29 @@ def popen_lines(
         )
     except FileNotFoundError as exc:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
+                cwd: str | os.PathLike[str] | None = None) -> tuple[int, str]:
+    """Start ``argv``, let ``write`` stream into its stdin, return (exit code, output)."""
+    try:
+        child = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 env=tool_env())
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        write(child.stdin)
+    except BrokenPipeError:
+        pass
+    finally:
+        try:
+            child.stdin.close()
+        except BrokenPipeError:
+            pass
+    out = child.stdout.read().decode("utf-8", "replace")
+    return child.wait(), out
 
 
 @dataclass(frozen=True)

@@ -458,9 +458,11 @@ def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
     replay.head = new_head
     if result.status == "notneeded":
         return StepResult(index, replay.total, "run", "unchanged", step.commit, None,
-                          step.subject, note="outputs identical to the recorded ones")
+                          step.subject, note="; ".join(
+                              ["outputs identical to the recorded ones", *result.notes]))
+    notes = [n for n in [step.note, *result.notes] if n]
     return StepResult(index, replay.total, "run", "ok", step.commit, new_head, step.subject,
-                      note=step.note)
+                      note="; ".join(notes) or None)
 
 
 def _replay_other(replay: _Replay, step: Step, index: int) -> StepResult:

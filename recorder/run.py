@@ -38,12 +38,13 @@ class RunResult:
     outputs: list[str] = field(default_factory=list)
     duration: float = 0.0
     saved: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"action": "run", "status": self.status, "commit": self.commit,
                 "record": self.record, "command": self.command, "exit": self.exit_code,
                 "pwd": self.pwd, "inputs": self.inputs, "outputs": self.outputs,
-                "duration": round(self.duration, 3), "saved": self.saved}
+                "duration": round(self.duration, 3), "saved": self.saved, "notes": self.notes}
 
 
 @dataclass
@@ -67,6 +68,9 @@ class RunSpec:
     env: dict[str, str] = field(default_factory=dict)
     argv_wrapper: Callable[[str, Path], list[str]] | None = None  # containers
     save_failed: bool = False
+    notes: list[str] = field(default_factory=list)
+    digest_pending: bool = False
+    recorded_digest: str | None = None
 
 
 def normalize_command(cmd: str | Sequence[str]) -> str:
@@ -300,6 +304,10 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
         if spec.assume_ready not in ("inputs", "both"):
             fetch_inputs(ds, in_root)
         fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
+        if spec.digest_pending:
+            from .containers.registry import refresh_digest
+
+            refresh_digest(ds, spec)
         if spec.assume_ready not in ("outputs", "both"):
             unlock_outputs(ds, out_root_before + [x for x in spec.extra_unlock
                                                   if x not in out_root_before])
@@ -308,6 +316,10 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
+        if "datalad_container.adapters.docker" in command:
+            from .containers.registry import translate_recorded
+
+            command = translate_recorded(command)
         if announce:
             announce(command)
         started = time.monotonic()
@@ -359,13 +371,13 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
                 hint=hint)
         if not entries:
             return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
-                             p.in_hits, out_hits_after, duration, [])
+                             p.in_hits, out_hits_after, duration, [], spec.notes)
         sha = commit_entries(ds, entries, full_message, only=spec.explicit)
     if sha is None:
         return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
-                         p.in_hits, out_hits_after, duration, [])
+                         p.in_hits, out_hits_after, duration, [], spec.notes)
     return RunResult("ok", sha, rec, full_message, command, exit_code, relpwd, p.in_hits,
-                     out_hits_after, duration, [e.path for e in entries])
+                     out_hits_after, duration, [e.path for e in entries], spec.notes)
 
 
 __all__ = ["RunResult", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",

@@ -1,0 +1,389 @@
+"""The container registry of a dataset: DataLad-compatible ``datalad.containers.NAME.*`` config,
+images under ``.datalad/environments/NAME/image``, and wrapping a run into a container call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import string
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import gitrepo
+from ..dataset import DATALAD_CONFIG, Dataset
+from ..errors import PlaceholderError, RecorderError, UsageError
+from . import docker, singularity
+
+NAME_RE = re.compile(r"^[0-9a-zA-Z-]+$")
+PREFIX = "datalad.containers."
+DEFAULT_LOCATION = ".datalad/environments"
+RR_EXEC = "rr containers-exec"
+DATALAD_DOCKER_ADAPTER = "datalad_container.adapters.docker"
+CMDEXEC_PLACEHOLDERS = ("python", "img", "cmd", "img_dspath", "img_dirpath")
+DOCKER_SCHEMES = ("dhub://", "docker://")
+SINGULARITY_SCHEMES = ("shub://", "oras://", "library://")
+
+
+@dataclass
+class Container:
+    name: str
+    image: str  # relative to the dataset root, POSIX
+    cmdexec: str | None = None
+    extra_inputs: list[str] = field(default_factory=list)
+    other: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def runtime(self) -> str:
+        fmt = self.cmdexec or ""
+        match = re.search(r"--runtime[ =](\w+)", fmt)
+        if match:
+            return match.group(1)
+        if DATALAD_DOCKER_ADAPTER in fmt:
+            return "docker"
+        if "singularity" in fmt or "apptainer" in fmt:
+            return "singularity"
+        return "custom"
+
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "image": self.image, "cmdexec": self.cmdexec,
+                               "extra_inputs": self.extra_inputs, "runtime": self.runtime}
+        if root is not None:
+            out["path"] = str(root / self.image)
+        for k, v in self.other.items():
+            out[k] = v[0] if len(v) == 1 else v
+        return out
+
+
+def _image_path(value: str, root: Path) -> str:
+    """POSIX image path; backslash paths written on Windows by datalad-container < 1.2.5
+    are read as Windows paths when they look like it (as datalad-container guesses)."""
+    if "\\" in value and (value.startswith(".datalad\\environments\\") or
+                          (root / value.replace("\\", "/")).exists()):
+        return value.replace("\\", "/")
+    return value
+
+
+def list_containers(ds: Dataset) -> list[Container]:
+    found: dict[str, Container] = {}
+    raw: dict[str, dict[str, list[str]]] = {}
+    for key, values in ds.config.values.items():
+        if not key.startswith(PREFIX):
+            continue
+        name, _, item = key[len(PREFIX):].rpartition(".")
+        if not name or not item:
+            continue
+        raw.setdefault(name, {})[item] = values
+    for name, items in raw.items():
+        if "image" not in items:
+            continue
+        cmdexec = items.get("cmdexec", [None])[-1]
+        found[name] = Container(
+            name=name, image=_image_path(items["image"][-1], ds.root), cmdexec=cmdexec,
+            extra_inputs=list(items.get("extra-input", [])),
+            other={k: v for k, v in items.items() if k not in ("image", "cmdexec",
+                                                               "extra-input")})
+    return sorted(found.values(), key=lambda c: c.name)
+
+
+def find(ds: Dataset, name: str | None) -> Container:
+    containers = list_containers(ds)
+    if not containers:
+        raise RecorderError("no containers are registered in this dataset",
+                            hint="add one with 'rr containers-add NAME --url dhub://IMAGE'")
+    known = ", ".join(c.name for c in containers)
+    if not name:
+        if len(containers) == 1:
+            return containers[0]
+        raise UsageError(f"several containers are registered; choose one with -n ({known})")
+    for c in containers:
+        if c.name == name:
+            return c
+    for c in containers:  # a path to the image works too, as in datalad-container
+        if os.path.normpath(ds.root / name) == os.path.normpath(ds.root / c.image):
+            return c
+    raise RecorderError(f"unknown container: {name}", hint=f"known containers: {known}")
+
+
+# --- cmdexec formatting -----------------------------------------------------------------
+
+
+def default_cmdexec(runtime: str) -> str:
+    return f"{RR_EXEC} --runtime {runtime} {{img}} {{cmd}}"
+
+
+def _translate(fmt: str) -> str:
+    """datalad-container's Docker adapter call becomes rr's own Docker runtime."""
+    if DATALAD_DOCKER_ADAPTER in fmt:
+        return re.sub(r"^.*?-m\s+datalad_container\.adapters\.docker\s+run\b",
+                      f"{RR_EXEC} --runtime docker", fmt)
+    return fmt
+
+
+def translate_recorded(command: str) -> str:
+    """A command recorded by datalad-container's Docker adapter, run with rr's runtime.
+
+    The recorded interpreter path is machine-specific (datalad-container #249) and the
+    adapter may not be installed: rr runs the same image with its own Docker runtime.
+    """
+    match = re.match(r"^\S+ -m datalad_container\.adapters\.docker run ((?:--\S+ \S+ )*)(\S+) (.*)$",
+                     command, re.S)
+    if not match:
+        return command
+    options, image, rest = match.groups()
+    repo_tag = re.search(r"--repo-tag (\S+)", options or "")
+    tag = f" --repo-tag {repo_tag.group(1)}" if repo_tag else ""
+    words = shlex.split(rest)
+    return f"{RR_EXEC} --runtime docker{tag} {image} {shlex.quote(shlex.join(words))}"
+
+
+def check_cmdexec(fmt: str) -> None:
+    for _lit, field_name, _spec, _conv in string.Formatter().parse(fmt):
+        if field_name is not None and field_name not in CMDEXEC_PLACEHOLDERS:
+            raise PlaceholderError(
+                f"unrecognized call-format placeholder: {{{field_name}}}",
+                hint="known: " + ", ".join(CMDEXEC_PLACEHOLDERS) +
+                     "; write run placeholders with double braces, e.g. {{pwd}}")
+
+
+def format_call(fmt: str, *, name: str, img: str, cmd: str, img_dspath: str, img_dirpath: str,
+                gpus: bool = False) -> str:
+    fmt = _translate(fmt)
+    check_cmdexec(fmt)
+    ours = fmt.startswith(RR_EXEC)
+    if ours:
+        extra = f" --name {name}" + (" --gpus" if gpus else "")
+        fmt = RR_EXEC + extra + fmt[len(RR_EXEC):]
+    elif gpus:
+        raise UsageError("--gpus needs an rr runtime call format (docker, podman, singularity); "
+                         "put the GPU flags into this container's call format instead")
+    # braces of the user's command must survive the run-time placeholder expansion as they are
+    return fmt.format(python=shlex.quote(sys.executable), img=img,
+                      cmd=shlex.quote(cmd) if ours else cmd, img_dspath=img_dspath,
+                      img_dirpath=img_dirpath)
+
+
+# --- digests ----------------------------------------------------------------------------
+
+
+def image_digest(full: Path) -> str | None:
+    """An identifier of the image bits: the config digest of a saved Docker image, the annex
+    key (or sha256) of a single-file image.  None when the content is not here."""
+    if full.is_dir():
+        try:
+            return docker.config_digest(full)
+        except RecorderError:
+            return None
+    if full.is_symlink():
+        target = os.readlink(full)
+        if "/annex/objects/" in target:
+            return os.path.basename(target)
+    if full.is_file():
+        h = hashlib.sha256()
+        with open(full, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        return "sha256:" + h.hexdigest()
+    return None
+
+
+# --- wrapping a run ---------------------------------------------------------------------
+
+
+def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> Container:
+    """Turn a RunSpec into a container call: cmd holds the call, the image is an extra input,
+    and the record's "rr" object names the container and its image digest."""
+    c = find(ds, name)
+    full = ds.root / c.image
+    img = os.path.relpath(full, spec.pwd)
+    img_dspath = os.path.relpath(ds.root, spec.pwd)
+    img_dirpath = os.path.dirname(img) or "."
+    fmt = c.cmdexec or _guess_cmdexec(full)
+    spec.cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
+                           img_dirpath=img_dirpath, gpus=gpus)
+    extra = []
+    for value in c.extra_inputs:
+        try:
+            extra.append(value.format(img_dspath=img_dspath, img_dirpath=img_dirpath))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise PlaceholderError(f"extra input {value!r} of container {c.name} has an "
+                                   f"unknown placeholder: {exc}") from None
+    spec.extra_inputs = [img] + extra + [x for x in spec.extra_inputs if x != img]
+    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=c.name)
+    spec.rr_info = dict(spec.rr_info)
+    spec.rr_info["container"] = {"name": c.name, "image": c.image,
+                                 "digest": image_digest(full)}
+    spec.digest_pending = spec.rr_info["container"]["digest"] is None
+    return c
+
+
+def _guess_cmdexec(full: Path) -> str:
+    if full.is_dir() or (full / "manifest.json").exists():
+        return default_cmdexec("docker")
+    if singularity.looks_like_sif(full) or full.suffix in (".sif", ".simg"):
+        return default_cmdexec("singularity")
+    return "{img} {cmd}"
+
+
+def prepare_rerun(ds: Dataset, spec: Any, rr_info: dict[str, Any]) -> None:
+    """Before replaying a container run: note when the image changed since the record."""
+    info = rr_info.get("container") or {}
+    image = info.get("image")
+    if not image:
+        return
+    spec.rr_info = dict(spec.rr_info)
+    spec.rr_info["container"] = dict(info)
+    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", ""))
+    spec.digest_pending = True
+    spec.recorded_digest = info.get("digest")
+
+
+def refresh_digest(ds: Dataset, spec: Any) -> None:
+    """After the image content was fetched: record the digest, note a change."""
+    info = spec.rr_info.get("container")
+    if not info or not getattr(spec, "digest_pending", False):
+        return
+    current = image_digest(ds.root / info["image"])
+    recorded = getattr(spec, "recorded_digest", None)
+    info["digest"] = current
+    if recorded and current and recorded != current:
+        spec.notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
+                          f"{current[:19]}")
+
+
+# --- add / remove -----------------------------------------------------------------------
+
+
+def _scheme(url: str) -> str | None:
+    for s in DOCKER_SCHEMES + SINGULARITY_SCHEMES + ("podman://",):
+        if url.startswith(s):
+            return s
+    return None
+
+
+def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = None,
+        call_fmt: str | None = None, extra_inputs: tuple[str, ...] | list[str] = (),
+        update: bool = False) -> tuple[Container, str]:
+    """Register (or with ``update`` re-register) a container; returns it and the commit."""
+    if not NAME_RE.match(name):
+        raise UsageError(f"container names can only contain letters, digits and '-': {name!r}")
+    existing = {c.name: c for c in list_containers(ds)}.get(name)
+    if existing and not update:
+        raise RecorderError(f"container {name!r} already exists",
+                            hint="use --update to reconfigure it")
+    if update and existing is None:
+        update = False
+    if update and not (url or image or call_fmt or extra_inputs):
+        raise UsageError("nothing to update: give --url, --image, --call-fmt or --extra-input")
+    if call_fmt:
+        check_cmdexec(call_fmt)
+    for value in extra_inputs:
+        try:
+            value.format(img_dspath="", img_dirpath="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise PlaceholderError(f"--extra-input {value!r} has an unknown placeholder: {exc}; "
+                                   "known: img_dirpath, img_dspath") from None
+    scheme = _scheme(url) if url else None
+    local_source: Path | None = None
+    if url and scheme is None:
+        local_source = Path(url).expanduser().absolute()
+        if not local_source.exists():
+            raise UsageError(f"unsupported image URL or missing file: {url}",
+                             hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
+                                  "podman://IMAGE, shub://, oras://, library:// or a .sif path")
+    rel_image = image or (existing.image if existing and not url else
+                          f"{ds.config.get('datalad.containers.location') or DEFAULT_LOCATION}"
+                          f"/{name}/image")
+    full = Path(os.path.normpath(ds.root / rel_image))
+    rel_image = ds.relpath(full)
+    if not url and not full.exists() and not full.is_symlink():
+        raise UsageError(f"no image at {rel_image}", hint="give --url to obtain it")
+    runtime = None
+    if scheme in DOCKER_SCHEMES or scheme == "podman://":
+        runtime = "podman" if scheme == "podman://" else "docker"
+        ref = url[len(scheme):]  # type: ignore[index]
+        docker.require_engine(runtime)
+        docker.ensure_local_image(runtime, ref)
+    elif scheme in SINGULARITY_SCHEMES or (local_source and (
+            singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
+        runtime = "singularity"
+        if scheme:
+            singularity.binary()  # fails early when no runtime can pull
+    # everything checked: now change the dataset, and put it back on any failure
+    config_file = ds.root / DATALAD_CONFIG
+    config_before = config_file.read_bytes() if config_file.exists() else None
+    created_image = False
+    try:
+        if url:
+            if full.exists() or full.is_symlink():
+                _remove_path(ds, full)
+            full.parent.mkdir(parents=True, exist_ok=True)
+            created_image = True
+            if runtime in ("docker", "podman") and scheme:
+                docker.save(runtime, url[len(scheme):], full)
+            elif scheme:
+                from .. import proc
+
+                proc.capture(singularity.pull_argv(singularity.binary(), full, url),
+                             stderr_to_terminal=True)
+            else:
+                assert local_source is not None
+                shutil.copy2(local_source, full)
+        fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
+            (default_cmdexec(runtime) if runtime else None)
+        cfg = str(config_file)
+        gitrepo.config_set(ds.root, f"{PREFIX}{name}.image", rel_image, file=cfg)
+        if fmt:
+            gitrepo.config_set(ds.root, f"{PREFIX}{name}.cmdexec", fmt, file=cfg)
+        if extra_inputs:  # on --update without --extra-input the old ones are kept
+            gitrepo.config_unset_all(ds.root, f"{PREFIX}{name}.extra-input", file=cfg)
+            for value in extra_inputs:
+                gitrepo.config_set(ds.root, f"{PREFIX}{name}.extra-input", value, file=cfg,
+                                   add=True)
+        verb = "Update" if (update and url) else "Configure"
+        from ..save import save
+
+        result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
+                      message=f"[DATALAD] {verb} containerized environment '{name}'")
+    except BaseException:
+        if config_before is not None:
+            config_file.write_bytes(config_before)
+        if created_image and (full.exists() or full.is_symlink()):
+            _remove_path(ds, full)
+        raise
+    ds.reload_config()
+    return find(ds, name), result.commit or ""
+
+
+def _remove_path(ds: Dataset, full: Path) -> None:
+    if full.is_dir() and not full.is_symlink():
+        for dirpath, _dirs, files in os.walk(full):
+            os.chmod(dirpath, 0o755)
+        shutil.rmtree(full)
+    else:
+        full.unlink()
+
+
+def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
+    c = {x.name: x for x in list_containers(ds)}.get(name)
+    if c is None:
+        raise RecorderError(f"unknown container: {name}")
+    cfg = str(ds.root / DATALAD_CONFIG)
+    if not gitrepo.config_remove_section(ds.root, f"datalad.containers.{name}", file=cfg):
+        raise RecorderError(f"container {name} is not configured in {DATALAD_CONFIG} (only in "
+                            "git's own config); remove it there with git config")
+    paths = [DATALAD_CONFIG]
+    full = ds.root / c.image
+    if remove_image and (full.exists() or full.is_symlink()):
+        _remove_path(ds, full)
+        paths.append(c.image)
+    from ..save import save
+
+    result = save(ds, paths, base=ds.root, message=f"[DATALAD] Remove container {name}")
+    ds.reload_config()
+    return result.commit
