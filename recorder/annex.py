@@ -38,7 +38,10 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     ensure_available()
     records: list[dict] = []
     for chunk in _chunks(paths) if paths else [[]]:
-        argv = ["git", "annex", *args, "--json", "--json-error-messages", "--", *chunk]
+        # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
+        # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
+        argv = ["git", "annex", args[0], "-c", "annex.dotfiles=true", *args[1:], "--json",
+                "--json-error-messages", "--", *chunk]
         result = proc.capture(argv, cwd=root, check=False)
         for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
             line = line.strip()

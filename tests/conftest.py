@@ -26,6 +26,7 @@ def _isolated_home(tmp_path_factory):
     old = {k: os.environ.get(k) for k in ("HOME", "GIT_CONFIG_NOSYSTEM", "XDG_CONFIG_HOME")}
     os.environ["HOME"] = str(home)
     os.environ["GIT_CONFIG_NOSYSTEM"] = "1"
+    os.environ["RR_OFFLINE"] = "1"  # tests never ask a registry for an image
     os.environ["XDG_CONFIG_HOME"] = str(home / ".config")
     bindir = str(Path(sys.executable).parent)
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
@@ -105,3 +106,43 @@ def has_datalad() -> bool:
 
 
 needs_datalad = pytest.mark.skipif(not has_datalad(), reason="DataLad is not installed")
+
+
+def docker_engine() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "version", "--format", "{{.Server.Version}}"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """A tiny local image (static busybox), built offline with docker import."""
+    if not docker_engine():
+        if os.environ.get("CI"):
+            pytest.fail("no Docker engine in CI: tools/test.sh should have started dockerd")
+        pytest.skip("no Docker engine on this machine")
+    ref = "rrtest/busybox:1"
+    if subprocess.run(["docker", "image", "inspect", ref], capture_output=True).returncode == 0:
+        return ref
+    busybox = shutil.which("busybox") or "/bin/busybox"
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("bin", "tmp", "etc"):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if d == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, arcname="bin/busybox")
+        for tool in ("sh", "cat", "echo", "ls", "id", "env", "wc", "sleep", "date", "mkdir",
+                     "rm", "test", "true", "false", "pwd", "touch", "sort", "head"):
+            info = tarfile.TarInfo(f"bin/{tool}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+    subprocess.run(["docker", "import", "-", ref], input=buf.getvalue(), check=True,
+                   capture_output=True)
+    return ref

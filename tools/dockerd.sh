@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Start a local Docker engine with no networking (no bridge, no iptables) if none runs.
 set -uo pipefail
-export DOCKER_API_VERSION=${DOCKER_API_VERSION:-1.41}
 if docker info >/dev/null 2>&1; then exit 0; fi
 command -v dockerd >/dev/null || { echo "dockerd: not installed" >&2; exit 1; }
 mkdir -p /var/log

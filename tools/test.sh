@@ -2,6 +2,10 @@
 # Set up and run the whole test suite: bash tools/test.sh [PYTEST ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export RR_WITH_DOCKER=${RR_WITH_DOCKER:-1}
 bash tools/setup.sh
+if [ "$RR_WITH_DOCKER" = 1 ]; then
+  bash tools/dockerd.sh || echo "test: no Docker engine could be started" >&2
+fi
 export PATH="$PWD/.venv/bin:$PATH"
 exec .venv/bin/python -m pytest -n "${RR_TEST_JOBS:-2}" "$@"

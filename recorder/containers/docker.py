@@ -56,11 +56,14 @@ def ensure_local_image(binary: str, ref: str) -> str:
     found = image_id(binary, ref)
     if found:
         return found
-    pulled = proc.capture([binary, "pull", "-q", ref], check=False)
-    found = image_id(binary, ref) if pulled.returncode == 0 else None
+    if os.environ.get("RR_OFFLINE", "") not in ("", "0"):
+        found = None  # RR_OFFLINE=1: never ask a registry
+    else:
+        pulled = proc.capture([binary, "pull", "-q", ref], check=False)
+        found = image_id(binary, ref) if pulled.returncode == 0 else None
     if not found:
         raise ContainerRuntimeError(
-            f"image {ref} is neither in the local {binary} engine nor could it be pulled",
+            f"image {ref} is not in the local {binary} engine and could not be pulled",
             hint=f"build or load it first ({binary} build/import/load), then add it again")
     return found
 
