@@ -186,6 +186,7 @@ def _stub_runtime(bindir: Path, name: str) -> Path:
         "#!/bin/sh\n"
         f'printf "%s\\n" "$@" > "{log}"\n'
         f'env | grep -E "^(APPTAINERENV|SINGULARITYENV)_" | sort >> "{log}.env"\n'
+        'if [ "$1" = pull ]; then printf "#!/usr/bin/env run-singularity\\n" > "$3"; exit 0; fi\n'
         'while [ "$1" != "sh" ]; do shift; done\n'
         'exec "$@"\n')
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
@@ -248,3 +249,27 @@ def test_podman_and_runtime_flags_command_line(cds, tmp_path):
     assert argv[argv.index("--gpus") + 1] == "all"
     assert "--device" in argv and "--shm-size" in argv
     assert argv[-3:] == ["sh", "-c", "echo a; echo b"]
+
+
+@pytest.mark.parametrize("url", ["oras://ghcr.io/example/tool:1.0", "library://example/tool:1",
+                                 "shub://example/tool"])
+def test_singularity_pull_command_line_shim(ds, tmp_path, url):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = _stub_runtime(bindir, "apptainer")
+    env = {"PATH": f"{bindir}:{os.environ['PATH']}"}
+    rr("containers-add", "pulled", "--url", url, cwd=ds, env=env)
+    image = ds / ".datalad" / "environments" / "pulled" / "image"
+    assert log.read_text().splitlines() == ["pull", "--force", str(image), url]
+    assert image.is_symlink()  # saved into the annex
+    assert "runtime singularity" in (ds / ".datalad" / "config").read_text()
+
+
+def test_singularity_url_without_runtime_is_refused(ds, tmp_path):
+    before = commit_count(ds)
+    env = {"PATH": "/usr/bin:/bin"}
+    proc = rr("containers-add", "x", "--url", "oras://ghcr.io/example/tool:1.0", cwd=ds, env=env,
+              check=False)
+    assert proc.returncode == 1
+    assert "neither apptainer nor singularity is installed" in proc.stderr
+    assert commit_count(ds) == before and git("status", "--porcelain", cwd=ds) == ""
