@@ -142,3 +142,60 @@ def _umask() -> int:
 
 def is_locked_annexed(full: Path) -> bool:
     return full.is_symlink() and annex_objects_marker(os.readlink(full))
+
+
+def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False) -> list[dict]:
+    return _annex_json(root, ["drop", *(["--force"] if force else [])], paths)
+
+
+def copy_to(root: str | os.PathLike[str], remote: str, paths: Sequence[str],
+            all_versions: bool = False) -> list[dict]:
+    args = ["copy", "--to", remote]
+    if all_versions:
+        return _annex_json(root, [*args, "--all"], [])
+    return _annex_json(root, args, paths or ["."])
+
+
+def initremote(root: str | os.PathLike[str], name: str, params: Sequence[str]) -> None:
+    ensure_available()
+    proc.capture(["git", "annex", "initremote", name, *params], cwd=root)
+
+
+def has_annex_branch(root: str | os.PathLike[str]) -> bool:
+    out = proc.capture(["git", "for-each-ref", "--format=%(refname)", "refs/heads/git-annex",
+                        "refs/remotes/*/git-annex"], cwd=root, check=False)
+    return bool(out.stdout.strip())
+
+
+def iter_get(root: str | os.PathLike[str], paths: Sequence[str]) -> Iterator[dict]:
+    """``git annex get`` that yields each file's JSON record as it completes (for progress)."""
+    ensure_available()
+    for chunk in _chunks(paths) if paths else [["."]]:
+        argv = ["git", "annex", "get", "-c", "annex.dotfiles=true", "--json",
+                "--json-error-messages", "--", *chunk]
+        child = proc.popen_lines(argv, cwd=root)
+        assert child.stdout is not None
+        failed = []
+        for raw in child.stdout:
+            line = raw.decode("utf-8", "surrogateescape").strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not rec.get("success", True):
+                failed.append(rec)
+            yield rec
+        err = child.stderr.read().decode("utf-8", "replace") if child.stderr else ""
+        code = child.wait()
+        if failed:
+            raise AnnexError("get", failed)
+        if code != 0:
+            raise CommandError(argv[:3], code, err)
+
+
+def merge(root: str | os.PathLike[str]) -> None:
+    """Merge fetched git-annex branches into the local one."""
+    ensure_available()
+    proc.capture(["git", "annex", "merge"], cwd=root)

@@ -158,6 +158,48 @@ def containers_exec(image: str, cmd: Sequence[str], *, runtime: str = "docker",
                                      repo_tag=repo_tag)
 
 
+def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
+    """Clone a dataset; with ``dataset`` register the clone there as a subdataset."""
+    from . import sharing
+
+    return sharing.clone(source, path, None if dataset is None else str(dataset))
+
+
+def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+        on_file: Callable | None = None) -> list[str]:
+    """Fetch annexed content (installing subdatasets on the way)."""
+    from . import sharing
+
+    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file)
+
+
+def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+         force: bool = False) -> list[dict]:
+    """Drop annexed content; refuses to drop the last known copy unless ``force``."""
+    from . import sharing
+
+    return sharing.drop(Dataset.find(dataset), list(paths), recursive=recursive, force=force)
+
+
+def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: PathArg = None):
+    from . import sharing
+
+    return sharing.add_sibling(Dataset.find(dataset), name, url, data_dir=data_dir)
+
+
+def siblings_list(*, dataset: PathArg = None):
+    from . import sharing
+
+    return sharing.siblings(Dataset.find(dataset))
+
+
+def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None):
+    """Push history (branch, tags, git-annex branch) and annexed content to a sibling."""
+    from . import sharing
+
+    return sharing.push(Dataset.find(dataset), to=to, data=data)
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

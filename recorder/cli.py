@@ -442,6 +442,143 @@ def containers_exec(
     raise typer.Exit(code)
 
 
+@app.command()
+def clone(
+    source: str = typer.Argument(..., help="A path, git URL or SSH URL (host:path)."),
+    path: Optional[str] = typer.Argument(None, help="Where to put the clone."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="Register the clone "
+                                          "as a subdataset of this dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Clone a dataset (content stays where it is until you get it).
+
+    Example: rr clone -d . ../imagenette data/raw
+    """
+    from . import api
+
+    result = call(api.clone, source, path, dataset=dataset)
+    if as_json:
+        _json(result.to_dict())
+    else:
+        where = f", registered in {result.registered_in}" if result.registered_in else ""
+        _info(f"rr: cloned {source} to {result.path}{where}")
+
+
+@app.command()
+def get(
+    paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Into subdatasets too."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Fetch annexed content, installing subdatasets on the way.
+
+    Example: rr get -r data/raw/train
+    """
+    from . import api
+
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("getting", total=None)
+
+            def on_file(rec: dict) -> None:
+                bar.update(task, advance=1, description=f"got {rec.get('file', '')}")
+
+            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file)
+    else:
+        call(api.get, paths or (), dataset=dataset, recursive=recursive)
+    _info("rr: content is here")
+
+
+@app.command()
+def drop(
+    paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Into subdatasets too."),
+    force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Drop annexed content that is safely stored elsewhere.
+
+    Example: rr drop data/raw/train
+    """
+    from . import api
+
+    results = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    _info(f"rr: dropped {sum(1 for r in results if r.get('success'))} file(s)")
+
+
+siblings_app = typer.Typer(help="Places to push to and get from.", no_args_is_help=True)
+app.add_typer(siblings_app, name="siblings")
+
+
+@siblings_app.command("add")
+def siblings_add(
+    name: str = typer.Argument(..., help="Name of the sibling."),
+    url: str = typer.Argument(..., help="A path (a bare repository is made there), git URL or "
+                              "SSH URL."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Put annexed content in "
+                                           "this directory (a git-annex directory special "
+                                           "remote) instead of the git sibling."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Add a sibling.
+
+    Example: rr siblings add origin /srv/store/analysis.git
+    """
+    from . import api
+
+    sib = call(api.siblings_add, name, url, data_dir=data_dir, dataset=dataset)
+    _info(f"rr: sibling {sib.name} -> {sib.url}")
+
+
+@siblings_app.command("list")
+def siblings_list(
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per sibling."),
+) -> None:
+    """List siblings.
+
+    Example: rr siblings list
+    """
+    from . import api
+
+    for sib in call(api.siblings_list, dataset=dataset):
+        if as_json:
+            _json(sib.to_dict())
+        else:
+            deps = f" (content to {', '.join(sib.publish_depends)})" if sib.publish_depends else ""
+            print(f"{sib.name} [{sib.kind}] {sib.url}{deps}")
+
+
+class DataMode(str, Enum):
+    auto = "auto"
+    anything = "anything"
+    nothing = "nothing"
+
+
+@app.command()
+def push(
+    to: Optional[str] = typer.Option(None, "--to", help="The sibling (default: the only one)."),
+    data: DataMode = typer.Option(DataMode.auto, "--data", help="Which annexed content to "
+                                  "send: auto (this version), anything (all versions), nothing."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Push history, tags and annexed content to a sibling.
+
+    Example: rr push --to origin
+    """
+    from . import api
+
+    result = call(api.push, to=to, data=data.value, dataset=dataset)
+    if as_json:
+        _json(result.to_dict())
+    else:
+        _info(f"rr: pushed {result.branch or 'HEAD'} and {result.copied} file(s) of content "
+              f"to {result.to}")
+
+
 @app.command("log")
 def log_(
     revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "

@@ -94,6 +94,7 @@ class StatusEntry:
     state: str
     submodule: bool = False
     staged: bool = False
+    sub_dirty: bool = False  # a subdataset with uncommitted changes inside
 
 
 _XY_STATE = {"A": "added", "M": "modified", "D": "deleted", "T": "typechange", "R": "renamed",
@@ -159,7 +160,9 @@ def _entry(path: str, xy: str, sub: str) -> StatusEntry:
     state = _XY_STATE.get(code, "modified")
     if x == "A" and y == "M":
         state = "added"
-    return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".")
+    dirty_inside = sub.startswith("S") and (sub[2] == "M" or sub[3] == "U")
+    return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".",
+                       sub_dirty=dirty_inside)
 
 
 def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> None:
@@ -423,3 +426,61 @@ def describe(root: PathLike, sha: str) -> str:
 def sequencer_in_progress(root: PathLike) -> bool:
     gd = Path(git_dir(root))
     return (gd / "CHERRY_PICK_HEAD").exists() or (gd / "MERGE_HEAD").exists()
+
+
+# --- submodules (subdatasets) -------------------------------------------------------------
+
+
+def submodule_paths(root: PathLike) -> dict[str, str]:
+    """{path: url} of the subdatasets registered in .gitmodules."""
+    gitmodules = Path(root) / ".gitmodules"
+    if not gitmodules.exists():
+        return {}
+    pairs = config_list(root, file=str(gitmodules))
+    paths: dict[str, str] = {}
+    urls: dict[str, str] = {}
+    for key, value in pairs:
+        if key.startswith("submodule.") and key.endswith(".path"):
+            paths[key[len("submodule."):-len(".path")]] = value
+        elif key.startswith("submodule.") and key.endswith(".url"):
+            urls[key[len("submodule."):-len(".url")]] = value
+    return {p: urls.get(name, "") for name, p in paths.items()}
+
+
+def clone(source: str, dest: PathLike, cwd: PathLike) -> None:
+    call_git(["clone", "-q", "--", source, os.fspath(dest)], cwd)
+
+
+def submodule_add(root: PathLike, url: str, path: str) -> None:
+    # the clone is already in place; file transport is allowed for this one local step
+    call_git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", "--", url, path],
+             root)
+
+
+def gitlink(root: PathLike, path: str) -> str | None:
+    """The commit recorded for the subdataset at ``path`` (index first, then HEAD)."""
+    out = call_git_optional(["ls-files", "-s", "--", path], root)
+    for line in (out or "").splitlines():
+        meta, _, p = line.partition("\t")
+        if p == path and meta.startswith("160000 "):
+            return meta.split()[1]
+    return None
+
+
+def register_submodule(root: PathLike, path: str, url: str) -> None:
+    """Mark an installed subdataset active in .git/config (what `git submodule init` does)."""
+    call_git(["config", f"submodule.{path}.url", url], root)
+    call_git(["config", f"submodule.{path}.active", "true"], root)
+
+
+def remotes(root: PathLike) -> dict[str, str]:
+    result = {}
+    for line in call_git_lines(["remote", "-v"], root):
+        parts = line.split()
+        if len(parts) >= 2 and parts[-1] == "(fetch)":
+            result[parts[0]] = parts[1]
+    return result
+
+
+def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "subprocess.CompletedProcess[bytes]":
+    return _git(["push", "--porcelain", remote, *refspecs], root, check=False)

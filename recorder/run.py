@@ -134,14 +134,13 @@ def _to_root(ds: Dataset, pwd: Path, paths: Sequence[str]) -> list[str]:
 
 
 def fetch_inputs(ds: Dataset, root_paths: Sequence[str]) -> None:
-    if not root_paths or not ds.is_annex:
+    """Fetch the annexed content of inputs (in one git-annex call per dataset), installing
+    subdatasets they live in."""
+    if not root_paths:
         return
-    if "." in root_paths:
-        annex.get(ds.root, ["."])
-        return
-    missing = annex.missing_content(ds.root, root_paths)
-    if missing:
-        annex.get(ds.root, missing)
+    from .sharing import fetch
+
+    fetch(ds, root_paths)
 
 
 def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
@@ -241,7 +240,12 @@ class Plan:
 
 
 def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
-    """Everything that can be checked without touching the dataset."""
+    """Everything that can be checked without touching the dataset (but for installing
+    subdatasets that the specs reach into, which changes no recorded state)."""
+    if not for_dry_run and (ds.root / ".gitmodules").exists():
+        from .sharing import install_for_specs
+
+        install_for_specs(ds, spec.pwd, [*spec.inputs, *spec.outputs, *spec.extra_inputs])
     inp = glob_specs(spec.inputs, spec.pwd, ds)
     extra = glob_specs(spec.extra_inputs, spec.pwd, ds)
     problems = inp.unmatched + extra.unmatched

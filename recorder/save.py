@@ -27,8 +27,21 @@ class SaveResult:
                 "paths": self.paths, "tag": self.tag, "message": self.message}
 
 
-def stage(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
-    """Stage the given status entries; returns the staged paths."""
+def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> list[str]:
+    """Stage the given status entries; returns the staged paths.
+
+    A subdataset with changes inside is saved first (same message), then its new state is
+    staged in this dataset, as DataLad saves a hierarchy bottom-up.
+    """
+    for e in entries:
+        if e.submodule and e.sub_dirty:
+            sub = Dataset(ds.root / e.path)
+            sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
+            if sub_entries:
+                paths = stage(sub, sub_entries, message)
+                if gitrepo.has_staged_changes(sub.root, None):
+                    gitrepo.commit(sub.root, message)
+                del paths
     to_add = [e.path for e in entries if e.state != "deleted" and not e.submodule]
     plain = [e.path for e in entries if e.state == "deleted" or e.submodule]
     if to_add:
@@ -49,7 +62,7 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
     the same content is locked again and equals HEAD).
     """
     with deferred_signals():
-        paths = stage(ds, entries)
+        paths = stage(ds, entries, message)
         if not gitrepo.has_staged_changes(ds.root, paths if only else None):
             return None
         return gitrepo.commit(ds.root, message, only=paths if only else None)

@@ -1,0 +1,394 @@
+"""Sharing datasets: clone (and register as subdataset), get, drop, siblings, push."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import annex, gitrepo
+from .dataset import DATALAD_CONFIG, Dataset
+from .errors import CommandError, RecorderError, UsageError
+from .lock import dataset_lock
+
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
+
+
+def is_url(source: str) -> bool:
+    return bool(_URL_RE.match(source))
+
+
+# --- clone ------------------------------------------------------------------------------
+
+
+@dataclass
+class CloneResult:
+    path: str
+    source: str
+    id: str | None
+    registered_in: str | None = None
+    commit: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": "clone", "status": "ok", "path": self.path, "source": self.source,
+                "id": self.id, "registered_in": self.registered_in, "commit": self.commit}
+
+
+def _default_name(source: str) -> str:
+    name = source.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    return name[:-4] if name.endswith(".git") else name
+
+
+def clone(source: str, path: str | None = None, dataset: str | None = None) -> CloneResult:
+    superds = Dataset.find(dataset) if dataset is not None else None
+    base = Path.cwd()
+    if superds is not None and path is not None and not os.path.isabs(path):
+        # with -d, a relative PATH is relative to the dataset (as `rr clone -d . SRC data/raw`)
+        base = superds.root if not superds.contains(base) else base
+    target = Path(os.path.normpath(base / (path or _default_name(source))))
+    if target.exists() and any(target.iterdir()):
+        raise RecorderError(f"destination exists and is not empty: {target}")
+    src = source
+    if not is_url(source):
+        src_path = Path(os.path.normpath(Path.cwd() / source))
+        if not src_path.exists():
+            raise RecorderError(f"clone source does not exist: {source}")
+        src = str(src_path)
+    if superds is not None:
+        rel = superds.relpath(target)
+        if rel == ".":
+            raise UsageError("cannot clone a subdataset into the dataset's root")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        gitrepo.clone(src, target, cwd=target.parent)
+    except CommandError as exc:
+        raise RecorderError(f"cannot clone {source}: {exc.message.split(': ', 1)[-1]}") from None
+    sub = Dataset(target)
+    _init_annex_if_needed(sub)
+    result = CloneResult(str(target), source, sub.id)
+    if superds is not None:
+        with dataset_lock(superds.git_dir):
+            rel = superds.relpath(target)
+            gitrepo.submodule_add(superds.root, src, rel)
+            if sub.id:
+                gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-id", sub.id,
+                                   file=str(superds.root / ".gitmodules"))
+            gitrepo.add(superds.root, [".gitmodules", rel])
+            result.commit = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
+                                           only=[".gitmodules", rel])
+            result.registered_in = str(superds.root)
+    return result
+
+
+def _init_annex_if_needed(ds: Dataset) -> None:
+    if ds.is_annex or (ds.root / ".noannex").exists():
+        return
+    if annex.has_annex_branch(ds.root):
+        annex.init(ds.root)
+        ds.reload_config()
+
+
+# --- subdatasets ------------------------------------------------------------------------
+
+
+def _resolve_url(ds: Dataset, url: str) -> str:
+    """A relative submodule URL is relative to the superdataset's origin (or its path)."""
+    if not (url.startswith("./") or url.startswith("../")):
+        return url
+    base = gitrepo.remotes(ds.root).get("origin") or str(ds.root)
+    if is_url(base):
+        return base.rstrip("/") + "/" + url
+    return os.path.normpath(os.path.join(base, url))
+
+
+def install(ds: Dataset, rel: str) -> Dataset:
+    """Install the registered subdataset at ``rel``: clone it from its recorded URL and check
+    out the recorded commit.  rr clones itself rather than `git submodule update`, which
+    refuses local paths since git 2.38 (protocol.file.allow)."""
+    full = ds.root / rel
+    if not (full / ".git").exists():
+        url = gitrepo.submodule_paths(ds.root).get(rel)
+        if not url:
+            raise RecorderError(f"not a registered subdataset: {rel}")
+        source = _resolve_url(ds, url)
+        sha = gitrepo.gitlink(ds.root, rel)
+        full.mkdir(parents=True, exist_ok=True)
+        try:
+            gitrepo.clone(source, full, cwd=ds.root)
+        except CommandError as exc:
+            raise RecorderError(f"cannot install subdataset {rel} from {source}: "
+                                f"{exc.message.split(': ', 1)[-1]}") from None
+        if sha and gitrepo.head_sha(full) != sha:
+            if gitrepo.resolve_commit(full, sha) is None:
+                raise RecorderError(f"subdataset {rel}: the recorded commit {sha[:10]} is not "
+                                    f"available from {source}")
+            gitrepo.checkout(full, sha, detach=True)
+        gitrepo.register_submodule(ds.root, rel, url)
+    sub = Dataset(full)
+    _init_annex_if_needed(sub)
+    return sub
+
+
+def installed(ds: Dataset, rel: str) -> bool:
+    return (ds.root / rel / ".git").exists()
+
+
+def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
+    """Install uninstalled subdatasets that input/output globs reach into (recursively)."""
+    subs = gitrepo.submodule_paths(ds.root)
+    if not subs:
+        return
+    patterns = []
+    for spec in specs:
+        if spec == ".":
+            continue
+        full = spec if os.path.isabs(spec) else os.path.normpath(pwd / spec)
+        try:
+            patterns.append(Path(os.path.relpath(full, ds.root)).parts)
+        except ValueError:
+            continue
+    for sub in subs:
+        sub_parts = Path(sub).parts
+        for parts in patterns:
+            if len(parts) > len(sub_parts) and all(
+                    fnmatch.fnmatchcase(s, p) for s, p in zip(sub_parts, parts)):
+                child = install(ds, sub) if not installed(ds, sub) else Dataset(ds.root / sub)
+                install_for_specs(child, pwd, specs)
+                break
+
+
+def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[str]]:
+    """Group dataset-relative paths by the (installed) subdataset holding them ('' = ds)."""
+    subs = sorted(gitrepo.submodule_paths(ds.root), key=len, reverse=True)
+    groups: dict[str, list[str]] = {}
+    for p in root_paths:
+        owner = ""
+        for sub in subs:
+            if p == sub or p.startswith(sub + "/"):
+                owner = sub
+                break
+        groups.setdefault(owner, []).append(p)
+    return groups
+
+
+def fetch(ds: Dataset, root_paths: Sequence[str],
+          on_file: Callable[[dict], None] | None = None) -> None:
+    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
+    for owner, paths in split_by_dataset(ds, root_paths).items():
+        if owner:
+            sub = install(ds, owner) if not installed(ds, owner) else Dataset(ds.root / owner)
+            inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
+            fetch(sub, inner, on_file)
+            continue
+        if not ds.is_annex:
+            continue
+        if "." in paths:
+            missing = ["."]
+        else:
+            missing = annex.missing_content(ds.root, paths)
+        if missing:
+            for rec in annex.iter_get(ds.root, missing):
+                if on_file:
+                    on_file(rec)
+
+
+# --- get / drop -------------------------------------------------------------------------
+
+
+def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
+    out = []
+    for p in paths or ["."]:
+        rel = ds.relpath(p)
+        full = ds.root / rel
+        owner = next((s for s in sorted(gitrepo.submodule_paths(ds.root), key=len, reverse=True)
+                      if rel == s or rel.startswith(s + "/")), None)
+        if not os.path.lexists(full) and owner is None:
+            raise RecorderError(f"path does not exist: {p}")
+        out.append(rel)
+    return out
+
+
+def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
+        on_file: Callable[[dict], None] | None = None) -> list[str]:
+    rels = _resolve_paths(ds, paths)
+    fetch(ds, rels, on_file)
+    if recursive:
+        for sub in gitrepo.submodule_paths(ds.root):
+            inner = _inner_path(rels, sub)
+            if inner is not None:
+                child = install(ds, sub) if not installed(ds, sub) else Dataset(ds.root / sub)
+                get(child, [str(child.root / inner)], recursive=True, on_file=on_file)
+    return rels
+
+
+def _inner_path(rels: Sequence[str], sub: str) -> str | None:
+    """What of subdataset ``sub`` the paths ``rels`` cover: '.', a path inside, or None."""
+    for rel in rels:
+        if rel == "." or rel == sub or sub.startswith(rel.rstrip("/") + "/"):
+            return "."
+        if rel.startswith(sub + "/"):
+            return rel[len(sub) + 1:]
+    return None
+
+
+def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
+         force: bool = False) -> list[dict]:
+    rels = _resolve_paths(ds, paths)
+    results: list[dict] = []
+    for owner, group in split_by_dataset(ds, rels).items():
+        if owner:
+            if not installed(ds, owner):
+                continue
+            if recursive or any(p != owner for p in group):
+                results += drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
+                                recursive, force)
+            continue
+        if ds.is_annex:
+            try:
+                results += annex.drop(ds.root, group, force=force)
+            except annex.AnnexError as exc:
+                raise RecorderError(
+                    exc.message, hint="rr refuses to drop the last known copy; make another "
+                    "copy first (rr push), or pass --force to lose it") from None
+        if recursive:
+            for sub in gitrepo.submodule_paths(ds.root):
+                if installed(ds, sub) and _inner_path(group, sub) == ".":
+                    results += drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
+    return results
+
+
+# --- siblings and push ------------------------------------------------------------------
+
+
+@dataclass
+class Sibling:
+    name: str
+    url: str
+    kind: str  # git | annex-special
+    publish_depends: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "url": self.url, "kind": self.kind,
+                "publish_depends": self.publish_depends}
+
+
+def siblings(ds: Dataset) -> list[Sibling]:
+    out = []
+    cfg = ds.config
+    for name, url in gitrepo.remotes(ds.root).items():
+        deps = cfg.get_all(f"remote.{name}.datalad-publish-depends")
+        out.append(Sibling(name, url, "git", deps))
+    for key, values in cfg.values.items():
+        if key.startswith("remote.") and key.endswith(".annex-rsyncurl"):
+            name = key[len("remote."):-len(".annex-rsyncurl")]
+            out.append(Sibling(name, values[-1], "annex-special"))
+    return out
+
+
+def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -> Sibling:
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", name):
+        raise UsageError(f"not a valid sibling name: {name!r}")
+    if name in gitrepo.remotes(ds.root):
+        raise RecorderError(f"sibling {name!r} already exists")
+    if not is_url(url):
+        target = Path(os.path.normpath(Path.cwd() / url))
+        if not target.exists():
+            target.mkdir(parents=True)
+            gitrepo.call_git(["init", "-q", "--bare"], target)
+        if ds.is_annex and (target / "HEAD").exists() and (target / "objects").is_dir() \
+                and gitrepo.call_git_optional(["config", "annex.uuid"], target) is None:
+            annex.init(target)  # a bare repository can then hold annexed content
+        url = str(target)
+    gitrepo.call_git(["remote", "add", name, url], ds.root)
+    deps = []
+    if data_dir:
+        # an rsync special remote: unlike a directory remote it keeps its location in the
+        # git-annex branch, so with autoenable a clone can get content from it without setup
+        if is_url(data_dir):
+            location = data_dir
+        else:
+            store = Path(os.path.normpath(Path.cwd() / data_dir))
+            store.mkdir(parents=True, exist_ok=True)
+            location = str(store)
+        special = f"{name}-storage"
+        annex.initremote(ds.root, special, ["type=rsync", f"rsyncurl={location}",
+                                            "encryption=none", "autoenable=true"])
+        gitrepo.config_set(ds.root, f"remote.{name}.datalad-publish-depends", special)
+        gitrepo.config_set(ds.root, f"remote.{name}.annex-ignore", "true")
+        deps.append(special)
+    ds.reload_config()
+    return Sibling(name, url, "git", deps)
+
+
+@dataclass
+class PushResult:
+    to: str
+    branch: str | None
+    copied: int
+    refs: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": "push", "status": "ok", "to": self.to, "branch": self.branch,
+                "copied": self.copied, "refs": self.refs}
+
+
+def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
+    if data not in ("auto", "anything", "nothing"):
+        raise UsageError("--data must be auto, anything or nothing")
+    remotes = gitrepo.remotes(ds.root)
+    if to is None:
+        if len(remotes) != 1:
+            raise UsageError("say where to push with --to (siblings: "
+                             f"{', '.join(remotes) or 'none'})")
+        to = next(iter(remotes))
+    if to not in remotes:
+        raise RecorderError(f"unknown sibling: {to}", hint="add it with 'rr siblings add'")
+    copied = 0
+    if data != "nothing" and ds.is_annex:
+        targets = ds.config.get_all(f"remote.{to}.datalad-publish-depends")
+        if not ds.config.get_bool(f"remote.{to}.annex-ignore"):
+            targets.append(to)
+        for target in targets:
+            try:
+                records = annex.copy_to(ds.root, target, ["."], all_versions=data == "anything")
+            except annex.AnnexError as exc:
+                raise RecorderError(f"copying content to {target} failed: {exc.message}") from None
+            copied += sum(1 for r in records if r.get("success"))
+    branch = gitrepo.current_branch(ds.root)
+    refs = [f"refs/heads/{branch}:refs/heads/{branch}"] if branch else []
+    if ds.is_annex:
+        refs.append("refs/heads/git-annex:refs/heads/git-annex")
+    result = gitrepo.push(ds.root, to, refs)
+    if result.returncode != 0:
+        text = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if "git-annex" in text and "rejected" in text and branch and \
+                f"refs/heads/{branch}" not in _rejected(text):
+            # the sibling's git-annex branch moved on: merge it and push again
+            gitrepo.call_git(["fetch", "-q", to, "git-annex"], ds.root)
+            annex.merge(ds.root)
+            result = gitrepo.push(ds.root, to, refs)
+            text = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if result.returncode != 0:
+            if "non-fast-forward" in text or "rejected" in text or "fetch first" in text:
+                raise RecorderError(f"push to {to} was rejected: the sibling has commits this "
+                                    "dataset does not have",
+                                    hint=f"bring them in first (git pull {to} {branch}), then "
+                                         "push again")
+            raise RecorderError(f"push to {to} failed: "
+                                f"{text.strip().splitlines()[-1] if text.strip() else ''}")
+    tags = gitrepo.push(ds.root, to, ["--tags"])
+    if tags.returncode != 0:
+        raise RecorderError(f"pushing tags to {to} failed")
+    return PushResult(to, branch, copied, refs)
+
+
+def _rejected(text: str) -> str:
+    return " ".join(line for line in text.splitlines() if line.startswith("!"))
+
+
+__all__ = ["clone", "get", "drop", "push", "add_sibling", "siblings", "install_for_specs",
+           "fetch", "DATALAD_CONFIG"]

@@ -1,0 +1,174 @@
+"""Sharing: clone, subdatasets, get, drop, siblings, push (local paths and bare repositories)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.conftest import annex, commit_count, git, last_message, needs_datalad, rr
+
+
+@pytest.fixture
+def inputs_ds(tmp_path):
+    """A standalone input dataset with annexed 'images'."""
+    path = tmp_path / "imagenette"
+    rr("create", str(path))
+    for cls in ("cat", "dog"):
+        (path / "train" / cls).mkdir(parents=True)
+        for i in range(2):
+            (path / "train" / cls / f"{i}.png").write_bytes(f"{cls}{i}".encode() * 100)
+    rr("save", "-m", "images", cwd=path)
+    return path
+
+
+@pytest.fixture
+def analysis(tmp_path, inputs_ds):
+    path = tmp_path / "analysis"
+    rr("create", "-c", "yoda", str(path))
+    rr("clone", "-d", ".", str(inputs_ds), "data/raw", cwd=path)
+    return path
+
+
+def test_clone_registers_subdataset_without_copying_content(analysis, inputs_ds):
+    gm = git("config", "-f", ".gitmodules", "--list", cwd=analysis)
+    assert "submodule.data/raw.path=data/raw" in gm
+    sub_id = git("config", "-f", ".datalad/config", "datalad.dataset.id", cwd=inputs_ds).strip()
+    assert f"submodule.data/raw.datalad-id={sub_id}" in gm
+    assert last_message(analysis).strip() == "[DATALAD] Added subdataset"
+    assert git("status", "--porcelain", cwd=analysis) == ""
+    png = analysis / "data" / "raw" / "train" / "cat" / "0.png"
+    assert png.is_symlink() and not png.exists()  # known, not copied
+    whereis = annex("whereis", "train/cat/0.png", cwd=analysis / "data" / "raw")
+    assert "origin" in whereis
+
+
+def test_run_gets_inputs_from_uninstalled_subdataset(analysis, tmp_path):
+    rr("run", "-m", "count", "-i", "data/raw/train/*/*.png", "-o", "n.txt",
+       "ls {inputs} | wc -l > n.txt", cwd=analysis)
+    assert (analysis / "n.txt").read_text().strip() == "4"
+    # a collaborator: fresh clone of the analysis, subdataset not installed yet
+    rr("clone", str(analysis), str(tmp_path / "collab"))
+    collab = tmp_path / "collab"
+    assert not (collab / "data" / "raw" / ".git").exists()
+    before = commit_count(collab)
+    rr("run", "-i", "data/raw/train/cat/*.png", "-o", "cats.txt", "cat {inputs} > cats.txt",
+       cwd=collab)
+    assert (collab / "cats.txt").read_text().startswith("cat0")
+    assert commit_count(collab) == before + 1
+    assert git("status", "--porcelain", cwd=collab) == ""
+
+
+def test_run_output_inside_subdataset_is_saved_bottom_up(analysis):
+    rr("get", "data/raw", cwd=analysis)
+    rr("run", "-m", "note", "echo note > data/raw/NOTE.txt", cwd=analysis)
+    sub = analysis / "data" / "raw"
+    assert "[DATALAD RUNCMD] note" in last_message(sub)
+    assert "data/raw" in git("show", "--name-only", "--format=", "HEAD", cwd=analysis)
+    assert git("status", "--porcelain", cwd=analysis) == ""
+
+
+def test_get_recursive_and_drop_refuses_last_copy(analysis, inputs_ds):
+    rr("get", "-r", ".", cwd=analysis)
+    png = analysis / "data" / "raw" / "train" / "dog" / "1.png"
+    assert png.read_bytes().startswith(b"dog1")
+    rr("drop", "data/raw/train/dog/1.png", cwd=analysis)  # origin still has it
+    assert not png.exists()
+    proc = rr("drop", "train/dog/1.png", cwd=inputs_ds, check=False)  # the only copy
+    assert proc.returncode == 1
+    assert "rr: error:" in proc.stderr and "--force" in proc.stderr
+    assert (inputs_ds / "train" / "dog" / "1.png").exists()
+    rr("get", "data/raw/train/dog/1.png", cwd=analysis)  # a repeated get completes
+    assert png.exists()
+
+
+def test_get_without_any_copy_is_one_line_error(inputs_ds, tmp_path):
+    rr("clone", str(inputs_ds), str(tmp_path / "c"))
+    annex("drop", "--force", "train/cat/0.png", cwd=inputs_ds)
+    proc = rr("get", "train/cat/0.png", cwd=tmp_path / "c", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("rr: error: git annex get failed for train/cat/0.png")
+    assert "Traceback" not in proc.stderr
+
+
+def test_clone_unreachable_source(tmp_path):
+    proc = rr("clone", str(tmp_path / "nowhere"), str(tmp_path / "x"), check=False)
+    assert proc.returncode == 1
+    assert "clone source does not exist" in proc.stderr
+    proc = rr("clone", "ssh://rr-test.invalid/x", str(tmp_path / "y"), check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("rr: error: cannot clone")
+
+
+def test_push_to_bare_sibling_and_clone_back(inputs_ds, tmp_path):
+    store = tmp_path / "store.git"
+    rr("siblings", "add", "origin2", str(store), cwd=inputs_ds)
+    rr("save", "--version-tag", "v1", cwd=inputs_ds)
+    rr("push", "--to", "origin2", cwd=inputs_ds)
+    assert git("tag", cwd=store).split() == ["v1"]
+    rr("clone", str(store), str(tmp_path / "back"))
+    back = tmp_path / "back"
+    annex("drop", "--force", ".", cwd=inputs_ds)  # only the sibling has the content now
+    rr("get", "train", cwd=back)
+    assert (back / "train" / "cat" / "1.png").read_bytes().startswith(b"cat1")
+
+
+def test_git_and_content_split(inputs_ds, tmp_path):
+    rr("siblings", "add", "pub", str(tmp_path / "pub.git"), "--data-dir",
+       str(tmp_path / "content"), cwd=inputs_ds)
+    listing = rr("siblings", "list", cwd=inputs_ds).stdout
+    assert "pub [git]" in listing and "pub-storage" in listing
+    rr("push", "--to", "pub", cwd=inputs_ds)
+    stored = [f for _, _, files in os.walk(tmp_path / "content") for f in files]
+    assert len(stored) == 4
+    rr("clone", str(tmp_path / "pub.git"), str(tmp_path / "reader"))
+    annex("drop", "--force", ".", cwd=inputs_ds)
+    rr("get", ".", cwd=tmp_path / "reader")
+    assert (tmp_path / "reader" / "train" / "dog" / "0.png").read_bytes().startswith(b"dog0")
+
+
+def test_push_rejected_non_fast_forward(inputs_ds, tmp_path):
+    store = tmp_path / "shared.git"
+    rr("siblings", "add", "shared", str(store), cwd=inputs_ds)
+    rr("push", "--to", "shared", cwd=inputs_ds)
+    rr("clone", str(store), str(tmp_path / "other"))
+    other = tmp_path / "other"
+    (other / "theirs.txt").write_text("theirs\n")
+    rr("save", "-m", "theirs", cwd=other)
+    rr("push", cwd=other)
+    (inputs_ds / "mine.txt").write_text("mine\n")
+    rr("save", "-m", "mine", cwd=inputs_ds)
+    proc = rr("push", "--to", "shared", cwd=inputs_ds, check=False)
+    assert proc.returncode == 1
+    assert "rejected" in proc.stderr and "Traceback" not in proc.stderr
+    assert git("status", "--porcelain", cwd=inputs_ds) == ""
+
+
+@needs_datalad
+def test_datalad_clones_and_gets_what_rr_pushed(inputs_ds, tmp_path):
+    store = tmp_path / "for-datalad.git"
+    rr("siblings", "add", "store", str(store), cwd=inputs_ds)
+    rr("push", "--to", "store", cwd=inputs_ds)
+    subprocess.run(["datalad", "clone", str(store), str(tmp_path / "dl")], check=True,
+                   capture_output=True)
+    subprocess.run(["datalad", "get", "train/cat"], cwd=tmp_path / "dl", check=True,
+                   capture_output=True)
+    assert (tmp_path / "dl" / "train" / "cat" / "0.png").read_bytes().startswith(b"cat0")
+
+
+@needs_datalad
+def test_rr_clones_and_gets_what_datalad_pushed(tmp_path):
+    src = tmp_path / "dlsrc"
+    subprocess.run(["datalad", "create", str(src)], check=True, capture_output=True)
+    (src / "big.dat").write_bytes(b"payload" * 1000)
+    subprocess.run(["datalad", "save", "-m", "data"], cwd=src, check=True, capture_output=True)
+    store = tmp_path / "dlstore.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(store)], check=True)
+    subprocess.run(["git", "annex", "init", "-q"], cwd=store, check=True)
+    subprocess.run(["datalad", "siblings", "add", "-s", "store", "--url", str(store)], cwd=src,
+                   check=True, capture_output=True)
+    subprocess.run(["datalad", "push", "--to", "store"], cwd=src, check=True,
+                   capture_output=True)
+    rr("clone", str(store), str(tmp_path / "rrclone"))
+    rr("get", "big.dat", cwd=tmp_path / "rrclone")
+    assert (tmp_path / "rrclone" / "big.dat").read_bytes() == b"payload" * 1000
