@@ -508,7 +508,8 @@ def drop(
     _info(f"rr: dropped {sum(1 for r in results if r.get('success'))} file(s)")
 
 
-siblings_app = typer.Typer(help="Places to push to and get from.", no_args_is_help=True)
+siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "
+                                "origin /srv/store/analysis.git", no_args_is_help=True)
 app.add_typer(siblings_app, name="siblings")
 
 
