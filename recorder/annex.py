@@ -199,3 +199,23 @@ def merge(root: str | os.PathLike[str]) -> None:
     """Merge fetched git-annex branches into the local one."""
     ensure_available()
     proc.capture(["git", "annex", "merge"], cwd=root)
+
+
+def read_key(root: str | os.PathLike[str], key: str) -> bytes | None:
+    """Content of an annex key if this repository has it."""
+    return read_keys(root, [key]).get(key)
+
+
+def read_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, bytes | None]:
+    """Contents of annex keys present here, located with one ``contentlocation --batch``."""
+    if not keys:
+        return {}
+    ensure_available()
+    result = proc.capture(["git", "annex", "contentlocation", "--batch"], cwd=root,
+                          input="".join(f"{k}\n" for k in keys).encode(), check=False)
+    lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
+    out: dict[str, bytes | None] = {}
+    for key, loc in zip(keys, lines + [""] * (len(keys) - len(lines))):
+        path = Path(root) / loc.strip() if loc.strip() else None
+        out[key] = path.read_bytes() if path is not None and path.is_file() else None
+    return out

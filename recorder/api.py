@@ -200,6 +200,39 @@ def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None):
     return sharing.push(Dataset.find(dataset), to=to, data=data)
 
 
+def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
+            all_branches: bool = False, all_commits: bool = False,
+            revisions: Sequence[str] = (), as_frame: bool = True):
+    """Metrics at each selected revision, read from git objects: a pandas DataFrame (one row per
+    revision) when pandas is installed and ``as_frame``, else a list of rows."""
+    from . import metrics as _metrics
+
+    rows = _metrics.show(Dataset.find(dataset), list(files), all_tags=all_tags,
+                         all_branches=all_branches, all_commits=all_commits,
+                         revisions=list(revisions))
+    if as_frame:
+        try:
+            return _metrics.to_frame(rows)
+        except ImportError:
+            return rows
+    return rows
+
+
+def metrics_diff(a: str | None = None, b: str | None = None, *, files: Sequence[str] = (),
+                 dataset: PathArg = None):
+    """Per metric: value at A (default HEAD), at B (default the working tree), and the change."""
+    from . import metrics as _metrics
+
+    return _metrics.diff(Dataset.find(dataset), a, b, list(files))
+
+
+def metrics_add(path: str, *, dataset: PathArg = None) -> str:
+    """Register a metrics file (kept in .datalad/config)."""
+    from . import metrics as _metrics
+
+    return _metrics.add_file(Dataset.find(dataset), path)
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

@@ -580,6 +580,84 @@ def push(
               f"to {result.to}")
 
 
+metrics_app = typer.Typer(help="Compare metrics across tags, branches and commits.\n\n"
+                               "Example: rr metrics show -T -a", no_args_is_help=True)
+app.add_typer(metrics_app, name="metrics")
+
+
+class TableFormat(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    md = "md"
+
+
+def _format(as_csv: bool, as_json: bool, as_md: bool) -> str:
+    return "csv" if as_csv else "json" if as_json else "md" if as_md else "table"
+
+
+@metrics_app.command("show")
+def metrics_show(
+    files: List[str] = typer.Argument(None, help="Metrics files (default: the registered ones, "
+                                      "else every .json output of a run record)."),
+    all_tags: bool = typer.Option(False, "-T", "--all-tags", help="A row per tag."),
+    all_branches: bool = typer.Option(False, "-a", "--all-branches", help="A row per branch."),
+    all_commits: bool = typer.Option(False, "-A", "--all-commits", help="A row per commit."),
+    revision: List[str] = typer.Option([], "-r", "--rev", help="A row for this revision."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per row."),
+    as_md: bool = typer.Option(False, "--md", help="A Markdown table."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Show metrics at revisions, read from git objects (nothing is checked out).
+
+    Example: rr metrics show -T -a accuracy.json
+    """
+    from . import api
+    from .metrics import render_table
+
+    rows = call(api.metrics, files or (), dataset=dataset, all_tags=all_tags,
+                all_branches=all_branches, all_commits=all_commits, revisions=revision,
+                as_frame=False)
+    sys.stdout.write(render_table([r.flat() for r in rows], _format(as_csv, as_json, as_md)))
+
+
+@metrics_app.command("diff")
+def metrics_diff(
+    a: Optional[str] = typer.Argument(None, help="Old revision (default HEAD)."),
+    b: Optional[str] = typer.Argument(None, help="New revision (default: the working tree)."),
+    files: List[str] = typer.Option([], "-f", "--file", help="Metrics file; repeatable."),
+    as_csv: bool = typer.Option(False, "--csv", help="CSV."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per metric."),
+    as_md: bool = typer.Option(False, "--md", help="A Markdown table."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Compare metrics of two revisions: old, new and change per key.
+
+    Example: rr metrics diff master randomforest
+    """
+    from . import api
+    from .metrics import render_table
+
+    rows = call(api.metrics_diff, a, b, files=files, dataset=dataset)
+    sys.stdout.write(render_table([r.to_dict() for r in rows], _format(as_csv, as_json, as_md)))
+
+
+@metrics_app.command("add")
+def metrics_add(
+    path: str = typer.Argument(..., help="A metrics file (JSON, YAML or CSV)."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Register a metrics file for rr metrics (kept in .datalad/config).
+
+    Example: rr metrics add accuracy.json
+    """
+    from . import api
+
+    rel = call(api.metrics_add, path, dataset=dataset)
+    _info(f"rr: tracking metrics in {rel}")
+
+
 @app.command("log")
 def log_(
     revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "

@@ -484,3 +484,39 @@ def remotes(root: PathLike) -> dict[str, str]:
 
 def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "subprocess.CompletedProcess[bytes]":
     return _git(["push", "--porcelain", remote, *refspecs], root, check=False)
+
+
+def cat_file_batch(root: PathLike, specs: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
+    """Read many objects (``rev:path`` specs) with one ``git cat-file --batch``.
+
+    Returns spec -> (object type, content), or None for a missing object.
+    """
+    if not specs:
+        return {}
+    data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+    out = _git(["cat-file", "--batch"], root, input=data).stdout
+    result: dict[str, tuple[str, bytes] | None] = {}
+    pos = 0
+    for spec in specs:
+        end = out.index(b"\n", pos)
+        header = out[pos:end].decode("utf-8", "surrogateescape")
+        pos = end + 1
+        parts = header.split()
+        if len(parts) == 3 and parts[2].isdigit():
+            size = int(parts[2])
+            result[spec] = (parts[1], out[pos:pos + size])
+            pos += size + 1
+        else:
+            result[spec] = None
+    return result
+
+
+def refs_by_commit(root: PathLike, patterns: Sequence[str]) -> dict[str, list[str]]:
+    """commit sha -> short ref names (tags peeled to their commits)."""
+    out = call_git_lines(["for-each-ref", "--format=%(objectname) %(*objectname) "
+                          "%(refname:short)", *patterns], root)
+    refs: dict[str, list[str]] = {}
+    for line in out:
+        obj, peeled, name = line.split(" ", 2)
+        refs.setdefault(peeled or obj, []).append(name)
+    return refs

@@ -1,0 +1,304 @@
+"""Metrics across revisions: read metrics files (JSON, YAML, CSV) straight from git objects.
+
+Which files: those registered with ``rr metrics add`` (``rr.metrics.file`` in .datalad/config,
+which DataLad ignores), else every ``*.json`` output named in a run record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gitrepo
+from . import record as records
+from .dataset import DATALAD_CONFIG, Dataset
+from .errors import RecorderError, UsageError
+
+CONFIG_KEY = "rr.metrics.file"
+
+
+@dataclass
+class MetricsRow:
+    revision: str  # the name shown: tag/branch names, or a short sha, or 'workspace'
+    commit: str | None
+    values: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def flat(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"revision": self.revision,
+                               "commit": self.commit[:8] if self.commit else None}
+        out.update(self.values)
+        out["note"] = "; ".join(self.notes) if self.notes else None
+        return out
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(flatten(v, f"{prefix}{k}."))
+    elif isinstance(obj, list) and prefix:
+        for i, v in enumerate(obj):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1] if prefix else "value"] = obj
+    return out
+
+
+def parse(name: str, data: bytes) -> dict[str, Any]:
+    text = data.decode("utf-8")
+    suffix = Path(name).suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # type: ignore[import-untyped]
+        except ImportError as exc:
+            raise ValueError("YAML metrics need PyYAML (pip install pyyaml)") from exc
+        return flatten(yaml.safe_load(text) or {})
+    if suffix in (".csv", ".tsv"):
+        rows = list(csv.DictReader(io.StringIO(text),
+                                   delimiter="\t" if suffix == ".tsv" else ","))
+        if not rows:
+            return {}
+        return {k: _number(v) for k, v in rows[-1].items() if k is not None}
+    return flatten(json.loads(text))
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        for cast in (int, float):
+            try:
+                return cast(value)
+            except ValueError:
+                continue
+    return value
+
+
+def _rel(ds: Dataset, path: str) -> str:
+    """A file named relative to the working directory inside the dataset, else to its root."""
+    here = Path.cwd()
+    return ds.relpath(path, base=here if ds.contains(here) else ds.root)
+
+
+def registered_files(ds: Dataset) -> list[str]:
+    return ds.config.get_all(CONFIG_KEY)
+
+
+def add_file(ds: Dataset, path: str) -> str:
+    rel = _rel(ds, path)
+    if rel in registered_files(ds):
+        return rel
+    gitrepo.config_set(ds.root, CONFIG_KEY, rel, file=str(ds.root / DATALAD_CONFIG), add=True)
+    from .save import save
+
+    save(ds, [DATALAD_CONFIG], base=ds.root, message=f"Track metrics file {rel}")
+    ds.reload_config()
+    return rel
+
+
+def default_files(ds: Dataset) -> list[str]:
+    files = registered_files(ds)
+    if files:
+        return files
+    found: list[str] = []
+    for e in gitrepo.iter_log(ds.root, ["HEAD"], reverse=False, topo=False,
+                              extra=["--grep=^\\[DATALAD RUNCMD\\]"]):
+        try:
+            parsed = records.parse_message(e.message)
+        except RecorderError:
+            continue
+        if parsed is None or parsed.record is None:
+            continue
+        pwd = parsed.record.get("pwd", ".")
+        for out in parsed.record.get("outputs") or []:
+            if out.endswith(".json"):
+                rel = os.path.normpath(os.path.join(pwd, out))
+                if rel not in found:
+                    found.append(rel)
+    return found
+
+
+def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
+                     revisions: Sequence[str] = ()) -> list[tuple[str, str]]:
+    """(name, sha) pairs, oldest first for tags/commits, as given otherwise."""
+    names = gitrepo.refs_by_commit(ds.root, ["refs/tags", "refs/heads"])
+    chosen: list[tuple[str, str]] = []
+    names.pop("", None)
+    for sha in list(names):
+        names[sha] = [n for n in names[sha] if n != "git-annex"]
+    if all_commits:
+        for sha in gitrepo.rev_list(ds.root, ["--exclude=git-annex", "--exclude=synced/*",
+                                              "--branches", "--tags", "--reverse",
+                                              "--topo-order"]):
+            chosen.append((", ".join(names.get(sha, [])) or sha[:8], sha))
+        return chosen
+    if all_tags:
+        for line in gitrepo.call_git_lines(["for-each-ref", "--sort=creatordate",
+                                            "--format=%(refname:short)", "refs/tags"],
+                                           ds.root):
+            sha = gitrepo.resolve_commit(ds.root, f"refs/tags/{line}")
+            if sha:
+                chosen.append((line, sha))
+    if all_branches:
+        for line in gitrepo.call_git_lines(["for-each-ref", "--format=%(refname:short)",
+                                            "refs/heads"], ds.root):
+            if line == "git-annex" or line.startswith("synced/"):
+                continue
+            sha = gitrepo.resolve_commit(ds.root, f"refs/heads/{line}")
+            if sha:
+                chosen.append((line, sha))
+    for rev in revisions:
+        sha = gitrepo.resolve_commit(ds.root, rev)
+        if sha is None:
+            raise UsageError(f"unknown revision: {rev}")
+        chosen.append((rev, sha))
+    if not chosen:
+        head = ds.head()
+        if head is None:
+            return []
+        branch = gitrepo.current_branch(ds.root)
+        chosen.append((branch or "HEAD", head))
+    return chosen
+
+
+def _annexed_content(ds: Dataset, pointer: bytes) -> bytes | None:
+    """Content of an annexed file from its symlink target or pointer, if present here."""
+    text = pointer.decode("utf-8", "replace").strip()
+    key = os.path.basename(text)
+    if "/annex/objects/" not in text and not text.startswith("/annex/objects/"):
+        return None
+    from . import annex
+
+    return annex.read_key(ds.root, key)
+
+
+def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
+         all_branches: bool = False, all_commits: bool = False,
+         revisions: Sequence[str] = ()) -> list[MetricsRow]:
+    files = [_rel(ds, f) for f in files] if files else default_files(ds)
+    if not files:
+        raise RecorderError("no metrics files: none registered and no run wrote a .json output",
+                            hint="register one with 'rr metrics add FILE'")
+    revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
+    specs = [f"{sha}:{f}" for _, sha in revs for f in files]
+    blobs = gitrepo.cat_file_batch(ds.root, specs)
+    rows = []
+    many = len(files) > 1
+    for name, sha in revs:
+        row = MetricsRow(name, sha)
+        for f in files:
+            obj = blobs.get(f"{sha}:{f}")
+            if obj is None:
+                row.notes.append(f"{f}: missing")
+                continue
+            data = obj[1]
+            if b"/annex/objects/" in data[:200] and len(data) < 400:
+                content = _annexed_content(ds, data)
+                if content is None:
+                    row.notes.append(f"{f}: annexed content not here (rr get it)")
+                    continue
+                data = content
+            try:
+                values = parse(f, data)
+            except (ValueError, UnicodeDecodeError) as exc:
+                row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
+                continue
+            for k, v in values.items():
+                row.values[f"{f}:{k}" if many else k] = v
+        rows.append(row)
+    return rows
+
+
+def read_worktree(ds: Dataset, files: Sequence[str]) -> MetricsRow:
+    row = MetricsRow("workspace", None)
+    many = len(files) > 1
+    for f in files:
+        try:
+            data = (ds.root / f).read_bytes()
+        except OSError:
+            row.notes.append(f"{f}: missing")
+            continue
+        try:
+            for k, v in parse(f, data).items():
+                row.values[f"{f}:{k}" if many else k] = v
+        except (ValueError, UnicodeDecodeError) as exc:
+            row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
+    return row
+
+
+@dataclass
+class DiffRow:
+    key: str
+    old: Any
+    new: Any
+    change: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "old": self.old, "new": self.new, "change": self.change}
+
+
+def diff(ds: Dataset, a: str | None = None, b: str | None = None,
+         files: Sequence[str] = ()) -> list[DiffRow]:
+    files = [_rel(ds, f) for f in files] if files else default_files(ds)
+    if not files:
+        raise RecorderError("no metrics files", hint="register one with 'rr metrics add FILE'")
+    old = show(ds, files, revisions=[a or "HEAD"])[0]
+    new = show(ds, files, revisions=[b])[0] if b else read_worktree(ds, files)
+    out = []
+    for key in sorted(set(old.values) | set(new.values)):
+        o, n = old.values.get(key), new.values.get(key)
+        change = None
+        if isinstance(o, (int, float)) and isinstance(n, (int, float)) and \
+                not isinstance(o, bool) and not isinstance(n, bool):
+            change = n - o
+        out.append(DiffRow(key, o, n, change))
+    return out
+
+
+def to_frame(rows: Sequence[MetricsRow]):
+    import pandas as pd
+
+    return pd.DataFrame([r.flat() for r in rows])
+
+
+def render_table(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    if "note" in columns:  # notes last, and only when some row has one
+        columns.remove("note")
+        if any(r.get("note") for r in rows):
+            columns.append("note")
+    if fmt == "json":
+        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if rows else "")
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        return buf.getvalue()
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    if fmt == "md":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
