@@ -1,0 +1,71 @@
+"""The machine-learning usecase end to end (slow: builds the software image once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recorder import record as records
+from tests.conftest import docker_engine, git, last_message
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "usecases" / "ml-image-classification" / "run.sh"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    if not docker_engine():
+        if os.environ.get("CI"):
+            pytest.fail("no Docker engine in CI")
+        pytest.skip("no Docker engine on this machine")
+    work = tmp_path_factory.mktemp("usecase") / "work"
+    env = dict(os.environ, RR_USECASE_IMAGES="40")
+    proc = subprocess.run(["bash", str(SCRIPT), str(work)], env=env, capture_output=True,
+                          text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_branches_tags_and_records(finished):
+    work, _ = finished
+    ds = work / "ml-project"
+    branches = set(git("branch", "--format=%(refname:short)", cwd=ds).split())
+    assert {"master", "randomforest"} <= branches
+    assert {"ready4analysis", "SGD-100", "random-forest"} <= set(git("tag", cwd=ds).split())
+    train = records.parse_message(last_message(ds, "randomforest~1"))
+    assert train.message == "Recompute classification with random forest classifier"
+    rec = train.record
+    assert rec["rr"]["container"]["name"] == "software"
+    assert rec["extra_inputs"] == [".datalad/environments/software/image"]
+    assert "data/train.csv" in rec["inputs"] and rec["outputs"] == ["model.joblib"]
+    assert len(rec["chain"]) == 1
+    evaluate = records.parse_message(last_message(ds, "randomforest")).record
+    assert evaluate["outputs"] == ["accuracy.json"]
+
+
+@pytest.mark.slow
+def test_accuracy_on_both_branches(finished):
+    work, output = finished
+    ds = work / "ml-project"
+    sgd = json.loads(git("show", "master:accuracy.json", cwd=ds))
+    rf = json.loads(git("show", "randomforest:accuracy.json", cwd=ds))
+    assert sgd["model"] == "SGDClassifier" and rf["model"] == "RandomForestClassifier"
+    assert 0.5 <= sgd["accuracy"] <= 1 and 0.5 <= rf["accuracy"] <= 1
+    assert "revision" in output and "randomforest" in output  # the metrics table was shown
+
+
+@pytest.mark.slow
+def test_collaborator_reproduces_identically(finished):
+    work, output = finished
+    clone = work / "collaborator"
+    assert "reproduced: accuracy.json is identical" in output
+    assert git("diff", "origin/randomforest", "--", "accuracy.json", "model.joblib",
+               cwd=clone) == ""
+    # the collaborator got only what the rerun needed: the validation images are here,
+    # nothing was fetched for the prepare step's outputs beyond the tree
+    assert (clone / "data" / "raw" / ".git").exists()

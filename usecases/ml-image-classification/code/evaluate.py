@@ -1,0 +1,21 @@
+"""Evaluate model.joblib on the test images listed in data/test.csv; write accuracy.json."""
+
+import json
+
+import numpy as np
+import pandas as pd
+from joblib import load
+from skimage import io
+from sklearn.metrics import accuracy_score
+
+data = pd.read_csv("data/test.csv")
+X = np.stack([io.imread(f).ravel() / 255.0 for f in data["filename"]])
+y = data["label"].to_numpy()
+
+model = load("model.joblib")
+accuracy = accuracy_score(y, model.predict(X))
+with open("accuracy.json", "w") as fh:
+    json.dump({"accuracy": round(float(accuracy), 4), "model": type(model).__name__,
+               "test_images": int(len(y))}, fh, indent=1, sort_keys=True)
+    fh.write("\n")
+print("accuracy", accuracy)
