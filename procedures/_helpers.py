@@ -33,6 +33,10 @@ def write_if_missing(path: Path, text: str) -> bool:
 
 
 def save(root: Path, message: str, paths: list[str]) -> None:
+    import os
+
+    if os.environ.get("RR_PROCEDURE_NO_SAVE"):
+        return  # run by `rr run-procedure`: rr saves the changes with a run record
     from recorder import api
 
     api.save(paths, dataset=root, message=message)

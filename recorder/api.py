@@ -41,7 +41,8 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
         from . import procedures
 
         for name in cfg_proc:
-            procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}")
+            procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
+                                     record=False)
     return ds
 
 

@@ -139,30 +139,61 @@ class ProcedureResult:
                 "commits": self.commits}
 
 
-def run_procedure(ds: Dataset, name: str, args: Sequence[str] = ()) -> ProcedureResult:
-    """Run a procedure in the dataset root.  On failure the dataset is put back as it was
-    (when it was clean before); changes the procedure leaves unsaved are committed."""
+INNER_ENV = "RR_PROCEDURE_INNER"
+
+
+def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
+                  record: bool = True) -> ProcedureResult:
+    """Run a procedure in the dataset root.
+
+    With ``record`` (``rr run-procedure``) the procedure runs as an rr run whose command is
+    ``rr run-procedure NAME ARGS``, so its changes are committed with a run record and can be
+    replayed.  Without (``rr create -c``) shipped procedures commit themselves with DataLad's
+    messages.  On failure a dataset that was clean before is put back as it was.
+    """
     p = find(ds, name)
+    if os.environ.get(INNER_ENV):  # we are the command of the recorded run: just execute
+        outcome = proc.run_shell(command_for(p, ds, args), ds.root,
+                                 env={"RR_DATASET": str(ds.root), "RR_PROCEDURE_NO_SAVE": "1"})
+        if outcome.returncode != 0:
+            raise RecorderError(f"procedure {name} failed with exit code {outcome.returncode}")
+        return ProcedureResult(name, "ok", [])
     before = ds.head()
     was_clean = not ds.dirty_paths()
-    command = command_for(p, ds, args)
-    outcome = proc.run_shell(command, ds.root, env={"RR_DATASET": str(ds.root)})
-    if outcome.returncode != 0 or outcome.interrupted_by is not None:
-        restored = False
-        if was_clean and before is not None:
-            gitrepo.call_git(["reset", "-q", "--hard", before], ds.root)
-            gitrepo.call_git(["clean", "-q", "-f", "-d"], ds.root)
-            restored = True
-        state = "the dataset was restored to its state before" if restored else \
-            "the dataset was dirty before, so its changes were left as they are"
-        raise RecorderError(f"procedure {name} failed with exit code {outcome.returncode}; "
-                            f"{state}")
-    ds.reload_config()
-    if ds.dirty_paths() and was_clean:
-        from .save import save
+    if record:
+        from .errors import CommandFailedError, Interrupted
+        from .run import execute, prepare_spec
 
-        save(ds, None, message=f"[DATALAD] Apply procedure {name}")
+        spec = prepare_spec(ds, ["rr", "run-procedure", name, *args],
+                            message=f"Apply procedure {name}", cwd=ds.root)
+        spec.env = {INNER_ENV: "1"}
+        try:
+            execute(ds, spec)
+        except (CommandFailedError, Interrupted) as exc:
+            _restore(ds, before, was_clean, name, exc.exit_code)
+    else:
+        outcome = proc.run_shell(command_for(p, ds, args), ds.root,
+                                 env={"RR_DATASET": str(ds.root)})
+        if outcome.returncode != 0 or outcome.interrupted_by is not None:
+            _restore(ds, before, was_clean, name, outcome.returncode)
+        ds.reload_config()
+        if ds.dirty_paths() and was_clean:
+            from .save import save
+
+            save(ds, None, message=f"[DATALAD] Apply procedure {name}")
+    ds.reload_config()
     after = ds.head()
     commits = gitrepo.rev_list(ds.root, [f"{before}..{after}"]) if before and after != before \
         else []
     return ProcedureResult(name, "ok", commits)
+
+
+def _restore(ds: Dataset, before: str | None, was_clean: bool, name: str, code: int) -> None:
+    restored = False
+    if was_clean and before is not None:
+        gitrepo.call_git(["reset", "-q", "--hard", before], ds.root)
+        gitrepo.call_git(["clean", "-q", "-f", "-d"], ds.root)
+        restored = True
+    state = "the dataset was restored to its state before" if restored else \
+        "the dataset was dirty before, so its changes were left as they are"
+    raise RecorderError(f"procedure {name} failed with exit code {code}; {state}")

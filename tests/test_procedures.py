@@ -6,7 +6,8 @@ import os
 import subprocess
 
 
-from tests.conftest import commit_count, git, needs_datalad, rr
+from recorder import record as records
+from tests.conftest import commit_count, git, last_message, needs_datalad, rr
 
 
 def tree_files(path):
@@ -80,6 +81,36 @@ def test_dataset_procedure_overrides_shipped_and_gets_args(ds):
     rr("run-procedure", "cfg_yoda", "arg1", cwd=ds)
     assert (ds / "local.txt").read_text() == "local arg1\n"
     assert git("status", "--porcelain", cwd=ds) == ""  # rr saved what it left
+
+
+def test_run_procedure_is_recorded_and_replayable(ds):
+    rr("run-procedure", "cfg_text2git", cwd=ds)
+    parsed = records.parse_message(last_message(ds))
+    assert parsed.message == "Apply procedure cfg_text2git"
+    assert parsed.record["cmd"] == "rr run-procedure cfg_text2git"
+    assert "mimeencoding=binary" in (ds / ".gitattributes").read_text()
+    # replay it on a branch from before the procedure ran
+    rr("rerun", "--onto=", "--branch", "again", cwd=ds)
+    assert "mimeencoding=binary" in (ds / ".gitattributes").read_text()
+    assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_procedure_precedence_user_over_system_over_shipped(ds, tmp_path):
+    user = tmp_path / "user-procs"
+    system = tmp_path / "system-procs"
+    for d, text in ((user, "user"), (system, "system")):
+        d.mkdir()
+        (d / "cfg_text2git.sh").write_text(f'echo {text} > "$1/who.txt"\n')
+        (d / f"only_{text}.sh").write_text("true\n")
+    git("config", "datalad.locations.user-procedures", str(user), cwd=ds)
+    git("config", "datalad.locations.system-procedures", str(system), cwd=ds)
+    listing = rr("run-procedure", "--discover", cwd=ds).stdout.splitlines()
+    sources = {line.split()[0]: line.split()[1].strip("(:") for line in listing}
+    assert sources["cfg_text2git"] == "user"
+    assert sources["only_system"] == "system" and sources["only_user"] == "user"
+    assert sources["cfg_yoda"] == "shipped"
+    rr("run-procedure", "cfg_text2git", cwd=ds)
+    assert (ds / "who.txt").read_text() == "user\n"
 
 
 def test_call_format_from_config(ds):
