@@ -57,4 +57,4 @@ def report(title: str, rows: list[tuple[str, float, float]]) -> None:
     print(f"\n{title}")
     print(f"{'case':44} {'seconds':>9} {'ratio':>8}")
     for name, secs, ratio in rows:
-        print(f"{name:44} {secs:9.3f} {ratio:7.2f}x")
+        print(f"{name:44} {secs:9.3f} {ratio:8.3f}x")

@@ -234,6 +234,23 @@ def metrics_add(path: str, *, dataset: PathArg = None) -> str:
     return _metrics.add_file(Dataset.find(dataset), path)
 
 
+def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: bool = False,
+                 all_branches: bool = False, all_commits: bool = False,
+                 dataset: PathArg = None):
+    """Chart one metric across revisions into a .png, .svg or .html file."""
+    from . import metrics as _metrics
+
+    return _metrics.plot(Dataset.find(dataset), key, output, files=list(files),
+                         all_tags=all_tags, all_branches=all_branches, all_commits=all_commits)
+
+
+def graph(output: str, revision_range: str | None = None, *, dataset: PathArg = None):
+    """Write the provenance graph of the run records (.dot, .svg or .png)."""
+    from . import graph as _graph
+
+    return _graph.write_graph(Dataset.find(dataset), output, revision_range)
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

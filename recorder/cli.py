@@ -643,6 +643,28 @@ def metrics_diff(
     sys.stdout.write(render_table([r.to_dict() for r in rows], _format(as_csv, as_json, as_md)))
 
 
+@metrics_app.command("plot")
+def metrics_plot(
+    key: str = typer.Argument(..., help="The metric, e.g. accuracy or scores.f1."),
+    output: str = typer.Option(..., "-o", "--output", help="FILE.png, FILE.svg or FILE.html."),
+    files: List[str] = typer.Option([], "-f", "--file", help="Metrics file; repeatable."),
+    all_tags: bool = typer.Option(False, "-T", "--all-tags", help="A point per tag."),
+    all_branches: bool = typer.Option(False, "-a", "--all-branches", help="A point per branch."),
+    all_commits: bool = typer.Option(False, "-A", "--all-commits", help="A point per commit "
+                                     "(the default)."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Chart a metric across revisions.
+
+    Example: rr metrics plot accuracy -T -o accuracy.png
+    """
+    from . import api
+
+    path = call(api.metrics_plot, key, output, files=files, all_tags=all_tags,
+                all_branches=all_branches, all_commits=all_commits, dataset=dataset)
+    _info(f"rr: wrote {path}")
+
+
 @metrics_app.command("add")
 def metrics_add(
     path: str = typer.Argument(..., help="A metrics file (JSON, YAML or CSV)."),
@@ -656,6 +678,23 @@ def metrics_add(
 
     rel = call(api.metrics_add, path, dataset=dataset)
     _info(f"rr: tracking metrics in {rel}")
+
+
+@app.command()
+def graph(
+    revision_range: Optional[str] = typer.Argument(None, help="Commits to include (default "
+                                                   "HEAD)."),
+    output: str = typer.Option(..., "-o", "--output", help="FILE.svg, FILE.png or FILE.dot."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+) -> None:
+    """Draw the provenance graph: inputs -> command -> outputs, reruns linked to originals.
+
+    Example: rr graph ready4analysis..HEAD -o provenance.svg
+    """
+    from . import api
+
+    path = call(api.graph, output, revision_range, dataset=dataset)
+    _info(f"rr: wrote {path}")
 
 
 @app.command("log")

@@ -302,3 +302,52 @@ def _cell(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def plot(ds: Dataset, key: str, output: str, *, files: Sequence[str] = (),
+         all_tags: bool = False, all_branches: bool = False, all_commits: bool = False) -> Path:
+    """A chart of one metric across revisions (.png, .svg or .html)."""
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".png", ".svg", ".html"):
+        raise UsageError("the plot file must end in .png, .svg or .html")
+    if not (all_tags or all_branches or all_commits):
+        all_commits = True
+    rows = show(ds, files, all_tags=all_tags, all_branches=all_branches,
+                all_commits=all_commits)
+    points = [(r.revision, r.values[key]) for r in rows
+              if isinstance(r.values.get(key), (int, float))]
+    if not points:
+        known = sorted({k for r in rows for k in r.values})
+        raise RecorderError(f"no numeric values of {key!r} at the selected revisions",
+                            hint=f"keys seen: {', '.join(known) or 'none'}")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise RecorderError("plots need matplotlib", hint="pip install matplotlib") from exc
+    labels = [p[0] for p in points]
+    values = [p[1] for p in points]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * len(points) + 2), 3.6))
+    ax.plot(range(len(values)), values, marker="o", color="#1f5fa8")
+    for i, v in enumerate(values):
+        ax.annotate(f"{v:.4g}", (i, v), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=8)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(key)
+    ax.set_title(f"{key} across revisions")
+    ax.grid(True, alpha=0.3)
+    ax.margins(x=0.08, y=0.2)
+    fig.tight_layout()
+    target = Path(output).absolute()
+    if suffix == ".html":
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg")
+        target.write_text(f"<!doctype html><meta charset='utf-8'><title>{key}</title>\n"
+                          f"{buf.getvalue()}\n", encoding="utf-8")
+    else:
+        fig.savefig(target, dpi=120)
+    plt.close(fig)
+    return target

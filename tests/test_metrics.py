@@ -95,3 +95,43 @@ def test_annexed_metrics_are_read(tmp_path):
     assert (ds / "m.json").is_symlink()
     rows = api.metrics(["m.json"], dataset=ds, all_tags=True, as_frame=False)
     assert rows[0].values == {"loss": 0.25}
+
+
+def test_plot_png_svg_html(history, tmp_path):
+    pytest.importorskip("matplotlib")
+    for suffix in ("png", "svg", "html"):
+        out = tmp_path / f"acc.{suffix}"
+        rr("metrics", "plot", "accuracy", "-T", "-o", str(out), cwd=history)
+        data = out.read_bytes()
+        assert len(data) > 1000
+    assert (tmp_path / "acc.png").read_bytes().startswith(b"\x89PNG")
+    assert b"<svg" in (tmp_path / "acc.html").read_bytes()
+    proc = rr("metrics", "plot", "nokey", "-o", str(tmp_path / "x.png"), cwd=history,
+              check=False)
+    assert proc.returncode == 1 and "keys seen: accuracy" in proc.stderr
+
+
+def test_yaml_and_csv_metrics(tmp_path):
+    pytest.importorskip("yaml")
+    ds = tmp_path / "y"
+    rr("create", "-c", "text2git", str(ds))
+    (ds / "m.yaml").write_text("train:\n  loss: 0.5\n")
+    (ds / "m.csv").write_text("epoch,loss\n1,0.9\n2,0.4\n")
+    rr("save", "--version-tag", "t", cwd=ds)
+    rows = api.metrics(["m.yaml", "m.csv"], dataset=ds, all_tags=True, as_frame=False)
+    assert rows[0].values == {"m.yaml:train.loss": 0.5, "m.csv:epoch": 2, "m.csv:loss": 0.4}
+
+
+def test_graph_links_inputs_commands_outputs_and_reruns(history, tmp_path):
+    rr("rerun", "--onto=v1", "--branch", "again", "master", cwd=history)  # a new result
+    out = tmp_path / "g.dot"
+    rr("graph", "-o", str(out), cwd=history)
+    dot = out.read_text()
+    assert dot.startswith("digraph provenance {")
+    assert '-> "f:accuracy.json";' in dot
+    assert '[style=dashed, label="rerun"]' in dot
+    import shutil
+
+    if shutil.which("dot"):
+        rr("graph", "-o", str(tmp_path / "g.svg"), cwd=history)
+        assert b"<svg" in (tmp_path / "g.svg").read_bytes()

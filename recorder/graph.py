@@ -1,0 +1,61 @@
+"""The provenance graph of run records: inputs -> command -> outputs, chained across commits."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import proc
+from .dataset import Dataset
+from .errors import RecorderError, UsageError
+from .history import log
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
+    rows = list(reversed(log(ds, revision_range)))
+    lines = ["digraph provenance {", "  rankdir=LR;",
+             '  node [fontname="Helvetica", fontsize=10];']
+    files: set[str] = set()
+    for r in rows:
+        node = f"run_{r.commit[:10]}"
+        label = f"{r.commit[:8]}\\n{r.message[:40]}"
+        if r.container:
+            label += f"\\n[{r.container}]"
+        lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
+                     f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
+        for path in r.inputs:
+            files.add(path)
+            lines.append(f"  {_q('f:' + path)} -> {node};")
+        for path in r.outputs:
+            files.add(path)
+            lines.append(f"  {node} -> {_q('f:' + path)};")
+        if r.chain:
+            original = f"run_{r.chain[-1][:10]}"
+            lines.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
+    for path in sorted(files):
+        lines.append(f"  {_q('f:' + path)} [shape=note, label={_q(path)}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> Path:
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".dot", ".svg", ".png"):
+        raise UsageError("the graph file must end in .dot, .svg or .png")
+    dot = to_dot(ds, revision_range)
+    target = Path(output).absolute()
+    if suffix == ".dot":
+        target.write_text(dot, encoding="utf-8")
+        return target
+    if shutil.which("dot", path=proc.tool_path()) is None:
+        raise RecorderError("rendering .svg/.png needs Graphviz's dot",
+                            hint="apt-get install graphviz, or write a .dot file")
+    result = proc.capture(["dot", f"-T{suffix[1:]}", "-o", os.fspath(target)],
+                          input=dot.encode("utf-8"))
+    del result
+    return target
