@@ -219,3 +219,37 @@ def read_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, by
         path = Path(root) / loc.strip() if loc.strip() else None
         out[key] = path.read_bytes() if path is not None and path.is_file() else None
     return out
+
+
+def addurl(root: str | os.PathLike[str], url: str, path: str) -> dict:
+    """Download ``url`` to ``path`` and register the URL as a source of its content."""
+    records = _annex_json(root, ["addurl", f"--file={path}", "--raw"], [url])
+    return records[-1] if records else {}
+
+
+def lookupkey(root: str | os.PathLike[str], path: str) -> str | None:
+    out = proc.capture(["git", "annex", "lookupkey", "--", path], cwd=root, check=False)
+    return out.stdout.decode().strip() or None if out.returncode == 0 else None
+
+
+def ensure_archive_remote(root: str | os.PathLike[str]) -> None:
+    """The rr archive special remote, initialised once per dataset (clones autoenable it)."""
+    ensure_available()
+    info = proc.capture(["git", "config", "remote.rr-archives.annex-externaltype"], cwd=root,
+                        check=False)
+    if info.returncode == 0:
+        return
+    enable = proc.capture(["git", "annex", "enableremote", "rr-archives"], cwd=root,
+                          check=False)
+    if enable.returncode != 0:
+        proc.capture(["git", "annex", "initremote", "rr-archives", "type=external",
+                      "externaltype=rrarchive", "encryption=none", "autoenable=true"],
+                     cwd=root)
+
+
+def registerurls(root: str | os.PathLike[str], pairs: Sequence[tuple[str, str]]) -> None:
+    if not pairs:
+        return
+    ensure_available()
+    data = "".join(f"{k} {u}\n" for k, u in pairs).encode()
+    proc.capture(["git", "annex", "registerurl", "--batch"], cwd=root, input=data)

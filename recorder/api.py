@@ -251,6 +251,15 @@ def graph(output: str, revision_range: str | None = None, *, dataset: PathArg = 
     return _graph.write_graph(Dataset.find(dataset), output, revision_range)
 
 
+def download_url(urls: Sequence[str], *, path: str | None = None, message: str | None = None,
+                 archive: bool = False, dataset: PathArg = None):
+    """Download into the dataset, the URL recorded as the content's source."""
+    from . import download
+
+    return download.download_url(Dataset.find(dataset), list(urls), path=path,
+                                 message=message, archive=archive)
+
+
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,

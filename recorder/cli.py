@@ -697,6 +697,32 @@ def graph(
     _info(f"rr: wrote {path}")
 
 
+@app.command("download-url")
+def download_url(
+    urls: List[str] = typer.Argument(..., help="http(s), ftp or file URLs."),
+    path: Optional[str] = typer.Option(None, "--path", "-O", help="Where to put it (a file "
+                                       "name, or a directory for several URLs)."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message."),
+    archive: bool = typer.Option(False, "--archive", help="Extract the archive; it stays as "
+                                 "the source the extracted files can be got back from."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Download files into the dataset; their URLs are recorded so drop + get fetches again.
+
+    Example: rr download-url --archive --path data/raw https://example.org/imagenette.tgz
+    """
+    from . import api
+
+    result = call(api.download_url, urls, path=path, message=message, archive=archive,
+                  dataset=dataset)
+    if as_json:
+        _json(result.to_dict())
+    else:
+        extra = f", extracted {len(result.extracted)} file(s)" if result.extracted else ""
+        _info(f"rr: downloaded {len(result.files)} file(s){extra}")
+
+
 @app.command("log")
 def log_(
     revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "

@@ -20,7 +20,9 @@ def _isolated_home(tmp_path_factory):
     (home / ".gitconfig").write_text(
         "[user]\n\tname = rr test\n\temail = rr-test@example.invalid\n"
         "[init]\n\tdefaultBranch = master\n"
-        "[annex]\n\tsecurehashesonly = false\n",
+        "[annex]\n\tsecurehashesonly = false\n"
+        # tests serve downloads from a local HTTP server; git-annex refuses loopback otherwise
+        "[annex \"security\"]\n\tallowed-ip-addresses = 127.0.0.1\n",
         encoding="utf-8",
     )
     old = {k: os.environ.get(k) for k in ("HOME", "GIT_CONFIG_NOSYSTEM", "XDG_CONFIG_HOME")}

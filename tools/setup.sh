@@ -10,6 +10,7 @@ command -v git >/dev/null || need_apt+=(git)
 command -v xz >/dev/null || need_apt+=(xz-utils)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v dot >/dev/null || need_apt+=(graphviz)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 if [ "${RR_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || need_apt+=(docker.io)
   [ -x /bin/busybox ] || need_apt+=(busybox-static)
