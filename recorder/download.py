@@ -134,7 +134,10 @@ def _extract(ds: Dataset, target: str) -> list[str]:
             with tarfile.open(full) as tf:
                 for member in tf.getmembers():
                     _check_member(dest, member.name)
-                tf.extractall(dest, filter="data")
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, filter="data")
+                else:  # older Pythons: members were checked above
+                    tf.extractall(dest)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise

@@ -168,7 +168,10 @@ def run_shell(
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-        child = subprocess.Popen(args, cwd=cwd, env=full_env, process_group=0)
+        if sys.version_info >= (3, 11):
+            child = subprocess.Popen(args, cwd=cwd, env=full_env, process_group=0)
+        else:  # pragma: no cover - Python 3.10
+            child = subprocess.Popen(args, cwd=cwd, env=full_env, preexec_fn=os.setpgrp)
         if tty_fd is not None:
             _set_foreground(tty_fd, child.pid)
         if received:  # a signal arrived between fork and the handler seeing the child
