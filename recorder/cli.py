@@ -747,15 +747,17 @@ def log_(
 
         writer = csv.writer(sys.stdout)
         writer.writerow(["commit", "date", "author", "message", "command", "container",
-                         "inputs", "outputs", "exit"])
+                         "inputs", "outputs", "exit", "duration"])
         for r in rows:
             writer.writerow([r.commit, r.date, r.author, r.message, r.command,
                              r.container or "", " ".join(r.inputs), " ".join(r.outputs),
-                             "" if r.exit is None else r.exit])
+                             "" if r.exit is None else r.exit,
+                             "" if r.duration is None else r.duration])
         return
     for r in rows:
         exit_text = "" if r.exit in (0, None) else f" [exit {r.exit}]"
-        print(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}")
+        took = f" ({r.duration:.1f}s)" if r.duration is not None else ""
+        print(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}{took}")
         print(f"    $ {r.command}")
         if r.inputs:
             print(f"    inputs:  {' '.join(r.inputs)}")

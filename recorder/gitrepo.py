@@ -355,12 +355,19 @@ class LogEntry:
     author: str
     date: str  # strict ISO 8601 author date
     message: str  # the raw message (%B)
+    note: str = ""
 
 
 def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
-             topo: bool = True, extra: Sequence[str] = ()) -> list[LogEntry]:
-    """One ``git log`` call for a whole range: sha, parents, author, date and message."""
-    args = ["log", "-z", "--format=%H%x00%P%x00%an%x00%aI%x00%B"]
+             topo: bool = True, extra: Sequence[str] = (),
+             notes_ref: str | None = None) -> list[LogEntry]:
+    """One ``git log`` call for a whole range: sha, parents, author, date and message
+    (and with ``notes_ref`` the note of each commit in that notes ref)."""
+    fields = 6 if notes_ref else 5
+    fmt = "%H%x00%P%x00%an%x00%aI%x00%B" + ("%x00%N" if notes_ref else "")
+    args = ["log", "-z", f"--format={fmt}"]
+    if notes_ref:
+        args.append(f"--notes={notes_ref}")
     if reverse:
         args.append("--reverse")
     if topo:
@@ -368,10 +375,21 @@ def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
     args += [*extra, *revs, "--"]
     items = call_git(args, root).split("\0")
     entries = []
-    for i in range(0, len(items) - 4, 5):
+    for i in range(0, len(items) - (fields - 1), fields):
         sha, parents, author, date, message = items[i:i + 5]
-        entries.append(LogEntry(sha.strip(), tuple(parents.split()), author, date, message))
+        note = items[i + 5] if notes_ref else ""
+        entries.append(LogEntry(sha.strip(), tuple(parents.split()), author, date, message,
+                                note.strip()))
     return entries
+
+
+NOTES_REF = "rr"
+
+
+def add_note(root: PathLike, sha: str, text: str) -> None:
+    """Attach ``text`` to a commit in rr's notes ref (facts kept out of the run record, so
+    the record stays byte-identical to DataLad's)."""
+    _git(["notes", f"--ref={NOTES_REF}", "add", "-f", "-m", text, sha], root, check=False)
 
 
 def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:

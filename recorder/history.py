@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,7 +40,8 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
         raise UsageError(f"unknown revision: {rev}")
     record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
     rows = []
-    for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False):
+    for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
+                              notes_ref=gitrepo.NOTES_REF):
         note = None
         try:
             loaded = records.load_record(e.message, ds.root, record_dir)
@@ -57,6 +59,18 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
         rows.append(LogRow(
             e.sha, e.date, e.author, message.splitlines()[0] if message else "",
             str(rec.get("cmd", "")), container, list(rec.get("inputs") or []),
-            list(rec.get("outputs") or []), rec.get("exit"), rr_info.get("duration"),
+            list(rec.get("outputs") or []), rec.get("exit"),
+            rr_info.get("duration", _note_duration(e.note)),
             list(rec.get("chain") or []), note))
     return rows
+
+
+def _note_duration(note: str) -> float | None:
+    """rr keeps a run's duration in a git note (refs/notes/rr), not in the record."""
+    if not note:
+        return None
+    try:
+        value = json.loads(note.splitlines()[0]).get("duration")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shlex
 import shutil
@@ -380,6 +381,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     if sha is None:
         return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
                          p.in_hits, out_hits_after, duration, [], spec.notes)
+    gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(duration, 3)}))
     return RunResult("ok", sha, rec, full_message, command, exit_code, relpwd, p.in_hits,
                      out_hits_after, duration, [e.path for e in entries], spec.notes)
 

@@ -362,6 +362,8 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
     refs = [f"refs/heads/{branch}:refs/heads/{branch}"] if branch else []
     if ds.is_annex:
         refs.append("refs/heads/git-annex:refs/heads/git-annex")
+    if gitrepo.resolve_commit(ds.root, f"refs/notes/{gitrepo.NOTES_REF}"):
+        refs.append(f"+refs/notes/{gitrepo.NOTES_REF}:refs/notes/{gitrepo.NOTES_REF}")
     result = gitrepo.push(ds.root, to, refs)
     if result.returncode != 0:
         text = (result.stdout + result.stderr).decode("utf-8", "replace")

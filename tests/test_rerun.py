@@ -293,6 +293,8 @@ def test_log_lists_run_commits(ds):
     assert [r["message"] for r in rows] == ["second step", "first step"]
     assert rows[0]["exit"] == 2 and rows[0]["outputs"] == ["b.txt"]
     assert rows[1]["command"] == "echo a > a.txt" and rows[1]["outputs"] == ["a.txt"]
+    assert isinstance(rows[1]["duration"], float)  # kept in refs/notes/rr, not the record
+    assert "duration" not in last_message(ds, "HEAD~2")
     text = rr("log", cwd=ds).stdout
     assert "$ echo a > a.txt" in text and "[exit 2]" in text
     csv_lines = rr("log", "--csv", "HEAD~1", cwd=ds).stdout.splitlines()
