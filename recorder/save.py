@@ -75,6 +75,24 @@ def ensure_tag_available(ds: Dataset, tag: str) -> None:
         raise RecorderError(f"tag {tag!r} already exists", hint="choose another --version-tag")
 
 
+def _save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> list[str]:
+    """Paths inside installed subdatasets are saved there first (same message); the
+    subdataset's new state is then saved here."""
+    if not (ds.root / ".gitmodules").exists():
+        return rels
+    from .sharing import installed, split_by_dataset
+
+    out: list[str] = []
+    for owner, group in split_by_dataset(ds, rels).items():
+        if owner and installed(ds, owner) and any(p != owner for p in group):
+            sub = Dataset(ds.root / owner)
+            save(sub, [str(ds.root / p) for p in group], message=message)
+            out.append(owner)
+        else:
+            out += group
+    return out
+
+
 def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = None,
          version_tag: str | None = None, base: Path | None = None) -> SaveResult:
     """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes."""
@@ -92,6 +110,7 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             rel.append(r)
         if missing:
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
+        rel = _save_in_subdatasets(ds, rel, message)
     with dataset_lock(ds.git_dir):
         entries = ds.status(rel, untracked="all")
         entries = [e for e in entries if e.state != "unmerged"]

@@ -172,3 +172,12 @@ def test_rr_clones_and_gets_what_datalad_pushed(tmp_path):
     rr("clone", str(store), str(tmp_path / "rrclone"))
     rr("get", "big.dat", cwd=tmp_path / "rrclone")
     assert (tmp_path / "rrclone" / "big.dat").read_bytes() == b"payload" * 1000
+
+
+def test_save_path_inside_subdataset(analysis):
+    rr("get", "data/raw", cwd=analysis)
+    (analysis / "data" / "raw" / "extra.txt").write_text("extra\n")
+    rr("save", "-m", "extra file", "data/raw/extra.txt", cwd=analysis)
+    assert git("log", "-1", "--format=%s", cwd=analysis / "data" / "raw").strip() == "extra file"
+    assert git("log", "-1", "--format=%s", cwd=analysis).strip() == "extra file"
+    assert git("status", "--porcelain", cwd=analysis) == ""
