@@ -351,6 +351,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             candidates = sorted(set(declared) | set(gone))
             entries = ds.status(candidates, untracked="all") if candidates else []
         else:
+            candidates = []
             entries = ds.status(untracked="all")
         entries = [e for e in entries if e.state != "unmerged"]
         sidecar = spec.sidecar if spec.sidecar is not None else \
@@ -374,6 +375,14 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
                 exit_code if exit_code > 0 else 128 + (-exit_code),
                 f"command exited with code {exit_code}{expected}; nothing was saved",
                 hint=hint)
+        if spec.explicit and (ds.root / ".gitmodules").exists():
+            # declared outputs inside subdatasets: commit them there (same record) first
+            from .save import _save_in_subdatasets
+
+            moved = _save_in_subdatasets(ds, candidates, full_message)
+            if moved != candidates:
+                entries = [e for e in ds.status(moved, untracked="all")
+                           if e.state != "unmerged"]
         if not entries:
             return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
                              p.in_hits, out_hits_after, duration, [], spec.notes)

@@ -181,3 +181,15 @@ def test_save_path_inside_subdataset(analysis):
     assert git("log", "-1", "--format=%s", cwd=analysis / "data" / "raw").strip() == "extra file"
     assert git("log", "-1", "--format=%s", cwd=analysis).strip() == "extra file"
     assert git("status", "--porcelain", cwd=analysis) == ""
+
+
+def test_explicit_output_inside_subdataset(analysis):
+    rr("get", "data/raw", cwd=analysis)
+    (analysis / "stray.txt").write_text("stray\n")
+    rr("run", "--explicit", "-m", "sub output", "-o", "data/raw/derived.txt",
+       "echo derived > data/raw/derived.txt", cwd=analysis)
+    sub = analysis / "data" / "raw"
+    assert "[DATALAD RUNCMD] sub output" in last_message(sub)
+    assert "[DATALAD RUNCMD] sub output" in last_message(analysis)
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=analysis).split() == ["data/raw"]
+    assert git("status", "--porcelain", cwd=analysis) == "?? stray.txt\n"
