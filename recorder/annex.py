@@ -78,14 +78,6 @@ def init(root: str | os.PathLike[str], description: str | None = None) -> None:
     proc.capture(argv, cwd=root)
 
 
-def get(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
-    return _annex_json(root, ["get"], paths)
-
-
-def unlock(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
-    return _annex_json(root, ["unlock"], paths)
-
-
 def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
     """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git."""
     return _annex_json(root, ["add"], paths)
@@ -199,11 +191,6 @@ def merge(root: str | os.PathLike[str]) -> None:
     """Merge fetched git-annex branches into the local one."""
     ensure_available()
     proc.capture(["git", "annex", "merge"], cwd=root)
-
-
-def read_key(root: str | os.PathLike[str], key: str) -> bytes | None:
-    """Content of an annex key if this repository has it."""
-    return read_keys(root, [key]).get(key)
 
 
 def read_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, bytes | None]:

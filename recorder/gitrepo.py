@@ -173,14 +173,6 @@ def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> N
     call_git(args, root, input=nul_paths(paths), env={"GIT_LITERAL_PATHSPECS": "1"})
 
 
-def remove_cached(root: PathLike, paths: Sequence[str]) -> None:
-    if not paths:
-        return
-    call_git(["rm", "-q", "--cached", "--ignore-unmatch", "-r", "--pathspec-from-file=-",
-              "--pathspec-file-nul"], root, input=nul_paths(paths),
-             env={"GIT_LITERAL_PATHSPECS": "1"})
-
-
 def has_staged_changes(root: PathLike, paths: Sequence[str] | None = None) -> bool:
     """Whether the index differs from HEAD (for ``paths`` only, when given)."""
     if head_sha(root) is None:
@@ -194,10 +186,6 @@ def has_staged_changes(root: PathLike, paths: Sequence[str] | None = None) -> bo
         if proc_.returncode != 0:
             return True
     return False
-
-
-def staged_paths(root: PathLike) -> list[str]:
-    return call_git_z(["diff", "--cached", "--name-only", "-z", "--no-renames"], root)
 
 
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,

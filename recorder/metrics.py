@@ -166,15 +166,11 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
     return chosen
 
 
-def _annexed_content(ds: Dataset, pointer: bytes) -> bytes | None:
-    """Content of an annexed file from its symlink target or pointer, if present here."""
-    text = pointer.decode("utf-8", "replace").strip()
-    key = os.path.basename(text)
-    if "/annex/objects/" not in text and not text.startswith("/annex/objects/"):
+def _annex_key(data: bytes) -> str | None:
+    """The annex key a symlink target or pointer file names, or None for plain content."""
+    if len(data) >= 400 or b"/annex/objects/" not in data[:200]:
         return None
-    from . import annex
-
-    return annex.read_key(ds.root, key)
+    return os.path.basename(data.decode("utf-8", "replace").strip())
 
 
 def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
@@ -187,6 +183,14 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
     specs = [f"{sha}:{f}" for _, sha in revs for f in files]
     blobs = gitrepo.cat_file_batch(ds.root, specs)
+    keys = {spec: _annex_key(obj[1]) for spec, obj in blobs.items() if obj is not None}
+    wanted = sorted({k for k in keys.values() if k})
+    if wanted:  # annexed metrics: one git-annex call for all revisions
+        from . import annex
+
+        contents = annex.read_keys(ds.root, wanted)
+    else:
+        contents = {}
     rows = []
     many = len(files) > 1
     for name, sha in revs:
@@ -197,8 +201,9 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
                 row.notes.append(f"{f}: missing")
                 continue
             data = obj[1]
-            if b"/annex/objects/" in data[:200] and len(data) < 400:
-                content = _annexed_content(ds, data)
+            key = keys.get(f"{sha}:{f}")
+            if key:
+                content = contents.get(key)
                 if content is None:
                     row.notes.append(f"{f}: annexed content not here (rr get it)")
                     continue

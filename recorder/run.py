@@ -67,8 +67,6 @@ class RunSpec:
     extra_unlock: list[str] = field(default_factory=list)  # dataset-relative (rerun)
     rr_info: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
-    argv_wrapper: Callable[[str, Path], list[str]] | None = None  # containers
-    save_failed: bool = False
     notes: list[str] = field(default_factory=list)
     digest_pending: bool = False
     recorded_digest: str | None = None
@@ -328,8 +326,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
         if announce:
             announce(command)
         started = time.monotonic()
-        argv = spec.argv_wrapper(command, spec.pwd) if spec.argv_wrapper else None
-        outcome = proc.run_shell(command, spec.pwd, env=spec.env or None, argv=argv)
+        outcome = proc.run_shell(command, spec.pwd, env=spec.env or None)
         duration = time.monotonic() - started
     finally:
         if tmpdir:
@@ -364,7 +361,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             entries += [e for e in ds.status([rel_side], untracked="all")
                         if e.path not in {x.path for x in entries}]
         full_message = records.format_message(subject, None if rid else rec, rid)
-        if exit_code not in (0, spec.expected_exit) and not spec.save_failed:
+        if exit_code not in (0, spec.expected_exit):
             hint = None
             if entries:
                 gitrepo.write_commit_editmsg(ds.root, full_message)

@@ -108,26 +108,28 @@ def _resolve_url(ds: Dataset, url: str) -> str:
 def install(ds: Dataset, rel: str) -> Dataset:
     """Install the registered subdataset at ``rel``: clone it from its recorded URL and check
     out the recorded commit.  rr clones itself rather than `git submodule update`, which
-    refuses local paths since git 2.38 (protocol.file.allow)."""
+    refuses local paths since git 2.38 (protocol.file.allow).  An installed subdataset is
+    returned as it is."""
     full = ds.root / rel
-    if not (full / ".git").exists():
-        url = gitrepo.submodule_paths(ds.root).get(rel)
-        if not url:
-            raise RecorderError(f"not a registered subdataset: {rel}")
-        source = _resolve_url(ds, url)
-        sha = gitrepo.gitlink(ds.root, rel)
-        full.mkdir(parents=True, exist_ok=True)
-        try:
-            gitrepo.clone(source, full, cwd=ds.root)
-        except CommandError as exc:
-            raise RecorderError(f"cannot install subdataset {rel} from {source}: "
-                                f"{exc.message.split(': ', 1)[-1]}") from None
-        if sha and gitrepo.head_sha(full) != sha:
-            if gitrepo.resolve_commit(full, sha) is None:
-                raise RecorderError(f"subdataset {rel}: the recorded commit {sha[:10]} is not "
-                                    f"available from {source}")
-            gitrepo.checkout(full, sha, detach=True)
-        gitrepo.register_submodule(ds.root, rel, url)
+    if (full / ".git").exists():
+        return Dataset(full)
+    url = gitrepo.submodule_paths(ds.root).get(rel)
+    if not url:
+        raise RecorderError(f"not a registered subdataset: {rel}")
+    source = _resolve_url(ds, url)
+    sha = gitrepo.gitlink(ds.root, rel)
+    full.mkdir(parents=True, exist_ok=True)
+    try:
+        gitrepo.clone(source, full, cwd=ds.root)
+    except CommandError as exc:
+        raise RecorderError(f"cannot install subdataset {rel} from {source}: "
+                            f"{exc.message.split(': ', 1)[-1]}") from None
+    if sha and gitrepo.head_sha(full) != sha:
+        if gitrepo.resolve_commit(full, sha) is None:
+            raise RecorderError(f"subdataset {rel}: the recorded commit {sha[:10]} is not "
+                                f"available from {source}")
+        gitrepo.checkout(full, sha, detach=True)
+    gitrepo.register_submodule(ds.root, rel, url)
     sub = Dataset(full)
     _init_annex_if_needed(sub)
     return sub
@@ -156,7 +158,7 @@ def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
         for parts in patterns:
             if len(parts) > len(sub_parts) and all(
                     fnmatch.fnmatchcase(s, p) for s, p in zip(sub_parts, parts)):
-                child = install(ds, sub) if not installed(ds, sub) else Dataset(ds.root / sub)
+                child = install(ds, sub)
                 install_for_specs(child, pwd, specs)
                 break
 
@@ -180,7 +182,7 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
-            sub = install(ds, owner) if not installed(ds, owner) else Dataset(ds.root / owner)
+            sub = install(ds, owner)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
             fetch(sub, inner, on_file)
             continue
@@ -220,7 +222,7 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         for sub in gitrepo.submodule_paths(ds.root):
             inner = _inner_path(rels, sub)
             if inner is not None:
-                child = install(ds, sub) if not installed(ds, sub) else Dataset(ds.root / sub)
+                child = install(ds, sub)
                 get(child, [str(child.root / inner)], recursive=True, on_file=on_file)
     return rels
 
