@@ -38,10 +38,7 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
             sub = Dataset(ds.root / e.path)
             sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
             if sub_entries:
-                paths = stage(sub, sub_entries, message)
-                if gitrepo.has_staged_changes(sub.root, None):
-                    gitrepo.commit(sub.root, message)
-                del paths
+                commit_entries(sub, sub_entries, message, only=False)
     to_add = [e.path for e in entries if e.state != "deleted" and not e.submodule]
     plain = [e.path for e in entries if e.state == "deleted" or e.submodule]
     if to_add:
