@@ -240,3 +240,20 @@ def registerurls(root: str | os.PathLike[str], pairs: Sequence[tuple[str, str]])
     ensure_available()
     data = "".join(f"{k} {u}\n" for k, u in pairs).encode()
     proc.capture(["git", "annex", "registerurl", "--batch"], cwd=root, input=data)
+
+
+def repair_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Move damaged objects aside with ``git annex fsck`` (which records that the content is
+    no longer here), then fetch each key again from wherever another copy is.
+    Returns (restored keys, keys with no copy to restore from)."""
+    if not keys:
+        return [], []
+    ensure_available()
+    for key in keys:
+        proc.capture(["git", "annex", "fsck", "--quiet", "--key", key], cwd=root, check=False)
+    restored, lost = [], []
+    for key in keys:
+        got = proc.capture(["git", "annex", "get", "--quiet", "--key", key], cwd=root,
+                           check=False)
+        (restored if got.returncode == 0 else lost).append(key)
+    return restored, lost

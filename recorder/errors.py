@@ -99,6 +99,10 @@ class CommandFailedError(RecorderError):
         self.exit_code = returncode if 0 < returncode < 256 else EXIT_ERROR
 
 
+class RunNotSavedError(RecorderError):
+    """The command ran, but its results could not be committed (the message is kept)."""
+
+
 class InterruptedError_(RecorderError):
     exit_code = EXIT_INTERRUPTED
 

@@ -95,6 +95,7 @@ class StatusEntry:
     submodule: bool = False
     staged: bool = False
     sub_dirty: bool = False  # a subdataset with uncommitted changes inside
+    worktree: bool = True  # the worktree differs from the index (False: fully staged)
 
 
 _XY_STATE = {"A": "added", "M": "modified", "D": "deleted", "T": "typechange", "R": "renamed",
@@ -131,7 +132,7 @@ def iter_status(
             orig = out[i + 1]
             i += 1
             entries.append(_entry(path, xy, sub))
-            entries.append(StatusEntry(orig, "deleted", staged=True))
+            entries.append(StatusEntry(orig, "deleted", staged=True, worktree=False))
         elif kind == "u":
             parts = item.split(" ", 10)
             entries.append(StatusEntry(parts[10], "unmerged", parts[2].startswith("S")))
@@ -162,7 +163,7 @@ def _entry(path: str, xy: str, sub: str) -> StatusEntry:
         state = "added"
     dirty_inside = sub.startswith("S") and (sub[2] == "M" or sub[3] == "U")
     return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".",
-                       sub_dirty=dirty_inside)
+                       sub_dirty=dirty_inside, worktree=y != ".")
 
 
 def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> None:
@@ -526,3 +527,39 @@ def refs_by_commit(root: PathLike, patterns: Sequence[str]) -> dict[str, list[st
         obj, peeled, name = line.split(" ", 2)
         refs.setdefault(peeled or obj, []).append(name)
     return refs
+
+
+# --- checks around staging and committing ---------------------------------------------------
+
+
+def ensure_index_unlocked(root: PathLike) -> None:
+    """Refuse to start when git's index is locked (a running or killed git left index.lock):
+    git-annex would then ingest files and leave them unstaged, exiting 0."""
+    lock = Path(git_dir(root)) / "index.lock"
+    if lock.exists():
+        from .errors import RecorderError
+
+        raise RecorderError(f"git's index is locked: {lock} exists",
+                            hint="another git process is working in this dataset, or one was "
+                                 f"killed; if none is running, remove it: rm {lock}")
+
+
+def staged_paths(root: PathLike, paths: Sequence[str] | None = None) -> set[str]:
+    """Paths whose index entry differs from HEAD (all of them, or among ``paths``)."""
+    if head_sha(root) is None:
+        if paths is None:
+            return set(call_git_z(["ls-files", "-z"], root))
+        return set(_call_git_z_paths(["ls-files", "-z"], root, paths))
+    args = ["diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD"]
+    if paths is None:
+        return set(call_git_z(args, root))
+    return set(_call_git_z_paths(args, root, paths))
+
+
+def unstaged_paths(root: PathLike, paths: Sequence[str]) -> list[str]:
+    """Of ``paths``, those whose worktree state differs from the index (committed
+    subdatasets count as staged even when dirty inside)."""
+    if not paths:
+        return []
+    return [e.path for e in iter_status(root, paths, untracked="all", ignore_submodules="dirty")
+            if e.worktree and e.state != "unmerged"]

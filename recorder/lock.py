@@ -1,28 +1,102 @@
-"""Serialising changes to one dataset across rr processes, and shielding critical sections."""
+"""Serialising changes to one dataset across rr processes, and shielding critical sections.
+
+Two mechanisms, both under ``.git``:
+
+- ``rr.lock``: one exclusive lock (``flock``) around every status-and-commit step of every
+  command that changes the dataset.  A run without ``--explicit`` holds it from its
+  clean-check until its commit, command included, because it claims everything that changed
+  meanwhile; an ``--explicit`` run holds it only to prepare and to commit.  The lock is
+  reentrant within one process, and a command started by rr inherits it (``RR_LOCKED``), so
+  an ``rr save`` inside ``rr run`` does not wait for its own parent.
+- ``rr-runs/<pid>``: the declared outputs of ``--explicit`` runs whose commands are going on,
+  so that ``rr save`` and other runs leave those paths to the run that declared them.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import fnmatch
+import json
 import os
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+LOCK_FILE = "rr.lock"
+INFLIGHT_DIR = "rr-runs"
+INHERITED_ENV = "RR_LOCKED"  # os.pathsep-separated git dirs whose lock a parent rr holds
+
+_held: dict[str, int] = {}  # git dir -> depth of dataset_lock in this process
+
+
+def _key(git_dir: Path) -> str:
+    return os.path.realpath(git_dir)
+
+
+def inherited(git_dir: Path) -> bool:
+    return _key(git_dir) in os.environ.get(INHERITED_ENV, "").split(os.pathsep)
+
+
+def env_for_child(git_dirs: Sequence[Path]) -> dict[str, str]:
+    """Environment entries telling an rr started by the user's command that its parent
+    holds the lock of these datasets."""
+    keys = [k for k in os.environ.get(INHERITED_ENV, "").split(os.pathsep) if k]
+    keys += [_key(g) for g in git_dirs if _key(g) not in keys]
+    return {INHERITED_ENV: os.pathsep.join(keys)}
+
+
+def holder(git_dir: Path) -> str:
+    """What the lock file says about the process holding (or last holding) the lock."""
+    try:
+        return (git_dir / LOCK_FILE).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 @contextlib.contextmanager
-def dataset_lock(git_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the dataset while the index and HEAD are being changed.
+def dataset_lock(git_dir: Path, *, what: str = "",
+                 waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold the dataset's exclusive lock (reentrant in this process).
 
-    Only preparation (get/unlock) and saving take the lock; the user's command runs without
-    it, so two ``rr run --explicit`` with disjoint outputs execute side by side and each
-    commit holds exactly its own outputs.
+    When another process holds it, ``waiting`` (default: a line on stderr) is told who, once,
+    and the call blocks until the lock is free.
     """
-    path = git_dir / "rr.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    key = _key(git_dir)
+    if _held.get(key) or inherited(git_dir):
+        _held[key] = _held.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    path = git_dir / LOCK_FILE
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        from .errors import RecorderError
+
+        raise RecorderError(f"cannot lock the dataset ({path}): {exc.strerror}",
+                            hint="is the dataset read-only? rr needs to write to its .git "
+                                 "directory") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            who = holder(git_dir) or "another process"
+            (waiting or _say)(f"rr: waiting for the dataset lock held by {who}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _describe(fd, what)
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            _held.pop(key, None)
     finally:
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -30,26 +104,125 @@ def dataset_lock(git_dir: Path) -> Iterator[None]:
             os.close(fd)
 
 
+def _describe(fd: int, what: str) -> None:
+    text = f"pid {os.getpid()}" + (f" ({what})" if what else "") + "\n"
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode("utf-8", "replace"), 0)
+    except OSError:  # a full disk must not stop the lock from working
+        pass
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+# --- in-flight explicit runs ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InFlight:
+    pid: int
+    outputs: tuple[str, ...]  # dataset-relative paths or glob patterns
+    command: str
+
+    def claims(self, path: str) -> bool:
+        for out in self.outputs:
+            if out in (".", "") or path == out or path.startswith(out.rstrip("/") + "/"):
+                return True
+            if any(c in out for c in "*?[") and fnmatch.fnmatchcase(path, out):
+                return True
+        return False
+
+
 @contextlib.contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Postpone SIGINT/SIGTERM until the block is done, so a commit is never half-made."""
-    received: list[int] = []
+def announce_inflight(git_dir: Path, outputs: Sequence[str], command: str) -> Iterator[None]:
+    """Make the declared outputs of a running ``--explicit`` command known to others."""
+    directory = git_dir / INFLIGHT_DIR
+    path = directory / str(os.getpid())
+    try:
+        directory.mkdir(exist_ok=True)
+        path.write_text(json.dumps({"outputs": list(outputs), "command": command[:200]}),
+                        encoding="utf-8")
+    except OSError:
+        path = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def inflight_runs(git_dir: Path) -> list[InFlight]:
+    """The ``--explicit`` runs of other live processes in this dataset (stale entries of
+    processes that died are removed)."""
+    directory = git_dir / INFLIGHT_DIR
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    runs = []
+    for name in names:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        pid = int(name)
+        if not _alive(pid):
+            with contextlib.suppress(OSError):
+                (directory / name).unlink()
+            continue
+        try:
+            data = json.loads((directory / name).read_text(encoding="utf-8"))
+            outputs = tuple(str(o) for o in data.get("outputs", []))
+            runs.append(InFlight(pid, outputs, str(data.get("command", ""))))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return runs
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not alive
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+# --- signals ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def deferred_signals(received: list[int] | None = None) -> Iterator[list[int]]:
+    """Postpone SIGINT/SIGTERM/SIGHUP until the block is done, so a commit is never half-made.
+
+    The signals that arrived are collected in the yielded list; when the caller passed its
+    own list it decides what to do with them, otherwise they are re-raised after the block.
+    """
+    own = received is None
+    got: list[int] = [] if received is None else received
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def remember(signum: int, _frame: object) -> None:
-        received.append(signum)
+        got.append(signum)
 
     try:
         previous = {s: signal.signal(s, remember) for s in sigs}
     except ValueError:  # not in the main thread: nothing to shield
-        yield
+        yield got
         return
     try:
-        yield
+        yield got
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if received:
-            if received[0] == signal.SIGINT:
+        if own and got:
+            if got[0] == signal.SIGINT:
                 raise KeyboardInterrupt
-            os.kill(os.getpid(), received[0])
+            os.kill(os.getpid(), got[0])

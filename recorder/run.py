@@ -7,6 +7,7 @@ import json
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -14,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import annex, gitrepo, proc
+from . import annex, gitrepo, proc, protect
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
-                     UsageError)
-from .lock import dataset_lock
+                     RecorderError, RunNotSavedError, UsageError)
+from .lock import announce_inflight, dataset_lock, inflight_runs
+from .lock import env_for_child as lock_env_for_child
 from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
 from .save import commit_entries
 
@@ -176,7 +178,8 @@ def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
 
 
 def ensure_clean(ds: Dataset) -> None:
-    dirty = ds.dirty_paths()
+    """No unsaved changes, but for the declared outputs of ``--explicit`` runs going on."""
+    dirty = [e.path for e in _unclaimed(ds, ds.status())]
     if dirty:
         raise DirtyDatasetError(dirty)
 
@@ -292,31 +295,96 @@ def _record_pwd(ds: Dataset, pwd: Path) -> str:
 
 def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | None = None
             ) -> RunResult:
-    """Prepare, execute and save one command.  The dataset is left consistent on any failure."""
-    if not spec.explicit:
+    """Prepare, execute and save one command, in four phases: preflight and preparation,
+    the command, collecting what changed, commit (or keep the message).
+
+    A run without ``--explicit`` holds the dataset lock throughout, as it claims everything
+    that changed while its command ran; an ``--explicit`` run holds it to prepare and to
+    commit, and makes its declared outputs known to other rr processes meanwhile.
+    """
+    preflight(ds)
+    if spec.explicit:
+        with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
+            prepared = _prepare(ds, spec)
+        with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
+            ran = _run_command(ds, spec, prepared, announce)
+            with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
+                return _save_run(ds, spec, prepared, ran)
+    with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
+        prepared = _prepare(ds, spec)
+        ran = _run_command(ds, spec, prepared, announce, locked=True)
+        return _save_run(ds, spec, prepared, ran)
+
+
+def preflight(ds: Dataset) -> None:
+    """What must hold before a command runs, so that its results can be saved after it."""
+    if ds.is_annex:
+        annex.ensure_available()
+    gitrepo.ensure_index_unlocked(ds.root)
+    if not os.access(ds.root, os.W_OK) or not os.access(ds.git_dir, os.W_OK):
+        raise RecorderError(f"the dataset is read-only: {ds.root}",
+                            hint="rr run needs to write the outputs and the commit")
+    if gitrepo.sequencer_in_progress(ds.root):
+        raise RecorderError("a merge or cherry-pick is in progress in this dataset",
+                            hint="finish it (git commit) or abort it (git merge --abort / "
+                                 "git cherry-pick --abort) first")
+
+
+@dataclass
+class _Prepared:
+    plan: Plan
+    inputs: list[str]  # dataset-relative input paths
+    declared: list[str]  # dataset-relative declared outputs (or their patterns)
+    existed_before: set[str]
+    branch: str | None  # the branch HEAD was on (None: detached)
+    head: str | None
+
+
+@dataclass
+class _Ran:
+    command: str
+    exit_code: int
+    duration: float
+    started_ns: int
+
+
+def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     if not spec.pwd.exists() and ds.contains(spec.pwd):
         spec.pwd.mkdir(parents=True)  # a recorded pwd that this checkout does not have yet
     p = plan(ds, spec)
     in_root = _to_root(ds, spec.pwd, p.in_hits)
     extra_root = _to_root(ds, spec.pwd, p.extra_hits)
-    out_root_before = _to_root(ds, spec.pwd, p.out_hits)
-    existed_before = {r for r in out_root_before if os.path.lexists(ds.root / r)}
+    out_root = _to_root(ds, spec.pwd, p.out_hits)
+    existed_before = {r for r in out_root if os.path.lexists(ds.root / r)}
+    if spec.assume_ready not in ("inputs", "both"):
+        fetch_inputs(ds, in_root)
+    fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
+    if spec.digest_pending:
+        from .containers.registry import refresh_digest
 
-    with dataset_lock(ds.git_dir):
-        if spec.assume_ready not in ("inputs", "both"):
-            fetch_inputs(ds, in_root)
-        fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
-        if spec.digest_pending:
-            from .containers.registry import refresh_digest
+        refresh_digest(ds, spec)
+    if spec.assume_ready not in ("outputs", "both"):
+        unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
+    declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
+    return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root), ds.head())
 
-            refresh_digest(ds, spec)
-        if spec.assume_ready not in ("outputs", "both"):
-            unlock_outputs(ds, out_root_before + [x for x in spec.extra_unlock
-                                                  if x not in out_root_before])
 
+def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
+    try:
+        return ds.relpath(pwd / spec)
+    except RecorderError:
+        return spec
+
+
+def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
+                 announce: Callable[[str], None] | None, *, locked: bool = False) -> _Ran:
+    p = prepared.plan
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
+    env = dict(spec.env)
+    if locked:  # an rr started by the command must not wait for its parent's lock
+        env.update(lock_env_for_child([ds.git_dir]))
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
@@ -325,8 +393,10 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             command = translate_recorded(command)
         if announce:
             announce(command)
+        started_ns = protect.fs_now(ds)
         started = time.monotonic()
-        outcome = proc.run_shell(command, spec.pwd, env=spec.env or None)
+        outcome = proc.run_shell(command, spec.pwd, env=env or None,
+                                 argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]))
         duration = time.monotonic() - started
     finally:
         if tmpdir:
@@ -334,23 +404,35 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    exit_code = outcome.returncode
-    out_after = glob_specs(spec.outputs, spec.pwd, ds)
-    out_hits_after = out_after.hits + out_after.unmatched
-    rec = build_record(ds, spec, exit_code, p.in_hits, out_hits_after)
-    subject = spec.message if spec.message is not None else records.shorty(command)
-    relpwd = _record_pwd(ds, spec.pwd)
+    return _Ran(command, outcome.returncode, duration, started_ns)
 
-    with dataset_lock(ds.git_dir):
+
+def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
+    """Collect what the command changed and commit it with its record.
+
+    From here on the command has run: every failure keeps the outputs and the full message
+    (in ``.git/COMMIT_EDITMSG``) and names the command that saves them.
+    """
+    p = prepared.plan
+    full_message = ""
+    paths: list[str] = []
+    try:
+        out_after = glob_specs(spec.outputs, spec.pwd, ds)
+        out_hits_after = out_after.hits + out_after.unmatched
+        rec = build_record(ds, spec, ran.exit_code, p.in_hits, out_hits_after)
+        subject = spec.message if spec.message is not None else records.shorty(ran.command)
+        relpwd = _record_pwd(ds, spec.pwd)
+        full_message = records.format_message(subject, rec)
         if spec.explicit:
             declared = _to_root(ds, spec.pwd, out_after.hits)
-            gone = [r for r in existed_before if not os.path.lexists(ds.root / r)]
+            gone = [r for r in prepared.existed_before if not os.path.lexists(ds.root / r)]
             candidates = sorted(set(declared) | set(gone))
             entries = ds.status(candidates, untracked="all") if candidates else []
         else:
             candidates = []
-            entries = ds.status(untracked="all")
+            entries = _unclaimed(ds, ds.status(untracked="all"))
         entries = [e for e in entries if e.state != "unmerged"]
+        paths = [e.path for e in entries]
         sidecar = spec.sidecar if spec.sidecar is not None else \
             ds.config.get_bool("datalad.run.record-sidecar")
         rid = None
@@ -360,18 +442,30 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             rel_side = ds.relpath(side_path)
             entries += [e for e in ds.status([rel_side], untracked="all")
                         if e.path not in {x.path for x in entries}]
+            paths = [e.path for e in entries]
         full_message = records.format_message(subject, None if rid else rec, rid)
-        if exit_code not in (0, spec.expected_exit):
+        # content a command wrote into through an annex link: among the inputs always, among
+        # all objects when rr could not keep the command from writing or nothing else changed
+        whole = not protect.protected() or not entries
+        damaged = protect.damaged_objects(ds, ran.started_ns,
+                                          None if whole else prepared.inputs)
+        if damaged:
+            error = protect.content_damaged(ds, damaged)
+            if not entries:
+                raise CommandFailedError(1, error.message, error.hint)
+            raise error
+        if ran.exit_code not in (0, spec.expected_exit):
             hint = None
             if entries:
                 gitrepo.write_commit_editmsg(ds.root, full_message)
                 hint = ("outputs are left in place for inspection; to save them with the run "
-                        f"record: rr save -d {shlex.quote(str(ds.root))} -F .git/COMMIT_EDITMSG")
+                        "record: " + save_command(ds, paths if spec.explicit else None))
             expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
             raise CommandFailedError(
-                exit_code if exit_code > 0 else 128 + (-exit_code),
-                f"command exited with code {exit_code}{expected}; nothing was saved",
+                ran.exit_code if ran.exit_code > 0 else 128 + (-ran.exit_code),
+                f"command exited with code {ran.exit_code}{expected}; nothing was saved",
                 hint=hint)
+        _ensure_same_branch(ds, prepared)
         if spec.explicit and (ds.root / ".gitmodules").exists():
             # declared outputs inside subdatasets: commit them there (same record) first
             from .save import _save_in_subdatasets
@@ -381,15 +475,79 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
                 entries = [e for e in ds.status(moved, untracked="all")
                            if e.state != "unmerged"]
         if not entries:
-            return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
-                             p.in_hits, out_hits_after, duration, [], spec.notes)
-        sha = commit_entries(ds, entries, full_message, only=spec.explicit)
+            return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
+                             relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
+        received: list[int] = []
+        sha = commit_entries(ds, entries, full_message, only=spec.explicit, received=received)
+    except CommandFailedError:
+        raise
+    except BaseException as exc:
+        raise _not_saved(ds, full_message, paths if spec.explicit else None, exc) from None
     if sha is None:
-        return RunResult("notneeded", None, rec, full_message, command, exit_code, relpwd,
-                         p.in_hits, out_hits_after, duration, [], spec.notes)
-    gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(duration, 3)}))
-    return RunResult("ok", sha, rec, full_message, command, exit_code, relpwd, p.in_hits,
-                     out_hits_after, duration, [e.path for e in entries], spec.notes)
+        return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
+                         relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
+    gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(ran.duration, 3)}))
+    if received:
+        raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")
+    return RunResult("ok", sha, rec, full_message, ran.command, ran.exit_code, relpwd,
+                     p.in_hits, out_hits_after, ran.duration, [e.path for e in entries],
+                     spec.notes)
+
+
+def _unclaimed(ds: Dataset, entries: list[gitrepo.StatusEntry]) -> list[gitrepo.StatusEntry]:
+    """Leave out what an ``--explicit`` run that is still going declared as its outputs."""
+    runs = inflight_runs(ds.git_dir)
+    if not runs:
+        return entries
+    return [e for e in entries if not any(r.claims(e.path) for r in runs)]
+
+
+def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
+    now = gitrepo.current_branch(ds.root)
+    if now == prepared.branch and (now is not None or ds.head() == prepared.head):
+        return
+    was = prepared.branch or f"detached HEAD at {(prepared.head or '')[:10]}"
+    is_ = now or f"detached HEAD at {(ds.head() or '')[:10]}"
+    raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; the run is "
+                        "not recorded on another branch")
+
+
+def save_command(ds: Dataset, paths: Sequence[str] | None) -> str:
+    """The exact command that saves a kept run message (and, for explicit runs, its paths)."""
+    cmd = f"cd {shlex.quote(str(ds.root))} && rr save -F .git/COMMIT_EDITMSG"
+    if paths:
+        cmd += " -- " + " ".join(shlex.quote(p) for p in paths)
+    return cmd
+
+
+def _not_saved(ds: Dataset, message: str, paths: Sequence[str] | None,
+               exc: BaseException) -> RecorderError:
+    """The error for a run whose command ran but whose results could not be committed."""
+    kept = False
+    if message:
+        try:
+            gitrepo.write_commit_editmsg(ds.root, message)
+            kept = True
+        except OSError:
+            sys.stderr.write("rr: the run message could not be written to .git/COMMIT_EDITMSG;"
+                             " here it is:\n" + message)
+    where = "its message is in .git/COMMIT_EDITMSG" if kept else "its message is printed above"
+    hint = (f"the outputs are left in place and {where}; once the cause is fixed, save them "
+            f"with: {save_command(ds, paths)}")
+    if isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, RecorderError) and isinstance(exc, Interrupted)):
+        interrupted = Interrupted("interrupted while saving; nothing was committed")
+        interrupted.hint = hint
+        return interrupted
+    if isinstance(exc, RecorderError):
+        cause = exc.message
+    elif isinstance(exc, OSError):
+        cause = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    elif isinstance(exc, SystemExit):
+        cause = "rr was asked to stop"
+    else:
+        cause = f"{type(exc).__name__}: {exc}"
+    return RunNotSavedError(f"the command ran, but its results were not saved: {cause}", hint)
 
 
 __all__ = ["RunResult", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import annex, gitrepo
+from . import annex, gitrepo, protect
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .gitrepo import StatusEntry
-from .lock import dataset_lock, deferred_signals
+from .lock import dataset_lock, deferred_signals, inflight_runs
 
 
 @dataclass
@@ -52,17 +53,43 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
 
 
 def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
-                   only: bool) -> str | None:
+                   only: bool, *, received: list[int] | None = None) -> str | None:
     """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit.
 
+    What had to be staged is checked after staging (git-annex exits 0 without staging when
+    git's index is locked): a path left unstaged is an error, not "nothing changed".
     Returns None when staging shows nothing really changed (an unlocked file rewritten with
-    the same content is locked again and equals HEAD).
+    the same content is locked again and equals HEAD).  Signals that arrive during the commit
+    itself are deferred: into ``received`` when given, else re-raised after it.
     """
-    with deferred_signals():
+    with dataset_lock(ds.git_dir):
         paths = stage(ds, entries, message)
-        if not gitrepo.has_staged_changes(ds.root, paths if only else None):
+        staged = gitrepo.staged_paths(ds.root, paths if only else None)
+        ensure_staged(ds, entries, staged)
+        if not (staged if not only else staged & set(paths)):
             return None
-        return gitrepo.commit(ds.root, message, only=paths if only else None)
+        before = ds.head()
+        with deferred_signals(received):
+            sha = gitrepo.commit(ds.root, message, only=paths if only else None)
+        if sha == before:
+            raise RecorderError("git commit exited 0 but made no commit")
+        return sha
+
+
+_MUST_APPEAR = ("untracked", "added", "deleted", "renamed")
+
+
+def ensure_staged(ds: Dataset, entries: Sequence[StatusEntry], staged: set[str]) -> None:
+    """Every new, deleted or renamed path must now differ from HEAD in the index; a modified
+    one may equal HEAD again, but must then equal the worktree."""
+    lost = [e.path for e in entries
+            if e.state in _MUST_APPEAR and e.path.rstrip("/") not in staged]
+    maybe = [e.path for e in entries
+             if e.state not in _MUST_APPEAR and e.path.rstrip("/") not in staged]
+    lost += gitrepo.unstaged_paths(ds.root, maybe)
+    if lost:
+        shown = ", ".join(lost[:5]) + (f" (and {len(lost) - 5} more)" if len(lost) > 5 else "")
+        raise RecorderError(f"git did not stage {len(lost)} path(s): {shown}")
 
 
 def ensure_tag_available(ds: Dataset, tag: str) -> None:
@@ -108,11 +135,23 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
         if missing:
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
         rel = _save_in_subdatasets(ds, rel, message)
-    with dataset_lock(ds.git_dir):
+    with dataset_lock(ds.git_dir, what="rr save"):
+        gitrepo.ensure_index_unlocked(ds.root)
         entries = ds.status(rel, untracked="all")
         entries = [e for e in entries if e.state != "unmerged"]
+        entries = _leave_inflight_outputs(ds, entries, explicit=rel is not None)
         msg = message if message is not None else "[DATALAD] Recorded changes"
         if not entries:
+            damaged = protect.damaged_objects(ds, _head_time_ns(ds) + 1_000_000_000, rel,
+                                              written=True)
+            if damaged:
+                names = [f for d in damaged for f in (d.files or (d.key,))]
+                raise RecorderError(
+                    "annexed content was changed in place through its link (the annex object "
+                    f"no longer matches its key): {', '.join(names[:6])}",
+                    hint="the old content is gone from here; to keep the new content as a new "
+                         "version: git annex fsck (moves the damaged object aside), then put the "
+                         "file back and rr save it; or rr get it from another copy")
             if ds.head() is None and version_tag:
                 raise RecorderError("nothing to save and no commit to tag yet")
             if version_tag:
@@ -124,3 +163,31 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
     if sha is None:
         return SaveResult("notneeded", ds.head(), [], version_tag, "nothing to save")
     return SaveResult("ok", sha, [e.path for e in entries], version_tag, msg)
+
+
+def _leave_inflight_outputs(ds: Dataset, entries: list[StatusEntry], explicit: bool
+                            ) -> list[StatusEntry]:
+    """Paths an ``--explicit`` run that is still going declared as outputs are its own:
+    named paths are refused, a whole-dataset save leaves them out (and says so)."""
+    runs = inflight_runs(ds.git_dir)
+    if not runs:
+        return entries
+    keep, claimed = [], []
+    for e in entries:
+        owner = next((r for r in runs if r.claims(e.path)), None)
+        (claimed if owner else keep).append((e, owner))
+    if claimed and explicit:
+        e, owner = claimed[0]
+        raise RecorderError(f"{e.path} is a declared output of a run still going "
+                            f"(pid {owner.pid}: {owner.command[:60]})",
+                            hint="wait for that rr run to finish; it saves its outputs itself")
+    if claimed:
+        sys.stderr.write(f"rr: left out {len(claimed)} path(s) that a run still going "
+                         f"(pid {claimed[0][1].pid}) declared as its outputs\n")
+    return [e for e, _ in keep]
+
+
+def _head_time_ns(ds: Dataset) -> int:
+    """Commit time of HEAD (content changed after it is suspect), or 0 without commits."""
+    out = gitrepo.call_git_optional(["log", "-1", "--format=%ct", "HEAD"], ds.root)
+    return int(out.strip()) * 1_000_000_000 if out and out.strip().isdigit() else 0

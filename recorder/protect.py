@@ -1,0 +1,240 @@
+"""Annexed content is never overwritten in place by a command rr runs.
+
+A locked annexed file is a symlink to its content in ``.git/annex/objects``, which git-annex
+makes read-only.  Root ignores file modes, so a command run as root that writes into such a
+file rewrites the only copy of that content, and nothing in git notices.  rr therefore
+
+- prevents it: as root, the command runs without ``CAP_DAC_OVERRIDE`` (``setpriv``), so file
+  modes hold for it as for any user, and a container gets the object store mounted read-only;
+- detects it: after the command, objects whose inode changed while it ran are checked against
+  their keys (size, then checksum), so a write that got through anyway (a command that made
+  the objects writable first) is found, the run is not recorded, and the damaged objects are
+  moved aside by ``git annex fsck`` (and fetched again where another copy exists).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import annex, gitrepo
+from .dataset import Dataset
+from .errors import RecorderError
+
+_CAP_DAC_OVERRIDE = 1
+_CAP_SETPCAP = 8
+_caps: tuple[int, int] | None = None
+
+
+def _effective_caps() -> tuple[int, int]:
+    """(effective, bounding) capability masks of this process."""
+    global _caps
+    if _caps is None:
+        eff = bnd = 0
+        try:
+            with open("/proc/self/status", encoding="ascii") as fh:
+                for line in fh:
+                    if line.startswith("CapEff:"):
+                        eff = int(line.split()[1], 16)
+                    elif line.startswith("CapBnd:"):
+                        bnd = int(line.split()[1], 16)
+        except (OSError, ValueError):
+            pass
+        _caps = (eff, bnd)
+    return _caps
+
+
+def can_override_modes() -> bool:
+    """Whether this process ignores file modes (root with CAP_DAC_OVERRIDE)."""
+    return bool(_effective_caps()[0] & (1 << _CAP_DAC_OVERRIDE))
+
+
+def wrap_argv(ds: Dataset, argv: list[str]) -> list[str]:
+    """``argv`` such that, in an annexed dataset, it runs without CAP_DAC_OVERRIDE."""
+    if not ds.is_annex or not can_override_modes():
+        return argv
+    eff, _ = _effective_caps()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or not eff & (1 << _CAP_SETPCAP):
+        return argv  # cannot drop it: detection after the command still guards the content
+    return [setpriv, "--inh-caps=-dac_override", "--bounding-set=-dac_override", "--", *argv]
+
+
+def protected() -> bool:
+    """Whether a command rr runs is kept from writing into read-only annexed content."""
+    if not can_override_modes():
+        return True
+    eff, _ = _effective_caps()
+    return bool(eff & (1 << _CAP_SETPCAP)) and shutil.which("setpriv") is not None
+
+
+# --- detection ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Damaged:
+    key: str
+    object_path: Path
+    files: tuple[str, ...]  # worktree files pointing at it (dataset-relative)
+
+
+def _objects_dir(ds: Dataset) -> Path:
+    return ds.git_dir / "annex" / "objects"
+
+
+def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
+    """(key, path, stat) of every object file (layout ``XX/YY/KEY/KEY``, any hash depth)."""
+    stack = [objects]
+    while stack:
+        directory = stack.pop()
+        try:
+            it = os.scandir(directory)
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                inner = Path(entry.path) / entry.name
+                try:
+                    st = os.lstat(inner)
+                except FileNotFoundError:
+                    stack.append(Path(entry.path))  # a hash directory, not a key directory
+                    continue
+                except OSError:
+                    continue
+                if not stat.S_ISDIR(st.st_mode):
+                    yield entry.name, inner, st
+
+
+def key_size(key: str) -> int | None:
+    for part in key.split("--", 1)[0].split("-")[1:]:
+        if part.startswith("s") and part[1:].isdigit():
+            return int(part[1:])
+    return None
+
+
+_HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512",
+           "SHA224": "sha224", "SHA384": "sha384", "SHA3_256": "sha3_256",
+           "SHA3_512": "sha3_512", "BLAKE2B512": "blake2b"}
+
+
+def key_matches(key: str, path: Path) -> bool | None:
+    """Whether the content at ``path`` is what ``key`` names (None: cannot be told)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    expected = key_size(key)
+    if expected is not None and size != expected:
+        return False
+    backend = key.split("-", 1)[0]
+    algo = _HASHES.get(backend.rstrip("E"))
+    if algo is None:
+        return None
+    digest = key.split("--", 1)[1] if "--" in key else ""
+    if backend.endswith("E"):
+        digest = digest.split(".", 1)[0]
+    h = hashlib.new(algo)
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest() == digest
+
+
+def fs_now(ds: Dataset) -> int:
+    """The file system's own current time (ns): inode times come from a coarse kernel clock
+    that can lag ``time.time_ns()``, so "changed since" is measured against a stamp file."""
+    stamp = ds.git_dir / "rr-stamp"
+    try:
+        stamp.touch()
+        os.utime(stamp)
+        return os.stat(stamp).st_ctime_ns
+    except OSError:
+        import time
+
+        return time.time_ns() - 50_000_000
+
+
+def _suspect(key: str, path: Path, st: os.stat_result, since_ns: int, written: bool) -> bool:
+    """Whether an object whose inode (or, with ``written``, whose content) changed since
+    ``since_ns`` no longer holds its key."""
+    if st.st_mtime_ns < since_ns and (written or st.st_ctime_ns < since_ns):
+        return False
+    ok = key_matches(key, path)
+    return ok is False or (ok is None and st.st_mtime_ns >= since_ns)
+
+
+def _objects_of(ds: Dataset, paths: Sequence[str]) -> Iterable[tuple[str, Path, os.stat_result]]:
+    """(key, object path, stat) of the locked annexed files at or under ``paths``."""
+    files = [p for p in paths if annex.is_locked_annexed(ds.root / p)]
+    dirs = [p for p in paths if (ds.root / p).is_dir() and not (ds.root / p).is_symlink()]
+    if dirs:
+        files += gitrepo.ls_files_symlinks(ds.root, dirs)
+    for rel in files:
+        full = ds.root / rel
+        try:
+            target = full.resolve()
+            st = os.lstat(target)
+        except OSError:
+            continue
+        yield os.path.basename(target), target, st
+
+
+def damaged_objects(ds: Dataset, since_ns: int, paths: Sequence[str] | None = None, *,
+                    written: bool = False) -> list[Damaged]:
+    """Annexed content overwritten in place since ``since_ns`` (wall clock, ns): among the
+    objects of ``paths`` (dataset-relative), or among all objects when ``paths`` is None
+    (a walk of the whole object store)."""
+    if not ds.is_annex:
+        return []
+    if paths is None:
+        objects = _objects_dir(ds)
+        candidates = iter_objects(objects) if objects.is_dir() else iter(())
+    else:
+        candidates = _objects_of(ds, paths)
+    bad = {k: p for k, p, st in candidates if _suspect(k, p, st, since_ns, written)}
+    if not bad:
+        return []
+    files = _files_of_keys(ds, list(bad))
+    return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in bad.items()]
+
+
+def _files_of_keys(ds: Dataset, keys: Sequence[str]) -> dict[str, list[str]]:
+    wanted = set(keys)
+    found: dict[str, list[str]] = {}
+    for rel in gitrepo.ls_files_symlinks(ds.root, ["."]):
+        try:
+            target = os.readlink(ds.root / rel)
+        except OSError:
+            continue
+        name = os.path.basename(target)
+        if name in wanted:
+            found.setdefault(name, []).append(rel)
+    return found
+
+
+def content_damaged(ds: Dataset, damaged: Sequence[Damaged]) -> RecorderError:
+    """Move the damaged objects aside (git annex fsck), fetch them again where possible, and
+    return the error naming the files that were hit."""
+    names = [f for d in damaged for f in (d.files or (d.key,))]
+    restored, lost = annex.repair_keys(ds.root, [d.key for d in damaged])
+    shown = ", ".join(names[:6]) + (f" (and {len(names) - 6} more)" if len(names) > 6 else "")
+    detail = []
+    if restored:
+        detail.append(f"{len(restored)} restored from another copy")
+    if lost:
+        detail.append(f"{len(lost)} had no other copy: the damaged content is in "
+                      ".git/annex/bad/")
+    return RecorderError(
+        f"the command overwrote annexed content in place: {shown}"
+        + (f" ({'; '.join(detail)})" if detail else ""),
+        hint="declare such files as outputs (-o) so that rr unlocks them before the command")
