@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -79,8 +80,43 @@ def init(root: str | os.PathLike[str], description: str | None = None) -> None:
 
 
 def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
-    """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git."""
-    return _annex_json(root, ["add"], paths)
+    """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git.
+
+    When git-annex fails after moving a file's content into the object store (a full disk),
+    it cannot copy it back and leaves an empty file: the content is moved back here.
+    """
+    try:
+        return _annex_json(root, ["add"], paths)
+    except AnnexError as exc:
+        put_back_stranded_content(Path(root), exc.failed)
+        raise
+
+
+_STRANDED = re.compile(r"Unable to restore content of .*; it should be located in (.+)$")
+
+
+def put_back_stranded_content(root: Path, failed: Sequence[dict]) -> list[str]:
+    """Move content git-annex stranded in the object store back to its file."""
+    restored = []
+    for rec in failed:
+        name = rec.get("file")
+        where = next((m.group(1).strip() for m in map(_STRANDED.match,
+                      rec.get("error-messages", [])) if m), None)
+        if not name or not where:
+            continue
+        target, obj = root / name, root / where
+        if not obj.is_file() or target.is_symlink() or \
+                (target.exists() and target.stat().st_size == obj.stat().st_size):
+            continue
+        try:
+            os.chmod(obj.parent, 0o755)
+            os.replace(obj, target)
+            os.chmod(target, 0o644 & ~_umask())
+            obj.parent.rmdir()
+        except OSError:
+            continue
+        restored.append(name)
+    return restored
 
 
 def annex_objects_marker(path: str) -> bool:

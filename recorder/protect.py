@@ -87,29 +87,90 @@ def _objects_dir(ds: Dataset) -> Path:
     return ds.git_dir / "annex" / "objects"
 
 
-def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
-    """(key, path, stat) of every object file (layout ``XX/YY/KEY/KEY``, any hash depth)."""
-    stack = [objects]
-    while stack:
-        directory = stack.pop()
+def iter_object_paths(objects: Path) -> Iterable[tuple[str, Path]]:
+    """(key, path) of every object file.  The layout is ``H1/H2/KEY/KEY`` (git-annex's
+    hashdirmixed, or hashdirlower in bare repositories); a key directory is never listed,
+    its file is named by the key itself."""
+    try:
+        level1 = [e.path for e in os.scandir(objects) if e.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for d1 in level1:
         try:
-            it = os.scandir(directory)
+            level2 = [e.path for e in os.scandir(d1) if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue
-        with it:
-            for entry in it:
-                if not entry.is_dir(follow_symlinks=False):
-                    continue
-                inner = Path(entry.path) / entry.name
-                try:
-                    st = os.lstat(inner)
-                except FileNotFoundError:
-                    stack.append(Path(entry.path))  # a hash directory, not a key directory
-                    continue
-                except OSError:
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    yield entry.name, inner, st
+        for d2 in level2:
+            try:
+                with os.scandir(d2) as it:
+                    keys = [e.name for e in it]
+            except OSError:
+                continue
+            for key in keys:
+                yield key, Path(d2, key, key)
+
+
+def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
+    """(key, path, stat) of every object file."""
+    for key, path in iter_object_paths(objects):
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            yield key, path, st
+
+
+class ObjectWatch:
+    """Watches the whole object store across a command at little cost on the hot path: the
+    object files are listed in a thread while the command runs, and checked (one ``lstat``
+    each, checksums only for those whose inode changed) in a thread while rr collects the
+    command's changes.  Objects the command itself added are new, not overwritten."""
+
+    def __init__(self, ds: Dataset) -> None:
+        import threading
+
+        self.ds = ds
+        self._paths: list[tuple[str, Path]] = []
+        self._result: list[tuple[str, Path]] = []
+        objects = _objects_dir(ds)
+        self._lister = threading.Thread(target=self._list, args=(objects,), daemon=True)
+        self._checker: threading.Thread | None = None
+        self.enabled = ds.is_annex and objects.is_dir()
+        if self.enabled:
+            self._lister.start()
+
+    def _list(self, objects: Path) -> None:
+        self._paths = list(iter_object_paths(objects))
+
+    def check_async(self, since_ns: int) -> None:
+        import threading
+
+        if not self.enabled:
+            return
+        self._checker = threading.Thread(target=self._check, args=(since_ns,), daemon=True)
+        self._checker.start()
+
+    def _check(self, since_ns: int) -> None:
+        self._lister.join()
+        bad = []
+        for key, path in self._paths:
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and _suspect(key, path, st, since_ns, False):
+                bad.append((key, path))
+        self._result = bad
+
+    def damaged(self) -> list[Damaged]:
+        if self._checker is None:
+            return []
+        self._checker.join()
+        if not self._result:
+            return []
+        files = _files_of_keys(self.ds, [k for k, _ in self._result])
+        return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in self._result]
 
 
 def key_size(key: str) -> int | None:

@@ -321,7 +321,6 @@ def preflight(ds: Dataset) -> None:
     """What must hold before a command runs, so that its results can be saved after it."""
     if ds.is_annex:
         annex.ensure_available()
-    gitrepo.ensure_index_unlocked(ds.root)
     if not os.access(ds.root, os.W_OK) or not os.access(ds.git_dir, os.W_OK):
         raise RecorderError(f"the dataset is read-only: {ds.root}",
                             hint="rr run needs to write the outputs and the commit")
@@ -334,7 +333,6 @@ def preflight(ds: Dataset) -> None:
 @dataclass
 class _Prepared:
     plan: Plan
-    inputs: list[str]  # dataset-relative input paths
     declared: list[str]  # dataset-relative declared outputs (or their patterns)
     existed_before: set[str]
     branch: str | None  # the branch HEAD was on (None: detached)
@@ -347,9 +345,13 @@ class _Ran:
     exit_code: int
     duration: float
     started_ns: int
+    watch: protect.ObjectWatch
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
+    """Under the dataset lock: check, fetch inputs, unlock outputs."""
+    # under the lock: an rr process committing holds git's index.lock legitimately
+    gitrepo.ensure_index_unlocked(ds.root)
     if not spec.pwd.exists() and ds.contains(spec.pwd):
         spec.pwd.mkdir(parents=True)  # a recorded pwd that this checkout does not have yet
     p = plan(ds, spec)
@@ -367,7 +369,7 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
-    return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root), ds.head())
+    return _Prepared(p, declared, existed_before, gitrepo.current_branch(ds.root), ds.head())
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
@@ -393,18 +395,20 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
             command = translate_recorded(command)
         if announce:
             announce(command)
+        watch = protect.ObjectWatch(ds)
         started_ns = protect.fs_now(ds)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,
                                  argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]))
         duration = time.monotonic() - started
+        watch.check_async(started_ns)
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, started_ns)
+    return _Ran(command, outcome.returncode, duration, started_ns, watch)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
@@ -444,11 +448,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
                         if e.path not in {x.path for x in entries}]
             paths = [e.path for e in entries]
         full_message = records.format_message(subject, None if rid else rec, rid)
-        # content a command wrote into through an annex link: among the inputs always, among
-        # all objects when rr could not keep the command from writing or nothing else changed
-        whole = not protect.protected() or not entries
-        damaged = protect.damaged_objects(ds, ran.started_ns,
-                                          None if whole else prepared.inputs)
+        damaged = ran.watch.damaged()  # content the command wrote into through a link
         if damaged:
             error = protect.content_damaged(ds, damaged)
             if not entries:

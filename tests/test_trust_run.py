@@ -1,0 +1,289 @@
+"""rr run never loses a record, never swaps records between concurrent runs, and never lets a
+command overwrite annexed content in place.  Real git, git-annex, file systems and processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import RR, annex, commit_count, git, last_message, rr
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux file systems and signals")
+
+IS_ROOT = os.geteuid() == 0
+
+
+def record_of(message: str) -> dict:
+    body = message.split("=== Do not change lines below ===\n", 1)[1]
+    return json.loads(body.split("\n^^^ Do not change lines above ^^^", 1)[0])
+
+
+def editmsg(ds: Path) -> str:
+    return (ds / ".git" / "COMMIT_EDITMSG").read_text()
+
+
+def assert_one_error_line(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("rr: error:")]
+    assert len(errors) == 1, stderr
+
+
+def saving_command(stderr: str) -> str:
+    hint = next(line for line in stderr.splitlines() if line.startswith("rr: hint:"))
+    return hint.split("save them with: ", 1)[1]
+
+
+def run_hint_command(stderr: str) -> None:
+    command = saving_command(stderr)
+    subprocess.run(["/bin/sh", "-c", command], check=True, capture_output=True,
+                   env={**os.environ, "PATH": f"{Path(RR).parent}:{os.environ['PATH']}"})
+
+
+# --- a record is never lost ----------------------------------------------------------------
+
+
+def test_stale_index_lock_is_refused_before_the_command_runs(ds):
+    (ds / ".git" / "index.lock").write_text("")
+    proc = rr("run", "-m", "never", "echo ran > marker.txt", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert_one_error_line(proc.stderr)
+    assert "index.lock" in proc.stderr and "rm " in proc.stderr
+    assert not (ds / "marker.txt").exists()  # the command did not run
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_index_lock_left_by_the_command_keeps_the_record(ds, explicit):
+    """git-annex exits 0 without staging when the index is locked: rr checks what was staged."""
+    before = commit_count(ds)
+    args = ["--explicit", "-o", "out.txt"] if explicit else []
+    proc = rr("run", "-m", "locked out", *args,
+              "echo result > out.txt && touch .git/index.lock", cwd=ds, check=False)
+    assert proc.returncode not in (0, None)
+    assert_one_error_line(proc.stderr)
+    assert "not saved" in proc.stderr and "did not stage" in proc.stderr
+    assert commit_count(ds) == before
+    assert (ds / "out.txt").read_text() == "result\n"  # the output is kept
+    kept = editmsg(ds)
+    assert kept.startswith("[DATALAD RUNCMD] locked out")
+    assert record_of(kept)["cmd"] == "echo result > out.txt && touch .git/index.lock"
+    # the hint names the exact command that saves it; it works once the cause is gone
+    (ds / ".git" / "index.lock").unlink()
+    run_hint_command(proc.stderr)
+    assert commit_count(ds) == before + 1
+    assert record_of(last_message(ds))["cmd"].startswith("echo result > out.txt")
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["out.txt"]
+
+
+def test_rejecting_pre_commit_hook_keeps_the_record(ds):
+    hook = ds / ".git" / "hooks" / "pre-commit"
+    original = hook.read_text() if hook.exists() else None
+    hook.write_text("#!/bin/sh\necho 'policy: no commits today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    proc = rr("run", "-m", "hooked", "echo data > out.txt", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert_one_error_line(proc.stderr)
+    assert "policy: no commits today" in proc.stderr
+    assert (ds / "out.txt").read_text() == "data\n"
+    assert record_of(editmsg(ds))["cmd"] == "echo data > out.txt"
+    if original is None:
+        hook.unlink()
+    else:
+        hook.write_text(original)
+    run_hint_command(proc.stderr)
+    assert last_message(ds).startswith("[DATALAD RUNCMD] hooked")
+
+
+def test_failing_git_annex_keeps_the_record(ds, tmp_path):
+    """git-annex failing during the save (here: its object store made unwritable by
+    replacing it with a file) is reported with the message kept."""
+    objects = ds / ".git" / "annex" / "objects"
+    if objects.exists():
+        subprocess.run(["chmod", "-R", "u+w", str(objects)], check=True)
+        subprocess.run(["rm", "-rf", str(objects)], check=True)
+    objects.parent.mkdir(parents=True, exist_ok=True)
+    objects.write_text("not a directory\n")
+    proc = rr("run", "-m", "annex down", "head -c 3000 /dev/zero > big.bin", cwd=ds,
+              check=False)
+    assert proc.returncode != 0
+    assert_one_error_line(proc.stderr)
+    assert "not saved" in proc.stderr
+    assert os.path.getsize(ds / "big.bin") == 3000
+    assert editmsg(ds).startswith("[DATALAD RUNCMD] annex down")
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mounting a tmpfs needs root")
+def test_full_disk_during_the_save_keeps_outputs_and_message(tmp_path, _template):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        ds = mnt / "ds"
+        subprocess.run(["cp", "-a", str(_template), str(ds)], check=True)
+        free = os.statvfs(ds).f_bavail * os.statvfs(ds).f_frsize
+        # leave a few KiB: the output fits, git's objects and the annex journal do not
+        size = free - 24 * 1024
+        proc = rr("run", "-m", "fill", f"head -c {size} /dev/urandom > big.bin; "
+                  "echo small > small.txt", cwd=ds, check=False)
+        assert proc.returncode != 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert "not saved" in proc.stderr
+        assert os.path.getsize(ds / "big.bin") == size  # no 0-byte file left behind
+        assert (ds / "small.txt").read_text() == "small\n"
+        message = proc.stderr if "here it is" in proc.stderr else editmsg(ds)
+        assert "[DATALAD RUNCMD] fill" in message
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_interrupt_during_the_commit_tells_that_it_committed(ds):
+    hook = ds / ".git" / "hooks" / "pre-commit"
+    hook.write_text("#!/bin/sh\ntouch .git/hook-started\nsleep 2\n")
+    hook.chmod(0o755)
+    child = subprocess.Popen([RR, "run", "-m", "slow save", "echo x > out.txt"], cwd=ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / ".git" / "hook-started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=60)
+    assert child.returncode == 130
+    assert "Traceback" not in err
+    sha = git("rev-parse", "HEAD", cwd=ds).strip()
+    assert last_message(ds).startswith("[DATALAD RUNCMD] slow save")
+    assert f"saved first: commit {sha[:10]}" in err
+
+
+# --- concurrency ------------------------------------------------------------------------------
+
+
+def test_two_runs_without_explicit_do_not_swap_records(ds):
+    first = subprocess.Popen([RR, "run", "-m", "A", "echo a > a.txt; sleep 2"], cwd=ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / "a.txt").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    second = rr("run", "-m", "B", "echo b > b.txt", cwd=ds)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err
+    assert "waiting for the dataset lock" in second.stderr
+    log = git("log", "--format=%s", "-2", cwd=ds).splitlines()
+    assert log == ["[DATALAD RUNCMD] B", "[DATALAD RUNCMD] A"]
+    assert git("show", "--name-only", "--format=", "HEAD~1", cwd=ds).split() == ["a.txt"]
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["b.txt"]
+
+
+def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
+    run = subprocess.Popen([RR, "run", "--explicit", "-m", "slow", "-o", "out.txt",
+                            "echo partial > out.txt; sleep 2; echo done >> out.txt"], cwd=ds,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / "out.txt").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (ds / "notes.txt").write_text("mine\n")
+    saved = rr("save", "-m", "my notes", cwd=ds)
+    assert "left out 1 path" in saved.stderr
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["notes.txt"]
+    refused = rr("save", "-m", "grab", "out.txt", cwd=ds, check=False)
+    assert refused.returncode != 0 and "declared output of a run still going" in refused.stderr
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert last_message(ds).startswith("[DATALAD RUNCMD] slow")
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["out.txt"]
+    assert (ds / "out.txt").read_text() == "partial\ndone\n"
+
+
+def test_run_does_not_record_onto_a_branch_switched_to_meanwhile(ds):
+    run = subprocess.Popen([RR, "run", "--explicit", "-m", "on master", "-o", "out.txt",
+                            "touch started; sleep 2; echo r > out.txt"], cwd=ds,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / "started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    git("checkout", "-q", "-b", "elsewhere", cwd=ds)
+    _, err = run.communicate(timeout=60)
+    assert run.returncode != 0
+    assert "HEAD moved from master to elsewhere" in err
+    assert git("rev-parse", "elsewhere", cwd=ds) == git("rev-parse", "master", cwd=ds)
+    assert editmsg(ds).startswith("[DATALAD RUNCMD] on master")
+
+
+def test_rr_inside_a_run_does_not_wait_for_its_parent(ds):
+    proc = subprocess.run([RR, "run", "-m", "outer", "echo x > inner.txt && "
+                           f"{shlex.quote(RR)} save -m inner inner.txt"], cwd=ds,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert git("log", "-1", "--format=%s", "HEAD", cwd=ds).strip() == "inner"
+
+
+# --- annexed content is never overwritten in place -----------------------------------------------
+
+
+def fsck_ok(ds: Path) -> bool:
+    return subprocess.run(["git", "annex", "fsck", "--quiet"], cwd=ds,
+                          capture_output=True).returncode == 0
+
+
+def test_command_cannot_write_through_an_annex_link(ds_with_data):
+    ds = ds_with_data
+    before = commit_count(ds)
+    proc = rr("run", "-m", "oops", "echo overwritten > data/a.txt", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    assert (ds / "data" / "a.txt").read_text() == "alpha\n"
+    assert fsck_ok(ds)
+    assert commit_count(ds) == before
+
+
+def test_write_that_gets_through_is_detected_and_not_recorded(ds_with_data):
+    ds = ds_with_data
+    before = commit_count(ds)
+    proc = rr("run", "-m", "sneaky",
+              "chmod -R u+w .git/annex/objects; echo overwritten > data/a.txt; "
+              "echo fine > other.txt", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert_one_error_line(proc.stderr)
+    assert "overwrote annexed content in place: data/a.txt" in proc.stderr
+    assert commit_count(ds) == before
+    assert (ds / "other.txt").read_text() == "fine\n"
+    assert editmsg(ds).startswith("[DATALAD RUNCMD] sneaky")
+    # the damaged object was moved aside: git-annex no longer claims the old content is here
+    assert (ds / ".git" / "annex" / "bad").is_dir()
+    assert not (ds / "data" / "a.txt").exists()
+    assert (ds / "data" / "b.txt").read_text() == "beta\n"
+
+
+def test_save_names_content_changed_through_its_link(ds_with_data):
+    ds = ds_with_data
+    time.sleep(1.1)  # after the commit's second
+    subprocess.run(["chmod", "-R", "u+w", ".git/annex/objects"], cwd=ds, check=True)
+    (ds / "data" / "a.txt").write_text("omega\n")  # same size: only the checksum tells
+    proc = rr("save", "-m", "anything?", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert_one_error_line(proc.stderr)
+    assert "changed in place through its link" in proc.stderr and "data/a.txt" in proc.stderr
+    assert "nothing to save" not in proc.stderr
+
+
+def test_declared_inputs_are_checked_after_the_command(ds_with_data):
+    """A command that updates an input in place (after making it writable) is caught even
+    when it also writes outputs (the whole object store is only walked otherwise)."""
+    ds = ds_with_data
+    proc = rr("run", "-i", "data/b.txt", "-o", "out.txt",
+              "chmod u+w $(readlink -f data/b.txt); echo BETA > data/b.txt; cp data/b.txt out.txt",
+              cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "overwrote annexed content in place: data/b.txt" in proc.stderr
