@@ -795,8 +795,27 @@ def _render_dry_run(result: Any) -> None:
     print(f"  {result.command}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, raised like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point.
+
+    SIGTERM and SIGHUP (unless ignored, as under nohup) become an exception like Ctrl-C, so
+    that ``finally`` blocks run and the tools rr started are stopped; every interrupt ends
+    with "rr: interrupted" and exit code 130.  A commit being made is finished first
+    (``lock.deferred_signals``); the user's command gets the signal forwarded (``proc.run_shell``).
+    """
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _raise_terminated)
     try:
         app()
     except KeyboardInterrupt:

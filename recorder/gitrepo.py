@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -406,12 +405,12 @@ def set_branch_and_checkout(root: PathLike, branch: str, rev: str) -> None:
     call_git(["checkout", "-q", "-B", branch, rev], root)
 
 
-def cherry_pick(root: PathLike, sha: str) -> "subprocess.CompletedProcess[bytes]":
+def cherry_pick(root: PathLike, sha: str) -> "proc.CompletedProcess[bytes]":
     return _git(["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha], root,
                 check=False)
 
 
-def merge(root: PathLike, parents: Sequence[str], message: str) -> "subprocess.CompletedProcess[bytes]":
+def merge(root: PathLike, parents: Sequence[str], message: str) -> "proc.CompletedProcess[bytes]":
     return _git(["merge", "-q", "--no-ff", "--allow-unrelated-histories", "-m", message,
                  *parents], root, check=False)
 
@@ -488,7 +487,7 @@ def remotes(root: PathLike) -> dict[str, str]:
     return result
 
 
-def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "subprocess.CompletedProcess[bytes]":
+def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "proc.CompletedProcess[bytes]":
     return _git(["push", "--porcelain", remote, *refspecs], root, check=False)
 
 
