@@ -525,3 +525,16 @@ def refs_by_commit(root: PathLike, patterns: Sequence[str]) -> dict[str, list[st
         obj, peeled, name = line.split(" ", 2)
         refs.setdefault(peeled or obj, []).append(name)
     return refs
+
+
+def ensure_no_index_lock(root: PathLike) -> None:
+    """Raise when ``.git/index.lock`` exists: a git process is running, or one was killed
+    (SIGKILL, power loss) and left it; every later commit would fail after the command ran."""
+    from .errors import RecorderError
+
+    lock = Path(git_dir(root)) / "index.lock"
+    if lock.exists():
+        shown = os.path.relpath(lock, root) if str(lock).startswith(str(root)) else str(lock)
+        raise RecorderError(f"{shown} exists: a git process is running in this dataset, or "
+                            "one was killed and left its lock",
+                            hint=f"remove {lock} if no git process is running")
