@@ -372,3 +372,31 @@ def test_containers_add_unreachable_engine_or_missing_image(ds, env):
     assert ("no docker engine answers here" if env else "rr-test/no-such-image:0") in lines[0]
     assert git("rev-parse", "HEAD", cwd=ds) == head
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+# --- 5. options are options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "containers-run", "run-procedure", "containers-exec"])
+def test_unknown_option_before_the_command_is_a_usage_error(ds, command):
+    result = rr(command, "--bogus", "echo hi > out.txt", cwd=ds, check=False)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "rr: error: no such option: --bogus",
+        f"rr: hint: options go before the command; put '--' before a command that starts "
+        f"with '-' (rr {command} [OPTIONS] -- CMD)"]
+    assert not (ds / "out.txt").exists()
+
+
+def test_options_after_the_command_and_after_double_dash_belong_to_it(ds):
+    # the words after the command's first word are the command's, options or not
+    rr("run", "-m", "flags", "sh", "-c", 'echo "$@" > out.txt', "sh", "--flag", "-m", "x",
+       cwd=ds)
+    assert (ds / "out.txt").read_text() == "--flag -m x\n"
+    assert git("log", "-1", "--format=%s", cwd=ds) == "flags\n"
+    (ds / "-weird.sh").write_text("echo weird > weird.txt\n")
+    rr("save", "-m", "script", cwd=ds)
+    rr("run", "--", "sh", "-weird.sh", cwd=ds)
+    assert (ds / "weird.txt").read_text() == "weird\n"
+    result = rr("run", "--explicit", "--", "--not-a-command", cwd=ds, check=False)
+    assert result.returncode != 0 and "rr: running: --not-a-command" in result.stderr
