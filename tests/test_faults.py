@@ -393,7 +393,7 @@ def test_options_after_the_command_and_after_double_dash_belong_to_it(ds):
     rr("run", "-m", "flags", "sh", "-c", 'echo "$@" > out.txt', "sh", "--flag", "-m", "x",
        cwd=ds)
     assert (ds / "out.txt").read_text() == "--flag -m x\n"
-    assert git("log", "-1", "--format=%s", cwd=ds) == "flags\n"
+    assert git("log", "-1", "--format=%s", cwd=ds) == "[DATALAD RUNCMD] flags\n"
     (ds / "-weird.sh").write_text("echo weird > weird.txt\n")
     rr("save", "-m", "script", cwd=ds)
     rr("run", "--", "sh", "-weird.sh", cwd=ds)
