@@ -226,7 +226,8 @@ def test_sigkill_of_rr_while_git_commits_still_makes_the_commit(ds):
 def test_stale_index_lock_from_a_killed_git_is_named_before_the_command_runs(ds):
     # the hook kills rr and the git commit it runs in: .git/index.lock stays behind
     _hook(ds, 'kill -KILL "$(cat .git/rr-test.pid)" $PPID\nsleep 0.3\n')
-    p = _start_rr(["run", "-o", "out.txt", "echo $PPID > .git/rr-test.pid; echo hi > out.txt"],
+    # (git commit --only, which --explicit uses, holds index.lock while the hook runs)
+    p = _start_rr(["run", "--explicit", "-o", "out.txt", "echo $PPID > .git/rr-test.pid; echo hi > out.txt"],
                   ds)
     p.communicate(timeout=30)
     assert _wait_gone(ds) == []
