@@ -397,7 +397,7 @@ def test_options_after_the_command_and_after_double_dash_belong_to_it(ds):
     assert git("log", "-1", "--format=%s", cwd=ds) == "[DATALAD RUNCMD] flags\n"
     (ds / "-weird.sh").write_text("echo weird > weird.txt\n")
     rr("save", "-m", "script", cwd=ds)
-    rr("run", "--", "sh", "-weird.sh", cwd=ds)
+    rr("run", "--", "sh", "--", "-weird.sh", cwd=ds)
     assert (ds / "weird.txt").read_text() == "weird\n"
     result = rr("run", "--explicit", "--", "--not-a-command", cwd=ds, check=False)
     assert result.returncode != 0 and "rr: running: --not-a-command" in result.stderr
