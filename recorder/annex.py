@@ -201,22 +201,24 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str]) -> Iterator[dic
     for chunk in _chunks(paths) if paths else [["."]]:
         argv = ["git", "annex", "get", "-c", "annex.dotfiles=true", "--json",
                 "--json-error-messages", "--", *chunk]
-        child = proc.popen_lines(argv, cwd=root)
-        assert child.stdout is not None
         failed = []
-        for raw in child.stdout:
-            line = raw.decode("utf-8", "surrogateescape").strip()
-            if not line.startswith("{"):
-                continue
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if not rec.get("success", True):
-                failed.append(rec)
-            yield rec
-        err = child.stderr.read().decode("utf-8", "replace") if child.stderr else ""
-        code = child.wait()
+        # leaving early (an interrupt, or the consumer closing this generator) stops the
+        # git-annex get with its special remotes: an orphan would hold the transfer locks
+        with proc.popen_lines(argv, cwd=root) as child:
+            assert child.stdout is not None
+            for raw in child.stdout:
+                line = raw.decode("utf-8", "surrogateescape").strip()
+                if not line.startswith("{"):
+                    continue
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue
+                if not rec.get("success", True):
+                    failed.append(rec)
+                yield rec
+            err = child.stderr.read().decode("utf-8", "replace") if child.stderr else ""
+            code = child.wait()
         if failed:
             raise AnnexError("get", failed)
         if code != 0:

@@ -80,12 +80,17 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
                              sidecar=sidecar)
+    runtime = None
     if container is not None or gpus:
         from .containers import registry
 
-        registry.wrap_spec(ds, spec, container, gpus=gpus)
+        runtime = registry.wrap_spec(ds, spec, container, gpus=gpus).runtime
     if dry_run:
         return _run.dry_run(ds, spec)
+    if runtime in ("docker", "podman"):
+        from .containers import docker
+
+        docker.require_engine(runtime)
     return _run.execute(ds, spec, announce=announce)
 
 

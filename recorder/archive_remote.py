@@ -9,11 +9,12 @@ and extracts the member.  Read-only: it never stores or removes anything.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tarfile
 import zipfile
 from urllib.parse import quote, unquote
+
+from . import proc
 
 PREFIX = "rr-archive:"
 
@@ -100,16 +101,17 @@ class Remote:
                 return
 
 
-def _annex(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "annex", *args], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL)
+def _annex(*args: str) -> str:
+    """stdout of ``git annex ARGS`` (run through proc: stdin is not git-annex's protocol pipe)."""
+    result = proc.capture(["git", "annex", *args], check=False)
+    return result.stdout.decode("utf-8", "surrogateescape")
 
 
 def _content(key: str) -> str | None:
-    loc = _annex("contentlocation", key).stdout.strip()
+    loc = _annex("contentlocation", key).strip()
     if not loc:
         _annex("get", "--key", key)
-        loc = _annex("contentlocation", key).stdout.strip()
+        loc = _annex("contentlocation", key).strip()
     return os.path.abspath(loc) if loc else None
 
 
@@ -127,7 +129,13 @@ def _extract_member(archive: str, member: str, dest: str) -> None:
 
 
 def main() -> None:
-    Remote().loop()
+    # git-annex stops a remote with SIGTERM: let it unwind, so that proc stops a nested
+    # `git annex get` of the archive (it runs in a process group of its own) on the way out
+    proc.interrupt_on_termination()
+    try:
+        Remote().loop()
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any, List, Optional, TypeVar
 
 import typer
+import typer.core
 
 from . import __version__
 from .errors import RecorderError
@@ -25,6 +26,28 @@ app = typer.Typer(
 
 _STATE = {"debug": False}
 T = TypeVar("T")
+
+
+class _CommandAfterOptions(typer.core.TyperCommand):
+    """A command that takes a command line after its options (run, containers-run,
+    run-procedure, containers-exec): everything from the first non-option word on, or after
+    ``--``, is the command's; an unknown option before it is a usage error, not a command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:  # typer 0.28 carries its own copy of click
+            from typer._click.exceptions import NoSuchOption
+        except ImportError:  # pragma: no cover - typer with click as a dependency
+            from click.exceptions import NoSuchOption
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption as exc:
+            _err(f"rr: error: no such option: {exc.option_name}")
+            _err(f"rr: hint: options go before the command; put '--' before a command that "
+                 f"starts with '-' (rr {ctx.info_name} [OPTIONS] -- CMD)")
+            raise typer.Exit(2) from None
+
+
+_COMMAND_AFTER_OPTIONS = {"allow_interspersed_args": False}
 
 
 class Which(str, Enum):
@@ -137,8 +160,7 @@ def save(
         _info(f"rr: saved {len(result.paths)} path(s) in {result.commit[:8]}{tag}")
 
 
-@app.command(context_settings={"allow_interspersed_args": False,
-                               "ignore_unknown_options": True})
+@app.command(cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
 def run(
     cmd: List[str] = typer.Argument(None, help="The command. Quote it as one string when it "
                                                 "uses {inputs}/{outputs}, pipes or redirections."),
@@ -177,8 +199,7 @@ def run(
               container, gpus, dataset, as_json)
 
 
-@app.command("containers-run", context_settings={"allow_interspersed_args": False,
-                                                 "ignore_unknown_options": True})
+@app.command("containers-run", cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
 def containers_run(
     cmd: List[str] = typer.Argument(None, help="The command to run inside the container."),
     container: Optional[str] = typer.Option(None, "-n", "--container-name", "--container",
@@ -312,8 +333,7 @@ def rerun(
               f"{ran - changed} unchanged")
 
 
-@app.command("run-procedure", context_settings={"allow_interspersed_args": False,
-                                               "ignore_unknown_options": True})
+@app.command("run-procedure", cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
 def run_procedure(
     name: Optional[str] = typer.Argument(None, help="The procedure (e.g. cfg_yoda)."),
     args: List[str] = typer.Argument(None, help="Arguments passed to the procedure."),
@@ -418,8 +438,7 @@ def containers_remove(
     _info(f"rr: container {name} removed")
 
 
-@app.command("containers-exec", context_settings={"allow_interspersed_args": False,
-                                                  "ignore_unknown_options": True})
+@app.command("containers-exec", cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
 def containers_exec(
     image: str = typer.Argument(..., help="Path of the saved image."),
     cmd: List[str] = typer.Argument(None, help="The command (one shell string)."),
@@ -795,8 +814,27 @@ def _render_dry_run(result: Any) -> None:
     print(f"  {result.command}")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM/SIGHUP, raised like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point.
+
+    SIGTERM and SIGHUP (unless ignored, as under nohup) become an exception like Ctrl-C, so
+    that ``finally`` blocks run and the tools rr started are stopped; every interrupt ends
+    with "rr: interrupted" and exit code 130.  A commit being made is finished first
+    (``lock.deferred_signals``); the user's command gets the signal forwarded (``proc.run_shell``).
+    """
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _raise_terminated)
     try:
         app()
     except KeyboardInterrupt:

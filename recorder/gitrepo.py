@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,12 +406,12 @@ def set_branch_and_checkout(root: PathLike, branch: str, rev: str) -> None:
     call_git(["checkout", "-q", "-B", branch, rev], root)
 
 
-def cherry_pick(root: PathLike, sha: str) -> "subprocess.CompletedProcess[bytes]":
+def cherry_pick(root: PathLike, sha: str) -> "proc.CompletedProcess[bytes]":
     return _git(["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha], root,
                 check=False)
 
 
-def merge(root: PathLike, parents: Sequence[str], message: str) -> "subprocess.CompletedProcess[bytes]":
+def merge(root: PathLike, parents: Sequence[str], message: str) -> "proc.CompletedProcess[bytes]":
     return _git(["merge", "-q", "--no-ff", "--allow-unrelated-histories", "-m", message,
                  *parents], root, check=False)
 
@@ -489,7 +488,7 @@ def remotes(root: PathLike) -> dict[str, str]:
     return result
 
 
-def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "subprocess.CompletedProcess[bytes]":
+def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "proc.CompletedProcess[bytes]":
     return _git(["push", "--porcelain", remote, *refspecs], root, check=False)
 
 
@@ -532,16 +531,17 @@ def refs_by_commit(root: PathLike, patterns: Sequence[str]) -> dict[str, list[st
 # --- checks around staging and committing ---------------------------------------------------
 
 
-def ensure_index_unlocked(root: PathLike) -> None:
-    """Refuse to start when git's index is locked (a running or killed git left index.lock):
-    git-annex would then ingest files and leave them unstaged, exiting 0."""
+def ensure_no_index_lock(root: PathLike) -> None:
+    """Raise when ``.git/index.lock`` exists: a git process is running, or one was killed
+    (SIGKILL, power loss) and left it; every later commit would fail after the command ran."""
+    from .errors import RecorderError
+
     lock = Path(git_dir(root)) / "index.lock"
     if lock.exists():
-        from .errors import RecorderError
-
-        raise RecorderError(f"git's index is locked: {lock} exists",
-                            hint="another git process is working in this dataset, or one was "
-                                 f"killed; if none is running, remove it: rm {lock}")
+        shown = os.path.relpath(lock, root) if str(lock).startswith(str(root)) else str(lock)
+        raise RecorderError(f"{shown} exists: a git process is running in this dataset, or "
+                            "one was killed and left its lock",
+                            hint=f"remove {lock} if no git process is running")
 
 
 def staged_paths(root: PathLike, paths: Sequence[str] | None = None) -> set[str]:

@@ -4,21 +4,35 @@
 ``gitrepo`` and ``annex`` are its only callers for git and git-annex.  ``run_shell``
 runs a user's command in a process group of its own, with Ctrl-C and SIGTERM forwarded to
 the whole group, and its output streamed live.
+
+Tools (``capture``, ``popen_lines``, ``stream_into``) run in a session of their own, without
+the terminal: a Ctrl-C typed at the terminal reaches rr alone, never a half-done ``git commit``
+or ``git annex get``, and rr decides.  When the Python code waiting for a tool is interrupted
+(KeyboardInterrupt, or SIGTERM/SIGHUP which ``cli.main`` turns into one), the tool's whole
+process group (git-annex with its special remotes, ssh, curl ...) gets SIGTERM, then SIGKILL
+after a grace period, and is reaped before the exception goes on.  Inside
+``lock.deferred_signals`` (a commit being made) the tool finishes first.  A tool cannot prompt
+on the terminal (as with GIT_TERMINAL_PROMPT=0): ssh needs keys or an agent.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO
 from dataclasses import dataclass
 
 from .errors import CommandError
 
 _BASE_ENV: dict[str, str] | None = None
+
+CompletedProcess = subprocess.CompletedProcess  # for annotations in modules that use capture
+TOOL_GRACE = 2.0  # seconds an interrupted tool gets between SIGTERM and SIGKILL
 
 
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -50,6 +64,61 @@ def tool_path() -> str:
     return path
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C so that ``finally`` blocks run and tools stop."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def interrupt_on_termination() -> None:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` (unless they are ignored, as under
+    nohup).  Python's default for them is to die at once, leaving started tools running."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, _raise_terminated)
+
+
+def _start_tool(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdin: int | None,
+                stdout: int | None, stderr: int | None,
+                env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a tool in a session (and process group) of its own; see the module docstring."""
+    try:
+        return subprocess.Popen(list(argv), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr,
+                                env=tool_env(env), start_new_session=True)
+    except FileNotFoundError as exc:
+        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+def stop_tool(child: subprocess.Popen[bytes], grace: float = TOOL_GRACE) -> None:
+    """Terminate a tool's whole process group (SIGTERM, SIGKILL after ``grace``) and reap it.
+
+    Further SIGINT/SIGTERM/SIGHUP are held back meanwhile, so a second Ctrl-C cannot leave
+    the tool running; they are delivered when this returns.
+    """
+    sigs = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        if child.poll() is None or _group_alive(child.pid):
+            _terminate_group(child.pid, grace)
+        try:
+            child.wait(timeout=grace)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL was sent to the group
+            child.kill()
+            child.wait()
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+
+
 def capture(
     argv: Sequence[str],
     cwd: str | os.PathLike[str] | None = None,
@@ -60,68 +129,65 @@ def capture(
     stderr_to_terminal: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` to completion and capture stdout (and stderr unless it goes to the terminal)."""
+    child = _start_tool(argv, cwd, stdin=subprocess.PIPE if input is not None else
+                        subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=None if stderr_to_terminal else subprocess.PIPE, env=env)
     try:
-        proc = subprocess.run(
-            list(argv),
-            cwd=cwd,
-            input=input,
-            stdout=subprocess.PIPE,
-            stderr=None if stderr_to_terminal else subprocess.PIPE,
-            stdin=None if input is not None else subprocess.DEVNULL,
-            env=tool_env(env),
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+        out, err = child.communicate(input)
+    except BaseException:
+        stop_tool(child)
+        raise
+    proc = subprocess.CompletedProcess(list(argv), child.returncode, out, err)
     if check and proc.returncode != 0:
-        err = (proc.stderr or b"").decode("utf-8", "replace")
-        if not err.strip():
-            err = (proc.stdout or b"").decode("utf-8", "replace")
-        raise CommandError(argv, proc.returncode, err)
+        err_text = (proc.stderr or b"").decode("utf-8", "replace")
+        if not err_text.strip():
+            err_text = (proc.stdout or b"").decode("utf-8", "replace")
+        raise CommandError(argv, proc.returncode, err_text)
     return proc
 
 
+@contextlib.contextmanager
 def popen_lines(
     argv: Sequence[str],
     cwd: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` with stdout piped for line-wise reading (the caller waits for it)."""
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``argv`` with stdout piped for line-wise reading; the caller reads and waits.
+
+    Leaving the block before the tool has been waited for (an exception, an interrupt, a
+    generator closed early) stops the tool and its process group.
+    """
+    child = _start_tool(argv, cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, env=env)
     try:
-        return subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=tool_env(env),
-        )
-    except FileNotFoundError as exc:
-        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+        yield child
+    finally:
+        if child.returncode is None:
+            stop_tool(child)
 
 
 def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
                 cwd: str | os.PathLike[str] | None = None) -> tuple[int, str]:
     """Start ``argv``, let ``write`` stream into its stdin, return (exit code, output)."""
-    try:
-        child = subprocess.Popen(list(argv), cwd=cwd, stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                 env=tool_env())
-    except FileNotFoundError as exc:
-        raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+    child = _start_tool(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT)
     assert child.stdin is not None and child.stdout is not None
     try:
-        write(child.stdin)
-    except BrokenPipeError:
-        pass
-    finally:
         try:
-            child.stdin.close()
+            write(child.stdin)
         except BrokenPipeError:
             pass
-    out = child.stdout.read().decode("utf-8", "replace")
-    return child.wait(), out
+        finally:
+            try:
+                child.stdin.close()
+            except BrokenPipeError:
+                pass
+        out = child.stdout.read().decode("utf-8", "replace")
+        return child.wait(), out
+    except BaseException:
+        stop_tool(child)
+        raise
 
 
 @dataclass(frozen=True)
@@ -198,8 +264,6 @@ def run_shell(
 
 
 def _terminate_group(pgid: int, grace: float = 2.0) -> None:
-    import time
-
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(pgid, sig)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import annex, gitrepo, proc, protect
+from . import annex, gitrepo, preflight, proc, protect
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -302,7 +302,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     that changed while its command ran; an ``--explicit`` run holds it to prepare and to
     commit, and makes its declared outputs known to other rr processes meanwhile.
     """
-    preflight(ds)
+    preflight.check_run(ds)
     if spec.explicit:
         with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
             prepared = _prepare(ds, spec)
@@ -315,19 +315,6 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
         prepared = _prepare(ds, spec)
         ran = _run_command(ds, spec, prepared, announce, locked=True)
         return _save_run(ds, spec, prepared, ran)
-
-
-def preflight(ds: Dataset) -> None:
-    """What must hold before a command runs, so that its results can be saved after it."""
-    if ds.is_annex:
-        annex.ensure_available()
-    if not os.access(ds.root, os.W_OK) or not os.access(ds.git_dir, os.W_OK):
-        raise RecorderError(f"the dataset is read-only: {ds.root}",
-                            hint="rr run needs to write the outputs and the commit")
-    if gitrepo.sequencer_in_progress(ds.root):
-        raise RecorderError("a merge or cherry-pick is in progress in this dataset",
-                            hint="finish it (git commit) or abort it (git merge --abort / "
-                                 "git cherry-pick --abort) first")
 
 
 @dataclass
@@ -351,7 +338,7 @@ class _Ran:
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     """Under the dataset lock: check, fetch inputs, unlock outputs."""
     # under the lock: an rr process committing holds git's index.lock legitimately
-    gitrepo.ensure_index_unlocked(ds.root)
+    gitrepo.ensure_no_index_lock(ds.root)
     if not spec.pwd.exists() and ds.contains(spec.pwd):
         spec.pwd.mkdir(parents=True)  # a recorded pwd that this checkout does not have yet
     p = plan(ds, spec)

@@ -136,7 +136,7 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
         rel = _save_in_subdatasets(ds, rel, message)
     with dataset_lock(ds.git_dir, what="rr save"):
-        gitrepo.ensure_index_unlocked(ds.root)
+        gitrepo.ensure_no_index_lock(ds.root)
         entries = ds.status(rel, untracked="all")
         entries = [e for e in entries if e.state != "unmerged"]
         entries = _leave_inflight_outputs(ds, entries, explicit=rel is not None)

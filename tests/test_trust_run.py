@@ -55,7 +55,7 @@ def test_stale_index_lock_is_refused_before_the_command_runs(ds):
     proc = rr("run", "-m", "never", "echo ran > marker.txt", cwd=ds, check=False)
     assert proc.returncode != 0
     assert_one_error_line(proc.stderr)
-    assert "index.lock" in proc.stderr and "rm " in proc.stderr
+    assert "index.lock exists" in proc.stderr and "remove " in proc.stderr
     assert not (ds / "marker.txt").exists()  # the command did not run
 
 
