@@ -1,17 +1,32 @@
-"""rr run vs the floor (command + git add -A + git commit) vs datalad run.
+"""rr run against the git floor (the command, git annex add, git add, git commit), and
+against datalad run.
 
-    python benchmarks/bench_run.py [--repeat N]
+    python benchmarks/bench_run.py [--repeat N] [--sizes 10,10000]
 
-Ratios are against the floor measured in the same run on the same datasets.
+Each repetition times the floor and rr run back to back on the same dataset, and the ratio
+of that pair is taken: load on the machine changes between repetitions, not within a pair.
+The median of the paired ratios is reported, with the single ratios beside it.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from common import DATALAD, RR, make_dataset, peak_rss_mb, report, sh, timed
+
+FLOOR = ("rm -f floor.txt && date +%N > floor.txt && git annex add --quiet floor.txt && git add -A "
+         "&& git commit -q -m floor")
+RUN = [RR, "run", "-o", "out.txt", "date +%N > out.txt"]
+
+
+def once(cmd: str | list[str], cwd: Path) -> float:
+    t = time.perf_counter()
+    sh(cmd, cwd)
+    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -29,13 +44,18 @@ def main() -> None:
         report("start-up (ratio against rr --help)", rows)
         for n in [int(x) for x in args.sizes.split(",")]:
             ds = make_dataset(base / f"ds{n}", n)
-            sh("date +%N > floor.txt && git add -A && git commit -q -m floor", ds)
-            floor = timed("date +%N > floor.txt && git add -A && git commit -q -m floor", ds,
-                          repeat=args.repeat)
-            rr = timed([RR, "run", "-o", "out.txt", "date +%N > out.txt"], ds,
-                       repeat=args.repeat)
-            rows = [("floor: command + git add -A + git commit", floor, 1.0),
-                    ("rr run", rr, rr / floor)]
+            sh(FLOOR, ds)
+            sh(RUN, ds)  # warm both paths once
+            floors, runs, ratios = [], [], []
+            for _ in range(args.repeat):
+                f = once(FLOOR, ds)
+                r = once(RUN, ds)
+                floors.append(f)
+                runs.append(r)
+                ratios.append(r / f)
+            floor, rr = statistics.median(floors), statistics.median(runs)
+            rows = [("floor: command + git annex add + git add + commit", floor, 1.0),
+                    ("rr run (median of paired ratios)", rr, statistics.median(ratios))]
             if DATALAD:
                 dl = timed([DATALAD, "run", "-o", "dl.txt", "date +%N > dl.txt"], ds,
                            repeat=args.repeat)
@@ -43,7 +63,8 @@ def main() -> None:
                 rows.append(("rr run against datalad run", rr, rr / dl))
             report(f"run of a trivial command, {n} annexed files (ratio against the floor)",
                    rows)
-            mem = peak_rss_mb([RR, "run", "-o", "out.txt", "date +%N > out.txt"], ds)
+            print("paired ratios: " + " ".join(f"{x:.2f}" for x in ratios))
+            mem = peak_rss_mb(RUN, ds)
             print(f"peak memory of rr run (with the git/git-annex it waited for): {mem:.0f} MB")
 
 

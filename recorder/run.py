@@ -464,6 +464,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         if not entries:
             return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
                              relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
+        # kept before staging, so that even a SIGKILL during the save leaves the message
+        gitrepo.write_commit_editmsg(ds.root, full_message)
         received: list[int] = []
         sha = commit_entries(ds, entries, full_message, only=spec.explicit, received=received)
     except CommandFailedError:
