@@ -263,21 +263,25 @@ def download_url(urls: Sequence[str], *, path: str | None = None, message: str |
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
-          notify: Callable | None = None):
+          notify: Callable | None = None, announce: Callable[[str], None] | None = None,
+          warn: Callable[[str], None] | None = None):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
-    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.
+    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``announce``
+    receives each expanded command just before it executes, ``warn`` warnings about a step.
     """
     from . import rerun as _rerun
 
     ds = Dataset.find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify)
+                        notify=notify, announce=announce, warn=warn)
 
 
-def rerun_abort(*, dataset: PathArg = None) -> str | None:
-    """Forget a stopped replay, keeping the steps already done; returns the branch."""
+def rerun_abort(*, dataset: PathArg = None) -> str:
+    """Forget a stopped replay and go back to where it started (the stopped step's changes
+    are undone; steps done stay on the branch replayed in place or the new --branch);
+    returns a description of where HEAD is now."""
     from . import rerun as _rerun
 
     return _rerun.abort(Dataset.find(dataset))

@@ -252,8 +252,8 @@ def rerun(
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
-    abort: bool = typer.Option(False, "--abort", help="Forget a stopped replay, keeping the "
-                               "steps already done."),
+    abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
+                               "stopped step's changes and go back to where it started."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per step."),
 ) -> None:
@@ -282,8 +282,8 @@ def rerun(
             _info(f"rr: script written to {script}")
         return
     if abort:
-        name = call(api.rerun_abort, dataset=dataset)
-        _info("rr: stopped replay dropped" + (f"; on branch {name}" if name else ""))
+        where = call(api.rerun_abort, dataset=dataset)
+        _info(f"rr: stopped replay dropped; {where}")
         return
     tty = sys.stderr.isatty()
 
@@ -291,12 +291,20 @@ def rerun(
         if tty and not as_json:
             _info(f"rr: [{index}/{total}] {step.action} {step.commit[:8]} {step.subject}")
 
+    def announce(command: str) -> None:
+        # what a record makes rr execute is always shown first (on stderr, also with --json)
+        _info(f"rr: running: {command}")
+
+    def warn(text: str) -> None:
+        _err(f"rr: warning: {text}")
+
     def replay() -> list:
         out = []
         for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
-                                continue_=continue_, notify=notify):
+                                continue_=continue_, notify=notify, announce=announce,
+                                warn=warn):
             out.append(result)
             if as_json:
                 _json(result.to_dict())
