@@ -27,6 +27,14 @@ def find_dataset(dataset: PathArg = None) -> Dataset:
     return Dataset.find(dataset)
 
 
+def _find(dataset: PathArg) -> Dataset:
+    """Dataset.find, with an unusable path (too long, ...) as a one-line error."""
+    try:
+        return Dataset.find(dataset)
+    except OSError as exc:
+        raise RecorderError(f"cannot use the dataset path: {exc.strerror or exc}") from None
+
+
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
            annex: bool = True) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
@@ -117,7 +125,7 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
     """
     from . import history
 
-    rows = history.log(Dataset.find(dataset), revision_range)
+    rows = history.log(_find(dataset), revision_range)
     if as_frame:
         try:
             import pandas as pd
@@ -208,7 +216,7 @@ def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: boo
     revision) when pandas is installed and ``as_frame``, else a list of rows."""
     from . import metrics as _metrics
 
-    rows = _metrics.show(Dataset.find(dataset), list(files), all_tags=all_tags,
+    rows = _metrics.show(_find(dataset), list(files), all_tags=all_tags,
                          all_branches=all_branches, all_commits=all_commits,
                          revisions=list(revisions))
     if as_frame:
@@ -224,14 +232,14 @@ def metrics_diff(a: str | None = None, b: str | None = None, *, files: Sequence[
     """Per metric: value at A (default HEAD), at B (default the working tree), and the change."""
     from . import metrics as _metrics
 
-    return _metrics.diff(Dataset.find(dataset), a, b, list(files))
+    return _metrics.diff(_find(dataset), a, b, list(files))
 
 
 def metrics_add(path: str, *, dataset: PathArg = None) -> str:
     """Register a metrics file (kept in .datalad/config)."""
     from . import metrics as _metrics
 
-    return _metrics.add_file(Dataset.find(dataset), path)
+    return _metrics.add_file(_find(dataset), path)
 
 
 def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: bool = False,
@@ -240,7 +248,7 @@ def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: 
     """Chart one metric across revisions into a .png, .svg or .html file."""
     from . import metrics as _metrics
 
-    return _metrics.plot(Dataset.find(dataset), key, output, files=list(files),
+    return _metrics.plot(_find(dataset), key, output, files=list(files),
                          all_tags=all_tags, all_branches=all_branches, all_commits=all_commits)
 
 
@@ -248,7 +256,7 @@ def graph(output: str, revision_range: str | None = None, *, dataset: PathArg = 
     """Write the provenance graph of the run records (.dot, .svg or .png)."""
     from . import graph as _graph
 
-    return _graph.write_graph(Dataset.find(dataset), output, revision_range)
+    return _graph.write_graph(_find(dataset), output, revision_range)
 
 
 def download_url(urls: Sequence[str], *, path: str | None = None, message: str | None = None,
@@ -272,7 +280,7 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     """
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
                         notify=notify, announce=announce, warn=warn)
@@ -284,14 +292,14 @@ def rerun_abort(*, dataset: PathArg = None) -> str:
     returns a description of where HEAD is now."""
     from . import rerun as _rerun
 
-    return _rerun.abort(Dataset.find(dataset))
+    return _rerun.abort(_find(dataset))
 
 
 def rerun_report(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, onto: str | None = None, branch: str | None = None):
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.report(ds, revision, since=since, onto=onto, branch=branch)
 
 
@@ -299,5 +307,5 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, script_name: str = "-") -> str:
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.script(ds, revision, since=since, script_name=script_name)

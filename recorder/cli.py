@@ -274,11 +274,7 @@ def rerun(
         if script == "-":
             sys.stdout.write(text)
         else:
-            with open(script, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            import os
-
-            os.chmod(script, 0o755)
+            call(_write_script, script, text)
             _info(f"rr: script written to {script}")
         return
     if abort:
@@ -318,6 +314,17 @@ def rerun(
         changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
         _info(f"rr: replayed {ran} run(s), {changed} with new results, "
               f"{ran - changed} unchanged")
+
+
+def _write_script(path: str, text: str) -> None:
+    import os
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o755)
+    except OSError as exc:
+        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None
 
 
 @app.command("run-procedure", context_settings={"allow_interspersed_args": False,

@@ -50,7 +50,10 @@ def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> 
     dot = to_dot(ds, revision_range)
     target = Path(output).absolute()
     if suffix == ".dot":
-        target.write_text(dot, encoding="utf-8")
+        try:
+            target.write_text(dot, encoding="utf-8")
+        except OSError as exc:
+            raise RecorderError(f"cannot write the graph: {exc.strerror or exc}") from None
         return target
     if shutil.which("dot", path=proc.tool_path()) is None:
         raise RecorderError("rendering .svg/.png needs Graphviz's dot",

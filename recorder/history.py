@@ -37,7 +37,7 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
         return []
     rev = revision_range or "HEAD"
     if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
-        raise UsageError(f"unknown revision: {rev}")
+        raise UsageError(f"unknown revision: {rev if len(rev) <= 80 else rev[:77] + '...'}")
     record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
     rows = []
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,

@@ -95,6 +95,10 @@ def _split_range(revision: str | None, since: str | None) -> tuple[str, str | No
     return rev, since
 
 
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def build_plan(ds: Dataset, revision: str | None = None, since: str | None = None, *,
                lenient: bool = False) -> Plan:
     """The steps of a replay; every record of the range is read and validated here, before
@@ -105,7 +109,7 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     rev, since = _split_range(revision, since)
     rev_sha = gitrepo.resolve_commit(ds.root, rev)
     if rev_sha is None:
-        raise UsageError(f"unknown revision: {rev}")
+        raise UsageError(f"unknown revision: {_short(rev)}")
     head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
     if not head_entry.parents:
         revs, desc = [rev_sha], rev
@@ -116,7 +120,7 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     else:
         since_sha = gitrepo.resolve_commit(ds.root, since)
         if since_sha is None:
-            raise UsageError(f"unknown revision: {since}")
+            raise UsageError(f"unknown revision: {_short(since)}")
         revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
     entries = gitrepo.iter_log(ds.root, revs)
     record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
@@ -176,7 +180,7 @@ def _resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
         return first.parents[0]
     sha = gitrepo.resolve_commit(ds.root, onto)
     if sha is None:
-        raise UsageError(f"revision given for --onto does not exist: {onto}")
+        raise UsageError(f"revision given for --onto does not exist: {_short(onto)}")
     return sha
 
 
@@ -497,8 +501,9 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
         for s in plan.steps)
     if needs_clean:
         ensure_clean(ds)
-    if branch and not gitrepo.check_ref_format_tag(ds.root, branch):
-        raise UsageError(f"not a valid branch name: {branch!r}")
+    if branch and (len(branch.encode("utf-8", "surrogateescape")) > 200 or
+                   not gitrepo.check_ref_format_tag(ds.root, branch)):
+        raise UsageError(f"not a valid branch name: {_short(branch)!r}")
     if branch and gitrepo.branch_exists(ds.root, branch):
         raise RecorderError(f"branch '{branch}' already exists")
     start_sha = _resolve_onto(ds, plan, onto)
