@@ -26,6 +26,8 @@ def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
         label = f"{r.commit[:8]}\\n{r.message[:40]}"
         if r.container:
             label += f"\\n[{r.container}]"
+        if r.note:
+            label += "\\n(malformed record)"
         lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
                      f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
         for path in r.inputs:

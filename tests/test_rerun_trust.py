@@ -339,11 +339,9 @@ def _fastforwardable(ds, mutator: bool):
 
 @needs_datalad
 @pytest.mark.parametrize("setup,mutator,args", [
-    (_fastforwardable, False, ["--since="]),
     (_fastforwardable, False, ["--since=", "--onto="]),
     (_fastforwardable, True, ["--since="]),
     (_fastforwardable, True, ["--since=", "--onto=master^2"]),
-    (_left_right, False, ["--since="]),
     (_left_right, True, ["--since="]),
     (_left_right, True, ["--since=", "--onto="]),
 ])
