@@ -216,6 +216,20 @@ def test_malformed_records_are_one_line_errors_and_notes(ds, tmp_path):
     assert "Traceback" not in script
 
 
+def test_sidecar_outside_the_dataset_is_never_read(ds, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("not a record\n")
+    rid = "0123456789abcdef0123456789abcdef"
+    (ds / ".datalad" / "runinfo").mkdir(parents=True)
+    os.symlink(secret, ds / ".datalad" / "runinfo" / rid)
+    record_commit(ds, f'"{rid}"')
+    row = json.loads(rr("log", "--json", cwd=ds).stdout.splitlines()[0])
+    assert "points outside the dataset" in row["note"]
+    git("config", "datalad.run.record-directory", "../..", cwd=ds)
+    row = json.loads(rr("log", "--json", cwd=ds).stdout.splitlines()[0])
+    assert "outside the dataset" in row["note"]
+
+
 def test_range_is_validated_before_anything_runs(ds):
     rr("run", "-o", "one.txt", "date +%N > one.txt", cwd=ds)
     first = sha(ds, "HEAD~1")
