@@ -231,7 +231,7 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
             isinstance(record["exit"], bool) or not isinstance(record["exit"], int)):
         raise wrong("exit", "a whole number or null")
     for name in (*_PATH_FIELDS, "chain"):
-        if name not in record or (record[name] is None and name in ("chain", "extra_inputs")):
+        if record.get(name) is None:  # absent or null: read as empty, as DataLad does
             continue
         value = record[name]
         if not isinstance(value, list):

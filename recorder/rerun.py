@@ -24,8 +24,8 @@ from typing import Any
 from . import gitrepo
 from . import record as records
 from .dataset import Dataset
-from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecordError,
-                     RecorderError, UsageError)
+from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
+                     RecordError, UsageError)
 from .lock import dataset_lock
 from .placeholders import PathList, QuotedPath, expand, substitutions
 from .run import RunSpec, ensure_clean, execute, glob_specs
@@ -246,8 +246,8 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
         rec = step.record
         pwd = Path(os.path.normpath(ds.root / rec.get("pwd", ".")))
         try:
-            ins = glob_specs(rec.get("inputs", []), pwd, ds)
-            outs = glob_specs(rec.get("outputs", []), pwd, ds)
+            ins = glob_specs(rec.get("inputs") or [], pwd, ds)
+            outs = glob_specs(rec.get("outputs") or [], pwd, ds)
         except RecorderError as exc:
             lines += ["", f"# (record: {step.commit}) not included: {exc.message}"]
             continue
@@ -328,7 +328,7 @@ class _Replay:
         self.saved = True
 
     @classmethod
-    def load(cls, ds: Dataset) -> "_Replay":
+    def load(cls, ds: Dataset) -> _Replay:
         path = ds.git_dir / STATE_FILE
         if not path.exists():
             raise RecorderError("no stopped replay to continue in this dataset")
@@ -513,7 +513,6 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     # only the branch replayed in place, or the new --branch, is ever moved
     branch_name = branch or (origin_branch if start_sha is None else None)
     total = len(plan.steps) + (1 if (branch or start_sha) else 0)
-    index = 0
     replay = _Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
                      origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
@@ -521,7 +520,6 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     if branch or start_sha:
         target = start_sha or origin_sha
         _checkout(ds, target, new_branch=branch)
-        index = 1
         replay.start = replay.head = target
         replay.done = 1
         yield StepResult(1, total, "checkout", "ok", target, target,

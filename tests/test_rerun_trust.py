@@ -31,7 +31,7 @@ def branches(ds) -> dict[str, str]:
 
 def on_branch(ds) -> str | None:
     proc = subprocess.run(["git", "symbolic-ref", "-q", "--short", "HEAD"], cwd=ds,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
@@ -254,9 +254,9 @@ def test_metrics_skips_a_bad_record_with_a_note(ds):
 
 @pytest.mark.parametrize("content", [
     "not json", "[]", '{"steps": 5}',
-    '{"steps": [], "mapping": {}, "start": "--orphan", "head": "x", "branch_name": null, '
-    '"message": null, "explicit": false, "assume_ready": null, "total": 1, "done": 0, '
-    '"pick_base": null}',
+    ('{"steps": [], "mapping": {}, "start": "--orphan", "head": "x", "branch_name": null, '
+     '"message": null, "explicit": false, "assume_ready": null, "total": 1, "done": 0, '
+     '"pick_base": null}'),
 ])
 def test_corrupt_state_file_is_a_one_line_error(static, content):
     ds = static
