@@ -27,6 +27,14 @@ def find_dataset(dataset: PathArg = None) -> Dataset:
     return Dataset.find(dataset)
 
 
+def _find(dataset: PathArg) -> Dataset:
+    """Dataset.find, with an unusable path (too long, ...) as a one-line error."""
+    try:
+        return Dataset.find(dataset)
+    except OSError as exc:
+        raise RecorderError(f"cannot use the dataset path: {exc.strerror or exc}") from None
+
+
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
            annex: bool = True) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
@@ -122,7 +130,7 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
     """
     from . import history
 
-    rows = history.log(Dataset.find(dataset), revision_range)
+    rows = history.log(_find(dataset), revision_range)
     if as_frame:
         try:
             import pandas as pd
@@ -213,7 +221,7 @@ def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: boo
     revision) when pandas is installed and ``as_frame``, else a list of rows."""
     from . import metrics as _metrics
 
-    rows = _metrics.show(Dataset.find(dataset), list(files), all_tags=all_tags,
+    rows = _metrics.show(_find(dataset), list(files), all_tags=all_tags,
                          all_branches=all_branches, all_commits=all_commits,
                          revisions=list(revisions))
     if as_frame:
@@ -229,14 +237,14 @@ def metrics_diff(a: str | None = None, b: str | None = None, *, files: Sequence[
     """Per metric: value at A (default HEAD), at B (default the working tree), and the change."""
     from . import metrics as _metrics
 
-    return _metrics.diff(Dataset.find(dataset), a, b, list(files))
+    return _metrics.diff(_find(dataset), a, b, list(files))
 
 
 def metrics_add(path: str, *, dataset: PathArg = None) -> str:
     """Register a metrics file (kept in .datalad/config)."""
     from . import metrics as _metrics
 
-    return _metrics.add_file(Dataset.find(dataset), path)
+    return _metrics.add_file(_find(dataset), path)
 
 
 def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: bool = False,
@@ -245,7 +253,7 @@ def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: 
     """Chart one metric across revisions into a .png, .svg or .html file."""
     from . import metrics as _metrics
 
-    return _metrics.plot(Dataset.find(dataset), key, output, files=list(files),
+    return _metrics.plot(_find(dataset), key, output, files=list(files),
                          all_tags=all_tags, all_branches=all_branches, all_commits=all_commits)
 
 
@@ -253,7 +261,7 @@ def graph(output: str, revision_range: str | None = None, *, dataset: PathArg = 
     """Write the provenance graph of the run records (.dot, .svg or .png)."""
     from . import graph as _graph
 
-    return _graph.write_graph(Dataset.find(dataset), output, revision_range)
+    return _graph.write_graph(_find(dataset), output, revision_range)
 
 
 def download_url(urls: Sequence[str], *, path: str | None = None, message: str | None = None,
@@ -268,31 +276,35 @@ def download_url(urls: Sequence[str], *, path: str | None = None, message: str |
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
-          notify: Callable | None = None):
+          notify: Callable | None = None, announce: Callable[[str], None] | None = None,
+          warn: Callable[[str], None] | None = None):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
-    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.
+    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``announce``
+    receives each expanded command just before it executes, ``warn`` warnings about a step.
     """
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify)
+                        notify=notify, announce=announce, warn=warn)
 
 
-def rerun_abort(*, dataset: PathArg = None) -> str | None:
-    """Forget a stopped replay, keeping the steps already done; returns the branch."""
+def rerun_abort(*, dataset: PathArg = None) -> str:
+    """Forget a stopped replay and go back to where it started (the stopped step's changes
+    are undone; steps done stay on the branch replayed in place or the new --branch);
+    returns a description of where HEAD is now."""
     from . import rerun as _rerun
 
-    return _rerun.abort(Dataset.find(dataset))
+    return _rerun.abort(_find(dataset))
 
 
 def rerun_report(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, onto: str | None = None, branch: str | None = None):
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.report(ds, revision, since=since, onto=onto, branch=branch)
 
 
@@ -300,5 +312,5 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, script_name: str = "-") -> str:
     from . import rerun as _rerun
 
-    ds = Dataset.find(dataset)
+    ds = _find(dataset)
     return _rerun.script(ds, revision, since=since, script_name=script_name)

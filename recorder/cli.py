@@ -273,8 +273,8 @@ def rerun(
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
-    abort: bool = typer.Option(False, "--abort", help="Forget a stopped replay, keeping the "
-                               "steps already done."),
+    abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
+                               "stopped step's changes and go back to where it started."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per step."),
 ) -> None:
@@ -295,16 +295,12 @@ def rerun(
         if script == "-":
             sys.stdout.write(text)
         else:
-            with open(script, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            import os
-
-            os.chmod(script, 0o755)
+            call(_write_script, script, text)
             _info(f"rr: script written to {script}")
         return
     if abort:
-        name = call(api.rerun_abort, dataset=dataset)
-        _info("rr: stopped replay dropped" + (f"; on branch {name}" if name else ""))
+        where = call(api.rerun_abort, dataset=dataset)
+        _info(f"rr: stopped replay dropped; {where}")
         return
     tty = sys.stderr.isatty()
 
@@ -312,12 +308,20 @@ def rerun(
         if tty and not as_json:
             _info(f"rr: [{index}/{total}] {step.action} {step.commit[:8]} {step.subject}")
 
+    def announce(command: str) -> None:
+        # what a record makes rr execute is always shown first (on stderr, also with --json)
+        _info(f"rr: running: {command}")
+
+    def warn(text: str) -> None:
+        _err(f"rr: warning: {text}")
+
     def replay() -> list:
         out = []
         for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
-                                continue_=continue_, notify=notify):
+                                continue_=continue_, notify=notify, announce=announce,
+                                warn=warn):
             out.append(result)
             if as_json:
                 _json(result.to_dict())
@@ -331,6 +335,17 @@ def rerun(
         changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
         _info(f"rr: replayed {ran} run(s), {changed} with new results, "
               f"{ran - changed} unchanged")
+
+
+def _write_script(path: str, text: str) -> None:
+    import os
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o755)
+    except OSError as exc:
+        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None
 
 
 @app.command("run-procedure", cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)

@@ -26,6 +26,8 @@ def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
         label = f"{r.commit[:8]}\\n{r.message[:40]}"
         if r.container:
             label += f"\\n[{r.container}]"
+        if r.note:
+            label += "\\n(malformed record)"
         lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
                      f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
         for path in r.inputs:
@@ -50,7 +52,10 @@ def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> 
     dot = to_dot(ds, revision_range)
     target = Path(output).absolute()
     if suffix == ".dot":
-        target.write_text(dot, encoding="utf-8")
+        try:
+            target.write_text(dot, encoding="utf-8")
+        except OSError as exc:
+            raise RecorderError(f"cannot write the graph: {exc.strerror or exc}") from None
         return target
     if shutil.which("dot", path=proc.tool_path()) is None:
         raise RecorderError("rendering .svg/.png needs Graphviz's dot",

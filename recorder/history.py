@@ -37,7 +37,7 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
         return []
     rev = revision_range or "HEAD"
     if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
-        raise UsageError(f"unknown revision: {rev}")
+        raise UsageError(f"unknown revision: {rev if len(rev) <= 80 else rev[:77] + '...'}")
     record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
     rows = []
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
@@ -45,9 +45,11 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
         note = None
         try:
             loaded = records.load_record(e.message, ds.root, record_dir)
-        except RecordError as exc:
+        except RecordError as exc:  # a bad record is shown as a note; the log goes on
             first = e.message.strip().splitlines()[0] if e.message.strip() else ""
-            rows.append(LogRow(e.sha, e.date, e.author, first, "", None, note=exc.message))
+            rows.append(LogRow(e.sha, e.date, e.author, first.removeprefix(records.TAG)[:200],
+                               "", None,
+                               note=f"malformed run record: {exc.message}"))
             continue
         if loaded is None:
             continue

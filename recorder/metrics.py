@@ -101,7 +101,9 @@ def add_file(ds: Dataset, path: str) -> str:
     return rel
 
 
-def default_files(ds: Dataset) -> list[str]:
+def default_files(ds: Dataset, bad: dict[str, str] | None = None) -> list[str]:
+    """Registered metrics files, else the .json outputs of run records; a malformed record
+    is skipped (and noted in ``bad``: commit -> problem)."""
     files = registered_files(ds)
     if files:
         return files
@@ -110,7 +112,9 @@ def default_files(ds: Dataset) -> list[str]:
                               extra=["--grep=^\\[DATALAD RUNCMD\\]"]):
         try:
             parsed = records.parse_message(e.message)
-        except RecorderError:
+        except RecorderError as exc:
+            if bad is not None:
+                bad[e.sha] = f"commit {e.sha[:8]}: malformed run record: {exc.message}"
             continue
         if parsed is None or parsed.record is None:
             continue
@@ -118,6 +122,8 @@ def default_files(ds: Dataset) -> list[str]:
         for out in parsed.record.get("outputs") or []:
             if out.endswith(".json"):
                 rel = os.path.normpath(os.path.join(pwd, out))
+                if os.path.isabs(rel) or rel == ".." or rel.startswith("../") or "\n" in rel:
+                    continue  # never read outside the dataset on a record's say-so
                 if rel not in found:
                     found.append(rel)
     return found
@@ -176,7 +182,8 @@ def _annex_key(data: bytes) -> str | None:
 def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
          all_branches: bool = False, all_commits: bool = False,
          revisions: Sequence[str] = ()) -> list[MetricsRow]:
-    files = [_rel(ds, f) for f in files] if files else default_files(ds)
+    bad: dict[str, str] = {}
+    files = [_rel(ds, f) for f in files] if files else default_files(ds, bad)
     if not files:
         raise RecorderError("no metrics files: none registered and no run wrote a .json output",
                             hint="register one with 'rr metrics add FILE'")
@@ -215,7 +222,11 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
                 continue
             for k, v in values.items():
                 row.values[f"{f}:{k}" if many else k] = v
+        if sha in bad:
+            row.notes.append(bad.pop(sha))
         rows.append(row)
+    if bad and rows:  # bad records at commits not shown: noted on the first row
+        rows[0].notes.extend(bad.values())
     return rows
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,19 +77,39 @@ def write_sidecar(root: Path, record_dir: str, record: dict[str, Any]) -> tuple[
 
 
 def read_sidecar(root: Path, record_dir: str, rid: str) -> dict[str, Any]:
+    """The record in sidecar ``rid``; only a file inside the dataset is ever read."""
+    if not _SIDECAR_ID_RE.fullmatch(rid):
+        raise RecordError(f"run record sidecar id is not a hex string: {_show(rid)}")
+    real_root = os.path.realpath(root)
     path = root / record_dir / rid
-    if not path.exists():
-        if path.is_symlink():
-            raise RecordError(
-                f"run record sidecar {path.relative_to(root)} has no content here",
-                hint=f"fetch it with 'rr get {path.relative_to(root)}' (or git annex get)")
-        raise RecordError(f"run record sidecar file not found: {path.relative_to(root)}")
+    shown = os.path.normpath(os.path.join(record_dir, rid))
+    if not _inside(os.path.normpath(os.path.join(real_root, record_dir, rid)), real_root):
+        raise RecordError(f"run record directory {record_dir!r} is outside the dataset")
     try:
+        if not path.exists():
+            if path.is_symlink():
+                raise RecordError(
+                    f"run record sidecar {shown} has no content here",
+                    hint=f"fetch it with 'rr get {shown}' (or git annex get)")
+            raise RecordError(f"run record sidecar file not found: {shown}")
+        real = os.path.realpath(path)
+        if not _inside(real, real_root) and not _inside(
+                real, os.path.join(os.path.realpath(root / ".git"), "annex", "objects")):
+            raise RecordError(f"run record sidecar {shown} points outside the dataset")
         with lzma.open(path, "rb") as fh:
-            first = fh.readline()
+            first = fh.readline(_SIDECAR_LIMIT)
         return json.loads(first.decode("utf-8"))
-    except (OSError, ValueError, lzma.LZMAError) as exc:
+    except RecordError:
+        raise
+    except (OSError, ValueError, lzma.LZMAError, RecursionError) as exc:
         raise RecordError(f"run record sidecar {rid} cannot be read: {exc}") from exc
+
+
+_SIDECAR_LIMIT = 16 * 1024 * 1024
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
 
 
 @dataclass(frozen=True)
@@ -101,7 +122,8 @@ class ParsedMessage:
 def parse_message(text: str) -> ParsedMessage | None:
     """Split a commit message into run message and record; None for a non-run commit.
 
-    Raises RecordError when the message looks like a run commit but cannot be parsed.
+    Raises RecordError when the message looks like a run commit but cannot be parsed.  An
+    inline record is validated (:func:`validate`); a sidecar id must be a hex string.
     """
     if not text.startswith(TAG):
         return None
@@ -111,29 +133,149 @@ def parse_message(text: str) -> ParsedMessage | None:
     message = match.group("message").rstrip()
     try:
         value = json.loads(match.group("record"))
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise RecordError("run record is not valid JSON") from exc
     if isinstance(value, dict):
-        if "cmd" not in value:
-            raise RecordError("looks like a run commit but the record has no command")
-        return ParsedMessage(message, value, None)
+        return ParsedMessage(message, validate(value), None)
     if isinstance(value, list):
         raise RecordError("run record is a JSON list, not an object")
-    return ParsedMessage(message, None, str(value))
+    if not isinstance(value, str) or not _SIDECAR_ID_RE.fullmatch(value):
+        raise RecordError(f"run record sidecar id is not a hex string: {_show(value)}")
+    return ParsedMessage(message, None, value)
 
 
-def load_record(text: str, root: Path, record_dir: str) -> tuple[str, dict[str, Any]] | None:
-    """(message, record) of a commit message, reading a sidecar when needed."""
-    parsed = parse_message(text)
-    if parsed is None:
-        return None
-    if parsed.record is not None:
-        return parsed.message, parsed.record
-    assert parsed.record_id is not None
-    record = read_sidecar(root, record_dir, parsed.record_id)
-    if not isinstance(record, dict) or "cmd" not in record:
-        raise RecordError("looks like a run commit but the sidecar record has no command")
-    return parsed.message, record
+def load_record(text: str, root: Path, record_dir: str,
+                commit: str | None = None) -> tuple[str, dict[str, Any]] | None:
+    """(message, record) of a commit message, reading a sidecar when needed.
+
+    With ``commit``, an error names it: ``commit <sha> has a malformed run record: ...``.
+    """
+    try:
+        parsed = parse_message(text)
+        if parsed is None:
+            return None
+        if parsed.record is not None:
+            return parsed.message, parsed.record
+        assert parsed.record_id is not None
+        record = read_sidecar(root, record_dir, parsed.record_id)
+        if not isinstance(record, dict):
+            raise RecordError("the sidecar record is not a JSON object")
+        return parsed.message, validate(record)
+    except RecordError as exc:
+        if commit is None:
+            raise
+        raise RecordError(f"commit {commit[:10]} has a malformed run record: {exc.message}",
+                          hint=exc.hint) from None
+
+
+# --- validation -------------------------------------------------------------------------
+
+# what one argument of execve may hold (MAX_ARG_STRLEN): a longer command cannot be run
+MAX_COMMAND_BYTES = 128 * 1024 - 1
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+_SIDECAR_ID_RE = re.compile(r"[0-9a-fA-F]{1,128}")
+_PATH_FIELDS = ("inputs", "outputs", "extra_inputs")
+
+
+def _show(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "null"}.get(type(value),
+                                                                          type(value).__name__)
+
+
+def _check_path(name: str, value: str) -> None:
+    if "\0" in value:
+        raise RecordError(f"field '{name}' holds a NUL character")
+    raw = value.encode("utf-8", "surrogateescape")
+    if len(raw) > MAX_PATH_BYTES:
+        raise RecordError(f"field '{name}' holds a path of {len(raw)} bytes "
+                          f"(at most {MAX_PATH_BYTES})")
+    for part in raw.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            raise RecordError(f"field '{name}' holds a path with a name of {len(part)} bytes "
+                              f"(at most {MAX_NAME_BYTES})")
+
+
+def validate(record: dict[str, Any]) -> dict[str, Any]:
+    """Check every known field's type (DataLad's schema, spec §1.5) and size; return the record.
+
+    ``cmd`` str (required); ``pwd`` str; ``exit`` int or null; ``inputs``, ``outputs``,
+    ``extra_inputs`` lists of str; ``chain`` list of str; ``dsid`` str; ``rr`` object.
+    Other keys are kept unchecked (DataLad ignores them too).
+    """
+    def wrong(name: str, expected: str) -> RecordError:
+        return RecordError(f"field '{name}' must be {expected}, not "
+                           f"{_type_name(record[name])} ({_show(record[name])})")
+
+    if "cmd" not in record:
+        raise RecordError("looks like a run commit but the record has no command ('cmd')")
+    if not isinstance(record["cmd"], str):
+        raise wrong("cmd", "a string")
+    size = len(record["cmd"].encode("utf-8", "surrogateescape"))
+    if size > MAX_COMMAND_BYTES:
+        raise RecordError(f"field 'cmd' is {size} bytes long; a command can be at most "
+                          f"{MAX_COMMAND_BYTES} bytes")
+    if "\0" in record["cmd"]:
+        raise RecordError("field 'cmd' holds a NUL character")
+    if "pwd" in record:
+        if not isinstance(record["pwd"], str):
+            raise wrong("pwd", "a string")
+        _check_path("pwd", record["pwd"])
+    if "exit" in record and record["exit"] is not None and (
+            isinstance(record["exit"], bool) or not isinstance(record["exit"], int)):
+        raise wrong("exit", "a whole number or null")
+    for name in (*_PATH_FIELDS, "chain"):
+        if record.get(name) is None:  # absent or null: read as empty, as DataLad does
+            continue
+        value = record[name]
+        if not isinstance(value, list):
+            raise wrong(name, "a list of strings")
+        for item in value:
+            if not isinstance(item, str):
+                raise RecordError(f"field '{name}' must be a list of strings, but holds "
+                                  f"{_type_name(item)} ({_show(item)})")
+            if name != "chain":
+                _check_path(name, item)
+    if "dsid" in record and record["dsid"] is not None and not isinstance(record["dsid"], str):
+        raise wrong("dsid", "a string")
+    if "rr" in record and record["rr"] is not None:
+        if not isinstance(record["rr"], dict):
+            raise wrong("rr", "an object")
+        _validate_rr(record["rr"])
+    return record
+
+
+def _validate_rr(info: dict[str, Any]) -> None:
+    """rr's own extension of the record: the parts rr reads back."""
+    def wrong(name: str, expected: str, value: Any) -> RecordError:
+        return RecordError(f"field 'rr.{name}' must be {expected}, not {_type_name(value)} "
+                           f"({_show(value)})")
+
+    if "explicit" in info and not isinstance(info["explicit"], bool):
+        raise wrong("explicit", "true or false", info["explicit"])
+    if "duration" in info and (isinstance(info["duration"], bool) or
+                               not isinstance(info["duration"], (int, float))):
+        raise wrong("duration", "a number", info["duration"])
+    container = info.get("container")
+    if container is None or isinstance(container, str):
+        return
+    if not isinstance(container, dict):
+        raise wrong("container", "an object", container)
+    for key in ("name", "image", "digest"):
+        if container.get(key) is not None and not isinstance(container[key], str):
+            raise wrong(f"container.{key}", "a string", container[key])
+    image = container.get("image")
+    if image:
+        _check_path("rr.container.image", image)
+        norm = os.path.normpath(image)
+        if os.path.isabs(norm) or norm == ".." or norm.startswith("../"):
+            raise RecordError(f"field 'rr.container.image' is outside the dataset: {image!r}")
 
 
 def new_record(*, cmd: str, dsid: str | None, exit_code: int, inputs: list[str],

@@ -9,19 +9,24 @@ position to ``.git/rr-rerun.json`` so that ``rr rerun --continue`` resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import shlex
+import signal
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from . import gitrepo
 from . import record as records
 from .dataset import Dataset
-from .errors import CommandFailedError, RecordError, RecorderError, UsageError
+from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
+                     RecordError, UsageError)
+from .lock import dataset_lock
 from .placeholders import PathList, QuotedPath, expand, substitutions
 from .run import RunSpec, ensure_clean, execute, glob_specs
 
@@ -90,13 +95,21 @@ def _split_range(revision: str | None, since: str | None) -> tuple[str, str | No
     return rev, since
 
 
-def build_plan(ds: Dataset, revision: str | None = None, since: str | None = None) -> Plan:
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def build_plan(ds: Dataset, revision: str | None = None, since: str | None = None, *,
+               lenient: bool = False) -> Plan:
+    """The steps of a replay; every record of the range is read and validated here, before
+    anything runs.  A malformed record is an error, or with ``lenient`` (report, script) a
+    step that is not re-executed and carries a note."""
     if ds.head() is None:
         raise RecorderError("cannot rerun: nothing recorded yet (the dataset has no commits)")
     rev, since = _split_range(revision, since)
     rev_sha = gitrepo.resolve_commit(ds.root, rev)
     if rev_sha is None:
-        raise UsageError(f"unknown revision: {rev}")
+        raise UsageError(f"unknown revision: {_short(rev)}")
     head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
     if not head_entry.parents:
         revs, desc = [rev_sha], rev
@@ -107,20 +120,25 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     else:
         since_sha = gitrepo.resolve_commit(ds.root, since)
         if since_sha is None:
-            raise UsageError(f"unknown revision: {since}")
+            raise UsageError(f"unknown revision: {_short(since)}")
         revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
     entries = gitrepo.iter_log(ds.root, revs)
     record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
     dsid = ds.id
     steps: list[Step] = []
     for e in entries:
-        try:
-            loaded = records.load_record(e.message, ds.root, record_dir)
-        except RecordError as exc:
-            raise RecordError(f"commit {e.sha[:10]} has a malformed run record: {exc.message}",
-                              hint=exc.hint) from None
         step = Step("skip-or-pick", e.sha, list(e.parents), e.author, e.date,
                     raw_message=e.message)
+        try:
+            loaded = records.load_record(e.message, ds.root, record_dir, commit=e.sha)
+            if loaded is not None and "pwd" not in loaded[1]:
+                raise RecordError(f"commit {e.sha[:10]} has a malformed run record: "
+                                  "no 'pwd' field")
+        except RecordError as exc:
+            if not lenient:
+                raise
+            loaded = None
+            step.note = exc.message
         if loaded is not None:
             message, rec = loaded
             step.run_message = message
@@ -131,8 +149,6 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
                 step.note = "has a run record but is an octopus merge; not re-executed"
             elif rec.get("dsid") and dsid and rec["dsid"] != dsid:
                 step.note = "was run in a different dataset; skipped or cherry-picked"
-            elif "pwd" not in rec:
-                raise RecordError(f"commit {e.sha[:10]} has a malformed run record: no 'pwd'")
             else:
                 step.action = "run"
         if step.action != "run" and len(e.parents) > 1:
@@ -141,10 +157,13 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     if not any(s.action == "run" for s in steps):
         if any(s.record is not None for s in steps):
             raise RecorderError(f"no run commit in {desc} can be re-executed in this dataset")
+        if lenient and any(s.note for s in steps):
+            return Plan(rev_sha, desc, [s for s in steps if s.note], since)
         raise RecorderError(f"no run commits found in {desc}",
                             hint="give a range (A..B) or --since to replay more history")
     if since is None or since.strip() == "":
-        while steps and steps[0].action != "run":
+        while steps and steps[0].action != "run" and not (
+                lenient and steps[0].note and steps[0].record is None):
             steps.pop(0)
     return Plan(rev_sha, desc, steps, since)
 
@@ -153,13 +172,15 @@ def _resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
     if onto is None:
         return None
     if onto.strip() == "":
-        first = next(s for s in plan.steps if s.action == "run")
+        first = next((s for s in plan.steps if s.action == "run"), None)
+        if first is None:
+            raise RecorderError("--onto= needs a run commit in the range, and there is none")
         if not first.parents:
             raise RecorderError("--onto= needs a parent of the first run commit, but it is a root")
         return first.parents[0]
     sha = gitrepo.resolve_commit(ds.root, onto)
     if sha is None:
-        raise UsageError(f"revision given for --onto does not exist: {onto}")
+        raise UsageError(f"revision given for --onto does not exist: {_short(onto)}")
     return sha
 
 
@@ -169,7 +190,7 @@ def _resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
 def report(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            onto: str | None = None, branch: str | None = None) -> Iterator[dict[str, Any]]:
     """One dict per step of the plan, nothing executed."""
-    plan = build_plan(ds, revision, since)
+    plan = build_plan(ds, revision, since, lenient=True)
     start = _resolve_onto(ds, plan, onto)
     head = ds.head()
     base = start or head
@@ -203,7 +224,7 @@ class _ShellVar(str):
 def script(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            script_name: str = "-") -> str:
     """A POSIX shell script that reproduces the run commits of the range."""
-    plan = build_plan(ds, revision, since)
+    plan = build_plan(ds, revision, since, lenient=True)
     args = f"--script={script_name}" + (f" --since={since}" if since is not None else "")
     where = f"dataset {ds.id} at {ds.root}" if ds.id else f"dataset at {ds.root}"
     lines = [
@@ -218,24 +239,37 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
     subs = substitutions(ds.config.values)
     for step in plan.steps:
         if step.action != "run" or step.record is None:
+            if step.note and step.record is None and step.run_message is None \
+                    and step.raw_message.startswith(records.TAG):
+                lines += ["", f"# (record: {step.commit}) not included: {step.note}"]
             continue
         rec = step.record
         pwd = Path(os.path.normpath(ds.root / rec.get("pwd", ".")))
-        ins = glob_specs(rec.get("inputs", []), pwd, ds)
-        outs = glob_specs(rec.get("outputs", []), pwd, ds)
+        try:
+            ins = glob_specs(rec.get("inputs") or [], pwd, ds)
+            outs = glob_specs(rec.get("outputs") or [], pwd, ds)
+        except RecorderError as exc:
+            lines += ["", f"# (record: {step.commit}) not included: {exc.message}"]
+            continue
         values: dict[str, Any] = dict(subs)
         values.update(pwd=QuotedPath(str(pwd)), dspath=QuotedPath(str(ds.root)),
                       tmpdir=_ShellVar('"$rr_tmpdir"'),
                       inputs=PathList(ins.hits + ins.unmatched),
                       outputs=PathList(outs.hits + outs.unmatched))
-        command = expand(rec["cmd"], values)
+        try:
+            command = expand(rec["cmd"], values)
+        except RecorderError as exc:
+            lines += ["", f"# (record: {step.commit}) not included: {exc.message}"]
+            continue
         lines.append("")
         message = step.run_message or ""
         if message and message != records.shorty(command):
             lines += [f"# {line}".rstrip() for line in message.splitlines()]
         else:
             lines.append("")
-        lines.append(f"# (record: {gitrepo.describe(ds.root, step.commit)})")
+        lines.append(f"# (record: {step.commit})")
+        if not ds.contains(pwd):
+            lines.append(f"# note: the recorded directory is outside the dataset: {pwd}")
         lines.append(f"cd {shlex.quote(str(pwd))} || exit 1")
         uses_tmp = "$rr_tmpdir" in command
         if uses_tmp:
@@ -248,41 +282,142 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
 
 # --- execution --------------------------------------------------------------------------
 
+_SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
 
 @dataclass
 class _Replay:
     ds: Dataset
     steps: list[Step]
-    mapping: dict[str, str]
-    start: str
+    mapping: dict[str, str]  # original commit -> its replacement (DataLad's new_bases)
+    start: str  # DataLad's "onto": where the replay started
     head: str
-    branch_name: str | None
+    branch_name: str | None  # the branch that ends at the replay's tip (None: detached)
     message: str | None
     explicit: bool
     assume_ready: str | None
     total: int
     done: int = 0
     pick_base: str | None = None
+    origin_branch: str | None = None  # where the user was: the branch checked out ...
+    origin_sha: str = ""  # ... and its commit
+    new_branch: bool = False  # branch_name was created by --branch
+    touched: list[str] = field(default_factory=list)  # paths the stopped step changed
+    interrupted: bool = False
     notify: Callable[[int, int, Step], None] | None = None
+    announce: Callable[[str], None] | None = None
+    warn: Callable[[str], None] | None = None
+    saved: bool = False
 
-    def save_state(self, failed: Step) -> None:
-        remaining = self.steps[self.steps.index(failed):]
+    def save_state(self, failed: Step, *, touched: Sequence[str] = (),
+                   interrupted: bool = False) -> None:
+        remaining = self.steps[self.steps.index(failed):] if failed in self.steps else []
+        self.touched = sorted(set(self.touched) | set(touched))
+        self.interrupted = interrupted
         data = {"steps": [asdict(s) for s in remaining], "mapping": self.mapping,
                 "start": self.start, "head": self.head, "branch_name": self.branch_name,
                 "message": self.message, "explicit": self.explicit,
                 "assume_ready": self.assume_ready, "total": self.total, "done": self.done,
-                "pick_base": self.pick_base}
-        data.pop("notify", None)
-        (self.ds.git_dir / STATE_FILE).write_text(json.dumps(data, indent=1), encoding="utf-8")
+                "pick_base": self.pick_base, "origin_branch": self.origin_branch,
+                "origin_sha": self.origin_sha, "new_branch": self.new_branch,
+                "touched": self.touched, "interrupted": self.interrupted}
+        path = self.ds.git_dir / STATE_FILE
+        tmp = path.with_name(STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        tmp.replace(path)
+        self.saved = True
 
     @classmethod
-    def load(cls, ds: Dataset) -> "_Replay":
+    def load(cls, ds: Dataset) -> _Replay:
         path = ds.git_dir / STATE_FILE
         if not path.exists():
             raise RecorderError("no stopped replay to continue in this dataset")
-        data = json.loads(path.read_text(encoding="utf-8"))
-        steps = [Step(**s) for s in data.pop("steps")]
-        return cls(ds=ds, steps=steps, **data)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(ds=ds, **_check_state(data))
+        except (ValueError, TypeError, KeyError, RecursionError, RecordError) as exc:
+            detail = exc.message if isinstance(exc, RecordError) else str(exc) or type(exc).__name__
+            raise RecorderError(f"the stopped replay's state file .git/{STATE_FILE} is damaged: "
+                                f"{detail}",
+                                hint="drop it with 'rr rerun --abort' (the dataset stays as it "
+                                     "is)") from None
+
+
+def _check_state(data: Any) -> dict[str, Any]:
+    """The state file's content as keyword arguments of _Replay; ValueError if malformed."""
+    def need(cond: bool, what: str) -> None:
+        if not cond:
+            raise ValueError(what)
+
+    def sha(value: Any, name: str, optional: bool = False) -> None:
+        if optional and value is None:
+            return
+        need(isinstance(value, str) and bool(_SHA_RE.fullmatch(value)),
+             f"'{name}' is not a commit id")
+
+    def opt_str(value: Any, name: str) -> None:
+        need(value is None or isinstance(value, str), f"'{name}' is not a string")
+
+    need(isinstance(data, dict), "not a JSON object")
+    for key in ("steps", "mapping", "start", "head", "branch_name", "message", "explicit",
+                "assume_ready", "total", "done", "pick_base"):
+        need(key in data, f"'{key}' is missing")
+    need(isinstance(data["steps"], list), "'steps' is not a list")
+    steps = []
+    for raw in data["steps"]:
+        need(isinstance(raw, dict), "a step is not an object")
+        need(set(raw) <= {f.name for f in fields(Step)}, "a step has unknown keys")
+        need(raw.get("action") in ("run", "skip-or-pick", "merge"), "a step has a bad action")
+        sha(raw.get("commit"), "commit")
+        need(isinstance(raw.get("parents", []), list), "a step's parents are not a list")
+        for p in raw.get("parents", []):
+            sha(p, "parents")
+        for key in ("author", "date", "raw_message"):
+            need(isinstance(raw.get(key, ""), str), f"a step's '{key}' is not a string")
+        for key in ("run_message", "note", "branch"):
+            opt_str(raw.get(key), key)
+        rec = raw.get("record")
+        if rec is not None:
+            need(isinstance(rec, dict), "a step's record is not an object")
+            records.validate(rec)
+            need("pwd" in rec, "a step's record has no 'pwd'")
+        elif raw["action"] == "run":
+            raise ValueError("a run step has no record")
+        steps.append(Step(**raw))
+    need(isinstance(data["mapping"], dict), "'mapping' is not an object")
+    for k, v in data["mapping"].items():
+        sha(k, "mapping")
+        sha(v, "mapping")
+    sha(data["start"], "start")
+    sha(data["head"], "head")
+    sha(data["pick_base"], "pick_base", optional=True)
+    for key in ("branch_name", "message", "origin_branch"):
+        opt_str(data.get(key), key)
+    need(data.get("assume_ready") in (None, "inputs", "outputs", "both"), "'assume_ready' is bad")
+    need(isinstance(data["explicit"], bool), "'explicit' is not true or false")
+    for key in ("total", "done"):
+        need(isinstance(data[key], int) and not isinstance(data[key], bool) and data[key] >= 0,
+             f"'{key}' is not a count")
+    origin = data.get("origin_sha") or data["start"]
+    sha(origin, "origin_sha")
+    touched = data.get("touched", [])
+    need(isinstance(touched, list) and all(isinstance(t, str) and _safe_rel(t) for t in touched),
+         "'touched' is not a list of dataset paths")
+    for key in ("new_branch", "interrupted"):
+        need(isinstance(data.get(key, False), bool), f"'{key}' is not true or false")
+    return {"steps": steps, "mapping": dict(data["mapping"]), "start": data["start"],
+            "head": data["head"], "branch_name": data["branch_name"],
+            "message": data["message"], "explicit": data["explicit"],
+            "assume_ready": data["assume_ready"], "total": data["total"], "done": data["done"],
+            "pick_base": data["pick_base"], "origin_branch": data.get("origin_branch"),
+            "origin_sha": origin, "new_branch": data.get("new_branch", False),
+            "touched": list(touched), "interrupted": data.get("interrupted", False)}
+
+
+def _safe_rel(path: str) -> bool:
+    norm = os.path.normpath(path)
+    return bool(path) and not os.path.isabs(norm) and norm != ".." and \
+        not norm.startswith("../") and "\0" not in path
 
 
 def _clear_state(ds: Dataset) -> None:
@@ -293,67 +428,134 @@ def has_stopped_replay(ds: Dataset) -> bool:
     return (ds.git_dir / STATE_FILE).exists()
 
 
+# --- moving HEAD (under the dataset lock, so that no run can start in between) -----------
+
+
+def _checkout(ds: Dataset, rev: str, *, new_branch: str | None = None) -> None:
+    with dataset_lock(ds.git_dir):
+        gitrepo.checkout(ds.root, rev, new_branch=new_branch, detach=new_branch is None)
+
+
+def _checkout_branch(ds: Dataset, branch: str, at: str | None = None) -> None:
+    """Check ``branch`` out; with ``at``, point it there first (only ever a branch rr may
+    move: the one replayed in place, or the new --branch)."""
+    with dataset_lock(ds.git_dir):
+        if at is None:
+            gitrepo.call_git(["checkout", "-q", branch, "--"], ds.root)
+        else:
+            gitrepo.set_branch_and_checkout(ds.root, branch, at)
+
+
+@contextlib.contextmanager
+def _signals_interrupt() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop a replay like Ctrl-C does (so its state is saved)."""
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGHUP)}
+    except ValueError:  # not in the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+# --- the replay -------------------------------------------------------------------------
+
+
 def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None,
           continue_: bool = False,
-          notify: Callable[[int, int, Step], None] | None = None) -> Iterator[StepResult]:
+          notify: Callable[[int, int, Step], None] | None = None,
+          announce: Callable[[str], None] | None = None,
+          warn: Callable[[str], None] | None = None) -> Iterator[StepResult]:
     """Replay the plan step by step, yielding one result per step.
 
-    ``notify(index, total, step)`` is called before each step starts (for progress).
+    ``notify(index, total, step)`` is called before each step starts (for progress),
+    ``announce(command)`` with each expanded command just before it executes, ``warn(text)``
+    with a warning about a step (e.g. a recorded directory outside the dataset).
     """
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, notify)
+        yield from _continue(ds, notify, announce, warn)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
                             hint="finish it with 'rr rerun --continue' or drop it with "
                                  "'rr rerun --abort'")
+    if gitrepo.sequencer_in_progress(ds.root):
+        raise RecorderError("a cherry-pick or merge is in progress in this dataset",
+                            hint="finish or abort it first")
     plan = build_plan(ds, revision, since)
+    for step in plan.steps:
+        if step.action == "run":
+            _check_pwd(ds, step)
     needs_clean = not explicit and any(
         s.action == "run" and not (s.record or {}).get("rr", {}).get("explicit")
         for s in plan.steps)
     if needs_clean:
         ensure_clean(ds)
+    if branch and (len(branch.encode("utf-8", "surrogateescape")) > 200 or
+                   not gitrepo.check_ref_format_tag(ds.root, branch)):
+        raise UsageError(f"not a valid branch name: {_short(branch)!r}")
     if branch and gitrepo.branch_exists(ds.root, branch):
         raise RecorderError(f"branch '{branch}' already exists")
-    if branch and not gitrepo.check_ref_format_tag(ds.root, branch):
-        raise UsageError(f"not a valid branch name: {branch!r}")
     start_sha = _resolve_onto(ds, plan, onto)
-    branch_name = branch or gitrepo.current_branch(ds.root)
+    origin_branch = gitrepo.current_branch(ds.root)
+    origin_sha = ds.head()
+    assert origin_sha is not None
+    # only the branch replayed in place, or the new --branch, is ever moved
+    branch_name = branch or (origin_branch if start_sha is None else None)
     total = len(plan.steps) + (1 if (branch or start_sha) else 0)
-    index = 0
+    replay = _Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
+                     explicit, assume_ready, total, 0, origin_branch=origin_branch,
+                     origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
+                     announce=announce, warn=warn)
     if branch or start_sha:
-        target = start_sha or ds.head()
-        assert target is not None
-        gitrepo.checkout(ds.root, target, new_branch=branch, detach=branch is None)
-        index = 1
+        target = start_sha or origin_sha
+        _checkout(ds, target, new_branch=branch)
+        replay.start = replay.head = target
+        replay.done = 1
         yield StepResult(1, total, "checkout", "ok", target, target,
                          f"start at {target[:10]}" + (f" on new branch {branch}" if branch else ""))
-    head = ds.head()
-    assert head is not None
-    replay = _Replay(ds, plan.steps, {}, head, head, branch_name, message, explicit,
-                     assume_ready, total, index, notify=notify)
     yield from _drive(replay)
 
 
-def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None
-              ) -> Iterator[StepResult]:
+def _check_pwd(ds: Dataset, step: Step) -> None:
+    """A recorded directory outside the dataset must exist (it is never created)."""
+    pwd = Path(os.path.normpath(ds.root / (step.record or {}).get("pwd", ".")))
+    if not ds.contains(pwd) and not pwd.is_dir():
+        raise RecorderError(f"commit {step.commit[:10]} runs its command in {pwd}, outside the "
+                            "dataset, and that directory does not exist",
+                            hint="create it, or replay a range without this commit")
+
+
+def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
+              announce: Callable[[str], None] | None,
+              warn: Callable[[str], None] | None) -> Iterator[StepResult]:
     replay = _Replay.load(ds)
-    replay.notify = notify
-    if not replay.explicit and any(s.action == "run" for s in replay.steps):
-        ensure_clean(ds)
+    replay.notify, replay.announce, replay.warn = notify, announce, warn
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is still in progress",
                             hint="finish it (git cherry-pick --continue / git commit) or abort "
                                  "it, then run 'rr rerun --continue' again")
+    if replay.interrupted and replay.touched:
+        # an interrupted step starts again from scratch: its partial changes go
+        _restore(ds, replay.touched)
+    replay.touched, replay.interrupted = [], False
+    if not replay.explicit and any(s.action == "run" for s in replay.steps):
+        ensure_clean(ds)
     current = ds.head()
     assert current is not None
-    first = replay.steps[0]
-    if first.action in ("skip-or-pick", "merge") and replay.pick_base and \
-            current != replay.pick_base:
+    first = replay.steps[0] if replay.steps else None
+    if first is not None and first.action in ("skip-or-pick", "merge") and replay.pick_base \
+            and current != replay.pick_base:
         # the user finished the conflicted cherry-pick or merge: that step is done
         replay.mapping[first.commit] = current
         replay.head = current
@@ -371,54 +573,114 @@ def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None
 
 def _drive(replay: _Replay) -> Iterator[StepResult]:
     ds = replay.ds
-    while replay.steps:
-        step = replay.steps[0]
-        started = time.monotonic()
-        index = replay.done + 1
-        if replay.notify is not None:
-            replay.notify(index, replay.total, step)
-        if step.action == "run":
-            result = _replay_run(replay, step, index)
-        elif step.action == "merge":
-            result = _replay_merge(replay, step, index)
-        else:
-            result = _replay_other(replay, step, index)
-        result.duration = time.monotonic() - started
-        replay.steps.pop(0)
-        replay.done += 1
-        yield result
-    _clear_state(ds)
-    if replay.branch_name and gitrepo.current_branch(ds.root) != replay.branch_name:
-        gitrepo.set_branch_and_checkout(ds.root, replay.branch_name, replay.head)
+    with _signals_interrupt():
+        while replay.steps:
+            step = replay.steps[0]
+            started = time.monotonic()
+            index = replay.done + 1
+            replay.saved = False
+            try:
+                if replay.notify is not None:
+                    replay.notify(index, replay.total, step)
+                if step.action == "run":
+                    result = _replay_run(replay, step, index)
+                elif step.action == "merge":
+                    result = _replay_merge(replay, step, index)
+                else:
+                    result = _replay_other(replay, step, index)
+            except KeyboardInterrupt:
+                if not replay.saved:  # interrupted outside the command: nothing it changed
+                    replay.save_state(step, interrupted=True)
+                raise RerunStoppedError(
+                    f"replay interrupted at {step.commit[:10]} ({index}/{replay.total})",
+                    hint="resume with 'rr rerun --continue' (the step starts again), or give "
+                         "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
+            except RecorderError as exc:
+                if not replay.saved:
+                    replay.save_state(step)
+                    exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
+                        f"the replay stopped at {step.commit[:10]} ({index}/{replay.total}): " \
+                        "resume with 'rr rerun --continue' or give up with 'rr rerun --abort'"
+                raise
+            except BaseException:
+                if not replay.saved:
+                    replay.save_state(step)
+                raise
+            result.duration = time.monotonic() - started
+            replay.steps.pop(0)
+            replay.done += 1
+            yield result
+        _clear_state(ds)
+        _finish(replay)
 
 
-def _checkout_base(replay: _Replay, parent: str | None) -> None:
+def _finish(replay: _Replay) -> None:
+    """The branch that ends at the tip: the new --branch, or the branch replayed in place
+    (only when the tip still contains that branch's commits); otherwise HEAD stays detached."""
     ds = replay.ds
-    if parent is None:
+    name = replay.branch_name
+    if not name or gitrepo.current_branch(ds.root) == name:
         return
-    if parent in replay.mapping:
-        target = replay.mapping[parent]
-    elif parent != replay.head and gitrepo.is_ancestor(ds.root, replay.start, parent):
-        target = parent  # replay in place on the original parent
-    else:
-        target = replay.head
+    tip = gitrepo.resolve_commit(ds.root, f"refs/heads/{name}")
+    if tip is not None and not replay.new_branch and \
+            not gitrepo.is_ancestor(ds.root, tip, replay.head):
+        if replay.warn is not None:
+            replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
+                        f"commit {tip[:10]}: {name} is left where it was and HEAD is "
+                        "detached at the result")
+        return
+    _checkout_branch(ds, name, replay.head)
+
+
+def _base_for(replay: _Replay, step: Step) -> tuple[str | None, bool]:
+    """Put HEAD on the base a run or non-run commit is replayed on (DataLad's rules, spec
+    §3 rule 15-16).  Returns (head to go back to if the commit is skipped, skip now)."""
+    ds = replay.ds
+    parent = step.parents[0]
+    new_base = replay.mapping.get(parent)
+    if step.action == "run" and len(step.parents) > 1:
+        # a run-merge: recreate the state before the command, on the (mapped) first parent
+        target = new_base or parent
+        if target != replay.head:
+            _checkout(ds, target)
+            replay.head = target
+        return None, False
+    if new_base:
+        if new_base != replay.head:
+            _checkout(ds, new_base)
+            previous, replay.head = replay.head, new_base
+            return previous, False
+        return None, False
+    if parent != replay.head and gitrepo.is_ancestor(ds.root, replay.start, parent):
+        if step.action == "run":
+            _checkout(ds, parent)  # replay in place on the original parent
+            replay.head = parent
+            return None, False
+        return None, True
+    if parent != replay.head:
         replay.mapping[parent] = replay.head
-    if target != ds.head():
-        gitrepo.checkout(ds.root, target, detach=True)
-    replay.head = target
+    return None, False
 
 
 def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
     ds = replay.ds
     rec = step.record or {}
-    _checkout_base(replay, step.parents[0] if step.parents else None)
+    _base_for(replay, step)
     rr_info = dict(rec.get("rr") or {})
     was_explicit = bool(rr_info.pop("explicit", False))
+    rr_info.pop("duration", None)
     outputs = list(rec.get("outputs") or [])
     pwd = Path(os.path.normpath(ds.root / rec.get("pwd", ".")))
-    # files the original commit added or modified are outputs too: unlock them first
-    extra_unlock = [p for st, p in gitrepo.changed_files(
-        ds.root, step.parents[0] if step.parents else None, step.commit) if st in ("A", "M")]
+    if not ds.contains(pwd):
+        _warn(replay, f"commit {step.commit[:10]} runs its command outside the dataset, "
+                      f"in {pwd}")
+    elif not pwd.is_dir():
+        _warn(replay, f"commit {step.commit[:10]} runs its command in {pwd}, which does not "
+                      "exist in this tree; it is created")
+    parent = step.parents[0] if step.parents else None
+    extra_unlock = _changed_files_recursive(ds, parent, step.commit)
+    extra_unlock += [p for p in _declared_in_subdatasets(ds, pwd, outputs)
+                     if p not in extra_unlock]
     spec = RunSpec(
         cmd=rec["cmd"], pwd=pwd, inputs=list(rec.get("inputs") or []), outputs=outputs,
         extra_inputs=list(rec.get("extra_inputs") or []),
@@ -432,10 +694,11 @@ def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
         from .containers import registry
 
         registry.prepare_rerun(ds, spec, rr_info)
+    before = set(_dirty_recursive(ds))
     try:
-        result = execute(ds, spec)
+        result = execute(ds, spec, announce=replay.announce)
     except CommandFailedError as exc:
-        replay.save_state(step)
+        replay.save_state(step, touched=_touched_since(ds, before))
         raise RerunStoppedError(
             f"replay stopped at {step.commit[:10]} ({index}/{replay.total}) "
             f"'{step.subject}': {exc.message}",
@@ -443,18 +706,26 @@ def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
                  "or save those changes), then resume with 'rr rerun --continue', or give up "
                  "with 'rr rerun --abort'",
             exit_code=exc.exit_code) from None
+    except Interrupted:
+        replay.save_state(step, touched=_touched_since(ds, before), interrupted=True)
+        raise RerunStoppedError(
+            f"replay interrupted at {step.commit[:10]} ({index}/{replay.total}) "
+            f"'{step.subject}'",
+            hint="resume with 'rr rerun --continue' (the step starts again), or give up with "
+                 "'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt:
+        replay.save_state(step, touched=_touched_since(ds, before), interrupted=True)
+        raise
     except RecorderError as exc:
-        replay.save_state(step)
+        replay.save_state(step, touched=_touched_since(ds, before))
         exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
             f"the replay stopped at {step.commit[:10]} ({index}/{replay.total}): resume with " \
             "'rr rerun --continue' or give up with 'rr rerun --abort'"
         raise
-    except BaseException:
-        replay.save_state(step)
-        raise
     new_head = ds.head()
     assert new_head is not None
-    replay.mapping[step.commit] = new_head
+    if new_head not in (replay.head, step.commit):
+        replay.mapping[step.commit] = new_head
     replay.head = new_head
     if result.status == "notneeded":
         return StepResult(index, replay.total, "run", "unchanged", step.commit, None,
@@ -465,15 +736,26 @@ def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
                       note="; ".join(notes) or None)
 
 
+def _warn(replay: _Replay, text: str) -> None:
+    if replay.warn is not None:
+        replay.warn(text)
+
+
 def _replay_other(replay: _Replay, step: Step, index: int) -> StepResult:
     ds = replay.ds
-    _checkout_base(replay, step.parents[0] if step.parents else None)
-    if not step.parents or gitrepo.is_ancestor(ds.root, step.commit, replay.head):
-        replay.mapping[step.commit] = replay.head if step.parents else step.commit
+    if not step.parents:
+        return StepResult(index, replay.total, "skip", "skipped", step.commit, None,
+                          step.subject, note=step.note)
+    back_to, skip = _base_for(replay, step)
+    if skip or gitrepo.is_ancestor(ds.root, step.commit, replay.head):
+        if back_to is not None:
+            _checkout(ds, back_to)
+            replay.head = back_to
         return StepResult(index, replay.total, "skip", "skipped", step.commit, None,
                           step.subject, note=step.note)
     replay.pick_base = replay.head
-    proc = gitrepo.cherry_pick(ds.root, step.commit)
+    with dataset_lock(ds.git_dir):
+        proc = gitrepo.cherry_pick(ds.root, step.commit)
     if proc.returncode != 0:
         replay.save_state(step)
         detail = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()
@@ -481,50 +763,233 @@ def _replay_other(replay: _Replay, step: Step, index: int) -> StepResult:
             f"replay stopped at {step.commit[:10]} ({index}/{replay.total}): cherry-pick "
             f"failed: {detail[0] if detail else 'conflict'}",
             hint="resolve it and 'git cherry-pick --continue' (or 'git cherry-pick --abort'), "
-                 "then 'rr rerun --continue'")
+                 "then 'rr rerun --continue'; or give up with 'rr rerun --abort'")
     replay.pick_base = None
     new_head = ds.head()
     assert new_head is not None
-    replay.mapping[step.commit] = new_head
+    if new_head != replay.head:
+        replay.mapping[step.commit] = new_head
     replay.head = new_head
     return StepResult(index, replay.total, "pick", "ok", step.commit, new_head, step.subject,
                       note=step.note)
 
 
 def _replay_merge(replay: _Replay, step: Step, index: int) -> StepResult:
+    """A non-run merge, as DataLad replays it (spec §3 rule 17)."""
     ds = replay.ds
     mapped = [replay.mapping.get(p, p) for p in step.parents]
     if mapped == step.parents:
         if not gitrepo.is_ancestor(ds.root, step.commit, replay.head):
-            gitrepo.checkout(ds.root, step.commit, detach=True)
+            _checkout(ds, step.commit)
             replay.head = step.commit
-        replay.mapping[step.commit] = replay.head
         return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
                           step.subject, note="fast-forward to the original merge")
-    if ds.head() != mapped[0]:
-        gitrepo.checkout(ds.root, mapped[0], detach=True)
-    replay.pick_base = mapped[0]
-    proc = gitrepo.merge(ds.root, mapped[1:], step.raw_message.rstrip("\n"))
-    if proc.returncode != 0:
-        replay.save_state(step)
-        raise RerunStoppedError(
-            f"replay stopped at {step.commit[:10]} ({index}/{replay.total}): merge failed",
-            hint="resolve the conflict and commit, then 'rr rerun --continue'")
-    replay.pick_base = None
+    if step.commit == replay.head:
+        return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
+                          step.subject)
+    if gitrepo.is_ancestor(ds.root, step.commit, replay.start):
+        mapped = [p for p in mapped if not gitrepo.is_ancestor(ds.root, p, replay.start)]
+    if not mapped:
+        return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
+                          step.subject)
+    if mapped[0] != replay.head:
+        _checkout(ds, mapped[0])  # keep the direction of the original merge
+        replay.head = mapped[0]
+    if len(mapped) > 1:
+        replay.pick_base = replay.head
+        with dataset_lock(ds.git_dir):
+            proc = gitrepo.merge(ds.root, mapped[1:], step.raw_message.rstrip("\n"))
+        if proc.returncode != 0:
+            replay.save_state(step)
+            raise RerunStoppedError(
+                f"replay stopped at {step.commit[:10]} ({index}/{replay.total}): merge failed",
+                hint="resolve the conflict and commit, then 'rr rerun --continue'; or give up "
+                     "with 'rr rerun --abort'")
+        replay.pick_base = None
     new_head = ds.head()
     assert new_head is not None
     replay.mapping[step.commit] = new_head
     replay.head = new_head
-    return StepResult(index, replay.total, "merge", "ok", step.commit, new_head, step.subject)
+    return StepResult(index, replay.total, "merge", "ok" if len(mapped) > 1 else "skipped",
+                      step.commit, new_head if len(mapped) > 1 else None, step.subject)
 
 
-def abort(ds: Dataset) -> str | None:
-    """Forget a stopped replay and go back to its branch; returns the branch name."""
+# --- what a step touches ----------------------------------------------------------------
+
+
+def _subdatasets(ds_root: Path) -> list[str]:
+    """Installed subdatasets of a repository (paths that stay inside it)."""
+    out = []
+    for rel in gitrepo.submodule_paths(ds_root):
+        if _safe_rel(rel) and (ds_root / rel / ".git").exists():
+            out.append(os.path.normpath(rel))
+    return out
+
+
+def _changed_files_recursive(ds: Dataset, parent: str | None, commit: str) -> list[str]:
+    """Files (dataset-relative) the commit added or modified, also inside installed
+    subdatasets (diffing each subdataset between its recorded commits), as DataLad's
+    rerun does (spec §3 rule 24)."""
+    return _changed_in(ds.root, parent, commit, "")
+
+
+def _changed_in(root: Path, parent: str | None, commit: str, prefix: str) -> list[str]:
+    base = parent or gitrepo.call_git(["hash-object", "-t", "tree", "/dev/null"], root).strip()
+    try:
+        out = gitrepo.call_git_z(["diff-tree", "-r", "-z", "--no-renames", "--no-commit-id",
+                                  base, commit], root)
+    except RecorderError:
+        return []  # the subdataset lacks these commits: nothing to learn here
+    paths: list[str] = []
+    i = 0
+    while i + 1 < len(out):
+        meta, path = out[i], out[i + 1]
+        i += 2
+        parts = meta.lstrip(":").split()
+        if len(parts) < 5:
+            continue
+        old_mode, new_mode, old_sha, new_sha, status = parts[:5]
+        if status[:1] not in ("A", "M", "T"):
+            continue
+        if new_mode == "160000":
+            sub = root / path
+            if not _safe_rel(path) or not (sub / ".git").exists():
+                continue
+            old = old_sha if old_mode == "160000" and set(old_sha) != {"0"} else None
+            paths += _changed_in(sub, old, new_sha, f"{prefix}{path}/")
+            continue
+        paths.append(prefix + path)
+    return paths
+
+
+def _declared_in_subdatasets(ds: Dataset, pwd: Path, outputs: Sequence[str]) -> list[str]:
+    """Declared outputs that are, or lie in, installed subdatasets: the annexed files there
+    (run's own unlocking does not look inside subdatasets)."""
+    subs = _subdatasets(ds.root)
+    if not subs or not ds.contains(pwd):
+        return []
+    try:
+        hits = glob_specs([o for o in outputs if o != "."], pwd, ds).hits
+    except RecorderError:
+        return []
+    found: list[str] = []
+    for hit in hits:
+        rel = ds.relpath(pwd / hit)
+        for sub in sorted(subs, key=len, reverse=True):
+            if rel == sub or rel.startswith(sub + "/"):
+                inner = "." if rel == sub else rel[len(sub) + 1:]
+                if (ds.root / rel).is_dir() and not (ds.root / rel).is_symlink():
+                    listed = gitrepo.ls_files_symlinks(ds.root / sub, [inner])
+                    found += [f"{sub}/{p}" for p in listed]
+                else:
+                    found.append(rel)
+                break
+    return found
+
+
+def _dirty_recursive(ds: Dataset) -> list[str]:
+    """Changed and untracked files, dataset-relative, also inside installed subdatasets."""
+    return _dirty_in(ds.root, "")
+
+
+def _dirty_in(root: Path, prefix: str) -> list[str]:
+    out: list[str] = []
+    for e in gitrepo.iter_status(root, untracked="all"):
+        if e.submodule:
+            if _safe_rel(e.path) and (root / e.path / ".git").exists():
+                out += _dirty_in(root / e.path, f"{prefix}{e.path}/")
+            continue
+        out.append(prefix + e.path)
+    return out
+
+
+def _touched_since(ds: Dataset, before: set[str] | None) -> list[str]:
+    try:
+        now = _dirty_recursive(ds)
+    except RecorderError:
+        return []
+    return sorted(set(now) - (before or set()))
+
+
+def _restore(ds: Dataset, paths: Sequence[str]) -> None:
+    """Put the given files back to their state in HEAD (of the repository holding each):
+    tracked files are checked out again (an unlocked annexed file is a symlink again),
+    files HEAD does not have are removed."""
+    subs = sorted(_subdatasets(ds.root), key=len, reverse=True)
+    groups: dict[str, list[str]] = {}
+    for p in paths:
+        if not _safe_rel(p):
+            continue
+        owner = next((s for s in subs if p.startswith(s + "/")), "")
+        groups.setdefault(owner, []).append(p[len(owner) + 1:] if owner else p)
+    with dataset_lock(ds.git_dir):
+        for owner, rels in groups.items():
+            root = ds.root / owner if owner else ds.root
+            _restore_in(root, rels)
+
+
+def _restore_in(root: Path, rels: list[str]) -> None:
+    listing = gitrepo.call_git(["cat-file", "--batch-check=%(objecttype)"], root,
+                               input="".join(f"HEAD:{p}\n" for p in rels).encode(
+                                   "utf-8", "surrogateescape"))
+    kinds = listing.splitlines()
+    tracked = [p for p, k in zip(rels, kinds) if k.strip() in ("blob", "commit")]
+    new = [p for p, k in zip(rels, kinds) if k.strip() not in ("blob", "commit", "tree")]
+    env = {"GIT_LITERAL_PATHSPECS": "1"}
+    if tracked:
+        gitrepo.call_git(["checkout", "-q", "HEAD", "--pathspec-from-file=-",
+                          "--pathspec-file-nul"], root, input=gitrepo.nul_paths(tracked),
+                         env=env)
+    if new:
+        gitrepo.call_git(["rm", "-q", "--cached", "--ignore-unmatch", "--pathspec-from-file=-",
+                          "--pathspec-file-nul"], root, input=gitrepo.nul_paths(new), env=env)
+        for p in new:
+            full = root / p
+            if full.is_symlink() or full.is_file():
+                full.unlink()
+
+
+# --- abort ------------------------------------------------------------------------------
+
+
+def abort(ds: Dataset) -> str:
+    """Forget a stopped replay and go back to where the user was; returns what was done.
+
+    The files the stopped step changed are restored first.  Steps already done stay on the
+    branch that was replayed in place, or on the new --branch; no other branch moves.
+    """
     if not has_stopped_replay(ds):
         raise RecorderError("no stopped replay to abort in this dataset")
-    replay = _Replay.load(ds)
+    try:
+        replay = _Replay.load(ds)
+    except RecorderError:
+        _clear_state(ds)
+        return "its state file was damaged and is removed; HEAD and the files are left as they are"
+    with dataset_lock(ds.git_dir):
+        gd = ds.git_dir
+        if (gd / "CHERRY_PICK_HEAD").exists():
+            gitrepo.call_git_success(["cherry-pick", "--abort"], ds.root)
+        if (gd / "MERGE_HEAD").exists():
+            gitrepo.call_git_success(["merge", "--abort"], ds.root)
+    if replay.touched:
+        _restore(ds, replay.touched)
     _clear_state(ds)
-    if replay.branch_name and gitrepo.current_branch(ds.root) != replay.branch_name \
-            and not gitrepo.sequencer_in_progress(ds.root):
-        gitrepo.set_branch_and_checkout(ds.root, replay.branch_name, replay.head)
-    return replay.branch_name
+    kept = ""
+    name = replay.branch_name
+    if name and replay.head != replay.origin_sha:
+        tip = gitrepo.resolve_commit(ds.root, f"refs/heads/{name}")
+        if tip is not None and tip != replay.head and gitrepo.is_ancestor(ds.root, tip,
+                                                                          replay.head):
+            with dataset_lock(ds.git_dir):
+                gitrepo.call_git(["update-ref", f"refs/heads/{name}", replay.head, tip],
+                                 ds.root)
+            kept = f"; the steps done are on {name}"
+        elif tip == replay.head:
+            kept = f"; the steps done are on {name}"
+    if replay.origin_branch and gitrepo.branch_exists(ds.root, replay.origin_branch):
+        if gitrepo.current_branch(ds.root) != replay.origin_branch:
+            _checkout_branch(ds, replay.origin_branch)
+        return f"back on branch {replay.origin_branch}{kept}"
+    if ds.head() != replay.origin_sha:
+        _checkout(ds, replay.origin_sha)
+    return f"back at {replay.origin_sha[:10]} (detached HEAD){kept}"
