@@ -72,6 +72,16 @@ def head_sha(root: PathLike) -> str | None:
 
 
 def current_branch(root: PathLike) -> str | None:
+    """The branch HEAD is on (None when detached), read from HEAD itself when it is a plain
+    file (no process), else from git."""
+    try:
+        text = (Path(git_dir(root)) / "HEAD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    if text.startswith("ref: refs/heads/"):
+        return text[len("ref: refs/heads/"):].strip()
+    if text and not text.startswith("ref:"):
+        return None  # detached: HEAD holds a commit id
     out = call_git_optional(["symbolic-ref", "-q", "--short", "HEAD"], root)
     return out.strip() if out else None
 
@@ -189,7 +199,7 @@ def has_staged_changes(root: PathLike, paths: Sequence[str] | None = None) -> bo
 
 
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
-           allow_empty: bool = False) -> str:
+           allow_empty: bool = False, hooks_path: str | None | bool = False) -> str:
     """Commit the index (or, with ``only``, just those paths) and return the new sha.
 
     The message is passed on stdin, so git applies its 'whitespace' cleanup exactly as for
@@ -198,7 +208,7 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     msg_path = Path(git_dir(root)) / "RR_COMMIT_MSG"
     msg_path.write_text(message, encoding="utf-8")
     args = ["commit", "-q", "--no-edit", "-F", str(msg_path)]
-    if _only_annex_precommit_hook(root):
+    if _only_annex_precommit_hook(root, hooks_path):
         # git-annex's own pre-commit hook fixes up files staged behind its back; rr stages
         # through git-annex, so the hook (a git-annex process walking the tree) is skipped
         args.append("--no-verify")
@@ -220,8 +230,9 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
 _ANNEX_PRECOMMIT = "#!/bin/sh\n# automatically configured by git-annex\ngit annex pre-commit .\n"
 
 
-def _only_annex_precommit_hook(root: PathLike) -> bool:
-    """True when the only hooks --no-verify would skip are git-annex's stock pre-commit."""
+def _only_annex_precommit_hook(root: PathLike, hooks_path: str | None | bool = False) -> bool:
+    """True when the only hooks --no-verify would skip are git-annex's stock pre-commit.
+    ``hooks_path``: core.hooksPath when the caller knows it (None: unset), False: ask git."""
     hooks = Path(git_dir(root)) / "hooks"
     try:
         if (hooks / "pre-commit").read_text() != _ANNEX_PRECOMMIT:
@@ -230,7 +241,9 @@ def _only_annex_precommit_hook(root: PathLike) -> bool:
         return False
     if (hooks / "commit-msg").exists():
         return False
-    return call_git_optional(["config", "core.hooksPath"], root) is None
+    if hooks_path is False:
+        return call_git_optional(["config", "core.hooksPath"], root) is None
+    return hooks_path is None
 
 
 def tag(root: PathLike, name: str, rev: str = "HEAD") -> None:
@@ -544,9 +557,11 @@ def ensure_no_index_lock(root: PathLike) -> None:
                             hint=f"remove {lock} if no git process is running")
 
 
-def staged_paths(root: PathLike, paths: Sequence[str] | None = None) -> set[str]:
-    """Paths whose index entry differs from HEAD (all of them, or among ``paths``)."""
-    if head_sha(root) is None:
+def staged_paths(root: PathLike, paths: Sequence[str] | None = None, *,
+                 head: str | None | bool = False) -> set[str]:
+    """Paths whose index entry differs from HEAD (all of them, or among ``paths``);
+    ``head``: HEAD's commit when the caller knows it (None: no commit yet)."""
+    if (head_sha(root) if head is False else head) is None:
         if paths is None:
             return set(call_git_z(["ls-files", "-z"], root))
         return set(_call_git_z_paths(["ls-files", "-z"], root, paths))

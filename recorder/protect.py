@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import annex, gitrepo
+from . import annex, gitrepo, proc
 from .dataset import Dataset
 from .errors import RecorderError
 
@@ -87,10 +87,10 @@ def _objects_dir(ds: Dataset) -> Path:
     return ds.git_dir / "annex" / "objects"
 
 
-def iter_object_paths(objects: Path) -> Iterable[tuple[str, Path]]:
+def iter_object_paths(objects: Path) -> Iterable[tuple[str, str]]:
     """(key, path) of every object file.  The layout is ``H1/H2/KEY/KEY`` (git-annex's
     hashdirmixed, or hashdirlower in bare repositories); a key directory is never listed,
-    its file is named by the key itself."""
+    its file is named by the key itself.  Plain strings: this runs over every object."""
     try:
         level1 = [e.path for e in os.scandir(objects) if e.is_dir(follow_symlinks=False)]
     except OSError:
@@ -102,12 +102,12 @@ def iter_object_paths(objects: Path) -> Iterable[tuple[str, Path]]:
             continue
         for d2 in level2:
             try:
-                with os.scandir(d2) as it:
-                    keys = [e.name for e in it]
+                keys = os.listdir(d2)
             except OSError:
                 continue
+            prefix = d2 + "/"
             for key in keys:
-                yield key, Path(d2, key, key)
+                yield key, f"{prefix}{key}/{key}"
 
 
 def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
@@ -118,59 +118,73 @@ def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
         except OSError:
             continue
         if stat.S_ISREG(st.st_mode):
-            yield key, path, st
+            yield key, Path(path), st
 
 
 class ObjectWatch:
-    """Watches the whole object store across a command at little cost on the hot path: the
-    object files are listed in a thread while the command runs, and checked (one ``lstat``
-    each, checksums only for those whose inode changed) in a thread while rr collects the
-    command's changes.  Objects the command itself added are new, not overwritten."""
+    """Watches the annexed content of the worktree across a command at almost no cost on the
+    hot path: a stamp file marks the start; afterwards one ``git ls-files | find -L`` (in a
+    process of its own, beside rr's ``git status``) names the files whose content's inode
+    changed since the stamp, and only those are checked against their keys (checksums).
+    Objects the command itself added are new, not overwritten."""
 
-    def __init__(self, ds: Dataset) -> None:
-        import threading
+    MARGIN_NS = 20_000_000  # inode times come from a coarse clock: start the window earlier
 
+    def __init__(self, ds: Dataset, has_commits: bool) -> None:
         self.ds = ds
-        self._paths: list[tuple[str, Path]] = []
-        self._result: list[tuple[str, Path]] = []
-        objects = _objects_dir(ds)
-        self._lister = threading.Thread(target=self._list, args=(objects,), daemon=True)
-        self._checker: threading.Thread | None = None
-        self.enabled = ds.is_annex and objects.is_dir()
+        self.enabled = ds.is_annex and has_commits
+        self.since_ns = fs_now(ds) - self.MARGIN_NS
+        self._stamp = ds.git_dir / "rr-stamp"
+        self._out: bytes | None = None
+        self._checker = None
         if self.enabled:
-            self._lister.start()
+            try:
+                os.utime(self._stamp, ns=(self.since_ns, self.since_ns))
+            except OSError:
+                self.enabled = False
 
-    def _list(self, objects: Path) -> None:
-        self._paths = list(iter_object_paths(objects))
-
-    def check_async(self, since_ns: int) -> None:
+    def check_async(self) -> None:
         import threading
 
         if not self.enabled:
             return
-        self._checker = threading.Thread(target=self._check, args=(since_ns,), daemon=True)
+        self._checker = threading.Thread(target=self._find, daemon=True)
         self._checker.start()
 
-    def _check(self, since_ns: int) -> None:
-        self._lister.join()
-        bad = []
-        for key, path in self._paths:
-            try:
-                st = os.lstat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode) and _suspect(key, path, st, since_ns, False):
-                bad.append((key, path))
-        self._result = bad
+    def _find(self) -> None:
+        script = ("git ls-files -z | find -L -files0-from - -maxdepth 0 -newercm \"$1\" "
+                  "-print0 2>/dev/null")
+        try:
+            done = proc.capture(["/bin/sh", "-c", script, "rr-watch", str(self._stamp)],
+                                cwd=self.ds.root, check=False)
+            self._out = done.stdout if done.returncode in (0, 1) else None
+        except Exception:  # noqa: BLE001 - fall back to the walk below
+            self._out = None
 
     def damaged(self) -> list[Damaged]:
         if self._checker is None:
             return []
         self._checker.join()
-        if not self._result:
+        if self._out is None:  # no usable find: stat every link here
+            links = gitrepo.ls_files_symlinks(self.ds.root, ["."])
+        else:
+            links = [p for p in self._out.decode("utf-8", "surrogateescape").split("\0") if p]
+        bad: dict[str, Path] = {}
+        for rel in links:
+            full = self.ds.root / rel
+            if not annex.is_locked_annexed(full):
+                continue
+            try:
+                target = full.resolve()
+                st = os.stat(target)
+            except OSError:
+                continue
+            if _suspect(target.name, target, st, self.since_ns, False):
+                bad[target.name] = target
+        if not bad:
             return []
-        files = _files_of_keys(self.ds, [k for k, _ in self._result])
-        return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in self._result]
+        files = _files_of_keys(self.ds, list(bad))
+        return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in bad.items()]
 
 
 def key_size(key: str) -> int | None:

@@ -331,7 +331,6 @@ class _Ran:
     command: str
     exit_code: int
     duration: float
-    started_ns: int
     watch: protect.ObjectWatch
 
 
@@ -382,20 +381,19 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
             command = translate_recorded(command)
         if announce:
             announce(command)
-        watch = protect.ObjectWatch(ds)
-        started_ns = protect.fs_now(ds)
+        watch = protect.ObjectWatch(ds, prepared.head is not None)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,
                                  argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]))
         duration = time.monotonic() - started
-        watch.check_async(started_ns)
+        watch.check_async()
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, started_ns, watch)
+    return _Ran(command, outcome.returncode, duration, watch)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
@@ -467,7 +465,10 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         # kept before staging, so that even a SIGKILL during the save leaves the message
         gitrepo.write_commit_editmsg(ds.root, full_message)
         received: list[int] = []
-        sha = commit_entries(ds, entries, full_message, only=spec.explicit, received=received)
+        # HEAD as prepared, unless another rr committed meanwhile (explicit runs)
+        head = prepared.head if not spec.explicit else False
+        sha = commit_entries(ds, entries, full_message, only=spec.explicit, received=received,
+                             head=head)
     except CommandFailedError:
         raise
     except BaseException as exc:

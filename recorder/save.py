@@ -53,7 +53,8 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
 
 
 def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
-                   only: bool, *, received: list[int] | None = None) -> str | None:
+                   only: bool, *, received: list[int] | None = None,
+                   head: str | None | bool = False) -> str | None:
     """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit.
 
     What had to be staged is checked after staging (git-annex exits 0 without staging when
@@ -61,16 +62,18 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
     Returns None when staging shows nothing really changed (an unlocked file rewritten with
     the same content is locked again and equals HEAD).  Signals that arrive during the commit
     itself are deferred: into ``received`` when given, else re-raised after it.
+    ``head``: HEAD's commit when the caller knows it (None: no commit yet; False: ask git).
     """
     with dataset_lock(ds.git_dir):
+        before = ds.head() if head is False else head
         paths = stage(ds, entries, message)
-        staged = gitrepo.staged_paths(ds.root, paths if only else None)
+        staged = gitrepo.staged_paths(ds.root, paths if only else None, head=before)
         ensure_staged(ds, entries, staged)
         if not (staged if not only else staged & set(paths)):
             return None
-        before = ds.head()
         with deferred_signals(received):
-            sha = gitrepo.commit(ds.root, message, only=paths if only else None)
+            sha = gitrepo.commit(ds.root, message, only=paths if only else None,
+                                 hooks_path=ds.config.get("core.hooksPath"))
         if sha == before:
             raise RecorderError("git commit exited 0 but made no commit")
         return sha

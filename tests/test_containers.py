@@ -216,8 +216,9 @@ def test_singularity_command_line_shim(ds, tmp_path, binary):
        cwd=ds / "sub", env=env)
     argv = log.read_text().splitlines()
     image = str(ds / "sub" / "../.datalad/environments/tool/image")
+    as_root = ["--drop-caps", "CAP_DAC_OVERRIDE"] if os.getuid() == 0 else []
     assert argv == [
-        "exec", "--cleanenv", "-B", f"{ds}:{ds}", "--pwd", str(ds / "sub"), "--nv",
+        "exec", "--cleanenv", "-B", f"{ds}:{ds}", "--pwd", str(ds / "sub"), *as_root, "--nv",
         image, "sh", "-c", "echo hi > o.txt; echo 2 >> o.txt"]
     assert (ds / "sub" / "o.txt").read_text() == "hi\n2\n"
     assert "APPTAINERENV_DATALAD_CONTAINER_NAME=tool" in Path(f"{log}.env").read_text()

@@ -287,3 +287,15 @@ def test_declared_inputs_are_checked_after_the_command(ds_with_data):
               cwd=ds, check=False)
     assert proc.returncode != 0
     assert "overwrote annexed content in place: data/b.txt" in proc.stderr
+
+
+@pytest.mark.docker
+def test_container_cannot_write_through_an_annex_link(ds_with_data, busybox_image):
+    ds = ds_with_data
+    rr("containers-add", "bb", "--url", f"dhub://{busybox_image}", cwd=ds)
+    before = commit_count(ds)
+    proc = rr("containers-run", "-n", "bb", "echo overwritten > data/a.txt", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert (ds / "data" / "a.txt").read_text() == "alpha\n"
+    assert fsck_ok(ds)
+    assert commit_count(ds) == before

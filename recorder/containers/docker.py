@@ -154,6 +154,10 @@ def run_argv(binary: str, image: str, *, mount: Path, pwd: Path, command: str, n
             "-u", f"{os.getuid()}:{os.getgid()}",
             "--tmpfs", "/tmp:mode=1777", "-e", "HOME=/tmp",
             "-e", f"DATALAD_CONTAINER_NAME={name}", "-e", f"RR_CONTAINER_NAME={name}"]
+    if os.getuid() == 0:
+        # root in the container ignores file modes: without this capability it cannot write
+        # into the read-only annexed content under the mounted .git/annex/objects
+        argv += ["--cap-drop", "DAC_OVERRIDE"]
     if tty:
         argv.append("-t")
     if gpus:

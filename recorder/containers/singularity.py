@@ -6,6 +6,7 @@ the command-line level (a stub runtime logs its argv): no real runtime runs on r
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ def binary() -> str:
 def exec_argv(runtime: str, image: Path | str, *, mount: Path, pwd: Path, command: str,
               gpus: bool = False, extra_flags: Sequence[str] = ()) -> list[str]:
     argv = [runtime, "exec", "--cleanenv", "-B", f"{mount}:{mount}", "--pwd", str(pwd)]
+    if os.getuid() == 0:  # as for docker: root must not write into read-only annexed content
+        argv += ["--drop-caps", "CAP_DAC_OVERRIDE"]
     if gpus:
         argv.append("--nv")
     argv += list(extra_flags)
