@@ -19,6 +19,7 @@ from .conftest import RR, annex, commit_count, git, last_message, rr
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="Linux file systems and signals")
 
 IS_ROOT = os.geteuid() == 0
+WAIT_FOR_GO = "while [ ! -e .git/go ]; do sleep 0.05; done"  # the test says when
 
 
 def record_of(message: str) -> dict:
@@ -168,16 +169,22 @@ def test_interrupt_during_the_commit_tells_that_it_committed(ds):
 
 
 def test_two_runs_without_explicit_do_not_swap_records(ds):
-    first = subprocess.Popen([RR, "run", "-m", "A", "echo a > a.txt; sleep 2"], cwd=ds,
+    first = subprocess.Popen([RR, "run", "-m", "A", "echo a > a.txt; " + WAIT_FOR_GO], cwd=ds,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (ds / "a.txt").exists():
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    second = rr("run", "-m", "B", "echo b > b.txt", cwd=ds)
+    second = subprocess.Popen([RR, "run", "-m", "B", "echo b > b.txt"], cwd=ds,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)  # B is waiting for the lock now (or about to)
+    assert second.poll() is None
+    (ds / ".git" / "go").touch()
     out, err = first.communicate(timeout=60)
+    _, second_err = second.communicate(timeout=60)
+    assert second.returncode == 0, second_err
     assert first.returncode == 0, err
-    assert "waiting for the dataset lock" in second.stderr
+    assert "waiting for the dataset lock" in second_err
     log = git("log", "--format=%s", "-2", cwd=ds).splitlines()
     assert log == ["[DATALAD RUNCMD] B", "[DATALAD RUNCMD] A"]
     assert git("show", "--name-only", "--format=", "HEAD~1", cwd=ds).split() == ["a.txt"]
@@ -186,7 +193,7 @@ def test_two_runs_without_explicit_do_not_swap_records(ds):
 
 def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
     run = subprocess.Popen([RR, "run", "--explicit", "-m", "slow", "-o", "out.txt",
-                            "echo partial > out.txt; sleep 2; echo done >> out.txt"], cwd=ds,
+                            "echo partial > out.txt; " + WAIT_FOR_GO + "; echo done >> out.txt"], cwd=ds,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (ds / "out.txt").exists():
@@ -198,6 +205,7 @@ def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
     assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["notes.txt"]
     refused = rr("save", "-m", "grab", "out.txt", cwd=ds, check=False)
     assert refused.returncode != 0 and "declared output of a run still going" in refused.stderr
+    (ds / ".git" / "go").touch()
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     assert last_message(ds).startswith("[DATALAD RUNCMD] slow")
@@ -207,13 +215,14 @@ def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
 
 def test_run_does_not_record_onto_a_branch_switched_to_meanwhile(ds):
     run = subprocess.Popen([RR, "run", "--explicit", "-m", "on master", "-o", "out.txt",
-                            "touch started; sleep 2; echo r > out.txt"], cwd=ds,
+                            "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], cwd=ds,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not (ds / "started").exists():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     git("checkout", "-q", "-b", "elsewhere", cwd=ds)
+    (ds / ".git" / "go").touch()
     _, err = run.communicate(timeout=60)
     assert run.returncode != 0
     assert "HEAD moved from master to elsewhere" in err
