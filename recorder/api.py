@@ -97,7 +97,8 @@ def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = Non
 
 
 def discover_procedures(*, dataset: PathArg = None):
-    """All procedures rr can find, the first location that has a name wins."""
+    """All procedures rr can find, the first location that has a name wins (user, system,
+    dataset, shipped); the ones it shadows follow, marked overridden."""
     from . import procedures
 
     try:
@@ -106,7 +107,7 @@ def discover_procedures(*, dataset: PathArg = None):
         if dataset is not None:
             raise
         ds = None
-    return procedures.discover(ds)
+    return procedures.discover(ds, overridden=True)
 
 
 def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame: bool = True):

@@ -9,6 +9,7 @@ and extracts the member.  Read-only: it never stores or removes anything.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -105,7 +106,14 @@ def _annex(*args: str) -> subprocess.CompletedProcess[str]:
                           stdin=subprocess.DEVNULL)
 
 
+_KEY_RE = re.compile(r"^[A-Za-z0-9]+-[A-Za-z0-9_.=+,-]*$")
+
+
 def _content(key: str) -> str | None:
+    # the key comes from a URL in the git-annex branch (a cloned dataset's say-so): it must
+    # look like a git-annex key, never like an option or a path
+    if not _KEY_RE.match(key) or "--" not in key:
+        return None
     loc = _annex("contentlocation", key).stdout.strip()
     if not loc:
         _annex("get", "--key", key)

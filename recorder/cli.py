@@ -333,7 +333,8 @@ def run_procedure(
                 _json(p.to_dict())
             else:
                 helptext = f"  {p.help.splitlines()[0]}" if p.help else ""
-                print(f"{p.name} ({p.source}: {p.path}){helptext}")
+                mark = f"[overridden by {p.overridden_by}] " if p.overridden_by else ""
+                print(f"{mark}{p.name} ({p.source}: {p.path}){helptext}")
         return
     if not name:
         call(_raise_usage, "give a procedure name, or --discover")

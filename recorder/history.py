@@ -38,7 +38,7 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     rev = revision_range or "HEAD"
     if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
         raise UsageError(f"unknown revision: {rev}")
-    record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+    record_dir = ds.record_directory()
     rows = []
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
                               notes_ref=gitrepo.NOTES_REF):

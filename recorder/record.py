@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,9 @@ def write_sidecar(root: Path, record_dir: str, record: dict[str, Any]) -> tuple[
 
 
 def read_sidecar(root: Path, record_dir: str, rid: str) -> dict[str, Any]:
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._-]*", rid):
+        # the id comes from a commit message: never a path that leads elsewhere
+        raise RecordError(f"run record sidecar id is not a plain file name: {rid!r}")
     path = root / record_dir / rid
     if not path.exists():
         if path.is_symlink():
@@ -83,6 +87,10 @@ def read_sidecar(root: Path, record_dir: str, rid: str) -> dict[str, Any]:
                 f"run record sidecar {path.relative_to(root)} has no content here",
                 hint=f"fetch it with 'rr get {path.relative_to(root)}' (or git annex get)")
         raise RecordError(f"run record sidecar file not found: {path.relative_to(root)}")
+    real = Path(os.path.realpath(path))
+    if not real.is_relative_to(os.path.realpath(root)):
+        raise RecordError(f"run record sidecar {path.relative_to(root)} leads outside the "
+                          "dataset; rr does not read it")
     try:
         with lzma.open(path, "rb") as fh:
             first = fh.readline()
