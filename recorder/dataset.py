@@ -165,7 +165,8 @@ class Dataset:
         if _in_git_dir(rel):
             raise UnsafePathError(f"{what} is inside .git, which rr never reads or writes as "
                                   f"data: {text}")
-        real = _real_location(os.fspath(full), follow_final)
+        # "link/" names the directory the symlink leads to, not the symlink
+        real = _real_location(os.fspath(full), follow_final or text.endswith(("/", "/.")))
         real_rel = os.path.relpath(real, self.real_root)
         if not _within(real, self.real_root):
             raise UnsafePathError(f"{what} leads outside the dataset {self.root} through a "
