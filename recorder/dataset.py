@@ -175,6 +175,11 @@ class Dataset:
             raise UnsafePathError(f"{what} leads into .git through a symlink: {text}")
         return rel
 
+    def resolves_inside(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path``, every symlink followed (the final one too), is inside the
+        dataset; unlike :meth:`ensure_inside` the annex object store in .git counts."""
+        return _within(os.path.realpath(self.root / path), self.real_root)
+
     def relpath(self, path: str | os.PathLike[str], base: Path | None = None) -> str:
         """``path`` (absolute, or relative to ``base``/cwd) relative to the root; POSIX form.
         Checked with :meth:`ensure_inside`."""

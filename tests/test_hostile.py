@@ -68,10 +68,29 @@ def listing(path: Path) -> list[str]:
 # --- 1. subdataset paths and URLs from .gitmodules ---------------------------------------
 
 
-@pytest.mark.parametrize("bad", [
-    "../outside", "ABS", "a/../../outside", ".git", ".git/hooks/x", "sub/.git",
-    '"line\\nbreak"', "./x", "a//b",
-])
+BAD_SUBDATASET_PATHS = ["../outside", "ABS", "a/../../outside", ".git", ".git/hooks/x",
+                        "sub/.git", '"line\\nbreak"', "./x", "a//b", "link", "link/sub"]
+
+
+def test_bad_gitmodules_paths_are_refused_by_the_one_accessor(ds, tmp_path):
+    """Every caller gets its subdatasets from Dataset.subdatasets(): each hostile entry
+    is refused there, naming .gitmodules."""
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
+    (tmp_path / "elsewhere").mkdir()
+    (ds / "link").symlink_to(tmp_path / "elsewhere")
+    for bad in BAD_SUBDATASET_PATHS:
+        path = str(tmp_path / "abs") if bad == "ABS" else bad
+        (ds / ".gitmodules").write_text(f'[submodule "x"]\n\tpath = {path}\n\turl = /x\n')
+        with pytest.raises(RecorderError, match=r"\.gitmodules") as info:
+            Dataset(ds).subdatasets()
+        assert "\n" not in info.value.message, bad
+    (ds / ".gitmodules").write_text('[submodule "x"]\n\tpath = data/in\n\turl = ../in\n')
+    assert Dataset(ds).subdatasets() == {"data/in": "../in"}
+
+
+@pytest.mark.parametrize("bad", ["../outside", "ABS", "a/../../outside", ".git/hooks/x"])
 def test_bad_gitmodules_path_refused_before_cloning(ds, tmp_path, attacker, bad):
     target = tmp_path / "abs-target"
     path = str(target) if bad == "ABS" else bad
@@ -148,21 +167,34 @@ def test_valid_subdataset_still_installs(ds, tmp_path):
 # --- 2. datalad.run.record-directory ----------------------------------------------------
 
 
-@pytest.mark.parametrize("value", ["../outside-records", "ABS", "a/../../outside-records",
-                                   "link", "link/deeper", ".git/records"])
+def test_record_directory_accessor_refuses_leaving_the_dataset(ds, tmp_path):
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
+    outside = tmp_path / "outside-records"
+    outside.mkdir()
+    (ds / "link").symlink_to(outside)
+    for value in ("../outside-records", str(outside), "a/../../outside-records", "link",
+                  "link/deeper", ".git/records", ".git"):
+        git("config", "-f", ".datalad/config", "datalad.run.record-directory", value, cwd=ds)
+        with pytest.raises(RecorderError, match="datalad.run.record-directory"):
+            Dataset(ds).record_directory()
+    git("config", "-f", ".datalad/config", "datalad.run.record-directory", "rec/ords", cwd=ds)
+    assert Dataset(ds).record_directory() == "rec/ords"
+
+
+@pytest.mark.parametrize("value", ["../outside-records", "link/deeper"])
 def test_record_directory_must_stay_inside(ds, tmp_path, value):
     outside = tmp_path / "outside-records"
-    if value.startswith("link"):
-        outside.mkdir()
-        (ds / "link").symlink_to(outside)
-    value = str(outside) if value == "ABS" else value
+    outside.mkdir()
+    (ds / "link").symlink_to(outside)
     git("config", "-f", ".datalad/config", "datalad.run.record-directory", value, cwd=ds)
     commit_all(ds)
     proc = rr("run", "--sidecar", "-m", "x", "echo ran > out.txt", cwd=ds, check=False)
     refused(proc, "datalad.run.record-directory")
     assert listing(outside) == []
-    assert not (ds / ".git" / "records").exists()
     assert not (ds / "out.txt").exists()  # refused before the command ran
+    refused(rr("rerun", cwd=ds, check=False), "datalad.run.record-directory")
 
 
 def test_record_directory_inside_works(ds):
@@ -282,15 +314,38 @@ HOSTILE_TARS = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(HOSTILE_TARS))
+def _members(case: str, out: Path) -> list[tuple[str, str, str]]:
+    return [(k, n.replace("ABS", str(out)), e.replace("OUT", str(out)))
+            for k, n, e in HOSTILE_TARS[case]]
+
+
+def test_hostile_tar_members_refused_in_process(ds, tmp_path):
+    """download._extract on each hostile tar: one RecorderError, nothing written outside,
+    the extraction directory removed again."""
+    from recorder import download
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "secret.txt").write_text("secret\n")
+    for case in sorted(HOSTILE_TARS):
+        _tar(ds / "pkg.tgz", _members(case, out))
+        before = listing(tmp_path)
+        with pytest.raises(RecorderError) as info:
+            download._extract(Dataset(ds), "pkg.tgz")
+        assert "\n" not in info.value.message, case
+        assert listing(out) == ["secret.txt"] and listing(tmp_path) == before, case
+        assert not (ds / "pkg").exists(), case
+
+
+@pytest.mark.parametrize("case", ["dotdot", "symlink-out", "device"])
 def test_hostile_tar_members_refused(ds, web, tmp_path, case):
     base, root = web
     out = tmp_path / "out"
     out.mkdir()
     (out / "secret.txt").write_text("secret\n")
-    members = [(k, n.replace("ABS", str(out)), e.replace("OUT", str(out)))
-               for k, n, e in HOSTILE_TARS[case]]
-    _tar(root / "pkg.tgz", members)
+    _tar(root / "pkg.tgz", _members(case, out))
     before = listing(tmp_path)
     proc = rr("download-url", "--archive", f"{base}/pkg.tgz", cwd=ds, check=False)
     refused(proc)
@@ -384,16 +439,21 @@ def test_committed_runtime_flags_ignored_with_warning(ds, capsys):
     assert "--shm-size" in argv and "--privileged" not in argv
 
 
-@pytest.mark.parametrize("image", ["../outside-image", "ABS", "link/img", ".git/img"])
-def test_container_image_path_must_stay_inside(ds, tmp_path, image):
+def test_container_image_path_must_stay_inside(ds, tmp_path):
+    from recorder.containers import registry
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
     outside = tmp_path / "outside-image"
     outside.mkdir()
     (outside / "keep.txt").write_text("keep\n")
     (ds / "link").symlink_to(outside)
-    value = str(outside) if image == "ABS" else image
-    git("config", "-f", ".datalad/config", "datalad.containers.evil.image", value, cwd=ds)
     git("config", "-f", ".datalad/config", "datalad.containers.evil.cmdexec", "{img} {cmd}",
         cwd=ds)
+    for value in ("../outside-image", str(outside), "link/img", ".git/img", "link"):
+        git("config", "-f", ".datalad/config", "datalad.containers.evil.image", value, cwd=ds)
+        with pytest.raises(RecorderError, match="image"):
+            registry.find(Dataset(ds), "evil")
     commit_all(ds)
     refused(rr("run", "-n", "evil", "true", cwd=ds, check=False), "image")
     refused(rr("containers-remove", "evil", "--remove-image", cwd=ds, check=False), "image")

@@ -110,6 +110,8 @@ def ensure_image_inside(ds: Dataset, c: Container) -> None:
         ds.ensure_inside(c.image, ds.root, what=key)
     except RecorderError as exc:
         raise RecorderError(f"{key} is not a path inside the dataset: {exc.message}") from None
+    if not ds.resolves_inside(c.image):  # an annexed image may lead into .git/annex only
+        raise RecorderError(f"{key} is a symlink leading outside the dataset: {c.image}")
 
 
 def runtime_flags(ds: Dataset, name: str) -> list[str]:
@@ -305,6 +307,8 @@ def _ensure_recorded_image_inside(ds: Dataset, image: Any) -> None:
                             f"{image!r}")
     try:
         ds.ensure_inside(image, ds.root, what="recorded container image")
+        if not ds.resolves_inside(image):
+            raise RecorderError(f"it is a symlink leading outside the dataset: {image}")
     except RecorderError as exc:
         raise RecorderError(f"the run record's container image is not inside the dataset: "
                             f"{exc.message}") from None
