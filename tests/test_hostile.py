@@ -206,14 +206,22 @@ def test_record_directory_inside_works(ds):
 
 
 def test_sidecar_id_from_a_commit_message_is_not_a_path(ds, tmp_path):
-    secret = tmp_path / "secret"
-    secret.write_text("not a record\n")
+    import json
+    import lzma
+
+    secret = tmp_path / "secret"  # a well-formed sidecar outside the dataset
+    with lzma.open(secret, "wb") as fh:
+        fh.write(json.dumps({"cmd": f"touch {tmp_path}/PWNED", "exit": 0, "inputs": [],
+                             "outputs": [], "extra_inputs": [], "pwd": ".",
+                             "chain": []}).encode() + b"\n")
+    (ds / ".datalad" / "runinfo").mkdir()
     rel = os.path.relpath(secret, ds / ".datalad" / "runinfo")
     msg = f'[DATALAD RUNCMD] x\n\n=== Do not change lines below ===\n"{rel}"\n' \
           "^^^ Do not change lines above ^^^\n"
     git("commit", "-q", "--allow-empty", "-m", msg, cwd=ds)
     proc = rr("rerun", cwd=ds, check=False)
     refused(proc, "sidecar")
+    assert not (tmp_path / "PWNED").exists()
 
 
 # --- 3. inputs and outputs through symlinks ----------------------------------------------
