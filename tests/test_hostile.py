@@ -466,3 +466,24 @@ def test_container_image_path_must_stay_inside(ds, tmp_path):
     refused(rr("run", "-n", "evil", "true", cwd=ds, check=False), "image")
     refused(rr("containers-remove", "evil", "--remove-image", cwd=ds, check=False), "image")
     assert listing(outside) == ["keep.txt"]
+
+
+# --- 7. other paths a dataset names ------------------------------------------------------
+
+
+def test_metrics_file_named_by_committed_config_is_not_read_outside(ds, tmp_path):
+    (tmp_path / "secret.json").write_text('{"password_hash": 31337}\n')
+    (ds / "link").symlink_to(tmp_path)
+    (ds / "acc.json").write_text('{"acc": 1}\n')
+    for value in ("acc.json", "link/secret.json"):
+        git("config", "-f", ".datalad/config", "--add", "rr.metrics.file", value, cwd=ds)
+    commit_all(ds)
+    for args in (["metrics", "diff", "--json"], ["metrics", "show", "--json"]):
+        proc = rr(*args, cwd=ds, check=False)
+        assert "31337" not in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
+    for value in ("../secret.json", str(tmp_path / "secret.json")):
+        git("config", "-f", ".datalad/config", "--add", "rr.metrics.file", value, cwd=ds)
+        proc = rr("metrics", "diff", "--json", cwd=ds, check=False)
+        assert "31337" not in proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr
