@@ -151,8 +151,6 @@ class Dataset:
         directory or lies inside ``.git``.  A final component that is itself a symlink (an
         annexed file) is not followed unless ``follow_final``."""
         text = os.fspath(path)
-        if any(c in text for c in "\n\r\0"):
-            raise UnsafePathError(f"{what} contains a line break or NUL: {text!r}")
         full = Path(text)
         if not full.is_absolute():
             full = (base or Path.cwd()) / full

@@ -163,7 +163,7 @@ class UnsafeArchiveError(RecorderError):
 def _check_name(name: str) -> None:
     if not name or "\0" in name:
         raise UnsafeArchiveError(name, "has an empty or NUL name")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":") or name.startswith("\\"):
+    if name.startswith(("/", "\\")) or (name[:1].isalpha() and name[1:3] in (":/", ":\\")):
         raise UnsafeArchiveError(name, "has an absolute name")
     parts = name.replace("\\", "/").split("/")
     if ".." in parts:

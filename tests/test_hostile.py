@@ -487,3 +487,18 @@ def test_metrics_file_named_by_committed_config_is_not_read_outside(ds, tmp_path
         proc = rr("metrics", "diff", "--json", cwd=ds, check=False)
         assert "31337" not in proc.stdout + proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_committed_config_files_leading_outside_are_not_read(ds, tmp_path):
+    outside = tmp_path / "gitconfig-elsewhere"
+    outside.write_text('[datalad "run"]\n\trecord-directory = ../x\n[submodule "s"]\n'
+                       '\tpath = ../x\n\turl = /x\n')
+    (ds / ".datalad" / "config").unlink()
+    (ds / ".datalad" / "config").symlink_to(outside)
+    (ds / ".gitmodules").symlink_to(outside)
+    refused(rr("run", "true", cwd=ds, check=False), ".datalad/config")
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
+    with pytest.raises(RecorderError, match=".gitmodules"):
+        Dataset(ds).subdatasets()
