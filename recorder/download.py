@@ -142,7 +142,7 @@ def _extract(ds: Dataset, target: str) -> list[str]:
         except (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError,
                 EOFError, ValueError) as exc:
             raise RecorderError(f"cannot extract {target}: {_reason(exc)}") from None
-        _check_extracted(ds, dest, target)
+        _check_extracted(dest)
     except BaseException:
         _remove_tree(dest)
         raise
@@ -210,7 +210,7 @@ def _check_zip_member(info: zipfile.ZipInfo) -> None:
         raise UnsafeArchiveError(info.filename, "is a device, FIFO or other special file")
 
 
-def _check_extracted(ds: Dataset, dest: Path, target: str) -> None:
+def _check_extracted(dest: Path) -> None:
     """After extraction: every entry is really inside ``dest`` (belt and braces)."""
     real_dest = os.path.realpath(dest)
     for dirpath, dirs, files in os.walk(dest):

@@ -55,9 +55,9 @@ def attacker(tmp_path_factory) -> Path:
 
 
 def plant_gitmodules(ds: Path, entries: dict[str, str], name: str = "evil") -> None:
-    with open(ds / ".gitmodules", "w", encoding="utf-8") as fh:
-        for i, (path, url) in enumerate(entries.items()):
-            fh.write(f'[submodule "{name}{i}"]\n\tpath = {path}\n\turl = {url}\n')
+    (ds / ".gitmodules").write_text("".join(
+        f'[submodule "{name}{i}"]\n\tpath = {path}\n\turl = {url}\n'
+        for i, (path, url) in enumerate(entries.items())), encoding="utf-8")
     commit_all(ds, "add subdatasets")
 
 
@@ -88,6 +88,9 @@ def test_bad_gitmodules_paths_are_refused_by_the_one_accessor(ds, tmp_path):
         assert "\n" not in info.value.message, bad
     (ds / ".gitmodules").write_text('[submodule "x"]\n\tpath = data/in\n\turl = ../in\n')
     assert Dataset(ds).subdatasets() == {"data/in": "../in"}
+    (ds / ".gitmodules").write_text('[submodule "x"\n\tpath = broken\n')
+    with pytest.raises(RecorderError, match=r"\.gitmodules cannot be parsed"):
+        Dataset(ds).subdatasets()
 
 
 @pytest.mark.parametrize("bad", ["../outside", "ABS", "a/../../outside", ".git/hooks/x"])
@@ -128,8 +131,8 @@ def test_gitmodules_path_through_symlink_leading_out(ds, tmp_path, attacker):
     assert listing(outside) == []
 
 
-@pytest.mark.parametrize("url", ["-uhello", "--upload-pack=touch PWNED-URL", "ext::sh -c touch% PWNED-URL",
-                                 "fd::17"])
+@pytest.mark.parametrize("url", ["-uhello", "--upload-pack=touch PWNED-URL",
+                                 "ext::sh -c touch% PWNED-URL", "fd::17"])
 def test_gitmodules_url_option_or_remote_helper_refused(ds, tmp_path, url):
     plant_gitmodules(ds, {"sub": url})
     proc = rr("get", "-r", ".", cwd=ds, check=False)
