@@ -28,7 +28,7 @@ def find_dataset(dataset: PathArg = None) -> Dataset:
 
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
-           annex: bool = True) -> Dataset:
+           annex: bool = True, announce: Callable[[str], None] | None = None) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
     if cfg_proc:
         from . import procedures
@@ -42,7 +42,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
         for name in cfg_proc:
             procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
-                                     record=False)
+                                     record=False, announce=announce)
     return ds
 
 
@@ -89,11 +89,12 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     return _run.execute(ds, spec, announce=announce)
 
 
-def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None):
-    """Run a procedure (dataset, user, system or shipped) on a dataset."""
+def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None,
+                  announce: Callable[[str], None] | None = None):
+    """Run a procedure (user, system, dataset or shipped) on a dataset."""
     from . import procedures
 
-    return procedures.run_procedure(Dataset.find(dataset), name, args)
+    return procedures.run_procedure(Dataset.find(dataset), name, args, announce=announce)
 
 
 def discover_procedures(*, dataset: PathArg = None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,15 +177,21 @@ INNER_ENV = "RR_PROCEDURE_INNER"
 
 
 def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
-                  record: bool = True) -> ProcedureResult:
+                  record: bool = True,
+                  announce: Callable[[str], None] | None = None) -> ProcedureResult:
     """Run a procedure in the dataset root.
 
     With ``record`` (``rr run-procedure``) the procedure runs as an rr run whose command is
     ``rr run-procedure NAME ARGS``, so its changes are committed with a run record and can be
     replayed.  Without (``rr create -c``) shipped procedures commit themselves with DataLad's
     messages.  On failure a dataset that was clean before is put back as it was.
+    A procedure that rr does not ship (the user's, the system's, a dataset's) is code from
+    elsewhere: its command line goes to ``announce`` before it runs.
     """
     p = find(ds, name)
+    if announce is not None and p.source != "shipped" and (
+            os.environ.get(INNER_ENV) or not record):
+        announce(command_for(p, ds, args))
     if os.environ.get(INNER_ENV):  # we are the command of the recorded run: just execute
         outcome = proc.run_shell(command_for(p, ds, args), ds.root,
                                  env={"RR_DATASET": str(ds.root), "RR_PROCEDURE_NO_SAVE": "1"})

@@ -505,3 +505,14 @@ def test_committed_config_files_leading_outside_are_not_read(ds, tmp_path):
 
     with pytest.raises(RecorderError, match=".gitmodules"):
         Dataset(ds).subdatasets()
+
+
+def test_a_dataset_procedure_is_shown_before_it_runs(ds):
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "tidy.sh").write_text('echo tidy > "$1/tidy.txt"\n')
+    commit_all(ds)
+    proc = rr("run-procedure", "tidy", cwd=ds)
+    shown = [line for line in proc.stderr.splitlines() if line.startswith("rr: running: ")]
+    assert any(str(pdir / "tidy.sh") in line for line in shown), proc.stderr
+    assert (ds / "tidy.txt").read_text() == "tidy\n"
