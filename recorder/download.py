@@ -130,7 +130,7 @@ def _extract(ds: Dataset, target: str) -> list[str]:
             if zipfile.is_zipfile(full):
                 with zipfile.ZipFile(full) as zf:
                     for info in zf.infolist():
-                        _check_zip_member(info)
+                        _check_zip_member(zf, info)
                     zf.extractall(dest)
             else:
                 with tarfile.open(full) as tf:
@@ -202,9 +202,15 @@ def _check_tar_member(m: tarfile.TarInfo) -> None:
         _check_name(m.linkname)
 
 
-def _check_zip_member(info: zipfile.ZipInfo) -> None:
+def _check_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
     _check_name(info.filename)
     mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        # zipfile writes a symlink entry as a file holding its target; refuse one that
+        # leads out all the same, as for tar
+        target = zf.read(info)[:4096].decode("utf-8", "replace")
+        if _link_leaves(info.filename, target):
+            raise UnsafeArchiveError(info.filename, f"is a symlink leading outside ({target})")
     if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or
                  stat.S_ISSOCK(mode)):
         raise UnsafeArchiveError(info.filename, "is a device, FIFO or other special file")

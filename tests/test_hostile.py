@@ -378,6 +378,20 @@ def test_hostile_zip_members_refused(ds, web, tmp_path, name):
     assert git("status", "--porcelain", cwd=ds) == ""
 
 
+def test_zip_symlink_member_leading_out_refused(ds, tmp_path):
+    from recorder import download
+    from recorder.dataset import Dataset
+    from recorder.errors import RecorderError
+
+    with zipfile.ZipFile(ds / "pkg.zip", "w") as zf:
+        info = zipfile.ZipInfo("ln")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "../../../etc")
+    with pytest.raises(RecorderError, match="symlink leading outside"):
+        download._extract(Dataset(ds), "pkg.zip")
+    assert not (ds / "pkg").exists()
+
+
 def test_download_target_through_symlink_refused(linked, web):
     ds, outside = linked
     base, root = web
