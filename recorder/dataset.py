@@ -193,36 +193,12 @@ class Dataset:
     # --- paths named by the dataset itself --------------------------------------------
     def subdatasets(self) -> dict[str, str]:
         """{path: url} of the subdatasets registered in ``.gitmodules``, every entry checked
-        before any caller can clone, install, drop or descend into it: a path that is not a
-        plain relative path inside this dataset (``..``, absolute, through a symlink leading
-        out, ``.git``, line breaks) or a URL that git would treat as an option or a remote
-        helper (``-...``, ``ext::...``) is an error naming the entry."""
-        gitmodules = self.root / ".gitmodules"
-        if not gitmodules.exists() and not gitmodules.is_symlink():
-            return {}
-        if gitmodules.is_symlink() or not gitmodules.is_file():
-            raise UnsafePathError(".gitmodules is not a regular file (a symlink?); rr does not "
-                                  "follow it")
-        entries = gitrepo.submodule_paths(self.root)
-        if not entries and gitmodules.stat().st_size and gitrepo.call_git_optional(
-                ["config", "-f", ".gitmodules", "--list"], self.root) is None:
-            raise RecorderError(".gitmodules cannot be parsed; no subdataset is installed "
-                                "from it", hint="check it with: git config -f .gitmodules "
-                                                "--list")
-        for path, url in entries.items():
-            problem = _bad_submodule_path(path) or _bad_submodule_url(url)
-            if problem is None:
-                try:
-                    self.ensure_inside(path, self.root, follow_final=True,
-                                       what="subdataset path")
-                except RecorderError as exc:
-                    problem = exc.message
-            if problem:
-                raise UnsafePathError(
-                    f"refusing the subdataset entry {path!r} in .gitmodules: {problem}",
-                    hint="the dataset's .gitmodules is malformed or hostile; fix or remove "
-                         "that entry (git config -f .gitmodules --remove-section ...)")
-        return entries
+        (by :func:`gitrepo.submodule_paths`, so any caller gets checked entries) before
+        anything is cloned, installed, dropped or descended into: a path that is not a plain
+        relative path inside this dataset (``..``, absolute, through a symlink leading out,
+        ``.git``, line breaks) or a URL git would take for an option or a remote helper
+        (``-...``, ``ext::...``) is an error naming the entry and ``.gitmodules``."""
+        return gitrepo.submodule_paths(self.root)
 
     def config_path(self, key: str, default: str) -> str:
         """A directory or file named by dataset config ``key`` (default ``default``), as a
@@ -283,29 +259,3 @@ def _real_location(full: str, follow_final: bool) -> str:
     if follow_final or tail in ("", ".", "..") or full.endswith("/"):
         return os.path.realpath(full)
     return os.path.join(os.path.realpath(head), tail)
-
-
-def _bad_submodule_path(path: str) -> str | None:
-    if not path:
-        return "the path is empty"
-    if any(ord(c) < 32 for c in path):
-        return "the path contains a line break or control character"
-    if path.startswith("/"):
-        return "the path is absolute"
-    parts = path.rstrip("/").split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "the path is not a plain relative path (it has '..', '.' or '//')"
-    if any(p.lower() == ".git" for p in parts):
-        return "the path is or is inside .git"
-    return None
-
-
-def _bad_submodule_url(url: str) -> str | None:
-    if any(ord(c) < 32 for c in url):
-        return "the URL contains a line break or control character"
-    if url.startswith("-"):
-        return f"the URL starts with '-' (it would be read as an option): {url}"
-    transport, sep, _rest = url.partition("::")
-    if sep and transport and all(c.isalnum() or c in "+.-_" for c in transport):
-        return f"the URL uses a git remote helper ({transport}::), which rr never runs: {url}"
-    return None
