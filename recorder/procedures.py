@@ -101,6 +101,8 @@ def discover(ds: Dataset | None, *, overridden: bool = False) -> list[Procedure]
                 continue
             if suffix == "" and not os.access(entry, os.X_OK):
                 continue
+            if source == "dataset" and ds is not None and not ds.resolves_inside(entry):
+                continue  # a dataset's "procedure" that is a symlink to a file elsewhere
             if stem in found:
                 if overridden and found[stem].path != entry:
                     shadowed.append(Procedure(stem, entry, source,

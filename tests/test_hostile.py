@@ -530,3 +530,14 @@ def test_a_dataset_procedure_is_shown_before_it_runs(ds):
     shown = [line for line in proc.stderr.splitlines() if line.startswith("rr: running: ")]
     assert any(str(pdir / "tidy.sh") in line for line in shown), proc.stderr
     assert (ds / "tidy.txt").read_text() == "tidy\n"
+
+
+def test_dataset_procedure_symlinked_to_a_file_elsewhere_is_not_run(ds, tmp_path):
+    script = tmp_path / "elsewhere.sh"
+    script.write_text(f'touch "{tmp_path}/PWNED"\n')
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "evil.sh").symlink_to(script)
+    commit_all(ds)
+    refused(rr("run-procedure", "evil", cwd=ds, check=False), "unknown procedure")
+    assert not (tmp_path / "PWNED").exists()
