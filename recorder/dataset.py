@@ -162,15 +162,15 @@ class Dataset:
         rel = "." if rel in ("", ".") else rel
         if _in_git_dir(rel):
             raise UnsafePathError(f"{what} is inside .git, which rr never reads or writes as "
-                                  f"data: {text}")
+                                  f"data: {rel}")
         # "link/" names the directory the symlink leads to, not the symlink
         real = _real_location(os.fspath(full), follow_final or text.endswith(("/", "/.")))
         real_rel = os.path.relpath(real, self.real_root)
         if not _within(real, self.real_root):
             raise UnsafePathError(f"{what} leads outside the dataset {self.root} through a "
-                                  f"symlink: {text} (-> {real})")
+                                  f"symlink: {rel} (-> {real})")
         if _in_git_dir(Path(real_rel).as_posix()):
-            raise UnsafePathError(f"{what} leads into .git through a symlink: {text}")
+            raise UnsafePathError(f"{what} leads into .git through a symlink: {rel}")
         return rel
 
     def resolves_inside(self, path: str | os.PathLike[str]) -> bool:
