@@ -36,7 +36,7 @@ def _find(dataset: PathArg) -> Dataset:
 
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
-           annex: bool = True) -> Dataset:
+           annex: bool = True, announce: Callable[[str], None] | None = None) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
     if cfg_proc:
         from . import procedures
@@ -50,7 +50,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
         for name in cfg_proc:
             procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
-                                     record=False)
+                                     record=False, announce=announce)
     return ds
 
 
@@ -102,15 +102,17 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     return _run.execute(ds, spec, announce=announce)
 
 
-def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None):
-    """Run a procedure (dataset, user, system or shipped) on a dataset."""
+def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None,
+                  announce: Callable[[str], None] | None = None):
+    """Run a procedure (user, system, dataset or shipped) on a dataset."""
     from . import procedures
 
-    return procedures.run_procedure(Dataset.find(dataset), name, args)
+    return procedures.run_procedure(Dataset.find(dataset), name, args, announce=announce)
 
 
 def discover_procedures(*, dataset: PathArg = None):
-    """All procedures rr can find, the first location that has a name wins."""
+    """All procedures rr can find, the first location that has a name wins (user, system,
+    dataset, shipped); the ones it shadows follow, marked overridden."""
     from . import procedures
 
     try:
@@ -119,7 +121,7 @@ def discover_procedures(*, dataset: PathArg = None):
         if dataset is not None:
             raise
         ds = None
-    return procedures.discover(ds)
+    return procedures.discover(ds, overridden=True)
 
 
 def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame: bool = True):

@@ -9,6 +9,7 @@ and extracts the member.  Read-only: it never stores or removes anything.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tarfile
 import zipfile
@@ -107,7 +108,14 @@ def _annex(*args: str) -> str:
     return result.stdout.decode("utf-8", "surrogateescape")
 
 
+_KEY_RE = re.compile(r"^[A-Za-z0-9]+-[A-Za-z0-9_.=+,-]*$")
+
+
 def _content(key: str) -> str | None:
+    # the key comes from a URL in the git-annex branch (a cloned dataset's say-so): it must
+    # look like a git-annex key, never like an option or a path
+    if not _KEY_RE.match(key) or "--" not in key:
+        return None
     loc = _annex("contentlocation", key).strip()
     if not loc:
         _annex("get", "--key", key)

@@ -69,6 +69,10 @@ def _info(text: str) -> None:
     sys.stderr.flush()
 
 
+def _announce(command: str) -> None:
+    _info(f"rr: running: {command}")
+
+
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Call the API; turn a RecorderError into 'rr: error: ...' and its exit code."""
     try:
@@ -122,7 +126,8 @@ def create(
     """
     from . import api
 
-    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex)
+    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex,
+              announce=None if as_json else _announce)
     if as_json:
         _json({"action": "create", "status": "ok", "path": str(ds.root), "id": ds.id})
     else:
@@ -368,11 +373,13 @@ def run_procedure(
                 _json(p.to_dict())
             else:
                 helptext = f"  {p.help.splitlines()[0]}" if p.help else ""
-                print(f"{p.name} ({p.source}: {p.path}){helptext}")
+                mark = f"[overridden by {p.overridden_by}] " if p.overridden_by else ""
+                print(f"{mark}{p.name} ({p.source}: {p.path}){helptext}")
         return
     if not name:
         call(_raise_usage, "give a procedure name, or --discover")
-    result = call(api.run_procedure, name, args or (), dataset=dataset)
+    result = call(api.run_procedure, name, args or (), dataset=dataset,
+                  announce=None if as_json else _announce)
     if as_json:
         _json(result.to_dict())
     else:

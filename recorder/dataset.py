@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import gitrepo
-from .errors import NoDatasetError, OutsideDatasetError
+from .errors import NoDatasetError, OutsideDatasetError, RecorderError
+from .record import DEFAULT_RECORD_DIR
 
 DATALAD_CONFIG = ".datalad/config"
+RECORD_DIR_KEY = "datalad.run.record-directory"
 
 
 @dataclass
@@ -19,6 +21,9 @@ class Config:
     own scopes, as DataLad merges them.  Values keep their order; the last one wins."""
 
     values: dict[str, list[str]] = field(default_factory=dict)
+    # git's own scopes only (system, global, local, worktree, command line): what the user
+    # or this machine set, never what a cloned dataset committed in .datalad/config
+    git_values: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         vals = self.values.get(_norm(key))
@@ -32,6 +37,19 @@ class Config:
         if value is None:
             return default
         return value.strip().lower() in ("1", "true", "yes", "on", "enable", "")
+
+    def get_local(self, key: str, default: str | None = None) -> str | None:
+        """The value from git's own config scopes only (not the committed .datalad/config)."""
+        vals = self.git_values.get(_norm(key))
+        return vals[-1] if vals else default
+
+    def get_all_local(self, key: str) -> list[str]:
+        return list(self.git_values.get(_norm(key), []))
+
+    def committed_only(self, key: str) -> bool:
+        """True when ``key`` is set in .datalad/config but in none of git's own scopes."""
+        key = _norm(key)
+        return key in self.values and key not in self.git_values
 
     def with_prefix(self, prefix: str) -> dict[str, list[str]]:
         prefix = _norm(prefix)
@@ -53,6 +71,7 @@ class Dataset:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).absolute()
         self._config: Config | None = None
+        self._real_root: Path | None = None
 
     def __repr__(self) -> str:
         return f"Dataset({str(self.root)!r})"
@@ -89,6 +108,12 @@ class Dataset:
     def _read_config(self) -> Config:
         values: dict[str, list[str]] = {}
         branch = self.root / DATALAD_CONFIG
+        if (branch.is_symlink() or branch.exists()) and not _within(
+                os.path.realpath(branch), self.real_root):
+            # a committed symlink would make rr read a file outside the dataset as config
+            raise UnsafePathError(f"{DATALAD_CONFIG} is a symlink leading outside the "
+                                  "dataset; rr does not follow it",
+                                  hint=f"replace it with a plain file: git rm {DATALAD_CONFIG}")
         if branch.exists():
             for key, value in gitrepo.config_list(self.root, file=str(branch)):
                 values.setdefault(_norm(key), []).append(value)
@@ -97,7 +122,7 @@ class Dataset:
             scoped.setdefault(_norm(key), []).append(value)
         # git's own scopes override the committed defaults key by key
         values.update(scoped)
-        return Config(values)
+        return Config(values, scoped)
 
     @property
     def id(self) -> str | None:
@@ -109,25 +134,91 @@ class Dataset:
         return self.config.get("annex.version") is not None
 
     # --- paths ----------------------------------------------------------------------
-    def relpath(self, path: str | os.PathLike[str], base: Path | None = None) -> str:
-        """``path`` (absolute, or relative to ``base``/cwd) relative to the root; POSIX form."""
-        full = Path(path)
+    # Everything that turns a path into a place in the dataset goes through ensure_inside:
+    # lexically inside the root, really inside once symlinked directories are followed, and
+    # never inside a .git directory.  Paths from the command line, from .gitmodules, from
+    # config and from run records are all checked this way before anything is read or written.
+    @property
+    def real_root(self) -> Path:
+        if self._real_root is None:
+            self._real_root = Path(os.path.realpath(self.root))
+        return self._real_root
+
+    def ensure_inside(self, path: str | os.PathLike[str], base: Path | None = None, *,
+                      follow_final: bool = False, what: str = "path") -> str:
+        """``path`` (absolute, or relative to ``base``/cwd) as a POSIX path relative to the
+        root, or an error when it is outside the dataset, leads out of it through a symlinked
+        directory or lies inside ``.git``.  A final component that is itself a symlink (an
+        annexed file) is not followed unless ``follow_final``."""
+        text = os.fspath(path)
+        full = Path(text)
         if not full.is_absolute():
             full = (base or Path.cwd()) / full
-        full = Path(os.path.normpath(full))
+        norm = Path(os.path.normpath(full))
         try:
-            rel = full.relative_to(self.root)
+            rel = norm.relative_to(self.root).as_posix()
         except ValueError:
-            raise OutsideDatasetError(str(path), str(self.root)) from None
-        text = rel.as_posix()
-        return "." if text in ("", ".") else text
+            raise OutsideDatasetError(text, str(self.root)) from None
+        rel = "." if rel in ("", ".") else rel
+        if _in_git_dir(rel):
+            raise UnsafePathError(f"{what} is inside .git, which rr never reads or writes as "
+                                  f"data: {rel}")
+        # "link/" names the directory the symlink leads to, not the symlink
+        real = _real_location(os.fspath(full), follow_final or text.endswith(("/", "/.")))
+        real_rel = os.path.relpath(real, self.real_root)
+        if not _within(real, self.real_root):
+            raise UnsafePathError(f"{what} leads outside the dataset {self.root} through a "
+                                  f"symlink: {rel} (-> {real})")
+        if _in_git_dir(Path(real_rel).as_posix()):
+            raise UnsafePathError(f"{what} leads into .git through a symlink: {rel}")
+        return rel
+
+    def resolves_inside(self, path: str | os.PathLike[str]) -> bool:
+        """Whether ``path``, every symlink followed (the final one too), is inside the
+        dataset; unlike :meth:`ensure_inside` the annex object store in .git counts."""
+        return _within(os.path.realpath(self.root / path), self.real_root)
+
+    def relpath(self, path: str | os.PathLike[str], base: Path | None = None) -> str:
+        """``path`` (absolute, or relative to ``base``/cwd) relative to the root; POSIX form.
+        Checked with :meth:`ensure_inside`."""
+        return self.ensure_inside(path, base)
 
     def contains(self, path: Path) -> bool:
         try:
-            Path(os.path.normpath(path)).relative_to(self.root)
+            self.ensure_inside(path, follow_final=True)
             return True
-        except ValueError:
+        except RecorderError:
             return False
+
+    # --- paths named by the dataset itself --------------------------------------------
+    def subdatasets(self) -> dict[str, str]:
+        """{path: url} of the subdatasets registered in ``.gitmodules``, every entry checked
+        (by :func:`gitrepo.submodule_paths`, so any caller gets checked entries) before
+        anything is cloned, installed, dropped or descended into: a path that is not a plain
+        relative path inside this dataset (``..``, absolute, through a symlink leading out,
+        ``.git``, line breaks) or a URL git would take for an option or a remote helper
+        (``-...``, ``ext::...``) is an error naming the entry and ``.gitmodules``."""
+        return gitrepo.submodule_paths(self.root)
+
+    def config_path(self, key: str, default: str) -> str:
+        """A directory or file named by dataset config ``key`` (default ``default``), as a
+        path relative to the root, checked to stay inside the dataset (not in .git)."""
+        value = self.config.get(key) or default
+        if os.path.isabs(value):
+            raise UnsafePathError(f"{key} must be a path inside the dataset, not an absolute "
+                                  f"path: {value}")
+        try:
+            return self.ensure_inside(value, self.root, follow_final=True, what=key)
+        except RecorderError as exc:
+            raise UnsafePathError(f"{key} is not a path inside the dataset: {exc.message}",
+                                  hint=f"set it to a relative path, e.g. "
+                                       f"git config -f {DATALAD_CONFIG} {key} {default}"
+                                  ) from None
+
+    def record_directory(self) -> str:
+        """Where sidecar run records live (``datalad.run.record-directory``), relative to
+        the root and checked to be inside the dataset."""
+        return self.config_path(RECORD_DIR_KEY, DEFAULT_RECORD_DIR)
 
     # --- state ----------------------------------------------------------------------
     def head(self) -> str | None:
@@ -143,3 +234,28 @@ class Dataset:
     @property
     def git_dir(self) -> Path:
         return Path(gitrepo.git_dir(self.root))
+
+
+class UnsafePathError(OutsideDatasetError):
+    """A path that would make rr read or write outside the dataset (or inside .git)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        RecorderError.__init__(self, message, hint=hint)
+
+
+def _within(real: str, root: Path) -> bool:
+    rel = os.path.relpath(real, root)
+    return not (rel == ".." or rel.startswith("../") or os.path.isabs(rel))
+
+
+def _in_git_dir(rel: str) -> bool:
+    return any(part.lower() == ".git" for part in rel.split("/"))
+
+
+def _real_location(full: str, follow_final: bool) -> str:
+    """Where ``full`` really is: symlinked directories on the way are followed; the final
+    component only with ``follow_final`` (or when it is '.' or '..')."""
+    head, tail = os.path.split(full.rstrip("/") if full != "/" else full)
+    if follow_final or tail in ("", ".", "..") or full.endswith("/"):
+        return os.path.realpath(full)
+    return os.path.join(os.path.realpath(head), tail)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tarfile
 import zipfile
 from dataclasses import dataclass, field
@@ -125,21 +126,25 @@ def _extract(ds: Dataset, target: str) -> list[str]:
         raise RecorderError(f"extraction target exists already: {ds.relpath(dest)}")
     dest.mkdir()
     try:
-        if zipfile.is_zipfile(full):
-            with zipfile.ZipFile(full) as zf:
-                for member in zf.namelist():
-                    _check_member(dest, member)
-                zf.extractall(dest)
-        else:
-            with tarfile.open(full) as tf:
-                for member in tf.getmembers():
-                    _check_member(dest, member.name)
-                if hasattr(tarfile, "data_filter"):
+        try:
+            if zipfile.is_zipfile(full):
+                with zipfile.ZipFile(full) as zf:
+                    for info in zf.infolist():
+                        _check_zip_member(zf, info)
+                    zf.extractall(dest)
+            else:
+                with tarfile.open(full) as tf:
+                    for member in tf.getmembers():
+                        _check_tar_member(member)
+                    # the data filter checks again while extracting, following the links
+                    # already extracted (a link to a link that leads out is refused too)
                     tf.extractall(dest, filter="data")
-                else:  # older Pythons: members were checked above
-                    tf.extractall(dest)
+        except (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, OSError,
+                EOFError, ValueError) as exc:
+            raise RecorderError(f"cannot extract {target}: {_reason(exc)}") from None
+        _check_extracted(dest)
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
+        _remove_tree(dest)
         raise
     out = []
     for dirpath, _dirs, files in os.walk(dest):
@@ -148,7 +153,93 @@ def _extract(ds: Dataset, target: str) -> list[str]:
     return sorted(out)
 
 
-def _check_member(dest: Path, name: str) -> None:
-    target = (dest / name).resolve()
-    if not str(target).startswith(str(dest.resolve())):
-        raise RecorderError(f"unsafe path in archive: {name}")
+class UnsafeArchiveError(RecorderError):
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"unsafe member in archive: {name!r} {why}; nothing was extracted",
+                         hint="rr only extracts regular files, directories and links that "
+                              "stay inside the extraction directory")
+
+
+def _check_name(name: str) -> None:
+    if not name or "\0" in name:
+        raise UnsafeArchiveError(name, "has an empty or NUL name")
+    if name.startswith(("/", "\\")) or (name[:1].isalpha() and name[1:3] in (":/", ":\\")):
+        raise UnsafeArchiveError(name, "has an absolute name")
+    parts = name.replace("\\", "/").split("/")
+    if ".." in parts:
+        raise UnsafeArchiveError(name, "has '..' in its name")
+    if any(p.lower() == ".git" for p in parts):
+        raise UnsafeArchiveError(name, "would be written into a .git directory")
+
+
+def _link_leaves(member_name: str, link: str) -> bool:
+    """Whether a link target (relative to the member's directory) leaves the archive root."""
+    if not link or link.startswith("/"):
+        return True
+    parts = [p for p in member_name.split("/")[:-1] if p not in ("", ".")]
+    depth = len(parts)
+    for part in link.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return True
+        else:
+            depth += 1
+    return False
+
+
+def _check_tar_member(m: tarfile.TarInfo) -> None:
+    _check_name(m.name)
+    if m.ischr() or m.isblk() or m.isfifo() or not (m.isfile() or m.isdir() or m.issym()
+                                                      or m.islnk()):
+        raise UnsafeArchiveError(m.name, "is a device, FIFO or other special file")
+    if m.issym() and _link_leaves(m.name, m.linkname):
+        raise UnsafeArchiveError(m.name, f"is a symlink leading outside ({m.linkname})")
+    if m.islnk():
+        # a hard link names another member of the archive, relative to the archive root
+        _check_name(m.linkname)
+
+
+def _check_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+    _check_name(info.filename)
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        # zipfile writes a symlink entry as a file holding its target; refuse one that
+        # leads out all the same, as for tar
+        target = zf.read(info)[:4096].decode("utf-8", "replace")
+        if _link_leaves(info.filename, target):
+            raise UnsafeArchiveError(info.filename, f"is a symlink leading outside ({target})")
+    if mode and (stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode) or
+                 stat.S_ISSOCK(mode)):
+        raise UnsafeArchiveError(info.filename, "is a device, FIFO or other special file")
+
+
+def _check_extracted(dest: Path) -> None:
+    """After extraction: every entry is really inside ``dest`` (belt and braces)."""
+    real_dest = os.path.realpath(dest)
+    for dirpath, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                real = os.path.realpath(full)
+                if os.path.commonpath([real, real_dest]) != real_dest:
+                    raise UnsafeArchiveError(os.path.relpath(full, dest),
+                                             "is a symlink leading outside")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _remove_tree(dest: Path) -> None:
+    if dest.is_symlink() or not dest.exists():
+        return
+    for dirpath, _dirs, _files in os.walk(dest):
+        try:
+            os.chmod(dirpath, 0o755)
+        except OSError:
+            pass
+    shutil.rmtree(dest, ignore_errors=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import proc
-from .errors import CommandError
+from .errors import CommandError, RecorderError
 
 PathLike = str | os.PathLike[str]
 
@@ -451,11 +451,24 @@ def sequencer_in_progress(root: PathLike) -> bool:
 
 
 def submodule_paths(root: PathLike) -> dict[str, str]:
-    """{path: url} of the subdatasets registered in .gitmodules."""
+    """{path: url} of the subdatasets registered in .gitmodules, each entry checked first.
+
+    .gitmodules comes with a cloned dataset: a path that leaves the dataset (absolute, '..',
+    through a symlink leading out), is or is inside .git, or has a line break, and a URL that
+    git would read as an option ('-...') or a remote helper ('ext::...'), is a
+    RecorderError naming the entry, before any caller clones or installs anything.
+    """
     gitmodules = Path(root) / ".gitmodules"
-    if not gitmodules.exists():
+    if not gitmodules.exists() and not gitmodules.is_symlink():
         return {}
+    if gitmodules.is_symlink() or not gitmodules.is_file():
+        raise RecorderError(".gitmodules is not a regular file (a symlink?); rr does not "
+                            "follow it")
     pairs = config_list(root, file=str(gitmodules))
+    if not pairs and gitmodules.stat().st_size and \
+            call_git_optional(["config", "-f", ".gitmodules", "--list"], root) is None:
+        raise RecorderError(".gitmodules cannot be parsed; no subdataset is installed from it",
+                            hint="check it with: git config -f .gitmodules --list")
     paths: dict[str, str] = {}
     urls: dict[str, str] = {}
     for key, value in pairs:
@@ -463,7 +476,48 @@ def submodule_paths(root: PathLike) -> dict[str, str]:
             paths[key[len("submodule."):-len(".path")]] = value
         elif key.startswith("submodule.") and key.endswith(".url"):
             urls[key[len("submodule."):-len(".url")]] = value
-    return {p: urls.get(name, "") for name, p in paths.items()}
+    entries = {p: urls.get(name, "") for name, p in paths.items()}
+    for path, url in entries.items():
+        problem = _bad_submodule_path(root, path) or _bad_submodule_url(url)
+        if problem:
+            raise RecorderError(
+                f"refusing the subdataset entry {path!r} in .gitmodules: {problem}",
+                hint="the dataset's .gitmodules is malformed or hostile; fix or remove that "
+                     "entry (git config -f .gitmodules --remove-section submodule.NAME)")
+    return entries
+
+
+def _bad_submodule_path(root: PathLike, path: str) -> str | None:
+    if not path:
+        return "the path is empty"
+    if any(ord(c) < 32 for c in path):
+        return "the path contains a line break or control character"
+    if path.startswith("/"):
+        return "the path is absolute"
+    parts = path.rstrip("/").split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "the path is not a plain relative path (it has '..', '.' or '//')"
+    if any(p.lower() == ".git" for p in parts):
+        return "the path is or is inside .git"
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(os.path.join(root, path))
+    rel = os.path.relpath(real, real_root)
+    if rel == ".." or rel.startswith("../") or os.path.isabs(rel):
+        return f"the path leads outside the dataset through a symlink (-> {real})"
+    if any(p.lower() == ".git" for p in rel.split("/")):
+        return "the path leads into .git through a symlink"
+    return None
+
+
+def _bad_submodule_url(url: str) -> str | None:
+    if any(ord(c) < 32 for c in url):
+        return "the URL contains a line break or control character"
+    if url.startswith("-"):
+        return f"the URL starts with '-' (it would be read as an option): {url}"
+    transport, sep, _rest = url.partition("::")
+    if sep and transport and all(c.isalnum() or c in "+.-_" for c in transport):
+        return f"the URL uses a git remote helper ({transport}::), which rr never runs: {url}"
+    return None
 
 
 def clone(source: str, dest: PathLike, cwd: PathLike) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from . import gitrepo
 from . import record as records
 from .dataset import Dataset
-from .errors import RecordError, UsageError
+from .errors import RecorderError, RecordError, UsageError
 
 
 @dataclass
@@ -38,7 +38,10 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     rev = revision_range or "HEAD"
     if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
         raise UsageError(f"unknown revision: {rev if len(rev) <= 80 else rev[:77] + '...'}")
-    record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+    try:
+        record_dir = ds.record_directory()
+    except RecorderError:  # each sidecar record is noted as unreadable below, the log goes on
+        record_dir = ds.config.get("datalad.run.record-directory") or ""
     rows = []
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
                               notes_ref=gitrepo.NOTES_REF):

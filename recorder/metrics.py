@@ -230,10 +230,21 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     return rows
 
 
+def _inside(ds: Dataset, f: str) -> bool:
+    try:
+        ds.ensure_inside(f, ds.root)
+    except RecorderError:
+        return False
+    return ds.resolves_inside(f)
+
+
 def read_worktree(ds: Dataset, files: Sequence[str]) -> MetricsRow:
     row = MetricsRow("workspace", None)
     many = len(files) > 1
     for f in files:
+        if not _inside(ds, f):  # metrics files are named in the committed .datalad/config
+            row.notes.append(f"{f}: outside the dataset (not read)")
+            continue
         try:
             data = (ds.root / f).read_bytes()
         except OSError:

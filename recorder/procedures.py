@@ -1,4 +1,4 @@
-"""Procedures: discovery (dataset, user, system, shipped) and execution, DataLad-compatible.
+"""Procedures: discovery (user, system, dataset, shipped) and execution, DataLad-compatible.
 
 A procedure is an executable, a Python script or a shell script named ``NAME[.py|.sh]``.  It
 is called with the dataset path as first argument.  ``datalad.procedures.NAME.call-format``
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,13 +26,19 @@ _SUFFIXES = (".py", ".sh", "")
 class Procedure:
     name: str
     path: Path
-    source: str  # dataset | user | system | shipped
+    source: str  # user | system | dataset | shipped
     call_format: str | None = None
     help: str | None = None
+    overridden_by: str | None = None  # the source whose procedure of this name wins
+
+    @property
+    def state(self) -> str:
+        return "overridden" if self.overridden_by else "executable"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": str(self.path), "source": self.source,
-                "call_format": self.call_format, "help": self.help}
+                "call_format": self.call_format, "help": self.help, "state": self.state,
+                "overridden_by": self.overridden_by}
 
 
 def _shipped_dir() -> Path:
@@ -44,26 +50,46 @@ def _shipped_dir() -> Path:
         return SHIPPED_DIR
 
 
+DATASET_PROCEDURES_KEY = "datalad.locations.dataset-procedures"
+DEFAULT_DATASET_PROCEDURES = ".datalad/procedures"
+
+
 def locations(ds: Dataset | None) -> list[tuple[str, Path]]:
-    """Where procedures are looked for, highest precedence first."""
+    """Where procedures are looked for, highest precedence first, as DataLad: user, system,
+    dataset, shipped.  A dataset never overrides the user's or the system's procedures, and
+    the user and system locations come from git's own config scopes only (a cloned
+    dataset's committed .datalad/config cannot point them elsewhere)."""
     result: list[tuple[str, Path]] = []
     cfg = ds.config if ds is not None else None
-    if ds is not None:
-        for rel in (cfg.get_all("datalad.locations.dataset-procedures") or
-                    [".datalad/procedures"]):
-            result.append(("dataset", ds.root / rel))
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    user = cfg.get("datalad.locations.user-procedures") if cfg else None
+    user = cfg.get_local("datalad.locations.user-procedures") if cfg else None
     result.append(("user", Path(user or os.path.join(xdg, "datalad", "procedures"))))
-    system = cfg.get("datalad.locations.system-procedures") if cfg else None
+    system = cfg.get_local("datalad.locations.system-procedures") if cfg else None
     result.append(("system", Path(system or "/etc/xdg/datalad/procedures")))
+    if ds is not None and cfg is not None:
+        for rel in (cfg.get_all(DATASET_PROCEDURES_KEY) or [DEFAULT_DATASET_PROCEDURES]):
+            result.append(("dataset", ds.root / _dataset_dir(ds, rel)))
     result.append(("shipped", _shipped_dir()))
     return result
 
 
-def discover(ds: Dataset | None) -> list[Procedure]:
-    """All procedures, each name once (the first location that has it wins)."""
+def _dataset_dir(ds: Dataset, value: str) -> str:
+    """A dataset procedure directory: a relative path that stays inside the dataset."""
+    if os.path.isabs(value):
+        raise RecorderError(f"{DATASET_PROCEDURES_KEY} must be a path inside the dataset, "
+                            f"not an absolute path: {value}")
+    try:
+        return ds.ensure_inside(value, ds.root, follow_final=True, what=DATASET_PROCEDURES_KEY)
+    except RecorderError as exc:
+        raise RecorderError(f"{DATASET_PROCEDURES_KEY} is not a path inside the dataset: "
+                            f"{exc.message}") from None
+
+
+def discover(ds: Dataset | None, *, overridden: bool = False) -> list[Procedure]:
+    """All procedures, each name once (the first location that has it wins); with
+    ``overridden`` also the ones a higher location shadows, marked as such."""
     found: dict[str, Procedure] = {}
+    shadowed: list[Procedure] = []
     for source, directory in locations(ds):
         if not directory.is_dir():
             continue
@@ -71,19 +97,29 @@ def discover(ds: Dataset | None) -> list[Procedure]:
             if entry.name.startswith(("_", ".")) or not entry.is_file():
                 continue
             stem, suffix = os.path.splitext(entry.name)
-            if suffix not in _SUFFIXES or stem in found:
+            if suffix not in _SUFFIXES:
                 continue
             if suffix == "" and not os.access(entry, os.X_OK):
                 continue
+            if source == "dataset" and ds is not None and not ds.resolves_inside(entry):
+                continue  # a dataset's "procedure" that is a symlink to a file elsewhere
+            if stem in found:
+                if overridden and found[stem].path != entry:
+                    shadowed.append(Procedure(stem, entry, source,
+                                              overridden_by=found[stem].source))
+                continue
             found[stem] = _with_config(ds, Procedure(stem, entry, source))
-    return list(found.values())
+    return list(found.values()) + shadowed
 
 
 def _with_config(ds: Dataset | None, p: Procedure) -> Procedure:
     if ds is None:
         return p
-    fmt = ds.config.get(f"datalad.procedures.{p.name}.call-format")
-    text = ds.config.get(f"datalad.procedures.{p.name}.help")
+    # a dataset configures its own procedures in .datalad/config; how a user's, the
+    # system's or a shipped procedure is called is decided by this machine's config only
+    get = ds.config.get if p.source == "dataset" else ds.config.get_local
+    fmt = get(f"datalad.procedures.{p.name}.call-format")
+    text = get(f"datalad.procedures.{p.name}.help")
     if text is None and p.path.suffix == ".py":
         text = _docstring(p.path)
     return Procedure(p.name, p.path, p.source, fmt, text)
@@ -143,15 +179,21 @@ INNER_ENV = "RR_PROCEDURE_INNER"
 
 
 def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
-                  record: bool = True) -> ProcedureResult:
+                  record: bool = True,
+                  announce: Callable[[str], None] | None = None) -> ProcedureResult:
     """Run a procedure in the dataset root.
 
     With ``record`` (``rr run-procedure``) the procedure runs as an rr run whose command is
     ``rr run-procedure NAME ARGS``, so its changes are committed with a run record and can be
     replayed.  Without (``rr create -c``) shipped procedures commit themselves with DataLad's
     messages.  On failure a dataset that was clean before is put back as it was.
+    A procedure that rr does not ship (the user's, the system's, a dataset's) is code from
+    elsewhere: its command line goes to ``announce`` before it runs.
     """
     p = find(ds, name)
+    if announce is not None and p.source != "shipped" and (
+            os.environ.get(INNER_ENV) or not record):
+        announce(command_for(p, ds, args))
     if os.environ.get(INNER_ENV):  # we are the command of the recorded run: just execute
         outcome = proc.run_shell(command_for(p, ds, args), ds.root,
                                  env={"RR_DATASET": str(ds.root), "RR_PROCEDURE_NO_SAVE": "1"})

@@ -123,7 +123,7 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
             raise UsageError(f"unknown revision: {_short(since)}")
         revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
     entries = gitrepo.iter_log(ds.root, revs)
-    record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+    record_dir = ds.record_directory()
     dsid = ds.id
     steps: list[Step] = []
     for e in entries:

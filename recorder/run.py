@@ -244,6 +244,7 @@ class Plan:
 def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     """Everything that can be checked without touching the dataset (but for installing
     subdatasets that the specs reach into, which changes no recorded state)."""
+    ds.record_directory()  # a hostile datalad.run.record-directory fails before the command
     if not for_dry_run and (ds.root / ".gitmodules").exists():
         from .sharing import install_for_specs
 
@@ -426,7 +427,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
             ds.config.get_bool("datalad.run.record-sidecar")
         rid = None
         if entries and sidecar:
-            record_dir = ds.config.get("datalad.run.record-directory") or records.DEFAULT_RECORD_DIR
+            record_dir = ds.record_directory()
             rid, side_path = records.write_sidecar(ds.root, record_dir, rec)
             rel_side = ds.relpath(side_path)
             entries += [e for e in ds.status([rel_side], untracked="all")

@@ -113,7 +113,7 @@ def install(ds: Dataset, rel: str) -> Dataset:
     full = ds.root / rel
     if (full / ".git").exists():
         return Dataset(full)
-    url = gitrepo.submodule_paths(ds.root).get(rel)
+    url = ds.subdatasets().get(rel)
     if not url:
         raise RecorderError(f"not a registered subdataset: {rel}")
     source = _resolve_url(ds, url)
@@ -141,7 +141,7 @@ def installed(ds: Dataset, rel: str) -> bool:
 
 def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
     """Install uninstalled subdatasets that input/output globs reach into (recursively)."""
-    subs = gitrepo.submodule_paths(ds.root)
+    subs = ds.subdatasets()
     if not subs:
         return
     patterns = []
@@ -165,7 +165,7 @@ def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
 
 def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[str]]:
     """Group dataset-relative paths by the (installed) subdataset holding them ('' = ds)."""
-    subs = sorted(gitrepo.submodule_paths(ds.root), key=len, reverse=True)
+    subs = sorted(ds.subdatasets(), key=len, reverse=True)
     groups: dict[str, list[str]] = {}
     for p in root_paths:
         owner = ""
@@ -203,11 +203,11 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
 
 def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
     out = []
+    subs = sorted(ds.subdatasets(), key=len, reverse=True)
     for p in paths or ["."]:
         rel = ds.relpath(p)
         full = ds.root / rel
-        owner = next((s for s in sorted(gitrepo.submodule_paths(ds.root), key=len, reverse=True)
-                      if rel == s or rel.startswith(s + "/")), None)
+        owner = next((s for s in subs if rel == s or rel.startswith(s + "/")), None)
         if not os.path.lexists(full) and owner is None:
             raise RecorderError(f"path does not exist: {p}")
         out.append(rel)
@@ -219,7 +219,7 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
     rels = _resolve_paths(ds, paths)
     fetch(ds, rels, on_file)
     if recursive:
-        for sub in gitrepo.submodule_paths(ds.root):
+        for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
@@ -257,7 +257,7 @@ def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
                     exc.message, hint="rr refuses to drop the last known copy; make another "
                     "copy first (rr push), or pass --force to lose it") from None
         if recursive:
-            for sub in gitrepo.submodule_paths(ds.root):
+            for sub in ds.subdatasets():
                 if installed(ds, sub) and _inner_path(group, sub) == ".":
                     results += drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
     return results
@@ -351,7 +351,9 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
         raise RecorderError(f"unknown sibling: {to}", hint="add it with 'rr siblings add'")
     copied = 0
     if data != "nothing" and ds.is_annex:
-        targets = ds.config.get_all(f"remote.{to}.datalad-publish-depends")
+        # only what this machine configured: a cloned dataset's committed .datalad/config
+        # must not choose where content is copied to
+        targets = ds.config.get_all_local(f"remote.{to}.datalad-publish-depends")
         if not ds.config.get_bool(f"remote.{to}.annex-ignore"):
             targets.append(to)
         for target in targets:

@@ -95,22 +95,43 @@ def test_run_procedure_is_recorded_and_replayable(ds):
     assert git("status", "--porcelain", cwd=ds) == ""
 
 
-def test_procedure_precedence_user_over_system_over_shipped(ds, tmp_path):
+def test_procedure_precedence_user_over_system_over_dataset_over_shipped(ds, tmp_path):
+    """DataLad's order (run-procedure docs): user > system > dataset > extensions/shipped.
+    A cloned dataset must not override the user's own procedures."""
     user = tmp_path / "user-procs"
     system = tmp_path / "system-procs"
-    for d, text in ((user, "user"), (system, "system")):
+    dataset = ds / ".datalad" / "procedures"
+    for d, text in ((user, "user"), (system, "system"), (dataset, "dataset")):
         d.mkdir()
         (d / "cfg_text2git.sh").write_text(f'echo {text} > "$1/who.txt"\n')
         (d / f"only_{text}.sh").write_text("true\n")
+    (system / "cfg_both.sh").write_text("true\n")
+    (dataset / "cfg_both.sh").write_text("true\n")
+    (dataset / "cfg_yoda.sh").write_text("true\n")
+    rr("save", "-m", "dataset procedures", cwd=ds)
     git("config", "datalad.locations.user-procedures", str(user), cwd=ds)
     git("config", "datalad.locations.system-procedures", str(system), cwd=ds)
     listing = rr("run-procedure", "--discover", cwd=ds).stdout.splitlines()
-    sources = {line.split()[0]: line.split()[1].strip("(:") for line in listing}
+    winners = [line for line in listing if not line.startswith("[overridden")]
+    sources = {line.split()[0]: line.split()[1].strip("(:") for line in winners}
     assert sources["cfg_text2git"] == "user"
     assert sources["only_system"] == "system" and sources["only_user"] == "user"
-    assert sources["cfg_yoda"] == "shipped"
+    assert sources["only_dataset"] == "dataset"
+    assert sources["cfg_both"] == "system"
+    assert sources["cfg_yoda"] == "dataset"  # a dataset still overrides what rr ships
+    overridden = [line for line in listing if line.startswith("[overridden")]
+    assert f"[overridden by user] cfg_text2git (dataset: {dataset}/cfg_text2git.sh)" in overridden
+    assert f"[overridden by user] cfg_text2git (system: {system}/cfg_text2git.sh)" in overridden
+    assert any(line.startswith("[overridden by dataset] cfg_yoda (shipped:") for line in overridden)
     rr("run-procedure", "cfg_text2git", cwd=ds)
     assert (ds / "who.txt").read_text() == "user\n"
+    import json
+
+    records_ = [json.loads(line) for line in
+                rr("run-procedure", "--discover", "--json", cwd=ds).stdout.splitlines()]
+    states = {(r["name"], r["source"]): r["state"] for r in records_}
+    assert states[("cfg_text2git", "user")] == "executable"
+    assert states[("cfg_text2git", "dataset")] == "overridden"
 
 
 def test_call_format_from_config(ds):

@@ -39,16 +39,18 @@ def hierarchy_root(start: Path) -> Path:
 
 
 def runtime_flags(name: str | None, start: Path) -> list[str]:
-    """Per-container extra flags: ``datalad.containers.NAME.runtime-flags`` from any config
-    scope, so a machine can add its own (GPU devices, mounts) in .git/config."""
+    """Per-container extra flags: ``datalad.containers.NAME.runtime-flags`` from git's own
+    config scopes, so a machine can add its own (GPU devices, mounts) in .git/config; never
+    from the committed .datalad/config (see registry.runtime_flags)."""
     if not name:
         return []
     try:
         ds = Dataset.find(start)
     except NoDatasetError:
         return []
-    value = ds.config.get(f"datalad.containers.{name}.runtime-flags")
-    return shlex.split(value) if value else []
+    from .registry import runtime_flags as configured_flags
+
+    return configured_flags(ds, name)
 
 
 def build_argv(runtime: str, image: Path, words: Sequence[str], *, name: str | None = None,

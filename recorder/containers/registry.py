@@ -92,6 +92,48 @@ def list_containers(ds: Dataset) -> list[Container]:
 
 
 def find(ds: Dataset, name: str | None) -> Container:
+    """The container named ``name`` (or the only one); its image path is checked to stay
+    inside the dataset before anything uses it."""
+    c = _find(ds, name)
+    ensure_image_inside(ds, c)
+    return c
+
+
+def ensure_image_inside(ds: Dataset, c: Container) -> None:
+    """``datalad.containers.NAME.image`` names a place in the dataset: not absolute, no
+    '..' out of it, not through a symlinked directory leading out, not in .git."""
+    key = f"{PREFIX}{c.name}.image"
+    if os.path.isabs(c.image):
+        raise RecorderError(f"{key} must be a path inside the dataset, not an absolute path: "
+                            f"{c.image}")
+    try:
+        ds.ensure_inside(c.image, ds.root, what=key)
+    except RecorderError as exc:
+        raise RecorderError(f"{key} is not a path inside the dataset: {exc.message}") from None
+    if not ds.resolves_inside(c.image):  # an annexed image may lead into .git/annex only
+        raise RecorderError(f"{key} is a symlink leading outside the dataset: {c.image}")
+
+
+def runtime_flags(ds: Dataset, name: str) -> list[str]:
+    """Machine-specific runtime flags (``datalad.containers.NAME.runtime-flags``): from git's
+    own config scopes only (``git config --global/--local``).  Flags committed in
+    .datalad/config would let a cloned dataset add ``-v /:/host`` or ``--privileged`` to
+    every run, so they are ignored with a warning."""
+    key = f"{PREFIX}{name}.runtime-flags"
+    value = ds.config.get_local(key)
+    if ds.config.committed_only(key):
+        sys.stderr.write(f"rr: warning: ignoring {key} from the committed {DATALAD_CONFIG}; "
+                         "runtime flags are taken from git config --global/--local only\n")
+        sys.stderr.flush()
+    if not value:
+        return []
+    try:
+        return shlex.split(value)
+    except ValueError as exc:
+        raise RecorderError(f"{key} cannot be split into words: {exc}") from None
+
+
+def _find(ds: Dataset, name: str | None) -> Container:
     containers = list_containers(ds)
     if not containers:
         raise RecorderError("no containers are registered in this dataset",
@@ -236,6 +278,7 @@ def prepare_rerun(ds: Dataset, spec: Any, rr_info: dict[str, Any]) -> None:
     image = info.get("image")
     if not image:
         return
+    _ensure_recorded_image_inside(ds, image)
     spec.rr_info = dict(spec.rr_info)
     spec.rr_info["container"] = dict(info)
     spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", ""))
@@ -248,12 +291,27 @@ def refresh_digest(ds: Dataset, spec: Any) -> None:
     info = spec.rr_info.get("container")
     if not info or not getattr(spec, "digest_pending", False):
         return
+    _ensure_recorded_image_inside(ds, info["image"])
     current = image_digest(ds.root / info["image"])
     recorded = getattr(spec, "recorded_digest", None)
     info["digest"] = current
     if recorded and current and recorded != current:
         spec.notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
                           f"{current[:19]}")
+
+
+def _ensure_recorded_image_inside(ds: Dataset, image: Any) -> None:
+    """A container image named by a run record is read (hashed) only inside the dataset."""
+    if not isinstance(image, str) or os.path.isabs(image):
+        raise RecorderError(f"the run record names a container image outside the dataset: "
+                            f"{image!r}")
+    try:
+        ds.ensure_inside(image, ds.root, what="recorded container image")
+        if not ds.resolves_inside(image):
+            raise RecorderError(f"it is a symlink leading outside the dataset: {image}")
+    except RecorderError as exc:
+        raise RecorderError(f"the run record's container image is not inside the dataset: "
+                            f"{exc.message}") from None
 
 
 # --- add / remove -----------------------------------------------------------------------
@@ -373,6 +431,8 @@ def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
     c = {x.name: x for x in list_containers(ds)}.get(name)
     if c is None:
         raise RecorderError(f"unknown container: {name}")
+    if remove_image:
+        ensure_image_inside(ds, c)  # never delete what a hostile image path points at
     cfg = str(ds.root / DATALAD_CONFIG)
     if not gitrepo.config_remove_section(ds.root, f"datalad.containers.{name}", file=cfg):
         raise RecorderError(f"container {name} is not configured in {DATALAD_CONFIG} (only in "
