@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 PathArg = str | os.PathLike[str] | None
 
 
+def _changing(ds: Dataset, what: str):
+    """The dataset lock for a command that changes the dataset: its changes to the worktree
+    and its commit happen under it, so a run without --explicit never takes them."""
+    from .lock import dataset_lock
+
+    return dataset_lock(ds.git_dir, what=what)
+
+
 def find_dataset(dataset: PathArg = None) -> Dataset:
     return Dataset.find(dataset)
 
@@ -48,9 +56,10 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
     if cfg_proc:
         from . import procedures
 
-        for name in cfg_proc:
-            procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
-                                     record=False, announce=announce)
+        with _changing(ds, "rr create -c"):
+            for name in cfg_proc:
+                procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
+                                         record=False, announce=announce)
     return ds
 
 
@@ -148,8 +157,10 @@ def containers_add(name: str, *, url: str | None = None, image: str | None = Non
     """Register a container image in the dataset (DataLad-compatible configuration)."""
     from .containers import registry
 
-    return registry.add(Dataset.find(dataset), name, url=url, image=image, call_fmt=call_fmt,
-                        extra_inputs=list(extra_input), update=update)
+    ds = Dataset.find(dataset)
+    with _changing(ds, "rr containers-add"):
+        return registry.add(ds, name, url=url, image=image, call_fmt=call_fmt,
+                            extra_inputs=list(extra_input), update=update)
 
 
 def containers_list(*, dataset: PathArg = None):
@@ -161,7 +172,9 @@ def containers_list(*, dataset: PathArg = None):
 def containers_remove(name: str, *, remove_image: bool = False, dataset: PathArg = None):
     from .containers import registry
 
-    return registry.remove(Dataset.find(dataset), name, remove_image=remove_image)
+    ds = Dataset.find(dataset)
+    with _changing(ds, "rr containers-remove"):
+        return registry.remove(ds, name, remove_image=remove_image)
 
 
 def containers_exec(image: str, cmd: Sequence[str], *, runtime: str = "docker",
@@ -194,7 +207,9 @@ def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool 
     """Drop annexed content; refuses to drop the last known copy unless ``force``."""
     from . import sharing
 
-    return sharing.drop(Dataset.find(dataset), list(paths), recursive=recursive, force=force)
+    ds = Dataset.find(dataset)
+    with _changing(ds, "rr drop"):
+        return sharing.drop(ds, list(paths), recursive=recursive, force=force)
 
 
 def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: PathArg = None):
@@ -213,7 +228,9 @@ def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None):
     """Push history (branch, tags, git-annex branch) and annexed content to a sibling."""
     from . import sharing
 
-    return sharing.push(Dataset.find(dataset), to=to, data=data)
+    ds = Dataset.find(dataset)
+    with _changing(ds, "rr push"):
+        return sharing.push(ds, to=to, data=data)
 
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
@@ -246,7 +263,9 @@ def metrics_add(path: str, *, dataset: PathArg = None) -> str:
     """Register a metrics file (kept in .datalad/config)."""
     from . import metrics as _metrics
 
-    return _metrics.add_file(_find(dataset), path)
+    ds = _find(dataset)
+    with _changing(ds, "rr metrics add"):
+        return _metrics.add_file(ds, path)
 
 
 def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: bool = False,
@@ -271,8 +290,10 @@ def download_url(urls: Sequence[str], *, path: str | None = None, message: str |
     """Download into the dataset, the URL recorded as the content's source."""
     from . import download
 
-    return download.download_url(Dataset.find(dataset), list(urls), path=path,
-                                 message=message, archive=archive)
+    ds = Dataset.find(dataset)
+    with _changing(ds, "rr download-url"):
+        return download.download_url(ds, list(urls), path=path, message=message,
+                                     archive=archive)
 
 
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,

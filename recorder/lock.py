@@ -93,10 +93,17 @@ def dataset_lock(git_dir: Path, *, what: str = "",
             fcntl.flock(fd, fcntl.LOCK_EX)
         _describe(fd, what)
         _held[key] = 1
+        # processes started meanwhile (procedures, the user's command) inherit the lock
+        previous = os.environ.get(INHERITED_ENV)
+        os.environ.update(env_for_child([git_dir]))
         try:
             yield
         finally:
             _held.pop(key, None)
+            if previous is None:
+                os.environ.pop(INHERITED_ENV, None)
+            else:
+                os.environ[INHERITED_ENV] = previous
     finally:
         try:
             fcntl.flock(fd, fcntl.LOCK_UN)

@@ -21,7 +21,6 @@ from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
                      RecorderError, RunNotSavedError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
-from .lock import env_for_child as lock_env_for_child
 from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
 from .save import commit_entries
 
@@ -314,7 +313,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
-        ran = _run_command(ds, spec, prepared, announce, locked=True)
+        ran = _run_command(ds, spec, prepared, announce)
         return _save_run(ds, spec, prepared, ran)
 
 
@@ -367,13 +366,11 @@ def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
 
 
 def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
-                 announce: Callable[[str], None] | None, *, locked: bool = False) -> _Ran:
+                 announce: Callable[[str], None] | None) -> _Ran:
     p = prepared.plan
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
     env = dict(spec.env)
-    if locked:  # an rr started by the command must not wait for its parent's lock
-        env.update(lock_env_for_child([ds.git_dir]))
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -62,6 +63,14 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> C
         rel = superds.relpath(target)
         if rel == ".":
             raise UsageError("cannot clone a subdataset into the dataset's root")
+    # with -d the clone appears inside the superdataset: under its lock, so that a run
+    # without --explicit going on there cannot take the new directory as its output
+    with dataset_lock(superds.git_dir, what="rr clone -d") if superds is not None \
+            else contextlib.nullcontext():
+        return _clone_into(src, source, target, superds)
+
+
+def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> CloneResult:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         gitrepo.clone(src, target, cwd=target.parent)
