@@ -36,14 +36,20 @@ def _find(dataset: PathArg) -> Dataset:
 
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
-           annex: bool = True) -> Dataset:
-    """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
+           annex: bool = True, dataset: PathArg = None) -> Dataset:
+    """Create a dataset (git + git-annex, DataLad layout) and run procedures on it.
+
+    With ``dataset``, ``path`` (relative to the working directory) must lie inside that
+    dataset, and the new dataset is registered there as a subdataset and committed."""
+    from . import create as _create
+
+    superds = _find(dataset) if dataset is not None else None
+    if superds is not None:
+        path = _create.check_subdataset_target(superds, path)
     if cfg_proc:
         from . import procedures
 
         procedures.ensure_known(cfg_proc, path)
-    from . import create as _create
-
     ds = _create.create(path, force=force, annex_repo=annex)
     if cfg_proc:
         from . import procedures
@@ -51,6 +57,8 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
         for name in cfg_proc:
             procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
                                      record=False)
+    if superds is not None:
+        _create.register_in(superds, ds)
     return ds
 
 

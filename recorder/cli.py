@@ -114,15 +114,20 @@ def create(
                                             "(yoda, text2git, ...); repeatable."),
     force: bool = typer.Option(False, "--force", "-f", help="Create in a non-empty directory."),
     no_annex: bool = typer.Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset",
+                                          help="Register the new dataset as a subdataset of "
+                                               "this dataset (PATH is relative to the working "
+                                               "directory and must be inside it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create a dataset: git + git-annex, .datalad/config with a new id, one commit.
 
-    Example: rr create -c yoda -c text2git my-analysis
+    Example: rr create -c yoda -c text2git my-analysis; rr create -d . data/raw
     """
     from . import api
 
-    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex)
+    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex,
+              dataset=dataset)
     if as_json:
         _json({"action": "create", "status": "ok", "path": str(ds.root), "id": ds.id})
     else:
@@ -140,9 +145,15 @@ def save(
                                               help="Tag the saved commit with this name."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset (default: "
                                           "the one containing the working directory)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive",
+                                   help="Accepted for DataLad users: rr always saves changes "
+                                        "inside subdatasets first (bottom-up)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Save changes: large files into the annex (per .gitattributes), text into git.
+
+    A git repository inside the dataset (made by rr create PATH, git init, ...) is saved as a
+    subdataset (gitlink + .gitmodules entry), changes inside it first.
 
     Example: rr save -m "Add evaluation script" --version-tag ready4analysis code/evaluate.py
     """
