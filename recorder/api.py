@@ -88,14 +88,20 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
-        announce: Callable[[str], None] | None = None) -> "_run.RunResult":
-    """Run a command, then save its outputs with a DataLad-compatible run record."""
+        announce: Callable[[str], None] | None = None, cwd: PathArg = None
+        ) -> "_run.RunResult":
+    """Run a command, then save its outputs with a DataLad-compatible run record.
+
+    The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
+    it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
+    ``cwd``: the working directory when it is inside the dataset, else the dataset root.
+    """
     from . import run as _run
 
     ds = Dataset.find(dataset)
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
-                             sidecar=sidecar)
+                             sidecar=sidecar, cwd=None if cwd is None else Path(cwd))
     runtime = None
     if container is not None or gpus:
         from .containers import registry

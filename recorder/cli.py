@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -248,7 +249,8 @@ def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry
     result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
                   assume_ready=assume_ready.value if assume_ready else None, dry_run=dry_run,
-                  sidecar=sidecar, container=container, gpus=gpus, announce=announce)
+                  sidecar=sidecar, container=container, gpus=gpus, announce=announce,
+                  cwd=os.getcwd())
     for note in getattr(result, "notes", []):
         _info(f"rr: note: {note}")
     if as_json:
