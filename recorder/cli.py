@@ -40,7 +40,7 @@ class _CommandAfterOptions(typer.core.TyperCommand):
         except ImportError:  # pragma: no cover - typer with click as a dependency
             from click.exceptions import NoSuchOption
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, self._dry_run_value(args))
         except NoSuchOption as exc:
             _err(f"rr: error: no such option: {exc.option_name}")
             _err(f"rr: hint: options go before the command; put '--' before a command that "
@@ -48,7 +48,49 @@ class _CommandAfterOptions(typer.core.TyperCommand):
             raise typer.Exit(2) from None
 
 
+    def _dry_run_value(self, args: list[str]) -> list[str]:
+        """``--dry-run`` takes an optional value: ``--dry-run`` alone is ``basic``,
+        ``--dry-run=MODE`` and (DataLad's spelling) ``--dry-run MODE`` name it when MODE is
+        basic or command; any other word after it starts the command (``rr run --dry-run
+        echo hi``).  Only the options before the command are looked at."""
+        if not any(getattr(p, "name", None) == "dry_run" for p in self.params):
+            return args
+        takes_value = {o for p in self.params if getattr(p, "param_type_name", "") == "option"
+                       and not p.is_flag and not p.count for o in p.opts}
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--" or a == "-" or not a.startswith("-"):
+                return out + args[i:]
+            if a == "--dry-run":
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                if nxt in DRY_RUN_MODES:
+                    out.append(f"--dry-run={nxt}")
+                    i += 2
+                else:
+                    out.append("--dry-run=basic")
+                    i += 1
+                continue
+            if a.startswith("--dry-run=") and a.split("=", 1)[1] not in DRY_RUN_MODES:
+                _err(f"rr: error: --dry-run must be basic or command, not "
+                     f"{a.split('=', 1)[1]!r}")
+                raise typer.Exit(2)
+            out.append(a)
+            if a in takes_value and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+            i += 1
+        return out
+
+
 _COMMAND_AFTER_OPTIONS = {"allow_interspersed_args": False}
+DRY_RUN_MODES = ("basic", "command")
+
+
+class DryRun(str, Enum):
+    basic = "basic"
+    command = "command"
 
 
 class Which(str, Enum):
@@ -191,8 +233,11 @@ def run(
                                   help="Save only the declared outputs; the dataset may be dirty."),
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Show what would run and change nothing."),
+    dry_run: Optional[DryRun] = typer.Option(None, "--dry-run", metavar="[=basic|command]",
+                                             help="Show what would run and change nothing: "
+                                                  "--dry-run (basic) the details, "
+                                                  "--dry-run=command only the expanded "
+                                                  "command."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar",
                                  help="Store the record in .datalad/runinfo instead of the "
                                       "commit message."),
@@ -224,7 +269,9 @@ def containers_run(
     explicit: bool = typer.Option(False, "--explicit", help="Save only declared outputs."),
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run."),
+    dry_run: Optional[DryRun] = typer.Option(None, "--dry-run", metavar="[=basic|command]",
+                                             help="Show what would run (=command: only the "
+                                                  "expanded command)."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar", help="Record in a sidecar."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
@@ -248,7 +295,8 @@ def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry
 
     result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
-                  assume_ready=assume_ready.value if assume_ready else None, dry_run=dry_run,
+                  assume_ready=assume_ready.value if assume_ready else None,
+                  dry_run=dry_run is not None,
                   sidecar=sidecar, container=container, gpus=gpus, announce=announce,
                   cwd=os.getcwd())
     for note in getattr(result, "notes", []):
@@ -256,8 +304,10 @@ def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry
     if as_json:
         _json(result.to_dict())
         return
-    if result.status == "dry-run":
-        _render_dry_run(result)
+    if result.status == "dry-run" and dry_run == DryRun.command:
+        print(result.command)
+    elif result.status == "dry-run":
+        _render_dry_run(result, os.getcwd())
     elif result.status == "notneeded":
         _info("rr: the command changed nothing; no commit made")
     else:
@@ -825,21 +875,17 @@ def _render_step(result: Any) -> None:
           f"{result.subject}: {what}{new}{took}{note}")
 
 
-def _render_dry_run(result: Any) -> None:
+def _render_dry_run(result: Any, location: str) -> None:
+    """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
     print("Dry run information")
-    print(f" location: {result.pwd}")
+    print(f" location: {location}")
     if result.inputs:
-        print(" expanded inputs:")
-        for p in result.inputs:
-            print(f"  {p}")
+        print(f" expanded inputs:\n  {list(result.inputs)}")
     if result.outputs:
-        print(" expanded outputs:")
-        for p in result.outputs:
-            print(f"  {p}")
-    print(" command:")
-    print(f"  {result.record['cmd']}")
-    print(" expanded command:")
-    print(f"  {result.command}")
+        print(f" expanded outputs:\n  {list(result.outputs)}")
+    print(f" command:\n  {result.record['cmd']}")
+    if result.command != result.record["cmd"]:
+        print(f" expanded command:\n  {result.command}")
 
 
 class _Terminated(KeyboardInterrupt):
