@@ -44,14 +44,21 @@ def _find(dataset: PathArg) -> Dataset:
 
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
-           annex: bool = True, announce: Callable[[str], None] | None = None) -> Dataset:
-    """Create a dataset (git + git-annex, DataLad layout) and run procedures on it."""
+           annex: bool = True, dataset: PathArg = None,
+           announce: Callable[[str], None] | None = None) -> Dataset:
+    """Create a dataset (git + git-annex, DataLad layout) and run procedures on it.
+
+    With ``dataset``, ``path`` (relative to the working directory) must lie inside that
+    dataset, and the new dataset is registered there as a subdataset and committed."""
+    from . import create as _create
+
+    superds = _find(dataset) if dataset is not None else None
+    if superds is not None:
+        path = _create.check_subdataset_target(superds, path)
     if cfg_proc:
         from . import procedures
 
         procedures.ensure_known(cfg_proc, path)
-    from . import create as _create
-
     ds = _create.create(path, force=force, annex_repo=annex)
     if cfg_proc:
         from . import procedures
@@ -60,6 +67,9 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
             for name in cfg_proc:
                 procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
                                          record=False, announce=announce)
+    if superds is not None:
+        with _changing(superds, "rr create -d"):
+            _create.register_in(superds, ds)
     return ds
 
 
@@ -89,14 +99,20 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
-        announce: Callable[[str], None] | None = None) -> "_run.RunResult":
-    """Run a command, then save its outputs with a DataLad-compatible run record."""
+        announce: Callable[[str], None] | None = None, cwd: PathArg = None
+        ) -> "_run.RunResult":
+    """Run a command, then save its outputs with a DataLad-compatible run record.
+
+    The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
+    it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
+    ``cwd``: the working directory when it is inside the dataset, else the dataset root.
+    """
     from . import run as _run
 
     ds = Dataset.find(dataset)
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
-                             sidecar=sidecar)
+                             sidecar=sidecar, cwd=None if cwd is None else Path(cwd))
     runtime = None
     if container is not None or gpus:
         from .containers import registry

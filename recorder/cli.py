@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -39,7 +40,7 @@ class _CommandAfterOptions(typer.core.TyperCommand):
         except ImportError:  # pragma: no cover - typer with click as a dependency
             from click.exceptions import NoSuchOption
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, self._dry_run_value(args))
         except NoSuchOption as exc:
             _err(f"rr: error: no such option: {exc.option_name}")
             _err(f"rr: hint: options go before the command; put '--' before a command that "
@@ -47,7 +48,49 @@ class _CommandAfterOptions(typer.core.TyperCommand):
             raise typer.Exit(2) from None
 
 
+    def _dry_run_value(self, args: list[str]) -> list[str]:
+        """``--dry-run`` takes an optional value: ``--dry-run`` alone is ``basic``,
+        ``--dry-run=MODE`` and (DataLad's spelling) ``--dry-run MODE`` name it when MODE is
+        basic or command; any other word after it starts the command (``rr run --dry-run
+        echo hi``).  Only the options before the command are looked at."""
+        if not any(getattr(p, "name", None) == "dry_run" for p in self.params):
+            return args
+        takes_value = {o for p in self.params if getattr(p, "param_type_name", "") == "option"
+                       and not p.is_flag and not p.count for o in p.opts}
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--" or a == "-" or not a.startswith("-"):
+                return out + args[i:]
+            if a == "--dry-run":
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                if nxt in DRY_RUN_MODES:
+                    out.append(f"--dry-run={nxt}")
+                    i += 2
+                else:
+                    out.append("--dry-run=basic")
+                    i += 1
+                continue
+            if a.startswith("--dry-run=") and a.split("=", 1)[1] not in DRY_RUN_MODES:
+                _err(f"rr: error: --dry-run must be basic or command, not "
+                     f"{a.split('=', 1)[1]!r}")
+                raise typer.Exit(2)
+            out.append(a)
+            if a in takes_value and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+            i += 1
+        return out
+
+
 _COMMAND_AFTER_OPTIONS = {"allow_interspersed_args": False}
+DRY_RUN_MODES = ("basic", "command")
+
+
+class DryRun(str, Enum):
+    basic = "basic"
+    command = "command"
 
 
 class Which(str, Enum):
@@ -118,16 +161,20 @@ def create(
                                             "(yoda, text2git, ...); repeatable."),
     force: bool = typer.Option(False, "--force", "-f", help="Create in a non-empty directory."),
     no_annex: bool = typer.Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset",
+                                          help="Register the new dataset as a subdataset of "
+                                               "this dataset (PATH is relative to the working "
+                                               "directory and must be inside it)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Create a dataset: git + git-annex, .datalad/config with a new id, one commit.
 
-    Example: rr create -c yoda -c text2git my-analysis
+    Example: rr create -c yoda -c text2git my-analysis; rr create -d . data/raw
     """
     from . import api
 
     ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex,
-              announce=None if as_json else _announce)
+              dataset=dataset, announce=None if as_json else _announce)
     if as_json:
         _json({"action": "create", "status": "ok", "path": str(ds.root), "id": ds.id})
     else:
@@ -145,9 +192,15 @@ def save(
                                               help="Tag the saved commit with this name."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset (default: "
                                           "the one containing the working directory)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive",
+                                   help="Accepted for DataLad users: rr always saves changes "
+                                        "inside subdatasets first (bottom-up)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Save changes: large files into the annex (per .gitattributes), text into git.
+
+    A git repository inside the dataset (made by rr create PATH, git init, ...) is saved as a
+    subdataset (gitlink + .gitmodules entry), changes inside it first.
 
     Example: rr save -m "Add evaluation script" --version-tag ready4analysis code/evaluate.py
     """
@@ -184,8 +237,11 @@ def run(
                                   help="Save only the declared outputs; the dataset may be dirty."),
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
-    dry_run: bool = typer.Option(False, "--dry-run",
-                                 help="Show what would run and change nothing."),
+    dry_run: Optional[DryRun] = typer.Option(None, "--dry-run", metavar="[=basic|command]",
+                                             help="Show what would run and change nothing: "
+                                                  "--dry-run (basic) the details, "
+                                                  "--dry-run=command only the expanded "
+                                                  "command."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar",
                                  help="Store the record in .datalad/runinfo instead of the "
                                       "commit message."),
@@ -217,7 +273,9 @@ def containers_run(
     explicit: bool = typer.Option(False, "--explicit", help="Save only declared outputs."),
     assume_ready: Optional[Which] = typer.Option(None, "--assume-ready",
                                                  help="Skip fetching inputs / unlocking outputs."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would run."),
+    dry_run: Optional[DryRun] = typer.Option(None, "--dry-run", metavar="[=basic|command]",
+                                             help="Show what would run (=command: only the "
+                                                  "expanded command)."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar", help="Record in a sidecar."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
@@ -241,15 +299,19 @@ def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry
 
     result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
-                  assume_ready=assume_ready.value if assume_ready else None, dry_run=dry_run,
-                  sidecar=sidecar, container=container, gpus=gpus, announce=announce)
+                  assume_ready=assume_ready.value if assume_ready else None,
+                  dry_run=dry_run is not None,
+                  sidecar=sidecar, container=container, gpus=gpus, announce=announce,
+                  cwd=os.getcwd())
     for note in getattr(result, "notes", []):
         _info(f"rr: note: {note}")
     if as_json:
         _json(result.to_dict())
         return
-    if result.status == "dry-run":
-        _render_dry_run(result)
+    if result.status == "dry-run" and dry_run == DryRun.command:
+        print(result.command)
+    elif result.status == "dry-run":
+        _render_dry_run(result, os.getcwd())
     elif result.status == "notneeded":
         _info("rr: the command changed nothing; no commit made")
     else:
@@ -819,21 +881,17 @@ def _render_step(result: Any) -> None:
           f"{result.subject}: {what}{new}{took}{note}")
 
 
-def _render_dry_run(result: Any) -> None:
+def _render_dry_run(result: Any, location: str) -> None:
+    """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
     print("Dry run information")
-    print(f" location: {result.pwd}")
+    print(f" location: {location}")
     if result.inputs:
-        print(" expanded inputs:")
-        for p in result.inputs:
-            print(f"  {p}")
+        print(f" expanded inputs:\n  {list(result.inputs)}")
     if result.outputs:
-        print(" expanded outputs:")
-        for p in result.outputs:
-            print(f"  {p}")
-    print(" command:")
-    print(f"  {result.record['cmd']}")
-    print(" expanded command:")
-    print(f"  {result.command}")
+        print(f" expanded outputs:\n  {list(result.outputs)}")
+    print(f" command:\n  {result.record['cmd']}")
+    if result.command != result.record["cmd"]:
+        print(f" expanded command:\n  {result.command}")
 
 
 class _Terminated(KeyboardInterrupt):

@@ -16,6 +16,7 @@ from .errors import RecorderError
 GITATTRIBUTES = "* annex.backend=MD5E\n**/.git* annex.largefiles=nothing\n"
 DATALAD_GITATTRIBUTES = "config annex.largefiles=nothing\n"
 NEW_DATASET_MESSAGE = "[DATALAD] new dataset"
+NEW_SUBDATASET_MESSAGE = "[DATALAD] Created subdataset"
 
 
 @dataclass
@@ -59,6 +60,43 @@ def create(path: str | os.PathLike[str] | None = None, force: bool = False,
     gitrepo.commit(target, NEW_DATASET_MESSAGE, only=paths)
     ds.reload_config()
     return ds
+
+
+def check_subdataset_target(superds: Dataset, path: str | os.PathLike[str] | None) -> Path:
+    """Where ``rr create -d SUPER PATH`` creates: PATH relative to the working directory (as
+    DataLad takes a path given with ``-d``), strictly inside SUPER and not inside another
+    dataset below it.  Checked before anything is created."""
+    target = Path(os.path.normpath(Path.cwd() / (path if path is not None else superds.root)))
+    if not superds.contains(target) or target == superds.root:
+        raise RecorderError(f"{target} is not underneath the dataset {superds.root}",
+                            hint="give a PATH inside the dataset named with -d")
+    probe = target.parent
+    while not probe.exists():
+        probe = probe.parent
+    owner = Dataset.find(probe).root
+    if owner != superds.root:
+        raise RecorderError(f"{target} would be inside another dataset ({owner}), not directly "
+                            f"in {superds.root}",
+                            hint=f"create it there: rr create -d {owner} {path}")
+    rel = superds.relpath(target)
+    if gitrepo.ls_files(superds.root, [rel]):
+        raise RecorderError(f"{rel} is already tracked in {superds.root}")
+    return target
+
+
+def register_in(superds: Dataset, sub: Dataset) -> str:
+    """Register ``sub`` as a subdataset of ``superds`` and commit that alone there (the
+    gitlink and .gitmodules), with DataLad's message; returns the commit."""
+    from .lock import dataset_lock
+    from .save import register_subdataset
+
+    rel = superds.relpath(sub.root)
+    with dataset_lock(superds.git_dir, what="rr create"):
+        register_subdataset(superds, rel)
+        paths = [".gitmodules", rel]
+        gitrepo.add(superds.root, paths)
+        return gitrepo.commit(superds.root, NEW_SUBDATASET_MESSAGE, only=paths,
+                              hooks_path=superds.config.get("core.hooksPath"))
 
 
 def _write_if_absent(path: Path, text: str) -> None:

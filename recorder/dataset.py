@@ -80,7 +80,7 @@ class Dataset:
     @classmethod
     def find(cls, path: str | os.PathLike[str] | None = None) -> "Dataset":
         """The dataset containing ``path`` (default: the working directory)."""
-        start = Path(path if path is not None else os.getcwd()).absolute()
+        start = Path(os.path.normpath(Path(path if path is not None else os.getcwd()).absolute()))
         if path is not None and not start.exists():
             raise NoDatasetError(str(path))
         probe = start

@@ -86,8 +86,16 @@ def normalize_command(cmd: str | Sequence[str]) -> str:
 
 
 def resolve_pwd(ds: Dataset, cwd: Path | None = None) -> Path:
-    """Run where the user is when that is inside the dataset, else in the dataset root."""
-    here = Path(cwd or os.getcwd()).absolute()
+    """Where the command runs and relative paths start.
+
+    ``cwd`` given (the command line always gives the working directory, as DataLad takes a
+    dataset named by a path, gh-3435): there, even outside the dataset (the record's pwd then
+    starts with '..'; inputs and outputs must still be inside the dataset).  Not given: the
+    working directory when it is inside the dataset, else the dataset root.
+    """
+    if cwd is not None:
+        return Path(os.path.normpath(Path(cwd).absolute()))
+    here = Path(os.getcwd()).absolute()
     return here if ds.contains(here) else ds.root
 
 

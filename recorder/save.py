@@ -32,7 +32,8 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
     """Stage the given status entries; returns the staged paths.
 
     A subdataset with changes inside is saved first (same message), then its new state is
-    staged in this dataset, as DataLad saves a hierarchy bottom-up.
+    staged in this dataset, as DataLad saves a hierarchy bottom-up.  An embedded repository
+    (untracked, shown by git as ``sub/``) is saved likewise and registered as a subdataset.
     """
     for e in entries:
         if e.submodule and e.sub_dirty:
@@ -40,8 +41,17 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
             sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
             if sub_entries:
                 commit_entries(sub, sub_entries, message, only=False)
-    to_add = [e.path for e in entries if e.state != "deleted" and not e.submodule]
+    embedded = embedded_repos(ds, entries)
+    for rel in embedded:
+        sub = Dataset(ds.root / rel)
+        sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
+        if sub_entries:  # bottom-up, as for a registered subdataset
+            commit_entries(sub, sub_entries, message, only=False)
+        register_subdataset(ds, rel)
+    to_add = [e.path for e in entries
+              if e.state != "deleted" and not e.submodule and e.path.rstrip("/") not in embedded]
     plain = [e.path for e in entries if e.state == "deleted" or e.submodule]
+    plain += embedded + ([".gitmodules"] if embedded else [])
     if to_add:
         if ds.is_annex:
             annex.add(ds.root, to_add)
@@ -49,7 +59,36 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
             gitrepo.add(ds.root, to_add)
     if plain:
         gitrepo.add(ds.root, plain)
-    return [e.path for e in entries]
+    paths = [e.path.rstrip("/") if e.path.rstrip("/") in embedded else e.path for e in entries]
+    if embedded and ".gitmodules" not in paths:
+        paths.append(".gitmodules")
+    return paths
+
+
+def embedded_repos(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
+    """Untracked git repositories inside the dataset (git status shows them as ``sub/``):
+    they are saved as subdatasets, as DataLad saves an embedded repository."""
+    return [e.path.rstrip("/") for e in entries
+            if e.state == "untracked" and e.path.endswith("/") and not e.submodule
+            and (ds.root / e.path / ".git").exists()]
+
+
+def register_subdataset(ds: Dataset, rel: str) -> None:
+    """Write the ``.gitmodules`` entry for the repository at ``rel`` as DataLad does (path,
+    ``url = ./rel``, ``datalad-id`` when it is a dataset) and activate it in .git/config;
+    staging the gitlink and .gitmodules is the caller's."""
+    sub = Dataset(ds.root / rel)
+    if sub.head() is None:
+        raise RecorderError(f"{rel} is a git repository without any commit; it cannot be saved "
+                            "as a subdataset",
+                            hint=f"commit something in it first (cd {rel} && rr save)")
+    gitmodules = str(ds.root / ".gitmodules")
+    url = f"./{rel}"
+    gitrepo.config_set(ds.root, f"submodule.{rel}.path", rel, file=gitmodules)
+    gitrepo.config_set(ds.root, f"submodule.{rel}.url", url, file=gitmodules)
+    if sub.id:
+        gitrepo.config_set(ds.root, f"submodule.{rel}.datalad-id", sub.id, file=gitmodules)
+    gitrepo.register_submodule(ds.root, rel, url)
 
 
 def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,

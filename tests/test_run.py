@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from recorder import record as records
-from tests.conftest import RR, annex, commit_count, git, last_message, rr
+from tests.conftest import RR, annex, commit_count, git, last_message, needs_datalad, rr
 
 
 def record_of(ds, rev="HEAD"):
@@ -330,3 +331,124 @@ def test_concurrent_explicit_runs_each_commit_their_own_outputs(ds):
     assert seen == {"[DATALAD RUNCMD] job 1": ["out1.txt"],
                     "[DATALAD RUNCMD] job 2": ["out2.txt"]}
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+# --- paths with -d (DataLad gh-3435) and --dry-run modes --------------------------------
+
+
+def _run_both(tmp_path, where: str, args: list[str], prepare) -> dict:
+    """Run the same `run -d` in an rr-made and a DataLad-made dataset from ``where``
+    (relative to the dataset's parent); returns {tool: (record, files in the top)}."""
+    out = {}
+    for tool in ("rr", "datalad"):
+        top = tmp_path / tool
+        top.mkdir()
+        ds = top / "ds"
+        if tool == "rr":
+            rr("create", str(ds))
+        else:
+            subprocess.run(["datalad", "create", str(ds)], check=True, capture_output=True)
+        prepare(ds)
+        subprocess.run([tool, "save", "-d", str(ds)], check=True, capture_output=True)
+        cwd = top / where
+        cwd.mkdir(parents=True, exist_ok=True)
+        dsarg = os.path.relpath(ds, cwd)
+        subprocess.run([tool, "run", "-d", dsarg, *args], cwd=cwd, check=True,
+                       capture_output=True, text=True)
+        _, rec = record_of(ds)
+        rec.pop("dsid")
+        files = sorted(str(p.relative_to(top)) for p in top.rglob("*")
+                       if ".git" not in p.parts and ".datalad" not in p.parts)
+        out[tool] = (rec, files, git("status", "--porcelain", cwd=ds))
+    return out
+
+
+@needs_datalad
+def test_dataset_option_paths_from_outside_like_datalad(tmp_path):
+    def prepare(ds):
+        (ds / "in.txt").write_text("in\n")
+
+    got = _run_both(tmp_path, ".", ["-i", "ds/in.txt", "-o", "ds/out.txt",
+                                    "cat ds/in.txt > ds/out.txt; echo x > stray.txt"], prepare)
+    rec, files, status = got["rr"]
+    assert rec["pwd"] == ".." and rec["inputs"] == ["ds/in.txt"]
+    assert rec["outputs"] == ["ds/out.txt"]
+    assert "stray.txt" in files and "ds/out.txt" in files  # ran outside; stray not saved
+    assert status == ""
+    assert got["rr"] == got["datalad"]
+
+
+@needs_datalad
+def test_dataset_option_paths_from_subdirectory_like_datalad(tmp_path):
+    def prepare(ds):
+        (ds / "sub").mkdir()
+        (ds / "sub" / "in.txt").write_text("in\n")
+
+    got = _run_both(tmp_path, "ds/sub", ["-i", "in.txt", "-o", "out.txt",
+                                         "cat {inputs} > {outputs}"], prepare)
+    rec, files, status = got["rr"]
+    assert rec["pwd"] == "sub" and rec["outputs"] == ["out.txt"]
+    assert "ds/sub/out.txt" in files and status == ""
+    assert got["rr"] == got["datalad"]
+
+
+def test_dataset_option_refuses_outputs_outside(ds, tmp_path):
+    before = commit_count(ds)
+    proc = rr("run", "-d", "ds", "-o", "elsewhere.txt", "echo x > elsewhere.txt",
+              cwd=ds.parent, check=False)
+    assert proc.returncode == 1 and "outside the dataset" in proc.stderr
+    proc = rr("run", "-d", "ds", "-i", "elsewhere.txt", "true", cwd=ds.parent, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert not (ds.parent / "elsewhere.txt").exists()
+    assert commit_count(ds) == before
+
+
+def test_dataset_option_with_dotdot_from_subdirectory(ds):
+    (ds / "code").mkdir()
+    rr("run", "-d", "..", "-o", "o.txt", "echo {pwd} > o.txt", cwd=ds / "code")
+    _, rec = record_of(ds)
+    assert rec["pwd"] == "code" and rec["outputs"] == ["o.txt"]
+    assert (ds / "code" / "o.txt").read_text().strip() == str(ds / "code")
+
+
+@pytest.mark.parametrize("form", [["--dry-run"], ["--dry-run=basic"], ["--dry-run", "basic"]])
+def test_dry_run_basic_forms(ds_with_data, form):
+    ds = ds_with_data
+    proc = rr("run", *form, "-i", "data/a.txt", "-o", "o.txt", "cat {inputs} > {outputs}",
+              cwd=ds)
+    assert proc.stdout.startswith("Dry run information\n")
+    assert f" location: {ds}\n" in proc.stdout
+    assert "['data/a.txt']" in proc.stdout and "['o.txt']" in proc.stdout
+    assert "cat data/a.txt > o.txt" in proc.stdout
+    assert not (ds / "o.txt").exists()
+
+
+@pytest.mark.parametrize("form", [["--dry-run=command"], ["--dry-run", "command"]])
+def test_dry_run_command_prints_only_the_command(ds_with_data, form):
+    ds = ds_with_data
+    before = commit_count(ds)
+    proc = rr("run", *form, "-i", "data/*.txt", "-o", "o.txt", "cat {inputs} > {outputs}",
+              cwd=ds)
+    assert proc.stdout == "cat data/a.txt data/b.txt > o.txt\n"
+    assert not (ds / "o.txt").exists() and commit_count(ds) == before
+
+
+def test_dry_run_word_after_it_is_the_command(ds):
+    proc = rr("run", "--dry-run", "echo", "hi", cwd=ds)
+    assert "echo hi" in proc.stdout and "Dry run information" in proc.stdout
+    # a --dry-run inside the command is the command's
+    proc = rr("run", "--dry-run=command", "--", "echo", "--dry-run", cwd=ds)
+    assert proc.stdout == "echo --dry-run\n"
+    proc = rr("run", "--dry-run=absurd", "echo", cwd=ds, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rr: error: --dry-run must be basic or command")
+
+
+@needs_datalad
+def test_dry_run_command_same_as_datalad(ds_with_data):
+    ds = ds_with_data
+    args = ["-i", "data/*.txt", "-o", "o.txt", "cat {inputs} > {outputs}"]
+    mine = rr("run", "--dry-run=command", *args, cwd=ds).stdout
+    theirs = subprocess.run(["datalad", "run", "--dry-run=command", *args], cwd=ds,
+                            check=True, capture_output=True, text=True).stdout
+    assert mine == theirs
