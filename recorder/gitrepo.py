@@ -578,3 +578,45 @@ def unstaged_paths(root: PathLike, paths: Sequence[str]) -> list[str]:
         return []
     return [e.path for e in iter_status(root, paths, untracked="all", ignore_submodules="dirty")
             if e.worktree and e.state != "unmerged"]
+
+
+# --- run-merges (commands that commit) ------------------------------------------------------
+
+
+def submodule_heads(root: PathLike) -> dict[str, str]:
+    """{path relative to ``root``: checked-out commit} of every installed subdataset, at any
+    depth (one ``git submodule status --recursive``)."""
+    out = call_git_optional(["submodule", "status", "--recursive"], root)
+    heads: dict[str, str] = {}
+    for line in (out or "").splitlines():
+        if not line or line[0] == "-":  # not installed
+            continue
+        sha, _, rest = line[1:].partition(" ")
+        if rest.endswith(")") and " (" in rest:
+            rest = rest.rsplit(" (", 1)[0]  # git describe's output
+        if sha and rest:
+            heads[rest] = sha
+    return heads
+
+
+def commit_tree(root: PathLike, tree_of: str, parents: Sequence[str], message: str) -> str:
+    """A new commit with the tree of ``tree_of``, the given parents and ``message`` verbatim
+    (as DataLad's run-merge: ``git commit-tree``); no ref moves."""
+    args = ["commit-tree", f"{tree_of}^{{tree}}"]
+    for p in parents:
+        args += ["-p", p]
+    args += ["-F", "-"]
+    return call_git(args, root, input=message.encode("utf-8", "surrogateescape")).strip()
+
+
+def update_ref(root: PathLike, ref: str, new: str, old: str, message: str = "") -> None:
+    """Move ``ref`` to ``new`` only if it is still at ``old`` (atomic compare-and-swap)."""
+    args = ["update-ref"]
+    if message:
+        args += ["-m", message]
+    call_git([*args, ref, new, old], root)
+
+
+def diff_names(root: PathLike, old: str, new: str) -> list[str]:
+    """Paths that differ between two commits (``git diff --name-only``, no renames)."""
+    return call_git_z(["diff", "-z", "--name-only", "--no-renames", old, new, "--"], root)
