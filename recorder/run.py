@@ -506,10 +506,10 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     assert prepared.head is not None or not own_commits.top
     # --explicit: the declared outputs (and the sidecar) only; DataLad saves everything when
     # none of the declared outputs is there to save
+    if spec.explicit and own_commits.top and prepared.head is not None:
+        runmerge.check_dirty_committed(ds, prepared.head, sorted(set(candidates) | set(paths)))
     explicit = spec.explicit and bool(candidates)
     allowed = sorted(set(candidates) | set(paths)) if explicit else None
-    if explicit and own_commits.top and prepared.head is not None:
-        runmerge.check_dirty_committed(ds, prepared.head, allowed or [])
     direct = runmerge.save_subdatasets(ds, own_commits, prepared.subs, message, allowed)
     if allowed is not None:
         rels = sorted(set(allowed) | set(direct))
