@@ -583,22 +583,6 @@ def unstaged_paths(root: PathLike, paths: Sequence[str]) -> list[str]:
 # --- run-merges (commands that commit) ------------------------------------------------------
 
 
-def submodule_heads(root: PathLike) -> dict[str, str]:
-    """{path relative to ``root``: checked-out commit} of every installed subdataset, at any
-    depth (one ``git submodule status --recursive``)."""
-    out = call_git_optional(["submodule", "status", "--recursive"], root)
-    heads: dict[str, str] = {}
-    for line in (out or "").splitlines():
-        if not line or line[0] == "-":  # not installed
-            continue
-        sha, _, rest = line[1:].partition(" ")
-        if rest.endswith(")") and " (" in rest:
-            rest = rest.rsplit(" (", 1)[0]  # git describe's output
-        if sha and rest:
-            heads[rest] = sha
-    return heads
-
-
 def commit_tree(root: PathLike, tree_of: str, parents: Sequence[str], message: str) -> str:
     """A new commit with the tree of ``tree_of``, the given parents and ``message`` verbatim
     (as DataLad's run-merge: ``git commit-tree``); no ref moves."""

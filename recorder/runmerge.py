@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from . import gitrepo
 from .dataset import Dataset
@@ -26,10 +27,24 @@ DIRTY_COMMITTED = "datalad.run.dirty-committed"
 
 
 def sub_heads(ds: Dataset) -> dict[str, str]:
-    """{top-relative path: HEAD} of the installed subdatasets (none without .gitmodules)."""
-    if not (ds.root / ".gitmodules").exists():
-        return {}
-    return gitrepo.submodule_heads(ds.root)
+    """{top-relative path: HEAD} of the installed subdatasets at any depth (a subdataset is
+    installed when its directory holds a repository, as for the rest of rr)."""
+    heads: dict[str, str] = {}
+
+    def walk(root: Path, prefix: str) -> None:
+        if not (root / ".gitmodules").exists():
+            return
+        for path in gitrepo.submodule_paths(root):
+            full = root / path
+            if not (full / ".git").exists():
+                continue
+            head = gitrepo.head_sha(full)
+            if head:
+                heads[prefix + path] = head
+                walk(full, f"{prefix}{path}/")
+
+    walk(ds.root, "")
+    return heads
 
 
 @dataclass

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -82,16 +83,24 @@ def test_run_merge_matches_datalad(ds, dl):
         _no_dsid(git("cat-file", "commit", "HEAD", cwd=dl).split("\n\n", 1)[1])
 
 
+def _register(sup: Path, name: str) -> None:
+    git("config", "-f", ".gitmodules", f"submodule.{name}.path", name, cwd=sup)
+    git("config", "-f", ".gitmodules", f"submodule.{name}.url", f"./{name}", cwd=sup)
+    git("add", ".gitmodules", name, cwd=sup)
+    git("commit", "-q", "-m", f"add {name}", cwd=sup)
+
+
 @needs_datalad
-def test_subdataset_hierarchy_gets_merges_bottom_up_like_datalad(tmp_path):
+def test_subdataset_hierarchy_gets_merges_bottom_up_like_datalad(ds, tmp_path):
     cmd = ("echo t > top && git add top && git commit -q -m top-inner && cd sub/leaf && "
            "echo f > foo && git add foo && git commit -q -m leaf-inner && echo g > bar")
-    for name in ("r", "d"):
-        top = tmp_path / name
-        for args in (["create", str(top)], ["create", "-d", str(top), str(top / "sub")],
-                     ["create", "-d", str(top / "sub"), str(top / "sub" / "leaf")],
-                     ["save", "-d", str(top), "-r", "-m", "leaf"]):
-            assert datalad(*args, cwd=tmp_path).returncode == 0
+    shutil.copytree(ds, ds / "sub", symlinks=True)
+    shutil.copytree(ds, ds / "sub" / "leaf", symlinks=True,
+                    ignore=shutil.ignore_patterns("sub"))
+    _register(ds / "sub", "leaf")
+    _register(ds, "sub")
+    shutil.copytree(ds, tmp_path / "d", symlinks=True)
+    (tmp_path / "r").symlink_to(ds)
     rr("run", cmd, cwd=tmp_path / "r")
     assert datalad("run", cmd, cwd=tmp_path / "d").returncode == 0
     for rel in (".", "sub", "sub/leaf"):
