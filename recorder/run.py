@@ -548,16 +548,16 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
             prepared.head and head and gitrepo.is_ancestor(ds.root, prepared.head, head))):
         return
     before = (prepared.head or "")[:10]
-    was = f"branch {prepared.branch}" if prepared.branch else f"detached HEAD at {before}"
-    is_ = f"branch {now}" if now else f"detached HEAD at {(head or '')[:10]}"
+    was = prepared.branch or f"detached HEAD at {before}"
+    is_ = now or f"detached HEAD at {(head or '')[:10]}"
     back = prepared.branch or prepared.head
     hint = None
     if back:
         hint = (f"to record the run on {was} (at {before} before the command) instead, go back "
                 f"first with 'git -C {shlex.quote(str(ds.root))} checkout {shlex.quote(back)}'"
                 " (carrying the outputs along)")
-    raise RecorderError(f"the command switched from {was} to {is_}; rr does not record a run "
-                        "across branches", hint=hint)
+    raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; rr does not "
+                        "record a run across branches", hint=hint)
 
 
 def save_command(ds: Dataset, paths: Sequence[str] | None) -> str:

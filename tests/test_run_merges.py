@@ -121,7 +121,7 @@ def test_branch_switch_is_rejected_and_the_record_kept(ds):
                      "&& echo w > d", cwd=ds, check=False)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
-    assert f"switched from branch {branch} to branch other" in proc.stderr
+    assert f"HEAD moved from {branch} to other while the command ran" in proc.stderr
     assert f"checkout {branch}" in proc.stderr and "rr save -F .git/COMMIT_EDITMSG" in \
         proc.stderr
     assert sha(ds, branch) == before  # nothing recorded on the original branch ...
