@@ -333,6 +333,7 @@ class _Ran:
     exit_code: int
     duration: float
     watch: protect.ObjectWatch
+    reflog_action: str = ""  # marks the reflog entries of commits the command made
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
@@ -375,6 +376,8 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     env = dict(spec.env)
     if locked:  # an rr started by the command must not wait for its parent's lock
         env.update(lock_env_for_child([ds.git_dir]))
+    # commits the command makes are told from those of other rr processes by their reflog
+    reflog_action = env.setdefault("GIT_REFLOG_ACTION", runmerge.reflog_action())
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
@@ -395,7 +398,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, watch)
+    return _Ran(command, outcome.returncode, duration, watch, reflog_action)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
@@ -437,7 +440,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         full_message = records.format_message(subject, None if rid else rec, rid)
         # commits the command made itself: the run becomes a run-merge (DataLad >= 1.6); an
         # --explicit run that declares no outputs saves nothing, as in DataLad
-        own_commits = runmerge.detect(ds, prepared.head, prepared.subs)
+        own_commits = runmerge.detect(ds, prepared.head, prepared.subs, ran.reflog_action)
         if spec.explicit and not spec.outputs:
             own_commits = runmerge.Moved(False)
         damaged = ran.watch.damaged()  # content the command wrote into through a link

@@ -11,6 +11,7 @@ bottom-up; a subdataset that only has uncommitted changes gets a plain run commi
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +59,39 @@ class Moved:
         return self.top or bool(self.subs)
 
 
-def detect(ds: Dataset, head_before: str | None, subs_before: dict[str, str]) -> Moved:
-    top = head_before is not None and ds.head() != head_before
+def reflog_action() -> str:
+    """A GIT_REFLOG_ACTION unique to one run: git writes it into the reflog entry of every
+    commit the command makes."""
+    return f"rr-run-{os.getpid()}-{time.time_ns()}"
+
+
+def _made_by_command(ds: Dataset, head_before: str, marker: str) -> bool:
+    """Whether one of the reflog entries of HEAD after ``head_before`` carries ``marker``
+    (commits of other rr processes, e.g. saves beside an ``--explicit`` run, do not).
+    Without a readable reflog, every new commit counts as the command's (as in DataLad)."""
+    if not marker:
+        return True
+    try:
+        with open(ds.git_dir / "logs" / "HEAD", "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - (1 << 20)))  # the last MiB is plenty for one run
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return True
+    for line in reversed(lines):
+        head, _, message = line.partition("\t")
+        if message.startswith(marker + ":"):
+            return True
+        if head.split(" ", 2)[1:2] == [head_before]:
+            return False  # reached the entry that made HEAD what it was before the command
+    return False
+
+
+def detect(ds: Dataset, head_before: str | None, subs_before: dict[str, str],
+           marker: str = "") -> Moved:
+    top = head_before is not None and ds.head() != head_before and \
+        _made_by_command(ds, head_before, marker)
     subs: list[str] = []
     if subs_before:
         now = sub_heads(ds)
