@@ -222,3 +222,16 @@ def test_datalad_reruns_rr_run_merges_and_rr_reruns_datalads(ds, dl):
     # ... into the same shape
     assert shape(ds) == shape(dl)
     assert git("branch", "--show-current", cwd=ds) == git("branch", "--show-current", cwd=dl)
+
+
+def test_rerun_of_buried_run_merge_does_not_rewind_the_branch(ds):
+    # DataLad would rewind the branch past later commits; rr leaves it and detaches HEAD
+    rr("run", INNER, cwd=ds)
+    merge = sha(ds)
+    rr("run", "echo later > later", cwd=ds)
+    branch = git("branch", "--show-current", cwd=ds).strip()
+    tip = sha(ds)
+    proc = rr("rerun", merge, cwd=ds)
+    assert sha(ds, branch) == tip
+    assert git("branch", "--show-current", cwd=ds).strip() == ""
+    assert parents(ds)[0] == parents(ds, merge)[0] and "does not contain" in proc.stderr
