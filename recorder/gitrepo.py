@@ -632,3 +632,29 @@ def unstaged_paths(root: PathLike, paths: Sequence[str]) -> list[str]:
         return []
     return [e.path for e in iter_status(root, paths, untracked="all", ignore_submodules="dirty")
             if e.worktree and e.state != "unmerged"]
+
+
+# --- run-merges (commands that commit) ------------------------------------------------------
+
+
+def commit_tree(root: PathLike, tree_of: str, parents: Sequence[str], message: str) -> str:
+    """A new commit with the tree of ``tree_of``, the given parents and ``message`` verbatim
+    (as DataLad's run-merge: ``git commit-tree``); no ref moves."""
+    args = ["commit-tree", f"{tree_of}^{{tree}}"]
+    for p in parents:
+        args += ["-p", p]
+    args += ["-F", "-"]
+    return call_git(args, root, input=message.encode("utf-8", "surrogateescape")).strip()
+
+
+def update_ref(root: PathLike, ref: str, new: str, old: str, message: str = "") -> None:
+    """Move ``ref`` to ``new`` only if it is still at ``old`` (atomic compare-and-swap)."""
+    args = ["update-ref"]
+    if message:
+        args += ["-m", message]
+    call_git([*args, ref, new, old], root)
+
+
+def diff_names(root: PathLike, old: str, new: str) -> list[str]:
+    """Paths that differ between two commits (``git diff --name-only``, no renames)."""
+    return call_git_z(["diff", "-z", "--name-only", "--no-renames", old, new, "--"], root)

@@ -623,6 +623,15 @@ def _finish(replay: _Replay) -> None:
         return
     tip = gitrepo.resolve_commit(ds.root, f"refs/heads/{name}")
     if tip is not None and not replay.new_branch and \
+            not gitrepo.is_ancestor(ds.root, tip, replay.head) and \
+            _rewritten_run_merges(replay, tip):
+        # DataLad >= 1.6 (spec §3 rule 22): a run-merge is replayed from its first parent and
+        # the branch ends on the new merge; the replaced one stays reachable from the reflog
+        if replay.warn is not None:
+            replay.warn(f"{name} now ends at the replayed run-merge {replay.head[:10]} instead "
+                        f"of {tip[:10]} (as DataLad does); to keep the original: "
+                        f"git branch <name> {tip[:10]}")
+    elif tip is not None and not replay.new_branch and \
             not gitrepo.is_ancestor(ds.root, tip, replay.head):
         if replay.warn is not None:
             replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
@@ -630,6 +639,15 @@ def _finish(replay: _Replay) -> None:
                         "detached at the result")
         return
     _checkout_branch(ds, name, replay.head)
+
+
+def _rewritten_run_merges(replay: _Replay, tip: str) -> bool:
+    """Whether every commit that ``tip``'s branch would lose by moving to the replay's result
+    is a two-parent commit (a run-merge) this replay re-executed into a new one."""
+    lines = gitrepo.call_git_lines(["rev-list", "--first-parent", "--parents", tip,
+                                    f"^{replay.head}", "--"], replay.ds.root)
+    return bool(lines) and all(
+        len(line.split()) == 3 and line.split()[0] in replay.mapping for line in lines)
 
 
 def _base_for(replay: _Replay, step: Step) -> tuple[str | None, bool]:

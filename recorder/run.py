@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import annex, gitrepo, preflight, proc, protect
+from . import annex, gitrepo, preflight, proc, protect, runmerge
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -332,6 +332,7 @@ class _Prepared:
     existed_before: set[str]
     branch: str | None  # the branch HEAD was on (None: detached)
     head: str | None
+    subs: dict[str, str] = field(default_factory=dict)  # installed subdatasets' HEADs
 
 
 @dataclass
@@ -340,6 +341,7 @@ class _Ran:
     exit_code: int
     duration: float
     watch: protect.ObjectWatch
+    reflog_action: str = ""  # marks the reflog entries of commits the command made
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
@@ -363,7 +365,8 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
-    return _Prepared(p, declared, existed_before, gitrepo.current_branch(ds.root), ds.head())
+    return _Prepared(p, declared, existed_before, gitrepo.current_branch(ds.root), ds.head(),
+                     runmerge.sub_heads(ds))
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
@@ -379,6 +382,8 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
     env = dict(spec.env)
+    # commits the command makes are told from those of other rr processes by their reflog
+    reflog_action = env.setdefault("GIT_REFLOG_ACTION", runmerge.reflog_action())
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
@@ -399,7 +404,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, watch)
+    return _Ran(command, outcome.returncode, duration, watch, reflog_action)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
@@ -439,6 +444,11 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
                         if e.path not in {x.path for x in entries}]
             paths = [e.path for e in entries]
         full_message = records.format_message(subject, None if rid else rec, rid)
+        # commits the command made itself: the run becomes a run-merge (DataLad >= 1.6); an
+        # --explicit run that declares no outputs saves nothing, as in DataLad
+        own_commits = runmerge.detect(ds, prepared.head, prepared.subs, ran.reflog_action)
+        if spec.explicit and not spec.outputs:
+            own_commits = runmerge.Moved(False)
         damaged = ran.watch.damaged()  # content the command wrote into through a link
         if damaged:
             error = protect.content_damaged(ds, damaged)
@@ -447,7 +457,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
             raise error
         if ran.exit_code not in (0, spec.expected_exit):
             hint = None
-            if entries:
+            if entries or own_commits:
                 gitrepo.write_commit_editmsg(ds.root, full_message)
                 hint = ("outputs are left in place for inspection; to save them with the run "
                         "record: " + save_command(ds, paths if spec.explicit else None))
@@ -457,24 +467,32 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
                 f"command exited with code {ran.exit_code}{expected}; nothing was saved",
                 hint=hint)
         _ensure_same_branch(ds, prepared)
-        if spec.explicit and (ds.root / ".gitmodules").exists():
-            # declared outputs inside subdatasets: commit them there (same record) first
-            from .save import _save_in_subdatasets
-
-            moved = _save_in_subdatasets(ds, candidates, full_message)
-            if moved != candidates:
-                entries = [e for e in ds.status(moved, untracked="all")
-                           if e.state != "unmerged"]
-        if not entries:
-            return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
-                             relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
-        # kept before staging, so that even a SIGKILL during the save leaves the message
-        gitrepo.write_commit_editmsg(ds.root, full_message)
         received: list[int] = []
-        # HEAD as prepared, unless another rr committed meanwhile (explicit runs)
-        head = prepared.head if not spec.explicit else False
-        sha = commit_entries(ds, entries, full_message, only=spec.explicit, received=received,
-                             head=head)
+        if own_commits:
+            # kept first, as below: a failure anywhere in the merge leaves the message
+            gitrepo.write_commit_editmsg(ds.root, full_message)
+            sha, saved = _save_run_merge(ds, spec, prepared, own_commits, full_message,
+                                         candidates, paths, received)
+        else:
+            if spec.explicit and (ds.root / ".gitmodules").exists():
+                # declared outputs inside subdatasets: commit them there (same record) first
+                from .save import _save_in_subdatasets
+
+                moved = _save_in_subdatasets(ds, candidates, full_message)
+                if moved != candidates:
+                    entries = [e for e in ds.status(moved, untracked="all")
+                               if e.state != "unmerged"]
+            if not entries:
+                return RunResult("notneeded", None, rec, full_message, ran.command,
+                                 ran.exit_code, relpwd, p.in_hits, out_hits_after, ran.duration,
+                                 [], spec.notes)
+            # kept before staging, so that even a SIGKILL during the save leaves the message
+            gitrepo.write_commit_editmsg(ds.root, full_message)
+            # HEAD as prepared, unless another rr committed meanwhile (explicit runs)
+            head = prepared.head if not spec.explicit else False
+            sha = commit_entries(ds, entries, full_message, only=spec.explicit,
+                                 received=received, head=head)
+            saved = [e.path for e in entries]
     except CommandFailedError:
         raise
     except BaseException as exc:
@@ -486,8 +504,40 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
     if received:
         raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")
     return RunResult("ok", sha, rec, full_message, ran.command, ran.exit_code, relpwd,
-                     p.in_hits, out_hits_after, ran.duration, [e.path for e in entries],
-                     spec.notes)
+                     p.in_hits, out_hits_after, ran.duration, saved, spec.notes)
+
+
+def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
+                    own_commits: runmerge.Moved, message: str, candidates: list[str],
+                    paths: list[str], received: list[int]) -> tuple[str | None, list[str]]:
+    """Record a command that made commits of its own as DataLad >= 1.6 does: a run-merge in
+    every dataset that gained commits, bottom-up (see recorder/runmerge.py)."""
+    assert prepared.head is not None or not own_commits.top
+    # --explicit: the declared outputs (and the sidecar) only; DataLad saves everything when
+    # none of the declared outputs is there to save
+    if spec.explicit and own_commits.top and prepared.head is not None:
+        runmerge.check_dirty_committed(ds, prepared.head, sorted(set(candidates) | set(paths)))
+    explicit = spec.explicit and bool(candidates)
+    allowed = sorted(set(candidates) | set(paths)) if explicit else None
+    direct = runmerge.save_subdatasets(ds, own_commits, prepared.subs, message, allowed)
+    if allowed is not None:
+        rels = sorted(set(allowed) | set(direct))
+        if (ds.root / ".gitmodules").exists():
+            from .save import _save_in_subdatasets
+
+            rels = _save_in_subdatasets(ds, rels, message)
+        entries = ds.status(rels, untracked="all") if rels else []
+    else:
+        entries = _unclaimed(ds, ds.status(untracked="all"))
+    entries = [e for e in entries if e.state != "unmerged"]
+    if prepared.head is None:  # the command made the first commit: nothing to merge into
+        sha = commit_entries(ds, entries, message, only=explicit, received=received) \
+            if entries else None
+        return sha, [e.path for e in entries]
+    sha, _ = runmerge.save_top(ds, entries, prepared.head, own_commits, direct, message,
+                               only=explicit, received=received)
+    saved = runmerge.committed_paths(ds, prepared.head, sha) if sha else []
+    return sha, saved
 
 
 def _unclaimed(ds: Dataset, entries: list[gitrepo.StatusEntry]) -> list[gitrepo.StatusEntry]:
@@ -499,13 +549,24 @@ def _unclaimed(ds: Dataset, entries: list[gitrepo.StatusEntry]) -> list[gitrepo.
 
 
 def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
+    """The command may commit on the branch it started on (a run-merge records that), but
+    not switch to another branch: no run is recorded across branches."""
     now = gitrepo.current_branch(ds.root)
-    if now == prepared.branch and (now is not None or ds.head() == prepared.head):
+    head = ds.head()
+    if now == prepared.branch and (now is not None or head == prepared.head or (
+            prepared.head and head and gitrepo.is_ancestor(ds.root, prepared.head, head))):
         return
-    was = prepared.branch or f"detached HEAD at {(prepared.head or '')[:10]}"
-    is_ = now or f"detached HEAD at {(ds.head() or '')[:10]}"
-    raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; the run is "
-                        "not recorded on another branch")
+    before = (prepared.head or "")[:10]
+    was = prepared.branch or f"detached HEAD at {before}"
+    is_ = now or f"detached HEAD at {(head or '')[:10]}"
+    back = prepared.branch or prepared.head
+    hint = None
+    if back:
+        hint = (f"to record the run on {was} (at {before} before the command) instead, go back "
+                f"first with 'git -C {shlex.quote(str(ds.root))} checkout {shlex.quote(back)}'"
+                " (carrying the outputs along)")
+    raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; rr does not "
+                        "record a run across branches", hint=hint)
 
 
 def save_command(ds: Dataset, paths: Sequence[str] | None) -> str:
@@ -530,6 +591,8 @@ def _not_saved(ds: Dataset, message: str, paths: Sequence[str] | None,
     where = "its message is in .git/COMMIT_EDITMSG" if kept else "its message is printed above"
     hint = (f"the outputs are left in place and {where}; once the cause is fixed, save them "
             f"with: {save_command(ds, paths)}")
+    if isinstance(exc, RecorderError) and exc.hint and not isinstance(exc, Interrupted):
+        hint = f"{exc.hint}; {hint}"
     if isinstance(exc, KeyboardInterrupt) or (
             isinstance(exc, RecorderError) and isinstance(exc, Interrupted)):
         interrupted = Interrupted("interrupted while saving; nothing was committed")
