@@ -67,8 +67,34 @@ def init(path: PathLike) -> None:
 
 
 def head_sha(root: PathLike) -> str | None:
+    """The commit HEAD points to (None before the first commit).  Read from HEAD and a loose
+    branch ref when they are plain files (git writes both atomically), else asked of git."""
+    fast = _head_from_files(Path(git_dir(root)))
+    if fast is not None:
+        return fast
     out = call_git_optional(["rev-parse", "-q", "--verify", "HEAD^{commit}"], root)
     return out.strip() if out else None
+
+
+def _is_object_id(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _head_from_files(gd: Path) -> str | None:
+    try:
+        head = (gd / "HEAD").read_text(encoding="ascii", errors="replace").strip()
+        if _is_object_id(head):
+            return head  # detached
+        if not head.startswith("ref: refs/heads/") or ".." in head:
+            return None
+        ref = head[len("ref: "):]
+        common = gd
+        if (gd / "commondir").is_file():  # a linked worktree: branches live in the main one
+            common = (gd / (gd / "commondir").read_text().strip()).resolve()
+        sha = (common / ref).read_text(encoding="ascii", errors="replace").strip()
+        return sha if _is_object_id(sha) else None
+    except OSError:
+        return None  # packed, unborn, or not plain files: git knows
 
 
 def current_branch(root: PathLike) -> str | None:
