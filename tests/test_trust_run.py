@@ -309,3 +309,26 @@ def test_container_cannot_write_through_an_annex_link(ds_with_data, busybox_imag
     assert (ds / "data" / "a.txt").read_text() == "alpha\n"
     assert fsck_ok(ds)
     assert commit_count(ds) == before
+
+
+def test_save_waits_for_a_run_without_explicit(ds):
+    """A run without --explicit claims everything that changes while it runs: a save started
+    meanwhile waits for it, and each commit holds what belongs to it."""
+    run = subprocess.Popen([RR, "run", "-m", "R", "echo r > r.txt; " + WAIT_FOR_GO], cwd=ds,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / "r.txt").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    save = subprocess.Popen([RR, "save", "-m", "S", "r.txt"], cwd=ds,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1)
+    assert save.poll() is None  # waiting for the run's lock
+    (ds / ".git" / "go").touch()
+    _, run_err = run.communicate(timeout=60)
+    _, save_err = save.communicate(timeout=60)
+    assert run.returncode == 0, run_err
+    assert "waiting for the dataset lock held by pid" in save_err and "rr run" in save_err
+    assert git("log", "-1", "--format=%s", cwd=ds).strip() == "[DATALAD RUNCMD] R"
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["r.txt"]
+    assert "nothing to save" in save_err or save.returncode == 0
