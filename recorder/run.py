@@ -211,6 +211,11 @@ def prepare_spec(
     command = normalize_command(cmd)
     if not command.strip():
         raise UsageError("no command given", hint="rr run [OPTIONS] COMMAND...")
+    size = len(command.encode("utf-8", "surrogateescape"))
+    if size > records.MAX_COMMAND_BYTES:  # one argument of `sh -c` cannot be longer
+        raise UsageError(f"the command is too long ({size} bytes; a shell command can have "
+                         f"at most {records.MAX_COMMAND_BYTES})",
+                         hint="put it into a script in the dataset and run that")
     if expand not in (None, *EXPAND_CHOICES):
         raise UsageError(f"--expand must be one of {', '.join(EXPAND_CHOICES)}")
     if assume_ready not in (None, *EXPAND_CHOICES):

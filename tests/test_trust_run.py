@@ -332,3 +332,12 @@ def test_save_waits_for_a_run_without_explicit(ds):
     assert git("log", "-1", "--format=%s", cwd=ds).strip() == "[DATALAD RUNCMD] R"
     assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["r.txt"]
     assert "nothing to save" in save_err or save.returncode == 0
+
+
+def test_a_command_too_long_for_the_shell_is_one_line(ds):
+    from recorder import api
+    from recorder.errors import UsageError
+
+    with pytest.raises(UsageError, match="the command is too long"):
+        api.run("echo " + "x" * 2_000_000, dataset=ds)
+    assert git("status", "--porcelain", cwd=ds) == ""
