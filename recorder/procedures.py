@@ -39,9 +39,14 @@ class Procedure:
         return "executable" if self.path.exists() else "absent"  # a broken symlink
 
     def to_dict(self) -> dict:
+        kind = {".py": "python_script", ".sh": "bash_script"}.get(self.path.suffix,
+                                                                "executable")
         return {"name": self.name, "path": str(self.path), "source": self.source,
                 "call_format": self.call_format, "help": self.help, "state": self.state,
-                "overridden_by": self.overridden_by}
+                "overridden_by": self.overridden_by,
+                # DataLad's field names (run-procedure --discover results)
+                "procedure_name": self.name, "procedure_type": kind,
+                "procedure_callfmt": template_for(self), "procedure_help": self.help}
 
 
 def _shipped_dir() -> Path:

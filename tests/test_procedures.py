@@ -134,6 +134,10 @@ def test_procedure_precedence_user_over_system_over_dataset_over_shipped(ds, tmp
     states = {(r["name"], r["source"]): r["state"] for r in records_}
     assert states[("cfg_text2git", "user")] == "executable"
     assert states[("cfg_text2git", "dataset")] == "overridden"
+    user_rec = next(r for r in records_ if r["path"] == f"{user}/cfg_text2git.sh")
+    assert user_rec["procedure_name"] == "cfg_text2git"  # DataLad's field names too
+    assert user_rec["procedure_type"] == "bash_script"
+    assert user_rec["procedure_callfmt"] == "bash {script} {ds} {args}"
 
 
 def test_call_format_from_config(ds):
