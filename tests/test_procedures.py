@@ -229,6 +229,13 @@ def test_installed_subdataset_procedures_follow_the_dataset(ds, tmp_path):
     env = {"DATALAD_PROCEDURES_PLAIN_CALL__FORMAT": f"{sys.executable} {{script}} {{ds}}"}
     rr("run-procedure", "plain", cwd=ds, env=env)
     assert (ds / "plain.txt").read_text() == "2"
+    # a subdataset's procedure directory stays inside the subdataset
+    git("config", "-f", ".datalad/config", "datalad.locations.dataset-procedures", "..",
+        cwd=sub)
+    proc = rr("run-procedure", "--discover", cwd=ds, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "rr: error: datalad.locations.dataset-procedures is not a path inside the " \
+        "dataset" in proc.stderr
 
 
 def test_call_format_placeholders_escapes_and_help(ds):
