@@ -137,7 +137,7 @@ def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = Non
 
 def discover_procedures(*, dataset: PathArg = None):
     """All procedures rr can find, the first location that has a name wins (user, system,
-    dataset, shipped); the ones it shadows follow, marked overridden."""
+    extra, dataset, subdatasets, shipped); the ones it shadows follow, marked overridden."""
     from . import procedures
 
     try:
@@ -147,6 +147,19 @@ def discover_procedures(*, dataset: PathArg = None):
             raise
         ds = None
     return procedures.discover(ds, overridden=True)
+
+
+def procedure_help(name: str, *, dataset: PathArg = None):
+    """(procedure, help text) for ``run-procedure --help-proc NAME``."""
+    from . import procedures
+
+    try:
+        ds: Dataset | None = Dataset.find(dataset)
+    except RecorderError:
+        if dataset is not None:
+            raise
+        ds = None
+    return procedures.help_text(ds, name)
 
 
 def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame: bool = True):

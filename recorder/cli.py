@@ -420,6 +420,9 @@ def run_procedure(
     name: Optional[str] = typer.Argument(None, help="The procedure (e.g. cfg_yoda)."),
     args: List[str] = typer.Argument(None, help="Arguments passed to the procedure."),
     discover: bool = typer.Option(False, "--discover", help="List the procedures rr finds."),
+    help_proc: bool = typer.Option(False, "--help-proc",
+                                   help="Show the help of procedure NAME "
+                                        "(datalad.procedures.NAME.help)."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print results as JSON."),
 ) -> None:
@@ -428,6 +431,16 @@ def run_procedure(
     Example: rr run-procedure cfg_text2git
     """
     from . import api
+
+    if help_proc:
+        if not name:
+            call(_raise_usage, "--help-proc needs a procedure name")
+        proc_, text = call(api.procedure_help, name, dataset=dataset)
+        if as_json:
+            _json({"action": "procedure_help", "status": "ok", **proc_.to_dict()})
+        else:
+            print(f"{proc_.name} ({proc_.path})\n{text}")
+        return
 
     if discover:
         for p in call(api.discover_procedures, dataset=dataset):

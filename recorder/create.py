@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import RecorderError
@@ -50,7 +51,7 @@ def create(path: str | os.PathLike[str] | None = None, force: bool = False,
     ds = Dataset(target)
     dsid = str(uuid.uuid4())
     (target / ".datalad").mkdir(exist_ok=True)
-    gitrepo.config_set(target, "datalad.dataset.id", dsid, file=str(target / DATALAD_CONFIG))
+    gitrepo.config_set(target, cfgkeys.DATASET_ID, dsid, file=str(target / DATALAD_CONFIG))
     paths = [DATALAD_CONFIG]
     if annex_repo:
         _write_if_absent(target / ".gitattributes", GITATTRIBUTES)
@@ -96,7 +97,7 @@ def register_in(superds: Dataset, sub: Dataset) -> str:
         paths = [".gitmodules", rel]
         gitrepo.add(superds.root, paths)
         return gitrepo.commit(superds.root, NEW_SUBDATASET_MESSAGE, only=paths,
-                              hooks_path=superds.config.get("core.hooksPath"))
+                              hooks_path=superds.config.get(cfgkeys.CORE_HOOKSPATH))
 
 
 def _write_if_absent(path: Path, text: str) -> None:

@@ -4,26 +4,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as cfgkeys
 from . import gitrepo
 from .errors import NoDatasetError, OutsideDatasetError, RecorderError
 from .record import DEFAULT_RECORD_DIR
 
 DATALAD_CONFIG = ".datalad/config"
-RECORD_DIR_KEY = "datalad.run.record-directory"
+RECORD_DIR_KEY = cfgkeys.RUN_RECORD_DIRECTORY
 
 
 @dataclass
 class Config:
-    """Merged configuration: ``.datalad/config`` (the committed "branch" scope) below git's
-    own scopes, as DataLad merges them.  Values keep their order; the last one wins."""
+    """Merged configuration, as DataLad merges it (see :mod:`recorder.config`):
+    ``.datalad/config`` (the committed "branch" scope) < git's own scopes < the environment
+    (``DATALAD_*``, ``DATALAD_CONFIG_OVERRIDES_JSON``).  Values keep their order; the last
+    one wins."""
 
     values: dict[str, list[str]] = field(default_factory=dict)
-    # git's own scopes only (system, global, local, worktree, command line): what the user
-    # or this machine set, never what a cloned dataset committed in .datalad/config
+    # git's own scopes (system, global, local, worktree, command line) and the environment:
+    # what the user or this machine set, never what a cloned dataset committed
     git_values: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def layered(cls, committed: dict[str, list[str]], scoped: dict[str, list[str]],
+                env: dict[str, list[str]] | None = None) -> "Config":
+        env = cfgkeys.env_overrides() if env is None else env
+        own = {**scoped, **env}  # the environment overrides git's scopes key by key
+        return cls({**committed, **own}, own)
 
     def get(self, key: str, default: str | None = None) -> str | None:
         vals = self.values.get(_norm(key))
@@ -33,13 +44,20 @@ class Config:
         return list(self.values.get(_norm(key), []))
 
     def get_bool(self, key: str, default: bool = False) -> bool:
-        value = self.get(key)
-        if value is None:
-            return default
-        return value.strip().lower() in ("1", "true", "yes", "on", "enable", "")
+        return cfgkeys.to_bool(self.get(key), default)
+
+    def typed(self, key: str, *, local: bool | None = None) -> Any:
+        """``key`` as the registry (:mod:`recorder.config`) types it, with its default;
+        keys the registry marks ``scope="git"`` (or ``local=True``) skip .datalad/config."""
+        entry = cfgkeys.lookup(key)
+        if local is None:
+            local = entry is not None and entry.scope == "git"
+        store = self.git_values if local else self.values
+        return cfgkeys.typed(key, store.get(_norm(key)))
 
     def get_local(self, key: str, default: str | None = None) -> str | None:
-        """The value from git's own config scopes only (not the committed .datalad/config)."""
+        """The value from git's own config scopes and the environment only (not the
+        committed .datalad/config)."""
         vals = self.git_values.get(_norm(key))
         return vals[-1] if vals else default
 
@@ -47,7 +65,8 @@ class Config:
         return list(self.git_values.get(_norm(key), []))
 
     def committed_only(self, key: str) -> bool:
-        """True when ``key`` is set in .datalad/config but in none of git's own scopes."""
+        """True when ``key`` is set in .datalad/config but in none of git's own scopes nor
+        the environment."""
         key = _norm(key)
         return key in self.values and key not in self.git_values
 
@@ -56,15 +75,7 @@ class Config:
         return {k: v for k, v in self.values.items() if k.startswith(prefix)}
 
 
-def _norm(key: str) -> str:
-    """git config keys: section and variable are case-insensitive, a subsection is not."""
-    first, _, rest = key.partition(".")
-    if not rest:
-        return key.lower()
-    middle, _, last = rest.rpartition(".")
-    if not middle:
-        return f"{first.lower()}.{last.lower()}"
-    return f"{first.lower()}.{middle}.{last.lower()}"
+_norm = cfgkeys.normalize
 
 
 class Dataset:
@@ -120,18 +131,17 @@ class Dataset:
         scoped: dict[str, list[str]] = {}
         for key, value in gitrepo.config_list(self.root):
             scoped.setdefault(_norm(key), []).append(value)
-        # git's own scopes override the committed defaults key by key
-        values.update(scoped)
-        return Config(values, scoped)
+        # git's own scopes override the committed defaults key by key, the environment both
+        return Config.layered(values, scoped)
 
     @property
     def id(self) -> str | None:
-        return self.config.get("datalad.dataset.id")
+        return self.config.get(cfgkeys.DATASET_ID)
 
     @property
     def is_annex(self) -> bool:
         # annex.version, not annex.uuid: `git annex uninit` can leave the uuid behind
-        return self.config.get("annex.version") is not None
+        return self.config.get(cfgkeys.ANNEX_VERSION) is not None
 
     # --- paths ----------------------------------------------------------------------
     # Everything that turns a path into a place in the dataset goes through ensure_inside:

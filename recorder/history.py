@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import config as cfgkeys
 from . import gitrepo
 from . import record as records
 from .dataset import Dataset
@@ -41,7 +42,7 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     try:
         record_dir = ds.record_directory()
     except RecorderError:  # each sidecar record is noted as unreadable below, the log goes on
-        record_dir = ds.config.get("datalad.run.record-directory") or ""
+        record_dir = ds.config.get(cfgkeys.RUN_RECORD_DIRECTORY) or ""
     rows = []
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
                               notes_ref=gitrepo.NOTES_REF):

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config as cfgkeys
 from . import gitrepo
 from . import record as records
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import RecorderError, UsageError
 
-CONFIG_KEY = "rr.metrics.file"
+CONFIG_KEY = cfgkeys.METRICS_FILE
 
 
 @dataclass

@@ -14,6 +14,7 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import config as cfgkeys
 from .errors import PlaceholderError
 
 BUILTIN = ("pwd", "dspath", "tmpdir", "inputs", "outputs")
@@ -87,7 +88,7 @@ def expand(template: str, values: Mapping[str, Any], *, what: str = "command") -
 
 def substitutions(config_values: Mapping[str, list[str]]) -> dict[str, Any]:
     """Custom placeholders from ``datalad.run.substitutions.NAME`` config values."""
-    prefix = "datalad.run.substitutions."
+    prefix = cfgkeys.RUN_SUBSTITUTIONS.replace("<NAME>", "")
     result: dict[str, Any] = {}
     for key, vals in config_values.items():
         if key.startswith(prefix) and vals:

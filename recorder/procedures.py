@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import config as cfgkeys
 from . import gitrepo, proc
 from .dataset import Dataset
 from .errors import RecorderError
@@ -26,19 +27,26 @@ _SUFFIXES = (".py", ".sh", "")
 class Procedure:
     name: str
     path: Path
-    source: str  # user | system | dataset | shipped
+    source: str  # user | system | extra | dataset | subdataset | shipped
     call_format: str | None = None
     help: str | None = None
     overridden_by: str | None = None  # the source whose procedure of this name wins
 
     @property
     def state(self) -> str:
-        return "overridden" if self.overridden_by else "executable"
+        if self.overridden_by:
+            return "overridden"
+        return "executable" if self.path.exists() else "absent"  # a broken symlink
 
     def to_dict(self) -> dict:
+        kind = {".py": "python_script", ".sh": "bash_script"}.get(self.path.suffix,
+                                                                "executable")
         return {"name": self.name, "path": str(self.path), "source": self.source,
                 "call_format": self.call_format, "help": self.help, "state": self.state,
-                "overridden_by": self.overridden_by}
+                "overridden_by": self.overridden_by,
+                # DataLad's field names (run-procedure --discover results)
+                "procedure_name": self.name, "procedure_type": kind,
+                "procedure_callfmt": template_for(self), "procedure_help": self.help}
 
 
 def _shipped_dir() -> Path:
@@ -50,26 +58,66 @@ def _shipped_dir() -> Path:
         return SHIPPED_DIR
 
 
-DATASET_PROCEDURES_KEY = "datalad.locations.dataset-procedures"
+DATASET_PROCEDURES_KEY = cfgkeys.DATASET_PROCEDURES
 DEFAULT_DATASET_PROCEDURES = ".datalad/procedures"
+
+
+@dataclass(frozen=True)
+class _Location:
+    source: str          # user | system | extra | dataset | subdataset | shipped
+    directory: Path
+    owner: Dataset | None = None  # the (sub)dataset the directory belongs to
 
 
 def locations(ds: Dataset | None) -> list[tuple[str, Path]]:
     """Where procedures are looked for, highest precedence first, as DataLad: user, system,
-    dataset, shipped.  A dataset never overrides the user's or the system's procedures, and
-    the user and system locations come from git's own config scopes only (a cloned
+    extra (``datalad.locations.extra-procedures``, each value), the dataset, its installed
+    subdatasets (depth first, each before its own subdatasets), shipped.  A dataset never
+    overrides the user's or the system's procedures, and the user, system and extra
+    locations come from git's own config scopes and the environment only (a cloned
     dataset's committed .datalad/config cannot point them elsewhere)."""
-    result: list[tuple[str, Path]] = []
+    return [(loc.source, loc.directory) for loc in _locations(ds)]
+
+
+def _locations(ds: Dataset | None) -> list[_Location]:
+    result: list[_Location] = []
     cfg = ds.config if ds is not None else None
+    if cfg is None:
+        from .dataset import Config
+
+        cfg = Config.layered({}, {})
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    user = cfg.get_local("datalad.locations.user-procedures") if cfg else None
-    result.append(("user", Path(user or os.path.join(xdg, "datalad", "procedures"))))
-    system = cfg.get_local("datalad.locations.system-procedures") if cfg else None
-    result.append(("system", Path(system or "/etc/xdg/datalad/procedures")))
-    if ds is not None and cfg is not None:
-        for rel in (cfg.get_all(DATASET_PROCEDURES_KEY) or [DEFAULT_DATASET_PROCEDURES]):
-            result.append(("dataset", ds.root / _dataset_dir(ds, rel)))
-    result.append(("shipped", _shipped_dir()))
+    user = cfg.get_local(cfgkeys.USER_PROCEDURES)
+    result.append(_Location("user", Path(user or os.path.join(xdg, "datalad", "procedures"))))
+    system = cfg.get_local(cfgkeys.SYSTEM_PROCEDURES)
+    result.append(_Location("system", Path(system or "/etc/xdg/datalad/procedures")))
+    for extra in cfg.get_all_local(cfgkeys.EXTRA_PROCEDURES):
+        if extra:
+            result.append(_Location("extra", Path(os.path.expanduser(extra))))
+    if ds is not None:
+        result.extend(_dataset_locations(ds, ds, "dataset", set()))
+    result.append(_Location("shipped", _shipped_dir()))
+    return result
+
+
+def _dataset_locations(top: Dataset, ds: Dataset, source: str, seen: set[Path]
+                       ) -> list[_Location]:
+    """The procedure directories of ``ds`` and, recursively, of its installed subdatasets;
+    every one checked to stay inside ``ds`` (and so inside ``top``)."""
+    real = ds.real_root
+    if real in seen:
+        return []
+    seen.add(real)
+    result = [_Location(source, ds.root / _dataset_dir(ds, rel), ds)
+              for rel in (ds.config.get_all(DATASET_PROCEDURES_KEY)
+                          or [DEFAULT_DATASET_PROCEDURES])]
+    if not (ds.root / ".gitmodules").is_file():
+        return result
+    for path in ds.subdatasets():  # checked entries: plain relative paths inside ds
+        sub_root = ds.root / path
+        if not (sub_root / ".git").exists() or not top.resolves_inside(sub_root):
+            continue  # not installed (or not where it claims to be)
+        result.extend(_dataset_locations(top, Dataset(sub_root), "subdataset", seen))
     return result
 
 
@@ -90,36 +138,50 @@ def discover(ds: Dataset | None, *, overridden: bool = False) -> list[Procedure]
     ``overridden`` also the ones a higher location shadows, marked as such."""
     found: dict[str, Procedure] = {}
     shadowed: list[Procedure] = []
-    for source, directory in locations(ds):
+    reported: set[Path] = set()
+    for loc in _locations(ds):
+        directory = loc.directory
         if not directory.is_dir():
             continue
         for entry in sorted(directory.iterdir()):
-            if entry.name.startswith(("_", ".")) or not entry.is_file():
+            if entry.name.startswith(("_", ".")) or entry in reported:
+                continue
+            if not entry.is_file() and not (entry.is_symlink() and not entry.exists()):
                 continue
             stem, suffix = os.path.splitext(entry.name)
             if suffix not in _SUFFIXES:
-                continue
-            if suffix == "" and not os.access(entry, os.X_OK):
-                continue
-            if source == "dataset" and ds is not None and not ds.resolves_inside(entry):
+                stem, suffix = entry.name, ""
+            if loc.owner is not None and not (loc.owner.resolves_inside(entry) and (
+                    ds is None or ds.resolves_inside(entry))):
                 continue  # a dataset's "procedure" that is a symlink to a file elsewhere
+            p = _with_config(ds, loc, Procedure(stem, entry, loc.source))
+            if suffix == "" and not p.call_format and not os.access(entry, os.X_OK) \
+                    and entry.exists():
+                continue  # DataLad: not executable and no call format: not a procedure
+            reported.add(entry)
             if stem in found:
-                if overridden and found[stem].path != entry:
-                    shadowed.append(Procedure(stem, entry, source,
+                if overridden:
+                    shadowed.append(Procedure(stem, entry, loc.source, p.call_format, p.help,
                                               overridden_by=found[stem].source))
                 continue
-            found[stem] = _with_config(ds, Procedure(stem, entry, source))
+            found[stem] = p
     return list(found.values()) + shadowed
 
 
-def _with_config(ds: Dataset | None, p: Procedure) -> Procedure:
-    if ds is None:
-        return p
-    # a dataset configures its own procedures in .datalad/config; how a user's, the
-    # system's or a shipped procedure is called is decided by this machine's config only
-    get = ds.config.get if p.source == "dataset" else ds.config.get_local
-    fmt = get(f"datalad.procedures.{p.name}.call-format")
-    text = get(f"datalad.procedures.{p.name}.help")
+def _with_config(ds: Dataset | None, loc: _Location, p: Procedure) -> Procedure:
+    # a (sub)dataset configures its own procedures in its .datalad/config; how a user's,
+    # the system's or a shipped procedure is called is decided by this machine's config
+    # (git's own scopes and the environment) only
+    if loc.owner is not None:
+        get = loc.owner.config.get
+    elif ds is not None:
+        get = ds.config.get_local
+    else:
+        from .dataset import Config
+
+        get = Config.layered({}, {}).get_local
+    fmt = get(cfgkeys.named(cfgkeys.PROCEDURE_CALL_FORMAT, p.name))
+    text = get(cfgkeys.named(cfgkeys.PROCEDURE_HELP, p.name))
     if text is None and p.path.suffix == ".py":
         text = _docstring(p.path)
     return Procedure(p.name, p.path, p.source, fmt, text)
@@ -150,18 +212,57 @@ def ensure_known(names: Sequence[str], path: str | os.PathLike[str] | None) -> N
         find(None, name if name.startswith("cfg_") else f"cfg_{name}")
 
 
-def command_for(p: Procedure, ds: Dataset, args: Sequence[str]) -> str:
-    quoted_args = " ".join(shlex.quote(a) for a in args)
+def template_for(p: Procedure) -> str:
+    """The call format: configured, or DataLad's default for the kind of file."""
     if p.call_format:
-        return p.call_format.format(script=shlex.quote(str(p.path)), ds=shlex.quote(str(ds.root)),
-                                    args=quoted_args)
+        return p.call_format
     if p.path.suffix == ".py":
-        base = f"{shlex.quote(sys.executable)} {shlex.quote(str(p.path))}"
-    elif p.path.suffix == ".sh":
-        base = f"bash {shlex.quote(str(p.path))}"
-    else:
-        base = shlex.quote(str(p.path))
-    return f"{base} {shlex.quote(str(ds.root))} {quoted_args}".rstrip()
+        return f"{_guard(shlex.quote(sys.executable))} {{script}} {{ds}} {{args}}"
+    if p.path.suffix == ".sh":
+        return "bash {script} {ds} {args}"
+    return "{script} {ds} {args}"
+
+
+def _guard(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def command_for(p: Procedure, ds: Dataset, args: Sequence[str]) -> str:
+    """The shell command a procedure runs as, built as DataLad builds it: the call format
+    with ``{script}``, ``{ds}``, ``{args}`` filled in (``{{``/``}}`` are literal braces),
+    then, as ``datalad run`` would, the run placeholders (``{pwd}``, ``{dspath}``,
+    ``datalad.run.substitutions.*``) in what is left."""
+    from .placeholders import PlaceholderError, expand, substitutions
+
+    quoted_args = " ".join(shlex.quote(a) for a in args)
+    what = f"the call format of procedure {p.name}"
+    try:
+        first = template_for(p).format(script=_guard(shlex.quote(str(p.path))),
+                                       ds=_guard(shlex.quote(str(ds.root))),
+                                       args=_guard(quoted_args))
+    except KeyError as exc:
+        raise RecorderError(f"{what} has an unknown placeholder: {{{exc.args[0]}}}",
+                            hint="known: {script}, {ds}, {args}; write literal braces as "
+                                 "{{ and }}") from None
+    except (IndexError, ValueError, AttributeError) as exc:
+        raise RecorderError(f"{what} is malformed: {exc}",
+                            hint="write literal braces as {{ and }}") from None
+    values = substitutions(ds.config.values)
+    values.update(pwd=shlex.quote(str(ds.root)), dspath=shlex.quote(str(ds.root)))
+    try:
+        return expand(first, values, what=what).strip()
+    except PlaceholderError as exc:
+        raise RecorderError(exc.message, hint=exc.hint) from None
+
+
+def help_text(ds: Dataset | None, name: str) -> tuple[Procedure, str]:
+    """``rr run-procedure --help-proc NAME``: the procedure and its help
+    (``datalad.procedures.NAME.help``, else a Python procedure's docstring)."""
+    p = find(ds, name)
+    if not p.help:
+        raise RecorderError(f"no help available for procedure {name}",
+                            hint=f"set it with git config datalad.procedures.{name}.help TEXT")
+    return p, p.help
 
 
 @dataclass
@@ -191,6 +292,9 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     elsewhere: its command line goes to ``announce`` before it runs.
     """
     p = find(ds, name)
+    if p.state == "absent":
+        raise RecorderError(f"procedure {name} is a broken symlink: {p.path}")
+    command_for(p, ds, args)  # a bad call format is an error before anything runs
     if announce is not None and p.source != "shipped" and (
             os.environ.get(INNER_ENV) or not record):
         announce(command_for(p, ds, args))

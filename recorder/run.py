@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config as cfgkeys
 from . import annex, gitrepo, preflight, proc, protect, runmerge
 from . import record as records
 from .dataset import Dataset
@@ -439,7 +440,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         entries = [e for e in entries if e.state != "unmerged"]
         paths = [e.path for e in entries]
         sidecar = spec.sidecar if spec.sidecar is not None else \
-            ds.config.get_bool("datalad.run.record-sidecar")
+            ds.config.typed(cfgkeys.RUN_RECORD_SIDECAR)
         rid = None
         if entries and sidecar:
             record_dir = ds.record_directory()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as cfgkeys
 from . import gitrepo
 from .dataset import Dataset
 from .errors import RecorderError
@@ -24,7 +25,7 @@ from .lock import deferred_signals
 from .save import commit_entries
 
 REMAINING = "Remaining changes after command execution"
-DIRTY_COMMITTED = "datalad.run.dirty-committed"
+DIRTY_COMMITTED = cfgkeys.RUN_DIRTY_COMMITTED
 
 
 def sub_heads(ds: Dataset) -> dict[str, str]:
@@ -103,7 +104,7 @@ def check_dirty_committed(ds: Dataset, head_before: str, declared: Sequence[str]
     """An ``--explicit`` run with declared outputs whose command committed other files is an
     error unless ``datalad.run.dirty-committed`` says otherwise (DataLad's semantics: only
     the value ``error``, the default, refuses)."""
-    if (ds.config.get(DIRTY_COMMITTED) or "error") != "error":
+    if ds.config.typed(DIRTY_COMMITTED) != "error":
         return
     head = ds.head()
     assert head is not None

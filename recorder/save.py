@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import config as cfgkeys
 from . import annex, gitrepo, protect
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
@@ -112,7 +113,7 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
             return None
         with deferred_signals(received):
             sha = gitrepo.commit(ds.root, message, only=paths if only else None,
-                                 hooks_path=ds.config.get("core.hooksPath"))
+                                 hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH))
         if sha == before:
             raise RecorderError("git commit exited 0 but made no commit")
         return sha

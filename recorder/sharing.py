@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
@@ -362,8 +363,8 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
     if data != "nothing" and ds.is_annex:
         # only what this machine configured: a cloned dataset's committed .datalad/config
         # must not choose where content is copied to
-        targets = ds.config.get_all_local(f"remote.{to}.datalad-publish-depends")
-        if not ds.config.get_bool(f"remote.{to}.annex-ignore"):
+        targets = ds.config.get_all_local(cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS, to))
+        if not ds.config.get_bool(cfgkeys.named(cfgkeys.REMOTE_ANNEX_IGNORE, to)):
             targets.append(to)
         for target in targets:
             try:

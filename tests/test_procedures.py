@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 
 
 from recorder import record as records
@@ -132,6 +134,10 @@ def test_procedure_precedence_user_over_system_over_dataset_over_shipped(ds, tmp
     states = {(r["name"], r["source"]): r["state"] for r in records_}
     assert states[("cfg_text2git", "user")] == "executable"
     assert states[("cfg_text2git", "dataset")] == "overridden"
+    user_rec = next(r for r in records_ if r["path"] == f"{user}/cfg_text2git.sh")
+    assert user_rec["procedure_name"] == "cfg_text2git"  # DataLad's field names too
+    assert user_rec["procedure_type"] == "bash_script"
+    assert user_rec["procedure_callfmt"] == "bash {script} {ds} {args}"
 
 
 def test_call_format_from_config(ds):
@@ -159,3 +165,124 @@ def test_failing_procedure_leaves_dataset_as_before(ds):
     assert commit_count(ds) == before
     assert not (ds / "half.txt").exists() and not (ds / "m.txt").exists()
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_extra_procedures_several_locations_after_system_before_dataset(ds, tmp_path):
+    """datalad.locations.extra-procedures: every value is searched, after the user's and the
+    system's directories and before the dataset's; a dataset cannot set it for itself."""
+    one, two = tmp_path / "extra1", tmp_path / "extra2"
+    for d in (one, two):
+        d.mkdir()
+    (one / "from_one.py").write_text('"""first extra"""\n')
+    (two / "from_two.sh").write_text("true\n")
+    (two / "from_one.sh").write_text("true\n")  # shadowed by the first location
+    dataset = ds / ".datalad" / "procedures"
+    dataset.mkdir()
+    (dataset / "from_two.sh").write_text("true\n")
+    rr("save", "-m", "procs", cwd=ds)
+    git("config", "-f", ".datalad/config", "datalad.locations.extra-procedures",
+        str(tmp_path / "committed"), cwd=ds)
+    (tmp_path / "committed").mkdir()
+    (tmp_path / "committed" / "sneaky.sh").write_text("true\n")
+    git("config", "--add", "datalad.locations.extra-procedures", str(one), cwd=ds)
+    git("config", "--add", "datalad.locations.extra-procedures", str(two), cwd=ds)
+    listing = rr("run-procedure", "--discover", cwd=ds).stdout.splitlines()
+    assert f"from_one (extra: {one}/from_one.py)  first extra" in listing
+    assert f"from_two (extra: {two}/from_two.sh)" in listing
+    assert f"[overridden by extra] from_one (extra: {two}/from_one.sh)" in listing
+    assert f"[overridden by extra] from_two (dataset: {dataset}/from_two.sh)" in listing
+    assert not any("sneaky" in line for line in listing)
+    # the environment is the user's own: DATALAD_LOCATIONS_EXTRA__PROCEDURES applies
+    listing = rr("run-procedure", "--discover", cwd=ds,
+                 env={"DATALAD_LOCATIONS_EXTRA__PROCEDURES": str(tmp_path / "committed")}
+                 ).stdout
+    assert "sneaky (extra:" in listing and "from_one (extra:" not in listing
+
+
+def test_installed_subdataset_procedures_follow_the_dataset(ds, tmp_path):
+    """DataLad: a dataset's procedures, then those of its installed subdatasets (under their
+    own name), the superdataset winning a conflict; the subdataset's config (and the
+    environment) says how they are called; a non-executable file without suffix is a
+    procedure once a call format names it."""
+    rr("create", "-d", ".", "sub", cwd=ds)
+    sub = ds / "sub"
+    code = sub / "code"
+    code.mkdir()
+    (code / "subproc.sh").write_text('echo "sub $2" > "$1/fromsub.txt"\n')
+    (code / "both.sh").write_text("exit 3\n")
+    (code / "plain").write_text('import sys; open(sys.argv[1] + "/plain.txt", "w").write('
+                                'str(len(sys.argv)))\n')
+    git("config", "-f", ".datalad/config", "datalad.locations.dataset-procedures", "code",
+        cwd=sub)
+    rr("save", "-m", "sub procedures", cwd=sub)
+    own = ds / ".datalad" / "procedures"
+    own.mkdir(parents=True)
+    (own / "both.sh").write_text("true\n")
+    rr("save", "-m", "procedures", cwd=ds)
+    listing = rr("run-procedure", "--discover", cwd=ds).stdout.splitlines()
+    assert f"subproc (subdataset: {code}/subproc.sh)" in listing
+    assert f"[overridden by dataset] both (subdataset: {code}/both.sh)" in listing
+    assert not any(line.startswith("plain ") for line in listing)  # not executable
+    rr("run-procedure", "subproc", "x", cwd=ds)
+    assert (ds / "fromsub.txt").read_text() == "sub x\n"
+    rr("run-procedure", "both", cwd=ds)  # the superdataset's own one: exits 0
+    env = {"DATALAD_PROCEDURES_PLAIN_CALL__FORMAT": f"{sys.executable} {{script}} {{ds}}"}
+    rr("run-procedure", "plain", cwd=ds, env=env)
+    assert (ds / "plain.txt").read_text() == "2"
+    # a subdataset's procedure directory stays inside the subdataset
+    git("config", "-f", ".datalad/config", "datalad.locations.dataset-procedures", "..",
+        cwd=sub)
+    proc = rr("run-procedure", "--discover", cwd=ds, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "rr: error: datalad.locations.dataset-procedures is not a path inside the " \
+        "dataset" in proc.stderr
+
+
+def test_call_format_placeholders_escapes_and_help(ds):
+    """DataLad's test_configs: {script} {ds} {args} filled in, {{name}} left for run's
+    substitutions, a local call format beats the committed one, --help-proc."""
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "echoer.sh").write_text('shift; rm -f "$RR_DATASET/echo.txt"; '
+                                     'echo "$@" > "$RR_DATASET/echo.txt"\n')
+    git("config", "-f", ".datalad/config", "datalad.procedures.echoer.call-format",
+        "bash {script} {ds} {{mysub}} {args}", cwd=ds)
+    git("config", "-f", ".datalad/config", "datalad.run.substitutions.mysub", "from-config",
+        cwd=ds)
+    rr("save", "-m", "proc", cwd=ds)
+    proc = rr("run-procedure", "--help-proc", "echoer", cwd=ds, check=False)
+    assert proc.returncode == 1 and "no help available for procedure echoer" in proc.stderr
+    rr("run-procedure", "echoer", "a b", cwd=ds)
+    assert (ds / "echo.txt").read_text() == "from-config a b\n"
+    git("config", "datalad.procedures.echoer.call-format", "bash {script} {ds} local {args}",
+        cwd=ds)
+    rr("run-procedure", "echoer", "z", cwd=ds)
+    assert (ds / "echo.txt").read_text() == "local z\n"
+    git("config", "-f", ".datalad/config", "datalad.procedures.echoer.help",
+        "This is a help message", cwd=ds)
+    out = rr("run-procedure", "--help-proc", "echoer", cwd=ds).stdout
+    assert out == f"echoer ({pdir}/echoer.sh)\nThis is a help message\n"
+    git("config", "datalad.procedures.echoer.call-format", "bash {script} {nope}", cwd=ds)
+    head = git("rev-parse", "HEAD", cwd=ds)
+    proc = rr("run-procedure", "echoer", cwd=ds, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "rr: error: the call format of procedure echoer has an unknown placeholder: {nope}" \
+        in proc.stderr
+    assert git("rev-parse", "HEAD", cwd=ds) == head
+
+
+def test_underscore_name_call_format_from_overrides_json(ds):
+    """DataLad's test_name_with_underscore: DATALAD_PROCEDURES_PRINT_ARGS_CALL__FORMAT names
+    another key; DATALAD_CONFIG_OVERRIDES_JSON reaches it."""
+    pdir = ds / ".datalad" / "procedures"
+    pdir.mkdir()
+    (pdir / "print_args").write_text('import sys; open("args.txt", "w").write(str(sys.argv[1:]))\n')
+    rr("save", "-m", "proc", cwd=ds)
+    fmt = f"{sys.executable} {{script}}"
+    proc = rr("run-procedure", "print_args", cwd=ds, check=False,
+              env={"DATALAD_PROCEDURES_PRINT_ARGS_CALL__FORMAT": fmt})
+    assert proc.returncode == 1 and "unknown procedure: print_args" in proc.stderr
+    rr("run-procedure", "print_args", cwd=ds,
+       env={"DATALAD_CONFIG_OVERRIDES_JSON": json.dumps(
+           {"datalad.procedures.print_args.call-format": fmt})})
+    assert (ds / "args.txt").read_text() == "[]"

@@ -1,0 +1,128 @@
+"""One config layer: the key registry, DataLad's environment overrides, typed values."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from recorder import config as cfgkeys
+from recorder import record as records
+from recorder.dataset import Config, Dataset
+from recorder.errors import RecorderError
+from tests.conftest import git, last_message, needs_datalad, rr
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_table_is_the_registry():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"<!-- config-table:[^\n]*-->\n(.*?)<!-- /config-table -->", readme, re.S)
+    assert match, "README lacks the generated configuration table"
+    assert match.group(1) == cfgkeys.markdown_table(), \
+        "README config table is stale: regenerate it from recorder/config.py"
+
+
+def test_no_key_strings_outside_the_registry():
+    """Keys rr reads are spelled once, in recorder/config.py."""
+    pattern = re.compile(r"""config\.(?:get|get_all|get_bool|get_local|get_all_local|typed)\(\s*f?["']""")
+    offenders = []
+    for path in (ROOT / "recorder").rglob("*.py"):
+        if path.name == "config.py" and path.parent.name == "recorder":
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if pattern.search(line) and "containers" not in path.parts:
+                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("var, key", [
+    ("DATALAD_RUN_RECORD__SIDECAR", "datalad.run.record-sidecar"),
+    ("DATALAD_LOCATIONS_EXTRA__PROCEDURES", "datalad.locations.extra-procedures"),
+    ("DATALAD_PROCEDURES_PRINT_ARGS_CALL__FORMAT", "datalad.procedures.print.args.call-format"),
+    ("DATALAD_DATASET_ID", "datalad.dataset.id"),
+])
+def test_env_names_map_as_datalad_maps_them(var, key):
+    assert cfgkeys.key_from_env(var) == key
+    assert cfgkeys.env_overrides({var: "v", "OTHER": "x"}) == {key: ["v"]}
+
+
+@needs_datalad
+def test_env_layer_matches_datalad(monkeypatch):
+    """Compared with DataLad's own code, not with a reading of it."""
+    from datalad.config import _update_from_env
+
+    env = {"DATALAD_RUN_RECORD__SIDECAR": "1", "DATALAD_X_Y__Z_W": "2",
+           "DATALAD_CONFIG_OVERRIDES_JSON": json.dumps({"datalad.procedures.a_b.help": "h",
+                                                        "datalad.run.record-sidecar": "0"})}
+    for name in [k for k in os.environ if k.startswith("DATALAD_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    theirs: dict = {}
+    _update_from_env(theirs)
+    ours = cfgkeys.env_overrides()
+    assert {k: v[-1] for k, v in ours.items()} == theirs
+    for key in cfgkeys.REGISTRY:  # every variable the table names reaches its key
+        var = cfgkeys.REGISTRY[key].env
+        if var:
+            assert cfgkeys.key_from_env(var) == key.lower()
+
+
+def test_layers_committed_then_git_then_environment():
+    flags = cfgkeys.named(cfgkeys.CONTAINER_RUNTIME_FLAGS, "img")
+    committed = {"datalad.run.record-sidecar": ["true"], flags: ["--privileged"],
+                 "datalad.run.dirty-committed": ["ok"]}
+    scoped = {"datalad.run.record-sidecar": ["false"]}
+    cfg = Config.layered(committed, scoped, env={})
+    assert cfg.typed(cfgkeys.RUN_RECORD_SIDECAR) is False
+    assert cfg.typed(cfgkeys.RUN_DIRTY_COMMITTED) == "ok"
+    # machine-specific keys never come from the committed file...
+    assert cfg.get_local(flags) is None and cfg.committed_only(flags)
+    assert cfg.typed(flags) is None
+    # ...but the environment is the user's own and applies
+    env = cfgkeys.env_overrides({"DATALAD_RUN_RECORD__SIDECAR": "yes",
+                                 "DATALAD_CONFIG_OVERRIDES_JSON": json.dumps({flags: "-v"})})
+    cfg = Config.layered(committed, scoped, env=env)
+    assert cfg.typed(cfgkeys.RUN_RECORD_SIDECAR) is True
+    assert cfg.get_local(flags) == "-v" and not cfg.committed_only(flags)
+
+
+def test_typed_defaults_and_errors():
+    cfg = Config.layered({}, {}, env={})
+    assert cfg.typed(cfgkeys.RUN_RECORD_SIDECAR) is False
+    assert cfg.typed(cfgkeys.RUN_RECORD_DIRECTORY) == ".datalad/runinfo"
+    assert cfg.typed(cfgkeys.DATASET_PROCEDURES) == [".datalad/procedures"]
+    assert cfg.typed(cfgkeys.EXTRA_PROCEDURES) == []
+    cfgkeys.REGISTRY["rr.test.int"] = cfgkeys.Key("rr.test.int", "int", 3, "test")
+    try:
+        assert Config.layered({}, {}, env={}).typed("rr.test.int") == 3
+        bad = Config.layered({}, {"rr.test.int": ["many"]}, env={})
+        with pytest.raises(RecorderError, match="whole number"):
+            bad.typed("rr.test.int")
+    finally:
+        del cfgkeys.REGISTRY["rr.test.int"]
+
+
+def test_dataset_config_reads_the_environment(ds, monkeypatch):
+    git("config", "-f", ".datalad/config", "datalad.run.record-sidecar", "false", cwd=ds)
+    monkeypatch.setenv("DATALAD_RUN_RECORD__SIDECAR", "1")
+    assert Dataset(ds).config.typed(cfgkeys.RUN_RECORD_SIDECAR) is True
+    monkeypatch.setenv("DATALAD_CONFIG_OVERRIDES_JSON", "{not json")
+    assert Dataset(ds).config.get(cfgkeys.RUN_RECORD_SIDECAR) == "1"
+
+
+def test_rr_run_honours_datalad_env_override(ds):
+    git("config", "datalad.run.record-sidecar", "false", cwd=ds)
+    rr("run", "-o", "s.txt", "echo side > s.txt", cwd=ds,
+       env={"DATALAD_RUN_RECORD__SIDECAR": "1"})
+    parsed = records.parse_message(last_message(ds))
+    assert parsed.record is None  # the record went to a sidecar file
+    assert (ds / ".datalad" / "runinfo" / parsed.record_id).exists()
+    proc = rr("run", "echo x > t.txt", cwd=ds,
+              env={"DATALAD_CONFIG_OVERRIDES_JSON": "[1"})
+    assert "rr: warning: ignoring DATALAD_CONFIG_OVERRIDES_JSON" in proc.stderr
+    assert records.parse_message(last_message(ds)).record is not None
