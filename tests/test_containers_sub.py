@@ -112,6 +112,15 @@ def test_subdataset_container_image_must_stay_inside_it(top, tmp_path):
     assert p.returncode != 0 and "absolute path" in p.stderr
 
 
+def test_extra_input_leading_out_of_the_dataset_is_refused(top):
+    git("config", "-f", ".datalad/config", "--add", "datalad.containers.sc.extra-input",
+        "{img_dspath}/../../outside.dat", cwd=top / "sub")
+    p = rr("containers-run", "-n", "sub/sc", "true", cwd=top, check=False)
+    assert p.returncode != 0
+    assert p.stderr.startswith("rr: error: datalad.containers.sub/sc.extra-input")
+    assert "not a path inside the dataset" in p.stderr and "Traceback" not in p.stderr
+
+
 def _names(out: str) -> list[str]:
     return [line.split(" -> ")[0] for line in out.splitlines() if " -> " in line]
 
@@ -156,3 +165,38 @@ def test_same_record_and_listing_as_datalad_container(top, tmp_path):
         dl = subprocess.run(["datalad", "containers-list", "-r", *contains], cwd=a,
                             check=True, capture_output=True, text=True).stdout
         assert _names(rr("containers-list", "-r", *contains, cwd=b).stdout) == _names(dl)
+
+
+@needs_datalad
+def test_extra_inputs_recorded_as_datalad_container_from_subdirectory(ds, tmp_path):
+    """Extra inputs from containers-add --extra-input and from git's own config: formatted
+    with {img_dirpath}/{img_dspath}, plain values relative to the working directory."""
+    script = tmp_path / "img.sh"
+    script.write_text(SCRIPT)
+    rr("containers-add", "c", "--url", str(script), "--call-fmt", FMT,
+       "--extra-input", "{img_dirpath}/overlay.img", "--extra-input", "{img_dspath}/top.dat",
+       "--extra-input", "plain.dat", cwd=ds)
+    cfg = git("config", "-f", ".datalad/config", "--get-all",
+              "datalad.containers.c.extra-input", cwd=ds).split()
+    assert cfg == ["{img_dirpath}/overlay.img", "{img_dspath}/top.dat", "plain.dat"]
+    (ds / ".datalad" / "environments" / "c" / "overlay.img").write_text("o\n")
+    (ds / "top.dat").write_text("t\n")
+    (ds / "code").mkdir()
+    (ds / "code" / "plain.dat").write_text("p\n")
+    rr("save", cwd=ds)
+    for name in ("a", "b"):
+        rr("clone", str(ds), str(tmp_path / name))
+    a, b = tmp_path / "a", tmp_path / "b"
+    subprocess.run(["datalad", "containers-run", "-n", "c", "cat plain.dat > o.txt"],
+                   cwd=a / "code", check=True, capture_output=True)
+    rr("containers-run", "-n", "c", "cat plain.dat > o.txt", cwd=b / "code")
+    theirs, ours = rec(a), rec(b)
+    assert ours["cmd"] == theirs["cmd"] == "sh ../.datalad/environments/c/image cat plain.dat > o.txt"
+    assert ours["extra_inputs"] == ["../.datalad/environments/c/image",
+                                    "../.datalad/environments/c/overlay.img", "../top.dat",
+                                    "plain.dat"]
+    assert sorted(ours["extra_inputs"]) == sorted(theirs["extra_inputs"])
+    assert (b / "code" / "o.txt").read_text() == "p\n"
+    # the extra inputs were fetched
+    assert (b / ".datalad" / "environments" / "c" / "overlay.img").read_text() == "o\n"
+    assert (b / "top.dat").read_text() == "t\n"

@@ -346,6 +346,11 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
         except (KeyError, IndexError, ValueError) as exc:
             raise PlaceholderError(f"extra input {value!r} of container {c.name} has an "
                                    f"unknown placeholder: {exc}") from None
+        try:  # a (sub)dataset's config names no input outside the dataset
+            ds.ensure_inside(extra[-1], spec.pwd, what=f"extra input of container {c.name}")
+        except RecorderError as exc:
+            raise RecorderError(f"{PREFIX}{c.name}.extra-input {value!r} is not a path inside "
+                                f"the dataset: {exc.message}") from None
     spec.extra_inputs = [img] + extra + [x for x in spec.extra_inputs if x != img]
     spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=c.name)
     spec.rr_info = dict(spec.rr_info)
