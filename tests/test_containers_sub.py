@@ -200,3 +200,40 @@ def test_extra_inputs_recorded_as_datalad_container_from_subdirectory(ds, tmp_pa
     # the extra inputs were fetched
     assert (b / ".datalad" / "environments" / "c" / "overlay.img").read_text() == "o\n"
     assert (b / "top.dat").read_text() == "t\n"
+
+
+def test_file_url_image_is_copied_into_the_dataset(ds, tmp_path):
+    """containers-add --url file:///... copies the file (as datalad-container copies local
+    images); --update with another file:// URL replaces it."""
+    (tmp_path / "foo.img").write_text(SCRIPT)
+    (tmp_path / "bar.img").write_text("bar\n")
+    rr("containers-add", "foo", "--call-fmt", FMT, "--url",
+       (tmp_path / "foo.img").as_uri(), cwd=ds)
+    image = ds / ".datalad" / "environments" / "foo" / "image"
+    assert image.read_text() == SCRIPT
+    assert git("status", "--porcelain", cwd=ds) == ""
+    assert last_message(ds).strip() == "[DATALAD] Configure containerized environment 'foo'"
+    rr("containers-run", "-n", "foo", "echo ok > ok.txt", cwd=ds)
+    assert (ds / "ok.txt").read_text() == "ok\n"
+    rr("containers-add", "foo", "--update", "--url", (tmp_path / "bar.img").as_uri(), cwd=ds)
+    assert image.read_text() == "bar\n"
+    assert last_message(ds).strip() == "[DATALAD] Update containerized environment 'foo'"
+    p = rr("containers-add", "x", "--url", "file://otherhost/tmp/x.img", cwd=ds, check=False)
+    assert p.returncode != 0 and p.stderr.startswith("rr: error: a file:// URL must name")
+    p = rr("containers-add", "y", "--url", (tmp_path / "missing.img").as_uri(), cwd=ds,
+           check=False)
+    assert p.returncode != 0 and "missing file" in p.stderr
+    assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_file_url_to_docker_save_archive_runs_with_docker(ds, tmp_path, busybox_image):
+    archive = tmp_path / "bb.tar"
+    subprocess.run(["docker", "save", "-o", str(archive), busybox_image], check=True)
+    rr("containers-add", "bb", "--url", archive.as_uri(), cwd=ds)
+    image = ds / ".datalad" / "environments" / "bb" / "image"
+    assert (image / "manifest.json").is_symlink()  # extracted and annexed, as dhub:// does
+    cmdexec = git("config", "-f", ".datalad/config", "datalad.containers.bb.cmdexec", cwd=ds)
+    assert cmdexec.strip() == "rr containers-exec --runtime docker {img} {cmd}"
+    rr("containers-run", "-n", "bb", "-o", "in.txt",
+       "test -e /.dockerenv && echo in > in.txt", cwd=ds)
+    assert (ds / "in.txt").read_text() == "in\n"

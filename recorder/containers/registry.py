@@ -11,9 +11,11 @@ import shlex
 import shutil
 import string
 import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from .. import gitrepo
 from ..dataset import DATALAD_CONFIG, Dataset
@@ -445,7 +447,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
     scheme = _scheme(url) if url else None
     local_source: Path | None = None
     if url and scheme is None:
-        local_source = Path(url).expanduser().absolute()
+        local_source = _local_source(url)
         if not local_source.exists():
             raise UsageError(f"unsupported image URL or missing file: {url}",
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
@@ -463,6 +465,8 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         ref = url[len(scheme):]  # type: ignore[index]
         docker.require_engine(runtime)
         docker.ensure_local_image(runtime, ref)
+    elif local_source and _docker_archive(local_source):
+        runtime = "docker"  # a `docker save` archive or its extracted directory
     elif scheme in SINGULARITY_SCHEMES or (local_source and (
             singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
         runtime = "singularity"
@@ -487,7 +491,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                              stderr_to_terminal=True)
             else:
                 assert local_source is not None
-                shutil.copy2(local_source, full)
+                _copy_local(local_source, full)
         fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
             (default_cmdexec(runtime) if runtime else None)
         cfg = str(config_file)
@@ -512,6 +516,46 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         raise
     ds.reload_config()
     return find(ds, name), result.commit or ""
+
+
+def _local_source(url: str) -> Path:
+    """The local file a URL names: a plain path (relative to the working directory) or a
+    ``file://`` URL (copied into the dataset, as datalad-container does with local images)."""
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"a file:// URL must name a local file, not one on host "
+                             f"{parsed.netloc!r}: {url}")
+        return Path(unquote(parsed.path)).absolute()
+    return Path(url).expanduser().absolute()
+
+
+def _docker_archive(source: Path) -> bool:
+    """Whether ``source`` is a saved Docker image: a `docker save` tar or its extraction."""
+    if source.is_dir():
+        return (source / "manifest.json").is_file()
+    try:
+        with tarfile.open(source) as tar:
+            return any(m.name.lstrip("./") == "manifest.json" for m in tar)
+    except (OSError, tarfile.TarError):
+        return False
+
+
+def _copy_local(source: Path, full: Path) -> None:
+    """Copy a local image into the dataset; a `docker save` archive is extracted (what the
+    Docker runtime loads from), a directory copied as it is."""
+    if source.is_dir():
+        shutil.copytree(source, full, symlinks=False)
+    elif _docker_archive(source):
+        full.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(source) as tar:
+                # the data filter refuses absolute names, '..', links leading out, devices
+                tar.extractall(full, filter="data")
+        except tarfile.TarError as exc:
+            raise RecorderError(f"unsafe or unreadable image archive {source}: {exc}") from None
+    else:
+        shutil.copy2(source, full)
 
 
 def _remove_path(ds: Dataset, full: Path) -> None:
