@@ -192,10 +192,15 @@ def containers_add(name: str, *, url: str | None = None, image: str | None = Non
                             extra_inputs=list(extra_input), update=update)
 
 
-def containers_list(*, dataset: PathArg = None):
+def containers_list(*, dataset: PathArg = None, recursive: bool = False,
+                    contains: Sequence[str] = ()):
+    """The containers of the dataset; with ``recursive`` also those of its installed
+    subdatasets (named ``sub/NAME``), limited by ``contains`` to the subdatasets containing
+    one of these paths (relative to the dataset root), as ``datalad containers-list``."""
     from .containers import registry
 
-    return registry.list_containers(Dataset.find(dataset))
+    return registry.list_all(Dataset.find(dataset), recursive=recursive,
+                             contains=list(contains))
 
 
 def containers_remove(name: str, *, remove_image: bool = False, dataset: PathArg = None):

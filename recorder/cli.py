@@ -504,19 +504,28 @@ def containers_add(
 @app.command("containers-list")
 def containers_list(
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    recursive: bool = typer.Option(False, "-r", "--recursive",
+                                   help="Also list the containers of installed subdatasets "
+                                        "(named SUB/NAME)."),
+    contains: Optional[List[str]] = typer.Option(
+        None, "--contains", metavar="PATH",
+        help="With -r: only subdatasets that contain PATH (relative to the dataset root); "
+             "repeatable. Top-level containers are always listed."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per container."),
 ) -> None:
-    """List the containers registered in the dataset.
+    """List the containers registered in the dataset (with -r: and in its subdatasets).
 
-    Example: rr containers-list --json
+    Example: rr containers-list -r --json
     """
     from . import api
 
-    for c in call(api.containers_list, dataset=dataset):
+    found = call(api.containers_list, dataset=dataset, recursive=recursive,
+                 contains=contains or [])
+    for c in found:
         if as_json:
-            _json(c.to_dict())
+            _json(c.to_dict(c.parentds))
         else:
-            print(f"{c.name} -> {c.image} ({c.runtime})")
+            print(f"{c.name} -> {c.shown_path} ({c.runtime})")
 
 
 @app.command("containers-remove")

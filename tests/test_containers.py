@@ -73,20 +73,27 @@ def test_failing_container_command_passes_exit_code(cds):
     assert commit_count(cds) == before
 
 
-def test_image_loads_from_dataset_after_rmi(cds, busybox_image):
-    image_dir = cds / ".datalad" / "environments" / "bb" / "image"
-    digest = rec_digest = None
+def test_image_loads_from_dataset_after_rmi(ds, busybox_image, tmp_path):
+    # a private image: removing it must not pull the shared busybox image from under the
+    # tests running in parallel
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN touch /etc/{ctx.parent.name}\n")
+    ref = f"rrtest/busybox-rmi:{os.getpid()}"
+    subprocess.run(["docker", "build", "-q", "--network", "none", "-t", ref, str(ctx)],
+                   check=True, capture_output=True)
+    rr("containers-add", "bb", "--url", f"dhub://{ref}", cwd=ds)
+    image_dir = ds / ".datalad" / "environments" / "bb" / "image"
     from recorder.containers.docker import config_digest
 
     digest = config_digest(image_dir)
-    subprocess.run(["docker", "rmi", "-f", busybox_image, digest], capture_output=True)
+    subprocess.run(["docker", "rmi", "-f", ref, digest], capture_output=True)
     try:
-        rr("containers-run", "-n", "bb", "-o", "l.txt", "echo loaded > l.txt", cwd=cds)
-        assert (cds / "l.txt").read_text() == "loaded\n"
-        rec_digest = rec(cds).record["rr"]["container"]["digest"]
-        assert rec_digest == digest
+        rr("containers-run", "-n", "bb", "-o", "l.txt", "echo loaded > l.txt", cwd=ds)
+        assert (ds / "l.txt").read_text() == "loaded\n"
+        assert rec(ds).record["rr"]["container"]["digest"] == digest
     finally:
-        subprocess.run(["docker", "tag", digest, busybox_image], capture_output=True)
+        subprocess.run(["docker", "rmi", "-f", ref, digest], capture_output=True)
 
 
 def test_rerun_of_container_run_and_changed_image_noted(cds, busybox_image, tmp_path):

@@ -11,9 +11,11 @@ import shlex
 import shutil
 import string
 import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from .. import gitrepo
 from ..dataset import DATALAD_CONFIG, Dataset
@@ -37,6 +39,16 @@ class Container:
     cmdexec: str | None = None
     extra_inputs: list[str] = field(default_factory=list)
     other: dict[str, list[str]] = field(default_factory=dict)
+    # the dataset whose config registers it (a subdataset for "sub/NAME"); None: the top one
+    parentds: Path | None = None
+    refds: Path | None = None  # the dataset that was asked (containers-list -r)
+
+    @property
+    def shown_path(self) -> str:
+        """The image path relative to the dataset that was asked."""
+        if self.parentds is None or self.refds is None:
+            return self.image
+        return Path(os.path.relpath(self.parentds / self.image, self.refds)).as_posix()
 
     @property
     def runtime(self) -> str:
@@ -54,7 +66,8 @@ class Container:
         out: dict[str, Any] = {"name": self.name, "image": self.image, "cmdexec": self.cmdexec,
                                "extra_inputs": self.extra_inputs, "runtime": self.runtime}
         if root is not None:
-            out["path"] = str(root / self.image)
+            out["path"] = str((self.parentds or root) / self.image)
+            out["parentds"] = str(self.parentds or root)
         for k, v in self.other.items():
             out[k] = v[0] if len(v) == 1 else v
         return out
@@ -91,12 +104,81 @@ def list_containers(ds: Dataset) -> list[Container]:
     return sorted(found.values(), key=lambda c: c.name)
 
 
+def _subdataset_names(ds: Dataset) -> dict[str, str]:
+    """{path: gitmodule name} of the subdatasets registered in ``.gitmodules`` (every entry
+    checked by :meth:`Dataset.subdatasets` first)."""
+    paths = ds.subdatasets()
+    if not paths:
+        return {}
+    names = {}
+    for key, value in gitrepo.config_list(ds.root, file=str(ds.root / ".gitmodules")):
+        if key.startswith("submodule.") and key.endswith(".path") and value in paths:
+            names[value] = key[len("submodule."):-len(".path")]
+    return {p: names.get(p, p) for p in paths}
+
+
+def _contains(ds: Dataset, sub: str, contains: list[Path]) -> bool:
+    """Whether subdataset ``sub`` contains one of ``contains`` (or is one of them), as
+    ``datalad subdatasets --contains PATH`` selects."""
+    top = Path(os.path.normpath(ds.root / sub))
+    for path in contains:
+        if path == top or top in path.parents:
+            return True
+    return False
+
+
+def list_all(ds: Dataset, recursive: bool = False,
+             contains: list[str] | tuple[str, ...] | None = None) -> list[Container]:
+    """The containers of ``ds`` and, with ``recursive``, of its installed subdatasets (named
+    ``sub/NAME`` by the chain of gitmodule names, listed before the top-level ones, as
+    ``datalad containers-list -r``).  ``contains`` limits the subdatasets to those that
+    contain one of these paths (relative to the dataset root); top-level containers are
+    always listed.  Uninstalled subdatasets are skipped."""
+    out: list[Container] = []
+    if recursive:
+        wanted = [Path(os.path.normpath(ds.root / c)) for c in contains or ()]
+        for rel, gm_name in _subdataset_names(ds).items():
+            if wanted and not _contains(ds, rel, wanted):
+                continue
+            if not (ds.root / rel / ".git").exists():
+                continue
+            sub = Dataset(ds.root / rel)
+            for c in list_all(sub, recursive=True):
+                c.name = f"{gm_name}/{c.name}"
+                c.parentds = c.parentds or sub.root
+                out.append(c)
+    for c in list_containers(ds):
+        c.parentds = ds.root
+        out.append(c)
+    for c in out:
+        c.refds = ds.root
+    return out
+
+
 def find(ds: Dataset, name: str | None) -> Container:
     """The container named ``name`` (or the only one); its image path is checked to stay
-    inside the dataset before anything uses it."""
+    inside the dataset that registers it before anything uses it.  ``sub/NAME`` names a
+    container of subdataset ``sub``, installed on demand (as datalad-container does)."""
     c = _find(ds, name)
-    ensure_image_inside(ds, c)
+    holder = Dataset(c.parentds) if c.parentds else ds
+    if holder.root != ds.root:
+        ds.ensure_inside(holder.root, ds.root, follow_final=True, what="subdataset")
+    ensure_image_inside(holder, c)
     return c
+
+
+def _install_chain(ds: Dataset, names: list[str]) -> Dataset | None:
+    """Install the subdatasets named by the chain of gitmodule names ``names``; the deepest
+    one, or None when the chain names no registered subdataset."""
+    from .. import sharing
+
+    cur = ds
+    for gm_name in names:
+        match = [p for p, n in _subdataset_names(cur).items() if n == gm_name]
+        if not match:
+            return None
+        cur = sharing.install(cur, match[0])
+    return cur
 
 
 def ensure_image_inside(ds: Dataset, c: Container) -> None:
@@ -134,7 +216,16 @@ def runtime_flags(ds: Dataset, name: str) -> list[str]:
 
 
 def _find(ds: Dataset, name: str | None) -> Container:
-    containers = list_containers(ds)
+    recursive = bool(name) and "/" in name  # type: ignore[operator]
+    if recursive:
+        parts = name.split("/")  # type: ignore[union-attr]
+        if not (ds.root.joinpath(*parts[:-1]) / ".git").exists():
+            deepest = _install_chain(ds, parts[:-1])
+            if deepest is not None:
+                found = [c for c in list_all(ds, True, [str(deepest.root)]) if c.name == name]
+                if found:
+                    return found[0]
+    containers = list_all(ds, recursive=recursive)
     if not containers:
         raise RecorderError("no containers are registered in this dataset",
                             hint="add one with 'rr containers-add NAME --url dhub://IMAGE'")
@@ -147,7 +238,8 @@ def _find(ds: Dataset, name: str | None) -> Container:
         if c.name == name:
             return c
     for c in containers:  # a path to the image works too, as in datalad-container
-        if os.path.normpath(ds.root / name) == os.path.normpath(ds.root / c.image):
+        if os.path.normpath(ds.root / name) == os.path.normpath((c.parentds or ds.root) /
+                                                                c.image):
             return c
     raise RecorderError(f"unknown container: {name}", hint=f"known containers: {known}")
 
@@ -241,9 +333,10 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
     """Turn a RunSpec into a container call: cmd holds the call, the image is an extra input,
     and the record's "rr" object names the container and its image digest."""
     c = find(ds, name)
-    full = ds.root / c.image
+    holder = c.parentds or ds.root  # the (sub)dataset that registers the container
+    full = holder / c.image
     img = os.path.relpath(full, spec.pwd)
-    img_dspath = os.path.relpath(ds.root, spec.pwd)
+    img_dspath = os.path.relpath(holder, spec.pwd)
     img_dirpath = os.path.dirname(img) or "."
     fmt = c.cmdexec or _guess_cmdexec(full)
     spec.cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
@@ -255,10 +348,15 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
         except (KeyError, IndexError, ValueError) as exc:
             raise PlaceholderError(f"extra input {value!r} of container {c.name} has an "
                                    f"unknown placeholder: {exc}") from None
+        try:  # a (sub)dataset's config names no input outside the dataset
+            ds.ensure_inside(extra[-1], spec.pwd, what=f"extra input of container {c.name}")
+        except RecorderError as exc:
+            raise RecorderError(f"{PREFIX}{c.name}.extra-input {value!r} is not a path inside "
+                                f"the dataset: {exc.message}") from None
     spec.extra_inputs = [img] + extra + [x for x in spec.extra_inputs if x != img]
     spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=c.name)
     spec.rr_info = dict(spec.rr_info)
-    spec.rr_info["container"] = {"name": c.name, "image": c.image,
+    spec.rr_info["container"] = {"name": c.name, "image": ds.relpath(full, ds.root),
                                  "digest": image_digest(full)}
     spec.digest_pending = spec.rr_info["container"]["digest"] is None
     return c
@@ -349,7 +447,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
     scheme = _scheme(url) if url else None
     local_source: Path | None = None
     if url and scheme is None:
-        local_source = Path(url).expanduser().absolute()
+        local_source = _local_source(url)
         if not local_source.exists():
             raise UsageError(f"unsupported image URL or missing file: {url}",
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
@@ -367,6 +465,8 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         ref = url[len(scheme):]  # type: ignore[index]
         docker.require_engine(runtime)
         docker.ensure_local_image(runtime, ref)
+    elif local_source and _docker_archive(local_source):
+        runtime = "docker"  # a `docker save` archive or its extracted directory
     elif scheme in SINGULARITY_SCHEMES or (local_source and (
             singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
         runtime = "singularity"
@@ -391,7 +491,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                              stderr_to_terminal=True)
             else:
                 assert local_source is not None
-                shutil.copy2(local_source, full)
+                _copy_local(local_source, full)
         fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
             (default_cmdexec(runtime) if runtime else None)
         cfg = str(config_file)
@@ -416,6 +516,46 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         raise
     ds.reload_config()
     return find(ds, name), result.commit or ""
+
+
+def _local_source(url: str) -> Path:
+    """The local file a URL names: a plain path (relative to the working directory) or a
+    ``file://`` URL (copied into the dataset, as datalad-container does with local images)."""
+    if url.startswith("file:"):
+        parsed = urlparse(url)
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"a file:// URL must name a local file, not one on host "
+                             f"{parsed.netloc!r}: {url}")
+        return Path(unquote(parsed.path)).absolute()
+    return Path(url).expanduser().absolute()
+
+
+def _docker_archive(source: Path) -> bool:
+    """Whether ``source`` is a saved Docker image: a `docker save` tar or its extraction."""
+    if source.is_dir():
+        return (source / "manifest.json").is_file()
+    try:
+        with tarfile.open(source) as tar:
+            return any(m.name.lstrip("./") == "manifest.json" for m in tar)
+    except (OSError, tarfile.TarError):
+        return False
+
+
+def _copy_local(source: Path, full: Path) -> None:
+    """Copy a local image into the dataset; a `docker save` archive is extracted (what the
+    Docker runtime loads from), a directory copied as it is."""
+    if source.is_dir():
+        shutil.copytree(source, full, symlinks=False)
+    elif _docker_archive(source):
+        full.mkdir(parents=True, exist_ok=True)
+        try:
+            with tarfile.open(source) as tar:
+                # the data filter refuses absolute names, '..', links leading out, devices
+                tar.extractall(full, filter="data")
+        except tarfile.TarError as exc:
+            raise RecorderError(f"unsafe or unreadable image archive {source}: {exc}") from None
+    else:
+        shutil.copy2(source, full)
 
 
 def _remove_path(ds: Dataset, full: Path) -> None:
