@@ -334,6 +334,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
 @dataclass
 class _Prepared:
     plan: Plan
+    inputs: list[str]  # dataset-relative inputs (their content is checked after the command)
     declared: list[str]  # dataset-relative declared outputs (or their patterns)
     existed_before: set[str]
     branch: str | None  # the branch HEAD was on (None: detached)
@@ -371,7 +372,7 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
-    return _Prepared(p, declared, existed_before, gitrepo.current_branch(ds.root), ds.head(),
+    return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root), ds.head(),
                      runmerge.sub_heads(ds))
 
 
@@ -398,7 +399,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
             command = translate_recorded(command)
         if announce:
             announce(command)
-        watch = protect.ObjectWatch(ds, prepared.head is not None)
+        watch = protect.ObjectWatch(ds, prepared.head is not None, prepared.inputs)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,
                                  argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]))
@@ -455,7 +456,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         own_commits = runmerge.detect(ds, prepared.head, prepared.subs, ran.reflog_action)
         if spec.explicit and not spec.outputs:
             own_commits = runmerge.Moved(False)
-        damaged = ran.watch.damaged()  # content the command wrote into through a link
+        # content the command wrote into through a link
+        damaged = ran.watch.damaged(nothing_else_changed=not entries and not own_commits)
         if damaged:
             error = protect.content_damaged(ds, damaged)
             if not entries:

@@ -259,17 +259,17 @@ def test_command_cannot_write_through_an_annex_link(ds_with_data):
 
 
 def test_write_that_gets_through_is_detected_and_not_recorded(ds_with_data):
+    """A command that makes the object store writable first and then changes nothing but
+    annexed content in place: detected, not recorded, the damaged object moved aside."""
     ds = ds_with_data
     before = commit_count(ds)
     proc = rr("run", "-m", "sneaky",
-              "chmod -R u+w .git/annex/objects; echo overwritten > data/a.txt; "
-              "echo fine > other.txt", cwd=ds, check=False)
+              "chmod -R u+w .git/annex/objects; echo overwritten > data/a.txt", cwd=ds,
+              check=False)
     assert proc.returncode != 0
     assert_one_error_line(proc.stderr)
     assert "overwrote annexed content in place: data/a.txt" in proc.stderr
     assert commit_count(ds) == before
-    assert (ds / "other.txt").read_text() == "fine\n"
-    assert editmsg(ds).startswith("[DATALAD RUNCMD] sneaky")
     # the damaged object was moved aside: git-annex no longer claims the old content is here
     assert (ds / ".git" / "annex" / "bad").is_dir()
     assert not (ds / "data" / "a.txt").exists()
