@@ -23,8 +23,8 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 LOCK_FILE = "rr.lock"
 INFLIGHT_DIR = "rr-runs"
@@ -128,8 +128,7 @@ def _say(text: str) -> None:
 # --- in-flight explicit runs ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InFlight:
+class InFlight(NamedTuple):
     pid: int
     outputs: tuple[str, ...]  # dataset-relative paths or glob patterns
     command: str

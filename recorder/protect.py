@@ -14,13 +14,12 @@ file rewrites the only copy of that content, and nothing in git notices.  rr the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from . import annex, gitrepo
 from .dataset import Dataset
@@ -76,8 +75,7 @@ def protected() -> bool:
 # --- detection ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Damaged:
+class Damaged(NamedTuple):  # a NamedTuple: rr run imports this module on every call
     key: str
     object_path: Path
     files: tuple[str, ...]  # worktree files pointing at it (dataset-relative)
@@ -240,6 +238,8 @@ def key_matches(key: str, path: Path) -> bool | None:
     algo = _HASHES.get(backend.rstrip("E"))
     if algo is None:
         return None
+    import hashlib  # only when content is checked: its import costs start-up time
+
     digest = key.split("--", 1)[1] if "--" in key else ""
     if backend.endswith("E"):
         digest = digest.split(".", 1)[0]

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import config as cfgkeys
 from . import annex, gitrepo, preflight, proc, protect, runmerge
@@ -331,19 +331,17 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
         return _save_run(ds, spec, prepared, ran)
 
 
-@dataclass
-class _Prepared:
+class _Prepared(NamedTuple):  # NamedTuples: cheaper to define than dataclasses at start-up
     plan: Plan
     inputs: list[str]  # dataset-relative inputs (their content is checked after the command)
     declared: list[str]  # dataset-relative declared outputs (or their patterns)
     existed_before: set[str]
     branch: str | None  # the branch HEAD was on (None: detached)
     head: str | None
-    subs: dict[str, str] = field(default_factory=dict)  # installed subdatasets' HEADs
+    subs: dict[str, str]  # installed subdatasets' HEADs
 
 
-@dataclass
-class _Ran:
+class _Ran(NamedTuple):
     command: str
     exit_code: int
     duration: float
