@@ -210,10 +210,12 @@ class Dataset:
         (``-...``, ``ext::...``) is an error naming the entry and ``.gitmodules``."""
         return gitrepo.submodule_paths(self.root)
 
-    def config_path(self, key: str, default: str) -> str:
-        """A directory or file named by dataset config ``key`` (default ``default``), as a
-        path relative to the root, checked to stay inside the dataset (not in .git)."""
-        value = self.config.get(key) or default
+    def config_path(self, key: str, default: str, value: str | None = None) -> str:
+        """A directory or file named by dataset config ``key`` (default ``default``; or one
+        ``value`` of a multi-valued key), as a path relative to the root, checked to stay
+        inside the dataset (not in .git)."""
+        if value is None:
+            value = self.config.get(key) or default
         if os.path.isabs(value):
             raise UnsafePathError(f"{key} must be a path inside the dataset, not an absolute "
                                   f"path: {value}")

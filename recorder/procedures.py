@@ -108,7 +108,7 @@ def _dataset_locations(top: Dataset, ds: Dataset, source: str, seen: set[Path]
     if real in seen:
         return []
     seen.add(real)
-    result = [_Location(source, ds.root / _dataset_dir(ds, rel), ds)
+    result = [_Location(source, ds.root / ds.config_path(DATASET_PROCEDURES_KEY, rel, rel), ds)
               for rel in (ds.config.get_all(DATASET_PROCEDURES_KEY)
                           or [DEFAULT_DATASET_PROCEDURES])]
     if not (ds.root / ".gitmodules").is_file():
@@ -119,18 +119,6 @@ def _dataset_locations(top: Dataset, ds: Dataset, source: str, seen: set[Path]
             continue  # not installed (or not where it claims to be)
         result.extend(_dataset_locations(top, Dataset(sub_root), "subdataset", seen))
     return result
-
-
-def _dataset_dir(ds: Dataset, value: str) -> str:
-    """A dataset procedure directory: a relative path that stays inside the dataset."""
-    if os.path.isabs(value):
-        raise RecorderError(f"{DATASET_PROCEDURES_KEY} must be a path inside the dataset, "
-                            f"not an absolute path: {value}")
-    try:
-        return ds.ensure_inside(value, ds.root, follow_final=True, what=DATASET_PROCEDURES_KEY)
-    except RecorderError as exc:
-        raise RecorderError(f"{DATASET_PROCEDURES_KEY} is not a path inside the dataset: "
-                            f"{exc.message}") from None
 
 
 def discover(ds: Dataset | None, *, overridden: bool = False) -> list[Procedure]:
