@@ -140,26 +140,24 @@ def discover_procedures(*, dataset: PathArg = None):
     extra, dataset, subdatasets, shipped); the ones it shadows follow, marked overridden."""
     from . import procedures
 
-    try:
-        ds: Dataset | None = Dataset.find(dataset)
-    except RecorderError:
-        if dataset is not None:
-            raise
-        ds = None
-    return procedures.discover(ds, overridden=True)
+    return procedures.discover(_optional_dataset(dataset), overridden=True)
 
 
 def procedure_help(name: str, *, dataset: PathArg = None):
     """(procedure, help text) for ``run-procedure --help-proc NAME``."""
     from . import procedures
 
+    return procedures.help_text(_optional_dataset(dataset), name)
+
+
+def _optional_dataset(dataset: PathArg) -> Dataset | None:
+    """The dataset named (or, unnamed, the one here if any): procedures work without one."""
     try:
-        ds: Dataset | None = Dataset.find(dataset)
+        return Dataset.find(dataset)
     except RecorderError:
         if dataset is not None:
             raise
-        ds = None
-    return procedures.help_text(ds, name)
+        return None
 
 
 def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame: bool = True):
