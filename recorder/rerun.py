@@ -492,6 +492,7 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is in progress in this dataset",
                             hint="finish or abort it first")
+    _ensure_no_run_going(ds)
     plan = build_plan(ds, revision, since)
     for step in plan.steps:
         if step.action == "run":
@@ -536,11 +537,24 @@ def _check_pwd(ds: Dataset, step: Step) -> None:
                             hint="create it, or replay a range without this commit")
 
 
+def _ensure_no_run_going(ds: Dataset) -> None:
+    """A replay moves HEAD: an ``rr run --explicit`` still going would then find its branch
+    gone from under it (it would keep its record, but not commit it); wait for it instead."""
+    from .lock import inflight_runs
+
+    going = inflight_runs(ds.git_dir)
+    if going:
+        raise RecorderError(f"an rr run is still going in this dataset (pid {going[0].pid}: "
+                            f"{going[0].command[:60]})",
+                            hint="let it finish, then rerun; a replay moves HEAD under it")
+
+
 def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
               announce: Callable[[str], None] | None,
               warn: Callable[[str], None] | None) -> Iterator[StepResult]:
     replay = _Replay.load(ds)
     replay.notify, replay.announce, replay.warn = notify, announce, warn
+    _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is still in progress",
                             hint="finish it (git cherry-pick --continue / git commit) or abort "

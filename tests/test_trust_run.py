@@ -341,3 +341,24 @@ def test_a_command_too_long_for_the_shell_is_one_line(ds):
     with pytest.raises(UsageError, match="the command is too long"):
         api.run("echo " + "x" * 2_000_000, dataset=ds)
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_rerun_waits_for_no_one_and_moves_no_head_under_a_run(ds):
+    """A replay moves HEAD: while an --explicit run is going it refuses, so the run's record
+    lands on the branch it started on."""
+    rr("run", "-m", "first", "-o", "x.txt", "echo x > x.txt", cwd=ds)
+    run = subprocess.Popen([RR, "run", "--explicit", "-m", "long", "-o", "out.txt",
+                            "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], cwd=ds,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not (ds / "started").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    refused = rr("rerun", "--onto", "HEAD~1", "HEAD", cwd=ds, check=False)
+    assert refused.returncode != 0
+    assert_one_error_line(refused.stderr)
+    assert "an rr run is still going" in refused.stderr
+    (ds / ".git" / "go").touch()
+    _, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err
+    assert git("log", "-1", "--format=%s", "master", cwd=ds).strip() == "[DATALAD RUNCMD] long"
