@@ -189,7 +189,13 @@ def ensure_clean(ds: Dataset) -> None:
     """No unsaved changes, but for the declared outputs of ``--explicit`` runs going on."""
     dirty = [e.path for e in _unclaimed(ds, ds.status())]
     if dirty:
-        raise DirtyDatasetError(dirty)
+        error = DirtyDatasetError(dirty)
+        kept = _kept_run_message(ds)
+        if kept:
+            error.hint = (f"a run that did not finish saving left its record ({kept!r}) in "
+                          f".git/COMMIT_EDITMSG: save with {save_command(ds, None)}; "
+                          f"or {error.hint}")
+        raise error
 
 
 # --- the operation ----------------------------------------------------------------------
@@ -573,6 +579,25 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
                 " (carrying the outputs along)")
     raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; rr does not "
                         "record a run across branches", hint=hint)
+
+
+def _kept_run_message(ds: Dataset) -> str | None:
+    """The subject of a run message kept in .git/COMMIT_EDITMSG after HEAD was committed (a
+    run killed or failed while saving), or None."""
+    path = ds.git_dir / "COMMIT_EDITMSG"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            first = fh.readline().rstrip("\n")
+        kept_at = path.stat().st_mtime
+        head_at = (ds.git_dir / "HEAD").stat().st_mtime  # touched by each commit's reflog
+        logs = ds.git_dir / "logs" / "HEAD"
+        if logs.exists():
+            head_at = max(head_at, logs.stat().st_mtime)
+    except OSError:
+        return None
+    if not first.startswith(records.TAG) or kept_at < head_at:
+        return None
+    return first[len(records.TAG):][:60]
 
 
 def save_command(ds: Dataset, paths: Sequence[str] | None) -> str:

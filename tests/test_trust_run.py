@@ -362,3 +362,26 @@ def test_rerun_waits_for_no_one_and_moves_no_head_under_a_run(ds):
     _, err = run.communicate(timeout=60)
     assert run.returncode == 0, err
     assert git("log", "-1", "--format=%s", "master", cwd=ds).strip() == "[DATALAD RUNCMD] long"
+
+
+def test_a_run_killed_while_saving_is_named_by_the_next_run(ds):
+    hook = ds / ".git" / "hooks" / "pre-commit"
+    hook.write_text('#!/bin/sh\nkill -KILL "$(cat .git/rr-test.pid)"\nsleep 5\nexit 1\n')
+    hook.chmod(0o755)
+    child = subprocess.Popen([RR, "run", "-m", "killed while saving",
+                              "echo $PPID > .git/rr-test.pid; echo v > out.txt"], cwd=ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL
+    hook.unlink()
+    deadline = time.monotonic() + 30
+    while (ds / ".git" / "index.lock").exists():  # the killed git's hook is still sleeping
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    again = rr("run", "-m", "next", "echo n > n.txt", cwd=ds, check=False)
+    assert again.returncode != 0
+    assert_one_error_line(again.stderr)
+    assert "killed while saving" in again.stderr
+    assert f"save with cd {ds} && rr save -F .git/COMMIT_EDITMSG;" in again.stderr
+    rr("save", "-F", ".git/COMMIT_EDITMSG", cwd=ds)
+    assert last_message(ds).startswith("[DATALAD RUNCMD] killed while saving")
