@@ -22,8 +22,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ENV_PREFIX = "DATALAD_"
 OVERRIDES_JSON = "DATALAD_CONFIG_OVERRIDES_JSON"
@@ -32,8 +31,7 @@ _TRUE = ("1", "true", "yes", "on", "enable", "")
 _FALSE = ("0", "false", "no", "off", "disable")
 
 
-@dataclass(frozen=True)
-class Key:
+class Key(NamedTuple):  # a NamedTuple: cheaper than a dataclass at start-up
     name: str      # "<NAME>" stands for a part the user chooses
     type: str      # bool | int | str | list
     default: Any

@@ -24,8 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO
-from dataclasses import dataclass
+from typing import IO, NamedTuple
 
 from .errors import CommandError
 
@@ -190,8 +189,7 @@ def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
         raise
 
 
-@dataclass(frozen=True)
-class ShellOutcome:
+class ShellOutcome(NamedTuple):  # a NamedTuple: cheaper than a dataclass at start-up
     returncode: int
     interrupted_by: int | None  # the signal rr received and forwarded, if any
 

@@ -103,8 +103,7 @@ def resolve_pwd(ds: Dataset, cwd: Path | None = None) -> Path:
 # --- globbing ---------------------------------------------------------------------------
 
 
-@dataclass
-class Globbed:
+class Globbed(NamedTuple):  # a NamedTuple: cheaper than a dataclass at start-up
     hits: list[str]  # relative to pwd, in DataLad's order ("." first when given)
     unmatched: list[str]
 
