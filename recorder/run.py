@@ -375,8 +375,8 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
-    return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root), ds.head(),
-                     runmerge.sub_heads(ds))
+    return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root),
+                     ds.head(), runmerge.sub_heads(ds))
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
