@@ -48,6 +48,17 @@ def run_hint_command(stderr: str) -> None:
                    env={**os.environ, "PATH": f"{Path(RR).parent}:{os.environ['PATH']}"})
 
 
+def start_rr(args: list[str], ds: Path, until: Path) -> subprocess.Popen:
+    """Start ``rr ARGS`` in the background and return once ``until`` exists."""
+    child = subprocess.Popen([RR, *args], cwd=ds, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not until.exists():
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    return child
+
+
 # --- a record is never lost ----------------------------------------------------------------
 
 
@@ -150,12 +161,8 @@ def test_interrupt_during_the_commit_tells_that_it_committed(ds):
     hook = ds / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\ntouch .git/hook-started\nsleep 2\n")
     hook.chmod(0o755)
-    child = subprocess.Popen([RR, "run", "-m", "slow save", "echo x > out.txt"], cwd=ds,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / ".git" / "hook-started").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    child = start_rr(["run", "-m", "slow save", "echo x > out.txt"], ds,
+                     ds / ".git" / "hook-started")
     child.send_signal(signal.SIGINT)
     _, err = child.communicate(timeout=60)
     assert child.returncode == 130
@@ -169,12 +176,7 @@ def test_interrupt_during_the_commit_tells_that_it_committed(ds):
 
 
 def test_two_runs_without_explicit_do_not_swap_records(ds):
-    first = subprocess.Popen([RR, "run", "-m", "A", "echo a > a.txt; " + WAIT_FOR_GO], cwd=ds,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / "a.txt").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    first = start_rr(["run", "-m", "A", "echo a > a.txt; " + WAIT_FOR_GO], ds, ds / "a.txt")
     second = subprocess.Popen([RR, "run", "-m", "B", "echo b > b.txt"], cwd=ds,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1)  # B is waiting for the lock now (or about to)
@@ -192,13 +194,9 @@ def test_two_runs_without_explicit_do_not_swap_records(ds):
 
 
 def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
-    run = subprocess.Popen([RR, "run", "--explicit", "-m", "slow", "-o", "out.txt",
-                            "echo partial > out.txt; " + WAIT_FOR_GO + "; echo done >> out.txt"], cwd=ds,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / "out.txt").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    run = start_rr(["run", "--explicit", "-m", "slow", "-o", "out.txt",
+                    "echo partial > out.txt; " + WAIT_FOR_GO + "; echo done >> out.txt"],
+                   ds, ds / "out.txt")
     (ds / "notes.txt").write_text("mine\n")
     saved = rr("save", "-m", "my notes", cwd=ds)
     assert "left out 1 path" in saved.stderr
@@ -214,13 +212,8 @@ def test_save_leaves_the_outputs_of_an_explicit_run_going(ds):
 
 
 def test_run_does_not_record_onto_a_branch_switched_to_meanwhile(ds):
-    run = subprocess.Popen([RR, "run", "--explicit", "-m", "on master", "-o", "out.txt",
-                            "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], cwd=ds,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / "started").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    run = start_rr(["run", "--explicit", "-m", "on master", "-o", "out.txt",
+                    "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], ds, ds / "started")
     git("checkout", "-q", "-b", "elsewhere", cwd=ds)
     (ds / ".git" / "go").touch()
     _, err = run.communicate(timeout=60)
@@ -314,12 +307,7 @@ def test_container_cannot_write_through_an_annex_link(ds_with_data, busybox_imag
 def test_save_waits_for_a_run_without_explicit(ds):
     """A run without --explicit claims everything that changes while it runs: a save started
     meanwhile waits for it, and each commit holds what belongs to it."""
-    run = subprocess.Popen([RR, "run", "-m", "R", "echo r > r.txt; " + WAIT_FOR_GO], cwd=ds,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / "r.txt").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    run = start_rr(["run", "-m", "R", "echo r > r.txt; " + WAIT_FOR_GO], ds, ds / "r.txt")
     save = subprocess.Popen([RR, "save", "-m", "S", "r.txt"], cwd=ds,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1)
@@ -347,13 +335,8 @@ def test_rerun_waits_for_no_one_and_moves_no_head_under_a_run(ds):
     """A replay moves HEAD: while an --explicit run is going it refuses, so the run's record
     lands on the branch it started on."""
     rr("run", "-m", "first", "-o", "x.txt", "echo x > x.txt", cwd=ds)
-    run = subprocess.Popen([RR, "run", "--explicit", "-m", "long", "-o", "out.txt",
-                            "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], cwd=ds,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ds / "started").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    run = start_rr(["run", "--explicit", "-m", "long", "-o", "out.txt",
+                    "touch started; " + WAIT_FOR_GO + "; echo r > out.txt"], ds, ds / "started")
     refused = rr("rerun", "--onto", "HEAD~1", "HEAD", cwd=ds, check=False)
     assert refused.returncode != 0
     assert_one_error_line(refused.stderr)
