@@ -209,21 +209,6 @@ def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> N
     call_git(args, root, input=nul_paths(paths), env={"GIT_LITERAL_PATHSPECS": "1"})
 
 
-def has_staged_changes(root: PathLike, paths: Sequence[str] | None = None) -> bool:
-    """Whether the index differs from HEAD (for ``paths`` only, when given)."""
-    if head_sha(root) is None:
-        return bool(call_git_z(["ls-files", "-z"], root))
-    args = ["diff", "--cached", "--quiet", "--no-renames", "HEAD"]
-    if paths is None:
-        return not call_git_success(args, root)
-    for chunk in _argv_chunks(paths):
-        proc_ = _git([*args, "--", *chunk], root, check=False,
-                     env={"GIT_LITERAL_PATHSPECS": "1"})
-        if proc_.returncode != 0:
-            return True
-    return False
-
-
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
            allow_empty: bool = False, hooks_path: str | None | bool = False) -> str:
     """Commit the index (or, with ``only``, just those paths) and return the new sha.

@@ -190,27 +190,8 @@ class ObjectWatch:
             self._stat()
             changed = self._changed
         else:
-            changed = [rel for rel in self.inputs if (self.ds.root / rel).is_symlink()]
-            dirs = [rel for rel in self.inputs
-                    if (self.ds.root / rel).is_dir() and not (self.ds.root / rel).is_symlink()]
-            if dirs:
-                changed += gitrepo.ls_files_symlinks(self.ds.root, dirs)
-        bad: dict[str, Path] = {}
-        for rel in changed:
-            full = self.ds.root / rel
-            if not annex.is_locked_annexed(full):
-                continue
-            try:
-                target = full.resolve()
-                st = os.stat(target)
-            except OSError:
-                continue
-            if _suspect(target.name, target, st, self.since_ns, False):
-                bad[target.name] = target
-        if not bad:
-            return []
-        files = _files_of_keys(self.ds, list(bad))
-        return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in bad.items()]
+            changed = self.inputs
+        return damaged_objects(self.ds, self.since_ns, changed)
 
 
 def key_size(key: str) -> int | None:

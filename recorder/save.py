@@ -38,16 +38,10 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
     """
     for e in entries:
         if e.submodule and e.sub_dirty:
-            sub = Dataset(ds.root / e.path)
-            sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
-            if sub_entries:
-                commit_entries(sub, sub_entries, message, only=False)
+            _commit_inside(ds, e.path, message)
     embedded = embedded_repos(ds, entries)
     for rel in embedded:
-        sub = Dataset(ds.root / rel)
-        sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
-        if sub_entries:  # bottom-up, as for a registered subdataset
-            commit_entries(sub, sub_entries, message, only=False)
+        _commit_inside(ds, rel, message)  # bottom-up, as for a registered subdataset
         register_subdataset(ds, rel)
     to_add = [e.path for e in entries
               if e.state != "deleted" and not e.submodule and e.path.rstrip("/") not in embedded]
@@ -64,6 +58,14 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
     if embedded and ".gitmodules" not in paths:
         paths.append(".gitmodules")
     return paths
+
+
+def _commit_inside(ds: Dataset, rel: str, message: str) -> None:
+    """Commit all changes inside the (sub)dataset at ``rel``, with the same message."""
+    sub = Dataset(ds.root / rel)
+    sub_entries = [x for x in sub.status(untracked="all") if x.state != "unmerged"]
+    if sub_entries:
+        commit_entries(sub, sub_entries, message, only=False)
 
 
 def embedded_repos(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
