@@ -138,6 +138,30 @@ def _json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
+def render_results(results: Any, as_json: bool,
+                   line: Callable[[Any], str | None] | None = None) -> int:
+    """The one rendering of result records (``recorder.results.Result``): one JSON object per
+    line with ``--json``, else one line each (``line(result)``, default ``state path``; None
+    skips it).  Failed results go to stderr as ``rr: error: ...``.  Returns the number of
+    failed results, for the exit code."""
+    failed = 0
+    for r in results:
+        if r.failed:
+            failed += 1
+        if as_json:
+            _json(r.to_dict())
+            sys.stdout.flush()
+            continue
+        if r.failed:
+            _err(f"rr: {r.status}: {r.path}: {r.message}" if r.message else
+                 f"rr: {r.status}: {r.path}")
+            continue
+        text = line(r) if line else f"{r.state or r.status:<10} {r.path}"
+        if text is not None:
+            print(text)
+    return failed
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"rr {__version__}")
