@@ -59,6 +59,13 @@ ANNEX_VERSION = _key("annex.version", "str", None,
                      "Set by git-annex; its presence marks an annexed dataset.")
 CORE_HOOKSPATH = _key("core.hooksPath", "str", None,
                       "git's hook directory, honoured when rr commits.")
+COMMIT_GPGSIGN = _key("commit.gpgSign", "bool", False,
+                      "git's commit signing: when set, rr commits through git commit.", "git")
+COMMIT_CLEANUP = _key("commit.cleanup", "str", None,
+                      "git's message clean-up mode: when set (other than whitespace/default), "
+                      "rr commits through git commit.", "git")
+COMMIT_ENCODING = _key("i18n.commitEncoding", "str", None,
+                       "git's message encoding: when set, rr commits through git commit.", "git")
 # --- run ---------------------------------------------------------------------------------
 RUN_RECORD_DIRECTORY = _key("datalad.run.record-directory", "str", ".datalad/runinfo",
                             "Where sidecar run records are written (inside the dataset).")

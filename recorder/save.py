@@ -115,10 +115,19 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
             return None
         with deferred_signals(received):
             sha = gitrepo.commit(ds.root, message, only=paths if only else None,
-                                 hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH))
+                                 hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH),
+                                 head=before, plain=_plain_commit(ds))
         if sha == before:
             raise RecorderError("git commit exited 0 but made no commit")
         return sha
+
+
+def _plain_commit(ds: Dataset) -> bool:
+    """git's own config asks nothing of a commit that rr's plumbing commit would skip."""
+    cfg = ds.config
+    return (not cfg.typed(cfgkeys.COMMIT_GPGSIGN)
+            and cfg.get_local(cfgkeys.COMMIT_CLEANUP, "default") in ("default", "whitespace")
+            and cfg.get_local(cfgkeys.COMMIT_ENCODING) is None)
 
 
 _MUST_APPEAR = ("untracked", "added", "deleted", "renamed")
