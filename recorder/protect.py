@@ -292,6 +292,23 @@ def damaged_objects(ds: Dataset, since_ns: int, paths: Sequence[str] | None = No
     return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in bad.items()]
 
 
+def damaged_since_recorded(ds: Dataset, paths: Sequence[str] | None = None) -> list[Damaged]:
+    """:func:`damaged_objects` among objects written after both the last commit and the last
+    change git-annex recorded (a ``get`` or ``add`` updates its index after writing the
+    content): content fetched or added normally is not checksummed again, content written
+    through its link later is (what ``rr status`` shows as damaged)."""
+    if not ds.is_annex:
+        return []
+    out = gitrepo.call_git_optional(["log", "-1", "--format=%ct", "HEAD"], ds.root)
+    # commit times are whole seconds: content added in the second of the commit is not new
+    since = (int(out.strip()) + 1) * 1_000_000_000 if out and out.strip().isdigit() else 0
+    try:
+        since = max(since, os.stat(ds.git_dir / "annex" / "index").st_mtime_ns + 1)
+    except OSError:
+        pass
+    return damaged_objects(ds, since, paths, written=True)
+
+
 def _files_of_keys(ds: Dataset, keys: Sequence[str]) -> dict[str, list[str]]:
     wanted = set(keys)
     found: dict[str, list[str]] = {}
