@@ -147,7 +147,7 @@ def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
     else:
         entries = gitrepo.iter_status(ds.root, rels, untracked="normal")
     keys = _annexed_files(ds, rels) if annex_info and ds.is_annex else {}
-    present = _presence(ds, keys) if keys else {}
+    present = _presence(ds, keys, {e.path for e in entries}) if keys else {}
     seen = set()
     for e in entries:
         rel = e.path.rstrip("/")
@@ -200,20 +200,19 @@ def _annexed_files(ds: Dataset, rels: list[str] | None) -> dict[str, tuple[str, 
     return out
 
 
-def _presence(ds: Dataset, keys: dict[str, tuple[str, str]]) -> dict[str, bool]:
-    """key -> content here: a locked file's link is followed (no process); the others are
-    asked of git-annex in one batch."""
+def _presence(ds: Dataset, keys: dict[str, tuple[str, str]],
+              changed: set[str]) -> dict[str, bool]:
+    """key -> content here.  A locked file git reports unchanged is a link to its key:
+    following it (one ``stat``, no process) tells; the others are asked of git-annex in one
+    ``contentlocation`` batch."""
     present: dict[str, bool] = {}
     ask = []
-    for rel, (key, _mode) in keys.items():
-        full = ds.root / rel
-        try:
-            linked = full.is_symlink() and os.readlink(full).endswith("/" + key)
-        except OSError:
-            linked = False
-        if linked:
-            present[key] = present.get(key, False) or full.exists()
-        elif key not in present:
+    root = f"{ds.root}/"
+    exists = os.path.exists
+    for rel, (key, mode) in keys.items():
+        if mode == "120000" and rel not in changed:
+            present[key] = present.get(key, False) or exists(root + rel)
+        else:
             ask.append(key)
     ask = [k for k in dict.fromkeys(ask) if not present.get(k)]
     present.update(annex.content_present(ds.root, ask))
