@@ -44,15 +44,17 @@ def _resolve(ds: Dataset, paths: Sequence[str], base: Path | None,
 
 
 def _known(ds: Dataset, rels: Sequence[str]) -> set[str]:
-    """Of ``rels`` (not on disk), those git knows: in the index, or inside a subdataset that
-    is not installed (its contents are unknown here, not missing)."""
-    tracked = set(gitrepo.ls_files(ds.root, rels)) if ds.head() is not None or \
-        (ds.git_dir / "index").exists() else set()
-    subs = list(ds.subdatasets())
+    """Of ``rels`` (not on disk), those git knows: in the index (of the installed subdataset
+    holding them), or inside a subdataset that is not installed (unknown here, not missing)."""
+    tracked = set(gitrepo.ls_files(ds.root, rels)) if (ds.git_dir / "index").exists() else set()
+    subs = sorted(ds.subdatasets(), key=len, reverse=True)
     known = set()
     for r in rels:
-        if r in tracked or any(t.startswith(r + "/") for t in tracked) or \
-                any(r == s or r.startswith(s + "/") for s in subs):
+        sub = next((s for s in subs if r == s or r.startswith(s + "/")), None)
+        if sub is not None and r != sub and _installed(ds, sub):
+            if _known(Dataset(ds.root / sub), [r[len(sub) + 1:]]):
+                known.add(r)
+        elif sub is not None or r in tracked or any(t.startswith(r + "/") for t in tracked):
             known.add(r)
     return known
 

@@ -80,6 +80,8 @@ def test_subdataset_modified_and_recursive(ds_with_data):
     # a path inside an installed subdataset is looked up there
     assert states("status", "sub/inside.txt", cwd=ds_with_data) == {
         "sub/inside.txt": "untracked"}
+    out = rr("status", "sub/nope", cwd=ds_with_data, check=False)
+    assert (out.returncode, out.stderr) == (1, "rr: impossible: sub/nope: path does not exist\n")
     # new commits in the subdataset: modified in the superdataset, clean inside
     rr("save", "-m", "inside", cwd=ds_with_data / "sub")
     assert states("status", "-r", cwd=ds_with_data) == {"sub": "modified"}
