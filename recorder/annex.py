@@ -295,3 +295,31 @@ def repair_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> tuple[list
                            check=False)
         (restored if got.returncode == 0 else lost).append(key)
     return restored, lost
+
+
+def unlock(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
+    """``git annex unlock``: the files become writable copies of their content (the object
+    store keeps its own copy unless annex.thin is set); the change is staged, as DataLad's.
+    One record per file; a failed one has ``success`` false (not raised: the others count)."""
+    return _annex_json(root, ["unlock"], paths, check=False) if paths else []
+
+
+def content_present(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, bool]:
+    """Whether each key's content is here, with one ``contentlocation --batch`` call."""
+    if not keys:
+        return {}
+    ensure_available()
+    result = proc.capture(["git", "annex", "contentlocation", "--batch"], cwd=root,
+                          input="".join(f"{k}\n" for k in keys).encode(), check=False)
+    lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
+    lines += [""] * (len(keys) - len(lines))
+    return {k: bool(loc.strip()) for k, loc in zip(keys, lines)}
+
+
+def key_of_link(target: str | bytes) -> str | None:
+    """The annex key a symlink target or pointer file names (None: not annexed content)."""
+    text = target.decode("utf-8", "surrogateescape") if isinstance(target, bytes) else target
+    text = text.strip()
+    if "\n" in text or not annex_objects_marker(text):
+        return None
+    return text.rsplit("/", 1)[-1] or None

@@ -369,3 +369,36 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
     ds = _find(dataset)
     return _rerun.script(ds, revision, since=since, script_name=script_name)
+
+
+# --- status, diff, unlock ---
+
+
+def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+           annex: bool = False):
+    """What changed in the dataset, one ``Result`` per path (an iterator): states added,
+    modified, deleted, untracked (and damaged: annexed content changed through its link);
+    with ``annex`` also each annexed file's key, size and whether its content is here.
+    Paths are relative to the working directory; the records' paths to the dataset."""
+    from . import status as _status
+
+    return _status.status(_find(dataset), list(paths), recursive=recursive, annex_info=annex)
+
+
+def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,
+         dataset: PathArg = None, recursive: bool = False):
+    """What differs between two states, one ``Result`` per path (an iterator): ``from_``
+    (default HEAD) and ``to`` (default: the working tree); annexed files compared by key."""
+    from . import status as _status
+
+    return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive)
+
+
+def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):
+    """Make annexed files editable (``git annex unlock``); ``rr save`` annexes them again.
+    Returns one ``Result`` per file; absent content is ``impossible``."""
+    from . import unlock as _unlock
+
+    ds = _find(dataset)
+    with _changing(ds, "rr unlock"):
+        return _unlock.unlock(ds, list(paths))

@@ -916,6 +916,135 @@ def log_(
             print(f"    note: {r.note}")
 
 
+# --- status, diff, unlock ---
+
+
+def _state_line(r: Any) -> str:
+    """DataLad's status/diff line: ' modified: path (type)'."""
+    return f"{r.state or r.status:>9}: {r.path} ({r.type or 'file'})" + \
+        (f" [{r.message}]" if r.message else "")
+
+
+def _human_size(n: int) -> str:
+    """Decimal units, as DataLad prints sizes: 999 B, 12 MB, 1.4 GB."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 1000 or unit == "PB":
+            break
+    return f"{value:.3g} {unit}"
+
+
+@app.command()
+def status(
+    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive",
+                                   help="Into installed subdatasets too."),
+    annex: bool = typer.Option(False, "--annex", help="Also list every annexed file: whether "
+                               "its content is here and its size, and a total."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per path."),
+) -> None:
+    """Show what changed: untracked, added, modified, deleted files and subdatasets, and
+    annexed content changed through its link (damaged).
+
+    Paths are shown relative to the dataset's root (as datalad status -d .).
+
+    Example: rr status -r --annex data/
+    """
+    from . import api
+
+    results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex)
+    totals = {"files": 0, "present": 0, "bytes": 0, "here": 0, "unknown": 0, "changed": 0}
+
+    def counted(items: Any) -> Any:
+        for r in items:
+            if r.state != "clean" and not r.failed:
+                totals["changed"] += 1
+            info = r.extra or {}
+            if "has_content" in info:
+                totals["files"] += 1
+                size = info.get("bytesize")
+                totals["unknown"] += size is None
+                totals["bytes"] += size or 0
+                if info["has_content"]:
+                    totals["present"] += 1
+                    totals["here"] += size or 0
+            yield r
+
+    def line(r: Any) -> str | None:
+        info = r.extra or {}
+        if "has_content" not in info:
+            return _state_line(r)
+        size = "size unknown" if info.get("bytesize") is None else \
+            _human_size(info["bytesize"])
+        where = "present" if info["has_content"] else "absent"
+        return f"{_state_line(r)} [{where}, {size}]"
+
+    failed = call(render_results, counted(results), as_json, line=line)
+    if not as_json:
+        if not totals["changed"] and not failed:
+            print("nothing to save, working tree clean")
+        if annex:
+            unknown = f" ({totals['unknown']} of unknown size)" if totals["unknown"] else ""
+            print(f"{totals['present']} of {totals['files']} annexed files present, "
+                  f"{_human_size(totals['here'])} of {_human_size(totals['bytes'])}{unknown}")
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def diff(
+    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
+    from_: Optional[str] = typer.Option(None, "-f", "--from", help="The state to compare "
+                                        "from (default HEAD)."),
+    to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
+                                     "(default: the working tree, untracked files included)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive",
+                                   help="Into installed subdatasets too."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per path (with "
+                                 "gitshasum/prev_gitshasum and key/prev_key of annexed files)."),
+) -> None:
+    """Show what differs between two states, per path; annexed files are compared by their
+    content key (an unlocked file with its recorded content is unchanged).
+
+    Example: rr diff --from ready4analysis --to HEAD -r
+    """
+    from . import api
+
+    results = call(api.diff, paths or (), from_=from_, to=to, dataset=dataset,
+                   recursive=recursive)
+    if call(render_results, results, as_json, line=_state_line):
+        raise typer.Exit(1)
+
+
+@app.command()
+def unlock(
+    paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file."),
+) -> None:
+    """Make annexed files editable without a run; rr save puts them back into the annex.
+
+    Files whose content is not here cannot be unlocked (rr get them first).
+
+    Example: rr unlock data/labels.csv
+    """
+    from . import api
+
+    results = call(api.unlock, paths or (), dataset=dataset)
+
+    def line(r: Any) -> str:
+        return f"unlock({r.status}): {r.path} ({r.type or 'file'})" + \
+            (f" [{r.message}]" if r.message else "")
+
+    if render_results(results, as_json, line=line):
+        raise typer.Exit(1)
+
+
 def _render_step(result: Any) -> None:
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)

@@ -131,6 +131,7 @@ class StatusEntry(NamedTuple):  # a NamedTuple: cheaper than a dataclass at star
     staged: bool = False
     sub_dirty: bool = False  # a subdataset with uncommitted changes inside
     worktree: bool = True  # the worktree differs from the index (False: fully staged)
+    head_mode: str = ""  # the octal mode in HEAD ("000000": not in HEAD; "120000": a symlink)
 
 
 _XY_STATE = {"A": "added", "M": "modified", "D": "deleted", "T": "typechange", "R": "renamed",
@@ -160,13 +161,13 @@ def iter_status(
         if kind == "1":
             parts = item.split(" ", 8)
             xy, sub, path = parts[1], parts[2], parts[8]
-            entries.append(_entry(path, xy, sub))
+            entries.append(_entry(path, xy, sub, parts[3]))
         elif kind == "2":
             parts = item.split(" ", 9)
             xy, sub, path = parts[1], parts[2], parts[9]
             orig = out[i + 1]
             i += 1
-            entries.append(_entry(path, xy, sub))
+            entries.append(_entry(path, xy, sub, parts[3]))
             entries.append(StatusEntry(orig, "deleted", staged=True, worktree=False))
         elif kind == "u":
             parts = item.split(" ", 10)
@@ -189,7 +190,7 @@ def _argv_chunks(paths: Sequence[str], limit: int = 100_000) -> list[list[str]]:
     return chunks if chunks[0] else []
 
 
-def _entry(path: str, xy: str, sub: str) -> StatusEntry:
+def _entry(path: str, xy: str, sub: str, head_mode: str = "") -> StatusEntry:
     x, y = xy[0], xy[1]
     # the worktree state wins: a staged add that was deleted again is a deletion
     code = y if y != "." else x
@@ -198,7 +199,7 @@ def _entry(path: str, xy: str, sub: str) -> StatusEntry:
         state = "added"
     dirty_inside = sub.startswith("S") and (sub[2] == "M" or sub[3] == "U")
     return StatusEntry(path, state, submodule=sub.startswith("S"), staged=x != ".",
-                       sub_dirty=dirty_inside, worktree=y != ".")
+                       sub_dirty=dirty_inside, worktree=y != ".", head_mode=head_mode)
 
 
 def add(root: PathLike, paths: Sequence[str], *, update_only: bool = False) -> None:
@@ -716,3 +717,86 @@ def update_ref(root: PathLike, ref: str, new: str, old: str, message: str = "") 
 def diff_names(root: PathLike, old: str, new: str) -> list[str]:
     """Paths that differ between two commits (``git diff --name-only``, no renames)."""
     return call_git_z(["diff", "-z", "--name-only", "--no-renames", old, new, "--"], root)
+
+
+# --- status and diff (rr status, rr diff) ----------------------------------------------------
+
+NULL_SHA = "0" * 40
+
+
+class DiffEntry(NamedTuple):
+    """One path of ``git diff-index/diff-tree --raw``: modes, blobs, git's status letter."""
+
+    path: str
+    old_mode: str
+    new_mode: str
+    old_sha: str
+    new_sha: str  # NULL_SHA: the working tree file, not hashed by git
+    letter: str   # A, M, D, T
+
+
+def iter_diff_raw(root: PathLike, old: str, new: str | None,
+                  paths: Sequence[str] | None = None) -> list[DiffEntry]:
+    """What differs between the trees of ``old`` and ``new`` (None: the working tree) in one
+    git call.  The working tree is compared with ``diff-index`` without refreshing the index:
+    ``git diff`` would run git-annex's clean filter on a changed unlocked file just to compare
+    it, which takes its content into the annex; a stat-changed file shows as NULL_SHA."""
+    if new is None:
+        args = ["diff-index", "--raw", "-z", "--no-abbrev", "--no-renames",
+                "--ignore-submodules=none", old]
+    else:
+        args = ["diff-tree", "-r", "--raw", "-z", "--no-abbrev", "--no-renames", old, new]
+    out = _call_git_z_paths(args, root, paths) if paths is not None else \
+        call_git_z([*args, "--"], root)
+    entries = []
+    for i in range(0, len(out) - 1, 2):
+        meta = out[i].lstrip(":").split(" ")
+        entries.append(DiffEntry(out[i + 1], meta[0], meta[1], meta[2], meta[3], meta[4][:1]))
+    return entries
+
+
+def untracked_paths(root: PathLike, paths: Sequence[str] | None = None) -> list[str]:
+    """Untracked, not ignored paths; a directory holding only untracked files as ``dir/``
+    (what ``git status`` shows)."""
+    args = ["ls-files", "-z", "--others", "--exclude-standard", "--directory",
+            "--no-empty-directory"]
+    return _call_git_z_paths(args, root, paths) if paths is not None else call_git_z(args, root)
+
+
+def small_blobs(root: PathLike, shas: Iterable[str], limit: int = 1024) -> dict[str, bytes]:
+    """Contents of the blobs among ``shas`` no larger than ``limit`` bytes (annex symlinks
+    and pointer files are small; big files in git are not read): two ``cat-file`` calls."""
+    wanted = sorted({s for s in shas if s and s != NULL_SHA})
+    if not wanted:
+        return {}
+    data = "".join(f"{s}\n" for s in wanted).encode()
+    out = _git(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"], root,
+               input=data).stdout.decode("ascii", "replace").splitlines()
+    small = [p[0] for p in (line.split() for line in out)
+             if len(p) == 3 and p[1] == "blob" and int(p[2]) <= limit]
+    found = cat_file_batch(root, small)
+    return {s: v[1] for s, v in found.items() if v is not None}
+
+
+def hash_files_raw(root: PathLike, paths: Sequence[str]) -> list[str]:
+    """Blob ids of worktree files as git would store them without filters (no git-annex
+    clean filter runs: nothing is taken into the annex)."""
+    if not paths:
+        return []
+    data = "".join(f"{p}\n" for p in paths).encode("utf-8", "surrogateescape")
+    return call_git(["hash-object", "--no-filters", "--stdin-paths"], root,
+                    input=data).split()
+
+
+def ls_files_stage(root: PathLike, paths: Sequence[str] | None = None
+                   ) -> list[tuple[str, str, str]]:
+    """(mode, blob, path) of every index entry (stage 0), under ``paths`` when given."""
+    args = ["ls-files", "-s", "-z"]
+    out = _call_git_z_paths(args, root, paths) if paths is not None else call_git_z(args, root)
+    result = []
+    for item in out:
+        meta, _, path = item.partition("\t")
+        parts = meta.split()
+        if len(parts) == 3 and parts[2] == "0":
+            result.append((parts[0], parts[1], path))
+    return result

@@ -108,15 +108,16 @@ def iter_object_paths(objects: Path) -> Iterable[tuple[str, str]]:
                 yield key, f"{prefix}{key}/{key}"
 
 
-def iter_objects(objects: Path) -> Iterable[tuple[str, Path, os.stat_result]]:
-    """(key, path, stat) of every object file."""
+def iter_objects(objects: Path) -> Iterable[tuple[str, str, os.stat_result]]:
+    """(key, path, stat) of every object file (paths as strings: no Path per object)."""
+    lstat, isreg = os.lstat, stat.S_ISREG
     for key, path in iter_object_paths(objects):
         try:
-            st = os.lstat(path)
+            st = lstat(path)
         except OSError:
             continue
-        if stat.S_ISREG(st.st_mode):
-            yield key, Path(path), st
+        if isreg(st.st_mode):
+            yield key, path, st
 
 
 class ObjectWatch:
@@ -206,7 +207,7 @@ _HASHES = {"MD5": "md5", "SHA1": "sha1", "SHA256": "sha256", "SHA512": "sha512",
            "SHA3_512": "sha3_512", "BLAKE2B512": "blake2b"}
 
 
-def key_matches(key: str, path: Path) -> bool | None:
+def key_matches(key: str, path: Path | str) -> bool | None:
     """Whether the content at ``path`` is what ``key`` names (None: cannot be told)."""
     try:
         size = os.path.getsize(path)
@@ -248,7 +249,7 @@ def fs_now(ds: Dataset) -> int:
         return time.time_ns() - 50_000_000
 
 
-def _suspect(key: str, path: Path, st: os.stat_result, since_ns: int, written: bool) -> bool:
+def _suspect(key: str, path: Path | str, st: os.stat_result, since_ns: int, written: bool) -> bool:
     """Whether an object whose inode (or, with ``written``, whose content) changed since
     ``since_ns`` no longer holds its key."""
     if st.st_mtime_ns < since_ns and (written or st.st_ctime_ns < since_ns):
@@ -289,7 +290,24 @@ def damaged_objects(ds: Dataset, since_ns: int, paths: Sequence[str] | None = No
     if not bad:
         return []
     files = _files_of_keys(ds, list(bad))
-    return [Damaged(k, p, tuple(files.get(k, ()))) for k, p in bad.items()]
+    return [Damaged(k, Path(p), tuple(files.get(k, ()))) for k, p in bad.items()]
+
+
+def damaged_since_recorded(ds: Dataset, paths: Sequence[str] | None = None) -> list[Damaged]:
+    """:func:`damaged_objects` among objects written after both the last commit and the last
+    change git-annex recorded (a ``get`` or ``add`` updates its index after writing the
+    content): content fetched or added normally is not checksummed again, content written
+    through its link later is (what ``rr status`` shows as damaged)."""
+    if not ds.is_annex:
+        return []
+    out = gitrepo.call_git_optional(["log", "-1", "--format=%ct", "HEAD"], ds.root)
+    # commit times are whole seconds: content added in the second of the commit is not new
+    since = (int(out.strip()) + 1) * 1_000_000_000 if out and out.strip().isdigit() else 0
+    try:
+        since = max(since, os.stat(ds.git_dir / "annex" / "index").st_mtime_ns + 1)
+    except OSError:
+        pass
+    return damaged_objects(ds, since, paths, written=True)
 
 
 def _files_of_keys(ds: Dataset, keys: Sequence[str]) -> dict[str, list[str]]:

@@ -1,0 +1,357 @@
+"""``rr status`` and ``rr diff``: what changed, one result record per path.
+
+Both follow DataLad (``datalad status`` / ``datalad diff``): states ``added``, ``modified``,
+``deleted``, ``untracked``; types ``file``, ``symlink`` (a locked annexed file), ``directory``,
+``dataset`` (a subdataset, "modified" when it has new commits or changes inside).  Paths in
+the records are relative to the dataset the command was given (DataLad shows them so with
+``-d``); paths given on the command line are relative to the working directory.
+
+One ``git status`` (status) or one ``git diff-index``/``diff-tree`` (diff) per dataset; annex
+keys come from the link targets and pointer files read with one ``cat-file`` batch, never
+from one git-annex call per file.  Annexed files are compared by key: an unlocked file whose
+content still matches its key is unchanged for ``rr diff``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from . import annex, gitrepo, protect
+from .dataset import Dataset
+from .errors import RecorderError
+from .results import IMPOSSIBLE, Result
+
+_ANNEX_MODES = ("120000", "100644", "100755")
+_STATE = {"typechange": "modified", "renamed": "added"}
+
+
+# --- paths ---------------------------------------------------------------------------------
+
+
+def _resolve(ds: Dataset, paths: Sequence[str], base: Path | None,
+             action: str) -> tuple[list[str], list[Result]]:
+    """Dataset-relative paths, and an ``impossible`` record for each that neither exists nor
+    is known to git.  A path outside the dataset is an error (nothing is looked at)."""
+    rels = [ds.ensure_inside(p, base) for p in paths]
+    unknown = [r for r in rels if r != "." and not os.path.lexists(ds.root / r)]
+    if unknown:
+        known = _known(ds, unknown)
+        unknown = [r for r in unknown if r not in known]
+    missing = [Result(action, r, IMPOSSIBLE, message="path does not exist") for r in unknown]
+    return [r for r in rels if r not in unknown], missing
+
+
+def _known(ds: Dataset, rels: Sequence[str]) -> set[str]:
+    """Of ``rels`` (not on disk), those git knows: in the index (of the installed subdataset
+    holding them), or inside a subdataset that is not installed (unknown here, not missing)."""
+    tracked = set(gitrepo.ls_files(ds.root, rels)) if (ds.git_dir / "index").exists() else set()
+    subs = sorted(ds.subdatasets(), key=len, reverse=True)
+    known = set()
+    for r in rels:
+        sub = next((s for s in subs if r == s or r.startswith(s + "/")), None)
+        if sub is not None and r != sub and _installed(ds, sub):
+            if _known(Dataset(ds.root / sub), [r[len(sub) + 1:]]):
+                known.add(r)
+        elif sub is not None or r in tracked or any(t.startswith(r + "/") for t in tracked):
+            known.add(r)
+    return known
+
+
+def _split(ds: Dataset, rels: Sequence[str] | None
+           ) -> tuple[list[str] | None, dict[str, list[str]]]:
+    """Paths for this dataset, and paths inside installed subdatasets by subdataset."""
+    if rels is None:
+        return None, {}
+    subs = sorted(ds.subdatasets(), key=len, reverse=True) if rels else []
+    own: list[str] = []
+    inner: dict[str, list[str]] = {}
+    for r in rels:
+        owner = next((s for s in subs if r.startswith(s + "/")), None)
+        if owner and _installed(ds, owner):
+            inner.setdefault(owner, []).append(r[len(owner) + 1:])
+        else:
+            own.append(r)
+    return own, inner
+
+
+def _installed(ds: Dataset, rel: str) -> bool:
+    return (ds.root / rel / ".git").exists()
+
+
+def _in_scope(sub: str, rels: Sequence[str] | None) -> bool:
+    return rels is None or any(r == "." or r == sub or sub.startswith(r + "/") for r in rels)
+
+
+def _type(full: Path) -> str:
+    if full.is_symlink():
+        return "symlink"
+    if full.is_dir():
+        return "dataset" if (full / ".git").exists() else "directory"
+    return "file"
+
+
+_MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
+           annex_info: bool = False, base: Path | None = None) -> Iterator[Result]:
+    """One record per changed path (state added, modified, deleted, untracked, damaged);
+    with ``annex_info`` also every annexed file (``clean`` when unchanged) with ``key``,
+    ``bytesize`` and ``has_content``.  Paths are checked here, before anything is reported
+    (an error is raised by this call, not while iterating)."""
+    rels: list[str] | None = None
+    missing: list[Result] = []
+    if paths:
+        rels, missing = _resolve(ds, paths, base, "status")
+    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info)
+                  if rels is None or rels else iter(()))
+
+
+def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:
+    yield from first
+    yield from rest
+
+
+def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool,
+               annex_info: bool) -> Iterator[Result]:
+    own, inner = _split(ds, rels)
+    dirty_subs: set[str] = set()
+    if own is None or own:
+        scope = None if own is None or "." in own else own
+        for res, dirty in _status_one(ds, prefix, scope, annex_info):
+            if dirty:
+                dirty_subs.add(res.path[len(prefix):])
+            yield res
+    for sub, sub_rels in inner.items():
+        yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", sub_rels, recursive,
+                              annex_info)
+    if recursive:
+        for sub in ds.subdatasets():
+            if sub in inner or not _installed(ds, sub) or not _in_scope(sub, own):
+                continue
+            if sub in dirty_subs or annex_info:
+                yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", None,
+                                      recursive, annex_info)
+
+
+def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
+                annex_info: bool) -> Iterator[tuple[Result, bool]]:
+    """(record, whether it is a subdataset with changes inside) for one dataset: one
+    ``git status``, the object store walk for damaged content, with ``annex_info`` the keys."""
+    if ds.head() is None and not (ds.git_dir / "index").exists():
+        entries = [gitrepo.StatusEntry(p, "untracked")
+                   for p in gitrepo.untracked_paths(ds.root, rels)]
+    else:
+        entries = gitrepo.iter_status(ds.root, rels, untracked="normal")
+    keys = _annexed_files(ds, rels) if annex_info and ds.is_annex else {}
+    present = _presence(ds, keys, {e.path for e in entries}) if keys else {}
+    seen = set()
+    for e in entries:
+        rel = e.path.rstrip("/")
+        seen.add(rel)
+        full = ds.root / rel
+        if e.submodule:
+            typ = "dataset"
+        elif e.state == "deleted" or not os.path.lexists(full):
+            typ = _MODE_TYPE.get(e.head_mode, "file")
+        else:
+            typ = _type(full)
+        extra = None
+        if rel in keys and e.state != "deleted":
+            extra = _annex_extra(keys[rel], present)
+        yield (Result("status", prefix + rel, state=_STATE.get(e.state, e.state), type=typ,
+                      extra=extra), e.submodule and e.sub_dirty)
+    for d in protect.damaged_since_recorded(ds, rels):
+        for f in d.files or (d.key,):
+            extra = {"key": d.key}
+            if f in keys:
+                extra = _annex_extra(keys[f], present)
+            seen.add(f)
+            yield (Result("status", prefix + f, state="damaged", type="symlink",
+                          message="the content was changed through its link and no longer "
+                                  "matches its key; git annex fsck moves it aside, then "
+                                  "rr get it again", extra=extra), False)
+    for rel, (key, mode) in keys.items():
+        if rel not in seen:
+            typ = "symlink" if mode == "120000" else "file"
+            yield (Result("status", prefix + rel, state="clean", type=typ,
+                          extra=_annex_extra((key, mode), present)), False)
+
+
+def _annex_extra(entry: tuple[str, str], present: dict[str, bool]) -> dict:
+    key = entry[0]
+    return {"key": key, "bytesize": protect.key_size(key), "has_content": present.get(key, False)}
+
+
+def _annexed_files(ds: Dataset, rels: list[str] | None) -> dict[str, tuple[str, str]]:
+    """path -> (key, index mode) of the annexed files in the index (one ``ls-files``, one
+    ``cat-file`` batch over the small blobs)."""
+    index = [(m, s, p) for m, s, p in gitrepo.ls_files_stage(ds.root, rels)
+             if m in _ANNEX_MODES]
+    blobs = gitrepo.small_blobs(ds.root, (s for _, s, _ in index))
+    out = {}
+    for mode, sha, path in index:
+        key = annex.key_of_link(blobs[sha]) if sha in blobs else None
+        if key:
+            out[path] = (key, mode)
+    return out
+
+
+def _presence(ds: Dataset, keys: dict[str, tuple[str, str]],
+              changed: set[str]) -> dict[str, bool]:
+    """key -> content here.  A locked file git reports unchanged is a link to its key:
+    following it (one ``stat``, no process) tells; the others are asked of git-annex in one
+    ``contentlocation`` batch."""
+    present: dict[str, bool] = {}
+    ask = []
+    root = f"{ds.root}/"
+    exists = os.path.exists
+    for rel, (key, mode) in keys.items():
+        if mode == "120000" and rel not in changed:
+            present[key] = present.get(key, False) or exists(root + rel)
+        else:
+            ask.append(key)
+    ask = [k for k in dict.fromkeys(ask) if not present.get(k)]
+    present.update(annex.content_present(ds.root, ask))
+    return present
+
+
+# --- diff ----------------------------------------------------------------------------------
+
+
+def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
+         paths: Sequence[str] = (), *, recursive: bool = False,
+         base: Path | None = None) -> Iterator[Result]:
+    """What differs between ``frm`` (default HEAD) and ``to`` (default: the working tree,
+    untracked files included, as ``datalad diff``), one record per path.  Revisions and
+    paths are checked here, before anything is reported: an unknown revision is an error."""
+    frm_sha = _commit(ds, frm or "HEAD", allow_unborn=frm is None)
+    to_sha = _commit(ds, to) if to is not None else None
+    rels: list[str] | None = None
+    missing: list[Result] = []
+    if paths:
+        rels, missing = _resolve(ds, paths, base, "diff")
+        if to is not None:  # a path may exist only in a revision
+            rels, missing = rels + [m.path for m in missing], []
+    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive)
+                  if rels is None or rels else iter(()))
+
+
+_EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def _commit(ds: Dataset, rev: str, allow_unborn: bool = False) -> str:
+    if rev.startswith("-"):
+        raise RecorderError(f"not a revision: {rev!r}")
+    sha = gitrepo.resolve_commit(ds.root, rev)
+    if sha is None:
+        if allow_unborn and ds.head() is None:
+            return _EMPTY_TREE
+        raise RecorderError(f"unknown revision: {rev}",
+                            hint="name a commit, branch or tag (see git log)")
+    return sha
+
+
+def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str] | None,
+             recursive: bool) -> Iterator[Result]:
+    own, inner = _split(ds, rels)
+    changed_subs: dict[str, tuple[str | None, str | None]] = {}
+    if own is None or own:
+        scope = None if own is None or "." in own else own
+        for res in _diff_one(ds, prefix, frm, to, scope):
+            if res.type == "dataset" and res.state != "untracked":
+                sub = res.path[len(prefix):]
+                changed_subs[sub] = (res.extra or {}).get("prev_gitshasum"), \
+                    (res.extra or {}).get("gitshasum")
+            yield res
+    for sub, sub_rels in inner.items():
+        yield from _diff_sub(ds, prefix, sub, _recorded(ds, frm, sub),
+                             _recorded(ds, to, sub) if to else None, to is None, sub_rels,
+                             recursive)
+    if recursive:
+        for sub, (old, new) in changed_subs.items():
+            if sub not in inner and _installed(ds, sub):
+                yield from _diff_sub(ds, prefix, sub, old, new, to is None, None, recursive)
+
+
+def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
+    out = gitrepo.call_git_optional(["rev-parse", "-q", "--verify", f"{rev}:{sub}"], ds.root)
+    return out.strip() if out else None
+
+
+def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | None,
+              worktree: bool, rels: list[str] | None, recursive: bool) -> Iterator[Result]:
+    """Inside an installed subdataset: from the commit recorded at ``frm`` (none: the empty
+    tree) to the one recorded at ``to`` (or its working tree)."""
+    subds = Dataset(ds.root / sub)
+    where = f"{prefix}{sub}"
+    for sha in (old, new):
+        if sha and gitrepo.resolve_commit(subds.root, sha) is None:
+            yield Result("diff", where, IMPOSSIBLE, type="dataset",
+                         message=f"the recorded commit {sha[:10]} is not in the installed "
+                                 "subdataset (rr update or git fetch there first)")
+            return
+    if not worktree and new is None:
+        return  # removed at --to: the parent's record says so
+    yield from _diff_in(subds, where + "/", old or _EMPTY_TREE, None if worktree else new,
+                        rels, recursive)
+
+
+def _diff_one(ds: Dataset, prefix: str, frm: str, to: str | None,
+              rels: list[str] | None) -> Iterator[Result]:
+    entries = gitrepo.iter_diff_raw(ds.root, frm, to, rels)
+    blobs = gitrepo.small_blobs(ds.root, [s for e in entries for m, s in
+                                          ((e.old_mode, e.old_sha), (e.new_mode, e.new_sha))
+                                          if m in _ANNEX_MODES])
+    rehash: list[tuple[gitrepo.DiffEntry, dict]] = []
+    for e in entries:
+        full = ds.root / e.path
+        old_key = annex.key_of_link(blobs[e.old_sha]) if e.old_sha in blobs else None
+        new_key = annex.key_of_link(blobs[e.new_sha]) if e.new_sha in blobs else None
+        new_sha: str | None = None if e.new_sha == gitrepo.NULL_SHA else e.new_sha
+        stat_only = False
+        if to is None and e.new_sha == gitrepo.NULL_SHA and e.new_mode != "000000":
+            if e.new_mode == "160000":
+                new_sha = gitrepo.head_sha(full)
+            elif e.new_mode == "120000":
+                try:
+                    new_key = annex.key_of_link(os.readlink(full))
+                except OSError:
+                    new_key = None
+            elif old_key and protect.key_matches(old_key, full):
+                new_key = old_key  # an unlocked file with the content it was recorded with
+            elif not old_key and e.old_mode == e.new_mode and "\n" not in e.path:
+                stat_only = True  # maybe only its stat changed: hashed below, unfiltered
+        if old_key and old_key == new_key:
+            continue  # the same content, locked or unlocked
+        if e.new_mode == "160000" or e.old_mode == "160000":
+            typ = "dataset"
+        else:
+            mode = e.new_mode if e.letter != "D" else e.old_mode
+            typ = "file" if mode in ("100644", "100755") else _MODE_TYPE.get(mode, "file")
+        extra: dict = {"prev_gitshasum": None if e.old_mode == "000000" else e.old_sha,
+                       "gitshasum": None if e.new_mode == "000000" else new_sha}
+        if old_key or new_key:
+            extra.update(prev_key=old_key, key=new_key)
+        state = {"A": "added", "D": "deleted"}.get(e.letter, "modified")
+        res = Result("diff", prefix + e.path, state=state, type=typ, extra=extra)
+        if stat_only:
+            rehash.append((e, extra))
+            continue
+        yield res
+    if rehash:
+        shas = gitrepo.hash_files_raw(ds.root, [e.path for e, _ in rehash])
+        for (e, extra), sha in zip(rehash, shas):
+            if sha != e.old_sha:
+                extra["gitshasum"] = sha
+                yield Result("diff", prefix + e.path, state="modified", type="file",
+                             extra=extra)
+    if to is None:
+        for p in gitrepo.untracked_paths(ds.root, rels):
+            rel = p.rstrip("/")
+            yield Result("diff", prefix + rel, state="untracked", type=_type(ds.root / rel))
