@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from . import annex, gitrepo
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
-from .lock import dataset_lock
+from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
@@ -82,7 +82,8 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
     if fetched and ds.is_annex:
         # the siblings' git-annex branches (where their content is) into the local one:
         # only location tracking changes, never a file in the worktree
-        annex.merge(ds.root)
+        with deferred_signals():
+            annex.merge(ds.root)
 
 
 # --- the current branch ---------------------------------------------------------------------
@@ -97,7 +98,7 @@ def _check_can_move(ds: Dataset, how: str) -> None:
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" (and {len(dirty) - 3} more)" if len(dirty) > 3
                                         else "")
-        raise RecorderError(f"--how {how} needs a clean dataset; modified: {shown}",
+        raise RecorderError(f"--how {how} needs a clean dataset; unsaved changes in {shown}",
                             hint="save the changes first (rr save), or undo them")
 
 
@@ -139,7 +140,8 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
         return Result("update", rel, NOTNEEDED, "up to date", "dataset",
                       f"{branch} already contains {short}", extra)
     if how == "reset":
-        gitrepo.reset_hard(ds.root, theirs)
+        with deferred_signals():  # Ctrl-C waits: a worktree is never half reset
+            gitrepo.reset_hard(ds.root, theirs)
         return Result("update", rel, OK, "reset", "dataset",
                       f"{branch} reset to {short} ({theirs[:8]})", extra)
     fast_forward = ours is None or gitrepo.is_ancestor(ds.root, ours, theirs)
@@ -149,8 +151,9 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
             f"({theirs[:8]}) have diverged: --how ff-only cannot bring them together",
             hint="merge them with: rr update --how merge" +
                  (f" --sibling {sibling}" if sibling else ""))
-    outcome = gitrepo.merge_into_head(ds.root, theirs if fast_forward else short,
-                                      ff_only=fast_forward)
+    with deferred_signals():  # Ctrl-C waits: git ends merged or in its conflict state
+        outcome = gitrepo.merge_into_head(ds.root, theirs if fast_forward else short,
+                                          ff_only=fast_forward)
     if outcome.returncode != 0:
         conflicts = gitrepo.unmerged_paths(ds.root)
         if conflicts:
@@ -160,14 +163,21 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
                 f"merging {short} into {branch} stopped at conflicts in {shown}; "
                 "the dataset is in git's merge state",
                 hint="resolve them and rr save, or go back with: git merge --abort")
-        text = (outcome.stderr or outcome.stdout or b"").decode("utf-8", "replace").strip()
-        raise RecorderError(f"merging {short} into {branch} failed: "
-                            f"{text.splitlines()[-1] if text else 'git merge failed'}")
+        raise RecorderError(f"merging {short} into {branch} failed: {_why(outcome)}",
+                            hint="nothing was changed; see git status")
     extra["to"] = ds.head()
     state = "fast-forward" if fast_forward else "merged"
     return Result("update", rel, OK, state, "dataset",
                   f"{branch} {'fast-forwarded to' if fast_forward else 'merged with'} {short}",
                   extra)
+
+
+def _why(outcome) -> str:
+    """The line of a failed git command that says why ('error: ...' first)."""
+    lines = [ln.strip() for ln in (outcome.stderr or outcome.stdout or b"")
+             .decode("utf-8", "replace").splitlines() if ln.strip()]
+    return next((ln for ln in lines if ln.startswith(("error:", "fatal:"))),
+                lines[0] if lines else f"git exited {outcome.returncode}")
 
 
 # --- subdatasets ----------------------------------------------------------------------------
@@ -226,11 +236,13 @@ def _to_recorded(ds: Dataset, sub: Dataset, path: str, sub_rel: str, how: str) -
         return Result("update", path, IMPOSSIBLE, "", "dataset", exc.message, extra)
     branch = gitrepo.current_branch(sub.root)
     if branch is None:
-        gitrepo.checkout(sub.root, recorded, detach=True)
+        with deferred_signals():
+            gitrepo.checkout(sub.root, recorded, detach=True)
         return Result("update", path, OK, "checked out", "dataset",
                       f"checked out the recorded commit {recorded[:8]}", extra)
     if how == "reset":
-        gitrepo.reset_hard(sub.root, recorded)
+        with deferred_signals():
+            gitrepo.reset_hard(sub.root, recorded)
         return Result("update", path, OK, "reset", "dataset",
                       f"{branch} reset to the recorded commit {recorded[:8]}", extra)
     if here and gitrepo.is_ancestor(sub.root, recorded, here):
@@ -242,7 +254,8 @@ def _to_recorded(ds: Dataset, sub: Dataset, path: str, sub_rel: str, how: str) -
                       f"{branch} ({here[:8] if here else '-'}) and the recorded commit "
                       f"{recorded[:8]} have diverged: --how ff-only cannot bring them "
                       "together (rr update --how merge)", extra)
-    outcome = gitrepo.merge_into_head(sub.root, recorded, ff_only=fast_forward)
+    with deferred_signals():
+        outcome = gitrepo.merge_into_head(sub.root, recorded, ff_only=fast_forward)
     if outcome.returncode != 0:
         conflicts = gitrepo.unmerged_paths(sub.root)
         return Result("update", path, ERROR, "conflict" if conflicts else "", "dataset",

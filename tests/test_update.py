@@ -97,9 +97,20 @@ def test_merge_and_reset_refuse_a_dirty_dataset(pair):
         proc = rr("update", "--how", how, cwd=clone, check=False)
         assert proc.returncode == 1
         assert proc.stderr.startswith(f"rr: error: --how {how} needs a clean dataset; "
-                                      "modified: code/count.sh")
+                                      "unsaved changes in code/count.sh")
     assert _head(clone) != new
     assert _head(clone, "origin/master") != new  # refused before fetching
+
+
+def test_merge_refused_by_git_changes_nothing(pair):
+    origin, clone = pair
+    _change(origin, "new.txt", "theirs\n", "their new file")
+    (clone / "new.txt").write_text("untracked, mine\n")  # git would overwrite it
+    before = _head(clone)
+    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("rr: error: merging origin/master into master failed: error:")
+    assert _head(clone) == before and (clone / "new.txt").read_text() == "untracked, mine\n"
 
 
 def test_errors_are_one_line(pair, tmp_path):
