@@ -176,9 +176,14 @@ def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False
     return _annex_json(root, ["drop", *(["--force"] if force else [])], paths)
 
 
+def _jobs(jobs: int | None) -> list[str]:
+    """git-annex's own parallel transfers (DataLad's -J/--jobs hands them over the same way)."""
+    return [f"--jobs={jobs}"] if jobs and jobs > 1 else []
+
+
 def copy_to(root: str | os.PathLike[str], remote: str, paths: Sequence[str],
-            all_versions: bool = False) -> list[dict]:
-    args = ["copy", "--to", remote]
+            all_versions: bool = False, jobs: int | None = None) -> list[dict]:
+    args = ["copy", "--to", remote, *_jobs(jobs)]
     if all_versions:
         return _annex_json(root, [*args, "--all"], [])
     return _annex_json(root, args, paths or ["."])
@@ -195,11 +200,13 @@ def has_annex_branch(root: str | os.PathLike[str]) -> bool:
     return bool(out.stdout.strip())
 
 
-def iter_get(root: str | os.PathLike[str], paths: Sequence[str]) -> Iterator[dict]:
-    """``git annex get`` that yields each file's JSON record as it completes (for progress)."""
+def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
+             jobs: int | None = None) -> Iterator[dict]:
+    """``git annex get`` that yields each file's JSON record as it completes (for progress);
+    ``jobs``: that many transfers at once, done by git-annex."""
     ensure_available()
     for chunk in _chunks(paths) if paths else [["."]]:
-        argv = ["git", "annex", "get", "-c", "annex.dotfiles=true", "--json",
+        argv = ["git", "annex", "get", "-c", "annex.dotfiles=true", *_jobs(jobs), "--json",
                 "--json-error-messages", "--", *chunk]
         failed = []
         # leaving early (an interrupt, or the consumer closing this generator) stops the

@@ -227,11 +227,12 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-        on_file: Callable | None = None) -> list[str]:
-    """Fetch annexed content (installing subdatasets on the way)."""
+        on_file: Callable | None = None, jobs: int | None = None) -> list[str]:
+    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once."""
     from . import sharing
 
-    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file)
+    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file,
+                       jobs=jobs)
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
@@ -256,13 +257,15 @@ def siblings_list(*, dataset: PathArg = None):
     return sharing.siblings(Dataset.find(dataset))
 
 
-def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None):
-    """Push history (branch, tags, git-annex branch) and annexed content to a sibling."""
+def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
+         jobs: int | None = None):
+    """Push history (branch, tags, git-annex branch) and annexed content to a sibling;
+    ``jobs`` content transfers at once."""
     from . import sharing
 
     ds = Dataset.find(dataset)
     with _changing(ds, "rr push"):
-        return sharing.push(ds, to=to, data=data)
+        return sharing.push(ds, to=to, data=data, jobs=jobs)
 
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
@@ -402,3 +405,17 @@ def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):
     ds = _find(dataset)
     with _changing(ds, "rr unlock"):
         return _unlock.unlock(ds, list(paths))
+
+
+# --- update ---
+
+
+def update(*, sibling: str | None = None, how: str = "fetch", how_subds: str | None = None,
+           follow: str = "parentds", recursive: bool = False, dataset: PathArg = None):
+    """Fetch from a sibling (all by default), the git-annex branch included, and bring the
+    current branch up to date as ``how`` says (fetch, merge, ff-only, reset); returns an
+    iterator of ``Result`` records.  The request is checked before anything is fetched."""
+    from . import update as _update
+
+    return _update.update(_find(dataset), sibling=sibling, how=how, how_subds=how_subds,
+                          follow=follow, recursive=recursive)

@@ -617,11 +617,13 @@ def clone(
 def get(
     paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
     recursive: bool = typer.Option(False, "-r", "--recursive", help="Into subdatasets too."),
+    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", min=1, help="Transfers at once "
+                                       "(git-annex's --jobs)."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
 ) -> None:
     """Fetch annexed content, installing subdatasets on the way.
 
-    Example: rr get -r data/raw/train
+    Example: rr get -r -J 4 data/raw/train
     """
     from . import api
 
@@ -634,9 +636,10 @@ def get(
             def on_file(rec: dict) -> None:
                 bar.update(task, advance=1, description=f"got {rec.get('file', '')}")
 
-            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file)
+            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file,
+                 jobs=jobs)
     else:
-        call(api.get, paths or (), dataset=dataset, recursive=recursive)
+        call(api.get, paths or (), dataset=dataset, recursive=recursive, jobs=jobs)
     _info("rr: content is here")
 
 
@@ -712,16 +715,18 @@ def push(
     to: Optional[str] = typer.Option(None, "--to", help="The sibling (default: the only one)."),
     data: DataMode = typer.Option(DataMode.auto, "--data", help="Which annexed content to "
                                   "send: auto (this version), anything (all versions), nothing."),
+    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", min=1, help="Transfers at once "
+                                       "(git-annex's --jobs)."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Push history, tags and annexed content to a sibling.
 
-    Example: rr push --to origin
+    Example: rr push --to origin -J 4
     """
     from . import api
 
-    result = call(api.push, to=to, data=data.value, dataset=dataset)
+    result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs)
     if as_json:
         _json(result.to_dict())
     else:
@@ -750,7 +755,8 @@ def metrics_show(
     files: List[str] = typer.Argument(None, help="Metrics files (default: the registered ones, "
                                       "else every .json output of a run record)."),
     all_tags: bool = typer.Option(False, "-T", "--all-tags", help="A row per tag."),
-    all_branches: bool = typer.Option(False, "-a", "--all-branches", help="A row per branch."),
+    all_branches: bool = typer.Option(False, "-a", "--all-branches", help="A row per branch "
+                                      "(and per sibling branch fetched by rr update)."),
     all_commits: bool = typer.Option(False, "-A", "--all-commits", help="A row per commit."),
     revision: List[str] = typer.Option([], "-r", "--rev", help="A row for this revision."),
     as_csv: bool = typer.Option(False, "--csv", help="CSV."),
@@ -991,6 +997,59 @@ def status(
             unknown = f" ({totals['unknown']} of unknown size)" if totals["unknown"] else ""
             print(f"{totals['present']} of {totals['files']} annexed files present, "
                   f"{_human_size(totals['here'])} of {_human_size(totals['bytes'])}{unknown}")
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- update ---
+
+
+class How(str, Enum):
+    fetch = "fetch"
+    merge = "merge"
+    ff_only = "ff-only"
+    reset = "reset"
+
+
+class Follow(str, Enum):
+    sibling = "sibling"
+    parentds = "parentds"
+
+
+@app.command()
+def update(
+    sibling: Optional[str] = typer.Option(None, "-s", "--sibling", help="The sibling to update "
+                                          "from (default: fetch from all; bring changes in "
+                                          "from the one the current branch tracks)."),
+    how: How = typer.Option(How.fetch, "--how", help="fetch: only fetch (branches appear as "
+                            "SIBLING/BRANCH, content becomes gettable); merge, ff-only or "
+                            "reset: also bring the current branch up to date with its "
+                            "counterpart on the sibling."),
+    how_subds: Optional[How] = typer.Option(None, "--how-subds", help="--how for subdatasets "
+                                            "(default: the same)."),
+    follow: Follow = typer.Option(Follow.parentds, "--follow", help="With -r: bring each "
+                                  "subdataset to the commit its superdataset records "
+                                  "(parentds, rr's default) or to its own sibling's branch "
+                                  "(sibling, DataLad's default)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Into installed "
+                                   "subdatasets too."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per result."),
+) -> None:
+    """Bring a collaborator's work in: fetch branches and where their content is from
+    siblings, and with --how update the current branch (no other branch moves).
+
+    Example: rr update -s origin; rr metrics show -a; rr update -s origin --how merge
+    """
+    from . import api
+
+    def line(r: Any) -> str:
+        return f"{r.state or r.status:<12} {r.path}: {r.message}"
+
+    results = call(api.update, sibling=sibling, how=how.value,
+                   how_subds=how_subds.value if how_subds else None, follow=follow.value,
+                   recursive=recursive, dataset=dataset)
+    failed = call(render_results, results, as_json, line=line)
     if failed:
         raise typer.Exit(1)
 

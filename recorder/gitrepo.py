@@ -800,3 +800,38 @@ def ls_files_stage(root: PathLike, paths: Sequence[str] | None = None
         if len(parts) == 3 and parts[2] == "0":
             result.append((parts[0], parts[1], path))
     return result
+
+
+# --- update (fetch from siblings, bring the current branch up to date) ----------------------
+
+
+def fetch(root: PathLike, remote: str) -> "proc.CompletedProcess[bytes]":
+    """``git fetch REMOTE`` with its configured refspecs (branches, the git-annex branch, and
+    tags on the fetched history); only remote-tracking refs move.  Not checked: the caller
+    reports a failure as its own."""
+    return _git(["fetch", "--quiet", "--", remote], root, check=False)
+
+
+def upstream(root: PathLike, branch: str) -> tuple[str | None, str | None]:
+    """(remote, branch on that remote) that ``branch`` tracks, each None when not set."""
+    remote = call_git_optional(["config", f"branch.{branch}.remote"], root)
+    merge_ref = call_git_optional(["config", f"branch.{branch}.merge"], root)
+    ref = merge_ref.strip() if merge_ref else ""
+    return ((remote.strip() or None) if remote else None,
+            ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else None)
+
+
+def merge_into_head(root: PathLike, rev: str, *, ff_only: bool
+                    ) -> "proc.CompletedProcess[bytes]":
+    """``git merge`` of ``rev`` into the current branch (fast-forward when possible); on a
+    conflict git leaves its usual merge state.  Not checked: the caller reads the outcome."""
+    return _git(["merge", "--no-edit", "--ff-only" if ff_only else "--ff", rev], root,
+                check=False, env={"GIT_MERGE_AUTOEDIT": "no"})
+
+
+def reset_hard(root: PathLike, rev: str) -> None:
+    call_git(["reset", "-q", "--hard", rev], root)
+
+
+def unmerged_paths(root: PathLike) -> list[str]:
+    return sorted(set(call_git_z(["diff", "--name-only", "-z", "--diff-filter=U"], root)))

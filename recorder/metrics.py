@@ -159,6 +159,17 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
             sha = gitrepo.resolve_commit(ds.root, f"refs/heads/{line}")
             if sha:
                 chosen.append((line, sha))
+        # a collaborator's branches fetched by rr update (origin/randomforest); one that is
+        # where the local branch of its name is adds nothing
+        local = dict(chosen)
+        for line in gitrepo.call_git_lines(["for-each-ref", "--format=%(refname:short)",
+                                            "refs/remotes"], ds.root):
+            remote_name, _, name = line.partition("/")
+            if not name or name in ("HEAD", "git-annex") or name.startswith("synced/"):
+                continue
+            sha = gitrepo.resolve_commit(ds.root, f"refs/remotes/{line}")
+            if sha and local.get(name) != sha:
+                chosen.append((line, sha))
     for rev in revisions:
         sha = gitrepo.resolve_commit(ds.root, rev)
         if sha is None:

@@ -188,13 +188,13 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
-          on_file: Callable[[dict], None] | None = None) -> None:
+          on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> None:
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
             sub = install(ds, owner)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
-            fetch(sub, inner, on_file)
+            fetch(sub, inner, on_file, jobs)
             continue
         if not ds.is_annex:
             continue
@@ -203,7 +203,7 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
         else:
             missing = annex.missing_content(ds.root, paths)
         if missing:
-            for rec in annex.iter_get(ds.root, missing):
+            for rec in annex.iter_get(ds.root, missing, jobs):
                 if on_file:
                     on_file(rec)
 
@@ -225,15 +225,16 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
 
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-        on_file: Callable[[dict], None] | None = None) -> list[str]:
+        on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> list[str]:
     rels = _resolve_paths(ds, paths)
-    fetch(ds, rels, on_file)
+    fetch(ds, rels, on_file, jobs)
     if recursive:
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
-                get(child, [str(child.root / inner)], recursive=True, on_file=on_file)
+                get(child, [str(child.root / inner)], recursive=True, on_file=on_file,
+                    jobs=jobs)
     return rels
 
 
@@ -348,7 +349,8 @@ class PushResult:
                 "copied": self.copied, "refs": self.refs}
 
 
-def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
+def push(ds: Dataset, to: str | None = None, data: str = "auto",
+         jobs: int | None = None) -> PushResult:
     if data not in ("auto", "anything", "nothing"):
         raise UsageError("--data must be auto, anything or nothing")
     remotes = gitrepo.remotes(ds.root)
@@ -368,7 +370,8 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto") -> PushResult:
             targets.append(to)
         for target in targets:
             try:
-                records = annex.copy_to(ds.root, target, ["."], all_versions=data == "anything")
+                records = annex.copy_to(ds.root, target, ["."], all_versions=data == "anything",
+                                        jobs=jobs)
             except annex.AnnexError as exc:
                 raise RecorderError(f"copying content to {target} failed: {exc.message}") from None
             copied += sum(1 for r in records if r.get("success"))

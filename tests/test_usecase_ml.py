@@ -69,3 +69,17 @@ def test_collaborator_reproduces_identically(finished):
     # the collaborator got only what the rerun needed: the validation images are here,
     # nothing was fetched for the prepare step's outputs beyond the tree
     assert (clone / "data" / "raw" / ".git").exists()
+
+
+@pytest.mark.slow
+def test_input_downloaded_from_its_source(finished):
+    work, output = finished
+    # printed so that it can be copied, quotes kept
+    assert "$ rr download-url --archive -m 'Download Imagenette dataset' " \
+           "http://127.0.0.1:" in output
+    source = work / "imagenette"
+    assert last_message(source).startswith("Download Imagenette dataset")
+    assert not (source / "imagenette2-160.tgz").exists()  # dropped: the URL is the source
+    raw = work / "ml-project" / "data" / "raw"
+    assert (raw / "imagenette2-160.tgz").read_bytes()[:2] == b"\x1f\x8b"  # got from the web
+    assert any((raw / "imagenette2-160" / "train").glob("*/*.png"))

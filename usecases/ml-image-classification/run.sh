@@ -12,7 +12,18 @@ per_class=${RR_USECASE_IMAGES:-150}
 export RR_OFFLINE=1   # images come from the local engine, never from a registry
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
+quote() {  # one word as it is typed into a shell: plain, or in single quotes (as shlex.quote)
+  case $1 in
+    '' | *[!A-Za-z0-9_./:=@%+,-]*) printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")" ;;
+    *) printf %s "$1" ;;
+  esac
+}
+show() {  # print the command so that it can be copied (quotes kept), then run it
+  local line='$' word
+  for word in "$@"; do line+=" $(quote "$word")"; done
+  printf '\033[2m%s\033[0m\n' "$line"
+  "$@"
+}
 
 use_docker=0
 if [ "${RR_USECASE_NO_DOCKER:-0}" != 1 ] && docker version >/dev/null 2>&1; then
@@ -33,54 +44,86 @@ crun() {  # crun MESSAGE [rr run options...] CMD : a step, in the container when
 
 rm -rf "$work"
 mkdir -p "$work"
-cd "$work"
+show cd "$work"
 
-say "1. The input data: its own dataset (Imagenette-like layout, digits from scikit-learn)"
-show rr create imagenette
+say "0. Where the data is published: an archive on a web server (here: this machine only)"
+# the stand-in for https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz of DataLad's
+# handbook: an Imagenette-like archive (train/<class>/*.png, val/<class>/*.png) made offline
+# from the handwritten digits that ship with scikit-learn, served on 127.0.0.1
+stage="$work/source/imagenette2-160"
+mkdir -p "$stage"
 if [ "$use_docker" = 1 ]; then
-  docker run --rm --network none -u "$(id -u):$(id -g)" -v "$here:$here:ro" \
-    -v "$work/imagenette:$work/imagenette" rr-ml:1 \
-    python3 "$here/make_images.py" "$work/imagenette" "$per_class"
+  show docker run --rm --network none -u "$(id -u):$(id -g)" -v "$here:$here:ro" \
+    -v "$stage:$stage" rr-ml:1 python3 "$here/make_images.py" "$stage" "$per_class"
 else
-  python3 "$here/make_images.py" "$work/imagenette" "$per_class"
+  show python3 "$here/make_images.py" "$stage" "$per_class"
 fi
-(cd imagenette && show rr save -m "Add train and val images (digits 3 and 8)")
+show tar -czf source/imagenette2-160.tgz -C "$stage" train val
+rm -rf "$stage"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '\033[2m$ %s &\033[0m\n' "python3 -m http.server --bind 127.0.0.1 --directory source $port"
+python3 -m http.server --bind 127.0.0.1 --directory source "$port" >/dev/null 2>&1 &
+server=$!
+trap 'kill "$server" 2>/dev/null || true' EXIT
+url="http://127.0.0.1:$port/imagenette2-160.tgz"
+python3 - "$url" <<'PY'
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="HEAD"), timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+PY
+# git-annex downloads from a loopback address only when told so (for this script only)
+show export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=annex.security.allowed-ip-addresses \
+  GIT_CONFIG_VALUE_0=127.0.0.1
+
+say "1. The input data: its own dataset, downloaded with its source recorded"
+show rr create imagenette
+show cd imagenette
+show rr download-url --archive -m "Download Imagenette dataset" "$url"
+# the URL is the content's source: drop every copy here, clones get it from the web again
+show rr drop imagenette2-160.tgz imagenette2-160
+show cd "$work"
 
 say "2. The analysis dataset, with the input installed as a subdataset (YODA)"
 show rr create -c text2git -c yoda ml-project
-cd ml-project
+show cd ml-project
 show rr clone -d . ../imagenette data/raw
 if [ "$use_docker" = 1 ]; then
   show rr containers-add software --url dhub://rr-ml:1
 fi
-cp "$here/code/prepare.py" code/
+show cp "$here/code/prepare.py" code/
 show rr save -m "Add script to prepare the data" code/prepare.py
 
 say "3. Prepare the data"
 crun -m "Prepare the data for categorization" \
-  --input 'data/raw/train/*/*.png' --input 'data/raw/val/*/*.png' \
+  --input 'data/raw/imagenette2-160/train/*/*.png' \
+  --input 'data/raw/imagenette2-160/val/*/*.png' \
   --output data/train.csv --output data/test.csv "python3 code/prepare.py"
-cp "$here/code/train.py" "$here/code/evaluate.py" code/
+show cp "$here/code/train.py" "$here/code/evaluate.py" code/
 show rr save -m "Add training and evaluation scripts" --version-tag ready4analysis \
   code/train.py code/evaluate.py
 
 say "4. Train and evaluate an SGD classifier"
 crun -m "Train an SGD classifier on the data" \
-  --input 'data/raw/train/*/*.png' --input data/train.csv --output model.joblib \
+  --input 'data/raw/imagenette2-160/train/*/*.png' --input data/train.csv \
+  --output model.joblib \
   "python3 code/train.py"
 crun -m "Evaluate SGD classifier on test data" \
-  --input 'data/raw/val/*/*.png' --input data/test.csv --input model.joblib \
+  --input 'data/raw/imagenette2-160/val/*/*.png' --input data/test.csv --input model.joblib \
   --output accuracy.json "python3 code/evaluate.py"
 show cat accuracy.json
 
 say "5. More iterations: change the code, tag it, recompute the range"
-sed -i 's/max_iter=10,/max_iter=100,/' code/train.py
+show sed -i 's/max_iter=10,/max_iter=100,/' code/train.py
 show rr save -m "Increase the amount of iterations to 100" --version-tag SGD-100 code/train.py
 show rr rerun -m "Recompute classification with more iterations" ready4analysis..SGD-100
 show cat accuracy.json
 
 say "6. Another model on a branch: random forest"
-sed -i 's/from sklearn.linear_model import SGDClassifier/from sklearn.ensemble import RandomForestClassifier/; s/model = SGDClassifier(max_iter=100, random_state=42)/model = RandomForestClassifier(n_estimators=50, random_state=42)/' code/train.py
+show sed -i 's/from sklearn.linear_model import SGDClassifier/from sklearn.ensemble import RandomForestClassifier/; s/model = SGDClassifier(max_iter=100, random_state=42)/model = RandomForestClassifier(n_estimators=50, random_state=42)/' code/train.py
 show rr save -m "Switch to random forest classification" --version-tag random-forest code/train.py
 show rr rerun --branch randomforest -m "Recompute classification with random forest classifier" \
   ready4analysis..SGD-100
@@ -92,9 +135,9 @@ show rr metrics show -a -T accuracy.json
 show git --no-pager log --oneline --graph --all --decorate -n 12
 
 say "8. A collaborator reproduces the random-forest result in a fresh clone"
-cd "$work"
+show cd "$work"
 show rr clone ml-project collaborator
-cd collaborator
+show cd collaborator
 show git checkout -q randomforest
 show rr rerun --since=random-forest
 if git diff --quiet origin/randomforest -- accuracy.json; then

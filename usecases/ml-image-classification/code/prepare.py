@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-RAW = Path("data/raw")
+RAW = Path("data/raw/imagenette2-160")
 
 
 def table(split: str) -> pd.DataFrame:

@@ -1,0 +1,168 @@
+"""rr update: fetch from siblings (content becomes gettable), bring the current branch up to
+date as --how says, into subdatasets with -r; its errors; rr get/push -J."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import git, rr
+
+
+@pytest.fixture
+def pair(ds_with_data, tmp_path):
+    """(origin, clone): a dataset and an rr clone of it (sibling 'origin')."""
+    clone = tmp_path / "clone"
+    rr("clone", str(ds_with_data), str(clone))
+    return ds_with_data, clone
+
+
+def _head(path: Path, rev: str = "HEAD") -> str:
+    return git("rev-parse", rev, cwd=path).strip()
+
+
+def _change(path: Path, name: str, text: str, message: str) -> str:
+    target = path / name
+    if target.is_symlink():
+        target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    rr("save", "-m", message, cwd=path)
+    return _head(path)
+
+
+def test_fetch_only_makes_content_known_and_moves_no_branch(pair):
+    origin, clone = pair
+    new = _change(origin, "data/c.txt", "gamma\n", "add c")
+    git("checkout", "-q", "-b", "side", cwd=origin)
+    side = _change(origin, "side.txt", "side\n", "side work")
+    before = _head(clone)
+    out = rr("update", cwd=clone).stdout
+    assert out.splitlines() == ["fetched      .: fetched from origin"]
+    assert _head(clone) == before  # --how fetch: no branch moves
+    assert _head(clone, "origin/master") == new and _head(clone, "origin/side") == side
+    # the sibling's git-annex branch is merged: the new file's content is known to be there
+    git("checkout", "-q", "origin/master", "--", "data/c.txt", cwd=clone)
+    whereis = json.loads(git("annex", "whereis", "--json", "data/c.txt", cwd=clone))
+    assert any(w["description"].startswith("[origin]") or "origin" in w["description"]
+               for w in whereis["whereis"])
+    rr("get", "-J", "2", "data/c.txt", cwd=clone)
+    assert (clone / "data" / "c.txt").read_text() == "gamma\n"
+
+
+def test_ff_only_and_reset_move_only_the_current_branch(pair):
+    origin, clone = pair
+    git("branch", "keep", cwd=clone)
+    keep = _head(clone, "keep")
+    new = _change(origin, "data/c.txt", "gamma\n", "add c")
+    proc = rr("update", "--how", "ff-only", "--json", cwd=clone)
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert results[-1]["state"] == "fast-forward" and results[-1]["to"] == new
+    assert _head(clone) == new and _head(clone, "keep") == keep
+    assert rr("update", "--how", "merge", cwd=clone).stdout.splitlines()[-1].startswith(
+        "up to date")
+    # reset: the current branch is set to the sibling's, local commits dropped
+    _change(clone, "mine.txt", "mine\n", "local work")
+    rr("update", "--how", "reset", "-s", "origin", cwd=clone)
+    assert _head(clone) == new and not (clone / "mine.txt").exists()
+    assert _head(clone, "keep") == keep
+
+
+def test_merge_conflict_leaves_git_merge_state(pair):
+    origin, clone = pair
+    _change(origin, "notes.txt", "theirs\n", "their notes")
+    mine = _change(clone, "notes.txt", "mine\n", "my notes")
+    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert "rr: error: merging origin/master into master stopped at conflicts in notes.txt" \
+        in proc.stderr
+    assert "git merge --abort" in proc.stderr and "Traceback" not in proc.stderr
+    assert (clone / ".git" / "MERGE_HEAD").exists()
+    assert "UU notes.txt" in git("status", "--porcelain", cwd=clone) or \
+        "AA notes.txt" in git("status", "--porcelain", cwd=clone)
+    # a second update refuses while the merge is unresolved
+    again = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert again.returncode == 1 and "merge or cherry-pick is in progress" in again.stderr
+    git("merge", "--abort", cwd=clone)
+    assert _head(clone) == mine and git("status", "--porcelain", cwd=clone) == ""
+
+
+def test_merge_and_reset_refuse_a_dirty_dataset(pair):
+    origin, clone = pair
+    new = _change(origin, "data/c.txt", "gamma\n", "add c")
+    (clone / "code" / "count.sh").unlink()
+    for how in ("merge", "reset", "ff-only"):
+        proc = rr("update", "--how", how, cwd=clone, check=False)
+        assert proc.returncode == 1
+        assert proc.stderr.startswith(f"rr: error: --how {how} needs a clean dataset; "
+                                      "unsaved changes in code/count.sh")
+    assert _head(clone) != new
+    assert _head(clone, "origin/master") != new  # refused before fetching
+
+
+def test_merge_refused_by_git_changes_nothing(pair):
+    origin, clone = pair
+    _change(origin, "new.txt", "theirs\n", "their new file")
+    (clone / "new.txt").write_text("untracked, mine\n")  # git would overwrite it
+    before = _head(clone)
+    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("rr: error: merging origin/master into master failed: error:")
+    assert _head(clone) == before and (clone / "new.txt").read_text() == "untracked, mine\n"
+
+
+def test_errors_are_one_line(pair, tmp_path):
+    origin, clone = pair
+    proc = rr("update", "-s", "nosuch", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [
+        "rr: error: unknown sibling: nosuch",
+        "rr: hint: siblings here: origin (add one with 'rr siblings add NAME URL')"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    proc = rr("update", cwd=plain, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("rr: error: not inside a dataset")
+    proc = rr("update", cwd=origin, check=False)
+    assert proc.returncode == 1
+    assert "rr: error: this dataset has no sibling to update from" in proc.stderr
+    proc = rr("update", "--how", "sideways", cwd=clone, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    git("checkout", "-q", "--detach", cwd=clone)
+    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert proc.returncode == 1 and "HEAD is detached" in proc.stderr
+    git("checkout", "-q", "master", cwd=clone)
+    proc = rr("get", "-J", "0", cwd=clone, check=False)
+    assert proc.returncode == 2
+    git("remote", "set-url", "origin", str(tmp_path / "gone"), cwd=clone)
+    proc = rr("update", "-s", "origin", cwd=clone, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("rr: error: cannot fetch from origin")
+
+
+def test_recursive_merge_checks_out_recorded_subdataset_commits(ds, tmp_path):
+    rr("create", "-d", ".", "sub", cwd=ds)
+    _change(ds / "sub", "a.txt", "one\n", "sub one")
+    rr("save", "-m", "sub state one", cwd=ds)
+    clone = tmp_path / "clone"
+    rr("clone", str(ds), str(clone))
+    rr("get", "-r", "sub", cwd=clone)
+    assert (clone / "sub" / "a.txt").read_text() == "one\n"
+    recorded = _change(ds / "sub", "a.txt", "two\n", "sub two")
+    rr("save", "-m", "sub state two", cwd=ds)
+    out = rr("update", "-r", "--how", "merge", cwd=clone).stdout.splitlines()
+    assert "fetched      sub: fetched from origin" in out
+    assert any(line.startswith("fast-forward sub: master fast-forwarded to the recorded")
+               for line in out)
+    assert _head(clone / "sub") == recorded
+    rr("get", "-J", "2", "sub/a.txt", cwd=clone)  # content comes on request, as always
+    assert (clone / "sub" / "a.txt").read_text() == "two\n"
+    assert git("status", "--porcelain", cwd=clone) == ""
+
+
+def test_push_with_jobs(ds_with_data, tmp_path):
+    rr("siblings", "add", "store", str(tmp_path / "store.git"), cwd=ds_with_data)
+    out = rr("push", "--to", "store", "-J", "2", cwd=ds_with_data).stderr
+    assert "3 file(s) of content" in out
+    assert "3 copies" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data) or \
+        "store" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)
