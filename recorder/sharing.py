@@ -15,7 +15,8 @@ from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .lock import dataset_lock
-from .subdatasets import fetch, init_annex_if_needed, install, installed, is_url, split_by_dataset
+from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
+                          recorded_url, split_by_dataset)
 
 # --- clone ------------------------------------------------------------------------------
 
@@ -76,10 +77,18 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
     if superds is not None:
         with dataset_lock(superds.git_dir):
             rel = superds.relpath(target)
-            gitrepo.submodule_add(superds.root, src, rel)
+            url = recorded_url(source, src, superds.root)
+            gitrepo.submodule_add(superds.root, url, rel)
+            # .git/config: where this clone came from (git resolved a relative URL against
+            # the superdataset's sibling, which need not have it)
+            gitrepo.register_submodule(superds.root, rel, src)
+            gitmodules = str(superds.root / ".gitmodules")
             if sub.id:
                 gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-id", sub.id,
-                                   file=str(superds.root / ".gitmodules"))
+                                   file=gitmodules)
+            if is_url(source):  # as DataLad records it (its first choice when installing)
+                gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-url", source,
+                                   file=gitmodules)
             gitrepo.add(superds.root, [".gitmodules", rel])
             result.commit = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
                                            only=[".gitmodules", rel])
