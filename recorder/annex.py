@@ -295,9 +295,9 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
 
 
 def drop_all(root: str | os.PathLike[str]) -> list[dict]:
-    """``git annex drop --all``: every version's content that enough other copies hold;
-    an AnnexError names what is not safely elsewhere."""
-    return _annex_json(root, ["drop", "--all"], [])
+    """Drop the content of the worktree's files, then of every other version, that enough
+    other copies hold; an AnnexError names (the file of) what is not safely elsewhere."""
+    return _annex_json(root, ["drop"], ["."]) + _annex_json(root, ["drop", "--all"], [])
 
 
 def ensure_archive_remote(root: str | os.PathLike[str]) -> None:

@@ -46,8 +46,8 @@ def init_annex_if_needed(ds: Dataset) -> None:
 # (where `push` put it beside the superdataset), the recorded URL resolved against the
 # superdataset's own location -- and last, because DataLad itself records the subdataset's
 # origin relative to the subdataset's place (url = ../../../imagenette for data/raw), the
-# recorded URL resolved against the subdataset's place.  A source that cannot be cloned or
-# lacks the recorded commit is passed over for the next one.
+# recorded URL resolved against the subdataset's place on the sibling and here.  A source
+# that cannot be cloned or lacks the recorded commit is passed over for the next one.
 
 
 def recorded_url(source: str, resolved: str, superds_root: Path) -> str:
@@ -115,6 +115,10 @@ def sources(ds: Dataset, rel: str, url: str) -> list[Source]:
     if url and _is_relative(url):
         out.append(Source(os.path.normpath(ds.root / url),
                           f"the recorded {url}, relative to the superdataset"))
+        for name in names:
+            out.append(Source(_join(remotes[name], f"{rel}/{url}", ds.root),
+                              f"the recorded {url}, relative to the subdataset's place on "
+                              f"the sibling {name}"))
         out.append(Source(os.path.normpath(ds.root / rel / url),
                           f"the recorded {url}, relative to the subdataset's place"))
     elif url:
