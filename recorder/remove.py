@@ -101,6 +101,8 @@ def _plan(ds: Dataset, rels: Sequence[str], prefix: str) -> _Plan:
         plan.given.append(rel)
         plan.files[rel] = tracked
         plan.subdatasets += [s for s in below if s not in plan.subdatasets]
+    for owner in [o for o in plan.inner if o in plan.subdatasets]:
+        del plan.inner[owner]  # the whole subdataset goes: nothing to do inside it first
     return plan
 
 
