@@ -1,6 +1,7 @@
-"""Subdatasets: install registered subdatasets (recursively, for the paths a command
-reaches into), tell which are installed, split paths by the dataset holding them, and fetch
-content in whichever (sub)dataset holds it."""
+"""Subdatasets: where a registered one can be installed from and installing it (also for the
+paths a command reaches into), which are installed, listing them (``rr subdatasets``),
+splitting paths by the dataset holding them, and fetching content in whichever (sub)dataset
+holds it."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ class Source(NamedTuple):
 
 
 def _is_relative(url: str) -> bool:
-    return url.startswith("./") or url.startswith("../")
+    # git reads only ./ and ../ as relative; DataLad any path that is not absolute
+    return bool(url) and not is_url(url) and not os.path.isabs(url)
 
 
 def _join(base: str, rel: str, root: Path) -> str:
