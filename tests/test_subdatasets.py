@@ -244,10 +244,16 @@ def test_remove_in_a_subdataset_and_of_a_nested_one(pair):
     (proj / "sets").mkdir()
     rr("create", str(proj / "sets" / "inner"))
     rr("save", "-m", "inner", cwd=proj)
-    rr("remove", "data/raw/a.txt", cwd=proj)
+    recs = _json_lines(rr("remove", "--json", "data/raw/a.txt", "data/raw/meta",
+                          cwd=proj).stdout)
+    assert [(r["path"], r["type"], r["dropped"]) for r in recs] == [
+        ("data/raw/a.txt", "file", 1), ("data/raw/meta", "dataset", 0)]  # meta is absent
     assert git("status", "--porcelain", cwd=proj) == ""
-    assert git("ls-files", cwd=proj / "data/raw").count("a.txt") == 0
+    assert git("ls-files", "-s", cwd=proj / "data/raw").count("a.txt") == 0
+    assert "meta" not in git("ls-files", "-s", cwd=proj / "data/raw")
+    assert "meta" not in (proj / "data" / "raw" / ".gitmodules").read_text()
     assert last_message(proj / "data/raw").strip() == "[DATALAD] removed content"
+    assert _recorded(proj, "data/raw") == git("rev-parse", "HEAD", cwd=proj / "data/raw").strip()
     # a directory holding a subdataset: the subdataset (a commit only here) is refused
     proc = rr("remove", "sets", cwd=proj, check=False)
     assert proc.returncode == 1 and "1 commit(s) of it are on no sibling" in proc.stderr
