@@ -572,6 +572,16 @@ def last_commit_touching(root: PathLike, path: str) -> str | None:
     return (out or "").strip() or None
 
 
+def tracking_remote(root: PathLike) -> str | None:
+    """The remote the current branch tracks (None: detached, or it tracks none)."""
+    branch = current_branch(root)
+    if not branch:
+        return None
+    out = call_git_optional(["for-each-ref", "--format=%(upstream:remotename)",
+                             f"refs/heads/{branch}"], root)
+    return (out or "").strip() or None
+
+
 def remotes_containing(root: PathLike, sha: str) -> list[str]:
     """Names of the remotes whose remote-tracking branches contain commit ``sha``."""
     names = sorted(remotes(root), key=len, reverse=True)

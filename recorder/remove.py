@@ -63,6 +63,8 @@ def remove(ds: Dataset, paths: Sequence[str], *, force: bool = False,
             raise RecorderError(f"refusing to remove {problems[0]}{more}",
                                 hint="save or push it first (rr save, rr push); --force "
                                      "(or --reckless kill) removes it anyway and loses it")
+    if not force:
+        _drop_subdatasets_content(plan)  # the last check: nothing is committed before it
     return _execute(plan, force, message or DEFAULT_MESSAGE)
 
 
@@ -157,17 +159,13 @@ def _losses(root: Path, shown: str) -> list[str]:
 
 
 def _execute(plan: _Plan, force: bool, message: str) -> list[Result]:
-    ds, prefix = plan.ds, plan.prefix
+    ds = plan.ds
     results: list[Result] = []
     with dataset_lock(ds.git_dir, what="rr remove"):
         changed_subs = []
         for owner, sub_plan in plan.inner.items():
             results += _execute(sub_plan, force, message)
             changed_subs.append(owner)
-        if not force:
-            for sub in plan.subdatasets:
-                if installed(ds, sub):
-                    _drop_everything(ds.root / sub, f"{prefix}{sub}")
         files = [f for group in plan.files.values() for f in group]
         here = [f for f in files if os.path.lexists(ds.root / f)]
         keys = annex.present_keys(ds.root, here) if here and ds.is_annex else {}
@@ -188,6 +186,17 @@ def _execute(plan: _Plan, force: bool, message: str) -> list[Result]:
         for rel in plan.given:
             results.append(_result(plan, rel, fates))
     return results
+
+
+def _drop_subdatasets_content(plan: _Plan) -> None:
+    """Drop the content of the installed subdatasets to be removed, in every dataset of the
+    plan, as `datalad remove` does: git-annex refuses what is not safely elsewhere."""
+    with dataset_lock(plan.ds.git_dir, what="rr remove"):
+        for sub in plan.subdatasets:
+            if installed(plan.ds, sub):
+                _drop_everything(plan.ds.root / sub, f"{plan.prefix}{sub}")
+    for sub_plan in plan.inner.values():
+        _drop_subdatasets_content(sub_plan)
 
 
 def _drop_everything(root: Path, shown: str) -> None:

@@ -95,8 +95,7 @@ def sources(ds: Dataset, rel: str, url: str) -> list[Source]:
     in the order to try them (see above)."""
     remotes = gitrepo.remotes(ds.root)
     names: list[str] = []
-    branch = gitrepo.current_branch(ds.root)
-    tracking = ds.config.get_local(f"branch.{branch}.remote") if branch else None
+    tracking = gitrepo.tracking_remote(ds.root) if remotes else None
     if tracking in remotes:
         names.append(tracking)
     last = gitrepo.last_commit_touching(ds.root, rel) if remotes else None
