@@ -264,6 +264,49 @@ def lookupkey(root: str | os.PathLike[str], path: str) -> str | None:
     return out.stdout.decode().strip() or None if out.returncode == 0 else None
 
 
+def present_keys(root: str | os.PathLike[str], paths: Sequence[str]) -> dict[str, list[str]]:
+    """{key: [files]} of the annexed files at or under ``paths`` whose content is here."""
+    out: dict[str, list[str]] = {}
+    for rec in _annex_json(root, ["find"], paths):
+        if rec.get("key") and rec.get("file"):
+            out.setdefault(rec["key"], []).append(rec["file"])
+    return out
+
+
+def used_keys(root: str | os.PathLike[str]) -> set[str]:
+    """The keys of every annexed file in the worktree, content here or not."""
+    return {rec["key"] for rec in _annex_json(root, ["find", "--include=*"], ["."])
+            if rec.get("key")}
+
+
+def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
+              force: bool = False) -> list[dict]:
+    """``git annex drop --key`` for each of ``keys`` (one batch process): without ``force``
+    git-annex drops only what enough other copies hold (numcopies).  Returns its records,
+    failures included."""
+    if not keys:
+        return []
+    ensure_available()
+    argv = ["git", "annex", "drop", "--batch-keys", "--json", "--json-error-messages",
+            *(["--force"] if force else [])]
+    result = proc.capture(argv, cwd=root, input="".join(f"{k}\n" for k in keys).encode(),
+                          check=False)
+    records = []
+    for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if line.strip().startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    return records
+
+
+def drop_all(root: str | os.PathLike[str]) -> list[dict]:
+    """Drop the content of the worktree's files, then of every other version, that enough
+    other copies hold; an AnnexError names (the file of) what is not safely elsewhere."""
+    return _annex_json(root, ["drop"], ["."]) + _annex_json(root, ["drop", "--all"], [])
+
+
 def ensure_archive_remote(root: str | os.PathLike[str]) -> None:
     """The rr archive special remote, initialised once per dataset (clones autoenable it)."""
     ensure_available()

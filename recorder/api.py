@@ -419,3 +419,34 @@ def update(*, sibling: str | None = None, how: str = "fetch", how_subds: str | N
 
     return _update.update(_find(dataset), sibling=sibling, how=how, how_subds=how_subds,
                           follow=follow, recursive=recursive)
+
+
+# --- subdatasets ---
+
+
+def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False):
+    """The registered subdatasets (at or under ``paths``), one ``Result`` each: state present
+    or absent, recorded commit (gitshasum), URL (gitmodule_url), dataset id; with
+    ``recursive`` also those inside installed ones.  A generator: nothing is checked until
+    it is iterated."""
+    from . import subdatasets as _subdatasets
+
+    yield from _subdatasets.iter_subdatasets(_find(dataset), list(paths), recursive=recursive)
+
+
+def remove(paths: Sequence[str], *, dataset: PathArg = None, force: bool = False,
+           reckless: str | None = None, message: str | None = None):
+    """Remove files, directories and subdatasets and commit that; refuses to lose anything
+    that exists only here (unsaved changes, unpushed commits of a subdataset, the last copy
+    of content) unless ``force`` (or DataLad's ``reckless="kill"``).  A list of ``Result``."""
+    from . import remove as _remove
+
+    if reckless not in (None, "kill"):
+        from .errors import UsageError
+
+        raise UsageError(f"--reckless {reckless} is not supported; rr takes --reckless kill "
+                         "(the same as --force)")
+    ds = _find(dataset)
+    with _changing(ds, "rr remove"):
+        return _remove.remove(ds, list(paths), force=force or reckless == "kill",
+                              message=message)

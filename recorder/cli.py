@@ -1104,6 +1104,77 @@ def unlock(
         raise typer.Exit(1)
 
 
+# --- subdatasets ---
+
+
+@app.command()
+def subdatasets(
+    paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
+                                      "paths (default: all)."),
+    recursive: bool = typer.Option(False, "-r", "--recursive", help="Into installed "
+                                   "subdatasets too."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per subdataset "
+                                 "(DataLad's field names: state, gitshasum, gitmodule_url, "
+                                 "...)."),
+) -> None:
+    """List registered subdatasets: present (installed) or absent, the recorded commit,
+    the dataset id and the URL they are installed from.
+
+    Example: rr subdatasets -r
+    """
+    from . import api
+
+    def line(r: Any) -> str:
+        extra = r.extra or {}
+        sha = (extra.get("gitshasum") or "-")[:10]
+        return f"{r.state:<8} {r.path}  {sha}  {extra.get('id') or '-'}  " \
+               f"{extra.get('gitmodule_url') or '-'}"
+
+    failed = call(lambda: render_results(api.subdatasets(paths or (), dataset=dataset,
+                                                         recursive=recursive),
+                                         as_json, line=line))
+    if failed:
+        raise typer.Exit(1)
+
+
+class Reckless(str, Enum):
+    kill = "kill"
+
+
+@app.command()
+def remove(
+    paths: List[str] = typer.Argument(..., help="Files, directories or subdatasets."),
+    force: bool = typer.Option(False, "--force", help="Remove even what exists only here: "
+                               "unsaved changes, a subdataset's unpushed commits, the last "
+                               "copy of content (dropped too, as rr drop --force)."),
+    reckless: Optional[Reckless] = typer.Option(None, "--reckless", help="DataLad's "
+                                                "spelling: --reckless kill is --force."),
+    message: Optional[str] = typer.Option(None, "-m", "--message", help="Commit message "
+                                          "(default: [DATALAD] removed content)."),
+    dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per path."),
+) -> None:
+    """Remove files, directories and subdatasets from the dataset, and commit that.
+
+    Content of removed annexed files is dropped when it is safely elsewhere (else kept in the
+    local annex); a subdataset is unregistered and deleted only when nothing of it exists
+    here alone (unsaved changes, unpushed commits, the last copy of content) unless --force.
+
+    Example: rr remove data/raw old-results.csv
+    """
+    from . import api
+
+    results = call(api.remove, paths, dataset=dataset, force=force,
+                   reckless=reckless.value if reckless else None, message=message)
+
+    def line(r: Any) -> str:
+        return f"removed  {r.path}" + (f" ({r.message})" if r.message else "")
+
+    if render_results(results, as_json, line=line):
+        raise typer.Exit(1)
+
+
 def _render_step(result: Any) -> None:
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)

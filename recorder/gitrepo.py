@@ -605,6 +605,61 @@ def register_submodule(root: PathLike, path: str, url: str) -> None:
     call_git(["config", f"submodule.{path}.active", "true"], root)
 
 
+def gitlinks(root: PathLike) -> dict[str, str]:
+    """{path: commit} of every subdataset recorded in the index (one ls-files call)."""
+    out: dict[str, str] = {}
+    for entry in call_git_z(["ls-files", "-s", "-z"], root):
+        meta, _, path = entry.partition("\t")
+        if meta.startswith("160000 "):
+            out[path] = meta.split()[1]
+    return out
+
+
+def last_commit_touching(root: PathLike, path: str) -> str | None:
+    """The newest commit on HEAD that changed ``path`` (None without one)."""
+    out = call_git_optional(["rev-list", "-n1", "HEAD", "--", path], root)
+    return (out or "").strip() or None
+
+
+def tracking_remote(root: PathLike) -> str | None:
+    """The remote the current branch tracks (None: detached, or it tracks none)."""
+    branch = current_branch(root)
+    if not branch:
+        return None
+    out = call_git_optional(["for-each-ref", "--format=%(upstream:remotename)",
+                             f"refs/heads/{branch}"], root)
+    return (out or "").strip() or None
+
+
+def remotes_containing(root: PathLike, sha: str) -> list[str]:
+    """Names of the remotes whose remote-tracking branches contain commit ``sha``."""
+    names = sorted(remotes(root), key=len, reverse=True)
+    out: list[str] = []
+    for ref in call_git_lines(["for-each-ref", "--format=%(refname:strip=2)",
+                               f"--contains={sha}", "refs/remotes"], root):
+        name = next((n for n in names if ref.startswith(n + "/")), None)
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def unpushed_commits(root: PathLike) -> list[str]:
+    """Commits of HEAD and the local branches (not git-annex's own) that no remote-tracking
+    branch has: what is lost with this repository."""
+    if head_sha(root) is None:
+        return []
+    return call_git_lines(["rev-list", "HEAD", "--exclude=git-annex", "--exclude=synced/*",
+                           "--branches", "--not", "--remotes"], root)
+
+
+def rm(root: PathLike, paths: Sequence[str], *, cached: bool = False) -> None:
+    """``git rm -r`` of exactly ``paths`` (literal pathspecs); with ``cached`` the worktree
+    is left alone."""
+    args = ["rm", "-q", "-r", "-f", *(["--cached"] if cached else []),
+            "--pathspec-from-file=-", "--pathspec-file-nul"]
+    call_git(args, root, input=nul_paths(paths), env={"GIT_LITERAL_PATHSPECS": "1"})
+
+
 def remotes(root: PathLike) -> dict[str, str]:
     result = {}
     for line in call_git_lines(["remote", "-v"], root):

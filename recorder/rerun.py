@@ -29,6 +29,7 @@ from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, Recorder
 from .lock import dataset_lock
 from .placeholders import PathList, QuotedPath, expand, substitutions
 from .run import RunSpec, ensure_clean, execute, glob_specs
+from .subdatasets import installed_paths
 
 STATE_FILE = "rr-rerun.json"
 
@@ -849,15 +850,6 @@ def _replay_merge(replay: _Replay, step: Step, index: int) -> StepResult:
 # --- what a step touches ----------------------------------------------------------------
 
 
-def _subdatasets(ds_root: Path) -> list[str]:
-    """Installed subdatasets of a repository (paths that stay inside it)."""
-    out = []
-    for rel in gitrepo.submodule_paths(ds_root):
-        if _safe_rel(rel) and (ds_root / rel / ".git").exists():
-            out.append(os.path.normpath(rel))
-    return out
-
-
 def _changed_files_recursive(ds: Dataset, parent: str | None, commit: str) -> list[str]:
     """Files (dataset-relative) the commit added or modified, also inside installed
     subdatasets (diffing each subdataset between its recorded commits), as DataLad's
@@ -897,7 +889,7 @@ def _changed_in(root: Path, parent: str | None, commit: str, prefix: str) -> lis
 def _declared_in_subdatasets(ds: Dataset, pwd: Path, outputs: Sequence[str]) -> list[str]:
     """Declared outputs that are, or lie in, installed subdatasets: the annexed files there
     (run's own unlocking does not look inside subdatasets)."""
-    subs = _subdatasets(ds.root)
+    subs = installed_paths(ds.root)
     if not subs or not ds.contains(pwd):
         return []
     try:
@@ -947,7 +939,7 @@ def _restore(ds: Dataset, paths: Sequence[str]) -> None:
     """Put the given files back to their state in HEAD (of the repository holding each):
     tracked files are checked out again (an unlocked annexed file is a symlink again),
     files HEAD does not have are removed."""
-    subs = sorted(_subdatasets(ds.root), key=len, reverse=True)
+    subs = sorted(installed_paths(ds.root), key=len, reverse=True)
     groups: dict[str, list[str]] = {}
     for p in paths:
         if not _safe_rel(p):

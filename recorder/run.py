@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import config as cfgkeys
-from . import annex, gitrepo, preflight, proc, protect, runmerge
+from . import annex, gitrepo, preflight, proc, protect, runmerge, subdatasets
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -146,9 +146,7 @@ def fetch_inputs(ds: Dataset, root_paths: Sequence[str]) -> None:
     subdatasets they live in."""
     if not root_paths:
         return
-    from .sharing import fetch
-
-    fetch(ds, root_paths)
+    subdatasets.fetch(ds, root_paths)
 
 
 def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
@@ -264,9 +262,7 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     subdatasets that the specs reach into, which changes no recorded state)."""
     ds.record_directory()  # a hostile datalad.run.record-directory fails before the command
     if not for_dry_run and (ds.root / ".gitmodules").exists():
-        from .sharing import install_for_specs
-
-        install_for_specs(ds, spec.pwd, [*spec.inputs, *spec.outputs, *spec.extra_inputs])
+        subdatasets.install_for_specs(ds, spec.pwd, [*spec.inputs, *spec.outputs, *spec.extra_inputs])
     inp = glob_specs(spec.inputs, spec.pwd, ds)
     extra = glob_specs(spec.extra_inputs, spec.pwd, ds)
     problems = inp.unmatched + extra.unmatched

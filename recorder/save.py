@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config as cfgkeys
 from . import annex, gitrepo, protect
+from .subdatasets import installed, split_by_dataset
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .gitrepo import StatusEntry
@@ -158,8 +159,6 @@ def _save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> l
     subdataset's new state is then saved here."""
     if not (ds.root / ".gitmodules").exists():
         return rels
-    from .sharing import installed, split_by_dataset
-
     out: list[str] = []
     for owner, group in split_by_dataset(ds, rels).items():
         if owner and installed(ds, owner) and any(p != owner for p in group):

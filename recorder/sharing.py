@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import fnmatch
 import contextlib
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,8 @@ from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .lock import dataset_lock
-
-_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
-
-
-def is_url(source: str) -> bool:
-    return bool(_URL_RE.match(source))
-
+from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
+                          recorded_url, split_by_dataset)
 
 # --- clone ------------------------------------------------------------------------------
 
@@ -78,134 +72,28 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
     except CommandError as exc:
         raise RecorderError(f"cannot clone {source}: {exc.message.split(': ', 1)[-1]}") from None
     sub = Dataset(target)
-    _init_annex_if_needed(sub)
+    init_annex_if_needed(sub)
     result = CloneResult(str(target), source, sub.id)
     if superds is not None:
         with dataset_lock(superds.git_dir):
             rel = superds.relpath(target)
-            gitrepo.submodule_add(superds.root, src, rel)
+            url = recorded_url(source, src, superds.root)
+            gitrepo.submodule_add(superds.root, url, rel)
+            # .git/config: where this clone came from (git resolved a relative URL against
+            # the superdataset's sibling, which need not have it)
+            gitrepo.register_submodule(superds.root, rel, src)
+            gitmodules = str(superds.root / ".gitmodules")
             if sub.id:
                 gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-id", sub.id,
-                                   file=str(superds.root / ".gitmodules"))
+                                   file=gitmodules)
+            if is_url(source):  # as DataLad records it (its first choice when installing)
+                gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-url", source,
+                                   file=gitmodules)
             gitrepo.add(superds.root, [".gitmodules", rel])
             result.commit = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
                                            only=[".gitmodules", rel])
             result.registered_in = str(superds.root)
     return result
-
-
-def _init_annex_if_needed(ds: Dataset) -> None:
-    if ds.is_annex or (ds.root / ".noannex").exists():
-        return
-    if annex.has_annex_branch(ds.root):
-        annex.init(ds.root)
-        ds.reload_config()
-
-
-# --- subdatasets ------------------------------------------------------------------------
-
-
-def _resolve_url(ds: Dataset, url: str) -> str:
-    """A relative submodule URL is relative to the superdataset's origin (or its path)."""
-    if not (url.startswith("./") or url.startswith("../")):
-        return url
-    base = gitrepo.remotes(ds.root).get("origin") or str(ds.root)
-    if is_url(base):
-        return base.rstrip("/") + "/" + url
-    return os.path.normpath(os.path.join(base, url))
-
-
-def install(ds: Dataset, rel: str) -> Dataset:
-    """Install the registered subdataset at ``rel``: clone it from its recorded URL and check
-    out the recorded commit.  rr clones itself rather than `git submodule update`, which
-    refuses local paths since git 2.38 (protocol.file.allow).  An installed subdataset is
-    returned as it is."""
-    full = ds.root / rel
-    if (full / ".git").exists():
-        return Dataset(full)
-    url = ds.subdatasets().get(rel)
-    if not url:
-        raise RecorderError(f"not a registered subdataset: {rel}")
-    source = _resolve_url(ds, url)
-    sha = gitrepo.gitlink(ds.root, rel)
-    full.mkdir(parents=True, exist_ok=True)
-    try:
-        gitrepo.clone(source, full, cwd=ds.root)
-    except CommandError as exc:
-        raise RecorderError(f"cannot install subdataset {rel} from {source}: "
-                            f"{exc.message.split(': ', 1)[-1]}") from None
-    if sha and gitrepo.head_sha(full) != sha:
-        if gitrepo.resolve_commit(full, sha) is None:
-            raise RecorderError(f"subdataset {rel}: the recorded commit {sha[:10]} is not "
-                                f"available from {source}")
-        gitrepo.checkout(full, sha, detach=True)
-    gitrepo.register_submodule(ds.root, rel, url)
-    sub = Dataset(full)
-    _init_annex_if_needed(sub)
-    return sub
-
-
-def installed(ds: Dataset, rel: str) -> bool:
-    return (ds.root / rel / ".git").exists()
-
-
-def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
-    """Install uninstalled subdatasets that input/output globs reach into (recursively)."""
-    subs = ds.subdatasets()
-    if not subs:
-        return
-    patterns = []
-    for spec in specs:
-        if spec == ".":
-            continue
-        full = spec if os.path.isabs(spec) else os.path.normpath(pwd / spec)
-        try:
-            patterns.append(Path(os.path.relpath(full, ds.root)).parts)
-        except ValueError:
-            continue
-    for sub in subs:
-        sub_parts = Path(sub).parts
-        for parts in patterns:
-            if len(parts) > len(sub_parts) and all(
-                    fnmatch.fnmatchcase(s, p) for s, p in zip(sub_parts, parts)):
-                child = install(ds, sub)
-                install_for_specs(child, pwd, specs)
-                break
-
-
-def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[str]]:
-    """Group dataset-relative paths by the (installed) subdataset holding them ('' = ds)."""
-    subs = sorted(ds.subdatasets(), key=len, reverse=True)
-    groups: dict[str, list[str]] = {}
-    for p in root_paths:
-        owner = ""
-        for sub in subs:
-            if p == sub or p.startswith(sub + "/"):
-                owner = sub
-                break
-        groups.setdefault(owner, []).append(p)
-    return groups
-
-
-def fetch(ds: Dataset, root_paths: Sequence[str],
-          on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> None:
-    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
-    for owner, paths in split_by_dataset(ds, root_paths).items():
-        if owner:
-            sub = install(ds, owner)
-            inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
-            fetch(sub, inner, on_file, jobs)
-            continue
-        if not ds.is_annex:
-            continue
-        if "." in paths:
-            missing = ["."]
-        else:
-            missing = annex.missing_content(ds.root, paths)
-        if missing:
-            for rec in annex.iter_get(ds.root, missing, jobs):
-                if on_file:
-                    on_file(rec)
 
 
 # --- get / drop -------------------------------------------------------------------------
@@ -409,5 +297,4 @@ def _rejected(text: str) -> str:
     return " ".join(line for line in text.splitlines() if line.startswith("!"))
 
 
-__all__ = ["clone", "get", "drop", "push", "add_sibling", "siblings", "install_for_specs",
-           "fetch", "DATALAD_CONFIG"]
+__all__ = ["clone", "get", "drop", "push", "add_sibling", "siblings", "DATALAD_CONFIG"]

@@ -185,7 +185,7 @@ def _why(outcome) -> str:
 
 def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
                         ) -> Iterator[Result]:
-    from .sharing import installed
+    from .subdatasets import installed
 
     for sub_rel in sorted(ds.subdatasets()):
         if not installed(ds, sub_rel):

@@ -93,7 +93,8 @@ def test_unknown_subdataset_container_is_one_clear_error(clone):
     for name in ("sub/nope", "nosub/x/nope"):
         p = rr("containers-run", "-n", name, "true", cwd=clone, check=False)
         assert p.returncode != 0
-        assert p.stderr.startswith(f"rr: error: unknown container: {name}")
+        # (after the line saying where the subdataset was installed from)
+        assert f"\nrr: error: unknown container: {name}" in "\n" + p.stderr
         assert "Traceback" not in p.stderr
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .. import gitrepo
+from .. import gitrepo, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
 from . import docker, singularity
@@ -170,14 +170,12 @@ def find(ds: Dataset, name: str | None) -> Container:
 def _install_chain(ds: Dataset, names: list[str]) -> Dataset | None:
     """Install the subdatasets named by the chain of gitmodule names ``names``; the deepest
     one, or None when the chain names no registered subdataset."""
-    from .. import sharing
-
     cur = ds
     for gm_name in names:
         match = [p for p, n in _subdataset_names(cur).items() if n == gm_name]
         if not match:
             return None
-        cur = sharing.install(cur, match[0])
+        cur = subdatasets.install(cur, match[0])
     return cur
 
 

@@ -1,0 +1,385 @@
+"""Subdatasets: where a registered one can be installed from and installing it (also for the
+paths a command reaches into), which are installed, listing them (``rr subdatasets``),
+splitting paths by the dataset holding them, and fetching content in whichever (sub)dataset
+holds it."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import re
+import shutil
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+from . import annex, gitrepo
+from .dataset import Dataset
+from .errors import CommandError, RecorderError
+from .results import Result
+
+_URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
+
+
+def is_url(source: str) -> bool:
+    return bool(_URL_RE.match(source))
+
+
+def init_annex_if_needed(ds: Dataset) -> None:
+    if ds.is_annex or (ds.root / ".noannex").exists():
+        return
+    if annex.has_annex_branch(ds.root):
+        annex.init(ds.root)
+        ds.reload_config()
+
+
+# --- where a registered subdataset can be installed from ----------------------------------
+# A relative URL in .gitmodules ("../imagenette") is relative to the superdataset's sibling
+# (git's rule for relative submodule URLs), or to the superdataset itself when it has none.
+# rr records the source of `rr clone -d . ../imagenette data/raw` that way, so that it still
+# works when the superdataset and its inputs are moved or cloned side by side.  Installing
+# tries the places DataLad's `get` tries, in DataLad's order (distribution/get.py,
+# _get_flexible_source_candidates_for_submodule): the recorded URL resolved against each
+# sibling that has the superdataset's commit, that sibling's URL + the subdataset's path
+# (where `push` put it beside the superdataset), the recorded URL resolved against the
+# superdataset's own location -- and last, because DataLad itself records the subdataset's
+# origin relative to the subdataset's place (url = ../../../imagenette for data/raw), the
+# recorded URL resolved against the subdataset's place on the sibling and here.  A source
+# that cannot be cloned or lacks the recorded commit is passed over for the next one.
+
+
+def recorded_url(source: str, resolved: str, superds_root: Path) -> str:
+    """What .gitmodules records for a subdataset cloned from ``source`` (as given;
+    ``resolved`` is its absolute form): a relative local path becomes a path relative to the
+    superdataset ("../imagenette"), which git and DataLad resolve against the superdataset's
+    sibling or location, so it survives moving or cloning the two side by side; URLs and
+    absolute paths are kept as given."""
+    if is_url(source) or os.path.isabs(source):
+        return resolved
+    rel = Path(os.path.relpath(resolved, superds_root)).as_posix()
+    return rel if rel == ".." or rel.startswith("../") else f"./{rel}"
+
+
+class Source(NamedTuple):
+    url: str
+    why: str
+
+
+def _is_relative(url: str) -> bool:
+    # git reads only ./ and ../ as relative; DataLad any path that is not absolute
+    return bool(url) and not is_url(url) and not os.path.isabs(url)
+
+
+def _join(base: str, rel: str, root: Path) -> str:
+    """``rel`` (a relative path or URL) resolved against ``base`` (a URL, host:path or a
+    path; a relative path is relative to ``root``), '..' steps applied.  A base ending in
+    /.git names the repository beside it, as DataLad takes it."""
+    base = base.rstrip("/")
+    if base.endswith("/.git"):
+        base = base[:-len("/.git")]
+    if "://" in base:
+        parts = urlsplit(base)
+        path = posixpath.normpath(posixpath.join(parts.path or "/", rel))
+        return urlunsplit(parts._replace(path=path))
+    if is_url(base):  # host:path, as scp and git take it
+        host, _, path = base.partition(":")
+        return f"{host}:{posixpath.normpath(posixpath.join(path, rel))}"
+    return os.path.normpath(os.path.join(root, base, rel))
+
+
+def sources(ds: Dataset, rel: str, url: str) -> list[Source]:
+    """Where the registered subdataset ``rel`` (recorded URL ``url``) can be installed from,
+    in the order to try them (see above)."""
+    remotes = gitrepo.remotes(ds.root)
+    names: list[str] = []
+    tracking = gitrepo.tracking_remote(ds.root) if remotes else None
+    if tracking in remotes:
+        names.append(tracking)
+    last = gitrepo.last_commit_touching(ds.root, rel) if remotes else None
+    if last:
+        names += [n for n in gitrepo.remotes_containing(ds.root, last) if n not in names]
+    if not names and "origin" in remotes:
+        names.append("origin")
+    out: list[Source] = []
+    for name in names:
+        if url and _is_relative(url):
+            out.append(Source(_join(remotes[name], url, ds.root),
+                              f"the recorded {url}, relative to the sibling {name}"))
+        elif url:
+            out.append(Source(url, "the recorded source"))
+    for name in names:
+        out.append(Source(_join(remotes[name], rel, ds.root),
+                          f"beside the superdataset on its sibling {name}"))
+    if url and _is_relative(url):
+        out.append(Source(os.path.normpath(ds.root / url),
+                          f"the recorded {url}, relative to the superdataset"))
+        for name in names:
+            out.append(Source(_join(remotes[name], f"{rel}/{url}", ds.root),
+                              f"the recorded {url}, relative to the subdataset's place on "
+                              f"the sibling {name}"))
+        out.append(Source(os.path.normpath(ds.root / rel / url),
+                          f"the recorded {url}, relative to the subdataset's place"))
+    elif url:
+        out.append(Source(url, "the recorded source"))
+    seen: set[str] = set()
+    unique = []
+    for src in out:
+        if src.url in seen or src.url == str(ds.root / rel) or \
+                gitrepo._bad_submodule_url(src.url):
+            continue
+        seen.add(src.url)
+        unique.append(src)
+    return unique
+
+
+def _say(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) -> Dataset:
+    """Install the registered subdataset at ``rel``: clone it from the first of its
+    :func:`sources` that has the recorded commit, and check that commit out.  Which source
+    was used is said on stderr (``say``).  rr clones itself rather than `git submodule
+    update`, which refuses local paths since git 2.38 (protocol.file.allow).  An installed
+    subdataset is returned as it is."""
+    full = ds.root / rel
+    if (full / ".git").exists():
+        return Dataset(full)
+    entry = gitmodules(ds).get(rel)
+    if entry is None:
+        raise RecorderError(f"not a registered subdataset: {rel}")
+    if full.is_dir() and any(full.iterdir()):
+        raise RecorderError(f"cannot install subdataset {rel}: its directory is not empty "
+                            "(and not a dataset)", hint=f"move the files in {rel} aside")
+    url = entry.get("url", "")
+    sha = gitrepo.gitlink(ds.root, rel)
+    passed: list[str] = []
+    used: Source | None = None
+    full.mkdir(parents=True, exist_ok=True)
+    for src in sources(ds, rel, url):
+        problem = _clone_at(src.url, full, ds.root, sha)
+        if problem is None:
+            used = src
+            break
+        passed.append(f"{src.url} ({problem})")
+    if used is None:
+        tried = "; ".join(passed) or "no source is recorded"
+        raise RecorderError(f"cannot install subdataset {rel}: {tried}",
+                            hint="push the subdataset beside the superdataset on its sibling, "
+                                 f"or fix its URL: git config -f .gitmodules "
+                                 f"submodule.{entry['name']}.url URL")
+    (say or _say)(f"rr: installed subdataset {rel} from {used.url} ({used.why})" +
+                  (f"; passed over: {'; '.join(passed)}" if passed else ""))
+    gitrepo.register_submodule(ds.root, entry["name"], used.url)
+    sub = Dataset(full)
+    init_annex_if_needed(sub)
+    return sub
+
+
+def _clone_at(source: str, full: Path, root: Path, sha: str | None) -> str | None:
+    """Clone ``source`` into the empty directory ``full`` and check out ``sha``; what was
+    wrong (the clone removed again) or None."""
+    if not is_url(source) and not os.path.exists(source):
+        return "does not exist"
+    try:
+        gitrepo.clone(source, full, cwd=root)
+    except CommandError as exc:
+        _empty(full)
+        return exc.message.split(": ", 1)[-1] or "cannot be cloned"
+    if sha and gitrepo.head_sha(full) != sha:
+        if gitrepo.resolve_commit(full, sha) is None:
+            _empty(full)
+            return f"lacks the recorded commit {sha[:10]}"
+        gitrepo.checkout(full, sha, detach=True)
+    return None
+
+
+def _empty(directory: Path) -> None:
+    """Remove what a failed clone left in ``directory`` (inside the dataset, made here)."""
+    for child in list(directory.iterdir()) if directory.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            rmtree(child)
+        else:
+            child.unlink()
+
+
+def rmtree(path: Path) -> None:
+    """shutil.rmtree that also removes git-annex's write-protected object directories."""
+    def _writable(func: Callable, name: str, _exc: object) -> None:
+        parent = os.path.dirname(name)
+        os.chmod(parent, 0o700)
+        if os.path.isdir(name) and not os.path.islink(name):
+            os.chmod(name, 0o700)
+        func(name)
+
+    shutil.rmtree(path, onerror=_writable)
+
+
+# --- what is registered -----------------------------------------------------------------
+
+
+def gitmodules(ds: Dataset) -> dict[str, dict[str, str]]:
+    """{path: properties} of the subdatasets in .gitmodules (``name``, ``url``,
+    ``datalad-id``, ``datalad-url``, ...), every entry checked first
+    (:meth:`Dataset.subdatasets`)."""
+    checked = ds.subdatasets()
+    if not checked:
+        return {}
+    props: dict[str, dict[str, str]] = {}
+    for key, value in gitrepo.config_list(ds.root, file=str(ds.root / ".gitmodules")):
+        if key.startswith("submodule."):
+            name, _, prop = key[len("submodule."):].rpartition(".")
+            props.setdefault(name, {})[prop] = value
+    out: dict[str, dict[str, str]] = {}
+    for name, entry in props.items():
+        if entry.get("path") in checked:
+            out[entry["path"]] = {**entry, "name": name}
+    return out
+
+
+def installed(ds: Dataset, rel: str) -> bool:
+    return (ds.root / rel / ".git").exists()
+
+
+def installed_paths(root: Path) -> list[str]:
+    """The installed subdatasets of the repository at ``root`` (entries of .gitmodules,
+    checked by :func:`gitrepo.submodule_paths`, whose checkout is there)."""
+    return [os.path.normpath(rel) for rel in gitrepo.submodule_paths(root)
+            if (root / rel / ".git").exists()]
+
+
+def install_for_specs(ds: Dataset, pwd: Path, specs: Iterable[str]) -> None:
+    """Install uninstalled subdatasets that input/output globs reach into (recursively)."""
+    subs = ds.subdatasets()
+    if not subs:
+        return
+    patterns = []
+    for spec in specs:
+        if spec == ".":
+            continue
+        full = spec if os.path.isabs(spec) else os.path.normpath(pwd / spec)
+        try:
+            patterns.append(Path(os.path.relpath(full, ds.root)).parts)
+        except ValueError:
+            continue
+    for sub in subs:
+        sub_parts = Path(sub).parts
+        for parts in patterns:
+            if len(parts) > len(sub_parts) and all(
+                    fnmatch.fnmatchcase(s, p) for s, p in zip(sub_parts, parts)):
+                child = install(ds, sub)
+                install_for_specs(child, pwd, specs)
+                break
+
+
+def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[str]]:
+    """Group dataset-relative paths by the (installed) subdataset holding them ('' = ds)."""
+    subs = sorted(ds.subdatasets(), key=len, reverse=True)
+    groups: dict[str, list[str]] = {}
+    for p in root_paths:
+        owner = ""
+        for sub in subs:
+            if p == sub or p.startswith(sub + "/"):
+                owner = sub
+                break
+        groups.setdefault(owner, []).append(p)
+    return groups
+
+
+def fetch(ds: Dataset, root_paths: Sequence[str],
+          on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> None:
+    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
+    for owner, paths in split_by_dataset(ds, root_paths).items():
+        if owner:
+            sub = install(ds, owner)
+            inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
+            fetch(sub, inner, on_file, jobs)
+            continue
+        if not ds.is_annex:
+            continue
+        if "." in paths:
+            missing = ["."]
+        else:
+            missing = annex.missing_content(ds.root, paths)
+        if missing:
+            for rec in annex.iter_get(ds.root, missing, jobs):
+                if on_file:
+                    on_file(rec)
+
+
+# --- listing ----------------------------------------------------------------------------
+
+
+def iter_subdatasets(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
+                     base: Path | None = None) -> Iterator[Result]:
+    """One result per registered subdataset (at or under ``paths``; into installed ones with
+    ``recursive``): state ``present`` or ``absent``, the recorded commit, URL and dataset id,
+    with DataLad's `subdatasets` field names (gitshasum, gitmodule_url, ...).  The paths are
+    checked (inside the dataset, existing or registered) before anything is reported."""
+    rels = []
+    for p in paths:
+        rel = ds.ensure_inside(p, base)
+        full = ds.root / rel
+        if not os.path.lexists(full) and not _registered_below(ds, rel):
+            raise RecorderError(f"path does not exist: {p}")
+        rels.append(rel)
+    yield from _iter_in(ds, rels or ["."], recursive, "")
+
+
+def _registered_below(ds: Dataset, rel: str) -> bool:
+    """Whether ``rel`` is, or leads to, a registered subdataset (of installed ones too)."""
+    for sub in ds.subdatasets():
+        if sub == rel or sub.startswith(rel + "/"):
+            return True
+        if rel.startswith(sub + "/") and installed(ds, sub):
+            return _registered_below(Dataset(ds.root / sub), rel[len(sub) + 1:])
+    return False
+
+
+def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str
+             ) -> Iterator[Result]:
+    entries = gitmodules(ds)
+    if not entries:
+        return
+    links = gitrepo.gitlinks(ds.root)
+    for sub in sorted(entries):
+        entry = entries[sub]
+        inner = _inner(rels, sub)
+        if inner is None:
+            continue
+        present = installed(ds, sub)
+        if inner == ".":
+            yield _result(ds, sub, entry, links.get(sub), present, prefix)
+        if recursive and present:
+            yield from _iter_in(Dataset(ds.root / sub), [inner], True, f"{prefix}{sub}/")
+
+
+def _inner(rels: Sequence[str], sub: str) -> str | None:
+    """'.' when the paths ``rels`` select subdataset ``sub`` itself, the path inside it one
+    of them names, or None."""
+    for rel in rels:
+        if rel == "." or rel == sub or sub.startswith(rel.rstrip("/") + "/"):
+            return "."
+    for rel in rels:
+        if rel.startswith(sub + "/"):
+            return rel[len(sub) + 1:]
+    return None
+
+
+def _result(ds: Dataset, sub: str, entry: dict[str, str], sha: str | None, present: bool,
+            prefix: str) -> Result:
+    dsid = entry.get("datalad-id")
+    if dsid is None and present:
+        dsid = Dataset(ds.root / sub).id
+    extra: dict[str, Any] = {"parentds": str(ds.root), "gitshasum": sha,
+                             "gitmodule_name": entry["name"], "gitmodule_path": sub,
+                             "gitmodule_url": entry.get("url", ""), "id": dsid}
+    for prop, value in entry.items():
+        if prop not in ("name", "path", "url"):
+            extra[f"gitmodule_{prop}"] = value
+    return Result("subdataset", prefix + sub, state="present" if present else "absent",
+                  type="dataset", extra=extra)
