@@ -1,0 +1,508 @@
+"""The execution engine for many independent tasks: serial, or on Dask (never a scheduler of rr's own).
+
+``execute_all(fn, items, jobs=, scheduler=)`` runs ``fn(item)`` for every item and yields
+``(index, result)`` as each finishes; an exception raised by a task is its result.
+
+- ``jobs`` None/1, no ``scheduler``: serially, in order, in this process; Dask is not imported
+  (``rr --help`` and a plain ``rr run`` never pay for it).
+- ``jobs`` N > 1: a ``distributed.LocalCluster`` of N single-threaded worker processes on this
+  machine, without dashboard and without distributed's log lines on stderr (``RR_DEBUG=1`` or
+  ``rr --debug`` shows them), closed at the end.
+- ``scheduler`` "tcp://HOST:PORT" (any address ``distributed.Client`` accepts): an existing Dask
+  cluster; ``jobs`` caps the tasks in flight.
+- ``scheduler`` "slurm", "pbs", "sge", "htcondor", "lsf", "oar", "moab": dask-jobqueue's cluster
+  class, configured only from Dask's own configuration (``~/.config/dask/jobqueue.yaml``,
+  ``DASK_CONFIG``, ``DASK_JOBQUEUE__SLURM__CORES=...``), scaled to ``jobs`` workers (one job of
+  the batch system by default); each worker job serves many tasks.
+
+Failures.  rr's tasks run user commands: they are not idempotent and may take hours, so a task
+is never run twice behind the user's back.  The schedulers rr creates (LocalCluster, jobqueue)
+get ``distributed.scheduler.allowed-failures: 0``: a worker that dies while running a task (the
+process killed, out of memory, the batch job cancelled or out of walltime) makes that task's
+result an :class:`EngineError` at once; the other tasks go on (a LocalCluster's nanny restarts
+the worker).  An existing scheduler (tcp://) keeps its own setting (Dask's default retries a
+task on 3 workers before giving up).  LocalCluster workers have no memory limit of Dask's
+(``memory_limit=0``): the system's limits apply to the user's commands, as in a serial run.
+
+Interrupts.  KeyboardInterrupt (Ctrl-C; ``cli.main`` turns SIGTERM into one) while waiting, or
+closing the generator early: every task is cancelled, the processes the tasks started on this
+machine get SIGTERM (then SIGKILL), the cluster is closed (worker processes stopped, batch jobs
+cancelled with scancel/qdel/...) and the KeyboardInterrupt goes on.  Tasks already running on an
+existing tcp:// cluster cannot be stopped from here: they are cancelled and run to their end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import queue
+import re
+import shutil
+import signal
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple, TypeVar
+
+from .errors import RecorderError
+
+A = TypeVar("A")
+T = TypeVar("T")
+
+QUEUED, STARTED, DONE, FAILED = "queued", "started", "done", "failed"
+
+# dask-jobqueue's cluster classes by the name users know them by (DataLad-slurm, Dask docs)
+JOBQUEUE = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "htcondor": "HTCondorCluster",
+    "lsf": "LSFCluster",
+    "oar": "OARCluster",
+    "moab": "MoabCluster",
+}
+
+_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the processes tasks left behind
+_TICK = 0.25  # the driver wakes this often while it waits (signals, dead clusters)
+
+
+class Event(NamedTuple):
+    kind: str       # queued | started | done | failed
+    index: int      # the item's position in ``items``
+    info: str = ""  # the worker's address for "started", the error for "failed"
+
+
+class EngineError(RecorderError):
+    """The engine cannot run the tasks (bad scheduler, unreachable, not configured) or a
+    worker died under a task; one line, with a hint where there is something to do."""
+
+
+def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = None,
+                scheduler: str | None = None,
+                on_event: Callable[[Event], None] | None = None,
+                ) -> Iterator[tuple[int, T | BaseException]]:
+    """Run ``fn(item)`` for every item; yield ``(index, result)`` as each finishes.
+
+    Bad arguments (jobs < 1, an unknown scheduler name, a batch system that Dask's jobqueue
+    configuration does not describe, its submit command missing) raise :class:`EngineError`
+    here, before anything starts; an unreachable scheduler raises it from the first ``next()``,
+    before any task runs.  ``fn`` and the items must be picklable for Dask (``fn`` a top-level
+    function).  See the module's docstring for the modes, failures and interrupts."""
+    items = list(items)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise EngineError(f"jobs must be a whole number of at least 1, not {jobs!r}")
+    emit = on_event or (lambda _event: None)
+    if scheduler is None or scheduler == "":
+        if jobs is None or jobs == 1:
+            return _iter_serial(fn, items, emit)
+        return _iter_dask(fn, items, emit, _LocalTarget(jobs))
+    target = _parse_scheduler(scheduler, jobs)
+    return _iter_dask(fn, items, emit, target)
+
+
+# --- serial -------------------------------------------------------------------------------------
+
+def _iter_serial(fn, items, emit) -> Iterator[tuple[int, Any]]:
+    for index in range(len(items)):
+        emit(Event(QUEUED, index))
+    for index, item in enumerate(items):
+        emit(Event(STARTED, index))
+        try:
+            result = fn(item)
+        except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
+            emit(Event(FAILED, index, _one_line(exc)))
+            yield index, exc
+        else:
+            emit(Event(DONE, index))
+            yield index, result
+
+
+# --- where the tasks run --------------------------------------------------------------------------
+
+class _LocalTarget:
+    kind = "local"
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = jobs
+
+    def describe(self) -> str:
+        return f"a local Dask cluster of {self.jobs} workers"
+
+
+class _AddressTarget:
+    kind = "address"
+
+    def __init__(self, address: str, jobs: int | None) -> None:
+        self.address = address
+        self.jobs = jobs
+
+    def describe(self) -> str:
+        return f"the Dask scheduler at {self.address}"
+
+
+class _JobqueueTarget:
+    kind = "jobqueue"
+
+    def __init__(self, name: str, jobs: int | None) -> None:
+        self.name = name
+        self.jobs = jobs
+
+    def describe(self) -> str:
+        return f"{self.name} (dask-jobqueue {JOBQUEUE[self.name]})"
+
+
+_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?[^\s/:]+:\d+/?$|^[a-z][a-z0-9+.-]*://\S+$", re.I)
+
+
+def _parse_scheduler(scheduler: str, jobs: int | None):
+    name = scheduler.strip()
+    if name.lower() in JOBQUEUE:
+        name = name.lower()
+        _check_jobqueue(name)
+        return _JobqueueTarget(name, jobs)
+    if _ADDRESS.match(name):
+        return _AddressTarget(name, jobs)
+    raise EngineError(
+        f"unknown scheduler {scheduler!r}",
+        hint="give a Dask scheduler address (tcp://HOST:PORT) or one of: " + ", ".join(JOBQUEUE))
+
+
+def _check_jobqueue(name: str) -> None:
+    """Dask's jobqueue configuration must say what one worker job asks for; rr adds nothing."""
+    import dask
+    import dask_jobqueue  # noqa: F401  (loads jobqueue.yaml's defaults into dask.config)
+
+    cls = getattr(dask_jobqueue, JOBQUEUE[name], None)
+    if cls is None:
+        raise EngineError(f"this dask-jobqueue has no {JOBQUEUE[name]}",
+                          hint="upgrade it: pip install -U dask-jobqueue")
+    missing = [key for key in ("cores", "memory")
+               if dask.config.get(f"jobqueue.{name}.{key}", None) in (None, "")]
+    if missing:
+        raise EngineError(
+            f"Dask's jobqueue configuration has no {' or '.join(missing)} for {name}",
+            hint=f"put 'jobqueue: {{{name}: {{cores: 1, memory: 4GB}}}}' (and queue, walltime, "
+                 f"...) into ~/.config/dask/jobqueue.yaml, or set "
+                 f"DASK_JOBQUEUE__{name.upper()}__CORES and "
+                 f"DASK_JOBQUEUE__{name.upper()}__MEMORY")
+    submit = getattr(cls.job_cls, "submit_command", None) or ""
+    tool = submit.split()[0] if submit.split() else ""
+    if tool and shutil.which(tool) is None:
+        raise EngineError(f"{tool} is not on PATH: cannot submit {name} jobs from this machine",
+                          hint=f"run rr on a login node of the {name} cluster")
+
+
+# --- Dask -------------------------------------------------------------------------------------------
+
+def _debug() -> bool:
+    return os.environ.get("RR_DEBUG", "") not in ("", "0")
+
+
+_LOGGERS = ("distributed", "dask_jobqueue", "tornado", "asyncio", "bokeh")
+
+
+@contextlib.contextmanager
+def _quiet(debug: bool) -> Iterator[None]:
+    """distributed logs every worker start, restart and closed stream at INFO/WARNING on
+    stderr; rr's users see rr's lines only, unless they ask with --debug."""
+    if debug:
+        yield
+        return
+    import warnings
+
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in _LOGGERS]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def _task(fn, item, index: int, topic: str):
+    """Runs on a worker: tell the driver the task began, then run it."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        worker.log_event(topic, (index, worker.address))
+    except Exception:  # no event then: the driver reports "started" at completion
+        pass
+    return fn(item)
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """A quick TCP check with a clear message (Client would retry until its timeout)."""
+    match = re.match(r"^(?:(tcp|tls)://)?\[?([^\]\s/]+?)\]?:(\d+)/?$", address)
+    if not match:
+        return  # another protocol (ucx://, inproc://): the Client decides
+    host, port = match.group(2), int(match.group(3))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise EngineError(f"cannot reach the Dask scheduler at {address}: "
+                          f"{exc.strerror or exc}",
+                          hint="start one with 'dask scheduler' (and workers with "
+                               "'dask worker ADDRESS'), or check the address") from None
+
+
+def _connect_timeout() -> float:
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+
+
+def _start(target, debug: bool):
+    """Start (or connect to) the cluster; return (cluster or None, client)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    level = logging.DEBUG if debug else logging.CRITICAL + 1
+    if target.kind == "address":
+        timeout = _connect_timeout()
+        _reachable(target.address, min(timeout, 10.0))
+        try:
+            client = Client(target.address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise EngineError(f"cannot reach the Dask scheduler at {target.address}: "
+                              f"{_one_line(exc)}") from None
+        return None, client
+    # schedulers rr starts: a task whose worker dies fails at once, it is never re-run
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        if target.kind == "local":
+            cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
+                                   dashboard_address=None, memory_limit=0,
+                                   silence_logs=False if debug else level)
+        else:
+            cluster = _start_jobqueue(target, debug)
+        try:
+            client = Client(cluster, set_as_default=False)
+        except BaseException:
+            cluster.close()
+            raise
+    return cluster, client
+
+
+def _start_jobqueue(target, debug: bool):
+    import dask
+    import dask_jobqueue
+
+    cls = getattr(dask_jobqueue, JOBQUEUE[target.name])
+    options = dict(dask.config.get(f"jobqueue.{target.name}.scheduler-options", None) or {})
+    options.setdefault("dashboard_address", None)  # no port clash, no noise; the config may ask
+    try:
+        cluster = cls(scheduler_options=options,
+                      silence_logs=False if debug else "critical")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise EngineError(f"dask-jobqueue cannot set up {target.name} jobs: {_one_line(exc)}",
+                          hint="check jobqueue.{target.name} in ~/.config/dask/jobqueue.yaml"
+                          ) from None
+    try:
+        if target.jobs:
+            cluster.scale(n=target.jobs)
+        else:
+            cluster.scale(jobs=1)
+        # scale() submits in the background and only logs a failed submission; wait for the
+        # submissions here so that a refused job (bad queue, account ...) is an error, not a hang
+        correct = getattr(cluster, "_correct_state", None)
+        if correct is not None:
+            cluster.sync(correct)
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            cluster.close()
+        if isinstance(exc, Exception):
+            raise EngineError(f"cannot submit {target.name} worker jobs: {_one_line(exc)}",
+                              hint=f"check jobqueue.{target.name} in "
+                                   "~/.config/dask/jobqueue.yaml") from None
+        raise
+    return cluster
+
+
+def _local_worker_pids(cluster) -> list[int]:
+    pids = []
+    for nanny in list(getattr(cluster, "workers", {}).values()):
+        proc = getattr(getattr(nanny, "process", None), "process", None)
+        pid = getattr(proc, "pid", None)
+        if pid:
+            pids.append(pid)
+    return pids
+
+
+def _descendants(pids: list[int]) -> list:
+    import psutil
+
+    found = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found.extend(psutil.Process(pid).children(recursive=True))
+    return found
+
+
+def _stop_processes(procs: list, sig: int) -> None:
+    import psutil
+
+    for p in procs:
+        with contextlib.suppress(psutil.Error, OSError):
+            p.send_signal(sig)
+
+
+def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
+    n = len(items)
+    if n == 0:
+        return
+    debug = _debug()
+    with _quiet(debug):
+        cluster, client = _start(target, debug)
+    events: queue.Queue = queue.Queue()
+    topic = f"rr-engine-{uuid.uuid4().hex}"
+    futures: dict[str, Any] = {}   # key -> future, still pending
+    index_of: dict[str, int] = {}
+    started: set[int] = set()
+    finished = False
+    try:
+        with _quiet(debug):
+            client.subscribe_topic(topic, lambda event: events.put(("started", event[1])))
+            for index in range(n):
+                emit(Event(QUEUED, index))
+            cap = target.jobs if target.kind == "address" and target.jobs else n
+            pending = iter(range(n))
+
+            def submit(count: int) -> None:
+                for index in itertools.islice(pending, count):
+                    key = f"rr-task-{index}-{topic[-12:]}"
+                    future = client.submit(_task, fn, items[index], index, topic, key=key,
+                                           pure=False, retries=0)
+                    futures[key] = future
+                    index_of[key] = index
+                    future.add_done_callback(lambda f: events.put(("end", f.key)))
+
+            submit(cap)
+            left = n
+            while left:
+                try:
+                    kind, payload = events.get(timeout=_TICK)
+                except queue.Empty:
+                    continue
+                if kind == "started":
+                    index, worker = payload
+                    if index not in started and index in index_of.values():
+                        started.add(index)
+                        emit(Event(STARTED, index, str(worker)))
+                    continue
+                future = futures.pop(payload, None)
+                if future is None:
+                    continue
+                index = index_of.pop(payload)
+                result = _outcome(future, index)
+                future.release()
+                if index not in started:
+                    started.add(index)
+                    emit(Event(STARTED, index))
+                if isinstance(result, BaseException):
+                    emit(Event(FAILED, index, _one_line(result)))
+                else:
+                    emit(Event(DONE, index))
+                left -= 1
+                submit(1)
+                yield index, result
+        finished = True
+    finally:
+        _shutdown(cluster, client, list(futures.values()), topic, aborted=not finished,
+                  debug=debug)
+
+
+def _outcome(future, index: int):
+    """The task's value, its exception, or an EngineError when its worker died."""
+    from distributed import KilledWorker
+
+    status = future.status
+    if status == "finished":
+        try:
+            return future.result()
+        except Exception as exc:  # the result could not be fetched or unpickled
+            return EngineError(f"task {index}: its result could not be fetched: "
+                               f"{_one_line(exc)}")
+    if status == "cancelled":
+        return EngineError(f"task {index} was cancelled by the Dask scheduler "
+                           "(its worker or the scheduler went away)")
+    try:
+        exc = future.exception()
+    except Exception as err:  # e.g. CancelledError while fetching
+        return EngineError(f"task {index}: {_one_line(err)}")
+    if isinstance(exc, KilledWorker):
+        return EngineError(f"the Dask worker running task {index} died "
+                           "(killed, out of memory, or its batch job ended); "
+                           "the task was not retried")
+    return exc
+
+
+def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool) -> None:
+    """Cancel what is left, stop what the tasks started here, close client and cluster.
+    Runs to its end even when a second Ctrl-C arrives meanwhile (then re-raised)."""
+    interrupted: BaseException | None = None
+    with _quiet(debug):
+        local_pids = _local_worker_pids(cluster) if cluster is not None else []
+        leftovers = _descendants(local_pids) if aborted else []
+        steps: list[Callable[[], Any]] = []
+        if aborted and pending:
+            steps.append(lambda: client.cancel(pending, force=True))
+        if leftovers:  # the user's commands started by running tasks: SIGTERM first
+            steps.append(lambda: _stop_processes(leftovers, signal.SIGTERM))
+        steps.append(lambda: client.unsubscribe_topic(topic))
+        steps.append(lambda: client.close(timeout=5))
+        if cluster is not None:
+            steps.append(lambda: cluster.close(timeout=10))
+        for step in steps:
+            while True:
+                try:
+                    step()
+                    break
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    interrupted = interrupted or exc
+                    continue  # finish this step: nothing may be left behind
+                except Exception:
+                    break
+        if aborted and local_pids:
+            _reap(local_pids, leftovers)
+    if interrupted is not None:
+        raise interrupted
+
+
+def _reap(worker_pids: list[int], leftovers: list) -> None:
+    """After the cluster closed: SIGKILL any worker or task process still there."""
+    import psutil
+
+    procs = list(leftovers)
+    for pid in worker_pids:
+        with contextlib.suppress(psutil.Error):
+            procs.append(psutil.Process(pid))
+    procs += _descendants(worker_pids)
+    deadline = time.monotonic() + _GRACE
+    alive = [p for p in procs if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+        alive = [p for p in alive if _alive(p)]
+    _stop_processes(alive, signal.SIGKILL)
+
+
+def _alive(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0].strip() if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
