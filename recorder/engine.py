@@ -276,10 +276,15 @@ def _start(target, debug: bool):
                               f"{_one_line(exc)}") from None
         return None, client
     # schedulers rr starts: a task whose worker dies fails at once, it is never re-run
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    # worker-saturation 1.0: a worker holds only the tasks it runs, so that a dying worker takes
+    # no not-yet-started task down with it
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}):
         if target.kind == "local":
             cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None, memory_limit=0,
+                                   # no dashboard; its HTTP server on a free port, not 8787
+                                   scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                                    silence_logs=False if debug else level)
         else:
             cluster = _start_jobqueue(target, debug)
@@ -297,7 +302,8 @@ def _start_jobqueue(target, debug: bool):
 
     cls = getattr(dask_jobqueue, JOBQUEUE[target.name])
     options = dict(dask.config.get(f"jobqueue.{target.name}.scheduler-options", None) or {})
-    options.setdefault("dashboard_address", None)  # no port clash, no noise; the config may ask
+    if "dashboard_address" not in options:  # the config may ask for one; else none, no port clash
+        options.update(dashboard=False, dashboard_address=":0")
     try:
         cluster = cls(scheduler_options=options,
                       silence_logs=False if debug else "critical")
@@ -305,25 +311,63 @@ def _start_jobqueue(target, debug: bool):
         raise EngineError(f"dask-jobqueue cannot set up {target.name} jobs: {_one_line(exc)}",
                           hint="check jobqueue.{target.name} in ~/.config/dask/jobqueue.yaml"
                           ) from None
+    # scale() submits in the background and only logs a refused submission (bad queue,
+    # account, ...): catch that log record and wait for the submissions, so that a refused job
+    # is an error before any task, not a hang
+    refused = _Refusals()
+    logger = logging.getLogger("tornado.application")
+    logger.addHandler(refused)
     try:
         if target.jobs:
             cluster.scale(n=target.jobs)
         else:
             cluster.scale(jobs=1)
-        # scale() submits in the background and only logs a failed submission; wait for the
-        # submissions here so that a refused job (bad queue, account ...) is an error, not a hang
         correct = getattr(cluster, "_correct_state", None)
         if correct is not None:
-            cluster.sync(correct)
-    except BaseException as exc:
+            with contextlib.suppress(Exception):
+                cluster.sync(correct)
+        failed = [job for job in list(cluster.workers.values())
+                  if getattr(job, "job_id", "") is None]
+        if failed or refused.messages:
+            raise EngineError(
+                f"the {target.name} batch system refused Dask's worker job: "
+                + (refused.messages[0] if refused.messages else "no job id"),
+                hint=f"check jobqueue.{target.name} (queue, account, walltime, ...) in "
+                     "~/.config/dask/jobqueue.yaml")
+    except BaseException:
         with contextlib.suppress(Exception):
             cluster.close()
-        if isinstance(exc, Exception):
-            raise EngineError(f"cannot submit {target.name} worker jobs: {_one_line(exc)}",
-                              hint=f"check jobqueue.{target.name} in "
-                                   "~/.config/dask/jobqueue.yaml") from None
         raise
+    finally:
+        logger.removeHandler(refused)
     return cluster
+
+
+class _Refusals(logging.Handler):
+    """Collects the last stderr line of a failed submit command from distributed's log."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "error" in ln.lower() and "exit code" not in ln.lower()]
+        self.messages.append((errors or lines or [type(exc).__name__])[-1])
+
+
+def _replace_lost_jobs(cluster) -> None:
+    """A worker job that ended (walltime, scancel, node failure) is replaced, as the jobs
+    were asked for: the tasks left would otherwise wait for workers forever."""
+    now = time.monotonic()
+    if now - getattr(cluster, "_rr_checked", 0.0) < 2.0:
+        return
+    cluster._rr_checked = now
+    if set(cluster.worker_spec) - set(cluster.workers):
+        cluster.loop.add_callback(cluster._correct_state)
 
 
 def _local_worker_pids(cluster) -> list[int]:
@@ -359,6 +403,15 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
     if n == 0:
         return
     debug = _debug()
+    import dask
+
+    # a dead worker job is noticed after lost-worker-timeout (15 s by default); rr replaces it
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
+        yield from _iter_started(fn, items, emit, target, debug)
+
+
+def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
+    n = len(items)
     with _quiet(debug):
         cluster, client = _start(target, debug)
     events: queue.Queue = queue.Queue()
@@ -390,6 +443,8 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
                 try:
                     kind, payload = events.get(timeout=_TICK)
                 except queue.Empty:
+                    if target.kind == "jobqueue":
+                        _replace_lost_jobs(cluster)
                     continue
                 if kind == "started":
                     index, worker = payload
