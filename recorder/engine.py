@@ -170,10 +170,36 @@ def _parse_scheduler(scheduler: str, jobs: int | None):
         hint="give a Dask scheduler address (tcp://HOST:PORT) or one of: " + ", ".join(JOBQUEUE))
 
 
-def _check_jobqueue(name: str) -> None:
+def job_script(scheduler: str) -> str:
+    """The batch script dask-jobqueue submits for one worker job of ``scheduler`` ("slurm",
+    "pbs", ...), from Dask's configuration as execute_all would use it; nothing is submitted."""
+    name = scheduler.strip().lower()
+    if name not in JOBQUEUE:
+        raise EngineError(f"not a batch system dask-jobqueue knows: {scheduler!r}",
+                          hint="one of: " + ", ".join(JOBQUEUE))
+    _check_jobqueue(name, submit=False)
+    job_cls = getattr(_import_jobqueue(), JOBQUEUE[name]).job_cls
+    return job_cls("tcp://SCHEDULER-ADDRESS:8786", name="dask-worker").job_script()
+
+
+def _import_jobqueue():
+    """dask_jobqueue, imported without its side effect: dask_jobqueue.runner sets a SIGINT
+    handler that calls sys.exit() (exit 0, no cleanup) when imported; rr keeps its own."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        import dask_jobqueue
+    finally:
+        if signal.getsignal(signal.SIGINT) is not previous and previous is not None:
+            with contextlib.suppress(ValueError):  # not the main thread: nothing was changed
+                signal.signal(signal.SIGINT, previous)
+    return dask_jobqueue
+
+
+def _check_jobqueue(name: str, submit: bool = True) -> None:
     """Dask's jobqueue configuration must say what one worker job asks for; rr adds nothing."""
     import dask
-    import dask_jobqueue  # noqa: F401  (loads jobqueue.yaml's defaults into dask.config)
+
+    dask_jobqueue = _import_jobqueue()  # also loads jobqueue.yaml's defaults into dask.config
 
     cls = getattr(dask_jobqueue, JOBQUEUE[name], None)
     if cls is None:
@@ -188,9 +214,9 @@ def _check_jobqueue(name: str) -> None:
                  f"...) into ~/.config/dask/jobqueue.yaml, or set "
                  f"DASK_JOBQUEUE__{name.upper()}__CORES and "
                  f"DASK_JOBQUEUE__{name.upper()}__MEMORY")
-    submit = getattr(cls.job_cls, "submit_command", None) or ""
-    tool = submit.split()[0] if submit.split() else ""
-    if tool and shutil.which(tool) is None:
+    command = (getattr(cls.job_cls, "submit_command", None) or "").split()
+    tool = command[0] if command else ""
+    if submit and tool and shutil.which(tool) is None:
         raise EngineError(f"{tool} is not on PATH: cannot submit {name} jobs from this machine",
                           hint=f"run rr on a login node of the {name} cluster")
 
@@ -298,9 +324,8 @@ def _start(target, debug: bool):
 
 def _start_jobqueue(target, debug: bool):
     import dask
-    import dask_jobqueue
 
-    cls = getattr(dask_jobqueue, JOBQUEUE[target.name])
+    cls = getattr(_import_jobqueue(), JOBQUEUE[target.name])
     options = dict(dask.config.get(f"jobqueue.{target.name}.scheduler-options", None) or {})
     if "dashboard_address" not in options:  # the config may ask for one; else none, no port clash
         options.update(dashboard=False, dashboard_address=":0")
@@ -404,6 +429,7 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
         return
     debug = _debug()
     import dask
+    import distributed  # noqa: F401  (its config defaults first: set() below must not hide them)
 
     # a dead worker job is noticed after lost-worker-timeout (15 s by default); rr replaces it
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
@@ -425,11 +451,21 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
             client.subscribe_topic(topic, lambda event: events.put(("started", event[1])))
             for index in range(n):
                 emit(Event(QUEUED, index))
-            cap = target.jobs if target.kind == "address" and target.jobs else n
+            # tasks in flight: never more than the workers' threads on the clusters rr starts,
+            # so that no task waits on a worker that may die under another task (Dask assigns
+            # small batches of tasks to workers up front); on an existing scheduler, ``jobs``
+            def window() -> int:
+                if target.kind == "address":
+                    return target.jobs or n
+                if target.kind == "local":
+                    return target.jobs
+                workers = cluster.scheduler_info.get("workers", {}).values()
+                return sum(w.get("nthreads", 1) for w in workers)
+
             pending = iter(range(n))
 
             def submit(count: int) -> None:
-                for index in itertools.islice(pending, count):
+                for index in itertools.islice(pending, max(count, 0)):
                     key = f"rr-task-{index}-{topic[-12:]}"
                     future = client.submit(_task, fn, items[index], index, topic, key=key,
                                            pure=False, retries=0)
@@ -437,9 +473,9 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                     index_of[key] = index
                     future.add_done_callback(lambda f: events.put(("end", f.key)))
 
-            submit(cap)
             left = n
             while left:
+                submit(window() - len(futures))
                 try:
                     kind, payload = events.get(timeout=_TICK)
                 except queue.Empty:
@@ -466,7 +502,6 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                 else:
                     emit(Event(DONE, index))
                 left -= 1
-                submit(1)
                 yield index, result
         finished = True
     finally:
