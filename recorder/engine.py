@@ -197,8 +197,6 @@ def _import_jobqueue():
 
 def _check_jobqueue(name: str, submit: bool = True) -> None:
     """Dask's jobqueue configuration must say what one worker job asks for; rr adds nothing."""
-    import dask
-
     dask_jobqueue = _import_jobqueue()  # also loads jobqueue.yaml's defaults into dask.config
 
     cls = getattr(dask_jobqueue, JOBQUEUE[name], None)
@@ -206,7 +204,7 @@ def _check_jobqueue(name: str, submit: bool = True) -> None:
         raise EngineError(f"this dask-jobqueue has no {JOBQUEUE[name]}",
                           hint="upgrade it: pip install -U dask-jobqueue")
     missing = [key for key in ("cores", "memory")
-               if dask.config.get(f"jobqueue.{name}.{key}", None) in (None, "")]
+               if _dask_setting(f"jobqueue.{name}.{key}") in (None, "")]
     if missing:
         raise EngineError(
             f"Dask's jobqueue configuration has no {' or '.join(missing)} for {name}",
@@ -222,6 +220,14 @@ def _check_jobqueue(name: str, submit: bool = True) -> None:
 
 
 # --- Dask -------------------------------------------------------------------------------------------
+
+def _dask_setting(key: str) -> Any:
+    """A value of Dask's own configuration (jobqueue.yaml, DASK_* variables), None if unset;
+    rr's own keys are in recorder/config.py, Dask's stay Dask's."""
+    import dask
+
+    return dask.config.get(key, None)
+
 
 def _debug() -> bool:
     return os.environ.get("RR_DEBUG", "") not in ("", "0")
@@ -280,10 +286,9 @@ def _reachable(address: str, timeout: float) -> None:
 
 
 def _connect_timeout() -> float:
-    import dask
     from dask.utils import parse_timedelta
 
-    return float(parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s"))
+    return float(parse_timedelta(_dask_setting("distributed.comm.timeouts.connect"), "s"))
 
 
 def _start(target, debug: bool):
@@ -323,10 +328,8 @@ def _start(target, debug: bool):
 
 
 def _start_jobqueue(target, debug: bool):
-    import dask
-
     cls = getattr(_import_jobqueue(), JOBQUEUE[target.name])
-    options = dict(dask.config.get(f"jobqueue.{target.name}.scheduler-options", None) or {})
+    options = dict(_dask_setting(f"jobqueue.{target.name}.scheduler-options") or {})
     if "dashboard_address" not in options:  # the config may ask for one; else none, no port clash
         options.update(dashboard=False, dashboard_address=":0")
     try:
