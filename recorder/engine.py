@@ -448,6 +448,7 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
     futures: dict[str, Any] = {}   # key -> future, still pending
     index_of: dict[str, int] = {}
     started: set[int] = set()
+    running: set[int] = set()      # submitted, not yet ended
     finished = False
     try:
         with _quiet(debug):
@@ -474,42 +475,59 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                                            pure=False, retries=0)
                     futures[key] = future
                     index_of[key] = index
+                    running.add(index)
                     future.add_done_callback(lambda f: events.put(("end", f.key)))
 
             left = n
             while left:
                 submit(window() - len(futures))
                 try:
-                    kind, payload = events.get(timeout=_TICK)
+                    batch = [events.get(timeout=_TICK)]
                 except queue.Empty:
                     if target.kind == "jobqueue":
                         _replace_lost_jobs(cluster)
                     continue
-                if kind == "started":
-                    index, worker = payload
-                    if index not in started and index in index_of.values():
+                with contextlib.suppress(queue.Empty):
+                    while len(batch) < 1000:  # all that arrived meanwhile: one gather for them
+                        batch.append(events.get_nowait())
+                ended = []
+                for kind, payload in batch:
+                    if kind == "started":
+                        index, worker = payload
+                        if index not in started and index in running:
+                            started.add(index)
+                            emit(Event(STARTED, index, str(worker)))
+                    elif payload in futures:
+                        ended.append(futures.pop(payload))
+                for future, result in _outcomes(client, ended, index_of):
+                    index = index_of.pop(future.key)
+                    running.discard(index)
+                    future.release()
+                    if index not in started:
                         started.add(index)
-                        emit(Event(STARTED, index, str(worker)))
-                    continue
-                future = futures.pop(payload, None)
-                if future is None:
-                    continue
-                index = index_of.pop(payload)
-                result = _outcome(future, index)
-                future.release()
-                if index not in started:
-                    started.add(index)
-                    emit(Event(STARTED, index))
-                if isinstance(result, BaseException):
-                    emit(Event(FAILED, index, _one_line(result)))
-                else:
-                    emit(Event(DONE, index))
-                left -= 1
-                yield index, result
+                        emit(Event(STARTED, index))
+                    if isinstance(result, BaseException):
+                        emit(Event(FAILED, index, _one_line(result)))
+                    else:
+                        emit(Event(DONE, index))
+                    left -= 1
+                    yield index, result
         finished = True
     finally:
         _shutdown(cluster, client, list(futures.values()), topic, aborted=not finished,
                   debug=debug)
+
+
+def _outcomes(client, ended: list, index_of: dict) -> list:
+    """(future, result) for futures that ended: the values of the finished ones fetched
+    together (one round trip, not one per task), the others one by one."""
+    finished = [f for f in ended if f.status == "finished"]
+    values: dict[str, Any] = {}
+    if len(finished) > 1:
+        with contextlib.suppress(Exception):  # then one by one, with a message per task
+            values = dict(zip([f.key for f in finished], client.gather(finished)))
+    return [(f, values[f.key] if f.key in values else _outcome(f, index_of[f.key]))
+            for f in ended]
 
 
 def _outcome(future, index: int):
