@@ -90,7 +90,9 @@ def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = 
     configuration does not describe, its submit command missing) raise :class:`EngineError`
     here, before anything starts; an unreachable scheduler raises it from the first ``next()``,
     before any task runs.  ``fn`` and the items must be picklable for Dask (``fn`` a top-level
-    function).  See the module's docstring for the modes, failures and interrupts."""
+    function).  ``on_event`` is called in the thread that iterates, never from Dask's threads.
+    Close the iterator (``contextlib.closing``) when leaving it early: that cancels the rest.
+    See the module's docstring for the modes, failures and interrupts."""
     items = list(items)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise EngineError(f"jobs must be a whole number of at least 1, not {jobs!r}")
@@ -394,8 +396,9 @@ def _replace_lost_jobs(cluster) -> None:
     if now - getattr(cluster, "_rr_checked", 0.0) < 2.0:
         return
     cluster._rr_checked = now
-    if set(cluster.worker_spec) - set(cluster.workers):
-        cluster.loop.add_callback(cluster._correct_state)
+    with contextlib.suppress(Exception):  # SpecCluster's internals: at worst no replacement
+        if set(cluster.worker_spec) - set(cluster.workers):
+            cluster.loop.add_callback(cluster._correct_state)
 
 
 def _local_worker_pids(cluster) -> list[int]:

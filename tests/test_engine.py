@@ -339,17 +339,24 @@ from recorder.engine import execute_all
 def where(i):
     return i, os.environ.get("SLURM_JOB_ID"), os.getpid()
 
+def cancel_own_job(i):
+    if i == 0:
+        subprocess.run(["scancel", os.environ["SLURM_JOB_ID"]], check=True)
+        time.sleep(60)
+    return i, os.environ.get("SLURM_JOB_ID"), os.getpid()
+
 def sleep_long(i):
     print("task", i, "running", flush=True)
     time.sleep(120)
     return i
 
 if __name__ == "__main__":
-    task = {"where": where, "sleep": sleep_long}[sys.argv[1]]
+    task = {"where": where, "sleep": sleep_long, "cancel": cancel_own_job}[sys.argv[1]]
     try:
-        for i, r in execute_all(task, range(int(sys.argv[2])), jobs=2, scheduler="slurm",
+        for i, r in execute_all(task, range(int(sys.argv[2])), jobs=int(sys.argv[3]),
+                                scheduler="slurm",
                                 on_event=lambda e: print("event", e.kind, e.index, flush=True)):
-            print("result", r, flush=True)
+            print("result", repr(r), flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)
         sys.exit(130)
@@ -379,7 +386,7 @@ def slurm_driver(slurm, tmp_path):
 def test_slurm_runs_tasks_in_worker_jobs(slurm_driver):
     from tests.slurm_cluster import queued_jobs
 
-    driver = slurm_driver("where", "6")
+    driver = slurm_driver("where", "6", "2")
     out, err = driver.communicate(timeout=90)
     assert driver.returncode == 0, err
     results = [eval(line.split(" ", 1)[1]) for line in out.splitlines()
@@ -398,7 +405,7 @@ def test_slurm_runs_tasks_in_worker_jobs(slurm_driver):
 def test_slurm_interrupt_cancels_the_worker_jobs(slurm_driver):
     from tests.slurm_cluster import queued_jobs
 
-    driver = slurm_driver("sleep", "3")
+    driver = slurm_driver("sleep", "3", "2")
     deadline = time.monotonic() + 60
     seen = []
     for line in driver.stdout:
@@ -415,3 +422,18 @@ def test_slurm_interrupt_cancels_the_worker_jobs(slurm_driver):
     while queued_jobs() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert queued_jobs() == []
+
+
+def test_slurm_job_cancelled_under_a_task_fails_that_task_and_is_replaced(slurm_driver):
+    """scancel of the worker's job (as walltime or a node failure would end it): the task it
+    ran is an EngineError at once, not a hang and not re-run; a new worker job runs the rest."""
+    driver = slurm_driver("cancel", "3", "1")
+    out, err = driver.communicate(timeout=90)
+    assert driver.returncode == 0, err
+    results = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("result")]
+    assert len(results) == 3
+    assert results[0].startswith("EngineError('the Dask worker running task 0 died")
+    rest = [eval(r) for r in results[1:]]
+    assert sorted(r[0] for r in rest) == [1, 2]
+    # jobs=1: the one worker job was cancelled, so these ran in the job that replaced it
+    assert all(r[1] is not None for r in rest)
