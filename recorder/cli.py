@@ -175,6 +175,8 @@ def _main(
                                  help="Print the version and exit."),
 ) -> None:
     _STATE["debug"] = debug
+    if debug:  # the engine (Dask) shows distributed's log lines then
+        os.environ["RR_DEBUG"] = "1"
 
 
 @app.command()

@@ -148,3 +148,17 @@ def busybox_image() -> str:
     subprocess.run(["docker", "import", "-", ref], input=buf.getvalue(), check=True,
                    capture_output=True)
     return ref
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory) -> None:
+    """A one-node Slurm cluster on this machine (tools/slurm.sh), started once for the whole
+    test run and stopped after it (tests/slurm_cluster.py); skips when Slurm cannot run."""
+    from tests import slurm_cluster
+
+    shared = tmp_path_factory.getbasetemp().parent  # one directory for all xdist workers
+    reason = slurm_cluster.acquire(shared)
+    if reason:
+        pytest.skip(reason)
+    yield
+    slurm_cluster.release(shared)

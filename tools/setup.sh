@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything rr's demo and tests need on a fresh Debian machine (idempotent).
-# - system packages via apt (git, xz; docker.io and busybox-static with RR_WITH_DOCKER=1)
+# - system packages via apt (git, xz; docker.io and busybox-static with RR_WITH_DOCKER=1;
+#   slurmctld, slurmd, slurm-client and munge with RR_WITH_SLURM=1)
 # - a virtual environment .venv with rr and its test/ML extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,13 @@ command -v dot >/dev/null || need_apt+=(graphviz)
 if [ "${RR_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || need_apt+=(docker.io)
   [ -x /bin/busybox ] || need_apt+=(busybox-static)
+fi
+if [ "${RR_WITH_SLURM:-0}" = 1 ]; then
+  # a one-node Slurm for the tests of the cluster path (tools/slurm.sh starts it)
+  command -v slurmctld >/dev/null || need_apt+=(slurmctld)
+  command -v slurmd >/dev/null || need_apt+=(slurmd)
+  command -v sbatch >/dev/null || need_apt+=(slurm-client)
+  command -v munged >/dev/null || need_apt+=(munge)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
