@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import subprocess
 import sys
 import time
@@ -48,6 +49,19 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(_BASE_ENV)
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def tool_env_overlay(extra: Mapping[str, str]) -> Iterator[None]:
+    """Extra environment for every tool started in the block (an array job runs git-annex
+    with annex.alwayscommit=false this way)."""
+    global _BASE_ENV
+    before = _BASE_ENV
+    _BASE_ENV = {**tool_env(), **extra}
+    try:
+        yield
+    finally:
+        _BASE_ENV = before
 
 
 def tool_path() -> str:
@@ -225,10 +239,13 @@ def run_shell(
             except ProcessLookupError:
                 pass
 
-    previous = {sig: signal.getsignal(sig) for sig in _FORWARDED}
-    for sig in _FORWARDED:
+    # off the main thread (an array job on a Dask worker) signals cannot be caught: the
+    # engine stops the worker, and with it the command's group
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in _FORWARDED} if main else {}
+    for sig in previous:
         signal.signal(sig, forward)
-    tty_fd = _foreground_tty()
+    tty_fd = _foreground_tty() if main else None
     try:
         sys.stdout.flush()
         sys.stderr.flush()
