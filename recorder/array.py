@@ -240,8 +240,21 @@ def check_overlaps(jobs: Sequence[Job], relpwd: str) -> None:
             parts = path.split("/")
             prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
             if any(fnmatch.fnmatchcase(x, g) for x in prefixes) or \
-                    fnmatch.fnmatchcase(g, path) or g.startswith(path + "/"):
+                    fnmatch.fnmatchcase(g, path) or g.startswith(path + "/") or \
+                    (glob.has_magic(path) and _globs_may_meet(g, path)):
                 raise clash(i, j, f"{g} and {path}")
+
+
+def _globs_may_meet(a: str, b: str) -> bool:
+    """Whether two globs may match a common path (conservative: their fixed beginnings and
+    endings agree)."""
+    def fixed(g: str) -> tuple[str, str]:
+        first = min(g.find(c) for c in "*?[" if c in g)
+        last = max(g.rfind(c) for c in "*?]" if c in g)
+        return g[:first], g[last + 1:]
+
+    (pa, sa), (pb, sb) = fixed(a), fixed(b)
+    return (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa))
 
 
 # --- state ----------------------------------------------------------------------------------
@@ -494,10 +507,11 @@ def execute(ds: Dataset, state: dict[str, Any], *, jobs: int | None = None,
     if interrupted:
         _remove_worktrees(ds, state)
         n = sum(1 for j in state["jobs"] if j["status"] == "ok")
-        raise Interrupted(f"interrupted: the jobs were cancelled; {n} finished job(s) are kept "
-                          f"under {JOB_REFS}/{array_id}/, nothing was written to the branch",
-                          hint=f"run the rest and write the history with: rr run --continue "
-                               f"{array_id}")
+        error = Interrupted(f"interrupted: the jobs were cancelled; {n} finished job(s) are "
+                            f"kept under {JOB_REFS}/{array_id}/, nothing was written to the "
+                            "branch")
+        error.hint = f"run the rest and write the history with: rr run --continue {array_id}"
+        raise error
     yield from finish(ds, state)
 
 

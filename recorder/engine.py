@@ -43,7 +43,7 @@ def execute_all(fn: Callable[[Any], Any], items: Sequence[Any], *, jobs: int | N
 
     logging.getLogger("distributed").setLevel(logging.ERROR)
     with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
         futures = {}
         for i, item in enumerate(items):
             futures[client.submit(fn, item, pure=False)] = i
