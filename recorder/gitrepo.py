@@ -244,7 +244,10 @@ _ANNEX_PRECOMMIT = "#!/bin/sh\n# automatically configured by git-annex\ngit anne
 def _only_annex_precommit_hook(root: PathLike, hooks_path: str | None | bool = False) -> bool:
     """True when the only hooks --no-verify would skip are git-annex's stock pre-commit.
     ``hooks_path``: core.hooksPath when the caller knows it (None: unset), False: ask git."""
-    hooks = Path(git_dir(root)) / "hooks"
+    gd = Path(git_dir(root))
+    if (gd / "commondir").exists():  # a linked worktree (an array job): hooks are shared
+        gd = gd / (gd / "commondir").read_text().strip()
+    hooks = gd / "hooks"
     try:
         if (hooks / "pre-commit").read_text() != _ANNEX_PRECOMMIT:
             return False
