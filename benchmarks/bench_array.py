@@ -51,7 +51,7 @@ def main() -> None:
         ds = base / "array"
         sh([RR, "create", "-c", "text2git", str(ds)], cwd=base)
         total, arrivals = array_stream(ds, ["-J", "2", "--param", f"i={values}",
-                                            "-o", "out/{i}", "echo {i} > out/{i}"])
+                                            "-o", "out/{i}", "mkdir -p out; echo {i} > out/{i}"])
         jobs = arrivals[:-1]  # the last line is the history's
         early = (jobs[15] - jobs[5]) / 10
         late = (jobs[-1] - jobs[-11]) / 10
@@ -88,11 +88,11 @@ def main() -> None:
         serial_ds = base / "sleep1"
         sh([RR, "create", "-c", "text2git", str(serial_ds)], cwd=base)
         one, _ = array_stream(serial_ds, ["--param", f"i={sleeps}", "-o", "out/{i}",
-                                          "sleep 1; echo {i} > out/{i}"])
+                                          "sleep 1; mkdir -p out; echo {i} > out/{i}"])
         par_ds = base / "sleep2"
         sh([RR, "create", "-c", "text2git", str(par_ds)], cwd=base)
         two, _ = array_stream(par_ds, ["-J", "2", "--param", f"i={sleeps}", "-o", "out/{i}",
-                                       "sleep 1; echo {i} > out/{i}"])
+                                       "sleep 1; mkdir -p out; echo {i} > out/{i}"])
         report(f"{m} one-second jobs (ratio: speed-up against --jobs 1)", [
             ("--jobs 1", one, 1.0),
             ("--jobs 2", two, one / two),

@@ -394,3 +394,18 @@ def test_api_refuses_an_array_without_rows(ds):
 
     with pytest.raises(RecorderError, match="needs --param"):
         api.run_array("true", dataset=ds)
+
+
+def test_containers_run_array_in_worktrees(ds, tmp_path):
+    """An annexed image is reached from a job's worktree (the shared annex) and recorded."""
+    runner = tmp_path / "runner.sh"
+    runner.write_text('#!/bin/sh\nexec sh -c "$*"\n')
+    rr("containers-add", "fake", "--url", f"file://{runner}", "--call-fmt", "sh {img} {cmd}",
+       cwd=ds)
+    rr("containers-run", "-n", "fake", "--param", "s=a,b", "-o", "o/{s}.txt",
+       "mkdir -p o && echo {s} > o/{s}.txt", cwd=ds)
+    recs = records(ds, 2)
+    assert [r["rr"]["container"]["name"] for r in recs] == ["fake", "fake"]
+    assert recs[1]["cmd"] == "sh .datalad/environments/fake/image mkdir -p o && echo b > o/b.txt"
+    assert (ds / "o" / "b.txt").read_text() == "b\n"
+    no_leftovers(ds)
