@@ -382,18 +382,21 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
-              on_event: Callable[[Any], None] | None = None) -> Iterator[Any]:
+              on_event: Callable[[Any], None] | None = None,
+              announce: Callable[[str], None] | None = None) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
     one) and write its history.  Yields one ``Result`` per job and one for the history."""
     from . import array as _array
+    from . import run as _run
 
     ds = Dataset.find(dataset)
     if continue_:
         state = _array.resume(ds, array_id)
-        return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event)
+        return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
+                              announce=announce)
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     if jobs is not None and jobs < 1:
@@ -411,5 +414,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
         runtime = registry.find(ds, container or None).runtime if container is not None else None
         if runtime in ("docker", "podman"):
             docker.require_engine(runtime)
-    state = _array.start(ds, planned, relpwd, cmd_message=message, options=options)
-    return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event)
+    state = _array.start(ds, planned, relpwd, cmd_message=message, options=options,
+                         command=_run.normalize_command(cmd))
+    return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
+                          announce=announce)

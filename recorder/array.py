@@ -328,7 +328,8 @@ class JobOutcome(NamedTuple):
     duration: float
 
 
-_SLOTS: dict[str, str] = {}  # array worktree dir -> this process's reusable worktree
+# array worktree dir -> this process's reusable worktree (its config read once)
+_SLOTS: dict[str, Dataset] = {}
 
 
 def run_job(task: JobTask) -> JobOutcome:
@@ -337,17 +338,18 @@ def run_job(task: JobTask) -> JobOutcome:
     failed job's worktree is kept with its outputs and message."""
     from . import run
 
-    wt = _SLOTS.pop(task.wtdir, None)
-    if wt is not None:
+    ds = _SLOTS.pop(task.wtdir, None)
+    if ds is not None:
         try:
-            gitrepo.worktree_reset(wt, task.base)
+            gitrepo.worktree_reset(ds.root, task.base)
         except RecorderError:
-            wt = None
-    if wt is None:
+            ds = None
+    if ds is None:
         Path(task.wtdir).mkdir(parents=True, exist_ok=True)
         wt = os.path.join(task.wtdir, f"{os.getpid()}-{task.index}")
         gitrepo.worktree_add(task.root, wt, task.base)
-    ds = Dataset(wt)
+        ds = Dataset(wt)
+    wt = str(ds.root)
     opts = task.options
     started = time.monotonic()
     try:
@@ -372,7 +374,7 @@ def run_job(task: JobTask) -> JobOutcome:
     except RecorderError as exc:
         return JobOutcome(task.index, "failed", None, exc.message, exc.hint or "", wt,
                           time.monotonic() - started)
-    _SLOTS[task.wtdir] = wt
+    _SLOTS[task.wtdir] = ds
     return JobOutcome(task.index, result.status, result.commit, "", "", wt, result.duration)
 
 
@@ -420,7 +422,7 @@ def dry_run(ds: Dataset, jobs: Sequence[Job], relpwd: str) -> Iterator[Result]:
 
 
 def start(ds: Dataset, jobs: Sequence[Job], relpwd: str, *, cmd_message: str | None,
-          options: dict[str, Any]) -> dict[str, Any]:
+          options: dict[str, Any], command: str = "") -> dict[str, Any]:
     """Check the dataset and write the array's state; nothing has run yet."""
     from . import preflight, run
 
@@ -433,7 +435,7 @@ def start(ds: Dataset, jobs: Sequence[Job], relpwd: str, *, cmd_message: str | N
     array_id = time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
     state = {"version": 1, "id": array_id, "base": base,
              "ref": f"refs/heads/{branch}" if branch else "HEAD", "pwd": relpwd,
-             "options": options, "message": cmd_message,
+             "options": options, "message": cmd_message, "command": command,
              "jobs": [{"index": j.index, "params": j.params, "cmd": j.cmd, "inputs": j.inputs,
                        "outputs": j.outputs, "message": j.message, "status": "pending"}
                       for j in jobs]}
@@ -464,8 +466,8 @@ def _ref_name(ref: str) -> str:
 
 
 def execute(ds: Dataset, state: dict[str, Any], *, jobs: int | None = None,
-            scheduler: str | None = None, on_event: Callable[[Any], None] | None = None
-            ) -> Iterator[Result]:
+            scheduler: str | None = None, on_event: Callable[[Any], None] | None = None,
+            announce: Callable[[str], None] | None = None) -> Iterator[Result]:
     """Run the array's jobs that have not succeeded, then write the history of all."""
     from . import engine
 
@@ -488,6 +490,9 @@ def execute(ds: Dataset, state: dict[str, Any], *, jobs: int | None = None,
                      {"id": array_id, "index": j["index"], "params": j["params"]})
              for j in todo]
     by_index = {j["index"]: j for j in state["jobs"]}
+    if announce is not None and tasks:  # what runs is shown before it runs
+        announce(f"{len(tasks)} job(s) of array {array_id}: "
+                 f"{state.get('command') or tasks[0].cmd}")
 
     def event(e: Any) -> None:
         if on_event is not None:

@@ -1035,7 +1035,8 @@ def _run_array_impl(cmd, message, inputs, outputs, expand, explicit, assume_read
             dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
-            on_event=progress.event)
+            on_event=progress.event,
+            announce=None if as_json else (lambda text: _info(f"rr: running {text}")))
         return render_results(progress.around(results), as_json, line=_array_line)
 
     failed = call(go)

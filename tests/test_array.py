@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -148,7 +149,6 @@ def test_cli_errors_before_anything_runs(subjects):
     for args, match in cases:
         proc = rr("run", *args, cwd=ds, check=False)
         assert proc.returncode != 0, args
-        import re
         assert re.search(match, one_error_line(proc.stderr)), (args, proc.stderr)
     assert git("rev-parse", "HEAD", cwd=ds) == head
     assert not (ds / "out").exists()
@@ -183,6 +183,9 @@ def test_serial_array_one_record_per_job_in_row_order_replayable_alone(subjects)
     proc = rr("run", "-m", "count {subject}", "--param", "subject=01,02,03",
               "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", COUNT, cwd=ds)
     assert "3 job(s) committed on master" in proc.stdout
+    # shown before it runs; no progress display when stderr is not a terminal
+    assert re.fullmatch(r"rr: running 3 job\(s\) of array [-0-9a-f]+: " + re.escape(COUNT) + "\n",
+                        proc.stderr)
     assert git("rev-list", "--count", f"{base}..HEAD", cwd=ds).strip() == "3"
     assert git("rev-list", "--merges", f"{base}..HEAD", cwd=ds) == ""  # linear
     recs = records(ds, 3)
@@ -409,3 +412,25 @@ def test_containers_run_array_in_worktrees(ds, tmp_path):
     assert recs[1]["cmd"] == "sh .datalad/environments/fake/image mkdir -p o && echo b > o/b.txt"
     assert (ds / "o" / "b.txt").read_text() == "b\n"
     no_leftovers(ds)
+
+
+def test_progress_display_on_a_terminal(monkeypatch):
+    import io
+
+    from recorder import cli
+    from recorder.engine import Event
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = Tty()
+    monkeypatch.setattr(sys, "stderr", err)
+    progress = cli._Progress()
+    for e in [Event("queued", 0), Event("queued", 1), Event("started", 0), Event("done", 0),
+              Event("started", 1), Event("failed", 1)]:
+        progress.event(e)
+    last = err.getvalue().split("\r\x1b[K")[-1]
+    assert last.startswith("rr: jobs: 0 queued, 0 running, 1 done, 1 failed (")
+    list(progress.around(iter([1])))
+    assert err.getvalue().endswith("\r\x1b[K")  # cleared before results and at the end
