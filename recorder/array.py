@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 from . import gitrepo, proc
 from .dataset import Dataset
 from .errors import Interrupted, PlaceholderError, RecorderError, UsageError
+from .lock import dataset_lock, deferred_signals
 from .placeholders import BUILTIN, field_names
 from .results import ERROR, NOTNEEDED, OK, Result
 
@@ -553,8 +554,6 @@ def _record_outcome(ds: Dataset, array_id: str, j: dict[str, Any], outcome: Any)
 def finish(ds: Dataset, state: dict[str, Any]) -> Iterator[Result]:
     """Write the history of the finished jobs (row order), move the branch, update the main
     work tree, commit the git-annex journal, clean up."""
-    from .lock import dataset_lock
-
     array_id = state["id"]
     refs = gitrepo.refs_under(ds.root, f"{JOB_REFS}/{array_id}/")
     ordered = [(j, refs[f"{JOB_REFS}/{array_id}/{j['index']}"]) for j in state["jobs"]
@@ -651,16 +650,25 @@ def _write_history(ds: Dataset, state: dict[str, Any],
     marks_file.unlink(missing_ok=True)
     tip = by_mark[f":{len(marks)}"].strip()
     new_notes = by_mark[f":{len(marks) + 1}"].strip()
-    gitrepo.read_tree_update(ds.root, base, tip)  # refuses to overwrite local changes
     updates = [f"update {ref} {tip} {base}",
                f"update {notes_ref} {new_notes} {notes_tip or '0' * len(tip)}",
                f"delete {JOB_REFS}/{array_id}/tip", f"delete {JOB_REFS}/{array_id}/notes"]
     updates += [f"delete {JOB_REFS}/{array_id}/{j['index']}" for j, _ in ordered]
-    try:
-        gitrepo.update_refs(ds.root, updates)
-    except RecorderError:
-        gitrepo.read_tree_update(ds.root, tip, base)
-        raise
+    # the work tree and the branch move together: signals wait until both have
+    with deferred_signals():
+        try:
+            gitrepo.read_tree_update(ds.root, base, tip)  # refuses to overwrite local changes
+        except RecorderError as exc:
+            raise RecorderError(
+                f"the work tree changed while the jobs ran and would be overwritten ("
+                f"{exc.message}); the jobs' history was not written",
+                hint=f"the finished jobs are kept under {JOB_REFS}/{array_id}/; save or undo "
+                     f"those changes, then: rr run --continue {array_id}") from None
+        try:
+            gitrepo.update_refs(ds.root, updates)
+        except RecorderError:
+            gitrepo.read_tree_update(ds.root, tip, base)
+            raise
     for j, mark in marks:
         j["status"] = "committed"
         j["new"] = True

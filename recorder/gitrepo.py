@@ -730,7 +730,7 @@ def diff_tree_commits(root: PathLike, commits: Sequence[str]) -> dict[str, list[
 def fast_import(root: PathLike, stream: bytes, marks: PathLike) -> None:
     """Feed ``stream`` to one ``git fast-import`` (commits written without a checkout);
     the marks (mark -> sha) are exported to ``marks``."""
-    call_git(["fast-import", "--quiet", "--done", f"--export-marks={marks}"], root,
+    call_git(["fast-import", "--quiet", "--done", "--force", f"--export-marks={marks}"], root,
              input=stream)
 
 

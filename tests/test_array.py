@@ -434,3 +434,30 @@ def test_progress_display_on_a_terminal(monkeypatch):
     assert last.startswith("rr: jobs: 0 queued, 0 running, 1 done, 1 failed (")
     list(progress.around(iter([1])))
     assert err.getvalue().endswith("\r\x1b[K")  # cleared before results and at the end
+
+
+def test_work_tree_changed_meanwhile_is_refused_then_continued(subjects):
+    ds = subjects
+    gate = ds.parent / "gate"
+    started = ds.parent / "started"
+    cmd = (f"touch {started}; while ! test -e {gate}; do sleep 0.05; done; " + COUNT)
+    child = subprocess.Popen([RR, "run", "--param", "subject=01,02", "-i", "raw/{subject}.txt",
+                              "-o", "out/{subject}.txt", cmd], cwd=ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not started.exists():
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    (ds / "out").mkdir()
+    (ds / "out" / "02.txt").write_text("mine\n")  # where a job's output will go
+    head = git("rev-parse", "HEAD", cwd=ds)
+    gate.write_text("")
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == 1
+    assert "the work tree changed while the jobs ran" in one_error_line(err)
+    assert git("rev-parse", "HEAD", cwd=ds) == head
+    assert (ds / "out" / "02.txt").read_text() == "mine\n"  # never overwritten
+    (ds / "out" / "02.txt").unlink()
+    rr("run", "--continue", cwd=ds)
+    assert [r["rr"]["array"]["index"] for r in records(ds, 2)] == [0, 1]
+    no_leftovers(ds)
