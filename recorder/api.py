@@ -391,9 +391,13 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     one) and write its history.  Yields one ``Result`` per job and one for the history."""
     from . import array as _array
     from . import run as _run
+    from .errors import UsageError
 
     ds = Dataset.find(dataset)
     if continue_:
+        if params or array is not None or inputs or outputs or message is not None or dry_run:
+            raise UsageError("--continue runs an array as it was started: it takes no "
+                             "--param, --array, -i, -o, -m or --dry-run")
         state = _array.resume(ds, array_id)
         return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
                               announce=announce)

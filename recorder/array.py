@@ -85,7 +85,8 @@ def read_table(path: str) -> tuple[list[str], list[list[str]]]:
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",\t;").delimiter
         except csv.Error:
             delimiter = ","
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter) if any(c.strip() for c in r)]
+    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter)
+            if any(c.strip() for c in r)]
     if len(rows) < 2:
         raise UsageError(f"the --array table {path} has no rows",
                          hint="its first line names the parameters, each further line is a job")

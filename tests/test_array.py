@@ -145,6 +145,8 @@ def test_cli_errors_before_anything_runs(subjects):
         (["--array", "no-such.csv", "-o", "o{s}", "true"], "cannot read the --array table"),
         (["--jobs", "2", "true"], "--jobs and --scheduler run array jobs"),
         (["--continue"], "no unfinished array"),
+        (["--continue", "--param", "a=1"], "--continue runs an array as it was started"),
+        (["--continue", "a", "b"], "--continue takes at most one array ID"),
     ]
     for args, match in cases:
         proc = rr("run", *args, cwd=ds, check=False)
