@@ -39,9 +39,11 @@ JOB_REFS = "refs/rr/jobs"
 # placeholders rr fills in itself: run's, and those of container call formats
 RESERVED = frozenset((*BUILTIN, "extra_inputs", "python", "img", "cmd", "img_dspath",
                       "img_dirpath"))
-# a job's git-annex keeps its location-log updates in the journal; the driver commits them
-JOB_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "annex.alwayscommit",
-           "GIT_CONFIG_VALUE_0": "false"}
+# a job's git-annex keeps its location-log updates in the journal (the driver commits them);
+# no job starts git's automatic gc (two at once, in the middle of an array)
+JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "annex.alwayscommit",
+           "GIT_CONFIG_VALUE_0": "false", "GIT_CONFIG_KEY_1": "gc.auto",
+           "GIT_CONFIG_VALUE_1": "0"}
 
 
 class Job(NamedTuple):
