@@ -240,7 +240,8 @@ def run_shell(
                 pass
 
     # off the main thread (an array job on a Dask worker) signals cannot be caught: the
-    # engine stops the worker, and with it the command's group
+    # command stays in the worker's process group, so that stopping the worker's group
+    # stops it too
     main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in _FORWARDED} if main else {}
     for sig in previous:
@@ -250,7 +251,8 @@ def run_shell(
         sys.stdout.flush()
         sys.stderr.flush()
         if sys.version_info >= (3, 11):
-            child = subprocess.Popen(args, cwd=cwd, env=full_env, process_group=0)
+            child = subprocess.Popen(args, cwd=cwd, env=full_env,
+                                     process_group=0 if main else None)
         else:  # pragma: no cover - Python 3.10
             child = subprocess.Popen(args, cwd=cwd, env=full_env, preexec_fn=os.setpgrp)
         if tty_fd is not None:
@@ -272,7 +274,7 @@ def run_shell(
     if interrupted is None and returncode in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
         # Ctrl-C typed at the terminal went straight to the command's foreground group.
         interrupted = -returncode
-    if interrupted is not None:
+    if interrupted is not None and main:
         # background jobs of a non-interactive shell ignore SIGINT: stop what is left
         _terminate_group(child.pid)
     return ShellOutcome(returncode=returncode, interrupted_by=interrupted)
