@@ -8,10 +8,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .dataset import Dataset
 from .errors import RecorderError
@@ -450,3 +450,54 @@ def remove(paths: Sequence[str], *, dataset: PathArg = None, force: bool = False
     with _changing(ds, "rr remove"):
         return _remove.remove(ds, list(paths), force=force or reckless == "kill",
                               message=message)
+# --- array jobs ---
+
+
+def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
+              message: str | None = None, inputs: Sequence[str] = (),
+              outputs: Sequence[str] = (), params: Sequence[str] = (), array: str | None = None,
+              expand: str | None = None, explicit: bool = False,
+              assume_ready: str | None = None, dry_run: bool = False,
+              sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
+              jobs: int | None = None, scheduler: str | None = None,
+              continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
+              on_event: Callable[[Any], None] | None = None,
+              announce: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
+    product; ``array``: a CSV/TSV table), every row its own run record, committed in row
+    order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
+    ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
+    one) and write its history.  Yields one ``Result`` per job and one for the history."""
+    from . import array as _array
+    from . import run as _run
+    from .errors import UsageError
+
+    ds = Dataset.find(dataset)
+    if continue_:
+        if params or array is not None or inputs or outputs or message is not None or dry_run:
+            raise UsageError("--continue runs an array as it was started: it takes no "
+                             "--param, --array, -i, -o, -m or --dry-run")
+        state = _array.resume(ds, array_id)
+        return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
+                              announce=announce)
+    if not params and array is None:
+        raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
+    if jobs is not None and jobs < 1:
+        raise RecorderError("--jobs must be at least 1")
+    options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
+               "sidecar": sidecar, "container": container, "gpus": gpus}
+    planned, relpwd = _array.plan(ds, cmd, message=message, inputs=inputs, outputs=outputs,
+                                  params=params, table=array,
+                                  cwd=None if cwd is None else Path(cwd), options=options)
+    if dry_run:
+        return _array.dry_run(ds, planned, relpwd)
+    if container is not None or gpus:
+        from .containers import docker, registry
+
+        runtime = registry.find(ds, container or None).runtime if container is not None else None
+        if runtime in ("docker", "podman"):
+            docker.require_engine(runtime)
+    state = _array.start(ds, planned, relpwd, cmd_message=message, options=options,
+                         command=_run.normalize_command(cmd))
+    return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
+                          announce=announce)

@@ -275,15 +275,32 @@ def run(
                                             help="Run inside this registered container."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs "
                               "(docker/podman --gpus all, apptainer --nv)."),
+    params: List[str] = typer.Option([], "--param", help="NAME=V1,V2,...: run once per value "
+                                     "({NAME} in the command, -i and -o); several --param "
+                                     "form their Cartesian product; repeatable."),
+    array: Optional[str] = typer.Option(None, "--array", help="A CSV/TSV table: one job per "
+                                        "row, its columns are parameters."),
+    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", help="Run this many array jobs "
+                                       "at once (Dask LocalCluster; default: one after the "
+                                       "other)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run array jobs on "
+                                            "this Dask scheduler (tcp://HOST:PORT) or "
+                                            "cluster (slurm, pbs, sge, htcondor)."),
+    continue_: bool = typer.Option(False, "--continue", help="Run the jobs of an unfinished "
+                                   "array that did not succeed (give its ID as the command "
+                                   "when there are several) and write its history."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Run a command and record it: inputs fetched, outputs saved with a run record.
 
     Example: rr run -m "Count words" -i 'data/*.txt' -o counts.txt "wc -w {inputs} > {outputs}"
+
+    Array (one record per row, committed in row order): rr run --param subject=01,02 -J 2
+    -i 'raw/{subject}.csv' -o 'out/{subject}.txt' "wc -l {inputs} > {outputs}"
     """
     _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
-              container, gpus, dataset, as_json)
+              container, gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
 
 
 @app.command("containers-run", cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
@@ -304,6 +321,20 @@ def containers_run(
                                                   "expanded command)."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar", help="Record in a sidecar."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
+    params: List[str] = typer.Option([], "--param", help="NAME=V1,V2,...: run once per value "
+                                     "({NAME} in the command, -i and -o); several --param "
+                                     "form their Cartesian product; repeatable."),
+    array: Optional[str] = typer.Option(None, "--array", help="A CSV/TSV table: one job per "
+                                        "row, its columns are parameters."),
+    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", help="Run this many array jobs "
+                                       "at once (Dask LocalCluster; default: one after the "
+                                       "other)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run array jobs on "
+                                            "this Dask scheduler (tcp://HOST:PORT) or "
+                                            "cluster (slurm, pbs, sge, htcondor)."),
+    continue_: bool = typer.Option(False, "--continue", help="Run the jobs of an unfinished "
+                                   "array that did not succeed (give its ID as the command "
+                                   "when there are several) and write its history."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -312,12 +343,22 @@ def containers_run(
     Example: rr containers-run -n software -i data/train.csv -o model.joblib "python3 code/train.py"
     """
     _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
-              container or "", gpus, dataset, as_json)
+              container or "", gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
 
 
 def _run_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
-              container, gpus, dataset, as_json) -> None:
+              container, gpus, dataset, as_json, params=(), array=None, jobs=None,
+              scheduler=None, continue_=False) -> None:
     from . import api
+
+    if params or array is not None or continue_:
+        _run_array_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
+                        sidecar, container, gpus, dataset, as_json, params, array, jobs,
+                        scheduler, continue_)
+        return
+    if jobs is not None or scheduler is not None:
+        _err("rr: error: --jobs and --scheduler run array jobs: give --param or --array")
+        raise typer.Exit(2)
 
     def announce(command: str) -> None:
         if not as_json:
@@ -999,6 +1040,93 @@ def status(
             unknown = f" ({totals['unknown']} of unknown size)" if totals["unknown"] else ""
             print(f"{totals['present']} of {totals['files']} annexed files present, "
                   f"{_human_size(totals['here'])} of {_human_size(totals['bytes'])}{unknown}")
+    if failed:
+        raise typer.Exit(1)
+
+
+# --- array jobs ---
+
+
+class _Progress:
+    """One line of queued/running/done/failed jobs with the elapsed time on a terminal
+    (stderr); nothing when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.monotonic
+        self.start = time.monotonic()
+        self.on = sys.stderr.isatty()
+        self.state: dict[int, str] = {}
+        self.shown = 0.0
+
+    def event(self, e: Any) -> None:
+        self.state[e.index] = {"queued": "queued", "started": "running"}.get(e.kind, e.kind)
+        now = self._time()
+        if self.on and (now - self.shown > 0.1 or e.kind in ("done", "failed")):
+            self.shown = now
+            counts = {k: 0 for k in ("queued", "running", "done", "failed")}
+            for v in self.state.values():
+                counts[v] = counts.get(v, 0) + 1
+            sys.stderr.write("\r\x1b[Krr: jobs: " + ", ".join(f"{v} {k}" for k, v in
+                                                              counts.items())
+                             + f" ({now - self.start:.1f}s)")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+    def around(self, results: Any) -> Any:
+        try:
+            for r in results:
+                self.clear()
+                yield r
+        finally:
+            self.clear()
+
+
+def _array_line(r: Any) -> str:
+    extra = r.extra or {}
+    if r.action == "run-array":
+        return f"rr: {r.message}"
+    if r.state == "dry-run":
+        ins = f" <- {' '.join(extra['inputs'])}" if extra.get("inputs") else ""
+        outs = f" -> {' '.join(extra['outputs'])}" if extra.get("outputs") else ""
+        params = " ".join(f"{k}={v}" for k, v in extra["params"].items())
+        return f"job {extra['index']}: {params}: {extra['command']}{ins}{outs}"
+    took = f" ({extra['duration']:.1f}s)" if "duration" in extra else ""
+    return f"{r.state:<9} {r.path}: {r.message}{took}"
+
+
+def _run_array_impl(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
+                    sidecar, container, gpus, dataset, as_json, params, array, jobs, scheduler,
+                    continue_) -> None:
+    from . import api
+
+    progress = _Progress()
+    if as_json:
+        progress.on = False
+    words = list(cmd or [])
+    if continue_ and len(words) > 1:
+        _err("rr: error: --continue takes at most one array ID (no command)")
+        raise typer.Exit(2)
+
+    def go() -> int:
+        results = api.run_array(
+            [] if continue_ else words, dataset=dataset, message=message, inputs=inputs,
+            outputs=outputs, params=params, array=array,
+            expand=expand.value if expand else None, explicit=explicit,
+            assume_ready=assume_ready.value if assume_ready else None,
+            dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
+            jobs=jobs, scheduler=scheduler, continue_=continue_,
+            array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
+            on_event=progress.event,
+            announce=None if as_json else (lambda text: _info(f"rr: running {text}")))
+        return render_results(progress.around(results), as_json, line=_array_line)
+
+    failed = call(go)
     if failed:
         raise typer.Exit(1)
 

@@ -186,7 +186,25 @@ class Dataset:
     def resolves_inside(self, path: str | os.PathLike[str]) -> bool:
         """Whether ``path``, every symlink followed (the final one too), is inside the
         dataset; unlike :meth:`ensure_inside` the annex object store in .git counts."""
-        return _within(os.path.realpath(self.root / path), self.real_root)
+        real = os.path.realpath(self.root / path)
+        if _within(real, self.real_root):
+            return True
+        shared = self._shared_annex_objects()
+        return shared is not None and _within(real, shared)
+
+    def _shared_annex_objects(self) -> Path | None:
+        """The annex object store of the repository this linked worktree belongs to (an
+        array job's worktree keeps its annexed content there), or None for a main one.
+        Read from git's own files in .git, never from anything committed."""
+        gd = self.root / ".git"
+        try:
+            if gd.is_file():  # "gitdir: PATH" (git-annex replaces it by a symlink)
+                gd = self.root / gd.read_text(encoding="utf-8").split(":", 1)[1].strip()
+            real = Path(os.path.realpath(gd))
+            common = (real / "commondir").read_text(encoding="utf-8").strip()
+        except (OSError, IndexError):
+            return None
+        return Path(os.path.realpath(real / common)) / "annex" / "objects"
 
     def relpath(self, path: str | os.PathLike[str], base: Path | None = None) -> str:
         """``path`` (absolute, or relative to ``base``/cwd) relative to the root; POSIX form.

@@ -293,7 +293,10 @@ _ANNEX_PRECOMMIT = "#!/bin/sh\n# automatically configured by git-annex\ngit anne
 def _only_annex_precommit_hook(root: PathLike, hooks_path: str | None | bool = False) -> bool:
     """True when the only hooks --no-verify would skip are git-annex's stock pre-commit.
     ``hooks_path``: core.hooksPath when the caller knows it (None: unset), False: ask git."""
-    hooks = Path(git_dir(root)) / "hooks"
+    gd = Path(git_dir(root))
+    if (gd / "commondir").exists():  # a linked worktree (an array job): hooks are shared
+        gd = gd / (gd / "commondir").read_text().strip()
+    hooks = gd / "hooks"
     try:
         if (hooks / "pre-commit").read_text() != _ANNEX_PRECOMMIT:
             return False
@@ -890,3 +893,80 @@ def reset_hard(root: PathLike, rev: str) -> None:
 
 def unmerged_paths(root: PathLike) -> list[str]:
     return sorted(set(call_git_z(["diff", "--name-only", "-z", "--diff-filter=U"], root)))
+# --- array jobs (recorder/array.py) ---------------------------------------------------------
+
+
+def worktree_add(root: PathLike, path: PathLike, commit: str) -> None:
+    """A detached linked worktree at ``path`` checked out at ``commit``."""
+    call_git(["worktree", "add", "-q", "--detach", str(path), commit], root)
+
+
+def worktree_reset(root: PathLike, commit: str) -> None:
+    """Back to ``commit`` with nothing else in the work tree (a reused job worktree)."""
+    call_git(["reset", "-q", "--hard", commit], root)
+    call_git(["clean", "-q", "-ffdx"], root)
+
+
+def worktree_remove(root: PathLike, path: PathLike) -> None:
+    _git(["worktree", "remove", "--force", "--force", str(path)], root, check=False)
+
+
+def worktree_prune(root: PathLike) -> None:
+    _git(["worktree", "prune"], root, check=False)
+
+
+def diff_tree_commits(root: PathLike, commits: Sequence[str]) -> dict[str, list[tuple[str, str, str]]]:
+    """For each commit, its changes against its first parent as (mode, blob, path); a
+    deletion has mode '000000'.  One ``git diff-tree --stdin`` for all of them."""
+    if not commits:
+        return {}
+    data = "".join(f"{c}\n" for c in commits).encode()
+    out = call_git(["diff-tree", "--stdin", "-r", "-z", "--no-renames", "--always"], root,
+                   input=data)
+    result: dict[str, list[tuple[str, str, str]]] = {c: [] for c in commits}
+    items = out.split("\0")
+    current = None
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if not item:
+            i += 1
+            continue
+        if item.startswith(":"):
+            _old_mode, new_mode, _old, new, status = item[1:].split(" ")
+            path = items[i + 1]
+            i += 2
+            assert current is not None
+            if status == "D":
+                result[current].append(("000000", "", path))
+            else:
+                result[current].append((new_mode, new, path))
+            continue
+        current = item.strip()
+        i += 1
+    return result
+
+
+def fast_import(root: PathLike, stream: bytes, marks: PathLike) -> None:
+    """Feed ``stream`` to one ``git fast-import`` (commits written without a checkout);
+    the marks (mark -> sha) are exported to ``marks``."""
+    call_git(["fast-import", "--quiet", "--done", "--force", f"--export-marks={marks}"], root,
+             input=stream)
+
+
+def update_refs(root: PathLike, lines: Sequence[str]) -> None:
+    """Several ref updates in one ``git update-ref --stdin`` transaction."""
+    if lines:
+        call_git(["update-ref", "--stdin"], root, input="".join(f"{x}\n" for x in lines).encode())
+
+
+def refs_under(root: PathLike, prefix: str) -> dict[str, str]:
+    """ref name -> sha for the refs under ``prefix``."""
+    out = call_git_lines(["for-each-ref", "--format=%(refname) %(objectname)", prefix], root)
+    return dict(tuple(line.split(" ", 1)) for line in out if line)  # type: ignore[misc]
+
+
+def read_tree_update(root: PathLike, old: str, new: str) -> None:
+    """Move the index and the work tree from ``old`` to ``new`` (a fast-forward of the work
+    tree; git refuses when a local change would be overwritten)."""
+    call_git(["read-tree", "-m", "-u", old, new], root)

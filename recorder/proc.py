@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 import subprocess
 import sys
 import time
@@ -48,6 +49,19 @@ def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(_BASE_ENV)
     env.update(extra)
     return env
+
+
+@contextlib.contextmanager
+def tool_env_overlay(extra: Mapping[str, str]) -> Iterator[None]:
+    """Extra environment for every tool started in the block (an array job runs git-annex
+    with annex.alwayscommit=false this way)."""
+    global _BASE_ENV
+    before = _BASE_ENV
+    _BASE_ENV = {**tool_env(), **extra}
+    try:
+        yield
+    finally:
+        _BASE_ENV = before
 
 
 def tool_path() -> str:
@@ -225,15 +239,20 @@ def run_shell(
             except ProcessLookupError:
                 pass
 
-    previous = {sig: signal.getsignal(sig) for sig in _FORWARDED}
-    for sig in _FORWARDED:
+    # off the main thread (an array job on a Dask worker) signals cannot be caught: the
+    # command stays in the worker's process group, so that stopping the worker's group
+    # stops it too
+    main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in _FORWARDED} if main else {}
+    for sig in previous:
         signal.signal(sig, forward)
-    tty_fd = _foreground_tty()
+    tty_fd = _foreground_tty() if main else None
     try:
         sys.stdout.flush()
         sys.stderr.flush()
         if sys.version_info >= (3, 11):
-            child = subprocess.Popen(args, cwd=cwd, env=full_env, process_group=0)
+            child = subprocess.Popen(args, cwd=cwd, env=full_env,
+                                     process_group=0 if main else None)
         else:  # pragma: no cover - Python 3.10
             child = subprocess.Popen(args, cwd=cwd, env=full_env, preexec_fn=os.setpgrp)
         if tty_fd is not None:
@@ -255,7 +274,7 @@ def run_shell(
     if interrupted is None and returncode in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
         # Ctrl-C typed at the terminal went straight to the command's foreground group.
         interrupted = -returncode
-    if interrupted is not None:
+    if interrupted is not None and main:
         # background jobs of a non-interactive shell ignore SIGINT: stop what is left
         _terminate_group(child.pid)
     return ShellOutcome(returncode=returncode, interrupted_by=interrupted)

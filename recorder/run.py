@@ -72,6 +72,7 @@ class RunSpec:
     notes: list[str] = field(default_factory=list)
     digest_pending: bool = False
     recorded_digest: str | None = None
+    job: bool = False  # an array job: writes no shared ref (the notes); the driver does
 
 
 def normalize_command(cmd: str | Sequence[str]) -> str:
@@ -507,7 +508,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
     if sha is None:
         return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
                          relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
-    gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(ran.duration, 3)}))
+    if not spec.job:
+        gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(ran.duration, 3)}))
     if received:
         raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")
     return RunResult("ok", sha, rec, full_message, ran.command, ran.exit_code, relpwd,
