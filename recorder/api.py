@@ -450,6 +450,8 @@ def remove(paths: Sequence[str], *, dataset: PathArg = None, force: bool = False
     with _changing(ds, "rr remove"):
         return _remove.remove(ds, list(paths), force=force or reckless == "kill",
                               message=message)
+
+
 # --- array jobs ---
 
 

@@ -893,6 +893,8 @@ def reset_hard(root: PathLike, rev: str) -> None:
 
 def unmerged_paths(root: PathLike) -> list[str]:
     return sorted(set(call_git_z(["diff", "--name-only", "-z", "--diff-filter=U"], root)))
+
+
 # --- array jobs (recorder/array.py) ---------------------------------------------------------
 
 
