@@ -22,6 +22,7 @@ import os
 import shlex
 import shutil
 import string
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -373,8 +374,13 @@ def run_job(task: JobTask) -> JobOutcome:
                 registry.wrap_spec(ds, spec, opts.get("container") or None,
                                    gpus=opts.get("gpus", False))
             result = run.execute(ds, spec)
-    except Interrupted:
-        raise KeyboardInterrupt from None
+    except Interrupted as exc:
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt from None
+        # a Dask worker thread: the driver is cancelling (it stopped this command); a
+        # KeyboardInterrupt here would kill the worker process with a traceback on stderr
+        return JobOutcome(task.index, "failed", None, exc.message, "", wt,
+                          time.monotonic() - started)
     except RecorderError as exc:
         return JobOutcome(task.index, "failed", None, exc.message, exc.hint or "", wt,
                           time.monotonic() - started)

@@ -290,8 +290,8 @@ def test_driver_killed_then_continued_reruns_no_finished_job(subjects):
     # job 1 waits for the gate; the driver is killed while it waits
     cmd = (f"echo {{subject}} >> {log}; if test {{subject}} = 02; then "
            f"while ! test -e {gate}; do sleep 0.05; done; fi; " + COUNT)
-    child = subprocess.Popen([RR, "run", "--param", "subject=01,02,03", "-i", "raw/{subject}.txt",
-                              "-o", "out/{subject}.txt", cmd], cwd=ds,
+    child = subprocess.Popen([RR, "run", *parallel, "--param", "subject=01,02,03",
+                              "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", cmd], cwd=ds,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while not (log.exists() and "02" in log.read_text()):
@@ -366,7 +366,10 @@ def test_branch_moved_meanwhile_is_refused_then_continued(subjects):
     no_leftovers(ds)
 
 
-def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects):
+@pytest.mark.parametrize("parallel", [[], ["-J", "2"]], ids=["serial", "dask"])
+def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects, parallel):
+    """Ctrl-C to the driver: the commands are stopped (also in Dask workers), no traceback,
+    nothing written to the branch; --continue finishes the array."""
     ds = subjects
     started = ds.parent / "started"
     block = ds.parent / "block"
@@ -374,8 +377,8 @@ def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects):
     cmd = (f"if test {{subject}} != 01 && test -e {block}; then touch {started}; sleep 30; "
            "fi; " + COUNT)
     head = git("rev-parse", "HEAD", cwd=ds)
-    child = subprocess.Popen([RR, "run", "--param", "subject=01,02,03", "-i", "raw/{subject}.txt",
-                              "-o", "out/{subject}.txt", cmd], cwd=ds,
+    child = subprocess.Popen([RR, "run", *parallel, "--param", "subject=01,02,03",
+                              "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", cmd], cwd=ds,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
     while not started.exists():
@@ -385,6 +388,9 @@ def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects):
     _out, err = child.communicate(timeout=30)
     assert child.returncode == 130, err
     assert "interrupted" in one_error_line(err) and "rr run --continue" in err
+    assert "Traceback" not in err, err
+    left = subprocess.run(["pgrep", "-f", str(block)], capture_output=True, text=True).stdout
+    assert left == "", f"commands still running: {left}"
     assert git("rev-parse", "HEAD", cwd=ds) == head  # no half-written branch
     assert git("status", "--porcelain", cwd=ds) == ""
     assert git("worktree", "list", cwd=ds).count("\n") == 1  # worktrees cleaned
