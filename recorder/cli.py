@@ -1333,8 +1333,24 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM/SIGHUP, raised like Ctrl-C."""
 
 
+_MAIN_PID = os.getpid()
+
+
 def _raise_terminated(signum: int, _frame: object) -> None:
+    if os.getpid() != _MAIN_PID:  # a forked Dask worker: die of the signal, as by default
+        import signal
+
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise _Terminated(signum)
+
+
+def _interrupted(_signum: int, _frame: object) -> None:
+    """Ctrl-C: KeyboardInterrupt, as Python's own handler; a forked Dask worker (the terminal
+    sends SIGINT to the whole process group) leaves it to rr, which cancels the jobs."""
+    if os.getpid() == _MAIN_PID:
+        raise KeyboardInterrupt
 
 
 def _only_the_invoked_command(first: list[str]) -> None:
@@ -1366,6 +1382,8 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, _raise_terminated)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupted)
     _only_the_invoked_command(sys.argv[1:2])
     try:
         app()

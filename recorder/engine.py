@@ -311,8 +311,12 @@ def _start(target, debug: bool):
     # schedulers rr starts: a task whose worker dies fails at once, it is never re-run
     # worker-saturation 1.0: a worker holds only the tasks it runs, so that a dying worker takes
     # no not-yet-started task down with it
+    # workers forked, not spawned: a spawned worker imports distributed afresh (LocalCluster(2)
+    # up in ~2.3 s here against ~0.3 s forked); rr's signal handlers die with the fork
+    # (cli._raise_terminated); a jobqueue worker is a batch job, not a child of rr
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+                          "distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.multiprocessing-method": "fork"}):
         if target.kind == "local":
             cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None, memory_limit=0,

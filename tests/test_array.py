@@ -290,7 +290,7 @@ def test_driver_killed_then_continued_reruns_no_finished_job(subjects):
     # job 1 waits for the gate; the driver is killed while it waits
     cmd = (f"echo {{subject}} >> {log}; if test {{subject}} = 02; then "
            f"while ! test -e {gate}; do sleep 0.05; done; fi; " + COUNT)
-    child = subprocess.Popen([RR, "run", *parallel, "--param", "subject=01,02,03",
+    child = subprocess.Popen([RR, "run", "--param", "subject=01,02,03",
                               "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", cmd], cwd=ds,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
@@ -379,12 +379,13 @@ def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects, parallel):
     head = git("rev-parse", "HEAD", cwd=ds)
     child = subprocess.Popen([RR, "run", *parallel, "--param", "subject=01,02,03",
                               "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", cmd], cwd=ds,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
     deadline = time.monotonic() + 30
     while not started.exists():
         assert time.monotonic() < deadline and child.poll() is None
         time.sleep(0.05)
-    child.send_signal(signal.SIGINT)
+    os.killpg(child.pid, signal.SIGINT)  # as the terminal does: the whole group, workers too
     _out, err = child.communicate(timeout=30)
     assert child.returncode == 130, err
     assert "interrupted" in one_error_line(err) and "rr run --continue" in err
