@@ -455,6 +455,32 @@ def add_note(root: PathLike, sha: str, text: str) -> None:
     _git(["notes", f"--ref={NOTES_REF}", "add", "-f", "-m", text, sha], root, check=False)
 
 
+NOTES_SIDE = "refs/notes/rr-remotes"  # a sibling's notes, fetched beside ours to be merged
+
+
+def fetch_notes(root: PathLike, remote: str) -> str | None:
+    """Fetch the sibling's rr notes into a side ref (``refs/notes/rr-remotes/REMOTE``, kept
+    under refs/notes/ so that ``git notes merge`` takes it); ours do not move.  The side ref,
+    or None when the sibling has no notes.  Raises CommandError when the fetch fails."""
+    side = f"{NOTES_SIDE}/{remote}"
+    result = _git(["fetch", "--quiet", "--no-tags", "--", remote,
+                   f"+refs/notes/{NOTES_REF}:{side}"], root, check=False)
+    if result.returncode != 0:
+        text = (result.stderr or b"").decode("utf-8", "replace")
+        if "couldn't find remote ref" in text:
+            return None
+        raise CommandError(["git", "fetch", remote, f"refs/notes/{NOTES_REF}"],
+                           result.returncode, text)
+    return side
+
+
+def merge_notes(root: PathLike, ref: str) -> None:
+    """Merge the notes in ``ref`` into rr's: the union of both (``cat_sort_uniq``: a commit
+    noted on both sides keeps the lines of both, none twice), so no note is lost."""
+    call_git(["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", ref],
+             root)
+
+
 def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:
     return call_git_success(["merge-base", "--is-ancestor", ancestor, descendant], root)
 

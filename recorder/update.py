@@ -19,6 +19,7 @@ from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
+from .sharing import merge_sibling_notes
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
 FOLLOWS = ("sibling", "parentds")
@@ -77,8 +78,14 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
                          f"cannot fetch from {name}: {why}", {"sibling": name})
             continue
         fetched = True
-        yield Result("update", rel, OK, "fetched", "dataset", f"fetched from {name}",
-                     {"sibling": name})
+        extra = {"sibling": name}
+        try:  # the collaborators' run notes (durations) too, merged with ours: none lost
+            if merge_sibling_notes(ds, name):
+                extra["notes"] = "merged"
+        except RecorderError as exc:
+            yield Result("update", rel, ERROR, "fetch", "dataset",
+                         f"cannot merge the run notes of {name}: {exc.message}", extra)
+        yield Result("update", rel, OK, "fetched", "dataset", f"fetched from {name}", extra)
     if fetched and ds.is_annex:
         # the siblings' git-annex branches (where their content is) into the local one:
         # only location tracking changes, never a file in the worktree
