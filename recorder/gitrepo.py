@@ -702,6 +702,12 @@ def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "proc.Complete
     return _git(["push", "--porcelain", remote, *refspecs], root, check=False)
 
 
+def tree_files(root: PathLike, rev: str, under: str = "") -> list[str]:
+    """The files in the tree of ``rev`` (under the directory ``under``), from git objects."""
+    args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev]
+    return call_git_z([*args, "--", under] if under else args, root)
+
+
 def cat_file_batch(root: PathLike, specs: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
     """Read many objects (``rev:path`` specs) with one ``git cat-file --batch``.
 
