@@ -935,6 +935,17 @@ def worktree_add(root: PathLike, path: PathLike, commit: str) -> None:
     call_git(["worktree", "add", "-q", "--detach", str(path), commit], root)
 
 
+def main_worktree(root: PathLike) -> Path | None:
+    """The main worktree of the repository when ``root`` is a linked worktree (an array job's),
+    else None (also for a bare main repository)."""
+    gd = Path(git_dir(root))
+    try:
+        common = (gd / (gd / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
+    return common.parent if common.name == ".git" else None
+
+
 def worktree_reset(root: PathLike, commit: str) -> None:
     """Back to ``commit`` with nothing else in the work tree (a reused job worktree)."""
     call_git(["reset", "-q", "--hard", commit], root)

@@ -81,3 +81,30 @@ def test_glob_without_per_file_and_no_match(swept):
     proc = rr("metrics", "show", "--per-file", "../outside/*.json", cwd=swept, check=False)
     assert proc.returncode != 0 and proc.stderr.startswith("rr: error: ")
     assert "Traceback" not in proc.stderr
+
+
+def test_array_jobs_read_inputs_in_a_subdataset(tmp_path):
+    """A job's worktree gets an installed subdataset as a worktree of the main one: its
+    annexed inputs are there, nothing is cloned or copied, nothing is left registered."""
+    raw, sup = tmp_path / "raw", tmp_path / "sup"
+    rr("create", str(raw), cwd=tmp_path)
+    (raw / "d").mkdir()
+    for name, text in (("a.txt", "alpha\n"), ("b.txt", "beta\n")):
+        (raw / "d" / name).write_text(text)
+    rr("save", "-m", "data", cwd=raw)
+    rr("create", str(sup), cwd=tmp_path)
+    rr("clone", "-d", ".", "../raw", "data/raw", cwd=sup)
+    rr("get", "data/raw/d", cwd=sup)
+    proc = rr("run", "--param", "n=1,2", "-i", "data/raw/d/*.txt", "-o", "out-{n}.txt",
+              "cat {inputs} > {outputs}; echo {n} >> {outputs}", cwd=sup)
+    assert "as a worktree of" in proc.stderr
+    assert (sup / "out-2.txt").read_text() == "alpha\nbeta\n2\n"
+    assert git("status", "--porcelain", cwd=sup) == ""
+    assert len(git("rev-list", "HEAD", cwd=sup).split()) == 4  # one commit per job
+    # the subdataset's worktrees went with the jobs' (pruned by the next install at the latest)
+    git("worktree", "prune", cwd=sup / "data" / "raw")
+    assert len(git("worktree", "list", cwd=sup / "data" / "raw").splitlines()) == 1
+    # one job replays alone, in the main worktree
+    first = git("rev-list", "HEAD", cwd=sup).split()[1]
+    rr("rerun", first, cwd=sup)
+    assert (sup / "out-1.txt").read_text() == "alpha\nbeta\n1\n"
