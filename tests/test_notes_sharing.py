@@ -50,7 +50,8 @@ def test_two_collaborators_keep_each_others_run_notes(tmp_path):
     # B's push merged the store's notes (A's a2) with its own instead of overwriting them
     assert {a1, a2, b1} <= _noted(store)
     assert {a1, a2, b1} <= _noted(ds_b)
-    assert not git("for-each-ref", "refs/notes/rr-remotes", cwd=store).strip()  # side refs stay home
+    # the side refs stay home
+    assert not git("for-each-ref", "refs/notes/rr-remotes", cwd=store).strip()
 
     # A brings B's work in: B's duration is shown next to A's own
     assert b1 not in _noted(ds_a)
