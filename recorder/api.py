@@ -270,14 +270,15 @@ def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
             all_branches: bool = False, all_commits: bool = False,
-            revisions: Sequence[str] = (), as_frame: bool = True):
+            revisions: Sequence[str] = (), as_frame: bool = True, per_file: bool = False):
     """Metrics at each selected revision, read from git objects: a pandas DataFrame (one row per
-    revision) when pandas is installed and ``as_frame``, else a list of rows."""
+    revision, or with ``per_file`` per revision and file) when pandas is installed and
+    ``as_frame``, else a list of rows."""
     from . import metrics as _metrics
 
     rows = _metrics.show(_find(dataset), list(files), all_tags=all_tags,
                          all_branches=all_branches, all_commits=all_commits,
-                         revisions=list(revisions))
+                         revisions=list(revisions), per_file=per_file)
     if as_frame:
         try:
             return _metrics.to_frame(rows)

@@ -796,7 +796,8 @@ def _format(as_csv: bool, as_json: bool, as_md: bool) -> str:
 @metrics_app.command("show")
 def metrics_show(
     files: List[str] = typer.Argument(None, help="Metrics files (default: the registered ones, "
-                                      "else every .json output of a run record)."),
+                                      "else every .json output of a run record); globs "
+                                      "('sweep/*/accuracy.json') match the revisions' files."),
     all_tags: bool = typer.Option(False, "-T", "--all-tags", help="A row per tag."),
     all_branches: bool = typer.Option(False, "-a", "--all-branches", help="A row per branch "
                                       "(and per sibling branch fetched by rr update)."),
@@ -805,18 +806,22 @@ def metrics_show(
     as_csv: bool = typer.Option(False, "--csv", help="CSV."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per row."),
     as_md: bool = typer.Option(False, "--md", help="A Markdown table."),
+    per_file: bool = typer.Option(False, "--per-file", help="A row per file (and revision), "
+                                  "not a column per file: e.g. a sweep's results side by side."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
 ) -> None:
     """Show metrics at revisions, read from git objects (nothing is checked out).
 
     Example: rr metrics show -T -a accuracy.json
+
+    Example: rr metrics show --per-file 'sweep/*/accuracy.json'
     """
     from . import api
     from .metrics import render_table
 
     rows = call(api.metrics, files or (), dataset=dataset, all_tags=all_tags,
                 all_branches=all_branches, all_commits=all_commits, revisions=revision,
-                as_frame=False)
+                as_frame=False, per_file=per_file)
     sys.stdout.write(render_table([r.flat() for r in rows], _format(as_csv, as_json, as_md)))
 
 

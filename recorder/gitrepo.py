@@ -455,6 +455,32 @@ def add_note(root: PathLike, sha: str, text: str) -> None:
     _git(["notes", f"--ref={NOTES_REF}", "add", "-f", "-m", text, sha], root, check=False)
 
 
+NOTES_SIDE = "refs/notes/rr-remotes"  # a sibling's notes, fetched beside ours to be merged
+
+
+def fetch_notes(root: PathLike, remote: str) -> str | None:
+    """Fetch the sibling's rr notes into a side ref (``refs/notes/rr-remotes/REMOTE``, kept
+    under refs/notes/ so that ``git notes merge`` takes it); ours do not move.  The side ref,
+    or None when the sibling has no notes.  Raises CommandError when the fetch fails."""
+    side = f"{NOTES_SIDE}/{remote}"
+    result = _git(["fetch", "--quiet", "--no-tags", "--", remote,
+                   f"+refs/notes/{NOTES_REF}:{side}"], root, check=False)
+    if result.returncode != 0:
+        text = (result.stderr or b"").decode("utf-8", "replace")
+        if "couldn't find remote ref" in text:
+            return None
+        raise CommandError(["git", "fetch", remote, f"refs/notes/{NOTES_REF}"],
+                           result.returncode, text)
+    return side
+
+
+def merge_notes(root: PathLike, ref: str) -> None:
+    """Merge the notes in ``ref`` into rr's: the union of both (``cat_sort_uniq``: a commit
+    noted on both sides keeps the lines of both, none twice), so no note is lost."""
+    call_git(["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", ref],
+             root)
+
+
 def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:
     return call_git_success(["merge-base", "--is-ancestor", ancestor, descendant], root)
 
@@ -674,6 +700,12 @@ def remotes(root: PathLike) -> dict[str, str]:
 
 def push(root: PathLike, remote: str, refspecs: Sequence[str]) -> "proc.CompletedProcess[bytes]":
     return _git(["push", "--porcelain", remote, *refspecs], root, check=False)
+
+
+def tree_files(root: PathLike, rev: str, under: str = "") -> list[str]:
+    """The files in the tree of ``rev`` (under the directory ``under``), from git objects."""
+    args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev]
+    return call_git_z([*args, "--", under] if under else args, root)
 
 
 def cat_file_batch(root: PathLike, specs: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
@@ -901,6 +933,17 @@ def unmerged_paths(root: PathLike) -> list[str]:
 def worktree_add(root: PathLike, path: PathLike, commit: str) -> None:
     """A detached linked worktree at ``path`` checked out at ``commit``."""
     call_git(["worktree", "add", "-q", "--detach", str(path), commit], root)
+
+
+def main_worktree(root: PathLike) -> Path | None:
+    """The main worktree of the repository when ``root`` is a linked worktree (an array job's),
+    else None (also for a bare main repository)."""
+    gd = Path(git_dir(root))
+    try:
+        common = (gd / (gd / "commondir").read_text().strip()).resolve()
+    except OSError:
+        return None
+    return common.parent if common.name == ".git" else None
 
 
 def worktree_reset(root: PathLike, commit: str) -> None:

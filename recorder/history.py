@@ -73,10 +73,11 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
 
 def _note_duration(note: str) -> float | None:
     """rr keeps a run's duration in a git note (refs/notes/rr), not in the record."""
-    if not note:
-        return None
-    try:
-        value = json.loads(note.splitlines()[0]).get("duration")
-    except (ValueError, AttributeError):
-        return None
-    return float(value) if isinstance(value, (int, float)) else None
+    for line in note.splitlines():  # any line: merged notes are sorted, others may come first
+        try:
+            value = json.loads(line).get("duration")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None

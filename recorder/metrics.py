@@ -7,9 +7,11 @@ which DataLad ignores), else every ``*.json`` output named in a run record.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,10 +32,13 @@ class MetricsRow:
     commit: str | None
     values: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    file: str | None = None  # with per_file: the one file of this row
 
     def flat(self) -> dict[str, Any]:
         out: dict[str, Any] = {"revision": self.revision,
                                "commit": self.commit[:8] if self.commit else None}
+        if self.file is not None:
+            out["file"] = self.file
         out.update(self.values)
         out["note"] = "; ".join(self.notes) if self.notes else None
         return out
@@ -191,15 +196,49 @@ def _annex_key(data: bytes) -> str | None:
     return os.path.basename(data.decode("utf-8", "replace").strip())
 
 
+GLOB_CHARS = "*?["
+
+
+def _expand(ds: Dataset, files: list[str], revs: list[tuple[str, str]]) -> list[str]:
+    """Files with glob characters (``sweep/*/accuracy.json``) matched against the trees of
+    the selected revisions, component by component (``*`` stays within one directory); a
+    pattern that matches nothing stays, to be noted as missing."""
+    out: list[str] = []
+    for f in files:
+        parts = f.split("/")
+        wild = [i for i, p in enumerate(parts) if any(c in p for c in GLOB_CHARS)]
+        found = {f}
+        if wild:
+            under = "/".join(parts[:wild[0]])
+            found = {path for _, sha in dict.fromkeys(revs)
+                     for path in gitrepo.tree_files(ds.root, sha, under)
+                     if _matches(path.split("/"), parts)} or {f}
+        out.extend(p for p in sorted(found, key=_natural) if p not in out)
+    return out
+
+
+def _natural(path: str) -> list[Any]:
+    """Sort key with numbers as numbers: max_iter-5 before max_iter-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path)]
+
+
+def _matches(names: list[str], parts: list[str]) -> bool:
+    return len(names) == len(parts) and all(fnmatch.fnmatchcase(n, p)
+                                            for n, p in zip(names, parts))
+
+
 def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
          all_branches: bool = False, all_commits: bool = False,
-         revisions: Sequence[str] = ()) -> list[MetricsRow]:
+         revisions: Sequence[str] = (), per_file: bool = False) -> list[MetricsRow]:
+    """One row per revision (values of several files as ``FILE:KEY`` columns), or with
+    ``per_file`` one row per revision and file (the outputs of a sweep side by side)."""
     bad: dict[str, str] = {}
     files = [_rel(ds, f) for f in files] if files else default_files(ds, bad)
     if not files:
         raise RecorderError("no metrics files: none registered and no run wrote a .json output",
                             hint="register one with 'rr metrics add FILE'")
     revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
+    files = _expand(ds, files, revs)
     specs = [f"{sha}:{f}" for _, sha in revs for f in files]
     blobs = gitrepo.cat_file_batch(ds.root, specs)
     keys = {spec: _annex_key(obj[1]) for spec, obj in blobs.items() if obj is not None}
@@ -211,10 +250,13 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     else:
         contents = {}
     rows = []
-    many = len(files) > 1
+    many = len(files) > 1 and not per_file
     for name, sha in revs:
         row = MetricsRow(name, sha)
         for f in files:
+            if per_file:
+                row = MetricsRow(name, sha, file=f)
+                rows.append(row)
             obj = blobs.get(f"{sha}:{f}")
             if obj is None:
                 row.notes.append(f"{f}: missing")
@@ -236,7 +278,8 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
                 row.values[f"{f}:{k}" if many else k] = v
         if sha in bad:
             row.notes.append(bad.pop(sha))
-        rows.append(row)
+        if not per_file:
+            rows.append(row)
     if bad and rows:  # bad records at commits not shown: noted on the first row
         rows[0].notes.extend(bad.values())
     return rows

@@ -14,7 +14,7 @@ from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
-from .lock import dataset_lock
+from .lock import dataset_lock, deferred_signals
 from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
                           recorded_url, split_by_dataset)
 
@@ -73,6 +73,10 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         raise RecorderError(f"cannot clone {source}: {exc.message.split(': ', 1)[-1]}") from None
     sub = Dataset(target)
     init_annex_if_needed(sub)
+    try:  # the run notes (durations), which git clone leaves behind
+        merge_sibling_notes(sub, "origin")
+    except RecorderError:
+        pass  # the clone is complete without them; rr update fetches them again
     result = CloneResult(str(target), source, sub.id)
     if superds is not None:
         with dataset_lock(superds.git_dir):
@@ -267,30 +271,50 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
     refs = [f"refs/heads/{branch}:refs/heads/{branch}"] if branch else []
     if ds.is_annex:
         refs.append("refs/heads/git-annex:refs/heads/git-annex")
-    if gitrepo.resolve_commit(ds.root, f"refs/notes/{gitrepo.NOTES_REF}"):
-        refs.append(f"+refs/notes/{gitrepo.NOTES_REF}:refs/notes/{gitrepo.NOTES_REF}")
+    notes = f"refs/notes/{gitrepo.NOTES_REF}"
+    if gitrepo.resolve_commit(ds.root, notes):
+        # never forced: a collaborator's notes in the sibling are merged, not overwritten
+        refs.append(f"{notes}:{notes}")
     result = gitrepo.push(ds.root, to, refs)
-    if result.returncode != 0:
+    for _ in range(3):  # the sibling may move on again meanwhile: a few rounds
+        if result.returncode == 0:
+            break
         text = (result.stdout + result.stderr).decode("utf-8", "replace")
-        if "git-annex" in text and "rejected" in text and branch and \
-                f"refs/heads/{branch}" not in _rejected(text):
-            # the sibling's git-annex branch moved on: merge it and push again
+        rejected = _rejected(text)
+        merge_annex = "refs/heads/git-annex:" in rejected
+        merge_notes = f"{notes}:" in rejected
+        if not (merge_annex or merge_notes) or (branch and f"refs/heads/{branch}:" in rejected):
+            break
+        if merge_annex:  # the sibling's git-annex branch moved on: merge it and push again
             gitrepo.call_git(["fetch", "-q", to, "git-annex"], ds.root)
             annex.merge(ds.root)
-            result = gitrepo.push(ds.root, to, refs)
-            text = (result.stdout + result.stderr).decode("utf-8", "replace")
-        if result.returncode != 0:
-            if "non-fast-forward" in text or "rejected" in text or "fetch first" in text:
-                raise RecorderError(f"push to {to} was rejected: the sibling has commits this "
-                                    "dataset does not have",
-                                    hint=f"bring them in first (git pull {to} {branch}), then "
-                                         "push again")
-            raise RecorderError(f"push to {to} failed: "
-                                f"{text.strip().splitlines()[-1] if text.strip() else ''}")
+        if merge_notes:  # the sibling has notes this dataset lacks: the union, then push
+            merge_sibling_notes(ds, to)
+        result = gitrepo.push(ds.root, to, refs)
+    if result.returncode != 0:
+        text = (result.stdout + result.stderr).decode("utf-8", "replace")
+        if "non-fast-forward" in text or "rejected" in text or "fetch first" in text:
+            raise RecorderError(f"push to {to} was rejected: the sibling has commits this "
+                                "dataset does not have",
+                                hint=f"bring them in first (git pull {to} {branch}), then "
+                                     "push again")
+        raise RecorderError(f"push to {to} failed: "
+                            f"{text.strip().splitlines()[-1] if text.strip() else ''}")
     tags = gitrepo.push(ds.root, to, ["--tags"])
     if tags.returncode != 0:
         raise RecorderError(f"pushing tags to {to} failed")
     return PushResult(to, branch, copied, refs)
+
+
+def merge_sibling_notes(ds: Dataset, sibling: str) -> bool:
+    """Fetch the sibling's run notes (durations, refs/notes/rr) beside ours and merge them
+    in, keeping both sides' notes; False when the sibling has none."""
+    side = gitrepo.fetch_notes(ds.root, sibling)
+    if side is None:
+        return False
+    with deferred_signals():  # Ctrl-C waits: the notes ref moves once, to the merge
+        gitrepo.merge_notes(ds.root, side)
+    return True
 
 
 def _rejected(text: str) -> str:

@@ -157,6 +157,11 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
                             "(and not a dataset)", hint=f"move the files in {rel} aside")
     url = entry.get("url", "")
     sha = gitrepo.gitlink(ds.root, rel)
+    shared = _from_main_worktree(ds, rel, full, sha)
+    if shared is not None:
+        (say or _say)(f"rr: installed subdataset {rel} as a worktree of {shared} (sharing its "
+                      "annex)")
+        return Dataset(full)
     passed: list[str] = []
     used: Source | None = None
     full.mkdir(parents=True, exist_ok=True)
@@ -178,6 +183,27 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
     sub = Dataset(full)
     init_annex_if_needed(sub)
     return sub
+
+
+def _from_main_worktree(ds: Dataset, rel: str, full: Path, sha: str | None) -> Path | None:
+    """In a linked worktree of the dataset (an array job's), the subdataset as a linked
+    worktree of the one installed in the main worktree, at the recorded commit: nothing is
+    cloned or copied, its annexed content is there.  None when that cannot be (not a linked
+    worktree, not installed there, the commit not there)."""
+    main = gitrepo.main_worktree(ds.root)
+    if main is None or sha is None:
+        return None
+    there = main / rel
+    if not (there / ".git").exists() or gitrepo.resolve_commit(there, sha) is None:
+        return None
+    gitrepo.worktree_prune(there)  # the worktrees of earlier jobs, removed with theirs
+    full.mkdir(parents=True, exist_ok=True)
+    try:
+        gitrepo.worktree_add(there, full, sha)
+    except CommandError:
+        _empty(full)
+        return None
+    return there
 
 
 def _clone_at(source: str, full: Path, root: Path, sha: str | None) -> str | None:

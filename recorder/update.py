@@ -3,11 +3,12 @@
 Fetch from one sibling or all of them: branches become remote-tracking branches
 (``origin/randomforest``), and the fetched git-annex branches are merged into the local one
 (``git annex merge``), so that content the collaborator pushed is known here and ``rr get``
-fetches it.  ``--how`` says what happens to the current branch, the only branch that ever
-moves: ``fetch`` (nothing, the default), ``merge``, ``ff-only`` or ``reset`` (to its
-counterpart on the sibling).  With ``-r`` the same goes on in installed subdatasets; with
-``--follow parentds`` (rr's default) each is brought to the commit its superdataset records,
-so that after a merge the dataset is consistent again.
+fetches it; so are rr's run notes (durations, ``refs/notes/rr``: fetched beside ours and
+merged, see ``sharing.merge_sibling_notes``). ``--how`` says what happens to the current
+branch, the only branch that ever moves: ``fetch`` (nothing, the default), ``merge``,
+``ff-only`` or ``reset`` (to its counterpart on the sibling). With ``-r`` the same goes on in
+installed subdatasets; with ``--follow parentds`` (rr's default) each is brought to the commit
+its superdataset records, so that after a merge the dataset is consistent again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
+from .sharing import merge_sibling_notes
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
 FOLLOWS = ("sibling", "parentds")
@@ -77,8 +79,14 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
                          f"cannot fetch from {name}: {why}", {"sibling": name})
             continue
         fetched = True
-        yield Result("update", rel, OK, "fetched", "dataset", f"fetched from {name}",
-                     {"sibling": name})
+        extra = {"sibling": name}
+        try:  # the collaborators' run notes (durations) too, merged with ours: none lost
+            if merge_sibling_notes(ds, name):
+                extra["notes"] = "merged"
+        except RecorderError as exc:
+            yield Result("update", rel, ERROR, "fetch", "dataset",
+                         f"cannot merge the run notes of {name}: {exc.message}", extra)
+        yield Result("update", rel, OK, "fetched", "dataset", f"fetched from {name}", extra)
     if fetched and ds.is_annex:
         # the siblings' git-annex branches (where their content is) into the local one:
         # only location tracking changes, never a file in the worktree

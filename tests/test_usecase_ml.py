@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from recorder import record as records
-from tests.conftest import docker_engine, git, last_message
+from tests.conftest import docker_engine, git, last_message, rr
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "usecases" / "ml-image-classification" / "run.sh"
@@ -83,3 +83,44 @@ def test_input_downloaded_from_its_source(finished):
     raw = work / "ml-project" / "data" / "raw"
     assert (raw / "imagenette2-160.tgz").read_bytes()[:2] == b"\x1f\x8b"  # got from the web
     assert any((raw / "imagenette2-160" / "train").glob("*/*.png"))
+
+
+@pytest.mark.slow
+def test_sweep_one_record_per_job_and_one_job_replays(finished):
+    work, output = finished
+    ds = work / "ml-project"
+    jobs = git("log", "--reverse", "--format=%H", "--grep=with max_iter=", "master",
+               cwd=ds).split()
+    assert len(jobs) == 3  # one record per job, committed in value order
+    accuracies = {}
+    for value, sha in zip(("1", "5", "20"), jobs):
+        parsed = records.parse_message(last_message(ds, sha))
+        rec = parsed.record
+        assert parsed.message == f"Train and evaluate SGD with max_iter={value}"
+        assert rec["rr"]["array"]["params"] == {"max_iter": value}
+        assert rec["rr"]["container"]["name"] == "software"
+        assert rec["outputs"] == [f"sweep/max_iter-{value}/model.joblib",
+                                  f"sweep/max_iter-{value}/accuracy.json"]
+        assert f"--max-iter {value} " in rec["cmd"]
+        accuracies[value] = json.loads(git("show", f"{sha}:sweep/max_iter-{value}/accuracy.json",
+                                           cwd=ds))["accuracy"]
+    assert len(set(accuracies.values())) > 1  # the sweep shows a difference
+    # compared side by side, one row per file, as the demo prints it
+    assert "$ rr metrics show --per-file 'sweep/*/accuracy.json'" in output
+    table = output.split("rr metrics show --per-file", 1)[1]
+    for value in accuracies:
+        assert f"sweep/max_iter-{value}/accuracy.json" in table
+    # one job replays alone (on its parent, on a branch of its own): the same accuracy
+    job = jobs[1]
+    try:
+        proc = rr("rerun", "--branch", "sweep-replay", "--onto", f"{job}^", job, cwd=ds,
+                  env={"RR_OFFLINE": "1"})
+        assert "sweep/max_iter-5/model.joblib" in proc.stderr  # shown before it ran
+        replayed = json.loads((ds / "sweep" / "max_iter-5" / "accuracy.json").read_text())
+        assert replayed["accuracy"] == accuracies["5"]
+        assert git("rev-parse", "HEAD^", cwd=ds).strip() == git("rev-parse", f"{job}^",
+                                                                cwd=ds).strip()
+        # model and accuracy identical to the recorded job's (content keys compared)
+        assert git("diff", job, "HEAD", "--", "sweep/max_iter-5", cwd=ds) == ""
+    finally:
+        git("checkout", "-q", "master", cwd=ds)

@@ -122,19 +122,29 @@ show rr save -m "Increase the amount of iterations to 100" --version-tag SGD-100
 show rr rerun -m "Recompute classification with more iterations" ready4analysis..SGD-100
 show cat accuracy.json
 
-say "6. Another model on a branch: random forest"
+say "6. A sweep: three max_iter values as one array run, two jobs at a time (Dask)"
+# one job per value, each an ordinary run record of its own, committed in value order
+crun -m "Train and evaluate SGD with max_iter={max_iter}" --param max_iter=1,5,20 -J 2 \
+  --input 'data/raw/imagenette2-160/train/*/*.png' \
+  --input 'data/raw/imagenette2-160/val/*/*.png' --input data/train.csv --input data/test.csv \
+  --output 'sweep/max_iter-{max_iter}/model.joblib' \
+  --output 'sweep/max_iter-{max_iter}/accuracy.json' \
+  "python3 code/train.py --max-iter {max_iter} --model {outputs[0]} && python3 code/evaluate.py --model {outputs[0]} --accuracy {outputs[1]}"
+show rr metrics show --per-file 'sweep/*/accuracy.json'
+
+say "7. Another model on a branch: random forest"
 show sed -i 's/from sklearn.linear_model import SGDClassifier/from sklearn.ensemble import RandomForestClassifier/; s/model = SGDClassifier(max_iter=100, random_state=42)/model = RandomForestClassifier(n_estimators=50, random_state=42)/' code/train.py
 show rr save -m "Switch to random forest classification" --version-tag random-forest code/train.py
 show rr rerun --branch randomforest -m "Recompute classification with random forest classifier" \
   ready4analysis..SGD-100
 show git checkout -q master
 
-say "7. Compare the models"
+say "8. Compare the models"
 show git --no-pager diff master randomforest -- accuracy.json
 show rr metrics show -a -T accuracy.json
 show git --no-pager log --oneline --graph --all --decorate -n 12
 
-say "8. A collaborator reproduces the random-forest result in a fresh clone"
+say "9. A collaborator reproduces the random-forest result in a fresh clone"
 show cd "$work"
 show rr clone ml-project collaborator
 show cd collaborator
