@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import git, has_datalad, needs_datalad, rr
+from .conftest import RR, git, has_datalad, rr
 
 # a job's output depends on V (the environment): a replay with another V makes new commits.
 # With SYNC set, a job waits (up to 20 s, then fails) until two jobs have started: it only
@@ -19,7 +22,7 @@ JOB = ("mkdir -p out && cat a.txt > out/{s}.txt && echo {s} $V >> out/{s}.txt &&
        "if [ -n \"$SYNC\" ]; then touch \"$SYNC/{s}\"; n=0; "
        "while [ $(ls \"$SYNC\" | wc -l) -lt 2 ]; do n=$((n+1)); "
        "[ $n -gt 200 ] && exit 9; sleep 0.1; done; fi; "
-       "[ \"$FAIL\" != {s} ] || exit 3")
+       "[ \"$FAIL\" != {s} ] || exit 3; sleep 0$SLEEP")
 
 
 def one_error_line(stderr: str) -> str:
@@ -29,15 +32,24 @@ def one_error_line(stderr: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def with_array(ds) -> Path:
-    """An ordinary run, an array of 4 jobs, an ordinary run (recorded with V=1)."""
+@pytest.fixture(scope="module")
+def _array_template(tmp_path_factory, _template) -> Path:
+    ds = tmp_path_factory.mktemp("rerunjobs") / "ds"
+    shutil.copytree(_template, ds, symlinks=True)
     env = {"V": "1"}
     rr("run", "-o", "a.txt", "echo a $V > a.txt", cwd=ds, env=env)
     rr("run", "--param", "s=1,2,3,4", "-i", "a.txt", "-o", "out/{s}.txt", JOB, cwd=ds, env=env)
     rr("run", "-i", "out", "-o", "sum.txt", "cat out/* > sum.txt; echo $V >> sum.txt", cwd=ds,
        env=env)
     assert git("rev-list", "--count", "HEAD", cwd=ds).strip() == "7"
+    return ds
+
+
+@pytest.fixture
+def with_array(_array_template, tmp_path) -> Path:
+    """An ordinary run, an array of 4 jobs, an ordinary run (recorded with V=1)."""
+    ds = tmp_path / "ds"
+    shutil.copytree(_array_template, ds, symlinks=True)
     return ds
 
 
@@ -97,7 +109,7 @@ def test_jobs_2_gives_what_jobs_1_gives(with_array, tmp_path):
     if has_datalad():  # a commit made by rr rerun --jobs is replayable by DataLad
         git("checkout", "-q", "par", cwd=ds)
         subprocess.run(["datalad", "rerun", "par~2"], cwd=ds, check=True, capture_output=True,
-                       env={**__import__("os").environ, "V": "3"})
+                       env={**os.environ, "V": "3"})
         assert (ds / "out" / "3.txt").read_text() == "a 2\n3 3\n"
         assert git("status", "--porcelain", cwd=ds) == ""
 
@@ -134,6 +146,35 @@ def test_failing_job_stops_the_replay_as_the_serial_one_does(with_array, tmp_pat
     no_leftovers(ds)
 
 
+def test_ctrl_c_during_a_batch_leaves_a_consistent_dataset(with_array, tmp_path):
+    ds = with_array
+    sync = tmp_path / "sync"
+    sync.mkdir()
+    head = git("rev-parse", "HEAD", cwd=ds).strip()
+    child = subprocess.Popen([RR, "rerun", "--jobs", "2", "--since=HEAD~6", "HEAD"], cwd=ds,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "V": "2", "SYNC": str(sync), "SLEEP": "30"})
+    deadline = time.monotonic() + 60
+    while len(list(sync.iterdir())) < 2:  # two jobs are running (and sleeping)
+        assert time.monotonic() < deadline and child.poll() is None, child.communicate()
+        time.sleep(0.05)
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "rr: error: replay interrupted at" in err and "rr rerun --continue" in err
+    # the step before the batch is done; nothing of the batch is half-written
+    assert git("rev-parse", "HEAD~1", cwd=ds).strip() == head
+    assert git("status", "--porcelain", cwd=ds) == ""
+    assert git("worktree", "list", "--porcelain", cwd=ds).count("worktree ") == 1
+    assert git("for-each-ref", "refs/rr", cwd=ds) == ""
+    state = json.loads((ds / ".git" / "rr-rerun.json").read_text())
+    assert state["interrupted"] and state["done"] == 1 and len(state["steps"]) == 5
+    rr("rerun", "--continue", cwd=ds, env={"V": "2"})
+    assert git("rev-list", "--count", f"{head}..HEAD", cwd=ds).strip() == "6"
+    assert (ds / "out" / "4.txt").read_text() == "a 2\n4 2\n"
+    no_leftovers(ds)
+
+
 def test_other_records_in_order_and_no_dask_without_jobs(ds):
     """Records of no array (rr's or DataLad's) are replayed one after the other as before;
     without --jobs (or when nothing runs in parallel) Dask is never imported."""
@@ -141,7 +182,7 @@ def test_other_records_in_order_and_no_dask_without_jobs(ds):
     rr("run", "-o", "y.txt", "cat x.txt > y.txt", cwd=ds)
     if has_datalad():
         subprocess.run(["datalad", "run", "-o", "z.txt", "cat y.txt x.txt > z.txt"], cwd=ds,
-                       check=True, capture_output=True, env={**__import__("os").environ})
+                       check=True, capture_output=True, env={**os.environ})
     n = 3 if has_datalad() else 2
     code = ("import sys, os\nfrom recorder import api\n"
             "res = list(api.rerun(sys.argv[1], dataset='.', since=sys.argv[2], "
@@ -150,7 +191,7 @@ def test_other_records_in_order_and_no_dask_without_jobs(ds):
             "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n")
     other = ds.parent / "other"
     shutil.copytree(ds, other, symlinks=True)
-    env = {**__import__("os").environ, "V": "2"}
+    env = {**os.environ, "V": "2"}
     for where, jobs in ((ds, "2"), (other, "")):
         out = subprocess.run([sys.executable, "-c", code, "HEAD", f"HEAD~{n}", jobs], cwd=where,
                              capture_output=True, text=True, env=env)
