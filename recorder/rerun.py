@@ -941,6 +941,8 @@ def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
     try:
         results, error = _run_batch(replay, batch)
     except KeyboardInterrupt:
+        if not replay.steps:  # interrupted at the very end: the replay is done
+            raise
         step = replay.steps[0]
         if not replay.saved:  # no job's result is kept: the batch starts again
             replay.save_state(step, interrupted=True)
@@ -949,8 +951,8 @@ def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
             hint="resume with 'rr rerun --continue' (the step starts again), or give "
                  "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
     except RecorderError as exc:
-        step = replay.steps[0]
-        if not replay.saved:
+        step = replay.steps[0] if replay.steps else batch[-1]
+        if not replay.saved and replay.steps:
             replay.save_state(step)
             exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
                 f"the replay stopped at {step.commit[:10]} ({replay.done + 1}/" \
@@ -958,7 +960,7 @@ def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
                 "'rr rerun --abort'"
         raise
     except BaseException:
-        if not replay.saved:
+        if not replay.saved and replay.steps:
             replay.save_state(replay.steps[0])
         raise
     yield from results
@@ -1055,6 +1057,9 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
                             stop_at_clash=True)
     except KeyboardInterrupt:  # the history is written entirely or not at all
         interrupted = True
+    except RecorderError as exc:  # the branch or the work tree changed meanwhile
+        exc.hint = None  # the array's hint (rr run --continue) is not for a replay
+        raise
     clash = next((j for j, _ in ordered if j["status"] == "failed"), None)
     written = [j["index"] for j, _ in ordered if j["status"] != "failed"]
     tip = gitrepo.resolve_commit(ds.root, state["ref"])
@@ -1093,7 +1098,7 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
         replay.head = head
         replay.steps.pop(0)
         replay.done += 1
-    if interrupted:
+    if interrupted and replay.steps:
         replay.save_state(replay.steps[0], interrupted=True)
         return results, RerunStoppedError(
             f"replay interrupted at {replay.steps[0].commit[:10]} ({replay.done + 1}/{total})",
