@@ -595,21 +595,16 @@ def write_history(ds: Dataset, state: dict[str, Any], ordered: list[tuple[dict[s
                   *, what: str, stop_at_clash: bool = False) -> str | None:
     """Under the dataset lock: the jobs' commits (row order) onto ``state['ref']`` (which must
     still be at ``state['base']``), the work tree moved along, the jobs' git-annex journal
-    committed.  Returns the new tip (None: nothing written)."""
-    try:
-        with dataset_lock(ds.git_dir, what=what):
-            try:
-                return _write_history(ds, state, ordered, stop_at_clash) if ordered else None
-            finally:
-                if ds.is_annex:
-                    from . import annex
+    committed.  Returns the new tip (None: nothing written).  ``stop_at_clash`` (a replay):
+    a job whose changes meet an earlier one's ends the history before it."""
+    with dataset_lock(ds.git_dir, what=what):
+        try:
+            return _write_history(ds, state, ordered, stop_at_clash) if ordered else None
+        finally:
+            if ds.is_annex:
+                from . import annex
 
-                    annex.merge(ds.root)  # commits the jobs' journal to the git-annex branch
-    finally:
-        if stop_at_clash:  # no job ref of this history is left behind
-            gitrepo.update_refs(ds.root, [
-                f"delete {ref}" for ref in gitrepo.refs_under(ds.root,
-                                                              f"{JOB_REFS}/{state['id']}/")])
+                annex.merge(ds.root)  # commits the jobs' journal to the git-annex branch
 
 
 def _write_history(ds: Dataset, state: dict[str, Any],

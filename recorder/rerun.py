@@ -965,6 +965,8 @@ def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
         raise
     yield from results
     if error is not None:
+        if getattr(error, "later_jobs", ""):
+            _warn(replay, error.later_jobs)  # type: ignore[attr-defined]
         raise error
 
 
@@ -1061,7 +1063,9 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
         exc.hint = None  # the array's hint (rr run --continue) is not for a replay
         raise
     clash = next((j for j, _ in ordered if j["status"] == "failed"), None)
-    written = [j["index"] for j, _ in ordered if j["status"] != "failed"]
+    written = [j["index"] for j, _ in ordered]  # up to a clash, which ends the history
+    if clash is not None:
+        written = written[:written.index(clash["index"])]
     tip = gitrepo.resolve_commit(ds.root, state["ref"])
     new = gitrepo.rev_list(ds.root, ["--first-parent", "--reverse", f"{base}..{tip}"]) \
         if tip and tip != base else []
@@ -1106,11 +1110,11 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
                  "'rr rerun --abort'", exit_code=EXIT_INTERRUPTED)
     if stop is None:
         return results, None
-    return results, _batch_failure(replay, batch, stop, outcomes.get(stop), clash, state)
+    return results, _batch_failure(replay, batch, stop, outcomes.get(stop), clash)
 
 
 def _batch_failure(replay: _Replay, batch: list[Step], stop: int, outcome: Any,
-                   clash: dict[str, Any] | None, state: dict[str, Any]) -> BaseException:
+                   clash: dict[str, Any] | None) -> BaseException:
     """The state the serial replay stops in at the failed job: the jobs before it committed,
     its changes and kept message in the work tree, the replay's state saved at it."""
     from . import array
@@ -1124,10 +1128,19 @@ def _batch_failure(replay: _Replay, batch: list[Step], stop: int, outcome: Any,
     if isinstance(outcome, array.JobOutcome) and outcome.worktree and clash is None:
         touched = _take_over(ds, Path(outcome.worktree), step)
     replay.save_state(step, touched=touched)
-    if later:
-        _warn(replay, f"{later} later job(s) of the array ran in parallel with the "
-                      "failed one; their results are not kept (as a replay that stops does "
-                      "not run them): 'rr rerun --continue' runs them again")
+    error = _batch_error(ds, step, where, outcome, clash)
+    if later:  # shown after the results of the steps done
+        note = (f"{later} later job(s) of the array ran in parallel with the failed one; "
+                "their results are not kept (a replay that stops does not run them): "
+                "'rr rerun --continue' runs them again")
+        error.later_jobs = note  # type: ignore[attr-defined]
+    return error
+
+
+def _batch_error(ds: Dataset, step: Step, where: str, outcome: Any,
+                 clash: dict[str, Any] | None) -> RecorderError:
+    from . import array
+
     resume = "resume with 'rr rerun --continue', or give up with 'rr rerun --abort'"
     if clash is not None:
         return RerunStoppedError(
