@@ -216,3 +216,6 @@ def test_bad_jobs_and_scheduler(ds, tmp_path):
     assert proc.returncode != 0
     one_error_line(proc.stderr)
     assert "Example: rr rerun --jobs" in rr("rerun", "--help").stdout
+    # the plan is the same with --jobs
+    assert rr("rerun", "--report", "--jobs", "2", cwd=ds).stdout == \
+        rr("rerun", "--report", cwd=ds).stdout
