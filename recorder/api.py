@@ -336,18 +336,21 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
           notify: Callable | None = None, announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None):
+          warn: Callable[[str], None] | None = None, jobs: int | None = None,
+          scheduler: str | None = None):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
     ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``announce``
     receives each expanded command just before it executes, ``warn`` warnings about a step.
+    ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
     """
     from . import rerun as _rerun
 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify, announce=announce, warn=warn)
+                        notify=notify, announce=announce, warn=warn, jobs=jobs,
+                        scheduler=scheduler)
 
 
 def rerun_abort(*, dataset: PathArg = None) -> str:

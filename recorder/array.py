@@ -13,6 +13,7 @@ the git-annex branch.  The state of an array lives in ``.git/rr-arrays/<id>.json
 
 from __future__ import annotations
 
+import copy
 import csv
 import fnmatch
 import glob
@@ -321,6 +322,7 @@ class JobTask(NamedTuple):
     pwd: str  # relative to the root
     options: dict[str, Any]  # expand, explicit, assume_ready, sidecar, container, gpus
     array: dict[str, Any]  # the record's rr.array
+    spec: Any = None  # a replayed record's RunSpec (rr rerun --jobs): run as it is, not built
 
 
 class JobOutcome(NamedTuple):
@@ -331,6 +333,9 @@ class JobOutcome(NamedTuple):
     hint: str
     worktree: str
     duration: float
+    exit_code: int = 1  # of a failed job: the command's exit code, as rr run exits
+    error: str = ""  # of a failed job: the kind of error (CommandFailedError, ...)
+    notes: tuple[str, ...] = ()
 
 
 # array worktree dir -> this process's reusable worktree (its config read once)
@@ -359,16 +364,20 @@ def run_job(task: JobTask) -> JobOutcome:
     started = time.monotonic()
     try:
         with proc.tool_env_overlay(JOB_ENV):
-            spec = run.prepare_spec(ds, task.cmd, message=task.message, inputs=task.inputs,
-                                    outputs=task.outputs, expand=opts.get("expand"),
-                                    explicit=opts.get("explicit", False),
-                                    assume_ready=opts.get("assume_ready"),
-                                    sidecar=opts.get("sidecar"),
-                                    cwd=Path(os.path.normpath(os.path.join(wt, task.pwd))))
-            spec.rr_info = {"array": task.array}
+            cwd = Path(os.path.normpath(os.path.join(wt, task.pwd)))
+            if task.spec is not None:  # a replayed record: its spec, moved into the worktree
+                spec = copy.deepcopy(task.spec)
+                spec.pwd = cwd
+            else:
+                spec = run.prepare_spec(ds, task.cmd, message=task.message, inputs=task.inputs,
+                                        outputs=task.outputs, expand=opts.get("expand"),
+                                        explicit=opts.get("explicit", False),
+                                        assume_ready=opts.get("assume_ready"),
+                                        sidecar=opts.get("sidecar"), cwd=cwd)
+                spec.rr_info = {"array": task.array}
             spec.job = True
             spec.env = dict(spec.env, **JOB_ENV)
-            if opts.get("container") is not None or opts.get("gpus"):
+            if task.spec is None and (opts.get("container") is not None or opts.get("gpus")):
                 from .containers import registry
 
                 registry.wrap_spec(ds, spec, opts.get("container") or None,
@@ -383,9 +392,11 @@ def run_job(task: JobTask) -> JobOutcome:
                           time.monotonic() - started)
     except RecorderError as exc:
         return JobOutcome(task.index, "failed", None, exc.message, exc.hint or "", wt,
-                          time.monotonic() - started)
+                          time.monotonic() - started, exit_code=exc.exit_code,
+                          error=type(exc).__name__)
     _SLOTS[task.wtdir] = ds
-    return JobOutcome(task.index, result.status, result.commit, "", "", wt, result.duration)
+    return JobOutcome(task.index, result.status, result.commit, "", "", wt, result.duration,
+                      notes=tuple(result.notes))
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -568,14 +579,7 @@ def finish(ds: Dataset, state: dict[str, Any]) -> Iterator[Result]:
     ordered = [(j, refs[f"{JOB_REFS}/{array_id}/{j['index']}"]) for j in state["jobs"]
                if f"{JOB_REFS}/{array_id}/{j['index']}" in refs]
     try:
-        with dataset_lock(ds.git_dir, what=f"rr run --array ({array_id})"):
-            try:
-                tip = _write_history(ds, state, ordered) if ordered else None
-            finally:
-                if ds.is_annex:
-                    from . import annex
-
-                    annex.merge(ds.root)  # commits the jobs' journal to the git-annex branch
+        tip = write_history(ds, state, ordered, what=f"rr run --array ({array_id})")
     finally:
         save_state(ds, state)
         _remove_worktrees(ds, state)
@@ -593,8 +597,25 @@ def finish(ds: Dataset, state: dict[str, Any]) -> Iterator[Result]:
                                          "committed": n, "failed": len(failed)})
 
 
+def write_history(ds: Dataset, state: dict[str, Any], ordered: list[tuple[dict[str, Any], str]],
+                  *, what: str, stop_at_clash: bool = False) -> str | None:
+    """Under the dataset lock: the jobs' commits (row order) onto ``state['ref']`` (which must
+    still be at ``state['base']``), the work tree moved along, the jobs' git-annex journal
+    committed.  Returns the new tip (None: nothing written).  ``stop_at_clash`` (a replay):
+    a job whose changes meet an earlier one's ends the history before it."""
+    with dataset_lock(ds.git_dir, what=what):
+        try:
+            return _write_history(ds, state, ordered, stop_at_clash) if ordered else None
+        finally:
+            if ds.is_annex:
+                from . import annex
+
+                annex.merge(ds.root)  # commits the jobs' journal to the git-annex branch
+
+
 def _write_history(ds: Dataset, state: dict[str, Any],
-                   ordered: list[tuple[dict[str, Any], str]]) -> str | None:
+                   ordered: list[tuple[dict[str, Any], str]],
+                   stop_at_clash: bool = False) -> str | None:
     array_id = state["id"]
     ref = state["ref"]
     base = state["base"]
@@ -618,6 +639,9 @@ def _write_history(ds: Dataset, state: dict[str, Any],
         if clash is not None:  # outputs declared apart, changes not: never merged silently
             j["status"] = "failed"
             j["error"] = f"it changed {clash}, which job {touched[clash]} changed too"
+            if stop_at_clash:  # a replay: nothing after it (its order is the history's)
+                ordered = ordered[:ordered.index((j, sha)) + 1]
+                break
             continue
         for _, _, p in changes:
             touched[p] = j["index"]

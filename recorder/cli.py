@@ -409,12 +409,21 @@ def rerun(
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
+    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", help="Replay the jobs of an "
+                                       "array (rr run --param/--array) this many at once on "
+                                       "a local Dask cluster; the rest in order, with the "
+                                       "same result as --jobs 1."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Replay array jobs on "
+                                            "this Dask scheduler (tcp://HOST:PORT) or batch "
+                                            "system (slurm, pbs, sge, htcondor, ...)."),
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON result per step."),
 ) -> None:
     """Replay recorded runs: one commit, a range, or all history; in place or on a branch.
 
     Example: rr rerun --branch randomforest -m "Recompute" ready4analysis..SGD-100
+
+    Example: rr rerun --jobs 4 --since=raw-data  (an array's jobs 4 at a time)
     """
     from . import api
 
@@ -455,7 +464,7 @@ def rerun(
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
                                 continue_=continue_, notify=notify, announce=announce,
-                                warn=warn):
+                                warn=warn, jobs=jobs, scheduler=scheduler):
             out.append(result)
             if as_json:
                 _json(result.to_dict())

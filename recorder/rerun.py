@@ -309,6 +309,8 @@ class _Replay:
     announce: Callable[[str], None] | None = None
     warn: Callable[[str], None] | None = None
     saved: bool = False
+    jobs: int | None = None  # --jobs / --scheduler: the jobs of an array run in parallel
+    scheduler: str | None = None
 
     def save_state(self, failed: Step, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:
@@ -474,17 +476,21 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           continue_: bool = False,
           notify: Callable[[int, int, Step], None] | None = None,
           announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None) -> Iterator[StepResult]:
+          warn: Callable[[str], None] | None = None, jobs: int | None = None,
+          scheduler: str | None = None) -> Iterator[StepResult]:
     """Replay the plan step by step, yielding one result per step.
 
     ``notify(index, total, step)`` is called before each step starts (for progress),
     ``announce(command)`` with each expanded command just before it executes, ``warn(text)``
-    with a warning about a step (e.g. a recorded directory outside the dataset).
+    with a warning about a step (e.g. a recorded directory outside the dataset).  ``jobs``
+    > 1 or ``scheduler``: the consecutive jobs of one array run in parallel on Dask (see
+    ``_batch``), with the same result as one after the other.
     """
+    parallel = _check_parallel(jobs, scheduler)
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, notify, announce, warn)
+        yield from _continue(ds, notify, announce, warn, parallel)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
@@ -518,7 +524,7 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     replay = _Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
                      origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
-                     announce=announce, warn=warn)
+                     announce=announce, warn=warn, jobs=parallel[0], scheduler=parallel[1])
     if branch or start_sha:
         target = start_sha or origin_sha
         _checkout(ds, target, new_branch=branch)
@@ -552,9 +558,11 @@ def _ensure_no_run_going(ds: Dataset) -> None:
 
 def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
               announce: Callable[[str], None] | None,
-              warn: Callable[[str], None] | None) -> Iterator[StepResult]:
+              warn: Callable[[str], None] | None,
+              parallel: tuple[int | None, str | None] = (None, None)) -> Iterator[StepResult]:
     replay = _Replay.load(ds)
     replay.notify, replay.announce, replay.warn = notify, announce, warn
+    replay.jobs, replay.scheduler = parallel
     _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is still in progress",
@@ -594,6 +602,10 @@ def _drive(replay: _Replay) -> Iterator[StepResult]:
             started = time.monotonic()
             index = replay.done + 1
             replay.saved = False
+            batch = _batch(replay)
+            if batch:
+                yield from _drive_batch(replay, batch)
+                continue
             try:
                 if replay.notify is not None:
                     replay.notify(index, replay.total, step)
@@ -697,8 +709,17 @@ def _base_for(replay: _Replay, step: Step) -> tuple[str | None, bool]:
 
 def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
     ds = replay.ds
-    rec = step.record or {}
     _base_for(replay, step)
+    spec = _replay_spec(replay, step)
+    before = set(_dirty_recursive(ds))
+    return _replay_step_run(replay, step, index, spec, before)
+
+
+def _replay_spec(replay: _Replay, step: Step) -> RunSpec:
+    """The run of a record as it is replayed (on the base _base_for chose); warns about its
+    directory."""
+    ds = replay.ds
+    rec = step.record or {}
     rr_info = dict(rec.get("rr") or {})
     was_explicit = bool(rr_info.pop("explicit", False))
     rr_info.pop("duration", None)
@@ -727,7 +748,12 @@ def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
         from .containers import registry
 
         registry.prepare_rerun(ds, spec, rr_info)
-    before = set(_dirty_recursive(ds))
+    return spec
+
+
+def _replay_step_run(replay: _Replay, step: Step, index: int, spec: RunSpec,
+                     before: set[str]) -> StepResult:
+    ds = replay.ds
     try:
         result = execute(ds, spec, announce=replay.announce)
     except CommandFailedError as exc:
@@ -845,6 +871,345 @@ def _replay_merge(replay: _Replay, step: Step, index: int) -> StepResult:
     replay.head = new_head
     return StepResult(index, replay.total, "merge", "ok" if len(mapped) > 1 else "skipped",
                       step.commit, new_head if len(mapped) > 1 else None, step.subject)
+
+
+# --- parallel jobs (--jobs) -------------------------------------------------------------
+
+
+def _check_parallel(jobs: int | None, scheduler: str | None) -> tuple[int | None, str | None]:
+    """``(jobs, scheduler)`` when array jobs are to run in parallel, else ``(None, None)``; a
+    bad --jobs or --scheduler is an error before anything runs (Dask is imported only then)."""
+    if scheduler is not None and not scheduler.strip():
+        scheduler = None
+    if jobs is None and scheduler is None:
+        return None, None
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs must be at least 1, not {jobs}")
+    if scheduler is None and jobs == 1:
+        return None, None
+    from . import array, engine
+
+    engine.execute_all(array.run_job, [], jobs=jobs, scheduler=scheduler)  # checks; starts nothing
+    return jobs, scheduler
+
+
+def _array_of(step: Step) -> str | None:
+    """The id of the array a run step's record belongs to (rr.array.id), or None."""
+    if step.action != "run":
+        return None
+    info = (step.record or {}).get("rr")
+    arr = info.get("array") if isinstance(info, dict) else None
+    aid = arr.get("id") if isinstance(arr, dict) else None
+    return aid if isinstance(aid, str) and aid else None
+
+
+def _batch(replay: _Replay) -> list[Step]:
+    """The steps at the front of the plan that run as one parallel batch (at least two):
+    consecutive records of one array, each made on the one before (as the array wrote them),
+    their commands inside a dataset without subdatasets.  The serial replay runs each of them
+    on the result of the one before, the first on the base chosen as for any step; the jobs
+    of an array are independent (disjoint outputs, one base), so running them all on that
+    base and writing their commits in order gives the same records and trees.  One exception
+    is left to the serial replay: when the replay started at or before a job's original
+    commit (--onto at the array's base), a job with an unchanged result makes the serial
+    replay go on from the original commit."""
+    if replay.jobs is None and replay.scheduler is None:
+        return []
+    ds = replay.ds
+    first = replay.steps[0]
+    aid = _array_of(first)
+    if aid is None or len(first.parents) != 1 or (ds.root / ".gitmodules").exists():
+        return []
+
+    def inside(step: Step) -> bool:
+        return ds.contains(Path(os.path.normpath(ds.root / (step.record or {}).get("pwd", "."))))
+
+    if not inside(first):
+        return []
+    batch = [first]
+    for step in replay.steps[1:]:
+        if _array_of(step) != aid or step.parents != [batch[-1].commit] or not inside(step) \
+                or gitrepo.is_ancestor(ds.root, replay.start, batch[-1].commit):
+            break
+        batch.append(step)
+    return batch if len(batch) > 1 else []
+
+
+def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
+    """Run a batch, then yield its steps' results in order; a failed job stops the replay
+    after the results of the steps before it, as a failed command stops the serial one."""
+    try:
+        results, error = _run_batch(replay, batch)
+    except KeyboardInterrupt:
+        if not replay.steps:  # interrupted at the very end: the replay is done
+            raise
+        step = replay.steps[0]
+        if not replay.saved:  # no job's result is kept: the batch starts again
+            replay.save_state(step, interrupted=True)
+        raise RerunStoppedError(
+            f"replay interrupted at {step.commit[:10]} ({replay.done + 1}/{replay.total})",
+            hint="resume with 'rr rerun --continue' (the step starts again), or give "
+                 "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
+    except RecorderError as exc:
+        step = replay.steps[0] if replay.steps else batch[-1]
+        if not replay.saved and replay.steps:
+            replay.save_state(step)
+            exc.hint = ((exc.hint + "; ") if exc.hint else "") + \
+                f"the replay stopped at {step.commit[:10]} ({replay.done + 1}/" \
+                f"{replay.total}): resume with 'rr rerun --continue' or give up with " \
+                "'rr rerun --abort'"
+        raise
+    except BaseException:
+        if not replay.saved and replay.steps:
+            replay.save_state(replay.steps[0])
+        raise
+    yield from results
+    if error is not None:
+        if getattr(error, "later_jobs", ""):
+            _warn(replay, error.later_jobs)  # type: ignore[attr-defined]
+        raise error
+
+
+def _shown_command(ds: Dataset, spec: RunSpec) -> str:
+    """The command as the serial replay would announce it (the temporary directory, made
+    by each job, shown as {tmpdir})."""
+    from .run import command_values
+    from .run import plan as run_plan
+
+    try:
+        p = run_plan(ds, spec, for_dry_run=True)
+        command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, "{tmpdir}"))
+    except RecorderError:
+        return spec.cmd
+    if "datalad_container.adapters.docker" in command:
+        from .containers.registry import translate_recorded
+
+        command = translate_recorded(command)
+    return command
+
+
+def _run_batch(replay: _Replay, batch: list[Step]
+               ) -> tuple[list[StepResult], BaseException | None]:
+    """The jobs of the batch as array jobs (array.run_job in linked worktrees, on the engine),
+    their commits written in order by the array's history writer; the replay's head, mapping
+    and steps as the serial replay leaves them.  Returns the results and the error to stop
+    with (None: all done)."""
+    from . import array
+
+    ds = replay.ds
+    total = replay.total
+    first_index = replay.done + 1
+    if replay.notify is not None:
+        replay.notify(first_index, total, batch[0])
+    _base_for(replay, batch[0])
+    base = replay.head
+    specs: list[RunSpec] = []
+    for k, step in enumerate(batch):
+        if k and replay.notify is not None:
+            replay.notify(first_index + k, total, step)
+        specs.append(_replay_spec(replay, step))
+    if replay.announce is not None:  # what runs is shown before it runs
+        for spec in specs:
+            replay.announce(_shown_command(ds, spec))
+    batch_id = f"rerun-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
+    wtdir = str(array.state_dir(ds) / batch_id)
+    branch = gitrepo.current_branch(ds.root)
+    state: dict[str, Any] = {
+        "id": batch_id, "base": base, "ref": f"refs/heads/{branch}" if branch else "HEAD",
+        "jobs": [{"index": k, "status": "pending"} for k in range(len(batch))]}
+    tasks = [array.JobTask(str(ds.root), wtdir, base, k, spec.cmd, [], [], None,
+                           Path(os.path.relpath(spec.pwd, ds.root)).as_posix(), {},
+                           ((step.record or {}).get("rr") or {}).get("array") or {}, spec)
+             for k, (step, spec) in enumerate(zip(batch, specs))]
+    try:
+        return _finish_batch(replay, batch, state, tasks, first_index)
+    finally:
+        _drop_batch(ds, state)
+
+
+def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tasks: list[Any],
+                  first_index: int) -> tuple[list[StepResult], BaseException | None]:
+    from . import array, engine
+
+    ds = replay.ds
+    total = replay.total
+    base = state["base"]
+    outcomes: dict[int, Any] = {}
+    for pos, outcome in engine.execute_all(array.run_job, tasks, jobs=replay.jobs,
+                                           scheduler=replay.scheduler):
+        outcomes[pos] = outcome
+        if isinstance(outcome, array.JobOutcome) and outcome.status == "ok":
+            gitrepo.update_refs(ds.root, [f"update {array.JOB_REFS}/{state['id']}/{pos} "
+                                          f"{outcome.commit}"])
+    stop = next((k for k in range(len(batch))
+                 if not isinstance(outcomes.get(k), array.JobOutcome)
+                 or outcomes[k].status == "failed"), None)
+    ordered: list[tuple[dict[str, Any], str]] = []
+    for k in range(len(batch) if stop is None else stop):
+        j = state["jobs"][k]
+        j["duration"] = outcomes[k].duration
+        if outcomes[k].status == "ok":
+            j["status"] = "ok"
+            ordered.append((j, outcomes[k].commit))
+        else:
+            j["status"] = "notneeded"
+    interrupted = False
+    try:
+        array.write_history(ds, state, ordered, what=f"rr rerun --jobs ({state['id']})",
+                            stop_at_clash=True)
+    except KeyboardInterrupt:  # the history is written entirely or not at all
+        interrupted = True
+    except RecorderError as exc:  # the branch or the work tree changed meanwhile
+        exc.hint = None  # the array's hint (rr run --continue) is not for a replay
+        raise
+    clash = next((j for j, _ in ordered if j["status"] == "failed"), None)
+    written = [j["index"] for j, _ in ordered]  # up to a clash, which ends the history
+    if clash is not None:
+        written = written[:written.index(clash["index"])]
+    tip = gitrepo.resolve_commit(ds.root, state["ref"])
+    new = gitrepo.rev_list(ds.root, ["--first-parent", "--reverse", f"{base}..{tip}"]) \
+        if tip and tip != base else []
+    if not new and interrupted:
+        raise KeyboardInterrupt
+    if len(new) != len(written):
+        raise RecorderError(f"the jobs' history on {array._ref_name(state['ref'])} is not "
+                            f"what was written ({len(new)} commits for {len(written)} jobs)")
+    commit_of = dict(zip(written, new))
+    if clash is not None:
+        stop = clash["index"]
+    # the serial replay's bookkeeping, step after step
+    head = base
+    results: list[StepResult] = []
+    for k in range(len(batch) if stop is None else stop):
+        step, outcome = batch[k], outcomes[k]
+        if k:
+            parent = batch[k - 1].commit
+            if parent not in replay.mapping and parent != head:
+                replay.mapping[parent] = head  # as _base_for does for the next step
+        if k in commit_of:
+            head = commit_of[k]
+            replay.mapping[step.commit] = head
+            notes = [n for n in [step.note, *outcome.notes] if n]
+            result = StepResult(first_index + k, total, "run", "ok", step.commit, head,
+                                step.subject, duration=outcome.duration,
+                                note="; ".join(notes) or None)
+        else:
+            result = StepResult(first_index + k, total, "run", "unchanged", step.commit, None,
+                                step.subject, duration=outcome.duration, note="; ".join(
+                                    ["outputs identical to the recorded ones",
+                                     *outcome.notes]))
+        results.append(result)
+        replay.head = head
+        replay.steps.pop(0)
+        replay.done += 1
+    if interrupted and replay.steps:
+        replay.save_state(replay.steps[0], interrupted=True)
+        return results, RerunStoppedError(
+            f"replay interrupted at {replay.steps[0].commit[:10]} ({replay.done + 1}/{total})",
+            hint="resume with 'rr rerun --continue' (the step starts again), or give up with "
+                 "'rr rerun --abort'", exit_code=EXIT_INTERRUPTED)
+    if stop is None:
+        return results, None
+    return results, _batch_failure(replay, batch, stop, outcomes.get(stop), clash)
+
+
+def _batch_failure(replay: _Replay, batch: list[Step], stop: int, outcome: Any,
+                   clash: dict[str, Any] | None) -> BaseException:
+    """The state the serial replay stops in at the failed job: the jobs before it committed,
+    its changes and kept message in the work tree, the replay's state saved at it."""
+    from . import array
+
+    ds = replay.ds
+    step = batch[stop]
+    index = replay.done + 1
+    where = f"{step.commit[:10]} ({index}/{replay.total})"
+    later = len(batch) - stop - 1  # every job of the batch ran
+    touched: list[str] = []
+    if isinstance(outcome, array.JobOutcome) and outcome.worktree and clash is None:
+        touched = _take_over(ds, Path(outcome.worktree), step)
+    replay.save_state(step, touched=touched)
+    error = _batch_error(ds, step, where, outcome, clash)
+    if later:  # shown after the results of the steps done
+        note = (f"{later} later job(s) of the array ran in parallel with the failed one; "
+                "their results are not kept (a replay that stops does not run them): "
+                "'rr rerun --continue' runs them again")
+        error.later_jobs = note  # type: ignore[attr-defined]
+    return error
+
+
+def _batch_error(ds: Dataset, step: Step, where: str, outcome: Any,
+                 clash: dict[str, Any] | None) -> RecorderError:
+    from . import array
+
+    resume = "resume with 'rr rerun --continue', or give up with 'rr rerun --abort'"
+    if clash is not None:
+        return RerunStoppedError(
+            f"replay stopped at {where} '{step.subject}': {clash['error']}",
+            hint=f"the jobs of this array are not independent: replay them one after the "
+                 f"other with --jobs 1; {resume}")
+    if not isinstance(outcome, array.JobOutcome):
+        text = outcome.message if isinstance(outcome, RecorderError) else \
+            f"{type(outcome).__name__}: {outcome}"
+        return RerunStoppedError(f"replay stopped at {where} '{step.subject}': "
+                                 f"{(text or 'the job failed').splitlines()[0]}", hint=resume)
+    if outcome.error == "CommandFailedError":
+        return RerunStoppedError(
+            f"replay stopped at {where} '{step.subject}': {outcome.message}",
+            hint="the failed step's changes are left for inspection; fix the cause (discard "
+                 "or save those changes), then resume with 'rr rerun --continue', or give up "
+                 "with 'rr rerun --abort'", exit_code=outcome.exit_code)
+    hint = outcome.hint.replace(outcome.worktree, str(ds.root)) if outcome.hint else ""
+    error = RecorderError(outcome.message, hint=((hint + "; ") if hint else "") +
+                          f"the replay stopped at {where}: {resume}")
+    error.exit_code = outcome.exit_code
+    return error
+
+
+def _take_over(ds: Dataset, wt: Path, step: Step) -> list[str]:
+    """Put what a failed job changed in its worktree into the dataset's work tree, and its
+    kept run message into .git/COMMIT_EDITMSG, where the serial replay leaves them."""
+    import shutil
+
+    paths: list[str] = []
+    try:
+        entries = gitrepo.iter_status(wt, untracked="all")
+    except RecorderError:
+        return paths
+    for e in entries:
+        if e.submodule or not _safe_rel(e.path):
+            continue
+        src, dst = wt / e.path, ds.root / e.path
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        if os.path.lexists(src) and not os.path.lexists(dst):
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dst)
+            else:
+                shutil.copy2(src, dst)
+        paths.append(e.path)
+    try:
+        kept = (Path(gitrepo.git_dir(wt)) / "COMMIT_EDITMSG").read_text(encoding="utf-8")
+    except (OSError, RecorderError):
+        kept = ""
+    if kept.startswith(records.TAG) and step.commit in kept:  # this job's, not an earlier one's
+        gitrepo.write_commit_editmsg(ds.root, kept)
+    return paths
+
+
+def _drop_batch(ds: Dataset, state: dict[str, Any]) -> None:
+    """No worktree, job ref or marks file of a batch is left behind."""
+    from . import array
+
+    for j in state["jobs"]:
+        j["status"] = "done"
+    array._remove_worktrees(ds, state)
+    refs = gitrepo.refs_under(ds.root, f"{array.JOB_REFS}/{state['id']}/")
+    gitrepo.update_refs(ds.root, [f"delete {ref}" for ref in refs])
+    with contextlib.suppress(OSError):
+        (array.state_dir(ds) / state["id"]).rmdir()
+    with contextlib.suppress(OSError):
+        array.state_dir(ds).rmdir()
 
 
 # --- what a step touches ----------------------------------------------------------------
