@@ -374,8 +374,10 @@ def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects, parallel):
     started = ds.parent / "started"
     block = ds.parent / "block"
     block.write_text("")
-    cmd = (f"if test {{subject}} != 01 && test -e {block}; then touch {started}; sleep 30; "
-           "fi; " + COUNT)
+    # `started` appears once `sleep 30` runs in the foreground: a signal that reached the shell
+    # while an earlier command was ending would let it go on (as sh does), not test rr
+    cmd = (f"if test {{subject}} != 01 && test -e {block}; then "
+           f"(sleep 0.3; touch {started}) & sleep 30; fi; " + COUNT)
     head = git("rev-parse", "HEAD", cwd=ds)
     child = subprocess.Popen([RR, "run", *parallel, "--param", "subject=01,02,03",
                               "-i", "raw/{subject}.txt", "-o", "out/{subject}.txt", cmd], cwd=ds,
