@@ -14,6 +14,11 @@ BIN = Path(sys.executable).parent
 RR = str(BIN / "rr") if (BIN / "rr").exists() else shutil.which("rr") or "rr"
 DATALAD = str(BIN / "datalad") if (BIN / "datalad").exists() else shutil.which("datalad")
 
+# measured as installed: pip writes bytecode, so Python compiles nothing at start-up; an
+# environment that forbids bytecode (PYTHONDONTWRITEBYTECODE) would time rr's and DataLad's
+# compilers instead (rr: ~0.1 s per call)
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def sh(cmd: str | list[str], cwd: Path | str, **kw) -> subprocess.CompletedProcess:
     shell = isinstance(cmd, str)
