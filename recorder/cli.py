@@ -244,6 +244,21 @@ def save(
         _info(f"rr: saved {len(result.paths)} path(s) in {result.commit[:8]}{tag}")
 
 
+# the array options, shared by rr run and rr containers-run
+_PARAM = typer.Option([], "--param", help="NAME=V1,V2,...: run once per value ({NAME} in the "
+                      "command, -i and -o); several --param form their Cartesian product; "
+                      "repeatable.")
+_ARRAY = typer.Option(None, "--array", help="A CSV/TSV table: one job per row, its columns "
+                      "are parameters.")
+_JOBS = typer.Option(None, "-J", "--jobs", help="Run this many array jobs at once (Dask "
+                     "LocalCluster; default: one after the other).")
+_SCHEDULER = typer.Option(None, "--scheduler", help="Run array jobs on this Dask scheduler "
+                          "(tcp://HOST:PORT) or cluster (slurm, pbs, sge, htcondor).")
+_CONTINUE = typer.Option(False, "--continue", help="Run the jobs of an unfinished array that "
+                         "did not succeed (give its ID as the command when there are several) "
+                         "and write its history.")
+
+
 @app.command(cls=_CommandAfterOptions, context_settings=_COMMAND_AFTER_OPTIONS)
 def run(
     cmd: List[str] = typer.Argument(None, help="The command. Quote it as one string when it "
@@ -275,20 +290,11 @@ def run(
                                             help="Run inside this registered container."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs "
                               "(docker/podman --gpus all, apptainer --nv)."),
-    params: List[str] = typer.Option([], "--param", help="NAME=V1,V2,...: run once per value "
-                                     "({NAME} in the command, -i and -o); several --param "
-                                     "form their Cartesian product; repeatable."),
-    array: Optional[str] = typer.Option(None, "--array", help="A CSV/TSV table: one job per "
-                                        "row, its columns are parameters."),
-    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", help="Run this many array jobs "
-                                       "at once (Dask LocalCluster; default: one after the "
-                                       "other)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run array jobs on "
-                                            "this Dask scheduler (tcp://HOST:PORT) or "
-                                            "cluster (slurm, pbs, sge, htcondor)."),
-    continue_: bool = typer.Option(False, "--continue", help="Run the jobs of an unfinished "
-                                   "array that did not succeed (give its ID as the command "
-                                   "when there are several) and write its history."),
+    params: List[str] = _PARAM,
+    array: Optional[str] = _ARRAY,
+    jobs: Optional[int] = _JOBS,
+    scheduler: Optional[str] = _SCHEDULER,
+    continue_: bool = _CONTINUE,
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -321,20 +327,11 @@ def containers_run(
                                                   "expanded command)."),
     sidecar: bool = typer.Option(None, "--sidecar/--no-sidecar", help="Record in a sidecar."),
     gpus: bool = typer.Option(False, "--gpus", help="Give the container the GPUs."),
-    params: List[str] = typer.Option([], "--param", help="NAME=V1,V2,...: run once per value "
-                                     "({NAME} in the command, -i and -o); several --param "
-                                     "form their Cartesian product; repeatable."),
-    array: Optional[str] = typer.Option(None, "--array", help="A CSV/TSV table: one job per "
-                                        "row, its columns are parameters."),
-    jobs: Optional[int] = typer.Option(None, "-J", "--jobs", help="Run this many array jobs "
-                                       "at once (Dask LocalCluster; default: one after the "
-                                       "other)."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run array jobs on "
-                                            "this Dask scheduler (tcp://HOST:PORT) or "
-                                            "cluster (slurm, pbs, sge, htcondor)."),
-    continue_: bool = typer.Option(False, "--continue", help="Run the jobs of an unfinished "
-                                   "array that did not succeed (give its ID as the command "
-                                   "when there are several) and write its history."),
+    params: List[str] = _PARAM,
+    array: Optional[str] = _ARRAY,
+    jobs: Optional[int] = _JOBS,
+    scheduler: Optional[str] = _SCHEDULER,
+    continue_: bool = _CONTINUE,
     dataset: Optional[str] = typer.Option(None, "-d", "--dataset", help="The dataset."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
