@@ -240,17 +240,24 @@ def merge(root: str | os.PathLike[str]) -> None:
 
 def read_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, bytes | None]:
     """Contents of annex keys present here, located with one ``contentlocation --batch``."""
+    out: dict[str, bytes | None] = {}
+    for key, loc in content_locations(root, keys).items():
+        path = Path(root) / loc if loc else None
+        out[key] = path.read_bytes() if path is not None and path.is_file() else None
+    return out
+
+
+def content_locations(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, str]:
+    """Where each key's content is in the object store (relative to ``root``; '' when it is
+    not here), with one ``git annex contentlocation --batch``."""
     if not keys:
         return {}
     ensure_available()
     result = proc.capture(["git", "annex", "contentlocation", "--batch"], cwd=root,
                           input="".join(f"{k}\n" for k in keys).encode(), check=False)
     lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
-    out: dict[str, bytes | None] = {}
-    for key, loc in zip(keys, lines + [""] * (len(keys) - len(lines))):
-        path = Path(root) / loc.strip() if loc.strip() else None
-        out[key] = path.read_bytes() if path is not None and path.is_file() else None
-    return out
+    lines += [""] * (len(keys) - len(lines))
+    return {k: loc.strip() for k, loc in zip(keys, lines)}
 
 
 def addurl(root: str | os.PathLike[str], url: str, path: str) -> dict:
@@ -356,14 +363,7 @@ def unlock(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
 
 def content_present(root: str | os.PathLike[str], keys: Sequence[str]) -> dict[str, bool]:
     """Whether each key's content is here, with one ``contentlocation --batch`` call."""
-    if not keys:
-        return {}
-    ensure_available()
-    result = proc.capture(["git", "annex", "contentlocation", "--batch"], cwd=root,
-                          input="".join(f"{k}\n" for k in keys).encode(), check=False)
-    lines = result.stdout.decode("utf-8", "surrogateescape").splitlines()
-    lines += [""] * (len(keys) - len(lines))
-    return {k: bool(loc.strip()) for k, loc in zip(keys, lines)}
+    return {k: bool(loc) for k, loc in content_locations(root, keys).items()}
 
 
 def key_of_link(target: str | bytes) -> str | None:

@@ -618,10 +618,7 @@ def _drive(replay: _Replay) -> Iterator[StepResult]:
             except KeyboardInterrupt:
                 if not replay.saved:  # interrupted outside the command: nothing it changed
                     replay.save_state(step, interrupted=True)
-                raise RerunStoppedError(
-                    f"replay interrupted at {step.commit[:10]} ({index}/{replay.total})",
-                    hint="resume with 'rr rerun --continue' (the step starts again), or give "
-                         "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
+                raise _interrupted_at(step, index, replay.total) from None
             except RecorderError as exc:
                 if not replay.saved:
                     replay.save_state(step)
@@ -705,6 +702,14 @@ def _base_for(replay: _Replay, step: Step) -> tuple[str | None, bool]:
     if parent != replay.head:
         replay.mapping[parent] = replay.head
     return None, False
+
+
+def _interrupted_at(step: Step, position: int, total: int) -> RerunStoppedError:
+    """The error of a replay interrupted at ``step`` (one at a time or in a parallel batch)."""
+    return RerunStoppedError(
+        f"replay interrupted at {step.commit[:10]} ({position}/{total})",
+        hint="resume with 'rr rerun --continue' (the step starts again), or give "
+             "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED)
 
 
 def _replay_run(replay: _Replay, step: Step, index: int) -> StepResult:
@@ -946,10 +951,7 @@ def _drive_batch(replay: _Replay, batch: list[Step]) -> Iterator[StepResult]:
         step = replay.steps[0]
         if not replay.saved:  # no job's result is kept: the batch starts again
             replay.save_state(step, interrupted=True)
-        raise RerunStoppedError(
-            f"replay interrupted at {step.commit[:10]} ({replay.done + 1}/{replay.total})",
-            hint="resume with 'rr rerun --continue' (the step starts again), or give "
-                 "up with 'rr rerun --abort'", exit_code=EXIT_INTERRUPTED) from None
+        raise _interrupted_at(step, replay.done + 1, replay.total) from None
     except RecorderError as exc:
         step = replay.steps[0] if replay.steps else batch[-1]
         if not replay.saved and replay.steps:
