@@ -42,7 +42,7 @@ from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome, cherry
                       cherry_pick_commit, clone, fetch, fetch_branch, fetch_notes, merge,
                       merge_commits, merge_into_head, push, remote_add, remotes,
                       remotes_containing, tracking_remote)
-from .submodules import (_bad_submodule_url, bad_submodule_url, gitlink, gitlinks,
+from .submodules import (bad_submodule_url, gitlink, gitlinks,
                          register_submodule, submodule_add, submodule_paths,
                          submodule_properties)
 from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_remove,
@@ -72,7 +72,7 @@ __all__ = [
     "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_notes", "merge",
     "merge_commits", "merge_into_head", "push", "remote_add", "remotes", "remotes_containing",
     "tracking_remote",
-    "_bad_submodule_url", "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",
+    "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",
     "submodule_add", "submodule_paths", "submodule_properties",
     "main_worktree", "worktree_add", "worktree_prune", "worktree_remove", "worktree_reset",
 ]

@@ -93,9 +93,6 @@ def bad_submodule_url(url: str) -> str | None:
     return None
 
 
-_bad_submodule_url = bad_submodule_url  # the old private name, for callers not yet moved
-
-
 def submodule_add(root: PathLike, url: str, path: str) -> None:
     # the clone is already in place; file transport is allowed for this one local step
     call_git(["-c", "protocol.file.allow=always", "submodule", "add", "-q", "--", url, path],
