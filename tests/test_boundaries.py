@@ -5,9 +5,13 @@ special remote, archive_remote.py), and the runner inside gitrepo is used by no 
 from __future__ import annotations
 
 import ast
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from recorder import gitrepo
+from tests.conftest import git
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "recorder"
@@ -103,3 +107,63 @@ def test_the_checker_finds_a_planted_violation(rel, source):
 ])
 def test_the_checker_lets_the_rule_s_own_uses_pass(rel, source):
     assert not violations(source, rel)
+
+
+# --- what crosses the boundary: typed outcomes, git's line picked inside gitrepo -------------
+
+
+def _repo(path: Path, text: str = "base\n") -> Path:
+    path.mkdir()
+    git("init", "-q", "-b", "main", cwd=path)
+    (path / "f.txt").write_text(text)
+    git("add", "f.txt", cwd=path)
+    git("commit", "-q", "-m", "base", cwd=path)
+    return path
+
+
+def _commit(path: Path, text: str, message: str) -> str:
+    (path / "f.txt").write_text(text)
+    git("commit", "-q", "-am", message, cwd=path)
+    return git("rev-parse", "HEAD", cwd=path).strip()
+
+
+def test_push_outcome_names_the_refused_ref(tmp_path):
+    origin = tmp_path / "origin.git"
+    git("init", "-q", "--bare", "-b", "main", str(origin), cwd=tmp_path)
+    one = _repo(tmp_path / "one")
+    git("remote", "add", "origin", str(origin), cwd=one)
+    assert gitrepo.push(one, "origin", ["refs/heads/main:refs/heads/main"]).ok
+    git("clone", "-q", str(origin), "two", cwd=tmp_path)
+    _commit(tmp_path / "two", "theirs\n", "theirs")
+    git("push", "-q", "origin", "main", cwd=tmp_path / "two")
+    _commit(one, "ours\n", "ours")
+    outcome = gitrepo.push(one, "origin", ["refs/heads/main:refs/heads/main"])
+    assert outcome.status is gitrepo.GitStatus.REJECTED
+    assert outcome.refused("refs/heads/main") and not outcome.refused("refs/heads/git-annex")
+    assert not isinstance(outcome, subprocess.CompletedProcess)
+
+
+def test_fetch_outcome_carries_git_s_last_line(tmp_path):
+    repo = _repo(tmp_path / "repo")
+    git("remote", "add", "gone", str(tmp_path / "nowhere"), cwd=repo)
+    outcome = gitrepo.fetch(repo, "gone")
+    assert outcome.status is gitrepo.GitStatus.FAILED
+    assert outcome.why and "\n" not in outcome.why  # the one line rr update shows
+
+
+def test_merge_and_cherry_pick_outcomes_name_the_conflicts(tmp_path):
+    repo = _repo(tmp_path / "repo")
+    git("checkout", "-q", "-b", "side", cwd=repo)
+    theirs = _commit(repo, "side\n", "side")
+    git("checkout", "-q", "main", cwd=repo)
+    _commit(repo, "main\n", "main")
+    merged = gitrepo.merge_into_head(repo, "side", ff_only=False)
+    assert merged.status is gitrepo.GitStatus.CONFLICT
+    assert merged.conflicts == ("f.txt",) and merged.why
+    git("merge", "--abort", cwd=repo)
+    picked = gitrepo.cherry_pick_commit(repo, theirs)
+    assert picked.status is gitrepo.GitStatus.CONFLICT and picked.conflicts == ("f.txt",)
+    assert picked.first_line
+    gitrepo.abort_sequencer(repo)
+    assert not gitrepo.sequencer_in_progress(repo)
+    assert gitrepo.merge_into_head(repo, "main", ff_only=True).ok  # already there

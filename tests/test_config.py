@@ -101,7 +101,7 @@ def test_env_names_map_as_datalad_maps_them(var, key):
 @needs_datalad
 def test_env_layer_matches_datalad(monkeypatch):
     """Compared with DataLad's own code, not with a reading of it."""
-    from datalad.config import _update_from_env
+    from datalad.config import _update_from_env  # noqa: PLC0415  heavy, and optional
 
     env = {"DATALAD_RUN_RECORD__SIDECAR": "1", "DATALAD_X_Y__Z_W": "2",
            "DATALAD_CONFIG_OVERRIDES_JSON": json.dumps({"datalad.procedures.a_b.help": "h",
