@@ -167,3 +167,18 @@ def test_merge_and_cherry_pick_outcomes_name_the_conflicts(tmp_path):
     gitrepo.abort_sequencer(repo)
     assert not gitrepo.sequencer_in_progress(repo)
     assert gitrepo.merge_into_head(repo, "main", ff_only=True).ok  # already there
+
+
+# the raw forms kept for rerun.py until the run/replay wing moves to cherry_pick_commit and
+# merge_commits (issue #18); the coordinator empties this after merging
+RAW_FOR_THE_WING = {"cherry_pick", "merge"}
+
+
+def test_no_raw_process_result_leaves_gitrepo():
+    raw = set()
+    for name in gitrepo.__all__:
+        obj = getattr(gitrepo, name)
+        if callable(obj) and "CompletedProcess" in str(getattr(obj, "__annotations__", {})
+                                                        .get("return", "")):
+            raw.add(name)
+    assert raw == RAW_FOR_THE_WING
