@@ -9,8 +9,9 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from . import proc
-from .errors import CommandError, RecorderError, ToolMissingError
+from . import config as cfgkeys
+from . import gitrepo, proc
+from .errors import AnnexError, CommandError, ToolMissingError
 
 _CHUNK_BYTES = 100_000
 
@@ -41,7 +42,7 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     for chunk in _chunks(paths) if paths else [[]]:
         # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
         # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
-        argv = ["git", "annex", args[0], "-c", "annex.dotfiles=true", *args[1:], "--json",
+        argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
                 "--json-error-messages", "--", *chunk]
         result = proc.capture(argv, cwd=root, check=False)
         for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
@@ -58,17 +59,6 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
             raise CommandError(argv[:3], result.returncode,
                                result.stderr.decode("utf-8", "replace"))
     return records
-
-
-class AnnexError(RecorderError):
-    def __init__(self, action: str, failed: list[dict]) -> None:
-        first = failed[0]
-        where = first.get("file") or first.get("key") or "?"
-        why = " ".join(m.strip() for m in first.get("error-messages", []) if m.strip())
-        why = why or first.get("note", "").strip() or "failed"
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        super().__init__(f"git annex {action} failed for {where}: {why}{more}")
-        self.failed = failed
 
 
 def init(root: str | os.PathLike[str], description: str | None = None) -> None:
@@ -195,9 +185,7 @@ def initremote(root: str | os.PathLike[str], name: str, params: Sequence[str]) -
 
 
 def has_annex_branch(root: str | os.PathLike[str]) -> bool:
-    out = proc.capture(["git", "for-each-ref", "--format=%(refname)", "refs/heads/git-annex",
-                        "refs/remotes/*/git-annex"], cwd=root, check=False)
-    return bool(out.stdout.strip())
+    return gitrepo.has_refs(root, ["refs/heads/git-annex", "refs/remotes/*/git-annex"])
 
 
 def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
@@ -206,7 +194,7 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
     ``jobs``: that many transfers at once, done by git-annex."""
     ensure_available()
     for chunk in _chunks(paths) if paths else [["."]]:
-        argv = ["git", "annex", "get", "-c", "annex.dotfiles=true", *_jobs(jobs), "--json",
+        argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *_jobs(jobs), "--json",
                 "--json-error-messages", "--", *chunk]
         failed = []
         # leaving early (an interrupt, or the consumer closing this generator) stops the
@@ -317,14 +305,12 @@ def drop_all(root: str | os.PathLike[str]) -> list[dict]:
 def ensure_archive_remote(root: str | os.PathLike[str]) -> None:
     """The rr archive special remote, initialised once per dataset (clones autoenable it)."""
     ensure_available()
-    info = proc.capture(["git", "config", "remote.rr-archives.annex-externaltype"], cwd=root,
-                        check=False)
-    if info.returncode == 0:
+    name = cfgkeys.RR_ARCHIVES_REMOTE
+    if gitrepo.config_get(root, cfgkeys.remote_key(name, "annex-externaltype")) is not None:
         return
-    enable = proc.capture(["git", "annex", "enableremote", "rr-archives"], cwd=root,
-                          check=False)
+    enable = proc.capture(["git", "annex", "enableremote", name], cwd=root, check=False)
     if enable.returncode != 0:
-        proc.capture(["git", "annex", "initremote", "rr-archives", "type=external",
+        proc.capture(["git", "annex", "initremote", name, "type=external",
                       "externaltype=rrarchive", "encryption=none", "autoenable=true"],
                      cwd=root)
 
@@ -346,7 +332,8 @@ def repair_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> tuple[list
     ensure_available()
     for key in keys:
         proc.capture(["git", "annex", "fsck", "--quiet", "--key", key], cwd=root, check=False)
-    restored, lost = [], []
+    restored: list[str] = []
+    lost: list[str] = []
     for key in keys:
         got = proc.capture(["git", "annex", "get", "--quiet", "--key", key], cwd=root,
                            check=False)

@@ -129,10 +129,10 @@ def _extract_member(archive: str, member: str, dest: str) -> None:
             out.write(src.read())
         return
     with tarfile.open(archive) as tf:
-        src = tf.extractfile(member)
-        if src is None:
+        member_file = tf.extractfile(member)
+        if member_file is None:
             raise RuntimeError(f"{member} is not a file in the archive")
-        with open(dest, "wb") as out:
+        with member_file as src, open(dest, "wb") as out:
             out.write(src.read())
 
 

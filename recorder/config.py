@@ -24,6 +24,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from .errors import RecorderError
+
 ENV_PREFIX = "DATALAD_"
 OVERRIDES_JSON = "DATALAD_CONFIG_OVERRIDES_JSON"
 
@@ -114,6 +116,47 @@ REMOTE_ANNEX_IGNORE = _key("remote.<NAME>.annex-ignore", "bool", False,
                            "git-annex does not use sibling NAME.", scope="git")
 METRICS_FILE = _key("rr.metrics.file", "list", None,
                     "Metrics files rr metrics reads (committed in .datalad/config).")
+
+
+# --- keys rr writes or passes on (not read through the registry) ---------------------------
+ANNEX_UUID = "annex.uuid"  # present once git-annex is initialised in a repository
+ANNEX_DOTFILES_ON = "annex.dotfiles=true"  # a `git annex -c` setting: dotfiles are annexed too
+ANNEX_ALWAYSCOMMIT = "annex.alwayscommit"  # set to false for a job's git-annex (the driver commits)
+RR_ARCHIVES_REMOTE = "rr-archives"  # the special remote that serves files from archives
+
+
+def remote_key(name: str, var: str) -> str:
+    """``remote.NAME.VAR``: ``remote_key("origin", "datalad-publish-depends")``."""
+    return f"remote.{name}.{var}"
+
+
+def submodule_key(name: str, var: str) -> str:
+    """``submodule.NAME.VAR`` (in .gitmodules or .git/config)."""
+    return f"submodule.{name}.{var}"
+
+
+def submodule_section(name: str) -> str:
+    return f"submodule.{name}"
+
+
+def branch_key(branch: str, var: str) -> str:
+    """``branch.BRANCH.VAR`` (``remote``, ``merge``: what a branch tracks)."""
+    return f"branch.{branch}.{var}"
+
+
+def key_parts(key: str, section: str) -> tuple[str, str] | None:
+    """(NAME, VAR) of a ``SECTION.NAME.VAR`` key (``section`` one of remote, submodule,
+    branch), or None when ``key`` is not in that section."""
+    head = f"{section}."
+    if not key.startswith(head):
+        return None
+    name, dot, var = key[len(head):].rpartition(".")
+    return (name, var) if dot else None
+
+
+def prefix(template: str) -> str:
+    """The part of a templated key before ``<NAME>``: ``datalad.run.substitutions.``."""
+    return template.split("<NAME>", 1)[0]
 
 
 def named(template: str, name: str) -> str:
@@ -219,8 +262,6 @@ def typed(key: str, values: list[str] | None) -> Any:
         try:
             return int(last)
         except ValueError:
-            from .errors import RecorderError
-
             raise RecorderError(f"{key} must be a whole number, not {last!r}") from None
     return last
 

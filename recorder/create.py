@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pwd
 import socket
 import uuid
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import RecorderError
+from .lock import dataset_lock
+from .save import register_subdataset
 
 # DataLad's defaults for a new dataset (verified against `datalad create`)
 GITATTRIBUTES = "* annex.backend=MD5E\n**/.git* annex.largefiles=nothing\n"
@@ -88,9 +91,6 @@ def check_subdataset_target(superds: Dataset, path: str | os.PathLike[str] | Non
 def register_in(superds: Dataset, sub: Dataset) -> str:
     """Register ``sub`` as a subdataset of ``superds`` and commit that alone there (the
     gitlink and .gitmodules), with DataLad's message; returns the commit."""
-    from .lock import dataset_lock
-    from .save import register_subdataset
-
     rel = superds.relpath(sub.root)
     with dataset_lock(superds.git_dir, what="rr create"):
         register_subdataset(superds, rel)
@@ -113,8 +113,6 @@ def _write_if_absent(path: Path, text: str) -> None:
 
 def _user() -> str:
     try:
-        import pwd
-
         return pwd.getpwuid(os.getuid()).pw_name
     except (KeyError, ImportError):
         return "user"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import config as cfgkeys
 from . import gitrepo
-from .errors import NoDatasetError, OutsideDatasetError, RecorderError
+from .errors import NoDatasetError, OutsideDatasetError, RecorderError, UnsafePathError
 from .record import DEFAULT_RECORD_DIR
 
 DATALAD_CONFIG = ".datalad/config"
@@ -264,13 +264,6 @@ class Dataset:
     @property
     def git_dir(self) -> Path:
         return Path(gitrepo.git_dir(self.root))
-
-
-class UnsafePathError(OutsideDatasetError):
-    """A path that would make rr read or write outside the dataset (or inside .git)."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        RecorderError.__init__(self, message, hint=hint)
 
 
 def _within(real: str, root: Path) -> bool:

@@ -15,8 +15,10 @@ from urllib.parse import unquote, urlparse
 
 from . import annex, gitrepo
 from .dataset import Dataset
-from .errors import RecorderError, UsageError
+from .errors import RecorderError, UnsafeArchiveError, UsageError
+from .archive_remote import member_url
 from .lock import dataset_lock
+from .save import save
 
 
 @dataclass
@@ -70,8 +72,6 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
                 for target in list(result.files):
                     result.extracted += _extract(ds, target)
                     created += result.extracted
-        from .save import save
-
         msg = message or ("[DATALAD] Download URLs" if not archive else
                           "[DATALAD] Download and extract archives")
         if archive and result.extracted:
@@ -80,8 +80,6 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
         saved = save(ds, created, base=ds.root, message=msg + "\n\nURLs:\n  " +
                      "\n  ".join(urls))
         if archive:
-            from .archive_remote import member_url
-
             pairs = []
             for target in result.files:
                 akey = annex.lookupkey(ds.root, target)
@@ -98,7 +96,7 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
             full = ds.root / t
             if full.is_symlink() or full.is_file():
                 full.unlink()
-        gitrepo.call_git(["reset", "-q", "--", *created], ds.root) if created else None
+        gitrepo.unstage(ds.root, created)
         raise
     return result
 
@@ -151,13 +149,6 @@ def _extract(ds: Dataset, target: str) -> list[str]:
         for f in files:
             out.append(ds.relpath(Path(dirpath) / f))
     return sorted(out)
-
-
-class UnsafeArchiveError(RecorderError):
-    def __init__(self, name: str, why: str) -> None:
-        super().__init__(f"unsafe member in archive: {name!r} {why}; nothing was extracted",
-                         hint="rr only extracts regular files, directories and links that "
-                              "stay inside the extraction directory")
 
 
 def _check_name(name: str) -> None:

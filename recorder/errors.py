@@ -111,3 +111,28 @@ class InterruptedError_(RecorderError):
 
 
 Interrupted = InterruptedError_
+
+
+class AnnexError(RecorderError):
+    def __init__(self, action: str, failed: list[dict]) -> None:
+        first = failed[0]
+        where = first.get("file") or first.get("key") or "?"
+        why = " ".join(m.strip() for m in first.get("error-messages", []) if m.strip())
+        why = why or first.get("note", "").strip() or "failed"
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        super().__init__(f"git annex {action} failed for {where}: {why}{more}")
+        self.failed = failed
+
+
+class UnsafePathError(OutsideDatasetError):
+    """A path that would make rr read or write outside the dataset (or inside .git)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        RecorderError.__init__(self, message, hint=hint)
+
+
+class UnsafeArchiveError(RecorderError):
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"unsafe member in archive: {name!r} {why}; nothing was extracted",
+                         hint="rr only extracts regular files, directories and links that "
+                              "stay inside the extraction directory")

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from .errors import RecorderError
+
 LOCK_FILE = "rr.lock"
 INFLIGHT_DIR = "rr-runs"
 INHERITED_ENV = "RR_LOCKED"  # os.pathsep-separated git dirs whose lock a parent rr holds
@@ -77,8 +79,6 @@ def dataset_lock(git_dir: Path, *, what: str = "",
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        from .errors import RecorderError
-
         raise RecorderError(f"cannot lock the dataset ({path}): {exc.strerror}",
                             hint="is the dataset read-only? rr needs to write to its .git "
                                  "directory") from None

@@ -150,15 +150,12 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
             chosen.append((", ".join(names.get(sha, [])) or sha[:8], sha))
         return chosen
     if all_tags:
-        for line in gitrepo.call_git_lines(["for-each-ref", "--sort=creatordate",
-                                            "--format=%(refname:short)", "refs/tags"],
-                                           ds.root):
+        for line in gitrepo.ref_names(ds.root, "refs/tags", by_date=True):
             sha = gitrepo.resolve_commit(ds.root, f"refs/tags/{line}")
             if sha:
                 chosen.append((line, sha))
     if all_branches:
-        for line in gitrepo.call_git_lines(["for-each-ref", "--format=%(refname:short)",
-                                            "refs/heads"], ds.root):
+        for line in gitrepo.ref_names(ds.root, "refs/heads"):
             if line == "git-annex" or line.startswith("synced/"):
                 continue
             sha = gitrepo.resolve_commit(ds.root, f"refs/heads/{line}")
@@ -167,8 +164,7 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
         # a collaborator's branches fetched by rr update (origin/randomforest); one that is
         # where the local branch of its name is adds nothing
         local = dict(chosen)
-        for line in gitrepo.call_git_lines(["for-each-ref", "--format=%(refname:short)",
-                                            "refs/remotes"], ds.root):
+        for line in gitrepo.ref_names(ds.root, "refs/remotes"):
             remote_name, _, name = line.partition("/")
             if not name or name in ("HEAD", "git-annex") or name.startswith("synced/"):
                 continue

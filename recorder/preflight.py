@@ -35,6 +35,7 @@ def check_run(ds: Dataset, runtime: str | None = None) -> None:
                             hint="finish it (git commit) or abort it (git merge --abort / "
                                  "git cherry-pick --abort) first")
     if runtime in ("docker", "podman"):
-        from .containers import docker
+        # loaded only when a container runs: rr run's start-up without one stays as it was
+        from .containers import docker  # noqa: PLC0415  start-up of rr run
 
         docker.require_engine(runtime)

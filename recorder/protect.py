@@ -14,9 +14,12 @@ file rewrites the only copy of that content, and nothing in git notices.  rr the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -137,8 +140,6 @@ class ObjectWatch:
     MARGIN_NS = 20_000_000  # inode times come from a coarse clock: start the window earlier
 
     def __init__(self, ds: Dataset, has_commits: bool, inputs: Sequence[str] = ()) -> None:
-        import threading
-
         self.ds = ds
         self.enabled = ds.is_annex and has_commits
         self.full = self.enabled and not protected()
@@ -158,8 +159,6 @@ class ObjectWatch:
             self._links = []
 
     def check_async(self) -> None:
-        import threading
-
         if not self.full:
             return
         self._checker = threading.Thread(target=self._stat, daemon=True)
@@ -220,8 +219,6 @@ def key_matches(key: str, path: Path | str) -> bool | None:
     algo = _HASHES.get(backend.rstrip("E"))
     if algo is None:
         return None
-    import hashlib  # only when content is checked: its import costs start-up time
-
     digest = key.split("--", 1)[1] if "--" in key else ""
     if backend.endswith("E"):
         digest = digest.split(".", 1)[0]
@@ -244,8 +241,6 @@ def fs_now(ds: Dataset) -> int:
         os.utime(stamp)
         return os.stat(stamp).st_ctime_ns
     except OSError:
-        import time
-
         return time.time_ns() - 50_000_000
 
 
@@ -283,7 +278,8 @@ def damaged_objects(ds: Dataset, since_ns: int, paths: Sequence[str] | None = No
         return []
     if paths is None:
         objects = _objects_dir(ds)
-        candidates = iter_objects(objects) if objects.is_dir() else iter(())
+        candidates: Iterable[tuple[str, str | Path, os.stat_result]] = \
+            iter_objects(objects) if objects.is_dir() else iter(())
     else:
         candidates = _objects_of(ds, paths)
     bad = {k: p for k, p, st in candidates if _suspect(k, p, st, since_ns, written)}
@@ -300,9 +296,9 @@ def damaged_since_recorded(ds: Dataset, paths: Sequence[str] | None = None) -> l
     through its link later is (what ``rr status`` shows as damaged)."""
     if not ds.is_annex:
         return []
-    out = gitrepo.call_git_optional(["log", "-1", "--format=%ct", "HEAD"], ds.root)
+    seconds = gitrepo.head_commit_time(ds.root)
     # commit times are whole seconds: content added in the second of the commit is not new
-    since = (int(out.strip()) + 1) * 1_000_000_000 if out and out.strip().isdigit() else 0
+    since = (seconds + 1) * 1_000_000_000 if seconds is not None else 0
     try:
         since = max(since, os.stat(ds.git_dir / "annex" / "index").st_mtime_ns + 1)
     except OSError:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import annex, gitrepo
+from . import config as cfgkeys
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
@@ -253,9 +254,9 @@ def _unregister(ds: Dataset, names: dict[str, str]) -> None:
     if not names:
         return
     for name in names.values():
-        gitrepo.config_remove_section(ds.root, f"submodule.{name}",
+        gitrepo.config_remove_section(ds.root, cfgkeys.submodule_section(name),
                                       file=str(ds.root / ".gitmodules"))
-        gitrepo.config_remove_section(ds.root, f"submodule.{name}")
+        gitrepo.config_remove_section(ds.root, cfgkeys.submodule_section(name))
     if (ds.root / ".gitmodules").exists():
         gitrepo.add(ds.root, [".gitmodules"])
 

@@ -14,7 +14,7 @@ from .subdatasets import installed, split_by_dataset
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .gitrepo import StatusEntry
-from .lock import dataset_lock, deferred_signals, inflight_runs
+from .lock import InFlight, dataset_lock, deferred_signals, inflight_runs
 
 
 @dataclass
@@ -88,10 +88,11 @@ def register_subdataset(ds: Dataset, rel: str) -> None:
                             hint=f"commit something in it first (cd {rel} && rr save)")
     gitmodules = str(ds.root / ".gitmodules")
     url = f"./{rel}"
-    gitrepo.config_set(ds.root, f"submodule.{rel}.path", rel, file=gitmodules)
-    gitrepo.config_set(ds.root, f"submodule.{rel}.url", url, file=gitmodules)
+    gitrepo.config_set(ds.root, cfgkeys.submodule_key(rel, "path"), rel, file=gitmodules)
+    gitrepo.config_set(ds.root, cfgkeys.submodule_key(rel, "url"), url, file=gitmodules)
     if sub.id:
-        gitrepo.config_set(ds.root, f"submodule.{rel}.datalad-id", sub.id, file=gitmodules)
+        gitrepo.config_set(ds.root, cfgkeys.submodule_key(rel, "datalad-id"), sub.id,
+                           file=gitmodules)
     gitrepo.register_submodule(ds.root, rel, url)
 
 
@@ -108,7 +109,7 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
     ``head``: HEAD's commit when the caller knows it (None: no commit yet; False: ask git).
     """
     with dataset_lock(ds.git_dir):
-        before = ds.head() if head is False else head
+        before = ds.head() if isinstance(head, bool) else head
         paths = stage(ds, entries, message)
         staged = gitrepo.staged_paths(ds.root, paths if only else None, head=before)
         ensure_staged(ds, entries, staged)
@@ -225,10 +226,14 @@ def _leave_inflight_outputs(ds: Dataset, entries: list[StatusEntry], explicit: b
     runs = inflight_runs(ds.git_dir)
     if not runs:
         return entries
-    keep, claimed = [], []
+    keep: list[StatusEntry] = []
+    claimed: list[tuple[StatusEntry, InFlight]] = []
     for e in entries:
         owner = next((r for r in runs if r.claims(e.path)), None)
-        (claimed if owner else keep).append((e, owner))
+        if owner is None:
+            keep.append(e)
+        else:
+            claimed.append((e, owner))
     if claimed and explicit:
         e, owner = claimed[0]
         raise RecorderError(f"{e.path} is a declared output of a run still going "
@@ -237,10 +242,10 @@ def _leave_inflight_outputs(ds: Dataset, entries: list[StatusEntry], explicit: b
     if claimed:
         sys.stderr.write(f"rr: left out {len(claimed)} path(s) that a run still going "
                          f"(pid {claimed[0][1].pid}) declared as its outputs\n")
-    return [e for e, _ in keep]
+    return keep
 
 
 def _head_time_ns(ds: Dataset) -> int:
     """Commit time of HEAD (content changed after it is suspect), or 0 without commits."""
-    out = gitrepo.call_git_optional(["log", "-1", "--format=%ct", "HEAD"], ds.root)
-    return int(out.strip()) * 1_000_000_000 if out and out.strip().isdigit() else 0
+    seconds = gitrepo.head_commit_time(ds.root)
+    return seconds * 1_000_000_000 if seconds is not None else 0

@@ -88,11 +88,11 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
             gitrepo.register_submodule(superds.root, rel, src)
             gitmodules = str(superds.root / ".gitmodules")
             if sub.id:
-                gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-id", sub.id,
-                                   file=gitmodules)
+                gitrepo.config_set(superds.root, cfgkeys.submodule_key(rel, "datalad-id"),
+                                   sub.id, file=gitmodules)
             if is_url(source):  # as DataLad records it (its first choice when installing)
-                gitrepo.config_set(superds.root, f"submodule.{rel}.datalad-url", source,
-                                   file=gitmodules)
+                gitrepo.config_set(superds.root, cfgkeys.submodule_key(rel, "datalad-url"),
+                                   source, file=gitmodules)
             gitrepo.add(superds.root, [".gitmodules", rel])
             result.commit = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
                                            only=[".gitmodules", rel])
@@ -185,12 +185,12 @@ def siblings(ds: Dataset) -> list[Sibling]:
     out = []
     cfg = ds.config
     for name, url in gitrepo.remotes(ds.root).items():
-        deps = cfg.get_all(f"remote.{name}.datalad-publish-depends")
+        deps = cfg.get_all(cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS, name))
         out.append(Sibling(name, url, "git", deps))
     for key, values in cfg.values.items():
-        if key.startswith("remote.") and key.endswith(".annex-rsyncurl"):
-            name = key[len("remote."):-len(".annex-rsyncurl")]
-            out.append(Sibling(name, values[-1], "annex-special"))
+        parts = cfgkeys.key_parts(key, "remote")
+        if parts and parts[1] == "annex-rsyncurl":
+            out.append(Sibling(parts[0], values[-1], "annex-special"))
     return out
 
 
@@ -203,12 +203,12 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
         target = Path(os.path.normpath(Path.cwd() / url))
         if not target.exists():
             target.mkdir(parents=True)
-            gitrepo.call_git(["init", "-q", "--bare"], target)
+            gitrepo.init(target, bare=True)
         if ds.is_annex and (target / "HEAD").exists() and (target / "objects").is_dir() \
-                and gitrepo.call_git_optional(["config", "annex.uuid"], target) is None:
+                and gitrepo.config_get(target, cfgkeys.ANNEX_UUID) is None:
             annex.init(target)  # a bare repository can then hold annexed content
         url = str(target)
-    gitrepo.call_git(["remote", "add", name, url], ds.root)
+    gitrepo.remote_add(ds.root, name, url)
     deps = []
     if data_dir:
         # an rsync special remote: unlike a directory remote it keeps its location in the
@@ -222,8 +222,8 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
         special = f"{name}-storage"
         annex.initremote(ds.root, special, ["type=rsync", f"rsyncurl={location}",
                                             "encryption=none", "autoenable=true"])
-        gitrepo.config_set(ds.root, f"remote.{name}.datalad-publish-depends", special)
-        gitrepo.config_set(ds.root, f"remote.{name}.annex-ignore", "true")
+        gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS, name), special)
+        gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.REMOTE_ANNEX_IGNORE, name), "true")
         deps.append(special)
     ds.reload_config()
     return Sibling(name, url, "git", deps)
@@ -277,31 +277,27 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
         refs.append(f"{notes}:{notes}")
     result = gitrepo.push(ds.root, to, refs)
     for _ in range(3):  # the sibling may move on again meanwhile: a few rounds
-        if result.returncode == 0:
+        if result.ok:
             break
-        text = (result.stdout + result.stderr).decode("utf-8", "replace")
-        rejected = _rejected(text)
-        merge_annex = "refs/heads/git-annex:" in rejected
-        merge_notes = f"{notes}:" in rejected
-        if not (merge_annex or merge_notes) or (branch and f"refs/heads/{branch}:" in rejected):
+        merge_annex = result.refused("refs/heads/git-annex")
+        merge_notes = result.refused(notes)
+        if not (merge_annex or merge_notes) or (branch and result.refused(f"refs/heads/{branch}")):
             break
         if merge_annex:  # the sibling's git-annex branch moved on: merge it and push again
-            gitrepo.call_git(["fetch", "-q", to, "git-annex"], ds.root)
+            gitrepo.fetch_branch(ds.root, to, "git-annex")
             annex.merge(ds.root)
         if merge_notes:  # the sibling has notes this dataset lacks: the union, then push
             merge_sibling_notes(ds, to)
         result = gitrepo.push(ds.root, to, refs)
-    if result.returncode != 0:
-        text = (result.stdout + result.stderr).decode("utf-8", "replace")
-        if "non-fast-forward" in text or "rejected" in text or "fetch first" in text:
+    if not result.ok:
+        if result.status is gitrepo.GitStatus.REJECTED:
             raise RecorderError(f"push to {to} was rejected: the sibling has commits this "
                                 "dataset does not have",
                                 hint=f"bring them in first (git pull {to} {branch}), then "
                                      "push again")
-        raise RecorderError(f"push to {to} failed: "
-                            f"{text.strip().splitlines()[-1] if text.strip() else ''}")
+        raise RecorderError(f"push to {to} failed: {result.why}")
     tags = gitrepo.push(ds.root, to, ["--tags"])
-    if tags.returncode != 0:
+    if not tags.ok:
         raise RecorderError(f"pushing tags to {to} failed")
     return PushResult(to, branch, copied, refs)
 
@@ -315,10 +311,6 @@ def merge_sibling_notes(ds: Dataset, sibling: str) -> bool:
     with deferred_signals():  # Ctrl-C waits: the notes ref moves once, to the merge
         gitrepo.merge_notes(ds.root, side)
     return True
-
-
-def _rejected(text: str) -> str:
-    return " ".join(line for line in text.splitlines() if line.startswith("!"))
 
 
 __all__ = ["clone", "get", "drop", "push", "add_sibling", "siblings", "DATALAD_CONFIG"]

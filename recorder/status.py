@@ -280,8 +280,7 @@ def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str]
 
 
 def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
-    out = gitrepo.call_git_optional(["rev-parse", "-q", "--verify", f"{rev}:{sub}"], ds.root)
-    return out.strip() if out else None
+    return gitrepo.object_id(ds.root, f"{rev}:{sub}")
 
 
 def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | None,

@@ -128,7 +128,7 @@ def sources(ds: Dataset, rel: str, url: str) -> list[Source]:
     unique = []
     for src in out:
         if src.url in seen or src.url == str(ds.root / rel) or \
-                gitrepo._bad_submodule_url(src.url):
+                gitrepo.bad_submodule_url(src.url):
             continue
         seen.add(src.url)
         unique.append(src)
@@ -255,11 +255,7 @@ def gitmodules(ds: Dataset) -> dict[str, dict[str, str]]:
     checked = ds.subdatasets()
     if not checked:
         return {}
-    props: dict[str, dict[str, str]] = {}
-    for key, value in gitrepo.config_list(ds.root, file=str(ds.root / ".gitmodules")):
-        if key.startswith("submodule."):
-            name, _, prop = key[len("submodule."):].rpartition(".")
-            props.setdefault(name, {})[prop] = value
+    props = gitrepo.submodule_properties(ds.root)
     out: dict[str, dict[str, str]] = {}
     for name, entry in props.items():
         if entry.get("path") in checked:

@@ -21,6 +21,7 @@ from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
 from .sharing import merge_sibling_notes
+from .subdatasets import installed
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
 FOLLOWS = ("sibling", "parentds")
@@ -69,10 +70,9 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
     names = [sibling] if sibling is not None else list(gitrepo.remotes(ds.root))
     fetched = False
     for name in names:
-        result = gitrepo.fetch(ds.root, name)
-        if result.returncode != 0:
-            text = (result.stderr or b"").decode("utf-8", "replace").strip()
-            why = text.splitlines()[-1] if text else f"git fetch exited {result.returncode}"
+        outcome = gitrepo.fetch(ds.root, name)
+        if not outcome.ok:
+            why = outcome.why
             if sibling is not None and rel == ".":
                 raise RecorderError(f"cannot fetch from {name}: {why}")
             yield Result("update", rel, ERROR, "fetch", "dataset",
@@ -162,8 +162,8 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
     with deferred_signals():  # Ctrl-C waits: git ends merged or in its conflict state
         outcome = gitrepo.merge_into_head(ds.root, theirs if fast_forward else short,
                                           ff_only=fast_forward)
-    if outcome.returncode != 0:
-        conflicts = gitrepo.unmerged_paths(ds.root)
+    if not outcome.ok:
+        conflicts = outcome.conflicts
         if conflicts:
             shown = ", ".join(conflicts[:3]) + (f" (and {len(conflicts) - 3} more)"
                                                 if len(conflicts) > 3 else "")
@@ -171,7 +171,7 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
                 f"merging {short} into {branch} stopped at conflicts in {shown}; "
                 "the dataset is in git's merge state",
                 hint="resolve them and rr save, or go back with: git merge --abort")
-        raise RecorderError(f"merging {short} into {branch} failed: {_why(outcome)}",
+        raise RecorderError(f"merging {short} into {branch} failed: {outcome.why}",
                             hint="nothing was changed; see git status")
     extra["to"] = ds.head()
     state = "fast-forward" if fast_forward else "merged"
@@ -180,21 +180,11 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
                   extra)
 
 
-def _why(outcome) -> str:
-    """The line of a failed git command that says why ('error: ...' first)."""
-    lines = [ln.strip() for ln in (outcome.stderr or outcome.stdout or b"")
-             .decode("utf-8", "replace").splitlines() if ln.strip()]
-    return next((ln for ln in lines if ln.startswith(("error:", "fatal:"))),
-                lines[0] if lines else f"git exited {outcome.returncode}")
-
-
 # --- subdatasets ----------------------------------------------------------------------------
 
 
 def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
                         ) -> Iterator[Result]:
-    from .subdatasets import installed
-
     for sub_rel in sorted(ds.subdatasets()):
         if not installed(ds, sub_rel):
             continue
@@ -264,8 +254,8 @@ def _to_recorded(ds: Dataset, sub: Dataset, path: str, sub_rel: str, how: str) -
                       "together (rr update --how merge)", extra)
     with deferred_signals():
         outcome = gitrepo.merge_into_head(sub.root, recorded, ff_only=fast_forward)
-    if outcome.returncode != 0:
-        conflicts = gitrepo.unmerged_paths(sub.root)
+    if not outcome.ok:
+        conflicts = outcome.conflicts
         return Result("update", path, ERROR, "conflict" if conflicts else "", "dataset",
                       f"merging the recorded commit {recorded[:8]} into {branch} stopped at "
                       f"conflicts in {', '.join(conflicts[:3])}; resolve and rr save, or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -26,17 +27,64 @@ def test_readme_table_is_the_registry():
         "README config table is stale: regenerate it from recorder/config.py"
 
 
+# a string or f-string that starts like a config key rr reads, in any case
+KEY_START = re.compile(r"^(datalad|rr|remote|annex|submodule)\.", re.I)
+# strings of that shape that are no config key
+NOT_KEYS = {"rr.lock": "lock.LOCK_FILE, a file name in .git/",
+            "rr.container.image": "a field of the run record (record.py)"}
+# issue #18: the containers are rebuilt beside this change (their keys move to config.py);
+# the coordinator empties this temporary allowance after merging
+KEY_ALLOWANCE = ("recorder/containers/", "recorder/array.py")
+
+
+def key_literals(source: str, rel: str) -> list[str]:
+    """Config keys spelled in ``source`` (the module ``rel``): every string constant and the
+    literal start of every f-string, docstrings included."""
+    if rel == "recorder/config.py":
+        return []
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        text = None
+        if isinstance(node, ast.JoinedStr):
+            first = node.values[0] if node.values else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                text = first.value
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            text = node.value
+        if text is not None and KEY_START.match(text) and text not in NOT_KEYS:
+            found.append(f"{rel}:{node.lineno}: {text!r}")
+    return found
+
+
 def test_no_key_strings_outside_the_registry():
     """Keys rr reads are spelled once, in recorder/config.py."""
-    pattern = re.compile(r"""config\.(?:get|get_all|get_bool|get_local|get_all_local|typed)\(\s*f?["']""")
     offenders = []
-    for path in (ROOT / "recorder").rglob("*.py"):
-        if path.name == "config.py" and path.parent.name == "recorder":
-            continue
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if pattern.search(line) and "containers" not in path.parts:
-                offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()}")
+    for path in sorted((ROOT / "recorder").rglob("*.py")):
+        rel = path.relative_to(ROOT).as_posix()
+        if not rel.startswith(KEY_ALLOWANCE):
+            offenders += key_literals(path.read_text(encoding="utf-8"), rel)
     assert not offenders, "\n".join(offenders)
+
+
+@pytest.mark.parametrize("source", [
+    'ds.config.get("datalad.run.record-sidecar")',
+    'key = f"remote.{name}.datalad-publish-depends"',
+    "cfg.get_all('rr.metrics.file')",
+    'gitrepo.config_get(root, "annex.uuid")',
+    'gitrepo.config_set(root, f"submodule.{rel}.url", url)',
+    'if key.startswith("remote.") and key.endswith(".annex-rsyncurl"): pass',
+    'PREFIX = "DataLad.containers."',
+    'def f():\n    """datalad.x.y is read here."""',
+])
+def test_the_key_check_finds_a_planted_literal(source):
+    assert key_literals(source, "recorder/x.py")
+
+
+def test_the_key_check_lets_the_registry_and_prose_pass():
+    assert not key_literals('X = _key("datalad.dataset.id", "str", None, "")',
+                            "recorder/config.py")
+    assert not key_literals('LOCK_FILE = "rr.lock"\nmsg = "see datalad.run.x"\n'
+                            'k = cfgkeys.remote_key(name, "annex-ignore")', "recorder/x.py")
 
 
 @pytest.mark.parametrize("var, key", [
@@ -53,7 +101,7 @@ def test_env_names_map_as_datalad_maps_them(var, key):
 @needs_datalad
 def test_env_layer_matches_datalad(monkeypatch):
     """Compared with DataLad's own code, not with a reading of it."""
-    from datalad.config import _update_from_env
+    from datalad.config import _update_from_env  # noqa: PLC0415  heavy, and optional
 
     env = {"DATALAD_RUN_RECORD__SIDECAR": "1", "DATALAD_X_Y__Z_W": "2",
            "DATALAD_CONFIG_OVERRIDES_JSON": json.dumps({"datalad.procedures.a_b.help": "h",

@@ -1,0 +1,78 @@
+"""git, and the only code in rr that starts it.  Arranged by git concept:
+
+- ``_runner``: the private runner (builds the argv, starts git through :mod:`recorder.proc`)
+- ``refs``: the repository, HEAD, branches, tags, ref transactions
+- ``history``: logs, ancestry, rr's notes
+- ``objects``: trees, blobs, diffs, commits written without a checkout
+- ``index``: status, listing, staging, checkout and reset of the work tree
+- ``commit``: committing the index, and the checks around it
+- ``worktrees``: linked worktrees
+- ``submodules``: .gitmodules, gitlinks
+- ``config``: git's configuration
+- ``remotes``: clone, fetch, push, merge, cherry-pick (typed outcomes)
+
+``from recorder import gitrepo; gitrepo.head_sha(root)``: every public name is here.
+"""
+
+from __future__ import annotations
+
+from ._runner import PathLike, git_dir, nul_paths
+# the runner's calls, for the modules issue #18 rebuilds (rerun.py, procedures.py); nothing
+# else uses them (tests/test_boundaries.py), and they go when those modules have moved
+from ._runner import (call_git, call_git_lines, call_git_optional, call_git_success,
+                      call_git_z)
+from .commit import (commit, ensure_no_index_lock, stripspace, write_commit_editmsg)
+from .config import (config_get, config_list, config_parses, config_remove_section,
+                     config_set, config_unset_all, upstream)
+from .history import (NOTES_REF, NOTES_SIDE, LogEntry, add_note, describe, first_parent_chain,
+                      head_commit_time, is_ancestor, iter_log, last_commit_touching,
+                      merge_notes, rev_list, unpushed_commits)
+from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
+                    checkout_paths, clean_untracked, forget, iter_status, ls_files,
+                    ls_files_stage, ls_files_symlinks, read_tree_update, reset_hard, rm,
+                    sequencer_in_progress, set_branch_and_checkout, staged_paths, unmerged_paths,
+                    unstage, unstaged_paths, untracked_paths)
+from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit_tree,
+                      diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
+                      iter_diff_raw, object_types, small_blobs, tree_files)
+from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
+                   init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
+                   update_ref, update_refs)
+from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome, cherry_pick,
+                      cherry_pick_commit, clone, fetch, fetch_branch, fetch_notes, merge,
+                      merge_commits, merge_into_head, push, remote_add, remotes,
+                      remotes_containing, tracking_remote)
+from .submodules import (bad_submodule_url, gitlink, gitlinks,
+                         register_submodule, submodule_add, submodule_paths,
+                         submodule_properties)
+from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_remove,
+                        worktree_reset)
+
+__all__ = [
+    "PathLike", "git_dir", "nul_paths",
+    "call_git", "call_git_lines", "call_git_optional", "call_git_success", "call_git_z",
+    "commit", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
+    "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
+    "config_unset_all", "upstream",
+    "NOTES_REF", "NOTES_SIDE", "LogEntry", "add_note", "describe", "first_parent_chain",
+    "head_commit_time", "is_ancestor", "iter_log", "last_commit_touching", "merge_notes",
+    "rev_list", "unpushed_commits",
+    "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
+    "clean_untracked", "forget", "iter_status", "ls_files", "ls_files_stage",
+    "ls_files_symlinks", "read_tree_update", "reset_hard", "rm", "sequencer_in_progress",
+    "set_branch_and_checkout", "staged_paths", "unmerged_paths", "unstage", "unstaged_paths",
+    "untracked_paths",
+    "NULL_SHA", "DiffEntry", "cat_file_batch", "changed_files", "commit_tree", "diff_names",
+    "diff_tree_commits", "empty_tree", "fast_import", "hash_files_raw", "iter_diff_raw",
+    "object_types", "small_blobs", "tree_files",
+    "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",
+    "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",
+    "update_ref", "update_refs",
+    "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome", "cherry_pick",
+    "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_notes", "merge",
+    "merge_commits", "merge_into_head", "push", "remote_add", "remotes", "remotes_containing",
+    "tracking_remote",
+    "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",
+    "submodule_add", "submodule_paths", "submodule_properties",
+    "main_worktree", "worktree_add", "worktree_prune", "worktree_remove", "worktree_reset",
+]

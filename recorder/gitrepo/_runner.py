@@ -1,0 +1,112 @@
+"""The git runner: the only code in rr that builds a git argv and starts git (through
+:mod:`recorder.proc`).  Private to :mod:`recorder.gitrepo`; the rest of rr calls the named
+functions of the package, never these."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .. import proc
+
+PathLike = str | os.PathLike[str]
+
+LITERAL_PATHSPECS = {"GIT_LITERAL_PATHSPECS": "1"}
+
+
+def run(
+    args: Sequence[str],
+    cwd: PathLike,
+    *,
+    input: bytes | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+) -> proc.CompletedProcess[bytes]:
+    """``git ARGS`` to completion; with ``check`` a non-zero exit raises CommandError."""
+    return proc.capture(["git", *args], cwd=cwd, input=input, check=check, env=env)
+
+
+def call_git(args: Sequence[str], cwd: PathLike, *, input: bytes | None = None,
+             env: dict[str, str] | None = None) -> str:
+    """stdout of ``git ARGS`` as text."""
+    return run(args, cwd, input=input, env=env).stdout.decode("utf-8", "surrogateescape")
+
+
+def call_git_lines(args: Sequence[str], cwd: PathLike) -> list[str]:
+    return call_git(args, cwd).splitlines()
+
+
+def split_z(out: str) -> list[str]:
+    items = out.split("\0")
+    if items and items[-1] == "":
+        items.pop()
+    return items
+
+
+def call_git_z(args: Sequence[str], cwd: PathLike, *, input: bytes | None = None,
+               env: dict[str, str] | None = None) -> list[str]:
+    """NUL-separated stdout of ``git ARGS`` as a list (empty items dropped at the end)."""
+    return split_z(call_git(args, cwd, input=input, env=env))
+
+
+def call_git_success(args: Sequence[str], cwd: PathLike) -> bool:
+    return run(args, cwd, check=False).returncode == 0
+
+
+def call_git_optional(args: Sequence[str], cwd: PathLike) -> str | None:
+    """stdout of ``git ARGS``, or None when git exits non-zero."""
+    done = run(args, cwd, check=False)
+    if done.returncode != 0:
+        return None
+    return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def nul_paths(paths: Iterable[str]) -> bytes:
+    return b"".join(p.encode("utf-8", "surrogateescape") + b"\0" for p in paths)
+
+
+def call_git_paths(args: Sequence[str], root: PathLike, paths: Sequence[str]) -> str:
+    """stdout of ``git ARGS`` over exactly ``paths`` (literal pathspecs fed on stdin)."""
+    return call_git([*args, "--pathspec-from-file=-", "--pathspec-file-nul"], root,
+                    input=nul_paths(paths), env=LITERAL_PATHSPECS)
+
+
+def argv_chunks(paths: Sequence[str], limit: int = 100_000) -> list[list[str]]:
+    chunks: list[list[str]] = [[]]
+    size = 0
+    for p in paths:
+        if chunks[-1] and size + len(p) > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(p)
+        size += len(p) + 1
+    return chunks if chunks[0] else []
+
+
+def call_git_z_paths(args: Sequence[str], root: PathLike, paths: Sequence[str]) -> list[str]:
+    """NUL-separated output of a git command over literal pathspecs given in argv chunks
+    (for commands without --pathspec-from-file)."""
+    out: list[str] = []
+    for chunk in argv_chunks(paths):
+        text = run([*args, "--", *chunk], root, env=LITERAL_PATHSPECS).stdout
+        out += split_z(text.decode("utf-8", "surrogateescape"))
+    return out
+
+
+_GIT_DIRS: dict[str, str] = {}
+
+
+def git_dir(root: PathLike) -> str:
+    """The repository's git directory (absolute), cached per root."""
+    key = os.fspath(root)
+    cached = _GIT_DIRS.get(key)
+    if cached:
+        return cached
+    dotgit = Path(root) / ".git"
+    if dotgit.is_dir():
+        result = str(dotgit)
+    else:
+        result = call_git(["rev-parse", "--absolute-git-dir"], root).strip()
+    _GIT_DIRS[key] = result
+    return result

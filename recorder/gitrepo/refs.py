@@ -1,0 +1,126 @@
+"""Refs: the repository itself, HEAD, branches, tags, and ref transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._runner import (PathLike, call_git, call_git_lines, call_git_optional, call_git_success,
+                      git_dir)
+
+
+def init(path: PathLike, *, bare: bool = False) -> None:
+    call_git(["init", "-q", *(["--bare"] if bare else [])], path)
+
+
+def head_sha(root: PathLike) -> str | None:
+    """The commit HEAD points to (None before the first commit).  Read from HEAD and a loose
+    branch ref when they are plain files (git writes both atomically), else asked of git."""
+    fast = _head_from_files(Path(git_dir(root)))
+    if fast is not None:
+        return fast
+    out = call_git_optional(["rev-parse", "-q", "--verify", "HEAD^{commit}"], root)
+    return out.strip() if out else None
+
+
+def _is_object_id(text: str) -> bool:
+    return len(text) in (40, 64) and all(c in "0123456789abcdef" for c in text)
+
+
+def _head_from_files(gd: Path) -> str | None:
+    try:
+        head = (gd / "HEAD").read_text(encoding="ascii", errors="replace").strip()
+        if _is_object_id(head):
+            return head  # detached
+        if not head.startswith("ref: refs/heads/") or ".." in head:
+            return None
+        ref = head[len("ref: "):]
+        common = gd
+        if (gd / "commondir").is_file():  # a linked worktree: branches live in the main one
+            common = (gd / (gd / "commondir").read_text().strip()).resolve()
+        sha = (common / ref).read_text(encoding="ascii", errors="replace").strip()
+        return sha if _is_object_id(sha) else None
+    except OSError:
+        return None  # packed, unborn, or not plain files: git knows
+
+
+def current_branch(root: PathLike) -> str | None:
+    """The branch HEAD is on (None when detached), read from HEAD itself when it is a plain
+    file (no process), else from git."""
+    try:
+        text = (Path(git_dir(root)) / "HEAD").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    if text.startswith("ref: refs/heads/"):
+        return text[len("ref: refs/heads/"):].strip()
+    if text and not text.startswith("ref:"):
+        return None  # detached: HEAD holds a commit id
+    out = call_git_optional(["symbolic-ref", "-q", "--short", "HEAD"], root)
+    return out.strip() if out else None
+
+
+def resolve_commit(root: PathLike, rev: str) -> str | None:
+    out = call_git_optional(["rev-parse", "-q", "--verify", f"{rev}^{{commit}}"], root)
+    return out.strip() if out else None
+
+
+def object_id(root: PathLike, spec: str) -> str | None:
+    """The object ``spec`` names (``REV:PATH``, a ref...), or None when there is none."""
+    out = call_git_optional(["rev-parse", "-q", "--verify", spec], root)
+    return out.strip() if out else None
+
+
+def tag(root: PathLike, name: str, rev: str = "HEAD") -> None:
+    call_git(["tag", name, rev], root)
+
+
+def check_ref_format_tag(root: PathLike, name: str) -> bool:
+    return call_git_success(["check-ref-format", f"refs/tags/{name}"], root)
+
+
+def branch_exists(root: PathLike, name: str) -> bool:
+    return call_git_success(["show-ref", "--verify", "--quiet", f"refs/heads/{name}"], root)
+
+
+def ref_names(root: PathLike, prefix: str, *, by_date: bool = False) -> list[str]:
+    """Short names of the refs under ``prefix`` (``refs/tags``, ``refs/heads``...), in
+    refname order or, with ``by_date``, oldest first."""
+    sort = ["--sort=creatordate"] if by_date else []
+    return call_git_lines(["for-each-ref", *sort, "--format=%(refname:short)", prefix], root)
+
+
+def has_refs(root: PathLike, patterns: Sequence[str]) -> bool:
+    """Whether any ref matches one of ``patterns``."""
+    out = call_git_optional(["for-each-ref", "--format=%(refname)", *patterns], root)
+    return bool((out or "").strip())
+
+
+def refs_by_commit(root: PathLike, patterns: Sequence[str]) -> dict[str, list[str]]:
+    """commit sha -> short ref names (tags peeled to their commits)."""
+    out = call_git_lines(["for-each-ref", "--format=%(objectname) %(*objectname) "
+                          "%(refname:short)", *patterns], root)
+    refs: dict[str, list[str]] = {}
+    for line in out:
+        obj, peeled, name = line.split(" ", 2)
+        refs.setdefault(peeled or obj, []).append(name)
+    return refs
+
+
+def refs_under(root: PathLike, prefix: str) -> dict[str, str]:
+    """ref name -> sha for the refs under ``prefix``."""
+    out = call_git_lines(["for-each-ref", "--format=%(refname) %(objectname)", prefix], root)
+    return dict(tuple(line.split(" ", 1)) for line in out if line)  # type: ignore[misc]
+
+
+def update_ref(root: PathLike, ref: str, new: str, old: str, message: str = "") -> None:
+    """Move ``ref`` to ``new`` only if it is still at ``old`` (atomic compare-and-swap)."""
+    args = ["update-ref"]
+    if message:
+        args += ["-m", message]
+    call_git([*args, ref, new, old], root)
+
+
+def update_refs(root: PathLike, lines: Sequence[str]) -> None:
+    """Several ref updates in one ``git update-ref --stdin`` transaction."""
+    if lines:
+        call_git(["update-ref", "--stdin"], root, input="".join(f"{x}\n" for x in lines).encode())
