@@ -17,8 +17,10 @@ from .dataset import Dataset
 from .errors import RecorderError
 
 if TYPE_CHECKING:
+    from . import metrics as _metrics
     from . import run as _run
     from . import save as _save
+    from . import status as _status
 
 PathArg = str | os.PathLike[str] | None
 
@@ -287,6 +289,26 @@ def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: boo
     return rows
 
 
+def metrics_table(files: Sequence[str] = (), *, dataset: PathArg = None,
+                  all_tags: bool = False, all_branches: bool = False, all_commits: bool = False,
+                  revisions: Sequence[str] = (), per_file: bool = False) -> "_metrics.Table":
+    """``metrics`` as a table (``metrics.Table``: columns and rows), as ``rr metrics show``
+    prints it."""
+    from . import metrics as _metrics
+
+    return _metrics.table(metrics(files, dataset=dataset, all_tags=all_tags,
+                                  all_branches=all_branches, all_commits=all_commits,
+                                  revisions=revisions, as_frame=False, per_file=per_file))
+
+
+def metrics_diff_table(a: str | None = None, b: str | None = None, *,
+                       files: Sequence[str] = (), dataset: PathArg = None) -> "_metrics.Table":
+    """``metrics_diff`` as a table (key, old, new, change), as ``rr metrics diff`` prints it."""
+    from . import metrics as _metrics
+
+    return _metrics.table(metrics_diff(a, b, files=files, dataset=dataset))
+
+
 def metrics_diff(a: str | None = None, b: str | None = None, *, files: Sequence[str] = (),
                  dataset: PathArg = None):
     """Per metric: value at A (default HEAD), at B (default the working tree), and the change."""
@@ -382,14 +404,17 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool = False):
+           annex: bool = False) -> "_status.StatusResults":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` also each annexed file's key, size and whether its content is here.
-    Paths are relative to the working directory; the records' paths to the dataset."""
+    Paths are relative to the working directory; the records' paths to the dataset.  The
+    iterator's ``totals`` (``status.StatusTotals``) count what it yielded: changed paths,
+    annexed files present and their sizes."""
     from . import status as _status
 
-    return _status.status(_find(dataset), list(paths), recursive=recursive, annex_info=annex)
+    return _status.StatusResults(_status.status(_find(dataset), list(paths),
+                                                recursive=recursive, annex_info=annex))
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,

@@ -348,42 +348,29 @@ def to_frame(rows: Sequence[MetricsRow]):
     return pd.DataFrame([r.flat() for r in rows])
 
 
-def render_table(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
+@dataclass(frozen=True)
+class Table:
+    """Rows of metrics as a table: the columns in order (every key of every row, in order of
+    appearance; ``note`` last and only when some row has one) and the rows as dicts."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+def table(rows: Sequence[MetricsRow] | Sequence[DiffRow]) -> Table:
+    """The table of ``show`` rows (a row per revision, or per revision and file) or of
+    ``diff`` rows (a row per key)."""
+    dicts = [r.flat() if isinstance(r, MetricsRow) else r.to_dict() for r in rows]
     columns: list[str] = []
-    for r in rows:
-        for k in r:
+    for d in dicts:
+        for k in d:
             if k not in columns:
                 columns.append(k)
     if "note" in columns:  # notes last, and only when some row has one
         columns.remove("note")
-        if any(r.get("note") for r in rows):
+        if any(d.get("note") for d in dicts):
             columns.append("note")
-    if fmt == "json":
-        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if rows else "")
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-        return buf.getvalue()
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    if fmt == "md":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return Table(columns, dicts)
 
 
 def plot(ds: Dataset, key: str, output: str, *, files: Sequence[str] = (),
