@@ -12,7 +12,7 @@ import typer.core
 try:  # typer 0.28 carries its own copy of click
     from typer._click.exceptions import NoSuchOption
 except ImportError:  # pragma: no cover - typer with click as a dependency
-    from click.exceptions import NoSuchOption  # type: ignore[no-redef]
+    from click.exceptions import NoSuchOption  # type: ignore[no-redef,assignment]
 
 from ..errors import RecorderError
 from . import render
@@ -72,7 +72,8 @@ class CommandAfterOptions(typer.core.TyperCommand):
         if not any(getattr(p, "name", None) == "dry_run" for p in self.params):
             return args
         takes_value = {o for p in self.params if getattr(p, "param_type_name", "") == "option"
-                       and not p.is_flag and not p.count for o in p.opts}
+                       and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
+                       for o in p.opts}
         out: list[str] = []
         i = 0
         while i < len(args):

@@ -44,9 +44,9 @@ def create(
 def save(
     paths: List[str] = typer.Argument(None, help="Paths to save (default: all changes)."),
     message: opt.Message = None,
-    message_file: Optional[str] = typer.Option(None, "-F", "--message-file",
-                                               help="Take the commit message from this file "
-                                                    "(e.g. .git/COMMIT_EDITMSG after a failed run)."),
+    message_file: Optional[str] = typer.Option(
+        None, "-F", "--message-file", help="Take the commit message from this file "
+        "(e.g. .git/COMMIT_EDITMSG after a failed run)."),
     version_tag: Optional[str] = typer.Option(None, "--version-tag", "-t",
                                               help="Tag the saved commit with this name."),
     dataset: Annotated[Optional[str], opt.dataset(
@@ -75,7 +75,8 @@ def save(
                                              else ""))
     else:
         tag = f", tagged {result.tag}" if result.tag else ""
-        render.info(f"rr: saved {len(result.paths)} path(s) in {result.commit[:8]}{tag}")
+        commit = result.commit or ""
+        render.info(f"rr: saved {len(result.paths)} path(s) in {commit[:8]}{tag}")
 
 
 def status(

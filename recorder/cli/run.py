@@ -127,7 +127,8 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
     elif result.status == "notneeded":
         render.info("rr: the command changed nothing; no commit made")
     else:
-        render.info(f"rr: saved {len(result.saved)} path(s) in {result.commit[:8]} with the "
+        commit = result.commit or ""
+        render.info(f"rr: saved {len(result.saved)} path(s) in {commit[:8]} with the "
                     f"run record ({result.duration:.1f}s)")
 
 
