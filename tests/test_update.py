@@ -52,6 +52,7 @@ def test_fetch_only_makes_content_known_and_moves_no_branch(pair):
     assert (clone / "data" / "c.txt").read_text() == "gamma\n"
 
 
+@pytest.mark.slow
 def test_ff_only_and_reset_move_only_the_current_branch(pair):
     origin, clone = pair
     git("branch", "keep", cwd=clone)
@@ -140,6 +141,7 @@ def test_errors_are_one_line(pair, tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("rr: error: cannot fetch from origin")
 
 
+@pytest.mark.slow
 def test_recursive_merge_checks_out_recorded_subdataset_commits(ds, tmp_path):
     rr("create", "-d", ".", "sub", cwd=ds)
     _change(ds / "sub", "a.txt", "one\n", "sub one")
