@@ -336,3 +336,63 @@ def test_app_is_the_entry_points_app():
     from recorder import cli
 
     assert cli.app is app and callable(cli.main)
+
+
+# --- results and events ---------------------------------------------------------------------
+
+
+def test_status_enum_is_datalads_strings():
+    from recorder.results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result, Status
+
+    assert [OK, NOTNEEDED, IMPOSSIBLE, ERROR] == ["ok", "notneeded", "impossible", "error"]
+    assert f"{Status.IMPOSSIBLE}" == "impossible"
+    r = Result("status", "a.txt", Status.ERROR, message="gone")
+    assert r.failed and not Result("status", "a.txt", "ok").failed
+    assert json.dumps(r.to_dict()) == \
+        '{"action": "status", "path": "a.txt", "status": "error", "message": "gone"}'
+
+
+@pytest.mark.parametrize("kind, text, line", [
+    ("announce", "echo hi", "rr: running: echo hi"),
+    ("warn", "careful", "rr: warning: careful"),
+    ("note", "the image changed", "rr: note: the image changed"),
+    ("step", "[1/2] run 0123abcd x", "rr: [1/2] run 0123abcd x"),
+])
+def test_events_render_on_stderr(capsys, kind, text, line):
+    from recorder.cli.render import render_event
+    from recorder.results import Event, EventKind
+
+    render_event(Event(EventKind(kind), text))
+    out = capsys.readouterr()
+    assert (out.out, out.err) == ("", line + "\n")
+
+
+def test_status_totals_and_annex_line(ds):
+    from recorder import api
+    from recorder.cli.render import annex_totals
+
+    (ds / "big.bin").write_bytes(b"x" * 2500)
+    assert rr_in("save", "-m", "big", cwd=ds).exit_code == 0
+    (ds / "new.txt").write_text("x\n")
+    results = api.status(dataset=ds, annex=True)
+    records = list(results)
+    assert [r.path for r in records if r.state == "untracked"] == ["new.txt"]
+    t = results.totals
+    assert (t.changed, t.files, t.present, t.bytes, t.here, t.unknown) == (1, 1, 1, 2500,
+                                                                          2500, 0)
+    assert not t.clean
+    assert annex_totals(t) == "1 of 1 annexed files present, 2.5 kB of 2.5 kB"
+
+
+def test_metrics_table_is_data_and_the_cli_renders_it(ds):
+    from recorder import api
+    from recorder.cli.render import render_table
+
+    (ds / "m.json").write_text('{"acc": 0.5, "f1": {"macro": 0.25}}')
+    assert rr_in("save", "-m", "m", cwd=ds).exit_code == 0
+    table = api.metrics_table(["m.json"], dataset=ds, revisions=["HEAD"])
+    assert table.columns == ["revision", "commit", "acc", "f1.macro"]
+    assert [r["acc"] for r in table.rows] == [0.5]
+    assert render_table(table, "csv").splitlines()[0] == "revision,commit,acc,f1.macro"
+    result = rr_in("metrics", "show", "-r", "HEAD", "--md", "m.json", cwd=ds)
+    assert result.stdout == render_table(table, "md")
