@@ -8,7 +8,7 @@ from pathlib import Path
 import typer.main
 
 from recorder.cli import app
-from tests.conftest import rr
+from tests.conftest import rr, rr_in
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -23,7 +23,7 @@ def test_every_command_has_help_and_a_readme_example():
     names = command_names()
     assert {"create", "save", "run", "rerun", "run-procedure"} <= set(names)
     for name in names:
-        proc = rr(name, "--help")
+        proc = rr_in(name, "--help")
         assert "Example:" in proc.stdout, f"rr {name} --help has no example"
         assert re.search(rf"^rr {re.escape(name)}\b", README, re.M), f"README lacks rr {name}"
 
