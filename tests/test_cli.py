@@ -396,3 +396,17 @@ def test_metrics_table_is_data_and_the_cli_renders_it(ds):
     assert render_table(table, "csv").splitlines()[0] == "revision,commit,acc,f1.macro"
     result = rr_in("metrics", "show", "-r", "HEAD", "--md", "m.json", cwd=ds)
     assert result.stdout == render_table(table, "md")
+
+
+def test_rr_help_loads_no_operation():
+    """`rr --help` and the command table import typer and the CLI, not recorder.api or the
+    operations (each command imports the API when it runs)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from recorder import cli; "
+            "print(sorted(m for m in sys.modules if m.startswith('recorder.') "
+            "and not m.startswith('recorder.cli')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                         text=True).stdout
+    assert out.strip() == "['recorder.errors', 'recorder.results']"
