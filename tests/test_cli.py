@@ -57,6 +57,11 @@ def test_no_arguments_shows_help():
     assert "Usage: rr [OPTIONS] COMMAND [ARGS]..." in result.stdout + result.stderr
 
 
+def test_extra_argument():
+    assert usage_error(rr_in("clone", "a", "b", "c")) == \
+        "Error: Got unexpected extra argument(s) (c)"
+
+
 def test_unknown_command():
     assert usage_error(rr_in("nosuchcmd")) == "Error: No such command 'nosuchcmd'."
 
@@ -195,6 +200,16 @@ def test_bad_revision(ds, words, code, lines):
       "rr: hint: e.g. --param subject=01,02,03"]),
     (["run", "--array", "nofile.csv", "echo"], 2,
      ["rr: error: cannot read the --array table nofile.csv: No such file or directory"]),
+    (["run", "--continue"], 1, ["rr: error: there is no unfinished array job in this dataset"]),
+    (["run", "--continue", "--param", "a=1"], 2,
+     ["rr: error: --continue runs an array as it was started: it takes no --param, --array, "
+      "-i, -o, -m or --dry-run"]),
+    (["run", "--param", "a=1,1", "-o", "o{a}", "echo"], 2,
+     ["rr: error: jobs 0 and 1 have the same parameters (a=1)", "rr: hint: every row must differ"]),
+    (["rerun", "--since", "HEAD", "--onto", "HEAD", "x..y"], 2,
+     ["rr: error: give either a range A..B or --since, not both"]),
+    (["save", "-m", "a", "-F", "f"], 1,
+     ["rr: error: give either a message or a message file, not both"]),
     (["run-procedure"], 2, ["rr: error: give a procedure name, or --discover"]),
     (["run-procedure", "--help-proc"], 2, ["rr: error: --help-proc needs a procedure name"]),
     (["run-procedure", "nosuch"], 1,
@@ -238,6 +253,11 @@ def test_create_where_a_dataset_is(ds):
     result = rr_in("create", ".", cwd=ds)
     assert (result.exit_code, result.stderr) == \
         (1, f"rr: error: there is already a dataset (git repository) at {ds}\n")
+    result = rr_in("create", "-d", ".", "/elsewhere", cwd=ds)
+    assert (result.exit_code, result.stderr.splitlines()) == \
+        (1, [f"rr: error: /elsewhere is not underneath the dataset {ds}",
+             "rr: hint: give a PATH inside the dataset named with -d"])
+    assert not (ds / "elsewhere").exists()
 
 
 def test_debug_shows_the_traceback(ds):
