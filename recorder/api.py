@@ -17,8 +17,10 @@ from .dataset import Dataset
 from .errors import RecorderError
 
 if TYPE_CHECKING:
+    from . import metrics as _metrics
     from . import run as _run
     from . import save as _save
+    from . import status as _status
 
 PathArg = str | os.PathLike[str] | None
 
@@ -166,12 +168,12 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
     Returns a pandas DataFrame when pandas is installed and ``as_frame`` is true, else a list of
     rows.
     """
-    from . import history
+    from . import history  # noqa: PLC0415  start-up time
 
     rows = history.log(_find(dataset), revision_range)
     if as_frame:
         try:
-            import pandas as pd
+            import pandas as pd  # noqa: PLC0415  heavy
         except ImportError:
             return rows
         return pd.DataFrame([r.to_dict() for r in rows])
@@ -274,7 +276,7 @@ def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: boo
     """Metrics at each selected revision, read from git objects: a pandas DataFrame (one row per
     revision, or with ``per_file`` per revision and file) when pandas is installed and
     ``as_frame``, else a list of rows."""
-    from . import metrics as _metrics
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
     rows = _metrics.show(_find(dataset), list(files), all_tags=all_tags,
                          all_branches=all_branches, all_commits=all_commits,
@@ -287,17 +289,37 @@ def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: boo
     return rows
 
 
+def metrics_table(files: Sequence[str] = (), *, dataset: PathArg = None,
+                  all_tags: bool = False, all_branches: bool = False, all_commits: bool = False,
+                  revisions: Sequence[str] = (), per_file: bool = False) -> "_metrics.Table":
+    """``metrics`` as a table (``metrics.Table``: columns and rows), as ``rr metrics show``
+    prints it."""
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
+
+    return _metrics.table(metrics(files, dataset=dataset, all_tags=all_tags,
+                                  all_branches=all_branches, all_commits=all_commits,
+                                  revisions=revisions, as_frame=False, per_file=per_file))
+
+
+def metrics_diff_table(a: str | None = None, b: str | None = None, *,
+                       files: Sequence[str] = (), dataset: PathArg = None) -> "_metrics.Table":
+    """``metrics_diff`` as a table (key, old, new, change), as ``rr metrics diff`` prints it."""
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
+
+    return _metrics.table(metrics_diff(a, b, files=files, dataset=dataset))
+
+
 def metrics_diff(a: str | None = None, b: str | None = None, *, files: Sequence[str] = (),
                  dataset: PathArg = None):
     """Per metric: value at A (default HEAD), at B (default the working tree), and the change."""
-    from . import metrics as _metrics
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
     return _metrics.diff(_find(dataset), a, b, list(files))
 
 
 def metrics_add(path: str, *, dataset: PathArg = None) -> str:
     """Register a metrics file (kept in .datalad/config)."""
-    from . import metrics as _metrics
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
     ds = _find(dataset)
     with _changing(ds, "rr metrics add"):
@@ -308,7 +330,7 @@ def metrics_plot(key: str, output: str, *, files: Sequence[str] = (), all_tags: 
                  all_branches: bool = False, all_commits: bool = False,
                  dataset: PathArg = None):
     """Chart one metric across revisions into a .png, .svg or .html file."""
-    from . import metrics as _metrics
+    from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
     return _metrics.plot(_find(dataset), key, output, files=list(files),
                          all_tags=all_tags, all_branches=all_branches, all_commits=all_commits)
@@ -382,21 +404,24 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool = False):
+           annex: bool = False) -> "_status.StatusResults":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` also each annexed file's key, size and whether its content is here.
-    Paths are relative to the working directory; the records' paths to the dataset."""
-    from . import status as _status
+    Paths are relative to the working directory; the records' paths to the dataset.  The
+    iterator's ``totals`` (``status.StatusTotals``) count what it yielded: changed paths,
+    annexed files present and their sizes."""
+    from . import status as _status  # noqa: PLC0415  start-up time
 
-    return _status.status(_find(dataset), list(paths), recursive=recursive, annex_info=annex)
+    return _status.StatusResults(_status.status(_find(dataset), list(paths),
+                                                recursive=recursive, annex_info=annex))
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,
          dataset: PathArg = None, recursive: bool = False):
     """What differs between two states, one ``Result`` per path (an iterator): ``from_``
     (default HEAD) and ``to`` (default: the working tree); annexed files compared by key."""
-    from . import status as _status
+    from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive)
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import annex, gitrepo
 from . import config as cfgkeys
-from . import gitrepo
 from . import record as records
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import RecorderError, UsageError
+from .save import save
 
 CONFIG_KEY = cfgkeys.METRICS_FILE
 
@@ -62,7 +63,7 @@ def parse(name: str, data: bytes) -> dict[str, Any]:
     suffix = Path(name).suffix.lower()
     if suffix in (".yaml", ".yml"):
         try:
-            import yaml  # type: ignore[import-untyped]
+            import yaml  # type: ignore[import-untyped]  # noqa: PLC0415  heavy
         except ImportError as exc:
             raise ValueError("YAML metrics need PyYAML (pip install pyyaml)") from exc
         return flatten(yaml.safe_load(text) or {})
@@ -100,8 +101,6 @@ def add_file(ds: Dataset, path: str) -> str:
     if rel in registered_files(ds):
         return rel
     gitrepo.config_set(ds.root, CONFIG_KEY, rel, file=str(ds.root / DATALAD_CONFIG), add=True)
-    from .save import save
-
     save(ds, [DATALAD_CONFIG], base=ds.root, message=f"Track metrics file {rel}")
     ds.reload_config()
     return rel
@@ -141,13 +140,13 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
     names = gitrepo.refs_by_commit(ds.root, ["refs/tags", "refs/heads"])
     chosen: list[tuple[str, str]] = []
     names.pop("", None)
-    for sha in list(names):
-        names[sha] = [n for n in names[sha] if n != "git-annex"]
+    for commit in list(names):
+        names[commit] = [n for n in names[commit] if n != "git-annex"]
     if all_commits:
-        for sha in gitrepo.rev_list(ds.root, ["--exclude=git-annex", "--exclude=synced/*",
-                                              "--branches", "--tags", "--reverse",
-                                              "--topo-order"]):
-            chosen.append((", ".join(names.get(sha, [])) or sha[:8], sha))
+        for commit in gitrepo.rev_list(ds.root, ["--exclude=git-annex", "--exclude=synced/*",
+                                                 "--branches", "--tags", "--reverse",
+                                                 "--topo-order"]):
+            chosen.append((", ".join(names.get(commit, [])) or commit[:8], commit))
         return chosen
     if all_tags:
         for line in gitrepo.ref_names(ds.root, "refs/tags", by_date=True):
@@ -240,8 +239,6 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     keys = {spec: _annex_key(obj[1]) for spec, obj in blobs.items() if obj is not None}
     wanted = sorted({k for k in keys.values() if k})
     if wanted:  # annexed metrics: one git-annex call for all revisions
-        from . import annex
-
         contents = annex.read_keys(ds.root, wanted)
     else:
         contents = {}
@@ -339,47 +336,34 @@ def diff(ds: Dataset, a: str | None = None, b: str | None = None,
 
 
 def to_frame(rows: Sequence[MetricsRow]):
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415  heavy
 
     return pd.DataFrame([r.flat() for r in rows])
 
 
-def render_table(rows: Sequence[dict[str, Any]], fmt: str = "table") -> str:
+@dataclass(frozen=True)
+class Table:
+    """Rows of metrics as a table: the columns in order (every key of every row, in order of
+    appearance; ``note`` last and only when some row has one) and the rows as dicts."""
+
+    columns: list[str]
+    rows: list[dict[str, Any]]
+
+
+def table(rows: Sequence[MetricsRow] | Sequence[DiffRow]) -> Table:
+    """The table of ``show`` rows (a row per revision, or per revision and file) or of
+    ``diff`` rows (a row per key)."""
+    dicts = [r.flat() if isinstance(r, MetricsRow) else r.to_dict() for r in rows]
     columns: list[str] = []
-    for r in rows:
-        for k in r:
+    for d in dicts:
+        for k in d:
             if k not in columns:
                 columns.append(k)
     if "note" in columns:  # notes last, and only when some row has one
         columns.remove("note")
-        if any(r.get("note") for r in rows):
+        if any(d.get("note") for d in dicts):
             columns.append("note")
-    if fmt == "json":
-        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if rows else "")
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-        return buf.getvalue()
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
-    if fmt == "md":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
-
-
-def _cell(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return Table(columns, dicts)
 
 
 def plot(ds: Dataset, key: str, output: str, *, files: Sequence[str] = (),
@@ -399,10 +383,10 @@ def plot(ds: Dataset, key: str, output: str, *, files: Sequence[str] = (),
         raise RecorderError(f"no numeric values of {key!r} at the selected revisions",
                             hint=f"keys seen: {', '.join(known) or 'none'}")
     try:
-        import matplotlib
+        import matplotlib  # noqa: PLC0415  heavy
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415  heavy
     except ImportError as exc:
         raise RecorderError("plots need matplotlib", hint="pip install matplotlib") from exc
     labels = [p[0] for p in points]

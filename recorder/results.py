@@ -1,25 +1,44 @@
-"""Result records: what an operation reports, one record per thing it looked at or acted on.
+"""Result records and events: what an operation reports, and what it says while it works.
 
 Operations that report on many things (status, diff, subdatasets, update, remove, array jobs)
-yield ``Result``s; the CLI renders them in one place (``cli.render_results``: one line each on
-a terminal, one JSON object per line with ``--json``), so a new command gets ``--json`` and
-piping for free.  Statuses are DataLad's: ``ok``, ``notneeded``, ``impossible``, ``error``.
+yield ``Result``s, one per thing looked at or acted on; the CLI renders them in one place
+(``recorder.cli.render.render_results``: one line each on a terminal, one JSON object per
+line with ``--json``), so a new command gets ``--json`` and piping for free.  Statuses are
+DataLad's: ``ok``, ``notneeded``, ``impossible``, ``error`` (``Status``, a ``StrEnum``: each
+member is the very string DataLad writes, so JSON output is the same byte for byte).
+
+While it works an operation tells the user what is going on through ``Event``s: what it is
+about to execute, warnings, notes, a step or a job that started or ended, a file that was
+transferred.  One type for all of them; the CLI renders them (``cli.render.render_event``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, NamedTuple
 
-OK = "ok"
-NOTNEEDED = "notneeded"
-IMPOSSIBLE = "impossible"
-ERROR = "error"
+
+class Status(StrEnum):
+    """DataLad's result statuses; a member is equal to (and formats as) its string."""
+
+    OK = "ok"
+    NOTNEEDED = "notneeded"
+    IMPOSSIBLE = "impossible"
+    ERROR = "error"
+
+
+OK = Status.OK
+NOTNEEDED = Status.NOTNEEDED
+IMPOSSIBLE = Status.IMPOSSIBLE
+ERROR = Status.ERROR
 
 
 class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
     action: str                 # the operation: "status", "diff", "update", "remove", ...
     path: str                   # relative to the dataset the command was given ('.' for it)
-    status: str = OK            # ok | notneeded | impossible | error
+    status: str = OK            # a Status (or its string): ok | notneeded | impossible | error
     state: str = ""             # what was found: "modified", "untracked", "installed", ...
     type: str = ""              # file | symlink | directory | dataset
     message: str = ""           # one line for people
@@ -40,3 +59,28 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
     @property
     def failed(self) -> bool:
         return self.status in (IMPOSSIBLE, ERROR)
+
+
+class EventKind(StrEnum):
+    """What an ``Event`` tells.  Today's callbacks map onto these: ``announce(command)`` is
+    ANNOUNCE, ``warn(text)`` WARN, a run's notes NOTE, rerun's ``notify(index, total, step)``
+    STEP, the engine's ``on_event`` (queued/started/done/failed) JOB, get's ``on_file``
+    FILE."""
+
+    ANNOUNCE = "announce"   # what is about to execute (always shown, before it executes)
+    WARN = "warn"           # something the user should know; the operation goes on
+    NOTE = "note"           # a remark on the outcome
+    STEP = "step"           # one step of several started (fields: index, total, ...)
+    JOB = "job"             # a job changed state (fields: index, state)
+    FILE = "file"           # a file was transferred (fields: file, ...)
+    PROGRESS = "progress"   # anything else that measures progress
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing an operation says while it works: ``text`` for people, ``fields`` for
+    renderers that want more (a job's index and state, a step's number)."""
+
+    kind: EventKind
+    text: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)

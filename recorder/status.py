@@ -15,7 +15,8 @@ content still matches its key is unchanged for ``rr diff``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import annex, gitrepo, protect
@@ -110,6 +111,50 @@ def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
         rels, missing = _resolve(ds, paths, base, "status")
     return _chain(missing, _status_in(ds, "", rels, recursive, annex_info)
                   if rels is None or rels else iter(()))
+
+
+@dataclass
+class StatusTotals:
+    """What ``rr status`` sums up after its records: how many paths changed, and (with
+    ``annex_info``) how many annexed files there are, how many are here, and their sizes."""
+
+    changed: int = 0   # records whose state is not clean (failed ones not counted)
+    files: int = 0     # annexed files reported
+    present: int = 0   # ... of which the content is here
+    bytes: int = 0     # their known sizes, all of them
+    here: int = 0      # ... and of those here
+    unknown: int = 0   # annexed files of unknown size
+
+    @property
+    def clean(self) -> bool:
+        return not self.changed
+
+    def add(self, r: Result) -> None:
+        if r.state != "clean" and not r.failed:
+            self.changed += 1
+        info = r.extra or {}
+        if "has_content" in info:
+            self.files += 1
+            size = info.get("bytesize")
+            self.unknown += size is None
+            self.bytes += size or 0
+            if info["has_content"]:
+                self.present += 1
+                self.here += size or 0
+
+
+class StatusResults(Iterator[Result]):
+    """Status records, one at a time, counted into ``totals`` as they are taken: the totals
+    are complete once the iteration is."""
+
+    def __init__(self, results: Iterable[Result]) -> None:
+        self._results = iter(results)
+        self.totals = StatusTotals()
+
+    def __next__(self) -> Result:
+        r = next(self._results)
+        self.totals.add(r)
+        return r
 
 
 def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:

@@ -1,4 +1,8 @@
-"""Shared fixtures: real git, real git-annex, datasets copied from a per-session template."""
+"""Shared fixtures: real git, real git-annex, datasets copied from a per-session template.
+
+Two ways to call rr: ``rr(...)`` runs the installed command in a subprocess (signals, locks,
+concurrency, round trips), ``rr_in(...)`` runs it in this process through typer's CliRunner
+(arguments, usage errors and error lines: about a hundred times faster)."""
 
 from __future__ import annotations
 
@@ -53,6 +57,39 @@ def rr(*args: str, cwd: str | os.PathLike[str] | None = None, check: bool = True
         raise AssertionError(f"rr {' '.join(args)} exited {proc.returncode}:\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def rr_in(*args: str, cwd: str | os.PathLike[str] | None = None, input: str | None = None):
+    """Run rr in this process (typer's CliRunner) and return its result (``exit_code``,
+    ``stdout``, ``stderr``).  Nothing leaks into the next test: the working directory, the
+    environment and the CLI's --debug state are restored.  An exception that rr let through
+    (a traceback for the user) is raised here."""
+    from typer.testing import CliRunner
+
+    from recorder.cli import app
+    from recorder.cli.base import STATE
+
+    old_cwd, old_env = os.getcwd(), dict(os.environ)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        result = CliRunner().invoke(app, list(args), input=input, prog_name="rr")
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+        STATE["debug"] = False
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def one_error_line(stderr: str) -> str:
+    """The one ``rr: error:`` line of an output that has no traceback."""
+    lines = [x for x in stderr.splitlines() if x.startswith("rr: error:")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
 
 
 def git(*args: str, cwd: str | os.PathLike[str]) -> str:

@@ -178,6 +178,7 @@ def test_dry_run_lists_the_jobs_and_runs_nothing(subjects):
 # --- running --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_serial_array_one_record_per_job_in_row_order_replayable_alone(subjects):
     ds = subjects
@@ -215,6 +216,7 @@ def test_serial_array_one_record_per_job_in_row_order_replayable_alone(subjects)
     assert git("status", "--porcelain", cwd=ds) == ""
 
 
+@pytest.mark.slow
 def test_parallel_array_on_a_local_cluster(subjects):
     ds = subjects
     proc = rr("run", "--json", "-J", "2", "--param", "subject=01,02,03", "--param", "k=a,b",
@@ -251,6 +253,7 @@ def test_no_dask_on_the_plain_path(ds):
 # --- failures -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_failing_job_is_reported_kept_and_continued(subjects):
     ds = subjects
     marker = ds.parent / "fail-02"
@@ -367,6 +370,7 @@ def test_branch_moved_meanwhile_is_refused_then_continued(subjects):
     no_leftovers(ds)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallel", [[], ["-J", "2"]], ids=["serial", "dask"])
 def test_ctrl_c_cancels_and_leaves_the_dataset_consistent(subjects, parallel):
     """Ctrl-C to the driver: the commands are stopped (also in Dask workers), no traceback,

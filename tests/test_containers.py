@@ -52,6 +52,7 @@ def test_command_runs_inside_with_shell_semantics(cds):
     assert r.record["cmd"].startswith("rr containers-exec --name bb --runtime docker ")
 
 
+@pytest.mark.slow
 def test_whole_dataset_mounted_from_subdirectory(cds):
     (cds / "data").mkdir()
     (cds / "data" / "in.txt").write_text("annexed input\n")
@@ -73,6 +74,7 @@ def test_failing_container_command_passes_exit_code(cds):
     assert commit_count(cds) == before
 
 
+@pytest.mark.slow
 def test_image_loads_from_dataset_after_rmi(ds, busybox_image, tmp_path):
     # a private image: removing it must not pull the shared busybox image from under the
     # tests running in parallel
@@ -96,6 +98,7 @@ def test_image_loads_from_dataset_after_rmi(ds, busybox_image, tmp_path):
         subprocess.run(["docker", "rmi", "-f", ref, digest], capture_output=True)
 
 
+@pytest.mark.slow
 def test_rerun_of_container_run_and_changed_image_noted(cds, busybox_image, tmp_path):
     rr("containers-run", "-n", "bb", "-o", "n.txt", "ls /etc | wc -l > n.txt", cwd=cds)
     first = (cds / "n.txt").read_text()
@@ -150,6 +153,7 @@ def test_remove_with_image(cds):
     assert git("status", "--porcelain", cwd=cds) == ""
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_reruns_rr_container_record(cds):
     rr("containers-run", "-n", "bb", "-o", "g.txt", "echo $RR_CONTAINER_NAME >> g.txt", cwd=cds)
@@ -157,6 +161,7 @@ def test_datalad_reruns_rr_container_record(cds):
     assert (cds / "g.txt").read_text() == "bb\nbb\n"
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_container_dataset_runs_under_rr(ds, busybox_image):
     # what `datalad containers-add dl --url dhub://IMAGE` makes (its pull step needs a registry,

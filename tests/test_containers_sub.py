@@ -51,6 +51,7 @@ def clone(top, tmp_path):
     return c
 
 
+@pytest.mark.slow
 def test_run_installs_subdataset_and_records_like_datalad_container(clone):
     p = rr("containers-run", "-n", "sub/sc", "-m", "msg", "cat sub/other.dat > out.txt",
            cwd=clone)
@@ -70,6 +71,7 @@ def test_run_installs_subdataset_and_records_like_datalad_container(clone):
         == "extra\n"
 
 
+@pytest.mark.slow
 def test_nested_container_from_subdirectory_with_rr_run(clone):
     (clone / "code").mkdir()
     rr("run", "-n", "sub/subsub/deep", "echo deep > o.txt", cwd=clone / "code")
@@ -83,12 +85,14 @@ def test_nested_container_from_subdirectory_with_rr_run(clone):
     rr("rerun", cwd=clone)
 
 
+@pytest.mark.slow
 def test_image_path_of_subdataset_container_selects_it(clone):
     rr("containers-run", "-n", "sub/.datalad/environments/sc/image", "echo p > p.txt",
        cwd=clone)
     assert rec(clone)["extra_inputs"][0] == "sub/.datalad/environments/sc/image"
 
 
+@pytest.mark.slow
 def test_unknown_subdataset_container_is_one_clear_error(clone):
     for name in ("sub/nope", "nosub/x/nope"):
         p = rr("containers-run", "-n", name, "true", cwd=clone, check=False)
@@ -98,6 +102,7 @@ def test_unknown_subdataset_container_is_one_clear_error(clone):
         assert "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_subdataset_container_image_must_stay_inside_it(top, tmp_path):
     outside = tmp_path / "outside.sh"
     outside.write_text(SCRIPT)
@@ -113,6 +118,7 @@ def test_subdataset_container_image_must_stay_inside_it(top, tmp_path):
     assert p.returncode != 0 and "absolute path" in p.stderr
 
 
+@pytest.mark.slow
 def test_extra_input_leading_out_of_the_dataset_is_refused(top):
     git("config", "-f", ".datalad/config", "--add", "datalad.containers.sc.extra-input",
         "{img_dspath}/../../outside.dat", cwd=top / "sub")
@@ -126,6 +132,7 @@ def _names(out: str) -> list[str]:
     return [line.split(" -> ")[0] for line in out.splitlines() if " -> " in line]
 
 
+@pytest.mark.slow
 def test_list_recursive_and_contains(clone):
     assert _names(rr("containers-list", cwd=clone).stdout) == []
     # uninstalled subdatasets are skipped silently
@@ -146,6 +153,7 @@ def test_list_recursive_and_contains(clone):
     assert deep["path"] == str(clone / "sub/subsub/.datalad/environments/deep/image")
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_same_record_and_listing_as_datalad_container(top, tmp_path):
     for name in ("a", "b"):
@@ -168,6 +176,7 @@ def test_same_record_and_listing_as_datalad_container(top, tmp_path):
         assert _names(rr("containers-list", "-r", *contains, cwd=b).stdout) == _names(dl)
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_extra_inputs_recorded_as_datalad_container_from_subdirectory(ds, tmp_path):
     """Extra inputs from containers-add --extra-input and from git's own config: formatted

@@ -383,6 +383,7 @@ def slurm_driver(slurm, tmp_path):
                                           stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_slurm_runs_tasks_in_worker_jobs(slurm_driver):
     from tests.slurm_cluster import queued_jobs
 
@@ -402,6 +403,7 @@ def test_slurm_runs_tasks_in_worker_jobs(slurm_driver):
     assert queued_jobs() == []
 
 
+@pytest.mark.slow
 def test_slurm_interrupt_cancels_the_worker_jobs(slurm_driver):
     from tests.slurm_cluster import queued_jobs
 
@@ -424,6 +426,7 @@ def test_slurm_interrupt_cancels_the_worker_jobs(slurm_driver):
     assert queued_jobs() == []
 
 
+@pytest.mark.slow
 def test_slurm_job_cancelled_under_a_task_fails_that_task_and_is_replaced(slurm_driver):
     """scancel of the worker's job (as walltime or a node failure would end it): the task it
     ran is an EngineError at once, not a hang and not re-run; a new worker job runs the rest."""

@@ -30,6 +30,7 @@ def history(tmp_path):
     return ds
 
 
+@pytest.mark.slow
 def test_show_all_tags_with_missing_file(history):
     rows = [json.loads(x) for x in rr("metrics", "show", "-T", "--json",
                                       cwd=history).stdout.splitlines()]
@@ -39,6 +40,7 @@ def test_show_all_tags_with_missing_file(history):
     assert by["start"]["note"] == "accuracy.json: missing"
 
 
+@pytest.mark.slow
 def test_show_all_branches_table_and_csv(history):
     text = rr("metrics", "show", "-a", cwd=history).stdout
     lines = text.splitlines()
@@ -49,6 +51,7 @@ def test_show_all_branches_table_and_csv(history):
     assert csv_text.splitlines()[0].startswith("revision,commit,accuracy")
 
 
+@pytest.mark.slow
 def test_all_commits_and_registered_file(history):
     rr("metrics", "add", "accuracy.json", cwd=history)
     assert "rr.metrics.file" in git("config", "-f", ".datalad/config", "--list", cwd=history) \
@@ -58,6 +61,7 @@ def test_all_commits_and_registered_file(history):
     assert 0.5 in values and 0.75 in values and 0.9 in values
 
 
+@pytest.mark.slow
 def test_malformed_metrics_file_is_a_note_not_a_crash(history):
     (history / "accuracy.json").write_text("{not json")
     rr("save", "-m", "broken", "--version-tag", "broken", cwd=history)
@@ -67,6 +71,7 @@ def test_malformed_metrics_file_is_a_note_not_a_crash(history):
     assert broken["note"].startswith("accuracy.json: cannot parse")
 
 
+@pytest.mark.slow
 def test_diff_between_revisions_and_worktree(history):
     rows = [json.loads(x) for x in rr("metrics", "diff", "v1", "other", "--json",
                                       cwd=history).stdout.splitlines()]
@@ -77,6 +82,7 @@ def test_diff_between_revisions_and_worktree(history):
     assert "accuracy" in text and "0.25" in text
 
 
+@pytest.mark.slow
 def test_dataframe_api(history):
     pd = pytest.importorskip("pandas")
     frame = api.metrics(dataset=history, all_tags=True)
@@ -97,6 +103,7 @@ def test_annexed_metrics_are_read(tmp_path):
     assert rows[0].values == {"loss": 0.25}
 
 
+@pytest.mark.slow
 def test_plot_png_svg_html(history, tmp_path):
     pytest.importorskip("matplotlib")
     for suffix in ("png", "svg", "html"):
@@ -122,6 +129,7 @@ def test_yaml_and_csv_metrics(tmp_path):
     assert rows[0].values == {"m.yaml:train.loss": 0.5, "m.csv:epoch": 2, "m.csv:loss": 0.4}
 
 
+@pytest.mark.slow
 def test_graph_links_inputs_commands_outputs_and_reruns(history, tmp_path):
     rr("rerun", "--onto=v1", "--branch", "again", "master", cwd=history)  # a new result
     out = tmp_path / "g.dot"

@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, last_message, needs_datalad, rr
 
 
@@ -114,6 +116,7 @@ def test_run_that_makes_a_repository_registers_it(ds):
     assert git("status", "--porcelain", cwd=ds) == ""
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_same_as_datalad(tmp_path):
     """What rr writes for a nested dataset equals what DataLad writes, both ways."""

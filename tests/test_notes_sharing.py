@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import git, rr
 
 NOTES = "refs/notes/rr"
@@ -28,6 +30,7 @@ def _durations(ds: Path, rev: str) -> dict[str, float | None]:
     return {r["message"]: r["duration"] for r in rows}
 
 
+@pytest.mark.slow
 def test_two_collaborators_keep_each_others_run_notes(tmp_path):
     store = tmp_path / "store.git"
     ds_a, ds_b = tmp_path / "a", tmp_path / "b"
@@ -66,6 +69,7 @@ def test_two_collaborators_keep_each_others_run_notes(tmp_path):
     assert {a1, a2, a3, b1} <= _noted(store)
 
 
+@pytest.mark.slow
 def test_same_commit_noted_on_both_sides_keeps_both_lines(tmp_path):
     """Two notes on one commit (a rerun of it noted twice, or a note added by hand on one
     side): the union keeps both, and rr log still reads the duration."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 
 
+import pytest
+
 from recorder import record as records
 from tests.conftest import commit_count, git, last_message, needs_datalad, rr
 
@@ -21,6 +23,7 @@ def tree_files(path):
     return sorted(out)
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_yoda_text2git_like_datalad(tmp_path):
     rr("create", "-c", "yoda", "-c", "text2git", str(tmp_path / "rr"))
@@ -199,6 +202,7 @@ def test_extra_procedures_several_locations_after_system_before_dataset(ds, tmp_
     assert "sneaky (extra:" in listing and "from_one (extra:" not in listing
 
 
+@pytest.mark.slow
 def test_installed_subdataset_procedures_follow_the_dataset(ds, tmp_path):
     """DataLad: a dataset's procedures, then those of its installed subdatasets (under their
     own name), the superdataset winning a conflict; the subdataset's config (and the

@@ -216,6 +216,7 @@ def test_explicit_run_is_replayed_explicitly_in_dirty_tree(ds):
     assert "?? dirt.txt" in git("status", "--porcelain", cwd=ds)
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_reruns_rr_records(ds):
     rr("run", "-m", "via rr", "-o", "n.txt", "echo x >> n.txt", cwd=ds)

@@ -70,6 +70,7 @@ def comparable(results: list[dict]) -> list[tuple]:
              r["new_commit"] is None, r["note"]) for r in results]
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_what_jobs_1_gives(with_array, tmp_path):
     ds = with_array
     sync = tmp_path / "sync"
@@ -114,6 +115,7 @@ def test_jobs_2_gives_what_jobs_1_gives(with_array, tmp_path):
         assert git("status", "--porcelain", cwd=ds) == ""
 
 
+@pytest.mark.slow
 def test_failing_job_stops_the_replay_as_the_serial_one_does(with_array, tmp_path):
     ds = with_array
     other = tmp_path / "serial"
@@ -146,6 +148,7 @@ def test_failing_job_stops_the_replay_as_the_serial_one_does(with_array, tmp_pat
     no_leftovers(ds)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_batch_leaves_a_consistent_dataset(with_array, tmp_path):
     ds = with_array
     sync = tmp_path / "sync"

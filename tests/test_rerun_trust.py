@@ -71,6 +71,7 @@ def static(ds):
 # --- 1. no branch moves without --branch -------------------------------------------------
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_onto_without_branch_moves_no_branch_as_datalad(static, tmp_path):
     ds = static
@@ -92,6 +93,7 @@ def test_onto_without_branch_moves_no_branch_as_datalad(static, tmp_path):
         assert (d / "grows.txt").read_text() == "x\n"
 
 
+@pytest.mark.slow
 def test_failed_onto_replay_aborts_back_to_where_the_user_was(static):
     ds = static
     rr("run", "-o", "f.txt", "test -e flag && echo ok > f.txt", cwd=ds, check=False)
@@ -193,6 +195,7 @@ BAD = {
 }
 
 
+@pytest.mark.slow
 def test_malformed_records_are_one_line_errors_and_notes(ds, tmp_path):
     shas = {name: record_commit(ds, rec, subject=name) for name, (rec, _) in BAD.items()}
     for name, (_, expected) in BAD.items():
@@ -351,6 +354,7 @@ def _fastforwardable(ds, mutator: bool):
     git("merge", "-q", "--no-ff", "-m", "Merge side", "side", cwd=ds)
 
 
+@pytest.mark.slow
 @needs_datalad
 @pytest.mark.parametrize("setup,mutator,args", [
     (_fastforwardable, False, ["--since=", "--onto="]),
@@ -382,6 +386,7 @@ def test_script_names_full_commit_ids(ds):
 # --- 7. checkouts under the dataset lock ------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rerun_checkout_waits_for_the_dataset_lock(static):
     ds = static
     fd = os.open(ds / ".git" / "rr.lock", os.O_RDWR | os.O_CREAT, 0o644)

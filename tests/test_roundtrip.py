@@ -101,6 +101,7 @@ def _a_sees_gets_and_compares(a: User, ds: Path) -> None:
     a.git("checkout", "-q", "master", cwd=ds)
 
 
+@pytest.mark.slow
 def test_round_trip_with_rr(team, tmp_path):
     a, b, store = team
     ds_a = _a_creates_and_pushes_with_rr(a, tmp_path, store)
@@ -143,6 +144,7 @@ def test_round_trip_with_rr(team, tmp_path):
     assert git("status", "--porcelain", cwd=ds_a) == ""
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_round_trip_collaborator_uses_datalad(team, tmp_path):
     a, b, store = team
@@ -164,6 +166,7 @@ def test_round_trip_collaborator_uses_datalad(team, tmp_path):
     assert b"model size 20" in (ds_a / "model.bin").read_bytes()
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_round_trip_author_uses_datalad(team, tmp_path):
     a, b, store = team

@@ -363,6 +363,7 @@ def _run_both(tmp_path, where: str, args: list[str], prepare) -> dict:
     return out
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_dataset_option_paths_from_outside_like_datalad(tmp_path):
     def prepare(ds):
@@ -378,6 +379,7 @@ def test_dataset_option_paths_from_outside_like_datalad(tmp_path):
     assert got["rr"] == got["datalad"]
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_dataset_option_paths_from_subdirectory_like_datalad(tmp_path):
     def prepare(ds):

@@ -74,6 +74,7 @@ def test_no_leftovers_merge_the_commands_last_commit(ds):
     assert len(parents(ds)) == 1
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_run_merge_matches_datalad(ds, dl):
     rr("run", INNER, cwd=ds)
@@ -90,6 +91,7 @@ def _register(sup: Path, name: str) -> None:
     git("commit", "-q", "-m", f"add {name}", cwd=sup)
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_subdataset_hierarchy_gets_merges_bottom_up_like_datalad(ds, tmp_path):
     cmd = ("echo t > top && git add top && git commit -q -m top-inner && cd sub/leaf && "
@@ -181,6 +183,7 @@ def test_explicit_run_without_outputs_records_nothing(ds):
 # --- rerun ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rerun_of_run_merge_starts_from_first_parent(ds):
     rr("run", INNER, cwd=ds)
     original, base = sha(ds), parents(ds)[0]
@@ -196,6 +199,7 @@ def test_rerun_of_run_merge_starts_from_first_parent(ds):
     assert shape(ds) == shape(ds, original).replace(original, new)
 
 
+@pytest.mark.slow
 def test_rerun_range_with_run_merge_onto_new_branch(ds):
     rr("run", "echo n > normal", cwd=ds)
     rr("run", "echo i > inner2 && git add inner2 && git commit -q -m inner2", cwd=ds)
@@ -208,6 +212,7 @@ def test_rerun_range_with_run_merge_onto_new_branch(ds):
                                                                  tip, cwd=ds).strip()
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_reruns_rr_run_merges_and_rr_reruns_datalads(ds, dl):
     rr("run", INNER, cwd=ds)

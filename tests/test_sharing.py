@@ -31,6 +31,7 @@ def analysis(tmp_path, inputs_ds):
     return path
 
 
+@pytest.mark.slow
 def test_clone_registers_subdataset_without_copying_content(analysis, inputs_ds):
     gm = git("config", "-f", ".gitmodules", "--list", cwd=analysis)
     assert "submodule.data/raw.path=data/raw" in gm
@@ -44,6 +45,7 @@ def test_clone_registers_subdataset_without_copying_content(analysis, inputs_ds)
     assert "origin" in whereis
 
 
+@pytest.mark.slow
 def test_run_gets_inputs_from_uninstalled_subdataset(analysis, tmp_path):
     rr("run", "-m", "count", "-i", "data/raw/train/*/*.png", "-o", "n.txt",
        "ls {inputs} | wc -l > n.txt", cwd=analysis)
@@ -60,6 +62,7 @@ def test_run_gets_inputs_from_uninstalled_subdataset(analysis, tmp_path):
     assert git("status", "--porcelain", cwd=collab) == ""
 
 
+@pytest.mark.slow
 def test_run_output_inside_subdataset_is_saved_bottom_up(analysis):
     rr("get", "data/raw", cwd=analysis)
     rr("run", "-m", "note", "echo note > data/raw/NOTE.txt", cwd=analysis)
@@ -69,6 +72,7 @@ def test_run_output_inside_subdataset_is_saved_bottom_up(analysis):
     assert git("status", "--porcelain", cwd=analysis) == ""
 
 
+@pytest.mark.slow
 def test_get_recursive_and_drop_refuses_last_copy(analysis, inputs_ds):
     rr("get", "-r", ".", cwd=analysis)
     png = analysis / "data" / "raw" / "train" / "dog" / "1.png"
@@ -100,6 +104,7 @@ def test_clone_unreachable_source(tmp_path):
     assert proc.returncode == 1 and proc.stderr.startswith("rr: error: cannot clone")
 
 
+@pytest.mark.slow
 def test_push_to_bare_sibling_and_clone_back(inputs_ds, tmp_path):
     store = tmp_path / "store.git"
     rr("siblings", "add", "origin2", str(store), cwd=inputs_ds)
@@ -113,6 +118,7 @@ def test_push_to_bare_sibling_and_clone_back(inputs_ds, tmp_path):
     assert (back / "train" / "cat" / "1.png").read_bytes().startswith(b"cat1")
 
 
+@pytest.mark.slow
 def test_git_and_content_split(inputs_ds, tmp_path):
     rr("siblings", "add", "pub", str(tmp_path / "pub.git"), "--data-dir",
        str(tmp_path / "content"), cwd=inputs_ds)
@@ -127,6 +133,7 @@ def test_git_and_content_split(inputs_ds, tmp_path):
     assert (tmp_path / "reader" / "train" / "dog" / "0.png").read_bytes().startswith(b"dog0")
 
 
+@pytest.mark.slow
 def test_push_rejected_non_fast_forward(inputs_ds, tmp_path):
     store = tmp_path / "shared.git"
     rr("siblings", "add", "shared", str(store), cwd=inputs_ds)
@@ -144,6 +151,7 @@ def test_push_rejected_non_fast_forward(inputs_ds, tmp_path):
     assert git("status", "--porcelain", cwd=inputs_ds) == ""
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_clones_and_gets_what_rr_pushed(inputs_ds, tmp_path):
     store = tmp_path / "for-datalad.git"
@@ -156,6 +164,7 @@ def test_datalad_clones_and_gets_what_rr_pushed(inputs_ds, tmp_path):
     assert (tmp_path / "dl" / "train" / "cat" / "0.png").read_bytes().startswith(b"cat0")
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_rr_clones_and_gets_what_datalad_pushed(tmp_path):
     src = tmp_path / "dlsrc"
@@ -174,6 +183,7 @@ def test_rr_clones_and_gets_what_datalad_pushed(tmp_path):
     assert (tmp_path / "rrclone" / "big.dat").read_bytes() == b"payload" * 1000
 
 
+@pytest.mark.slow
 def test_save_path_inside_subdataset(analysis):
     rr("get", "data/raw", cwd=analysis)
     (analysis / "data" / "raw" / "extra.txt").write_text("extra\n")
@@ -183,6 +193,7 @@ def test_save_path_inside_subdataset(analysis):
     assert git("status", "--porcelain", cwd=analysis) == ""
 
 
+@pytest.mark.slow
 def test_explicit_output_inside_subdataset(analysis):
     rr("get", "data/raw", cwd=analysis)
     (analysis / "stray.txt").write_text("stray\n")

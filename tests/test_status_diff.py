@@ -240,6 +240,7 @@ def datalad_states(*args: str, cwd: Path) -> dict[str, str]:
     return result
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_status_and_diff_agree(ds_with_data):
     rr("create", "-d", ".", "sub", cwd=ds_with_data)

@@ -61,6 +61,7 @@ def _recorded(proj: Path, path: str) -> str:
 # --- rr subdatasets ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_subdatasets_lists_present_absent_recursive_and_json(pair):
     data, proj = pair
 
@@ -275,6 +276,7 @@ def test_relative_source_survives_moving_the_superdataset(tmp_path, pair):
     assert f"installed subdataset data/raw from {tmp_path / 'b' / 'imagenette'}" in proc.stderr
 
 
+@pytest.mark.slow
 def test_clone_installs_from_the_sibling_when_the_source_lacks_the_commit(tmp_path, pair):
     data, proj = pair
     pub = tmp_path / "pub"
@@ -332,6 +334,7 @@ def test_datalad_installs_an_rr_registered_subdataset(tmp_path, pair):
     assert (clone / "data" / "raw" / "a.txt").read_text() == "alpha\n"
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_rr_installs_a_datalad_registered_subdataset(tmp_path):
     root = tmp_path / "a"

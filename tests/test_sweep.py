@@ -83,6 +83,7 @@ def test_glob_without_per_file_and_no_match(swept):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_array_jobs_read_inputs_in_a_subdataset(tmp_path):
     """A job's worktree gets an installed subdataset as a worktree of the main one: its
     annexed inputs are there, nothing is cloned or copied, nothing is left registered."""

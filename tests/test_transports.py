@@ -128,6 +128,7 @@ def sshd(tmp_path_factory):
     proc.terminate()
 
 
+@pytest.mark.slow
 def test_clone_get_push_over_ssh(sshd, tmp_path):
     src = tmp_path / "src"
     rr("create", str(src))

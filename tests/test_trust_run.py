@@ -157,6 +157,7 @@ def test_full_disk_during_the_save_keeps_outputs_and_message(tmp_path, _template
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
+@pytest.mark.slow
 def test_interrupt_during_the_commit_tells_that_it_committed(ds):
     hook = ds / ".git" / "hooks" / "pre-commit"
     hook.write_text("#!/bin/sh\ntouch .git/hook-started\nsleep 2\n")

@@ -1,0 +1,5 @@
+"""``python -m recorder.cli``: the rr command line."""
+
+from recorder.cli import main
+
+main()

@@ -1,0 +1,102 @@
+"""What every command shares: calling the API with the one error printer, usage errors, and
+the command class for commands that take a command line after their options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import typer
+import typer.core
+
+try:  # typer 0.28 carries its own copy of click
+    from typer._click.exceptions import NoSuchOption
+except ImportError:  # pragma: no cover - typer with click as a dependency
+    from click.exceptions import NoSuchOption  # type: ignore[no-redef,assignment]
+
+from ..errors import RecorderError
+from . import render
+from .options import DRY_RUN_MODES
+
+STATE = {"debug": False}
+T = TypeVar("T")
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the API; turn a RecorderError into 'rr: error: ...' (and its hint) and its exit
+    code, Ctrl-C into 'rr: interrupted' and 130; with --debug both raise (a traceback)."""
+    try:
+        return fn(*args, **kwargs)
+    except RecorderError as exc:
+        if STATE["debug"]:
+            raise
+        render.error(exc.message, exc.hint)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if STATE["debug"]:
+            raise
+        render.err("rr: interrupted")
+        raise typer.Exit(130) from None
+
+
+def usage_error(message: str, hint: str | None = None) -> NoReturn:
+    """A usage error found by the CLI itself: one line (and a hint), exit code 2."""
+    render.error(message, hint)
+    raise typer.Exit(2)
+
+
+def exit_if(failed: int) -> None:
+    """Exit code 1 when some result records failed."""
+    if failed:
+        raise typer.Exit(1)
+
+
+class CommandAfterOptions(typer.core.TyperCommand):
+    """A command that takes a command line after its options (run, containers-run,
+    run-procedure, containers-exec): everything from the first non-option word on, or after
+    ``--``, is the command's; an unknown option before it is a usage error, not a command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, self._dry_run_value(args))
+        except NoSuchOption as exc:
+            usage_error(f"no such option: {exc.option_name}",
+                        f"options go before the command; put '--' before a command that "
+                        f"starts with '-' (rr {ctx.info_name} [OPTIONS] -- CMD)")
+
+    def _dry_run_value(self, args: list[str]) -> list[str]:
+        """``--dry-run`` takes an optional value: ``--dry-run`` alone is ``basic``,
+        ``--dry-run=MODE`` and (DataLad's spelling) ``--dry-run MODE`` name it when MODE is
+        basic or command; any other word after it starts the command (``rr run --dry-run
+        echo hi``).  Only the options before the command are looked at."""
+        if not any(getattr(p, "name", None) == "dry_run" for p in self.params):
+            return args
+        takes_value = {o for p in self.params if getattr(p, "param_type_name", "") == "option"
+                       and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
+                       for o in p.opts}
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--" or a == "-" or not a.startswith("-"):
+                return out + args[i:]
+            if a == "--dry-run":
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                if nxt in DRY_RUN_MODES:
+                    out.append(f"--dry-run={nxt}")
+                    i += 2
+                else:
+                    out.append("--dry-run=basic")
+                    i += 1
+                continue
+            if a.startswith("--dry-run=") and a.split("=", 1)[1] not in DRY_RUN_MODES:
+                usage_error(f"--dry-run must be basic or command, not {a.split('=', 1)[1]!r}")
+            out.append(a)
+            if a in takes_value and i + 1 < len(args):
+                out.append(args[i + 1])
+                i += 1
+            i += 1
+        return out
+
+
+COMMAND_AFTER_OPTIONS: dict[str, Any] = {"allow_interspersed_args": False}

@@ -1,0 +1,214 @@
+"""The dataset itself: create, save, status, diff, unlock, subdatasets, remove."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from . import options as opt
+from . import render
+from .base import call, exit_if
+
+# recorder.api is imported inside each command: `rr --help` does not load the operations
+
+
+def create(
+    path: Optional[str] = typer.Argument(None, help="Where to create the dataset (default: here)."),
+    cfg_proc: List[str] = typer.Option([], "-c", "--cfg-proc",
+                                       help="Run this configuration procedure after creation "
+                                            "(yoda, text2git, ...); repeatable."),
+    force: bool = typer.Option(False, "--force", "-f", help="Create in a non-empty directory."),
+    no_annex: bool = typer.Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
+    dataset: Annotated[Optional[str], opt.dataset(
+        "Register the new dataset as a subdataset of this dataset (PATH is relative to the "
+        "working directory and must be inside it).")] = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Create a dataset: git + git-annex, .datalad/config with a new id, one commit.
+
+    Example: rr create -c yoda -c text2git my-analysis; rr create -d . data/raw
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex,
+              dataset=dataset, announce=None if as_json else render.announce)
+    if as_json:
+        render.json_line({"action": "create", "status": "ok", "path": str(ds.root),
+                          "id": ds.id})
+    else:
+        render.info(f"rr: created dataset {ds.root} (id {ds.id})")
+
+
+def save(
+    paths: List[str] = typer.Argument(None, help="Paths to save (default: all changes)."),
+    message: opt.Message = None,
+    message_file: Optional[str] = typer.Option(
+        None, "-F", "--message-file", help="Take the commit message from this file "
+        "(e.g. .git/COMMIT_EDITMSG after a failed run)."),
+    version_tag: Optional[str] = typer.Option(None, "--version-tag", "-t",
+                                              help="Tag the saved commit with this name."),
+    dataset: Annotated[Optional[str], opt.dataset(
+        "The dataset (default: the one containing the working directory).")] = None,
+    recursive: Annotated[bool, opt.recursive(
+        "Accepted for DataLad users: rr always saves changes inside subdatasets first "
+        "(bottom-up).")] = False,
+    as_json: opt.Json = False,
+) -> None:
+    """Save changes: large files into the annex (per .gitattributes), text into git.
+
+    A git repository inside the dataset (made by rr create PATH, git init, ...) is saved as a
+    subdataset (gitlink + .gitmodules entry), changes inside it first.
+
+    Example: rr save -m "Add evaluation script" --version-tag ready4analysis code/evaluate.py
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    result = call(api.save, paths or (), dataset=dataset, message=message,
+                  message_file=message_file, version_tag=version_tag)
+    if as_json:
+        render.json_line(result.to_dict())
+        return
+    if result.status == "notneeded":
+        render.info("rr: nothing to save" + (f"; tagged HEAD as {result.tag}" if result.tag
+                                             else ""))
+    else:
+        tag = f", tagged {result.tag}" if result.tag else ""
+        commit = result.commit or ""
+        render.info(f"rr: saved {len(result.paths)} path(s) in {commit[:8]}{tag}")
+
+
+def status(
+    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
+    recursive: opt.Recursive = False,
+    annex: bool = typer.Option(False, "--annex", help="Also list every annexed file: whether "
+                               "its content is here and its size, and a total."),
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
+) -> None:
+    """Show what changed: untracked, added, modified, deleted files and subdatasets, and
+    annexed content changed through its link (damaged).
+
+    Paths are shown relative to the dataset's root (as datalad status -d .).
+
+    Example: rr status -r --annex data/
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex)
+    failed = call(render.render_results, results, as_json, line=render.status_line)
+    if not as_json:
+        if results.totals.clean and not failed:
+            render.out("nothing to save, working tree clean")
+        if annex:
+            render.out(render.annex_totals(results.totals))
+    exit_if(failed)
+
+
+def diff(
+    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
+    from_: Optional[str] = typer.Option(None, "-f", "--from", help="The state to compare "
+                                        "from (default HEAD)."),
+    to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
+                                     "(default: the working tree, untracked files included)."),
+    recursive: opt.Recursive = False,
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json(
+        "One JSON object per path (with gitshasum/prev_gitshasum and key/prev_key of annexed "
+        "files).")] = False,
+) -> None:
+    """Show what differs between two states, per path; annexed files are compared by their
+    content key (an unlocked file with its recorded content is unchanged).
+
+    Example: rr diff --from ready4analysis --to HEAD -r
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    results = call(api.diff, paths or (), from_=from_, to=to, dataset=dataset,
+                   recursive=recursive)
+    exit_if(call(render.render_results, results, as_json, line=render.state_line))
+
+
+def unlock(
+    paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per file.")] = False,
+) -> None:
+    """Make annexed files editable without a run; rr save puts them back into the annex.
+
+    Files whose content is not here cannot be unlocked (rr get them first).
+
+    Example: rr unlock data/labels.csv
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    results = call(api.unlock, paths or (), dataset=dataset)
+
+    def line(r: Any) -> str:
+        return f"unlock({r.status}): {r.path} ({r.type or 'file'})" + \
+            (f" [{r.message}]" if r.message else "")
+
+    exit_if(render.render_results(results, as_json, line=line))
+
+
+def subdatasets(
+    paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
+                                      "paths (default: all)."),
+    recursive: opt.Recursive = False,
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json(
+        "One JSON object per subdataset (DataLad's field names: state, gitshasum, "
+        "gitmodule_url, ...).")] = False,
+) -> None:
+    """List registered subdatasets: present (installed) or absent, the recorded commit,
+    the dataset id and the URL they are installed from.
+
+    Example: rr subdatasets -r
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    def line(r: Any) -> str:
+        extra = r.extra or {}
+        sha = (extra.get("gitshasum") or "-")[:10]
+        return f"{r.state:<8} {r.path}  {sha}  {extra.get('id') or '-'}  " \
+               f"{extra.get('gitmodule_url') or '-'}"
+
+    exit_if(call(lambda: render.render_results(
+        api.subdatasets(paths or (), dataset=dataset, recursive=recursive), as_json,
+        line=line)))
+
+
+class Reckless(str, Enum):
+    kill = "kill"
+
+
+def remove(
+    paths: List[str] = typer.Argument(..., help="Files, directories or subdatasets."),
+    force: bool = typer.Option(False, "--force", help="Remove even what exists only here: "
+                               "unsaved changes, a subdataset's unpushed commits, the last "
+                               "copy of content (dropped too, as rr drop --force)."),
+    reckless: Optional[Reckless] = typer.Option(None, "--reckless", help="DataLad's "
+                                                "spelling: --reckless kill is --force."),
+    message: Annotated[Optional[str], opt.message(
+        "Commit message (default: [DATALAD] removed content).")] = None,
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
+) -> None:
+    """Remove files, directories and subdatasets from the dataset, and commit that.
+
+    Content of removed annexed files is dropped when it is safely elsewhere (else kept in the
+    local annex); a subdataset is unregistered and deleted only when nothing of it exists
+    here alone (unsaved changes, unpushed commits, the last copy of content) unless --force.
+
+    Example: rr remove data/raw old-results.csv
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    results = call(api.remove, paths, dataset=dataset, force=force,
+                   reckless=reckless.value if reckless else None, message=message)
+
+    def line(r: Any) -> str:
+        return f"removed  {r.path}" + (f" ({r.message})" if r.message else "")
+
+    exit_if(render.render_results(results, as_json, line=line))

@@ -1,0 +1,170 @@
+"""Reading the history: log, metrics, graph."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from typing import Annotated, List, Optional
+
+import typer
+
+from . import options as opt
+from . import render
+from .base import call
+
+# recorder.api is imported inside each command: `rr --help` does not load the operations
+
+
+def log_(
+    revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "
+                                                   "e.g. ready4analysis..HEAD."),
+    as_json: Annotated[bool, opt.as_json("One JSON object per run commit.")] = False,
+    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """List run commits: when, who, what command, which inputs and outputs, exit code.
+
+    Example: rr log ready4analysis..HEAD --csv
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    rows = call(api.log, revision_range, dataset=dataset, as_frame=False)
+    if as_json:
+        for r in rows:
+            render.json_line(r.to_dict())
+        return
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["commit", "date", "author", "message", "command", "container",
+                         "inputs", "outputs", "exit", "duration"])
+        for r in rows:
+            writer.writerow([r.commit, r.date, r.author, r.message, r.command,
+                             r.container or "", " ".join(r.inputs), " ".join(r.outputs),
+                             "" if r.exit is None else r.exit,
+                             "" if r.duration is None else r.duration])
+        return
+    for r in rows:
+        exit_text = "" if r.exit in (0, None) else f" [exit {r.exit}]"
+        took = f" ({r.duration:.1f}s)" if r.duration is not None else ""
+        render.out(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}{took}")
+        render.out(f"    $ {r.command}")
+        if r.inputs:
+            render.out(f"    inputs:  {' '.join(r.inputs)}")
+        if r.outputs:
+            render.out(f"    outputs: {' '.join(r.outputs)}")
+        if r.note:
+            render.out(f"    note: {r.note}")
+
+
+def graph(
+    revision_range: Optional[str] = typer.Argument(None, help="Commits to include (default "
+                                                   "HEAD)."),
+    output: str = typer.Option(..., "-o", "--output", help="FILE.svg, FILE.png or FILE.dot."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Draw the provenance graph: inputs -> command -> outputs, reruns linked to originals.
+
+    Example: rr graph ready4analysis..HEAD -o provenance.svg
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    path = call(api.graph, output, revision_range, dataset=dataset)
+    render.info(f"rr: wrote {path}")
+
+
+metrics_app = typer.Typer(help="Compare metrics across tags, branches and commits.\n\n"
+                               "Example: rr metrics show -T -a", no_args_is_help=True)
+
+_CSV = typer.Option("--csv", help="CSV.")
+_MD = typer.Option("--md", help="A Markdown table.")
+_ALL_TAGS = "-T", "--all-tags"
+_ALL_BRANCHES = "-a", "--all-branches"
+_ALL_COMMITS = "-A", "--all-commits"
+
+
+@metrics_app.command("show")
+def metrics_show(
+    files: List[str] = typer.Argument(None, help="Metrics files (default: the registered ones, "
+                                      "else every .json output of a run record); globs "
+                                      "('sweep/*/accuracy.json') match the revisions' files."),
+    all_tags: bool = typer.Option(False, *_ALL_TAGS, help="A row per tag."),
+    all_branches: bool = typer.Option(False, *_ALL_BRANCHES, help="A row per branch (and per "
+                                      "sibling branch fetched by rr update)."),
+    all_commits: bool = typer.Option(False, *_ALL_COMMITS, help="A row per commit."),
+    revision: List[str] = typer.Option([], "-r", "--rev", help="A row for this revision."),
+    as_csv: Annotated[bool, _CSV] = False,
+    as_json: Annotated[bool, opt.as_json("One JSON object per row.")] = False,
+    as_md: Annotated[bool, _MD] = False,
+    per_file: bool = typer.Option(False, "--per-file", help="A row per file (and revision), "
+                                  "not a column per file: e.g. a sweep's results side by side."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Show metrics at revisions, read from git objects (nothing is checked out).
+
+    Example: rr metrics show -T -a accuracy.json
+
+    Example: rr metrics show --per-file 'sweep/*/accuracy.json'
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    table = call(api.metrics_table, files or (), dataset=dataset, all_tags=all_tags,
+                 all_branches=all_branches, all_commits=all_commits, revisions=revision,
+                 per_file=per_file)
+    sys.stdout.write(render.render_table(table, render.table_format(as_csv, as_json, as_md)))
+
+
+@metrics_app.command("diff")
+def metrics_diff(
+    a: Optional[str] = typer.Argument(None, help="Old revision (default HEAD)."),
+    b: Optional[str] = typer.Argument(None, help="New revision (default: the working tree)."),
+    files: opt.MetricsFiles = [],
+    as_csv: Annotated[bool, _CSV] = False,
+    as_json: Annotated[bool, opt.as_json("One JSON object per metric.")] = False,
+    as_md: Annotated[bool, _MD] = False,
+    dataset: opt.Dataset = None,
+) -> None:
+    """Compare metrics of two revisions: old, new and change per key.
+
+    Example: rr metrics diff master randomforest
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    table = call(api.metrics_diff_table, a, b, files=files, dataset=dataset)
+    sys.stdout.write(render.render_table(table, render.table_format(as_csv, as_json, as_md)))
+
+
+@metrics_app.command("plot")
+def metrics_plot(
+    key: str = typer.Argument(..., help="The metric, e.g. accuracy or scores.f1."),
+    output: str = typer.Option(..., "-o", "--output", help="FILE.png, FILE.svg or FILE.html."),
+    files: opt.MetricsFiles = [],
+    all_tags: bool = typer.Option(False, *_ALL_TAGS, help="A point per tag."),
+    all_branches: bool = typer.Option(False, *_ALL_BRANCHES, help="A point per branch."),
+    all_commits: bool = typer.Option(False, *_ALL_COMMITS, help="A point per commit "
+                                     "(the default)."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Chart a metric across revisions.
+
+    Example: rr metrics plot accuracy -T -o accuracy.png
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    path = call(api.metrics_plot, key, output, files=files, all_tags=all_tags,
+                all_branches=all_branches, all_commits=all_commits, dataset=dataset)
+    render.info(f"rr: wrote {path}")
+
+
+@metrics_app.command("add")
+def metrics_add(
+    path: str = typer.Argument(..., help="A metrics file (JSON, YAML or CSV)."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Register a metrics file for rr metrics (kept in .datalad/config).
+
+    Example: rr metrics add accuracy.json
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    rel = call(api.metrics_add, path, dataset=dataset)
+    render.info(f"rr: tracking metrics in {rel}")

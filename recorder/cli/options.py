@@ -1,0 +1,118 @@
+"""Options shared by several commands, declared once: names, type and default here; a
+command that needs a different help text passes it (``Annotated[Optional[str],
+dataset("Register the clone ...")]``), the names stay.  Every option is the API keyword of
+the same name (``-d/--dataset`` is ``dataset=``, ``-J/--jobs`` is ``jobs=``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+
+class Which(str, Enum):
+    inputs = "inputs"
+    outputs = "outputs"
+    both = "both"
+
+
+class DryRun(str, Enum):
+    basic = "basic"
+    command = "command"
+
+
+DRY_RUN_MODES = tuple(m.value for m in DryRun)
+
+
+def dataset(help: str = "The dataset.") -> Any:
+    return typer.Option("-d", "--dataset", help=help)
+
+
+def as_json(help: str = "Print the result as JSON.") -> Any:
+    return typer.Option("--json", help=help)
+
+
+def message(help: str = "Commit message.") -> Any:
+    return typer.Option("-m", "--message", help=help)
+
+
+def inputs(help: str = "Input path or glob.") -> Any:
+    return typer.Option("-i", "--input", help=help)
+
+
+def outputs(help: str = "Output path or glob.") -> Any:
+    return typer.Option("-o", "--output", help=help)
+
+
+def recursive(help: str = "Into installed subdatasets too.") -> Any:
+    return typer.Option("-r", "--recursive", help=help)
+
+
+def jobs(help: str) -> Any:
+    return typer.Option("-J", "--jobs", help=help)
+
+
+def scheduler(help: str) -> Any:
+    return typer.Option("--scheduler", help=help)
+
+
+def expand(help: str = "Store expanded globs.") -> Any:
+    return typer.Option("--expand", help=help)
+
+
+def explicit(help: str = "Save only declared outputs.") -> Any:
+    return typer.Option("--explicit", help=help)
+
+
+def assume_ready(help: str = "Skip fetching inputs / unlocking outputs.") -> Any:
+    return typer.Option("--assume-ready", help=help)
+
+
+def dry_run(help: str) -> Any:
+    return typer.Option("--dry-run", metavar="[=basic|command]", help=help)
+
+
+def sidecar(help: str) -> Any:
+    return typer.Option("--sidecar/--no-sidecar", help=help)
+
+
+def gpus(help: str = "Give the container the GPUs.") -> Any:
+    return typer.Option("--gpus", help=help)
+
+
+def metrics_file() -> Any:
+    return typer.Option("-f", "--file", help="Metrics file; repeatable.")
+
+
+def paths(help: str) -> Any:
+    return typer.Argument(help=help)
+
+
+# the common spellings, as types
+Dataset = Annotated[Optional[str], dataset()]
+Json = Annotated[bool, as_json()]
+Message = Annotated[Optional[str], message()]
+Recursive = Annotated[bool, recursive()]
+Paths = Annotated[Optional[List[str]], paths("Files or directories (default: all).")]
+Expand = Annotated[Optional[Which], expand()]
+Explicit = Annotated[bool, explicit()]
+AssumeReady = Annotated[Optional[Which], assume_ready()]
+Gpus = Annotated[bool, gpus()]
+MetricsFiles = Annotated[List[str], metrics_file()]
+TransferJobs = Annotated[Optional[int], jobs("Transfers at once (git-annex's --jobs).")]
+
+# the array options, shared by rr run and rr containers-run
+Params = Annotated[List[str], typer.Option(
+    "--param", help="NAME=V1,V2,...: run once per value ({NAME} in the command, -i and -o); "
+    "several --param form their Cartesian product; repeatable.")]
+ArrayTable = Annotated[Optional[str], typer.Option(
+    "--array", help="A CSV/TSV table: one job per row, its columns are parameters.")]
+ArrayJobs = Annotated[Optional[int], jobs(
+    "Run this many array jobs at once (Dask LocalCluster; default: one after the other).")]
+ArrayScheduler = Annotated[Optional[str], scheduler(
+    "Run array jobs on this Dask scheduler (tcp://HOST:PORT) or cluster (slurm, pbs, sge, "
+    "htcondor).")]
+ArrayContinue = Annotated[bool, typer.Option(
+    "--continue", help="Run the jobs of an unfinished array that did not succeed (give its ID "
+    "as the command when there are several) and write its history.")]

@@ -1,0 +1,247 @@
+"""Rendering: result records, events, JSON lines and tables, on stdout and stderr.
+
+stdout carries what the command was asked for (records, tables, JSON lines); stderr what rr
+says about it (``rr: ...`` lines, dimmed on a terminal; errors; progress)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ..results import Event, EventKind, Result
+
+if TYPE_CHECKING:
+    from ..metrics import Table
+    from ..status import StatusTotals
+
+
+def err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def error(message: str, hint: str | None = None) -> None:
+    """The one spelling of an error: ``rr: error: MESSAGE`` and ``rr: hint: HINT``."""
+    err(f"rr: error: {message}")
+    if hint:
+        err(f"rr: hint: {hint}")
+
+
+def info(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\x1b[2m{text}\x1b[0m\n")
+    else:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
+
+
+def out(text: str) -> None:
+    """A line of the command's output (stdout)."""
+    sys.stdout.write(text + "\n")
+
+
+def json_line(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def announce(command: str) -> None:
+    info(f"rr: running: {command}")
+
+
+# --- events ------------------------------------------------------------------------------
+
+
+def render_event(event: Event) -> None:
+    """An event on stderr: what runs (always, also with --json), warnings, notes; a step of a
+    replay. JOB events are drawn by ``Progress``, FILE events by a transfer's bar."""
+    if event.kind is EventKind.ANNOUNCE:
+        announce(event.text)
+    elif event.kind is EventKind.WARN:
+        err(f"rr: warning: {event.text}")
+    elif event.kind is EventKind.NOTE:
+        info(f"rr: note: {event.text}")
+    elif event.text:
+        info(f"rr: {event.text}")
+
+
+# --- result records ----------------------------------------------------------------------
+
+
+def render_results(results: Iterable[Result], as_json: bool,
+                   line: Callable[[Any], str | None] | None = None) -> int:
+    """The one rendering of result records (``recorder.results.Result``): one JSON object per
+    line with ``--json``, else one line each (``line(result)``, default ``state path``; None
+    skips it).  Failed results go to stderr as ``rr: error: ...``.  Returns the number of
+    failed results, for the exit code."""
+    failed = 0
+    for r in results:
+        if r.failed:
+            failed += 1
+        if as_json:
+            json_line(r.to_dict())
+            sys.stdout.flush()
+            continue
+        if r.failed:
+            err(f"rr: {r.status}: {r.path}: {r.message}" if r.message else
+                f"rr: {r.status}: {r.path}")
+            continue
+        text = line(r) if line else f"{r.state or r.status:<10} {r.path}"
+        if text is not None:
+            out(text)
+    return failed
+
+
+def state_line(r: Result) -> str:
+    """DataLad's status/diff line: ' modified: path (type)'."""
+    return f"{r.state or r.status:>9}: {r.path} ({r.type or 'file'})" + \
+        (f" [{r.message}]" if r.message else "")
+
+
+def status_line(r: Result) -> str:
+    """``state_line``, with an annexed file's presence and size when rr status --annex."""
+    info_ = r.extra or {}
+    if "has_content" not in info_:
+        return state_line(r)
+    size = "size unknown" if info_.get("bytesize") is None else human_size(info_["bytesize"])
+    where = "present" if info_["has_content"] else "absent"
+    return f"{state_line(r)} [{where}, {size}]"
+
+
+def annex_totals(t: StatusTotals) -> str:
+    unknown = f" ({t.unknown} of unknown size)" if t.unknown else ""
+    return (f"{t.present} of {t.files} annexed files present, "
+            f"{human_size(t.here)} of {human_size(t.bytes)}{unknown}")
+
+
+def human_size(n: int) -> str:
+    """Decimal units, as DataLad prints sizes: 999 B, 12 MB, 1.4 GB."""
+    if n < 1000:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        value /= 1000
+        if value < 1000 or unit == "PB":
+            break
+    return f"{value:.3g} {unit}"
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def table_format(as_csv: bool, as_json: bool, as_md: bool) -> str:
+    return "csv" if as_csv else "json" if as_json else "md" if as_md else "table"
+
+
+def render_table(table: Table, fmt: str = "table") -> str:
+    """A table as aligned text (``table``), ``csv``, ``md`` or ``json`` (one object per row)."""
+    columns, rows = table.columns, table.rows
+    if fmt == "json":
+        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if rows else "")
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        return buf.getvalue()
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    if fmt == "md":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+# --- runs, replays, arrays ---------------------------------------------------------------
+
+
+def dry_run(result: Any, location: str) -> None:
+    """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
+    out("Dry run information")
+    out(f" location: {location}")
+    if result.inputs:
+        out(f" expanded inputs:\n  {list(result.inputs)}")
+    if result.outputs:
+        out(f" expanded outputs:\n  {list(result.outputs)}")
+    out(f" command:\n  {result.record['cmd']}")
+    if result.command != result.record["cmd"]:
+        out(f" expanded command:\n  {result.command}")
+
+
+def step(result: Any) -> None:
+    """One replayed step of rr rerun."""
+    what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
+                                                                             result.status)
+    new = f" -> {result.new_commit[:8]}" if result.new_commit and result.action != "checkout" \
+        else ""
+    note = f" ({result.note})" if result.note and result.status != "unchanged" else ""
+    took = f" [{result.duration:.1f}s]" if result.action == "run" else ""
+    info(f"rr: [{result.index}/{result.total}] {result.action} {result.commit[:8]} "
+         f"{result.subject}: {what}{new}{took}{note}")
+
+
+def array_line(r: Result) -> str:
+    extra = r.extra or {}
+    if r.action == "run-array":
+        return f"rr: {r.message}"
+    if r.state == "dry-run":
+        ins = f" <- {' '.join(extra['inputs'])}" if extra.get("inputs") else ""
+        outs = f" -> {' '.join(extra['outputs'])}" if extra.get("outputs") else ""
+        params = " ".join(f"{k}={v}" for k, v in extra["params"].items())
+        return f"job {extra['index']}: {params}: {extra['command']}{ins}{outs}"
+    took = f" ({extra['duration']:.1f}s)" if "duration" in extra else ""
+    return f"{r.state:<9} {r.path}: {r.message}{took}"
+
+
+class Progress:
+    """One line of queued/running/done/failed jobs with the elapsed time on a terminal
+    (stderr); nothing when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self._time = time.monotonic
+        self.start = time.monotonic()
+        self.on = sys.stderr.isatty()
+        self.state: dict[int, str] = {}
+        self.shown = 0.0
+
+    def event(self, e: Any) -> None:
+        self.state[e.index] = {"queued": "queued", "started": "running"}.get(e.kind, e.kind)
+        now = self._time()
+        if self.on and (now - self.shown > 0.1 or e.kind in ("done", "failed")):
+            self.shown = now
+            counts = {k: 0 for k in ("queued", "running", "done", "failed")}
+            for v in self.state.values():
+                counts[v] = counts.get(v, 0) + 1
+            sys.stderr.write("\r\x1b[Krr: jobs: " + ", ".join(f"{v} {k}" for k, v in
+                                                              counts.items())
+                             + f" ({now - self.start:.1f}s)")
+            sys.stderr.flush()
+
+    def clear(self) -> None:
+        if self.on:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+    def around(self, results: Iterable[Result]) -> Iterator[Result]:
+        try:
+            for r in results:
+                self.clear()
+                yield r
+        finally:
+            self.clear()

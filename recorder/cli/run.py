@@ -1,0 +1,311 @@
+"""Running and replaying: run, containers-run (and their arrays), rerun, run-procedure."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from ..errors import RecorderError, UsageError
+from ..results import Event, EventKind
+from . import options as opt
+from . import render
+from .base import call, exit_if, usage_error
+from .options import DryRun, Which
+
+# recorder.api is imported inside each command: `rr --help` does not load the operations
+
+
+def run(
+    cmd: List[str] = typer.Argument(None, help="The command. Quote it as one string when it "
+                                                "uses {inputs}/{outputs}, pipes or redirections."),
+    message: Annotated[Optional[str], opt.message(
+        "Commit message (default: the command, cut at 40 characters).")] = None,
+    inputs: Annotated[List[str], opt.inputs(
+        "Input path or glob, fetched before the command; repeatable.")] = [],
+    outputs: Annotated[List[str], opt.outputs(
+        "Output path or glob, made writable before the command; repeatable.")] = [],
+    expand: Annotated[Optional[Which], opt.expand(
+        "Store expanded globs instead of the specs.")] = None,
+    explicit: Annotated[bool, opt.explicit(
+        "Save only the declared outputs; the dataset may be dirty.")] = False,
+    assume_ready: opt.AssumeReady = None,
+    dry_run: Annotated[Optional[DryRun], opt.dry_run(
+        "Show what would run and change nothing: --dry-run (basic) the details, "
+        "--dry-run=command only the expanded command.")] = None,
+    sidecar: Annotated[bool, opt.sidecar(
+        "Store the record in .datalad/runinfo instead of the commit message.")] = None,  # type: ignore[assignment]
+    container: Optional[str] = typer.Option(None, "-n", "--container",
+                                            help="Run inside this registered container."),
+    gpus: Annotated[bool, opt.gpus(
+        "Give the container the GPUs (docker/podman --gpus all, apptainer --nv).")] = False,
+    params: opt.Params = [],
+    array: opt.ArrayTable = None,
+    jobs: opt.ArrayJobs = None,
+    scheduler: opt.ArrayScheduler = None,
+    continue_: opt.ArrayContinue = False,
+    dataset: opt.Dataset = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Run a command and record it: inputs fetched, outputs saved with a run record.
+
+    Example: rr run -m "Count words" -i 'data/*.txt' -o counts.txt "wc -w {inputs} > {outputs}"
+
+    Array (one record per row, committed in row order): rr run --param subject=01,02 -J 2
+    -i 'raw/{subject}.csv' -o 'out/{subject}.txt' "wc -l {inputs} > {outputs}"
+    """
+    _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+         container, gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
+
+
+def containers_run(
+    cmd: List[str] = typer.Argument(None, help="The command to run inside the container."),
+    container: Optional[str] = typer.Option(None, "-n", "--container-name", "--container",
+                                            help="The registered container (may be left out "
+                                                 "when there is only one)."),
+    message: opt.Message = None,
+    inputs: Annotated[List[str], opt.inputs()] = [],
+    outputs: Annotated[List[str], opt.outputs()] = [],
+    expand: opt.Expand = None,
+    explicit: opt.Explicit = False,
+    assume_ready: opt.AssumeReady = None,
+    dry_run: Annotated[Optional[DryRun], opt.dry_run(
+        "Show what would run (=command: only the expanded command).")] = None,
+    sidecar: Annotated[bool, opt.sidecar("Record in a sidecar.")] = None,  # type: ignore[assignment]
+    gpus: opt.Gpus = False,
+    params: opt.Params = [],
+    array: opt.ArrayTable = None,
+    jobs: opt.ArrayJobs = None,
+    scheduler: opt.ArrayScheduler = None,
+    continue_: opt.ArrayContinue = False,
+    dataset: opt.Dataset = None,
+    as_json: opt.Json = False,
+) -> None:
+    """rr run inside a registered container (same options as rr run).
+
+    Example: rr containers-run -n software -i data/train.csv -o model.joblib "python3 code/train.py"
+    """
+    _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+         container or "", gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
+
+
+def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
+         container, gpus, dataset, as_json, params=(), array=None, jobs=None,
+         scheduler=None, continue_=False) -> None:
+    from .. import api  # noqa: PLC0415  start-up time
+
+    if params or array is not None or continue_:
+        _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
+                   sidecar, container, gpus, dataset, as_json, params, array, jobs,
+                   scheduler, continue_)
+        return
+
+    def announce(command: str) -> None:
+        if not as_json:
+            render.render_event(Event(EventKind.ANNOUNCE, command))
+
+    # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
+    extra = {"jobs": jobs, "scheduler": scheduler} if jobs is not None or \
+        scheduler is not None else {}
+    result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
+                  outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
+                  assume_ready=assume_ready.value if assume_ready else None,
+                  dry_run=dry_run is not None,
+                  sidecar=sidecar, container=container, gpus=gpus, announce=announce,
+                  cwd=os.getcwd(), **extra)
+    for note in getattr(result, "notes", []):
+        render.render_event(Event(EventKind.NOTE, note))
+    if as_json:
+        render.json_line(result.to_dict())
+        return
+    if result.status == "dry-run" and dry_run == DryRun.command:
+        render.out(result.command)
+    elif result.status == "dry-run":
+        render.dry_run(result, os.getcwd())
+    elif result.status == "notneeded":
+        render.info("rr: the command changed nothing; no commit made")
+    else:
+        commit = result.commit or ""
+        render.info(f"rr: saved {len(result.saved)} path(s) in {commit[:8]} with the "
+                    f"run record ({result.duration:.1f}s)")
+
+
+def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
+               sidecar, container, gpus, dataset, as_json, params, array, jobs, scheduler,
+               continue_) -> None:
+    from .. import api  # noqa: PLC0415  start-up time
+
+    progress = render.Progress()
+    if as_json:
+        progress.on = False
+    words = list(cmd or [])
+    if continue_ and len(words) > 1:
+        usage_error("--continue takes at most one array ID (no command)")
+
+    def go() -> int:
+        results = api.run_array(
+            [] if continue_ else words, dataset=dataset, message=message, inputs=inputs,
+            outputs=outputs, params=params, array=array,
+            expand=expand.value if expand else None, explicit=explicit,
+            assume_ready=assume_ready.value if assume_ready else None,
+            dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
+            jobs=jobs, scheduler=scheduler, continue_=continue_,
+            array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
+            on_event=progress.event,
+            announce=None if as_json else (lambda text: render.info(f"rr: running {text}")))
+        return render.render_results(progress.around(results), as_json, line=render.array_line)
+
+    exit_if(call(go))
+
+
+def rerun(
+    revision: Optional[str] = typer.Argument(None, help="Commit to replay (default HEAD), or a "
+                                             "range A..B of commits."),
+    since: Optional[str] = typer.Option(None, "--since", help="Replay every commit after this "
+                                        "one up to REVISION; --since= replays all history."),
+    onto: Optional[str] = typer.Option(None, "--onto", help="Replay on top of this commit; "
+                                       "--onto= starts at the parent of the first run commit."),
+    branch: Optional[str] = typer.Option(None, "--branch", "-b",
+                                         help="Replay onto this new branch (and stay on it)."),
+    message: Annotated[Optional[str], opt.message(
+        "Message for every re-executed commit.")] = None,
+    report: bool = typer.Option(False, "--report", help="Print the plan as JSON lines; run "
+                                "nothing."),
+    script: Optional[str] = typer.Option(None, "--script", help="Write a shell script that "
+                                         "reproduces the commands to FILE ('-' for stdout)."),
+    explicit: Annotated[bool, opt.explicit(
+        "Save only declared outputs; the dataset may be dirty.")] = False,
+    assume_ready: opt.AssumeReady = None,
+    continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
+    abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
+                               "stopped step's changes and go back to where it started."),
+    jobs: Annotated[Optional[int], opt.jobs(
+        "Replay the jobs of an array (rr run --param/--array) this many at once on a local "
+        "Dask cluster; the rest in order, with the same result as --jobs 1.")] = None,
+    scheduler: Annotated[Optional[str], opt.scheduler(
+        "Replay array jobs on this Dask scheduler (tcp://HOST:PORT) or batch system (slurm, "
+        "pbs, sge, htcondor, ...).")] = None,
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("Print one JSON result per step.")] = False,
+) -> None:
+    """Replay recorded runs: one commit, a range, or all history; in place or on a branch.
+
+    Example: rr rerun --branch randomforest -m "Recompute" ready4analysis..SGD-100
+
+    Example: rr rerun --jobs 4 --since=raw-data  (an array's jobs 4 at a time)
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    if report:
+        for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
+                                                       onto=onto, branch=branch))):
+            render.json_line(item)
+        return
+    if script is not None:
+        text = call(api.rerun_script, revision, dataset=dataset, since=since,
+                    script_name=script)
+        if script == "-":
+            sys.stdout.write(text)
+        else:
+            call(_write_script, script, text)
+            render.info(f"rr: script written to {script}")
+        return
+    if abort:
+        where = call(api.rerun_abort, dataset=dataset)
+        render.info(f"rr: stopped replay dropped; {where}")
+        return
+    tty = sys.stderr.isatty()
+
+    def notify(index: int, total: int, step: Any) -> None:
+        if tty and not as_json:
+            render.render_event(Event(EventKind.STEP, f"[{index}/{total}] {step.action} "
+                                      f"{step.commit[:8]} {step.subject}",
+                                      {"index": index, "total": total}))
+
+    def announce(command: str) -> None:
+        # what a record makes rr execute is always shown first (on stderr, also with --json)
+        render.render_event(Event(EventKind.ANNOUNCE, command))
+
+    def warn(text: str) -> None:
+        render.render_event(Event(EventKind.WARN, text))
+
+    def replay() -> list:
+        out = []
+        for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
+                                branch=branch, message=message, explicit=explicit,
+                                assume_ready=assume_ready.value if assume_ready else None,
+                                continue_=continue_, notify=notify, announce=announce,
+                                warn=warn, jobs=jobs, scheduler=scheduler):
+            out.append(result)
+            if as_json:
+                render.json_line(result.to_dict())
+            else:
+                render.step(result)
+        return out
+
+    results = call(replay)
+    if not as_json:
+        ran = sum(1 for r in results if r.action == "run")
+        changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
+        render.info(f"rr: replayed {ran} run(s), {changed} with new results, "
+                    f"{ran - changed} unchanged")
+
+
+def _write_script(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o755)
+    except OSError as exc:
+        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None
+
+
+def run_procedure(
+    name: Optional[str] = typer.Argument(None, help="The procedure (e.g. cfg_yoda)."),
+    args: List[str] = typer.Argument(None, help="Arguments passed to the procedure."),
+    discover: bool = typer.Option(False, "--discover", help="List the procedures rr finds."),
+    help_proc: bool = typer.Option(False, "--help-proc",
+                                   help="Show the help of procedure NAME "
+                                        "(datalad.procedures.NAME.help)."),
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("Print results as JSON.")] = False,
+) -> None:
+    """Run a dataset procedure, or list them with --discover.
+
+    Example: rr run-procedure cfg_text2git
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    if help_proc:
+        if not name:
+            call(_raise_usage, "--help-proc needs a procedure name")
+        proc_, text = call(api.procedure_help, name, dataset=dataset)
+        if as_json:
+            render.json_line({"action": "procedure_help", "status": "ok", **proc_.to_dict()})
+        else:
+            render.out(f"{proc_.name} ({proc_.path})\n{text}")
+        return
+
+    if discover:
+        for p in call(api.discover_procedures, dataset=dataset):
+            if as_json:
+                render.json_line(p.to_dict())
+            else:
+                helptext = f"  {p.help.splitlines()[0]}" if p.help else ""
+                mark = f"[overridden by {p.overridden_by}] " if p.overridden_by else ""
+                render.out(f"{mark}{p.name} ({p.source}: {p.path}){helptext}")
+        return
+    if not name:
+        call(_raise_usage, "give a procedure name, or --discover")
+    result = call(api.run_procedure, name, args or (), dataset=dataset,
+                  announce=None if as_json else render.announce)
+    if as_json:
+        render.json_line(result.to_dict())
+    else:
+        render.info(f"rr: procedure {name} done ({len(result.commits)} commit(s))")
+
+
+def _raise_usage(message: str) -> None:
+    raise UsageError(message)

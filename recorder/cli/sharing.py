@@ -1,0 +1,227 @@
+"""Sharing datasets and content: clone, get, drop, siblings, push, update, download-url."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Any, List, Optional
+
+import typer
+
+from ..results import Event, EventKind
+from . import options as opt
+from . import render
+from .base import call, exit_if
+
+# recorder.api is imported inside each command: `rr --help` does not load the operations
+
+
+def clone(
+    source: str = typer.Argument(..., help="A path, git URL or SSH URL (host:path)."),
+    path: Optional[str] = typer.Argument(None, help="Where to put the clone."),
+    dataset: Annotated[Optional[str], opt.dataset(
+        "Register the clone as a subdataset of this dataset.")] = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Clone a dataset (content stays where it is until you get it).
+
+    Example: rr clone -d . ../imagenette data/raw
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    result = call(api.clone, source, path, dataset=dataset)
+    if as_json:
+        render.json_line(result.to_dict())
+    else:
+        where = f", registered in {result.registered_in}" if result.registered_in else ""
+        render.info(f"rr: cloned {source} to {result.path}{where}")
+
+
+def get(
+    paths: opt.Paths = None,
+    recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    jobs: opt.TransferJobs = None,
+    dataset: opt.Dataset = None,
+) -> None:
+    """Fetch annexed content, installing subdatasets on the way.
+
+    Example: rr get -r -J 4 data/raw/train
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    if sys.stderr.isatty():
+        from rich.progress import Progress  # noqa: PLC0415  heavy, only on a terminal
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("getting", total=None)
+
+            def on_event(event: Event) -> None:
+                bar.update(task, advance=1, description=event.text)
+
+            def on_file(rec: dict) -> None:
+                on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
+
+            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file,
+                 jobs=jobs)
+    else:
+        call(api.get, paths or (), dataset=dataset, recursive=recursive, jobs=jobs)
+    render.info("rr: content is here")
+
+
+def drop(
+    paths: opt.Paths = None,
+    recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Drop annexed content that is safely stored elsewhere.
+
+    Example: rr drop data/raw/train
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    results = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    render.info(f"rr: dropped {sum(1 for r in results if r.get('success'))} file(s)")
+
+
+siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "
+                                "origin /srv/store/analysis.git", no_args_is_help=True)
+
+
+@siblings_app.command("add")
+def siblings_add(
+    name: str = typer.Argument(..., help="Name of the sibling."),
+    url: str = typer.Argument(..., help="A path (a bare repository is made there), git URL or "
+                              "SSH URL."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Put annexed content in "
+                                           "this directory (a git-annex directory special "
+                                           "remote) instead of the git sibling."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Add a sibling.
+
+    Example: rr siblings add origin /srv/store/analysis.git
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    sib = call(api.siblings_add, name, url, data_dir=data_dir, dataset=dataset)
+    render.info(f"rr: sibling {sib.name} -> {sib.url}")
+
+
+@siblings_app.command("list")
+def siblings_list(
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per sibling.")] = False,
+) -> None:
+    """List siblings.
+
+    Example: rr siblings list
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    for sib in call(api.siblings_list, dataset=dataset):
+        if as_json:
+            render.json_line(sib.to_dict())
+        else:
+            deps = f" (content to {', '.join(sib.publish_depends)})" if sib.publish_depends \
+                else ""
+            render.out(f"{sib.name} [{sib.kind}] {sib.url}{deps}")
+
+
+class DataMode(str, Enum):
+    auto = "auto"
+    anything = "anything"
+    nothing = "nothing"
+
+
+def push(
+    to: Optional[str] = typer.Option(None, "--to", help="The sibling (default: the only one)."),
+    data: DataMode = typer.Option(DataMode.auto, "--data", help="Which annexed content to "
+                                  "send: auto (this version), anything (all versions), nothing."),
+    jobs: opt.TransferJobs = None,
+    dataset: opt.Dataset = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Push history, tags and annexed content to a sibling.
+
+    Example: rr push --to origin -J 4
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs)
+    if as_json:
+        render.json_line(result.to_dict())
+    else:
+        render.info(f"rr: pushed {result.branch or 'HEAD'} and {result.copied} file(s) of "
+                    f"content to {result.to}")
+
+
+class How(str, Enum):
+    fetch = "fetch"
+    merge = "merge"
+    ff_only = "ff-only"
+    reset = "reset"
+
+
+class Follow(str, Enum):
+    sibling = "sibling"
+    parentds = "parentds"
+
+
+def update(
+    sibling: Optional[str] = typer.Option(None, "-s", "--sibling", help="The sibling to update "
+                                          "from (default: fetch from all; bring changes in "
+                                          "from the one the current branch tracks)."),
+    how: How = typer.Option(How.fetch, "--how", help="fetch: only fetch (branches appear as "
+                            "SIBLING/BRANCH, content becomes gettable); merge, ff-only or "
+                            "reset: also bring the current branch up to date with its "
+                            "counterpart on the sibling."),
+    how_subds: Optional[How] = typer.Option(None, "--how-subds", help="--how for subdatasets "
+                                            "(default: the same)."),
+    follow: Follow = typer.Option(Follow.parentds, "--follow", help="With -r: bring each "
+                                  "subdataset to the commit its superdataset records "
+                                  "(parentds, rr's default) or to its own sibling's branch "
+                                  "(sibling, DataLad's default)."),
+    recursive: opt.Recursive = False,
+    dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per result.")] = False,
+) -> None:
+    """Bring a collaborator's work in: fetch branches and where their content is from
+    siblings, and with --how update the current branch (no other branch moves).
+
+    Example: rr update -s origin; rr metrics show -a; rr update -s origin --how merge
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    def line(r: Any) -> str:
+        return f"{r.state or r.status:<12} {r.path}: {r.message}"
+
+    results = call(api.update, sibling=sibling, how=how.value,
+                   how_subds=how_subds.value if how_subds else None, follow=follow.value,
+                   recursive=recursive, dataset=dataset)
+    exit_if(call(render.render_results, results, as_json, line=line))
+
+
+def download_url(
+    urls: List[str] = typer.Argument(..., help="http(s), ftp or file URLs."),
+    path: Optional[str] = typer.Option(None, "--path", "-O", help="Where to put it (a file "
+                                       "name, or a directory for several URLs)."),
+    message: opt.Message = None,
+    archive: bool = typer.Option(False, "--archive", help="Extract the archive; it stays as "
+                                 "the source the extracted files can be got back from."),
+    dataset: opt.Dataset = None,
+    as_json: opt.Json = False,
+) -> None:
+    """Download files into the dataset; their URLs are recorded so drop + get fetches again.
+
+    Example: rr download-url --archive --path data/raw https://example.org/imagenette.tgz
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    result = call(api.download_url, urls, path=path, message=message, archive=archive,
+                  dataset=dataset)
+    if as_json:
+        render.json_line(result.to_dict())
+    else:
+        extra = f", extracted {len(result.extracted)} file(s)" if result.extracted else ""
+        render.info(f"rr: downloaded {len(result.files)} file(s){extra}")
