@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import fnmatch
 import glob
 import itertools
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import gitrepo, proc
+from . import engine, gitrepo, proc
 from .dataset import Dataset
 from .errors import Interrupted, PlaceholderError, RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
@@ -486,12 +487,10 @@ def _ref_name(ref: str) -> str:
     return ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
 
 
-def execute(ds: Dataset, state: dict[str, Any], *, jobs: int | None = None,
-            scheduler: str | None = None, on_event: Callable[[Any], None] | None = None,
+def execute(ds: Dataset, state: dict[str, Any], *, target: engine.Target = engine.SERIAL,
+            on_event: Callable[[Any], None] | None = None,
             announce: Callable[[str], None] | None = None) -> Iterator[Result]:
     """Run the array's jobs that have not succeeded, then write the history of all."""
-    from . import engine
-
     array_id = state["id"]
     wtdir = str(state_dir(ds) / array_id)
     done = gitrepo.refs_under(ds.root, f"{JOB_REFS}/{array_id}/")
@@ -517,11 +516,11 @@ def execute(ds: Dataset, state: dict[str, Any], *, jobs: int | None = None,
 
     def event(e: Any) -> None:
         if on_event is not None:
-            on_event(e._replace(index=tasks[e.index].index))
+            on_event(dataclasses.replace(e, index=tasks[e.index].index))
 
     interrupted = False
     try:
-        for pos, outcome in engine.execute_all(run_job, tasks, jobs=jobs, scheduler=scheduler,
+        for pos, outcome in engine.execute_all(run_job, tasks, target=target,
                                                on_event=event):
             task = tasks[pos]
             j = by_index[task.index]

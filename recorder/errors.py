@@ -111,3 +111,20 @@ class InterruptedError_(RecorderError):
 
 
 Interrupted = InterruptedError_
+
+
+class EngineError(RecorderError):
+    """The engine cannot run the tasks (bad scheduler, unreachable, not configured) or a
+    worker died under a task; one line, with a hint where there is something to do."""
+
+
+class RerunStoppedError(RecorderError):
+    """A replay stopped at a step; its hint says how to go on or give up."""
+
+    def __init__(self, message: str, hint: str, exit_code: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+class ContainerRuntimeError(RecorderError):
+    """A container runtime (docker, podman, singularity) is missing or failed."""

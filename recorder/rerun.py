@@ -21,11 +21,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import gitrepo
+from . import engine, gitrepo
 from . import record as records
 from .dataset import Dataset
 from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
-                     RecordError, UsageError)
+                     RecordError, RerunStoppedError, UsageError)
 from .lock import dataset_lock
 from .placeholders import PathList, QuotedPath, expand, substitutions
 from .run import RunSpec, ensure_clean, execute, glob_specs
@@ -75,12 +75,6 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-class RerunStoppedError(RecorderError):
-    def __init__(self, message: str, hint: str, exit_code: int = 1) -> None:
-        super().__init__(message, hint=hint)
-        self.exit_code = exit_code
 
 
 # --- planning ---------------------------------------------------------------------------
@@ -309,8 +303,7 @@ class _Replay:
     announce: Callable[[str], None] | None = None
     warn: Callable[[str], None] | None = None
     saved: bool = False
-    jobs: int | None = None  # --jobs / --scheduler: the jobs of an array run in parallel
-    scheduler: str | None = None
+    target: engine.Target = engine.SERIAL  # --jobs / --scheduler: where an array's jobs run
 
     def save_state(self, failed: Step, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:
@@ -476,21 +469,20 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           continue_: bool = False,
           notify: Callable[[int, int, Step], None] | None = None,
           announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None, jobs: int | None = None,
-          scheduler: str | None = None) -> Iterator[StepResult]:
+          warn: Callable[[str], None] | None = None,
+          target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
     """Replay the plan step by step, yielding one result per step.
 
     ``notify(index, total, step)`` is called before each step starts (for progress),
     ``announce(command)`` with each expanded command just before it executes, ``warn(text)``
-    with a warning about a step (e.g. a recorded directory outside the dataset).  ``jobs``
-    > 1 or ``scheduler``: the consecutive jobs of one array run in parallel on Dask (see
-    ``_batch``), with the same result as one after the other.
+    with a warning about a step (e.g. a recorded directory outside the dataset).  ``target``
+    (``engine.check(jobs, scheduler)``) parallel: the consecutive jobs of one array run in
+    parallel on Dask (see ``_batch``), with the same result as one after the other.
     """
-    parallel = _check_parallel(jobs, scheduler)
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, notify, announce, warn, parallel)
+        yield from _continue(ds, notify, announce, warn, target)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
@@ -524,14 +516,14 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     replay = _Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
                      origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
-                     announce=announce, warn=warn, jobs=parallel[0], scheduler=parallel[1])
+                     announce=announce, warn=warn, target=target)
     if branch or start_sha:
-        target = start_sha or origin_sha
-        _checkout(ds, target, new_branch=branch)
-        replay.start = replay.head = target
+        at = start_sha or origin_sha
+        _checkout(ds, at, new_branch=branch)
+        replay.start = replay.head = at
         replay.done = 1
-        yield StepResult(1, total, "checkout", "ok", target, target,
-                         f"start at {target[:10]}" + (f" on new branch {branch}" if branch else ""))
+        yield StepResult(1, total, "checkout", "ok", at, at,
+                         f"start at {at[:10]}" + (f" on new branch {branch}" if branch else ""))
     yield from _drive(replay)
 
 
@@ -559,10 +551,10 @@ def _ensure_no_run_going(ds: Dataset) -> None:
 def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
               announce: Callable[[str], None] | None,
               warn: Callable[[str], None] | None,
-              parallel: tuple[int | None, str | None] = (None, None)) -> Iterator[StepResult]:
+              target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
     replay = _Replay.load(ds)
     replay.notify, replay.announce, replay.warn = notify, announce, warn
-    replay.jobs, replay.scheduler = parallel
+    replay.target = target
     _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is still in progress",
@@ -881,23 +873,6 @@ def _replay_merge(replay: _Replay, step: Step, index: int) -> StepResult:
 # --- parallel jobs (--jobs) -------------------------------------------------------------
 
 
-def _check_parallel(jobs: int | None, scheduler: str | None) -> tuple[int | None, str | None]:
-    """``(jobs, scheduler)`` when array jobs are to run in parallel, else ``(None, None)``; a
-    bad --jobs or --scheduler is an error before anything runs (Dask is imported only then)."""
-    if scheduler is not None and not scheduler.strip():
-        scheduler = None
-    if jobs is None and scheduler is None:
-        return None, None
-    if jobs is not None and jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {jobs}")
-    if scheduler is None and jobs == 1:
-        return None, None
-    from . import array, engine
-
-    engine.execute_all(array.run_job, [], jobs=jobs, scheduler=scheduler)  # checks; starts nothing
-    return jobs, scheduler
-
-
 def _array_of(step: Step) -> str | None:
     """The id of the array a run step's record belongs to (rr.array.id), or None."""
     if step.action != "run":
@@ -918,7 +893,7 @@ def _batch(replay: _Replay) -> list[Step]:
     is left to the serial replay: when the replay started at or before a job's original
     commit (--onto at the array's base), a job with an unchanged result makes the serial
     replay go on from the original commit."""
-    if replay.jobs is None and replay.scheduler is None:
+    if not replay.target.parallel:
         return []
     ds = replay.ds
     first = replay.steps[0]
@@ -1037,8 +1012,8 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
     total = replay.total
     base = state["base"]
     outcomes: dict[int, Any] = {}
-    for pos, outcome in engine.execute_all(array.run_job, tasks, jobs=replay.jobs,
-                                           scheduler=replay.scheduler):
+    for pos, outcome in engine.execute_all(array.run_job, tasks,
+                                           target=replay.target):
         outcomes[pos] = outcome
         if isinstance(outcome, array.JobOutcome) and outcome.status == "ok":
             gitrepo.update_refs(ds.root, [f"update {array.JOB_REFS}/{state['id']}/{pos} "

@@ -18,6 +18,7 @@ import pytest
 
 from recorder import engine
 from recorder.engine import EngineError, Event, execute_all
+from recorder.errors import UsageError
 
 ROOT = Path(__file__).resolve().parent.parent
 DASK_MODULES = "('dask', 'distributed', 'dask_jobqueue')"
@@ -129,12 +130,12 @@ def test_rr_help_and_plain_run_do_not_import_dask(ds):
 
 def test_bad_arguments_fail_before_anything_runs():
     calls = []
-    with pytest.raises(EngineError, match=r"unknown scheduler 'slurmm'") as err:
+    with pytest.raises(UsageError, match=r"unknown scheduler 'slurmm'") as err:
         execute_all(calls.append, [1], scheduler="slurmm")
     assert "tcp://HOST:PORT" in err.value.hint and "slurm" in err.value.hint
-    with pytest.raises(EngineError, match="jobs must be a whole number of at least 1, not 0"):
+    with pytest.raises(UsageError, match="^--jobs must be a whole number of at least 1, not 0$"):
         execute_all(calls.append, [1], jobs=0)
-    with pytest.raises(EngineError, match="unknown scheduler 'not an address'"):
+    with pytest.raises(UsageError, match="unknown scheduler 'not an address'"):
         execute_all(calls.append, [1], scheduler="not an address")
     assert calls == []
 
@@ -292,7 +293,7 @@ def dask_config(tmp_path, monkeypatch):
 
 def test_jobqueue_without_cores_and_memory_says_what_to_configure(dask_config):
     dask_config("jobqueue:\n  pbs:\n    queue: short\n")
-    with pytest.raises(EngineError, match="Dask's jobqueue configuration has no cores or "
+    with pytest.raises(UsageError, match="Dask's jobqueue configuration has no cores or "
                                           "memory for pbs") as err:
         execute_all(square, [1], scheduler="pbs")
     assert "~/.config/dask/jobqueue.yaml" in err.value.hint
@@ -301,7 +302,7 @@ def test_jobqueue_without_cores_and_memory_says_what_to_configure(dask_config):
 
 def test_jobqueue_without_submit_command_is_an_error(dask_config):
     dask_config("jobqueue:\n  sge:\n    cores: 2\n    memory: 4GB\n")
-    with pytest.raises(EngineError, match="qsub is not on PATH: cannot submit sge jobs"):
+    with pytest.raises(UsageError, match="qsub is not on PATH: cannot submit sge jobs"):
         execute_all(square, [1], scheduler="SGE")
 
 
