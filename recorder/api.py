@@ -124,7 +124,9 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     if container is not None or gpus:
         from .containers import registry
 
-        runtime = registry.wrap_spec(ds, spec, container, gpus=gpus).runtime
+        call = registry.wrap_spec(ds, spec, container, gpus=gpus)
+        spec = _run.with_container(spec, call)
+        runtime = call.runtime
     if dry_run:
         return _run.dry_run(ds, spec)
     if runtime in ("docker", "podman"):

@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config as cfgkeys
@@ -300,7 +300,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
 
         spec = prepare_spec(ds, ["rr", "run-procedure", name, *args],
                             message=f"Apply procedure {name}", cwd=ds.root)
-        spec.env = {INNER_ENV: "1"}
+        spec = replace(spec, env={INNER_ENV: "1"})
         try:
             execute(ds, spec)
         except (CommandFailedError, Interrupted) as exc:

@@ -21,9 +21,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import engine, gitrepo
+from . import engine, gitrepo, jobs
 from . import record as records
 from .dataset import Dataset
+from .jobs import JobOutcome, JobStatus, JobTask
 from .errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                      RecordError, RerunStoppedError, UsageError)
 from .lock import dataset_lock
@@ -744,7 +745,7 @@ def _replay_spec(replay: _Replay, step: Step) -> RunSpec:
     if rr_info.get("container"):
         from .containers import registry
 
-        registry.prepare_rerun(ds, spec, rr_info)
+        spec = registry.prepare_rerun(ds, spec, rr_info)
     return spec
 
 
@@ -971,8 +972,6 @@ def _run_batch(replay: _Replay, batch: list[Step]
     their commits written in order by the array's history writer; the replay's head, mapping
     and steps as the serial replay leaves them.  Returns the results and the error to stop
     with (None: all done)."""
-    from . import array
-
     ds = replay.ds
     total = replay.total
     first_index = replay.done + 1
@@ -988,58 +987,61 @@ def _run_batch(replay: _Replay, batch: list[Step]
     if replay.announce is not None:  # what runs is shown before it runs
         for spec in specs:
             replay.announce(_shown_command(ds, spec))
-    batch_id = f"rerun-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
-    wtdir = str(array.state_dir(ds) / batch_id)
+    batch_id = jobs.new_id("rerun-")
+    wtdir = str(jobs.job_dir(ds, batch_id))
     branch = gitrepo.current_branch(ds.root)
-    state: dict[str, Any] = {
+    state: jobs.JobsState = {
         "id": batch_id, "base": base, "ref": f"refs/heads/{branch}" if branch else "HEAD",
-        "jobs": [{"index": k, "status": "pending"} for k in range(len(batch))]}
-    tasks = [array.JobTask(str(ds.root), wtdir, base, k, spec.cmd, [], [], None,
-                           Path(os.path.relpath(spec.pwd, ds.root)).as_posix(), {},
-                           ((step.record or {}).get("rr") or {}).get("array") or {}, spec)
+        "jobs": [{"index": k, "status": JobStatus.PENDING} for k in range(len(batch))]}
+    tasks = [JobTask(str(ds.root), wtdir, base, k,
+                     Path(os.path.relpath(spec.pwd, ds.root)).as_posix(), cmd=spec.cmd,
+                     array=((step.record or {}).get("rr") or {}).get("array") or {}, spec=spec)
              for k, (step, spec) in enumerate(zip(batch, specs))]
     try:
         return _finish_batch(replay, batch, state, tasks, first_index)
     finally:
-        _drop_batch(ds, state)
+        jobs.remove(ds, state)
 
 
-def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tasks: list[Any],
-                  first_index: int) -> tuple[list[StepResult], BaseException | None]:
-    from . import array, engine
-
+def _finish_batch(replay: _Replay, batch: list[Step], state: jobs.JobsState,
+                  tasks: list[JobTask], first_index: int
+                  ) -> tuple[list[StepResult], BaseException | None]:
     ds = replay.ds
     total = replay.total
     base = state["base"]
-    outcomes: dict[int, Any] = {}
-    for pos, outcome in engine.execute_all(array.run_job, tasks,
-                                           target=replay.target):
+    outcomes: dict[int, JobOutcome | BaseException] = {}
+    for pos, outcome in jobs.run_all(tasks, replay.target):
         outcomes[pos] = outcome
-        if isinstance(outcome, array.JobOutcome) and outcome.status == "ok":
-            gitrepo.update_refs(ds.root, [f"update {array.JOB_REFS}/{state['id']}/{pos} "
-                                          f"{outcome.commit}"])
-    stop = next((k for k in range(len(batch))
-                 if not isinstance(outcomes.get(k), array.JobOutcome)
-                 or outcomes[k].status == "failed"), None)
-    ordered: list[tuple[dict[str, Any], str]] = []
-    for k in range(len(batch) if stop is None else stop):
+        if isinstance(outcome, JobOutcome) and outcome.status == JobStatus.OK:
+            assert outcome.commit is not None
+            jobs.keep(ds, state["id"], pos, outcome.commit)
+    done: dict[int, JobOutcome] = {}
+    for k in range(len(batch)):
+        outcome = outcomes.get(k)
+        if not isinstance(outcome, JobOutcome) or outcome.status == JobStatus.FAILED:
+            break
+        done[k] = outcome
+    stop = None if len(done) == len(batch) else len(done)
+    ordered: list[tuple[jobs.JobState, str]] = []
+    for k, outcome in done.items():
         j = state["jobs"][k]
-        j["duration"] = outcomes[k].duration
-        if outcomes[k].status == "ok":
-            j["status"] = "ok"
-            ordered.append((j, outcomes[k].commit))
+        j["duration"] = outcome.duration
+        if outcome.status == JobStatus.OK:
+            assert outcome.commit is not None
+            j["status"] = JobStatus.OK
+            ordered.append((j, outcome.commit))
         else:
-            j["status"] = "notneeded"
+            j["status"] = JobStatus.NOTNEEDED
     interrupted = False
     try:
-        array.write_history(ds, state, ordered, what=f"rr rerun --jobs ({state['id']})",
-                            stop_at_clash=True)
+        jobs.write_history(ds, state, ordered, what=f"rr rerun --jobs ({state['id']})",
+                           stop_at_clash=True)
     except KeyboardInterrupt:  # the history is written entirely or not at all
         interrupted = True
     except RecorderError as exc:  # the branch or the work tree changed meanwhile
         exc.hint = None  # the array's hint (rr run --continue) is not for a replay
         raise
-    clash = next((j for j, _ in ordered if j["status"] == "failed"), None)
+    clash = next((j for j, _ in ordered if j["status"] == JobStatus.FAILED), None)
     written = [j["index"] for j, _ in ordered]  # up to a clash, which ends the history
     if clash is not None:
         written = written[:written.index(clash["index"])]
@@ -1049,7 +1051,7 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
     if not new and interrupted:
         raise KeyboardInterrupt
     if len(new) != len(written):
-        raise RecorderError(f"the jobs' history on {array._ref_name(state['ref'])} is not "
+        raise RecorderError(f"the jobs' history on {jobs.ref_name(state['ref'])} is not "
                             f"what was written ({len(new)} commits for {len(written)} jobs)")
     commit_of = dict(zip(written, new))
     if clash is not None:
@@ -1058,7 +1060,7 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
     head = base
     results: list[StepResult] = []
     for k in range(len(batch) if stop is None else stop):
-        step, outcome = batch[k], outcomes[k]
+        step, outcome = batch[k], done[k]
         if k:
             parent = batch[k - 1].commit
             if parent not in replay.mapping and parent != head:
@@ -1090,19 +1092,18 @@ def _finish_batch(replay: _Replay, batch: list[Step], state: dict[str, Any], tas
     return results, _batch_failure(replay, batch, stop, outcomes.get(stop), clash)
 
 
-def _batch_failure(replay: _Replay, batch: list[Step], stop: int, outcome: Any,
-                   clash: dict[str, Any] | None) -> BaseException:
+def _batch_failure(replay: _Replay, batch: list[Step], stop: int,
+                   outcome: JobOutcome | BaseException | None,
+                   clash: jobs.JobState | None) -> BaseException:
     """The state the serial replay stops in at the failed job: the jobs before it committed,
     its changes and kept message in the work tree, the replay's state saved at it."""
-    from . import array
-
     ds = replay.ds
     step = batch[stop]
     index = replay.done + 1
     where = f"{step.commit[:10]} ({index}/{replay.total})"
     later = len(batch) - stop - 1  # every job of the batch ran
     touched: list[str] = []
-    if isinstance(outcome, array.JobOutcome) and outcome.worktree and clash is None:
+    if isinstance(outcome, JobOutcome) and outcome.worktree and clash is None:
         touched = _take_over(ds, Path(outcome.worktree), step)
     replay.save_state(step, touched=touched)
     error = _batch_error(ds, step, where, outcome, clash)
@@ -1114,17 +1115,16 @@ def _batch_failure(replay: _Replay, batch: list[Step], stop: int, outcome: Any,
     return error
 
 
-def _batch_error(ds: Dataset, step: Step, where: str, outcome: Any,
-                 clash: dict[str, Any] | None) -> RecorderError:
-    from . import array
-
+def _batch_error(ds: Dataset, step: Step, where: str,
+                 outcome: JobOutcome | BaseException | None,
+                 clash: jobs.JobState | None) -> RecorderError:
     resume = "resume with 'rr rerun --continue', or give up with 'rr rerun --abort'"
     if clash is not None:
         return RerunStoppedError(
             f"replay stopped at {where} '{step.subject}': {clash['error']}",
             hint=f"the jobs of this array are not independent: replay them one after the "
                  f"other with --jobs 1; {resume}")
-    if not isinstance(outcome, array.JobOutcome):
+    if not isinstance(outcome, JobOutcome):
         text = outcome.message if isinstance(outcome, RecorderError) else \
             f"{type(outcome).__name__}: {outcome}"
         return RerunStoppedError(f"replay stopped at {where} '{step.subject}': "
@@ -1172,21 +1172,6 @@ def _take_over(ds: Dataset, wt: Path, step: Step) -> list[str]:
     if kept.startswith(records.TAG) and step.commit in kept:  # this job's, not an earlier one's
         gitrepo.write_commit_editmsg(ds.root, kept)
     return paths
-
-
-def _drop_batch(ds: Dataset, state: dict[str, Any]) -> None:
-    """No worktree, job ref or marks file of a batch is left behind."""
-    from . import array
-
-    for j in state["jobs"]:
-        j["status"] = "done"
-    array._remove_worktrees(ds, state)
-    refs = gitrepo.refs_under(ds.root, f"{array.JOB_REFS}/{state['id']}/")
-    gitrepo.update_refs(ds.root, [f"delete {ref}" for ref in refs])
-    with contextlib.suppress(OSError):
-        (array.state_dir(ds) / state["id"]).rmdir()
-    with contextlib.suppress(OSError):
-        array.state_dir(ds).rmdir()
 
 
 # --- what a step touches ----------------------------------------------------------------

@@ -11,9 +11,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
 from . import annex, gitrepo, preflight, proc, protect, runmerge, subdatasets
@@ -24,6 +24,9 @@ from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, 
 from .lock import announce_inflight, dataset_lock, inflight_runs
 from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
 from .save import commit_entries
+
+if TYPE_CHECKING:
+    from .containers.registry import ContainerCall
 
 EXPAND_CHOICES = ("inputs", "outputs", "both")
 
@@ -50,9 +53,10 @@ class RunResult:
                 "duration": round(self.duration, 3), "saved": self.saved, "notes": self.notes}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSpec:
-    """Everything needed to execute and record one command in a dataset."""
+    """Everything needed to execute and record one command in a dataset; a value: derive
+    another with ``dataclasses.replace`` (or :func:`with_container`)."""
 
     cmd: str  # normalised, unexpanded
     pwd: Path  # absolute execution directory
@@ -73,6 +77,12 @@ class RunSpec:
     digest_pending: bool = False
     recorded_digest: str | None = None
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
+
+
+def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
+    """The run as the container call (``containers.registry.wrap_spec``) says."""
+    return replace(spec, cmd=call.cmd, extra_inputs=list(call.extra_inputs), env=dict(call.env),
+                   rr_info=dict(call.rr_info), digest_pending=call.digest_pending)
 
 
 def normalize_command(cmd: str | Sequence[str]) -> str:
@@ -322,6 +332,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     if spec.explicit:
         with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
             prepared = _prepare(ds, spec)
+        spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
             ran = _run_command(ds, spec, prepared, announce)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
@@ -329,6 +340,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
+        spec = prepared.spec
         ran = _run_command(ds, spec, prepared, announce)
         return _save_run(ds, spec, prepared, ran)
 
@@ -341,6 +353,7 @@ class _Prepared(NamedTuple):  # NamedTuples: cheaper to define than dataclasses 
     branch: str | None  # the branch HEAD was on (None: detached)
     head: str | None
     subs: dict[str, str]  # installed subdatasets' HEADs
+    spec: RunSpec  # the run as prepared (its container image's digest known)
 
 
 class _Ran(NamedTuple):
@@ -366,14 +379,14 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
         fetch_inputs(ds, in_root)
     fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
     if spec.digest_pending:
-        from .containers.registry import refresh_digest
+        from .containers.registry import refresh_digest  # noqa: PLC0415  start-up of rr run
 
-        refresh_digest(ds, spec)
+        spec = refresh_digest(ds, spec)
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
     return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root),
-                     ds.head(), runmerge.sub_heads(ds))
+                     ds.head(), runmerge.sub_heads(ds), spec)
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:

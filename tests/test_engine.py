@@ -99,7 +99,7 @@ def test_serial_in_order_without_importing_dask():
         got = [(i, r if not isinstance(r, BaseException) else type(r).__name__)
                for i, r in execute_all(f, [0, 1, 2, 3], on_event=events.append)]
         print(got)
-        print([(e.kind, e.index) for e in events])
+        print([(str(e.kind), e.index) for e in events])
         print(any(m.split('.')[0] in {DASK_MODULES} for m in sys.modules))
     """)
     got, events, dask_loaded = out.splitlines()

@@ -12,15 +12,18 @@ import shutil
 import string
 import sys
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from .. import gitrepo, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
 from . import docker, singularity
+
+if TYPE_CHECKING:
+    from ..run import RunSpec
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]+$")
 PREFIX = "datalad.containers."
@@ -327,9 +330,27 @@ def image_digest(full: Path) -> str | None:
 # --- wrapping a run ---------------------------------------------------------------------
 
 
-def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> Container:
-    """Turn a RunSpec into a container call: cmd holds the call, the image is an extra input,
-    and the record's "rr" object names the container and its image digest."""
+@dataclass(frozen=True)
+class ContainerCall:
+    """A run wrapped into a container call: what :func:`run.with_container` puts into the
+    run's spec (the call as its command, the image as an extra input, the record's "rr"
+    object naming the container and its image digest)."""
+
+    container: Container
+    cmd: str
+    extra_inputs: tuple[str, ...]
+    env: dict[str, str]
+    rr_info: dict[str, Any]
+    digest_pending: bool
+
+    @property
+    def runtime(self) -> str:
+        return self.container.runtime
+
+
+def wrap_spec(ds: Dataset, spec: RunSpec, name: str | None, gpus: bool = False
+              ) -> ContainerCall:
+    """The container call of a run (the spec itself is not changed)."""
     c = find(ds, name)
     holder = c.parentds or ds.root  # the (sub)dataset that registers the container
     full = holder / c.image
@@ -337,8 +358,8 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
     img_dspath = os.path.relpath(holder, spec.pwd)
     img_dirpath = os.path.dirname(img) or "."
     fmt = c.cmdexec or _guess_cmdexec(full)
-    spec.cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
-                           img_dirpath=img_dirpath, gpus=gpus)
+    cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
+                      img_dirpath=img_dirpath, gpus=gpus)
     extra = []
     for value in c.extra_inputs:
         try:
@@ -351,13 +372,13 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
         except RecorderError as exc:
             raise RecorderError(f"{PREFIX}{c.name}.extra-input {value!r} is not a path inside "
                                 f"the dataset: {exc.message}") from None
-    spec.extra_inputs = [img] + extra + [x for x in spec.extra_inputs if x != img]
-    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=c.name)
-    spec.rr_info = dict(spec.rr_info)
-    spec.rr_info["container"] = {"name": c.name, "image": ds.relpath(full, ds.root),
-                                 "digest": image_digest(full)}
-    spec.digest_pending = spec.rr_info["container"]["digest"] is None
-    return c
+    digest = image_digest(full)
+    return ContainerCall(
+        c, cmd, tuple([img] + extra + [x for x in spec.extra_inputs if x != img]),
+        dict(spec.env, DATALAD_CONTAINER_NAME=c.name),
+        dict(spec.rr_info, container={"name": c.name, "image": ds.relpath(full, ds.root),
+                                      "digest": digest}),
+        digest is None)
 
 
 def _guess_cmdexec(full: Path) -> str:
@@ -368,32 +389,34 @@ def _guess_cmdexec(full: Path) -> str:
     return "{img} {cmd}"
 
 
-def prepare_rerun(ds: Dataset, spec: Any, rr_info: dict[str, Any]) -> None:
-    """Before replaying a container run: note when the image changed since the record."""
+def prepare_rerun(ds: Dataset, spec: RunSpec, rr_info: dict[str, Any]) -> RunSpec:
+    """Before replaying a container run: the spec that notes when the image changed since
+    the record."""
     info = rr_info.get("container") or {}
     image = info.get("image")
     if not image:
-        return
+        return spec
     _ensure_recorded_image_inside(ds, image)
-    spec.rr_info = dict(spec.rr_info)
-    spec.rr_info["container"] = dict(info)
-    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", ""))
-    spec.digest_pending = True
-    spec.recorded_digest = info.get("digest")
+    return replace(spec, rr_info=dict(spec.rr_info, container=dict(info)),
+                   env=dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", "")),
+                   digest_pending=True, recorded_digest=info.get("digest"))
 
 
-def refresh_digest(ds: Dataset, spec: Any) -> None:
-    """After the image content was fetched: record the digest, note a change."""
+def refresh_digest(ds: Dataset, spec: RunSpec) -> RunSpec:
+    """After the image content was fetched: the spec with the digest recorded and a change
+    noted."""
     info = spec.rr_info.get("container")
-    if not info or not getattr(spec, "digest_pending", False):
-        return
+    if not info or not spec.digest_pending:
+        return spec
     _ensure_recorded_image_inside(ds, info["image"])
     current = image_digest(ds.root / info["image"])
-    recorded = getattr(spec, "recorded_digest", None)
-    info["digest"] = current
+    recorded = spec.recorded_digest
+    notes = list(spec.notes)
     if recorded and current and recorded != current:
-        spec.notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
-                          f"{current[:19]}")
+        notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
+                     f"{current[:19]}")
+    return replace(spec, rr_info=dict(spec.rr_info, container=dict(info, digest=current)),
+                   notes=notes)
 
 
 def _ensure_recorded_image_inside(ds: Dataset, image: Any) -> None:
