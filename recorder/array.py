@@ -1,14 +1,11 @@
 """Array jobs: one command over many parameter rows, each row its own run record.
 
-``rr run --param NAME=V1,V2 --array TABLE ...`` expands into jobs (one per row); each job is
-the ordinary run operation (``run.execute``) in an ephemeral linked worktree of the dataset at
-the base commit (shared object store and annex), committed there with its record.  The driver
-(this process) keeps each job's commit under a private ref ``refs/rr/jobs/<id>/<index>``, then
-writes the linear history in row order with one ``git fast-import`` (no checkout), moves the
-branch it started on, fast-forwards the main work tree and commits the git-annex journal.  Jobs
-run git-annex with ``annex.alwayscommit=false``: the driver is the only writer of refs and of
-the git-annex branch.  The state of an array lives in ``.git/rr-arrays/<id>.json`` so that
-``rr run --continue`` executes only what did not succeed.
+``rr run --param NAME=V1,V2 --array TABLE ...`` expands into jobs (one per row): the rows
+(``expand_rows``), their commands, inputs, outputs and messages (``make_jobs``), the checks
+that their outputs do not overlap (``check_overlaps``) and the plan (``plan``), every job
+checked before anything runs.  The jobs run on the job runtime (``recorder.jobs``: linked
+worktrees, job refs, the history written in row order); the state of an array lives in
+``.git/rr-arrays/<id>.json`` so that ``rr run --continue`` executes only what did not succeed.
 """
 
 from __future__ import annotations
@@ -22,8 +19,9 @@ import os
 import shlex
 import string
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from . import engine, gitrepo, jobs, preflight
 from . import run as runop
@@ -39,7 +37,11 @@ RESERVED = frozenset((*BUILTIN, "extra_inputs", "python", "img", "cmd", "img_dsp
                       "img_dirpath"))
 
 
-class Job(NamedTuple):
+@dataclass(frozen=True)
+class Job:
+    """One row of an array: its parameters filled into the command, inputs, outputs and
+    message."""
+
     index: int
     params: dict[str, str]
     cmd: str
@@ -185,9 +187,9 @@ def make_jobs(rows: Sequence[dict[str, str]], cmd: str, inputs: Sequence[str],
                 raise UsageError(f"output {o!r} has no parameter in it: every job would write it",
                                  hint="name each job's own outputs with a parameter, e.g. "
                                       f"-o 'out/{{{sorted(names)[0]}}}.txt'")
-    jobs = []
+    planned = []
     for i, row in enumerate(rows):
-        jobs.append(Job(i, row, substitute(cmd, row, quote=True, what="command"),
+        planned.append(Job(i, row, substitute(cmd, row, quote=True, what="command"),
                         [substitute(s, row, quote=False, what="input specification")
                          for s in inputs],
                         [substitute(s, row, quote=False, what="output specification")
@@ -195,10 +197,10 @@ def make_jobs(rows: Sequence[dict[str, str]], cmd: str, inputs: Sequence[str],
                         None if message is None else
                         substitute(message, row, quote=False, what="message")
                         .replace("{{", "{").replace("}}", "}")))
-    return jobs
+    return planned
 
 
-def check_overlaps(jobs: Sequence[Job], relpwd: str) -> None:
+def check_overlaps(planned: Sequence[Job], relpwd: str) -> None:
     """No two jobs may declare the same output, one inside the other, or globs matching each
     other's: their changes are put together without a merge."""
     literal: dict[str, int] = {}
@@ -206,12 +208,12 @@ def check_overlaps(jobs: Sequence[Job], relpwd: str) -> None:
     globs: list[tuple[str, int]] = []
 
     def clash(a: int, b: int, path: str) -> UsageError:
-        first, second = jobs[min(a, b)], jobs[max(a, b)]
+        first, second = planned[min(a, b)], planned[max(a, b)]
         return UsageError(f"the outputs of job {first.index} ({show_params(first.params)}) and "
                           f"job {second.index} ({show_params(second.params)}) overlap: {path}",
                           hint="give every job its own outputs (a parameter in each -o)")
 
-    for job in jobs:
+    for job in planned:
         for out in job.outputs:
             p = os.path.normpath(os.path.join(relpwd, out.replace("{{", "{").replace("}}", "}")))
             if glob.has_magic(p):
