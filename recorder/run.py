@@ -22,8 +22,9 @@ from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
                      RecorderError, RunNotSavedError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
-from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
-from .save import commit_entries
+from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
+                           substitutions)
+from .save import _save_in_subdatasets, commit_entries
 
 if TYPE_CHECKING:
     from .containers.registry import ContainerCall
@@ -130,7 +131,8 @@ def glob_specs(specs: Sequence[str], pwd: Path, ds: Dataset) -> Globbed:
         pattern = spec
         if os.path.isabs(pattern):
             pattern = os.path.relpath(pattern, pwd)
-        if os.path.lexists(os.path.normpath(pwd / pattern)):  # a literal name wins, even with [ or *
+        # a literal name wins, even with [ or *
+        if os.path.lexists(os.path.normpath(pwd / pattern)):
             found = [pattern]
         elif glob.has_magic(pattern):
             found = sorted(glob.glob(pattern, root_dir=pwd, recursive=True))
@@ -273,7 +275,8 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     subdatasets that the specs reach into, which changes no recorded state)."""
     ds.record_directory()  # a hostile datalad.run.record-directory fails before the command
     if not for_dry_run and (ds.root / ".gitmodules").exists():
-        subdatasets.install_for_specs(ds, spec.pwd, [*spec.inputs, *spec.outputs, *spec.extra_inputs])
+        subdatasets.install_for_specs(ds, spec.pwd,
+                                      [*spec.inputs, *spec.outputs, *spec.extra_inputs])
     inp = glob_specs(spec.inputs, spec.pwd, ds)
     extra = glob_specs(spec.extra_inputs, spec.pwd, ds)
     problems = inp.unmatched + extra.unmatched
@@ -379,7 +382,8 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
         fetch_inputs(ds, in_root)
     fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
     if spec.digest_pending:
-        from .containers.registry import refresh_digest  # noqa: PLC0415  start-up of rr run
+        # containers only when a container runs (start-up of rr run)
+        from .containers.registry import refresh_digest  # noqa: PLC0415
 
         spec = refresh_digest(ds, spec)
     if spec.assume_ready not in ("outputs", "both"):
@@ -407,7 +411,8 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
-            from .containers.registry import translate_recorded
+            # containers only when a container ran (start-up of rr run)
+            from .containers.registry import translate_recorded  # noqa: PLC0415
 
             command = translate_recorded(command)
         if announce:
@@ -497,8 +502,6 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         else:
             if spec.explicit and (ds.root / ".gitmodules").exists():
                 # declared outputs inside subdatasets: commit them there (same record) first
-                from .save import _save_in_subdatasets
-
                 moved = _save_in_subdatasets(ds, candidates, full_message)
                 if moved != candidates:
                     entries = [e for e in ds.status(moved, untracked="all")
@@ -545,8 +548,6 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if allowed is not None:
         rels = sorted(set(allowed) | set(direct))
         if (ds.root / ".gitmodules").exists():
-            from .save import _save_in_subdatasets
-
             rels = _save_in_subdatasets(ds, rels, message)
         entries = ds.status(rels, untracked="all") if rels else []
     else:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from .. import proc
-from ..errors import CommandError, ContainerRuntimeError, RecorderError
+from ..errors import CommandError, ContainerRuntimeError
 
 
 def engine_available(binary: str = "docker") -> bool:

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from .. import gitrepo, subdatasets
+from .. import gitrepo, proc, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
+from ..save import save
 from . import docker, singularity
 
 if TYPE_CHECKING:
@@ -266,8 +267,8 @@ def translate_recorded(command: str) -> str:
     The recorded interpreter path is machine-specific (datalad-container #249) and the
     adapter may not be installed: rr runs the same image with its own Docker runtime.
     """
-    match = re.match(r"^\S+ -m datalad_container\.adapters\.docker run ((?:--\S+ \S+ )*)(\S+) (.*)$",
-                     command, re.S)
+    match = re.match(r"^\S+ -m datalad_container\.adapters\.docker run "
+                     r"((?:--\S+ \S+ )*)(\S+) (.*)$", command, re.S)
     if not match:
         return command
     options, image, rest = match.groups()
@@ -506,8 +507,6 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
             if runtime in ("docker", "podman") and scheme:
                 docker.save(runtime, url[len(scheme):], full)
             elif scheme:
-                from .. import proc
-
                 proc.capture(singularity.pull_argv(singularity.binary(), full, url),
                              stderr_to_terminal=True)
             else:
@@ -525,8 +524,6 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                 gitrepo.config_set(ds.root, f"{PREFIX}{name}.extra-input", value, file=cfg,
                                    add=True)
         verb = "Update" if (update and url) else "Configure"
-        from ..save import save
-
         result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
                       message=f"[DATALAD] {verb} containerized environment '{name}'")
     except BaseException:
@@ -603,8 +600,6 @@ def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
     if remove_image and (full.exists() or full.is_symlink()):
         _remove_path(ds, full)
         paths.append(c.image)
-    from ..save import save
-
     result = save(ds, paths, base=ds.root, message=f"[DATALAD] Remove container {name}")
     ds.reload_config()
     return result.commit

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .. import engine, gitrepo
+from .. import engine, gitrepo, gitrepo_wing
 from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
@@ -233,10 +233,8 @@ def _finish(replay: Replay) -> None:
 def _rewritten_run_merges(replay: Replay, tip: str) -> bool:
     """Whether every commit that ``tip``'s branch would lose by moving to the replay's result
     is a two-parent commit (a run-merge) this replay re-executed into a new one."""
-    lines = gitrepo.call_git_lines(["rev-list", "--first-parent", "--parents", tip,
-                                    f"^{replay.head}", "--"], replay.ds.root)
-    return bool(lines) and all(
-        len(line.split()) == 3 and line.split()[0] in replay.mapping for line in lines)
+    lost = list(gitrepo_wing.iter_first_parent_lost(replay.ds.root, tip, replay.head))
+    return bool(lost) and all(len(c) == 3 and c[0] in replay.mapping for c in lost)
 
 
 def _replay_run(replay: Replay, step: Step, index: int) -> StepResult:
@@ -376,9 +374,9 @@ def abort(ds: Dataset) -> str:
     with dataset_lock(ds.git_dir):
         gd = ds.git_dir
         if (gd / "CHERRY_PICK_HEAD").exists():
-            gitrepo.call_git_success(["cherry-pick", "--abort"], ds.root)
+            gitrepo_wing.call_abort_cherry_pick(ds.root)
         if (gd / "MERGE_HEAD").exists():
-            gitrepo.call_git_success(["merge", "--abort"], ds.root)
+            gitrepo_wing.call_abort_merge(ds.root)
     if replay.touched:
         restore(ds, replay.touched)
     _clear_state(ds)
@@ -389,8 +387,7 @@ def abort(ds: Dataset) -> str:
         if tip is not None and tip != replay.head and gitrepo.is_ancestor(ds.root, tip,
                                                                           replay.head):
             with dataset_lock(ds.git_dir):
-                gitrepo.call_git(["update-ref", f"refs/heads/{name}", replay.head, tip],
-                                 ds.root)
+                gitrepo_wing.call_move_branch(ds.root, name, replay.head, tip)
             kept = f"; the steps done are on {name}"
         elif tip == replay.head:
             kept = f"; the steps done are on {name}"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import gitrepo
+from .. import gitrepo, gitrepo_wing
 from ..containers import registry
 from ..dataset import Dataset
 from ..errors import RecorderError
@@ -27,7 +27,7 @@ def checkout_branch(ds: Dataset, branch: str, at: str | None = None) -> None:
     move: the one replayed in place, or the new --branch)."""
     with dataset_lock(ds.git_dir):
         if at is None:
-            gitrepo.call_git(["checkout", "-q", branch, "--"], ds.root)
+            gitrepo_wing.call_checkout_branch(ds.root, branch)
         else:
             gitrepo.set_branch_and_checkout(ds.root, branch, at)
 
@@ -109,21 +109,13 @@ def changed_files(ds: Dataset, parent: str | None, commit: str) -> list[str]:
 
 
 def _changed_in(root: Path, parent: str | None, commit: str, prefix: str) -> list[str]:
-    base = parent or gitrepo.call_git(["hash-object", "-t", "tree", "/dev/null"], root).strip()
+    base = parent or gitrepo_wing.empty_tree(root)
     try:
-        out = gitrepo.call_git_z(["diff-tree", "-r", "-z", "--no-renames", "--no-commit-id",
-                                  base, commit], root)
+        changes = list(gitrepo_wing.iter_raw_diff(root, base, commit))
     except RecorderError:
         return []  # the subdataset lacks these commits: nothing to learn here
     paths: list[str] = []
-    i = 0
-    while i + 1 < len(out):
-        meta, path = out[i], out[i + 1]
-        i += 2
-        parts = meta.lstrip(":").split()
-        if len(parts) < 5:
-            continue
-        old_mode, new_mode, old_sha, new_sha, status = parts[:5]
+    for old_mode, new_mode, old_sha, new_sha, status, path in changes:
         if status[:1] not in ("A", "M", "T"):
             continue
         if new_mode == "160000":
@@ -204,20 +196,13 @@ def restore(ds: Dataset, paths: Sequence[str]) -> None:
 
 
 def _restore_in(root: Path, rels: list[str]) -> None:
-    listing = gitrepo.call_git(["cat-file", "--batch-check=%(objecttype)"], root,
-                               input="".join(f"HEAD:{p}\n" for p in rels).encode(
-                                   "utf-8", "surrogateescape"))
-    kinds = listing.splitlines()
-    tracked = [p for p, k in zip(rels, kinds) if k.strip() in ("blob", "commit")]
-    new = [p for p, k in zip(rels, kinds) if k.strip() not in ("blob", "commit", "tree")]
-    env = {"GIT_LITERAL_PATHSPECS": "1"}
+    kinds = gitrepo_wing.object_types_at_head(root, rels)
+    tracked = [p for p, k in zip(rels, kinds) if k in ("blob", "commit")]
+    new = [p for p, k in zip(rels, kinds) if k == "missing"]
     if tracked:
-        gitrepo.call_git(["checkout", "-q", "HEAD", "--pathspec-from-file=-",
-                          "--pathspec-file-nul"], root, input=gitrepo.nul_paths(tracked),
-                         env=env)
+        gitrepo_wing.call_restore_from_head(root, tracked)
     if new:
-        gitrepo.call_git(["rm", "-q", "--cached", "--ignore-unmatch", "--pathspec-from-file=-",
-                          "--pathspec-file-nul"], root, input=gitrepo.nul_paths(new), env=env)
+        gitrepo_wing.call_unstage(root, new)
         for p in new:
             full = root / p
             if full.is_symlink() or full.is_file():
