@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from .. import config as cfgkeys
 from .. import gitrepo, proc, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from ..run import RunSpec
 
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]+$")
-PREFIX = "datalad.containers."
+PREFIX = cfgkeys.CONTAINERS_SECTION + "."
 DEFAULT_LOCATION = ".datalad/environments"
 RR_EXEC = "rr containers-exec"
 DATALAD_DOCKER_ADAPTER = "datalad_container.adapters.docker"
@@ -186,7 +187,7 @@ def _install_chain(ds: Dataset, names: list[str]) -> Dataset | None:
 def ensure_image_inside(ds: Dataset, c: Container) -> None:
     """``datalad.containers.NAME.image`` names a place in the dataset: not absolute, no
     '..' out of it, not through a symlinked directory leading out, not in .git."""
-    key = f"{PREFIX}{c.name}.image"
+    key = cfgkeys.named(cfgkeys.CONTAINER_IMAGE, c.name)
     if os.path.isabs(c.image):
         raise RecorderError(f"{key} must be a path inside the dataset, not an absolute path: "
                             f"{c.image}")
@@ -203,7 +204,7 @@ def runtime_flags(ds: Dataset, name: str) -> list[str]:
     own config scopes only (``git config --global/--local``).  Flags committed in
     .datalad/config would let a cloned dataset add ``-v /:/host`` or ``--privileged`` to
     every run, so they are ignored with a warning."""
-    key = f"{PREFIX}{name}.runtime-flags"
+    key = cfgkeys.named(cfgkeys.CONTAINER_RUNTIME_FLAGS, name)
     value = ds.config.get_local(key)
     if ds.config.committed_only(key):
         sys.stderr.write(f"rr: warning: ignoring {key} from the committed {DATALAD_CONFIG}; "
@@ -371,7 +372,8 @@ def wrap_spec(ds: Dataset, spec: RunSpec, name: str | None, gpus: bool = False
         try:  # a (sub)dataset's config names no input outside the dataset
             ds.ensure_inside(extra[-1], spec.pwd, what=f"extra input of container {c.name}")
         except RecorderError as exc:
-            raise RecorderError(f"{PREFIX}{c.name}.extra-input {value!r} is not a path inside "
+            raise RecorderError(f"{cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, c.name)} {value!r} "
+                                "is not a path inside "
                                 f"the dataset: {exc.message}") from None
     digest = image_digest(full)
     return ContainerCall(
@@ -475,7 +477,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
                                   "podman://IMAGE, shub://, oras://, library:// or a .sif path")
     rel_image = image or (existing.image if existing and not url else
-                          f"{ds.config.get('datalad.containers.location') or DEFAULT_LOCATION}"
+                          f"{ds.config.get(cfgkeys.CONTAINERS_LOCATION) or DEFAULT_LOCATION}"
                           f"/{name}/image")
     full = Path(os.path.normpath(ds.root / rel_image))
     rel_image = ds.relpath(full)
@@ -515,13 +517,17 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
             (default_cmdexec(runtime) if runtime else None)
         cfg = str(config_file)
-        gitrepo.config_set(ds.root, f"{PREFIX}{name}.image", rel_image, file=cfg)
+        gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_IMAGE, name), rel_image,
+                           file=cfg)
         if fmt:
-            gitrepo.config_set(ds.root, f"{PREFIX}{name}.cmdexec", fmt, file=cfg)
+            gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_CMDEXEC, name), fmt,
+                               file=cfg)
         if extra_inputs:  # on --update without --extra-input the old ones are kept
-            gitrepo.config_unset_all(ds.root, f"{PREFIX}{name}.extra-input", file=cfg)
+            gitrepo.config_unset_all(ds.root, cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, name),
+                                     file=cfg)
             for value in extra_inputs:
-                gitrepo.config_set(ds.root, f"{PREFIX}{name}.extra-input", value, file=cfg,
+                gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, name),
+                                   value, file=cfg,
                                    add=True)
         verb = "Update" if (update and url) else "Configure"
         result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
@@ -592,7 +598,8 @@ def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
     if remove_image:
         ensure_image_inside(ds, c)  # never delete what a hostile image path points at
     cfg = str(ds.root / DATALAD_CONFIG)
-    if not gitrepo.config_remove_section(ds.root, f"datalad.containers.{name}", file=cfg):
+    if not gitrepo.config_remove_section(ds.root, f"{cfgkeys.CONTAINERS_SECTION}.{name}",
+                                         file=cfg):
         raise RecorderError(f"container {name} is not configured in {DATALAD_CONFIG} (only in "
                             "git's own config); remove it there with git config")
     paths = [DATALAD_CONFIG]
