@@ -474,24 +474,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         own_commits = runmerge.detect(ds, prepared.head, prepared.subs, ran.reflog_action)
         if spec.explicit and not spec.outputs:
             own_commits = runmerge.Moved(False)
-        # content the command wrote into through a link
-        damaged = ran.watch.damaged(nothing_else_changed=not entries and not own_commits)
-        if damaged:
-            error = protect.content_damaged(ds, damaged)
-            if not entries:
-                raise CommandFailedError(1, error.message, error.hint)
-            raise error
-        if ran.exit_code not in (0, spec.expected_exit):
-            hint = None
-            if entries or own_commits:
-                gitrepo.write_commit_editmsg(ds.root, full_message)
-                hint = ("outputs are left in place for inspection; to save them with the run "
-                        "record: " + save_command(ds, paths if spec.explicit else None))
-            expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
-            raise CommandFailedError(
-                ran.exit_code if ran.exit_code > 0 else 128 + (-ran.exit_code),
-                f"command exited with code {ran.exit_code}{expected}; nothing was saved",
-                hint=hint)
+        _check_ran(ds, spec, ran, bool(entries), bool(own_commits), full_message, paths)
         _ensure_same_branch(ds, prepared)
         received: list[int] = []
         if own_commits:
@@ -530,6 +513,30 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")
     return RunResult("ok", sha, rec, full_message, ran.command, ran.exit_code, relpwd,
                      p.in_hits, out_hits_after, ran.duration, saved, spec.notes)
+
+
+def _check_ran(ds: Dataset, spec: RunSpec, ran: _Ran, changed: bool, own_commits: bool,
+               full_message: str, paths: list[str]) -> None:
+    """The command's outcome may be saved: no annexed content written through a link, the
+    exit code the one expected (else the message is kept when there is something to save)."""
+    # content the command wrote into through a link
+    damaged = ran.watch.damaged(nothing_else_changed=not changed and not own_commits)
+    if damaged:
+        error = protect.content_damaged(ds, damaged)
+        if not changed:
+            raise CommandFailedError(1, error.message, error.hint)
+        raise error
+    if ran.exit_code not in (0, spec.expected_exit):
+        hint = None
+        if changed or own_commits:
+            gitrepo.write_commit_editmsg(ds.root, full_message)
+            hint = ("outputs are left in place for inspection; to save them with the run "
+                    "record: " + save_command(ds, paths if spec.explicit else None))
+        expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
+        raise CommandFailedError(
+            ran.exit_code if ran.exit_code > 0 else 128 + (-ran.exit_code),
+            f"command exited with code {ran.exit_code}{expected}; nothing was saved",
+            hint=hint)
 
 
 def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,

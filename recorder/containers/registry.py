@@ -483,19 +483,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
     rel_image = ds.relpath(full)
     if not url and not full.exists() and not full.is_symlink():
         raise UsageError(f"no image at {rel_image}", hint="give --url to obtain it")
-    runtime = None
-    if scheme in DOCKER_SCHEMES or scheme == "podman://":
-        runtime = "podman" if scheme == "podman://" else "docker"
-        ref = url[len(scheme):]  # type: ignore[index]
-        docker.require_engine(runtime)
-        docker.ensure_local_image(runtime, ref)
-    elif local_source and _docker_archive(local_source):
-        runtime = "docker"  # a `docker save` archive or its extracted directory
-    elif scheme in SINGULARITY_SCHEMES or (local_source and (
-            singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
-        runtime = "singularity"
-        if scheme:
-            singularity.binary()  # fails early when no runtime can pull
+    runtime = _runtime_for(url, scheme, local_source)
     # everything checked: now change the dataset, and put it back on any failure
     config_file = ds.root / DATALAD_CONFIG
     config_before = config_file.read_bytes() if config_file.exists() else None
@@ -506,14 +494,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                 _remove_path(ds, full)
             full.parent.mkdir(parents=True, exist_ok=True)
             created_image = True
-            if runtime in ("docker", "podman") and scheme:
-                docker.save(runtime, url[len(scheme):], full)
-            elif scheme:
-                proc.capture(singularity.pull_argv(singularity.binary(), full, url),
-                             stderr_to_terminal=True)
-            else:
-                assert local_source is not None
-                _copy_local(local_source, full)
+            _obtain_image(full, url, scheme, runtime, local_source)
         fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
             (default_cmdexec(runtime) if runtime else None)
         cfg = str(config_file)
@@ -540,6 +521,37 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         raise
     ds.reload_config()
     return find(ds, name), result.commit or ""
+
+
+def _runtime_for(url: str | None, scheme: str | None, local_source: Path | None) -> str | None:
+    """The runtime an image URL or file needs, checked to be there (a Docker image pulled
+    into the local engine first); None when the image does not say."""
+    if url and (scheme in DOCKER_SCHEMES or scheme == "podman://"):
+        runtime = "podman" if scheme == "podman://" else "docker"
+        docker.require_engine(runtime)
+        docker.ensure_local_image(runtime, url[len(scheme or ""):])
+        return runtime
+    if local_source and _docker_archive(local_source):
+        return "docker"  # a `docker save` archive or its extracted directory
+    if scheme in SINGULARITY_SCHEMES or (local_source and (
+            singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
+        if scheme:
+            singularity.binary()  # fails early when no runtime can pull
+        return "singularity"
+    return None
+
+
+def _obtain_image(full: Path, url: str, scheme: str | None, runtime: str | None,
+                  local_source: Path | None) -> None:
+    """The image from ``url`` saved at ``full`` (inside the dataset)."""
+    if runtime in ("docker", "podman") and scheme:
+        docker.save(runtime, url[len(scheme):], full)
+    elif scheme:
+        proc.capture(singularity.pull_argv(singularity.binary(), full, url),
+                     stderr_to_terminal=True)
+    else:
+        assert local_source is not None
+        _copy_local(local_source, full)
 
 
 def _local_source(url: str) -> Path:

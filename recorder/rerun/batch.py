@@ -196,37 +196,45 @@ def _finish_batch(replay: Replay, batch: list[Step], state: jobs.JobsState,
     commit_of = dict(zip(written, new))
     if clash is not None:
         stop = clash["index"]
-    # the serial replay's bookkeeping, step after step
-    head = base
-    results: list[StepResult] = []
-    for k in range(len(batch) if stop is None else stop):
-        step, outcome = batch[k], done[k]
-        if k:
-            parent = batch[k - 1].commit
-            if parent not in replay.mapping and parent != head:
-                replay.mapping[parent] = head  # as base_for does for the next step
-        if k in commit_of:
-            head = commit_of[k]
-            replay.mapping[step.commit] = head
-            notes = [n for n in [step.note, *outcome.notes] if n]
-            result = StepResult(first_index + k, total, "run", "ok", step.commit, head,
-                                step.subject, duration=outcome.duration,
-                                note="; ".join(notes) or None)
-        else:
-            result = StepResult(first_index + k, total, "run", "unchanged", step.commit, None,
-                                step.subject, duration=outcome.duration, note="; ".join(
-                                    ["outputs identical to the recorded ones",
-                                     *outcome.notes]))
-        results.append(result)
-        replay.head = head
-        replay.steps.pop(0)
-        replay.done += 1
+    results = _step_results(replay, batch[:len(batch) if stop is None else stop], done,
+                            commit_of, base, first_index)
     if interrupted and replay.steps:
         replay.save_state(replay.steps[0], interrupted=True)
         return results, interrupted_at(replay.steps[0], replay.done + 1, total)
     if stop is None:
         return results, None
     return results, _batch_failure(replay, batch, stop, outcomes.get(stop), clash)
+
+
+def _step_results(replay: Replay, steps: list[Step], done: dict[int, JobOutcome],
+                  commit_of: dict[int, str], base: str, first_index: int) -> list[StepResult]:
+    """The serial replay's bookkeeping for the steps whose jobs' history was written, step
+    after step (the replay's head, mapping and steps as the serial replay leaves them)."""
+    head = base
+    results: list[StepResult] = []
+    for k, step in enumerate(steps):
+        outcome = done[k]
+        if k:
+            parent = steps[k - 1].commit
+            if parent not in replay.mapping and parent != head:
+                replay.mapping[parent] = head  # as base_for does for the next step
+        if k in commit_of:
+            head = commit_of[k]
+            replay.mapping[step.commit] = head
+            notes = [n for n in [step.note, *outcome.notes] if n]
+            result = StepResult(first_index + k, replay.total, "run", "ok", step.commit, head,
+                                step.subject, duration=outcome.duration,
+                                note="; ".join(notes) or None)
+        else:
+            result = StepResult(first_index + k, replay.total, "run", "unchanged", step.commit,
+                                None, step.subject, duration=outcome.duration, note="; ".join(
+                                    ["outputs identical to the recorded ones",
+                                     *outcome.notes]))
+        results.append(result)
+        replay.head = head
+        replay.steps.pop(0)
+        replay.done += 1
+    return results
 
 
 def _batch_failure(replay: Replay, batch: list[Step], stop: int,
