@@ -305,12 +305,13 @@ def start(ds: Dataset, planned: Sequence[Job], relpwd: str, *, cmd_message: str 
     if base is None:
         raise RecorderError("the dataset has no commit yet", hint="save something first")
     branch = gitrepo.current_branch(ds.root)
-    state = {"version": jobs.STATE_VERSION, "id": jobs.new_id(), "base": base,
-             "ref": f"refs/heads/{branch}" if branch else "HEAD", "pwd": relpwd,
-             "options": options, "message": cmd_message, "command": command,
-             "jobs": [{"index": j.index, "params": j.params, "cmd": j.cmd, "inputs": j.inputs,
-                       "outputs": j.outputs, "message": j.message,
-                       "status": JobStatus.PENDING} for j in planned]}
+    state: jobs.JobsState = {
+        "version": jobs.STATE_VERSION, "id": jobs.new_id(), "base": base,
+        "ref": f"refs/heads/{branch}" if branch else "HEAD", "pwd": relpwd,
+        "options": options, "message": cmd_message, "command": command,
+        "jobs": [{"index": j.index, "params": j.params, "cmd": j.cmd, "inputs": j.inputs,
+                  "outputs": j.outputs, "message": j.message, "status": JobStatus.PENDING}
+                 for j in planned]}
     jobs.save_state(ds, state)
     return state
 

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from . import annex, engine, gitrepo, proc
 from . import run as runop
@@ -52,12 +52,37 @@ JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "annex.alwayscommit",
            "GIT_CONFIG_VALUE_0": "false", "GIT_CONFIG_KEY_1": "gc.auto",
            "GIT_CONFIG_VALUE_1": "0"}
 
-# the state of one job and of a set of jobs, as the state file holds them:
-# job: {"index", "status" (a JobStatus), "params", "cmd", "inputs", "outputs", "message",
-#       and as they happen "error", "worktree", "duration", "commit", "new"}
-# jobs: {"version", "id", "base", "ref", "pwd", "options", "message", "command", "jobs"}
-JobState = dict[str, Any]
-JobsState = dict[str, Any]
+
+
+class JobState(TypedDict, total=False):
+    """One job as the state file holds it."""
+
+    index: int
+    status: str  # a JobStatus
+    params: dict[str, str]  # an array's row
+    cmd: str
+    inputs: list[str]
+    outputs: list[str]
+    message: str | None
+    error: str  # of a failed job: one line
+    worktree: str  # of a failed job: kept with its outputs and message
+    duration: float
+    commit: str  # of a committed job: its commit in the branch's history
+    new: bool  # committed by this rr process
+
+
+class JobsState(TypedDict, total=False):
+    """A set of jobs (an array, a replayed batch) as the state file holds it."""
+
+    version: int
+    id: str
+    base: str  # the commit the jobs start from; the branch's tip after the history is written
+    ref: str  # the branch (refs/heads/NAME) or HEAD the history goes onto
+    pwd: str  # relative to the dataset root
+    options: dict[str, Any]  # rr run's: expand, explicit, assume_ready, sidecar, container, gpus
+    message: str | None
+    command: str
+    jobs: list[JobState]
 
 __all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
            "JobsState", "Target", "job_dir", "job_ref", "keep", "kept", "load_state",
@@ -218,7 +243,8 @@ def save_state(ds: Dataset, state: JobsState) -> None:
     path = state_path(ds, state["id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"version": STATE_VERSION, **state}, indent=1), encoding="utf-8")
+    tmp.write_text(json.dumps({"version": STATE_VERSION, **state}, indent=1),
+                   encoding="utf-8")
     tmp.replace(path)
 
 
@@ -248,7 +274,8 @@ def load_state(ds: Dataset, jobs_id: str) -> JobsState:
     if problem:
         raise RecorderError(f"the state file {path} is damaged: {problem}",
                             hint=_REMOVE_HINT.format(path=path))
-    return data
+    state: JobsState = data
+    return state
 
 
 _REMOVE_HINT = ("remove it (the jobs it names are then forgotten; their commits stay under "
