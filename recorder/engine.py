@@ -1,8 +1,11 @@
 """The execution engine for many independent tasks: serial, or on Dask (never a scheduler of
 rr's own).
 
-``execute_all(fn, items, jobs=, scheduler=)`` runs ``fn(item)`` for every item and yields
-``(index, result)`` as each finishes; an exception raised by a task is its result.
+``check(jobs, scheduler)`` reads ``--jobs`` and ``--scheduler`` once, before anything happens,
+into a :class:`Target` (a bad value is a UsageError, exit 2); ``execute_all(fn, items,
+target=)`` runs ``fn(item)`` for every item and yields ``(index, result)`` as each finishes;
+an exception raised by a task is its result.  :class:`JobStatus` is the one vocabulary of a
+job's state (the engine's events use its queued/started/done/failed).
 
 - ``jobs`` None/1, no ``scheduler``: serially, in order, in this process; Dask is not imported
   (``rr --help`` and a plain ``rr run`` never pay for it).

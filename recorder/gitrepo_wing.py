@@ -22,6 +22,12 @@ def iter_first_parent_lost(root: PathLike, tip: str, kept: str) -> Iterator[tupl
         yield tuple(line.split())
 
 
+def iter_first_parent_since(root: PathLike, base: str, tip: str) -> Iterator[str]:
+    """The commits on ``tip``'s first-parent line after ``base``, oldest first."""
+    yield from call_git_lines(["rev-list", "--first-parent", "--reverse", f"{base}..{tip}",
+                               "--"], root)
+
+
 def call_abort_cherry_pick(root: PathLike) -> bool:
     """``git cherry-pick --abort``; whether it succeeded."""
     return call_git_success(["cherry-pick", "--abort"], root)
