@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import config as cfgkeys
 from . import engine, gitrepo, jobs, preflight
 from . import run as runop
 from .containers import registry
@@ -266,7 +267,8 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
     command = runop.normalize_command(cmd)
     if not command.strip():
         raise UsageError("no command given", hint="rr run --param NAME=V1,V2 COMMAND...")
-    custom = [k.split(".")[-1] for k in ds.config.with_prefix("datalad.run.substitutions.")]
+    custom = [k.split(".")[-1]
+              for k in ds.config.with_prefix(cfgkeys.RUN_SUBSTITUTIONS.replace("<NAME>", ""))]
     rows = expand_rows(params, table, custom)
     planned = make_jobs(rows, command, inputs, outputs, message)
     pwd = runop.resolve_pwd(ds, cwd)

@@ -108,7 +108,7 @@ def _shown_command(ds: Dataset, spec: RunSpec) -> str:
 
 def _run_batch(replay: Replay, batch: list[Step]
                ) -> tuple[list[StepResult], BaseException | None]:
-    """The jobs of the batch as array jobs (array.run_job in linked worktrees, on the engine),
+    """The jobs of the batch as array jobs (jobs.run_job in linked worktrees, on the engine),
     their commits written in order by the array's history writer; the replay's head, mapping
     and steps as the serial replay leaves them.  Returns the results and the error to stop
     with (None: all done)."""
