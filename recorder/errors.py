@@ -114,8 +114,9 @@ Interrupted = InterruptedError_
 
 
 class EngineError(RecorderError):
-    """The engine cannot run the tasks (bad scheduler, unreachable, not configured) or a
-    worker died under a task; one line, with a hint where there is something to do."""
+    """The engine cannot run the tasks (the scheduler unreachable, the batch system refusing
+    the worker jobs) or a worker died under a task; one line, with a hint where there is
+    something to do.  Bad ``--jobs``/``--scheduler`` values are UsageErrors (engine.check)."""
 
 
 class RerunStoppedError(RecorderError):
