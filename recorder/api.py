@@ -101,15 +101,22 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
-        announce: Callable[[str], None] | None = None, cwd: PathArg = None
-        ) -> "_run.RunResult":
+        announce: Callable[[str], None] | None = None, cwd: PathArg = None,
+        jobs: int | None = None, scheduler: str | None = None) -> "_run.RunResult":
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
     it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
+    ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
     """
+    from . import engine
     from . import run as _run
+    from .errors import UsageError
+
+    if jobs is not None or scheduler is not None:
+        engine.check_jobs(jobs)
+        raise UsageError("--jobs and --scheduler run array jobs: give --param or --array")
 
     ds = Dataset.find(dataset)
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
@@ -119,7 +126,9 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     if container is not None or gpus:
         from .containers import registry
 
-        runtime = registry.wrap_spec(ds, spec, container, gpus=gpus).runtime
+        call = registry.wrap_spec(ds, spec, container, gpus=gpus)
+        spec = _run.with_container(spec, call)
+        runtime = call.runtime
     if dry_run:
         return _run.dry_run(ds, spec)
     if runtime in ("docker", "podman"):
@@ -231,8 +240,9 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
         on_file: Callable | None = None, jobs: int | None = None) -> list[str]:
     """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once."""
-    from . import sharing
+    from . import engine, sharing
 
+    engine.check(jobs)
     return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file,
                        jobs=jobs)
 
@@ -263,8 +273,9 @@ def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
          jobs: int | None = None):
     """Push history (branch, tags, git-annex branch) and annexed content to a sibling;
     ``jobs`` content transfers at once."""
-    from . import sharing
+    from . import engine, sharing
 
+    engine.check(jobs)
     ds = Dataset.find(dataset)
     with _changing(ds, "rr push"):
         return sharing.push(ds, to=to, data=data, jobs=jobs)
@@ -366,13 +377,14 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     receives each expanded command just before it executes, ``warn`` warnings about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
     """
+    from . import engine
     from . import rerun as _rerun
 
+    target = engine.check(jobs, scheduler)
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify, announce=announce, warn=warn, jobs=jobs,
-                        scheduler=scheduler)
+                        notify=notify, announce=announce, warn=warn, target=target)
 
 
 def rerun_abort(*, dataset: PathArg = None) -> str:
@@ -500,21 +512,20 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
     one) and write its history.  Yields one ``Result`` per job and one for the history."""
     from . import array as _array
+    from . import engine
     from . import run as _run
     from .errors import UsageError
 
+    target = engine.check(jobs, scheduler)
     ds = Dataset.find(dataset)
     if continue_:
         if params or array is not None or inputs or outputs or message is not None or dry_run:
             raise UsageError("--continue runs an array as it was started: it takes no "
                              "--param, --array, -i, -o, -m or --dry-run")
         state = _array.resume(ds, array_id)
-        return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
-                              announce=announce)
+        return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
-    if jobs is not None and jobs < 1:
-        raise RecorderError("--jobs must be at least 1")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
                "sidecar": sidecar, "container": container, "gpus": gpus}
     planned, relpwd = _array.plan(ds, cmd, message=message, inputs=inputs, outputs=outputs,
@@ -530,5 +541,4 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
             docker.require_engine(runtime)
     state = _array.start(ds, planned, relpwd, cmd_message=message, options=options,
                          command=_run.normalize_command(cmd))
-    return _array.execute(ds, state, jobs=jobs, scheduler=scheduler, on_event=on_event,
-                          announce=announce)
+    return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)

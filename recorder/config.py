@@ -98,6 +98,7 @@ PROCEDURE_CALL_FORMAT = _key("datalad.procedures.<NAME>.call-format", "str", Non
 PROCEDURE_HELP = _key("datalad.procedures.<NAME>.help", "str", None,
                       "Help text shown by rr run-procedure --help-proc NAME.")
 # --- containers --------------------------------------------------------------------------
+CONTAINERS_SECTION = "datalad.containers"  # datalad.containers.<NAME>.*: one section a container
 CONTAINERS_LOCATION = _key("datalad.containers.location", "str", ".datalad/environments",
                            "Where containers-add puts images (inside the dataset).")
 CONTAINER_IMAGE = _key("datalad.containers.<NAME>.image", "str", None,

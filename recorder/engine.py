@@ -1,7 +1,11 @@
-"""The execution engine for many independent tasks: serial, or on Dask (never a scheduler of rr's own).
+"""The execution engine for many independent tasks: serial, or on Dask (never a scheduler of
+rr's own).
 
-``execute_all(fn, items, jobs=, scheduler=)`` runs ``fn(item)`` for every item and yields
-``(index, result)`` as each finishes; an exception raised by a task is its result.
+``check(jobs, scheduler)`` reads ``--jobs`` and ``--scheduler`` once, before anything happens,
+into a :class:`Target` (a bad value is a UsageError, exit 2); ``execute_all(fn, items,
+target=)`` runs ``fn(item)`` for every item and yields ``(index, result)`` as each finishes;
+an exception raised by a task is its result.  :class:`JobStatus` is the one vocabulary of a
+job's state (the engine's events use its queued/started/done/failed).
 
 - ``jobs`` None/1, no ``scheduler``: serially, in order, in this process; Dask is not imported
   (``rr --help`` and a plain ``rr run`` never pay for it).
@@ -44,15 +48,35 @@ import signal
 import socket
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple, TypeVar
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from .errors import RecorderError
+from .errors import EngineError, UsageError
 
 A = TypeVar("A")
 T = TypeVar("T")
 
-QUEUED, STARTED, DONE, FAILED = "queued", "started", "done", "failed"
+
+
+class JobStatus(StrEnum):
+    """The one vocabulary of a job's state, serial or parallel, run or rerun (its values are
+    those the state files, the results and ``--json`` have always used)."""
+
+    PENDING = "pending"      # planned, not (successfully) run yet
+    QUEUED = "queued"        # handed to the engine
+    STARTED = "started"      # running on a worker (or in this process)
+    DONE = "done"            # the engine's task returned (its outcome says how it went)
+    OK = "ok"                # the job committed its record under its job ref
+    NOTNEEDED = "notneeded"  # the command changed nothing: no record
+    FAILED = "failed"        # the command or rr failed; the job's worktree may be kept
+    COMMITTED = "committed"  # the job's record is in the branch's history
+
+
+QUEUED, STARTED, DONE, FAILED = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DONE,
+                                 JobStatus.FAILED)
 
 # dask-jobqueue's cluster classes by the name users know them by (DataLad-slurm, Dask docs)
 JOBQUEUE = {
@@ -69,39 +93,85 @@ _GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the processes tasks left
 _TICK = 0.25  # the driver wakes this often while it waits (signals, dead clusters)
 
 
-class Event(NamedTuple):
-    kind: str       # queued | started | done | failed
+@dataclass(frozen=True)
+class Event:
+    kind: JobStatus  # queued | started | done | failed
     index: int      # the item's position in ``items``
     info: str = ""  # the worker's address for "started", the error for "failed"
 
 
-class EngineError(RecorderError):
-    """The engine cannot run the tasks (bad scheduler, unreachable, not configured) or a
-    worker died under a task; one line, with a hint where there is something to do."""
+@dataclass(frozen=True)
+class Target:
+    """Where tasks run, as :func:`check` read it from ``--jobs`` and ``--scheduler``."""
+
+    kind: str               # serial | local | address | jobqueue
+    jobs: int | None = None  # local: the workers; address/jobqueue: the tasks/worker jobs
+    address: str = ""       # address: the scheduler's address
+    name: str = ""          # jobqueue: the batch system (a key of JOBQUEUE)
+
+    @property
+    def parallel(self) -> bool:
+        return self.kind != "serial"
+
+    def describe(self) -> str:
+        if self.kind == "local":
+            return f"a local Dask cluster of {self.jobs} workers"
+        if self.kind == "address":
+            return f"the Dask scheduler at {self.address}"
+        if self.kind == "jobqueue":
+            return f"{self.name} (dask-jobqueue {JOBQUEUE[self.name]})"
+        return "this process, one task after the other"
+
+
+SERIAL = Target("serial")
+
+
+def check_jobs(jobs: int | None) -> None:
+    """``--jobs`` is a whole number of at least 1 (or not given): else a usage error."""
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise UsageError(f"--jobs must be a whole number of at least 1, not {jobs!r}")
+
+
+def check(jobs: int | None = None, scheduler: str | None = None) -> Target:
+    """The one check of ``--jobs`` and ``--scheduler``, before anything happens: the
+    :class:`Target` they name.  A bad value, an unknown scheduler name or a batch system that
+    Dask's jobqueue configuration does not describe is a :class:`UsageError` (exit 2); whether
+    a scheduler address is reachable is known only when the tasks start (an EngineError then).
+    Dask is not imported, but for a batch system's configuration (dask-jobqueue's)."""
+    check_jobs(jobs)
+    if scheduler is None or not scheduler.strip():
+        return SERIAL if jobs is None or jobs == 1 else Target("local", jobs)
+    name = scheduler.strip()
+    if name.lower() in JOBQUEUE:
+        name = name.lower()
+        _check_jobqueue(name)
+        return Target("jobqueue", jobs, name=name)
+    if _ADDRESS.match(name):
+        return Target("address", jobs, address=name)
+    raise UsageError(
+        f"unknown scheduler {scheduler!r}",
+        hint="give a Dask scheduler address (tcp://HOST:PORT) or one of: " + ", ".join(JOBQUEUE))
 
 
 def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = None,
-                scheduler: str | None = None,
+                scheduler: str | None = None, target: Target | None = None,
                 on_event: Callable[[Event], None] | None = None,
                 ) -> Iterator[tuple[int, T | BaseException]]:
     """Run ``fn(item)`` for every item; yield ``(index, result)`` as each finishes.
 
-    Bad arguments (jobs < 1, an unknown scheduler name, a batch system that Dask's jobqueue
-    configuration does not describe, its submit command missing) raise :class:`EngineError`
-    here, before anything starts; an unreachable scheduler raises it from the first ``next()``,
-    before any task runs.  ``fn`` and the items must be picklable for Dask (``fn`` a top-level
-    function).  ``on_event`` is called in the thread that iterates, never from Dask's threads.
-    Close the iterator (``contextlib.closing``) when leaving it early: that cancels the rest.
-    See the module's docstring for the modes, failures and interrupts."""
+    ``target`` (from :func:`check`) says where; without it ``jobs`` and ``scheduler`` are
+    checked here, before anything starts (a UsageError).  An unreachable scheduler raises an
+    :class:`EngineError` from the first ``next()``, before any task runs.  ``fn`` and the items
+    must be picklable for Dask (``fn`` a top-level function).  ``on_event`` is called in the
+    thread that iterates, never from Dask's threads.  Close the iterator
+    (``contextlib.closing``) when leaving it early: that cancels the rest.  See the module's
+    docstring for the modes, failures and interrupts."""
     items = list(items)
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
-        raise EngineError(f"jobs must be a whole number of at least 1, not {jobs!r}")
+    if target is None:
+        target = check(jobs, scheduler)
     emit = on_event or (lambda _event: None)
-    if scheduler is None or scheduler == "":
-        if jobs is None or jobs == 1:
-            return _iter_serial(fn, items, emit)
-        return _iter_dask(fn, items, emit, _LocalTarget(jobs))
-    target = _parse_scheduler(scheduler, jobs)
+    if not target.parallel:
+        return _iter_serial(fn, items, emit)
     return _iter_dask(fn, items, emit, target)
 
 
@@ -124,52 +194,7 @@ def _iter_serial(fn, items, emit) -> Iterator[tuple[int, Any]]:
 
 # --- where the tasks run --------------------------------------------------------------------------
 
-class _LocalTarget:
-    kind = "local"
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-
-    def describe(self) -> str:
-        return f"a local Dask cluster of {self.jobs} workers"
-
-
-class _AddressTarget:
-    kind = "address"
-
-    def __init__(self, address: str, jobs: int | None) -> None:
-        self.address = address
-        self.jobs = jobs
-
-    def describe(self) -> str:
-        return f"the Dask scheduler at {self.address}"
-
-
-class _JobqueueTarget:
-    kind = "jobqueue"
-
-    def __init__(self, name: str, jobs: int | None) -> None:
-        self.name = name
-        self.jobs = jobs
-
-    def describe(self) -> str:
-        return f"{self.name} (dask-jobqueue {JOBQUEUE[self.name]})"
-
-
 _ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?[^\s/:]+:\d+/?$|^[a-z][a-z0-9+.-]*://\S+$", re.I)
-
-
-def _parse_scheduler(scheduler: str, jobs: int | None):
-    name = scheduler.strip()
-    if name.lower() in JOBQUEUE:
-        name = name.lower()
-        _check_jobqueue(name)
-        return _JobqueueTarget(name, jobs)
-    if _ADDRESS.match(name):
-        return _AddressTarget(name, jobs)
-    raise EngineError(
-        f"unknown scheduler {scheduler!r}",
-        hint="give a Dask scheduler address (tcp://HOST:PORT) or one of: " + ", ".join(JOBQUEUE))
 
 
 def job_script(scheduler: str) -> str:
@@ -177,8 +202,8 @@ def job_script(scheduler: str) -> str:
     "pbs", ...), from Dask's configuration as execute_all would use it; nothing is submitted."""
     name = scheduler.strip().lower()
     if name not in JOBQUEUE:
-        raise EngineError(f"not a batch system dask-jobqueue knows: {scheduler!r}",
-                          hint="one of: " + ", ".join(JOBQUEUE))
+        raise UsageError(f"not a batch system dask-jobqueue knows: {scheduler!r}",
+                         hint="one of: " + ", ".join(JOBQUEUE))
     _check_jobqueue(name, submit=False)
     job_cls = getattr(_import_jobqueue(), JOBQUEUE[name]).job_cls
     return job_cls("tcp://SCHEDULER-ADDRESS:8786", name="dask-worker").job_script()
@@ -189,7 +214,7 @@ def _import_jobqueue():
     handler that calls sys.exit() (exit 0, no cleanup) when imported; rr keeps its own."""
     previous = signal.getsignal(signal.SIGINT)
     try:
-        import dask_jobqueue
+        import dask_jobqueue  # noqa: PLC0415  heavy (Dask): only for a batch system
     finally:
         if signal.getsignal(signal.SIGINT) is not previous and previous is not None:
             with contextlib.suppress(ValueError):  # not the main thread: nothing was changed
@@ -198,17 +223,18 @@ def _import_jobqueue():
 
 
 def _check_jobqueue(name: str, submit: bool = True) -> None:
-    """Dask's jobqueue configuration must say what one worker job asks for; rr adds nothing."""
+    """Dask's jobqueue configuration must say what one worker job asks for; rr adds nothing.
+    What is missing is the user's to give: a UsageError."""
     dask_jobqueue = _import_jobqueue()  # also loads jobqueue.yaml's defaults into dask.config
 
     cls = getattr(dask_jobqueue, JOBQUEUE[name], None)
     if cls is None:
-        raise EngineError(f"this dask-jobqueue has no {JOBQUEUE[name]}",
-                          hint="upgrade it: pip install -U dask-jobqueue")
+        raise UsageError(f"this dask-jobqueue has no {JOBQUEUE[name]}",
+                         hint="upgrade it: pip install -U dask-jobqueue")
     missing = [key for key in ("cores", "memory")
                if _dask_setting(f"jobqueue.{name}.{key}") in (None, "")]
     if missing:
-        raise EngineError(
+        raise UsageError(
             f"Dask's jobqueue configuration has no {' or '.join(missing)} for {name}",
             hint=f"put 'jobqueue: {{{name}: {{cores: 1, memory: 4GB}}}}' (and queue, walltime, "
                  f"...) into ~/.config/dask/jobqueue.yaml, or set "
@@ -217,16 +243,16 @@ def _check_jobqueue(name: str, submit: bool = True) -> None:
     command = (getattr(cls.job_cls, "submit_command", None) or "").split()
     tool = command[0] if command else ""
     if submit and tool and shutil.which(tool) is None:
-        raise EngineError(f"{tool} is not on PATH: cannot submit {name} jobs from this machine",
-                          hint=f"run rr on a login node of the {name} cluster")
+        raise UsageError(f"{tool} is not on PATH: cannot submit {name} jobs from this machine",
+                         hint=f"run rr on a login node of the {name} cluster")
 
 
-# --- Dask -------------------------------------------------------------------------------------------
+# --- Dask ---------------------------------------------------------------------------------
 
 def _dask_setting(key: str) -> Any:
     """A value of Dask's own configuration (jobqueue.yaml, DASK_* variables), None if unset;
     rr's own keys are in recorder/config.py, Dask's stay Dask's."""
-    import dask
+    import dask  # noqa: PLC0415  heavy (Dask): only when jobs run on Dask
 
     return dask.config.get(key, None)
 
@@ -245,8 +271,6 @@ def _quiet(debug: bool) -> Iterator[None]:
     if debug:
         yield
         return
-    import warnings
-
     saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in _LOGGERS]
     for logger, _ in saved:
         logger.setLevel(logging.CRITICAL + 1)
@@ -262,7 +286,7 @@ def _quiet(debug: bool) -> Iterator[None]:
 def _task(fn, item, index: int, topic: str):
     """Runs on a worker: tell the driver the task began, then run it."""
     try:
-        from distributed import get_worker
+        from distributed import get_worker  # noqa: PLC0415  heavy; runs on a worker
 
         worker = get_worker()
         worker.log_event(topic, (index, worker.address))
@@ -288,15 +312,15 @@ def _reachable(address: str, timeout: float) -> None:
 
 
 def _connect_timeout() -> float:
-    from dask.utils import parse_timedelta
+    from dask.utils import parse_timedelta  # noqa: PLC0415  heavy (Dask)
 
     return float(parse_timedelta(_dask_setting("distributed.comm.timeouts.connect"), "s"))
 
 
 def _start(target, debug: bool):
     """Start (or connect to) the cluster; return (cluster or None, client)."""
-    import dask
-    from distributed import Client, LocalCluster
+    import dask  # noqa: PLC0415  heavy (Dask): only when jobs run on Dask
+    from distributed import Client, LocalCluster  # noqa: PLC0415  heavy (Dask)
 
     level = logging.DEBUG if debug else logging.CRITICAL + 1
     if target.kind == "address":
@@ -416,7 +440,7 @@ def _local_worker_pids(cluster) -> list[int]:
 
 
 def _descendants(pids: list[int]) -> list:
-    import psutil
+    import psutil  # noqa: PLC0415  only to clean up after Dask's workers
 
     found = []
     for pid in pids:
@@ -426,7 +450,7 @@ def _descendants(pids: list[int]) -> list:
 
 
 def _stop_processes(procs: list, sig: int) -> None:
-    import psutil
+    import psutil  # noqa: PLC0415  only to clean up after Dask's workers
 
     for p in procs:
         with contextlib.suppress(psutil.Error, OSError):
@@ -438,8 +462,9 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
     if n == 0:
         return
     debug = _debug()
-    import dask
-    import distributed  # noqa: F401  (its config defaults first: set() below must not hide them)
+    import dask  # noqa: PLC0415  heavy (Dask): only when jobs run on Dask
+    # its config defaults first: set() below must not hide them
+    import distributed  # noqa: F401, PLC0415
 
     # a dead worker job is noticed after lost-worker-timeout (15 s by default); rr replaces it
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
@@ -539,7 +564,7 @@ def _outcomes(client, ended: list, index_of: dict) -> list:
 
 def _outcome(future, index: int):
     """The task's value, its exception, or an EngineError when its worker died."""
-    from distributed import KilledWorker
+    from distributed import KilledWorker  # noqa: PLC0415  heavy (Dask)
 
     status = future.status
     if status == "finished":
@@ -552,14 +577,14 @@ def _outcome(future, index: int):
         return EngineError(f"task {index} was cancelled by the Dask scheduler "
                            "(its worker or the scheduler went away)")
     try:
-        exc = future.exception()
+        error = future.exception()
     except Exception as err:  # e.g. CancelledError while fetching
         return EngineError(f"task {index}: {_one_line(err)}")
-    if isinstance(exc, KilledWorker):
+    if isinstance(error, KilledWorker):
         return EngineError(f"the Dask worker running task {index} died "
                            "(killed, out of memory, or its batch job ended); "
                            "the task was not retried")
-    return exc
+    return error
 
 
 def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool) -> None:
@@ -596,7 +621,7 @@ def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debu
 
 def _reap(worker_pids: list[int], leftovers: list) -> None:
     """After the cluster closed: SIGKILL any worker or task process still there."""
-    import psutil
+    import psutil  # noqa: PLC0415  only to clean up after Dask's workers
 
     procs = list(leftovers)
     for pid in worker_pids:
@@ -612,7 +637,7 @@ def _reap(worker_pids: list[int], leftovers: list) -> None:
 
 
 def _alive(proc) -> bool:
-    import psutil
+    import psutil  # noqa: PLC0415  only to clean up after Dask's workers
 
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE

@@ -136,3 +136,21 @@ class UnsafeArchiveError(RecorderError):
         super().__init__(f"unsafe member in archive: {name!r} {why}; nothing was extracted",
                          hint="rr only extracts regular files, directories and links that "
                               "stay inside the extraction directory")
+
+
+class EngineError(RecorderError):
+    """The engine cannot run the tasks (the scheduler unreachable, the batch system refusing
+    the worker jobs) or a worker died under a task; one line, with a hint where there is
+    something to do.  Bad ``--jobs``/``--scheduler`` values are UsageErrors (engine.check)."""
+
+
+class RerunStoppedError(RecorderError):
+    """A replay stopped at a step; its hint says how to go on or give up."""
+
+    def __init__(self, message: str, hint: str, exit_code: int = 1) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
+
+
+class ContainerRuntimeError(RecorderError):
+    """A container runtime (docker, podman, singularity) is missing or failed."""

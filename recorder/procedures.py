@@ -7,17 +7,21 @@ is called with the dataset path as first argument.  ``datalad.procedures.NAME.ca
 
 from __future__ import annotations
 
+import ast
 import os
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config as cfgkeys
-from . import gitrepo, proc
-from .dataset import Dataset
-from .errors import RecorderError
+from . import gitrepo, gitrepo_wing, proc
+from .dataset import Config, Dataset
+from .errors import CommandFailedError, Interrupted, PlaceholderError, RecorderError
+from .placeholders import expand, substitutions
+from .run import execute, prepare_spec
+from .save import save
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "procedures"
 _SUFFIXES = (".py", ".sh", "")
@@ -51,7 +55,8 @@ class Procedure:
 
 def _shipped_dir() -> Path:
     try:
-        from . import procedures_shipped  # type: ignore[attr-defined]
+        # a generated module, present in an installed wheel only
+        from . import procedures_shipped  # type: ignore[attr-defined]  # noqa: PLC0415
 
         return Path(procedures_shipped.__file__).parent
     except ImportError:
@@ -83,8 +88,6 @@ def _locations(ds: Dataset | None) -> list[_Location]:
     result: list[_Location] = []
     cfg = ds.config if ds is not None else None
     if cfg is None:
-        from .dataset import Config
-
         cfg = Config.layered({}, {})
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     user = cfg.get_local(cfgkeys.USER_PROCEDURES)
@@ -165,8 +168,6 @@ def _with_config(ds: Dataset | None, loc: _Location, p: Procedure) -> Procedure:
     elif ds is not None:
         get = ds.config.get_local
     else:
-        from .dataset import Config
-
         get = Config.layered({}, {}).get_local
     fmt = get(cfgkeys.named(cfgkeys.PROCEDURE_CALL_FORMAT, p.name))
     text = get(cfgkeys.named(cfgkeys.PROCEDURE_HELP, p.name))
@@ -177,8 +178,6 @@ def _with_config(ds: Dataset | None, loc: _Location, p: Procedure) -> Procedure:
 
 def _docstring(path: Path) -> str | None:
     try:
-        import ast
-
         return (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "").strip() \
             or None
     except (OSError, SyntaxError, ValueError):
@@ -220,8 +219,6 @@ def command_for(p: Procedure, ds: Dataset, args: Sequence[str]) -> str:
     with ``{script}``, ``{ds}``, ``{args}`` filled in (``{{``/``}}`` are literal braces),
     then, as ``datalad run`` would, the run placeholders (``{pwd}``, ``{dspath}``,
     ``datalad.run.substitutions.*``) in what is left."""
-    from .placeholders import PlaceholderError, expand, substitutions
-
     quoted_args = " ".join(shlex.quote(a) for a in args)
     what = f"the call format of procedure {p.name}"
     try:
@@ -295,12 +292,9 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     before = ds.head()
     was_clean = not ds.dirty_paths()
     if record:
-        from .errors import CommandFailedError, Interrupted
-        from .run import execute, prepare_spec
-
         spec = prepare_spec(ds, ["rr", "run-procedure", name, *args],
                             message=f"Apply procedure {name}", cwd=ds.root)
-        spec.env = {INNER_ENV: "1"}
+        spec = replace(spec, env={INNER_ENV: "1"})
         try:
             execute(ds, spec)
         except (CommandFailedError, Interrupted) as exc:
@@ -312,8 +306,6 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
             _restore(ds, before, was_clean, name, outcome.returncode)
         ds.reload_config()
         if ds.dirty_paths() and was_clean:
-            from .save import save
-
             save(ds, None, message=f"[DATALAD] Apply procedure {name}")
     ds.reload_config()
     after = ds.head()
@@ -325,8 +317,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
 def _restore(ds: Dataset, before: str | None, was_clean: bool, name: str, code: int) -> None:
     restored = False
     if was_clean and before is not None:
-        gitrepo.call_git(["reset", "-q", "--hard", before], ds.root)
-        gitrepo.call_git(["clean", "-q", "-f", "-d"], ds.root)
+        gitrepo_wing.call_reset_hard_and_clean(ds.root, before)
         restored = True
     state = "the dataset was restored to its state before" if restored else \
         "the dataset was dirty before, so its changes were left as they are"

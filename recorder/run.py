@@ -11,9 +11,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
 from . import annex, gitrepo, preflight, proc, protect, runmerge, subdatasets
@@ -22,8 +22,12 @@ from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
                      RecorderError, RunNotSavedError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
-from .placeholders import Fragment, PathList, QuotedPath, expand, expand_specs, field_names, substitutions
-from .save import commit_entries
+from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
+                           substitutions)
+from .save import _save_in_subdatasets, commit_entries
+
+if TYPE_CHECKING:
+    from .containers.registry import ContainerCall
 
 EXPAND_CHOICES = ("inputs", "outputs", "both")
 
@@ -50,9 +54,10 @@ class RunResult:
                 "duration": round(self.duration, 3), "saved": self.saved, "notes": self.notes}
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunSpec:
-    """Everything needed to execute and record one command in a dataset."""
+    """Everything needed to execute and record one command in a dataset; a value: derive
+    another with ``dataclasses.replace`` (or :func:`with_container`)."""
 
     cmd: str  # normalised, unexpanded
     pwd: Path  # absolute execution directory
@@ -73,6 +78,12 @@ class RunSpec:
     digest_pending: bool = False
     recorded_digest: str | None = None
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
+
+
+def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
+    """The run as the container call (``containers.registry.wrap_spec``) says."""
+    return replace(spec, cmd=call.cmd, extra_inputs=list(call.extra_inputs), env=dict(call.env),
+                   rr_info=dict(call.rr_info), digest_pending=call.digest_pending)
 
 
 def normalize_command(cmd: str | Sequence[str]) -> str:
@@ -120,7 +131,8 @@ def glob_specs(specs: Sequence[str], pwd: Path, ds: Dataset) -> Globbed:
         pattern = spec
         if os.path.isabs(pattern):
             pattern = os.path.relpath(pattern, pwd)
-        if os.path.lexists(os.path.normpath(pwd / pattern)):  # a literal name wins, even with [ or *
+        # a literal name wins, even with [ or *
+        if os.path.lexists(os.path.normpath(pwd / pattern)):
             found = [pattern]
         elif glob.has_magic(pattern):
             found = sorted(glob.glob(pattern, root_dir=pwd, recursive=True))
@@ -263,7 +275,8 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     subdatasets that the specs reach into, which changes no recorded state)."""
     ds.record_directory()  # a hostile datalad.run.record-directory fails before the command
     if not for_dry_run and (ds.root / ".gitmodules").exists():
-        subdatasets.install_for_specs(ds, spec.pwd, [*spec.inputs, *spec.outputs, *spec.extra_inputs])
+        subdatasets.install_for_specs(ds, spec.pwd,
+                                      [*spec.inputs, *spec.outputs, *spec.extra_inputs])
     inp = glob_specs(spec.inputs, spec.pwd, ds)
     extra = glob_specs(spec.extra_inputs, spec.pwd, ds)
     problems = inp.unmatched + extra.unmatched
@@ -322,6 +335,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     if spec.explicit:
         with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
             prepared = _prepare(ds, spec)
+        spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
             ran = _run_command(ds, spec, prepared, announce)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
@@ -329,6 +343,7 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
+        spec = prepared.spec
         ran = _run_command(ds, spec, prepared, announce)
         return _save_run(ds, spec, prepared, ran)
 
@@ -341,6 +356,7 @@ class _Prepared(NamedTuple):  # NamedTuples: cheaper to define than dataclasses 
     branch: str | None  # the branch HEAD was on (None: detached)
     head: str | None
     subs: dict[str, str]  # installed subdatasets' HEADs
+    spec: RunSpec  # the run as prepared (its container image's digest known)
 
 
 class _Ran(NamedTuple):
@@ -366,14 +382,15 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
         fetch_inputs(ds, in_root)
     fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
     if spec.digest_pending:
-        from .containers.registry import refresh_digest
+        # containers only when a container runs (start-up of rr run)
+        from .containers.registry import refresh_digest  # noqa: PLC0415
 
-        refresh_digest(ds, spec)
+        spec = refresh_digest(ds, spec)
     if spec.assume_ready not in ("outputs", "both"):
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
     return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root),
-                     ds.head(), runmerge.sub_heads(ds))
+                     ds.head(), runmerge.sub_heads(ds), spec)
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
@@ -394,7 +411,8 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
-            from .containers.registry import translate_recorded
+            # containers only when a container ran (start-up of rr run)
+            from .containers.registry import translate_recorded  # noqa: PLC0415
 
             command = translate_recorded(command)
         if announce:
@@ -456,24 +474,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         own_commits = runmerge.detect(ds, prepared.head, prepared.subs, ran.reflog_action)
         if spec.explicit and not spec.outputs:
             own_commits = runmerge.Moved(False)
-        # content the command wrote into through a link
-        damaged = ran.watch.damaged(nothing_else_changed=not entries and not own_commits)
-        if damaged:
-            error = protect.content_damaged(ds, damaged)
-            if not entries:
-                raise CommandFailedError(1, error.message, error.hint)
-            raise error
-        if ran.exit_code not in (0, spec.expected_exit):
-            hint = None
-            if entries or own_commits:
-                gitrepo.write_commit_editmsg(ds.root, full_message)
-                hint = ("outputs are left in place for inspection; to save them with the run "
-                        "record: " + save_command(ds, paths if spec.explicit else None))
-            expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
-            raise CommandFailedError(
-                ran.exit_code if ran.exit_code > 0 else 128 + (-ran.exit_code),
-                f"command exited with code {ran.exit_code}{expected}; nothing was saved",
-                hint=hint)
+        _check_ran(ds, spec, ran, bool(entries), bool(own_commits), full_message, paths)
         _ensure_same_branch(ds, prepared)
         received: list[int] = []
         if own_commits:
@@ -484,8 +485,6 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         else:
             if spec.explicit and (ds.root / ".gitmodules").exists():
                 # declared outputs inside subdatasets: commit them there (same record) first
-                from .save import _save_in_subdatasets
-
                 moved = _save_in_subdatasets(ds, candidates, full_message)
                 if moved != candidates:
                     entries = [e for e in ds.status(moved, untracked="all")
@@ -516,6 +515,30 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
                      p.in_hits, out_hits_after, ran.duration, saved, spec.notes)
 
 
+def _check_ran(ds: Dataset, spec: RunSpec, ran: _Ran, changed: bool, own_commits: bool,
+               full_message: str, paths: list[str]) -> None:
+    """The command's outcome may be saved: no annexed content written through a link, the
+    exit code the one expected (else the message is kept when there is something to save)."""
+    # content the command wrote into through a link
+    damaged = ran.watch.damaged(nothing_else_changed=not changed and not own_commits)
+    if damaged:
+        error = protect.content_damaged(ds, damaged)
+        if not changed:
+            raise CommandFailedError(1, error.message, error.hint)
+        raise error
+    if ran.exit_code not in (0, spec.expected_exit):
+        hint = None
+        if changed or own_commits:
+            gitrepo.write_commit_editmsg(ds.root, full_message)
+            hint = ("outputs are left in place for inspection; to save them with the run "
+                    "record: " + save_command(ds, paths if spec.explicit else None))
+        expected = "" if spec.expected_exit == 0 else f" (recorded: {spec.expected_exit})"
+        raise CommandFailedError(
+            ran.exit_code if ran.exit_code > 0 else 128 + (-ran.exit_code),
+            f"command exited with code {ran.exit_code}{expected}; nothing was saved",
+            hint=hint)
+
+
 def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
                     own_commits: runmerge.Moved, message: str, candidates: list[str],
                     paths: list[str], received: list[int]) -> tuple[str | None, list[str]]:
@@ -532,8 +555,6 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if allowed is not None:
         rels = sorted(set(allowed) | set(direct))
         if (ds.root / ".gitmodules").exists():
-            from .save import _save_in_subdatasets
-
             rels = _save_in_subdatasets(ds, rels, message)
         entries = ds.status(rels, untracked="all") if rels else []
     else:

@@ -209,7 +209,7 @@ def test_bad_jobs_and_scheduler(ds, tmp_path):
     head = git("rev-parse", "HEAD", cwd=ds)
     proc = rr("rerun", "--jobs", "0", cwd=ds, check=False)
     assert proc.returncode != 0
-    assert "--jobs must be at least 1" in one_error_line(proc.stderr)
+    assert "--jobs must be a whole number of at least 1, not 0" in one_error_line(proc.stderr)
     proc = rr("rerun", "--jobs", "2", "--scheduler", "nonsense", cwd=ds, check=False)
     assert proc.returncode != 0
     assert "unknown scheduler 'nonsense'" in one_error_line(proc.stderr)

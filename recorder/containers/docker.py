@@ -17,11 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from .. import proc
-from ..errors import CommandError, RecorderError
-
-
-class ContainerRuntimeError(RecorderError):
-    pass
+from ..errors import CommandError, ContainerRuntimeError
 
 
 def engine_available(binary: str = "docker") -> bool:

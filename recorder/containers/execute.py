@@ -19,6 +19,7 @@ from .. import proc
 from ..dataset import Dataset
 from ..errors import NoDatasetError, UsageError
 from . import docker, singularity
+from .registry import runtime_flags as configured_flags
 
 RUNTIMES = ("docker", "podman", "singularity", "apptainer")
 
@@ -48,7 +49,6 @@ def runtime_flags(name: str | None, start: Path) -> list[str]:
         ds = Dataset.find(start)
     except NoDatasetError:
         return []
-    from .registry import runtime_flags as configured_flags
 
     return configured_flags(ds, name)
 

@@ -12,18 +12,23 @@ import shutil
 import string
 import sys
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
-from .. import gitrepo, subdatasets
+from .. import config as cfgkeys
+from .. import gitrepo, proc, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
+from ..save import save
 from . import docker, singularity
 
+if TYPE_CHECKING:
+    from ..run import RunSpec
+
 NAME_RE = re.compile(r"^[0-9a-zA-Z-]+$")
-PREFIX = "datalad.containers."
+PREFIX = cfgkeys.CONTAINERS_SECTION + "."
 DEFAULT_LOCATION = ".datalad/environments"
 RR_EXEC = "rr containers-exec"
 DATALAD_DOCKER_ADAPTER = "datalad_container.adapters.docker"
@@ -182,7 +187,7 @@ def _install_chain(ds: Dataset, names: list[str]) -> Dataset | None:
 def ensure_image_inside(ds: Dataset, c: Container) -> None:
     """``datalad.containers.NAME.image`` names a place in the dataset: not absolute, no
     '..' out of it, not through a symlinked directory leading out, not in .git."""
-    key = f"{PREFIX}{c.name}.image"
+    key = cfgkeys.named(cfgkeys.CONTAINER_IMAGE, c.name)
     if os.path.isabs(c.image):
         raise RecorderError(f"{key} must be a path inside the dataset, not an absolute path: "
                             f"{c.image}")
@@ -199,7 +204,7 @@ def runtime_flags(ds: Dataset, name: str) -> list[str]:
     own config scopes only (``git config --global/--local``).  Flags committed in
     .datalad/config would let a cloned dataset add ``-v /:/host`` or ``--privileged`` to
     every run, so they are ignored with a warning."""
-    key = f"{PREFIX}{name}.runtime-flags"
+    key = cfgkeys.named(cfgkeys.CONTAINER_RUNTIME_FLAGS, name)
     value = ds.config.get_local(key)
     if ds.config.committed_only(key):
         sys.stderr.write(f"rr: warning: ignoring {key} from the committed {DATALAD_CONFIG}; "
@@ -263,8 +268,8 @@ def translate_recorded(command: str) -> str:
     The recorded interpreter path is machine-specific (datalad-container #249) and the
     adapter may not be installed: rr runs the same image with its own Docker runtime.
     """
-    match = re.match(r"^\S+ -m datalad_container\.adapters\.docker run ((?:--\S+ \S+ )*)(\S+) (.*)$",
-                     command, re.S)
+    match = re.match(r"^\S+ -m datalad_container\.adapters\.docker run "
+                     r"((?:--\S+ \S+ )*)(\S+) (.*)$", command, re.S)
     if not match:
         return command
     options, image, rest = match.groups()
@@ -327,9 +332,27 @@ def image_digest(full: Path) -> str | None:
 # --- wrapping a run ---------------------------------------------------------------------
 
 
-def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> Container:
-    """Turn a RunSpec into a container call: cmd holds the call, the image is an extra input,
-    and the record's "rr" object names the container and its image digest."""
+@dataclass(frozen=True)
+class ContainerCall:
+    """A run wrapped into a container call: what :func:`run.with_container` puts into the
+    run's spec (the call as its command, the image as an extra input, the record's "rr"
+    object naming the container and its image digest)."""
+
+    container: Container
+    cmd: str
+    extra_inputs: tuple[str, ...]
+    env: dict[str, str]
+    rr_info: dict[str, Any]
+    digest_pending: bool
+
+    @property
+    def runtime(self) -> str:
+        return self.container.runtime
+
+
+def wrap_spec(ds: Dataset, spec: RunSpec, name: str | None, gpus: bool = False
+              ) -> ContainerCall:
+    """The container call of a run (the spec itself is not changed)."""
     c = find(ds, name)
     holder = c.parentds or ds.root  # the (sub)dataset that registers the container
     full = holder / c.image
@@ -337,8 +360,8 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
     img_dspath = os.path.relpath(holder, spec.pwd)
     img_dirpath = os.path.dirname(img) or "."
     fmt = c.cmdexec or _guess_cmdexec(full)
-    spec.cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
-                           img_dirpath=img_dirpath, gpus=gpus)
+    cmd = format_call(fmt, name=c.name, img=img, cmd=spec.cmd, img_dspath=img_dspath,
+                      img_dirpath=img_dirpath, gpus=gpus)
     extra = []
     for value in c.extra_inputs:
         try:
@@ -349,15 +372,16 @@ def wrap_spec(ds: Dataset, spec: Any, name: str | None, gpus: bool = False) -> C
         try:  # a (sub)dataset's config names no input outside the dataset
             ds.ensure_inside(extra[-1], spec.pwd, what=f"extra input of container {c.name}")
         except RecorderError as exc:
-            raise RecorderError(f"{PREFIX}{c.name}.extra-input {value!r} is not a path inside "
+            raise RecorderError(f"{cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, c.name)} {value!r} "
+                                "is not a path inside "
                                 f"the dataset: {exc.message}") from None
-    spec.extra_inputs = [img] + extra + [x for x in spec.extra_inputs if x != img]
-    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=c.name)
-    spec.rr_info = dict(spec.rr_info)
-    spec.rr_info["container"] = {"name": c.name, "image": ds.relpath(full, ds.root),
-                                 "digest": image_digest(full)}
-    spec.digest_pending = spec.rr_info["container"]["digest"] is None
-    return c
+    digest = image_digest(full)
+    return ContainerCall(
+        c, cmd, tuple([img] + extra + [x for x in spec.extra_inputs if x != img]),
+        dict(spec.env, DATALAD_CONTAINER_NAME=c.name),
+        dict(spec.rr_info, container={"name": c.name, "image": ds.relpath(full, ds.root),
+                                      "digest": digest}),
+        digest is None)
 
 
 def _guess_cmdexec(full: Path) -> str:
@@ -368,32 +392,34 @@ def _guess_cmdexec(full: Path) -> str:
     return "{img} {cmd}"
 
 
-def prepare_rerun(ds: Dataset, spec: Any, rr_info: dict[str, Any]) -> None:
-    """Before replaying a container run: note when the image changed since the record."""
+def prepare_rerun(ds: Dataset, spec: RunSpec, rr_info: dict[str, Any]) -> RunSpec:
+    """Before replaying a container run: the spec that notes when the image changed since
+    the record."""
     info = rr_info.get("container") or {}
     image = info.get("image")
     if not image:
-        return
+        return spec
     _ensure_recorded_image_inside(ds, image)
-    spec.rr_info = dict(spec.rr_info)
-    spec.rr_info["container"] = dict(info)
-    spec.env = dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", ""))
-    spec.digest_pending = True
-    spec.recorded_digest = info.get("digest")
+    return replace(spec, rr_info=dict(spec.rr_info, container=dict(info)),
+                   env=dict(spec.env, DATALAD_CONTAINER_NAME=info.get("name", "")),
+                   digest_pending=True, recorded_digest=info.get("digest"))
 
 
-def refresh_digest(ds: Dataset, spec: Any) -> None:
-    """After the image content was fetched: record the digest, note a change."""
+def refresh_digest(ds: Dataset, spec: RunSpec) -> RunSpec:
+    """After the image content was fetched: the spec with the digest recorded and a change
+    noted."""
     info = spec.rr_info.get("container")
-    if not info or not getattr(spec, "digest_pending", False):
-        return
+    if not info or not spec.digest_pending:
+        return spec
     _ensure_recorded_image_inside(ds, info["image"])
     current = image_digest(ds.root / info["image"])
-    recorded = getattr(spec, "recorded_digest", None)
-    info["digest"] = current
+    recorded = spec.recorded_digest
+    notes = list(spec.notes)
     if recorded and current and recorded != current:
-        spec.notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
-                          f"{current[:19]}")
+        notes.append(f"container image {info.get('name')} changed: {recorded[:19]} -> "
+                     f"{current[:19]}")
+    return replace(spec, rr_info=dict(spec.rr_info, container=dict(info, digest=current)),
+                   notes=notes)
 
 
 def _ensure_recorded_image_inside(ds: Dataset, image: Any) -> None:
@@ -451,25 +477,13 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
                                   "podman://IMAGE, shub://, oras://, library:// or a .sif path")
     rel_image = image or (existing.image if existing and not url else
-                          f"{ds.config.get('datalad.containers.location') or DEFAULT_LOCATION}"
+                          f"{ds.config.get(cfgkeys.CONTAINERS_LOCATION) or DEFAULT_LOCATION}"
                           f"/{name}/image")
     full = Path(os.path.normpath(ds.root / rel_image))
     rel_image = ds.relpath(full)
     if not url and not full.exists() and not full.is_symlink():
         raise UsageError(f"no image at {rel_image}", hint="give --url to obtain it")
-    runtime = None
-    if scheme in DOCKER_SCHEMES or scheme == "podman://":
-        runtime = "podman" if scheme == "podman://" else "docker"
-        ref = url[len(scheme):]  # type: ignore[index]
-        docker.require_engine(runtime)
-        docker.ensure_local_image(runtime, ref)
-    elif local_source and _docker_archive(local_source):
-        runtime = "docker"  # a `docker save` archive or its extracted directory
-    elif scheme in SINGULARITY_SCHEMES or (local_source and (
-            singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
-        runtime = "singularity"
-        if scheme:
-            singularity.binary()  # fails early when no runtime can pull
+    runtime = _runtime_for(url, scheme, local_source)
     # everything checked: now change the dataset, and put it back on any failure
     config_file = ds.root / DATALAD_CONFIG
     config_before = config_file.read_bytes() if config_file.exists() else None
@@ -480,30 +494,23 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                 _remove_path(ds, full)
             full.parent.mkdir(parents=True, exist_ok=True)
             created_image = True
-            if runtime in ("docker", "podman") and scheme:
-                docker.save(runtime, url[len(scheme):], full)
-            elif scheme:
-                from .. import proc
-
-                proc.capture(singularity.pull_argv(singularity.binary(), full, url),
-                             stderr_to_terminal=True)
-            else:
-                assert local_source is not None
-                _copy_local(local_source, full)
+            _obtain_image(full, url, scheme, runtime, local_source)
         fmt = call_fmt or (existing.cmdexec if existing and not url else None) or \
             (default_cmdexec(runtime) if runtime else None)
         cfg = str(config_file)
-        gitrepo.config_set(ds.root, f"{PREFIX}{name}.image", rel_image, file=cfg)
+        gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_IMAGE, name), rel_image,
+                           file=cfg)
         if fmt:
-            gitrepo.config_set(ds.root, f"{PREFIX}{name}.cmdexec", fmt, file=cfg)
+            gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_CMDEXEC, name), fmt,
+                               file=cfg)
         if extra_inputs:  # on --update without --extra-input the old ones are kept
-            gitrepo.config_unset_all(ds.root, f"{PREFIX}{name}.extra-input", file=cfg)
+            gitrepo.config_unset_all(ds.root, cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, name),
+                                     file=cfg)
             for value in extra_inputs:
-                gitrepo.config_set(ds.root, f"{PREFIX}{name}.extra-input", value, file=cfg,
+                gitrepo.config_set(ds.root, cfgkeys.named(cfgkeys.CONTAINER_EXTRA_INPUT, name),
+                                   value, file=cfg,
                                    add=True)
         verb = "Update" if (update and url) else "Configure"
-        from ..save import save
-
         result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
                       message=f"[DATALAD] {verb} containerized environment '{name}'")
     except BaseException:
@@ -514,6 +521,37 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         raise
     ds.reload_config()
     return find(ds, name), result.commit or ""
+
+
+def _runtime_for(url: str | None, scheme: str | None, local_source: Path | None) -> str | None:
+    """The runtime an image URL or file needs, checked to be there (a Docker image pulled
+    into the local engine first); None when the image does not say."""
+    if url and (scheme in DOCKER_SCHEMES or scheme == "podman://"):
+        runtime = "podman" if scheme == "podman://" else "docker"
+        docker.require_engine(runtime)
+        docker.ensure_local_image(runtime, url[len(scheme or ""):])
+        return runtime
+    if local_source and _docker_archive(local_source):
+        return "docker"  # a `docker save` archive or its extracted directory
+    if scheme in SINGULARITY_SCHEMES or (local_source and (
+            singularity.looks_like_sif(local_source) or local_source.suffix in (".sif", ".simg"))):
+        if scheme:
+            singularity.binary()  # fails early when no runtime can pull
+        return "singularity"
+    return None
+
+
+def _obtain_image(full: Path, url: str, scheme: str | None, runtime: str | None,
+                  local_source: Path | None) -> None:
+    """The image from ``url`` saved at ``full`` (inside the dataset)."""
+    if runtime in ("docker", "podman") and scheme:
+        docker.save(runtime, url[len(scheme):], full)
+    elif scheme:
+        proc.capture(singularity.pull_argv(singularity.binary(), full, url),
+                     stderr_to_terminal=True)
+    else:
+        assert local_source is not None
+        _copy_local(local_source, full)
 
 
 def _local_source(url: str) -> Path:
@@ -572,7 +610,8 @@ def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
     if remove_image:
         ensure_image_inside(ds, c)  # never delete what a hostile image path points at
     cfg = str(ds.root / DATALAD_CONFIG)
-    if not gitrepo.config_remove_section(ds.root, f"datalad.containers.{name}", file=cfg):
+    if not gitrepo.config_remove_section(ds.root, f"{cfgkeys.CONTAINERS_SECTION}.{name}",
+                                         file=cfg):
         raise RecorderError(f"container {name} is not configured in {DATALAD_CONFIG} (only in "
                             "git's own config); remove it there with git config")
     paths = [DATALAD_CONFIG]
@@ -580,8 +619,6 @@ def remove(ds: Dataset, name: str, remove_image: bool = False) -> str | None:
     if remove_image and (full.exists() or full.is_symlink()):
         _remove_path(ds, full)
         paths.append(c.image)
-    from ..save import save
-
     result = save(ds, paths, base=ds.root, message=f"[DATALAD] Remove container {name}")
     ds.reload_config()
     return result.commit

@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from .docker import ContainerRuntimeError
+from ..errors import ContainerRuntimeError
 
 SIF_LAUNCH = b"#!/usr/bin/env run-singularity"
 SIF_MAGIC = b"SIF_MAGIC"

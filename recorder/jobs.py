@@ -1,0 +1,478 @@
+"""The job runtime: many runs, each in its own linked worktree, their history written after.
+
+A job is the ordinary run operation (``run.execute``) in an ephemeral linked worktree of the
+dataset at a base commit (shared object store and annex), committed there with its record.
+The driver (this process) keeps each job's commit under a private ref
+``refs/rr/jobs/<id>/<index>`` and writes the linear history in the jobs' order with one
+``git fast-import`` (no checkout): it moves the branch it started on, fast-forwards the main
+work tree and commits the git-annex journal.  Jobs run git-annex with
+``annex.alwayscommit=false``: the driver is the only writer of refs and of the git-annex
+branch.  A job's state is one :class:`JobStatus` whether it runs serially or in parallel, for
+``rr run --param/--array`` or ``rr rerun -J``.
+
+- :class:`JobTask` / :class:`JobOutcome`: one job in, its outcome out (frozen, picklable);
+- :func:`run_all`: the tasks on the engine (``engine.Target``), outcomes as they finish;
+- worktree slots: a worker reuses the worktree of its last successful job;
+- job refs: :func:`job_ref`, :func:`keep`, :func:`kept`;
+- the state file ``.git/rr-arrays/<id>.json`` (:func:`save_state`, :func:`load_state`:
+  versioned, validated when read);
+- the history writer: :func:`write_history`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypedDict
+
+from . import annex, engine, gitrepo, proc
+from . import run as runop
+from .containers import registry
+from .dataset import Dataset
+from .engine import JobStatus, Target
+from .errors import Interrupted, RecorderError
+from .lock import dataset_lock, deferred_signals
+from .run import RunSpec
+
+STATE_DIR = "rr-arrays"
+STATE_VERSION = 1  # of the state file; a newer one is refused with a hint
+JOB_REFS = "refs/rr/jobs"
+# a job's git-annex keeps its location-log updates in the journal (the driver commits them);
+# no job starts git's automatic gc (two at once, in the middle of an array)
+JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "annex.alwayscommit",
+           "GIT_CONFIG_VALUE_0": "false", "GIT_CONFIG_KEY_1": "gc.auto",
+           "GIT_CONFIG_VALUE_1": "0"}
+
+
+
+class JobState(TypedDict, total=False):
+    """One job as the state file holds it."""
+
+    index: int
+    status: str  # a JobStatus
+    params: dict[str, str]  # an array's row
+    cmd: str
+    inputs: list[str]
+    outputs: list[str]
+    message: str | None
+    error: str  # of a failed job: one line
+    worktree: str  # of a failed job: kept with its outputs and message
+    duration: float
+    commit: str  # of a committed job: its commit in the branch's history
+    new: bool  # committed by this rr process
+
+
+class JobsState(TypedDict, total=False):
+    """A set of jobs (an array, a replayed batch) as the state file holds it."""
+
+    version: int
+    id: str
+    base: str  # the commit the jobs start from; the branch's tip after the history is written
+    ref: str  # the branch (refs/heads/NAME) or HEAD the history goes onto
+    pwd: str  # relative to the dataset root
+    options: dict[str, Any]  # rr run's: expand, explicit, assume_ready, sidecar, container, gpus
+    message: str | None
+    command: str
+    jobs: list[JobState]
+
+__all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
+           "JobsState", "Target", "job_dir", "job_ref", "keep", "kept", "load_state",
+           "new_id", "ref_name", "remove", "remove_worktrees", "run_all", "run_job",
+           "save_state", "state_dir", "state_path", "unfinished", "write_history"]
+
+
+# --- one job --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobTask:
+    """One job: either a command to prepare in the worktree (``cmd`` ... ``options``, an
+    array's row) or a prepared run (``spec``, a replayed record) moved into the worktree."""
+
+    root: str  # the dataset's main worktree
+    wtdir: str  # where the worktrees of this set of jobs live
+    base: str  # the commit every job starts from
+    index: int
+    pwd: str  # relative to the root
+    cmd: str = ""
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    message: str | None = None
+    # expand, explicit, assume_ready, sidecar, container, gpus (rr run's options)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    array: Mapping[str, Any] = field(default_factory=dict)  # the record's rr.array
+    spec: RunSpec | None = None  # a replayed record's run: run as it is, not built
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    index: int
+    status: JobStatus  # OK | NOTNEEDED | FAILED
+    commit: str | None
+    message: str
+    hint: str
+    worktree: str
+    duration: float
+    exit_code: int = 1  # of a failed job: the command's exit code, as rr run exits
+    error: str = ""  # of a failed job: the kind of error (CommandFailedError, ...)
+    notes: tuple[str, ...] = ()
+
+
+# the worktree dir of a set of jobs -> this process's reusable worktree (its config read once)
+_SLOTS: dict[str, Dataset] = {}
+
+
+def _slot(task: JobTask) -> Dataset:
+    """A worktree at the task's base: the one this process's last successful job left (reset),
+    else a new one."""
+    ds = _SLOTS.pop(task.wtdir, None)
+    if ds is not None:
+        try:
+            gitrepo.worktree_reset(ds.root, task.base)
+            return ds
+        except RecorderError:
+            pass
+    Path(task.wtdir).mkdir(parents=True, exist_ok=True)
+    wt = os.path.join(task.wtdir, f"{os.getpid()}-{task.index}")
+    gitrepo.worktree_add(task.root, wt, task.base)
+    return Dataset(wt)
+
+
+def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
+    """The run of a job in its worktree ``ds``."""
+    cwd = Path(os.path.normpath(os.path.join(ds.root, task.pwd)))
+    if task.spec is not None:  # a replayed record: its spec, moved into the worktree
+        spec = dataclasses.replace(task.spec, pwd=cwd)
+    else:
+        opts = task.options
+        spec = runop.prepare_spec(ds, task.cmd, message=task.message, inputs=task.inputs,
+                                  outputs=task.outputs, expand=opts.get("expand"),
+                                  explicit=opts.get("explicit", False),
+                                  assume_ready=opts.get("assume_ready"),
+                                  sidecar=opts.get("sidecar"), cwd=cwd)
+        spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)})
+        if opts.get("container") is not None or opts.get("gpus"):
+            call = registry.wrap_spec(ds, spec, opts.get("container") or None,
+                                      gpus=opts.get("gpus", False))
+            spec = runop.with_container(spec, call)
+    return dataclasses.replace(spec, job=True, env=dict(spec.env, **JOB_ENV))
+
+
+def run_job(task: JobTask) -> JobOutcome:
+    """One job: the ordinary run operation in a linked worktree at the base commit.  A
+    worktree that saw a successful job is reset and reused by the next job of this process; a
+    failed job's worktree is kept with its outputs and message."""
+    ds = _slot(task)
+    wt = str(ds.root)
+    started = time.monotonic()
+    try:
+        with proc.tool_env_overlay(JOB_ENV):
+            result = runop.execute(ds, _job_spec(ds, task))
+    except Interrupted as exc:
+        if threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt from None
+        # a Dask worker thread: the driver is cancelling (it stopped this command); a
+        # KeyboardInterrupt here would kill the worker process with a traceback on stderr
+        return JobOutcome(task.index, JobStatus.FAILED, None, exc.message, "", wt,
+                          time.monotonic() - started)
+    except RecorderError as exc:
+        return JobOutcome(task.index, JobStatus.FAILED, None, exc.message, exc.hint or "", wt,
+                          time.monotonic() - started, exit_code=exc.exit_code,
+                          error=type(exc).__name__)
+    _SLOTS[task.wtdir] = ds
+    return JobOutcome(task.index, JobStatus(result.status), result.commit, "", "", wt,
+                      result.duration, notes=tuple(result.notes))
+
+
+def run_all(tasks: Sequence[JobTask], target: Target = engine.SERIAL,
+            on_event: Callable[[engine.Event], None] | None = None
+            ) -> Iterator[tuple[int, JobOutcome | BaseException]]:
+    """The tasks on the engine: ``(position, outcome)`` as each finishes; an exception is the
+    outcome of a task that could not run (its worker died, ...)."""
+    return engine.execute_all(run_job, tasks, target=target, on_event=on_event)
+
+
+# --- where jobs live: state file, worktrees, refs --------------------------------------------
+
+
+def new_id(prefix: str = "") -> str:
+    return prefix + time.strftime("%Y%m%d-%H%M%S") + "-" + os.urandom(2).hex()
+
+
+def state_dir(ds: Dataset) -> Path:
+    return ds.git_dir / STATE_DIR
+
+
+def state_path(ds: Dataset, jobs_id: str) -> Path:
+    return state_dir(ds) / f"{jobs_id}.json"
+
+
+def job_dir(ds: Dataset, jobs_id: str) -> Path:
+    """Where the worktrees of a set of jobs live."""
+    return state_dir(ds) / jobs_id
+
+
+def job_ref(jobs_id: str, index: int | str) -> str:
+    return f"{JOB_REFS}/{jobs_id}/{index}"
+
+
+def kept(ds: Dataset, jobs_id: str) -> dict[str, str]:
+    """The job refs of a set of jobs: ref -> commit."""
+    return gitrepo.refs_under(ds.root, f"{JOB_REFS}/{jobs_id}/")
+
+
+def keep(ds: Dataset, jobs_id: str, index: int | str, commit: str) -> None:
+    """A job's commit under its job ref (until the history is written)."""
+    gitrepo.update_refs(ds.root, [f"update {job_ref(jobs_id, index)} {commit}"])
+
+
+def ref_name(ref: str) -> str:
+    return ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+
+
+def save_state(ds: Dataset, state: JobsState) -> None:
+    path = state_path(ds, state["id"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"version": STATE_VERSION, **state}, indent=1),
+                   encoding="utf-8")
+    tmp.replace(path)
+
+
+def unfinished(ds: Dataset) -> list[str]:
+    d = state_dir(ds)
+    if not d.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".json"))
+
+
+def load_state(ds: Dataset, jobs_id: str) -> JobsState:
+    """The state file of a set of jobs, checked: a damaged file or one of a newer rr is a
+    one-line error naming the file and what to do."""
+    path = state_path(ds, jobs_id)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecorderError(f"the state file {path} cannot be read: "
+                            f"{getattr(exc, 'strerror', None) or exc}",
+                            hint=_REMOVE_HINT.format(path=path)) from None
+    version = data.get("version") if isinstance(data, dict) else None
+    if isinstance(version, int) and not isinstance(version, bool) and version > STATE_VERSION:
+        raise RecorderError(f"the state file {path} was written by a newer rr (version "
+                            f"{version}; this rr reads version {STATE_VERSION})",
+                            hint="continue with the rr that started these jobs")
+    problem = _state_problem(data, jobs_id)
+    if problem:
+        raise RecorderError(f"the state file {path} is damaged: {problem}",
+                            hint=_REMOVE_HINT.format(path=path))
+    state: JobsState = data
+    return state
+
+
+_REMOVE_HINT = ("remove it (the jobs it names are then forgotten; their commits stay under "
+                f"{JOB_REFS}/): rm {{path}}")
+_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
+
+
+def _state_problem(data: Any, jobs_id: str) -> str:
+    """What is wrong with a state file's content ("" when nothing)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("version") != STATE_VERSION:
+        return "'version' is not a version number"
+    if data.get("id") != jobs_id:
+        return "'id' is not the file's name"
+    if not isinstance(data.get("base"), str) or not _SHA.fullmatch(data["base"]):
+        return "'base' is not a commit id"
+    for key in ("ref", "pwd"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            return f"'{key}' is missing"
+    if not isinstance(data.get("options"), dict):
+        return "'options' is not an object"
+    if not isinstance(data.get("jobs"), list):
+        return "'jobs' is not a list"
+    statuses = set(JobStatus)
+    for j in data["jobs"]:
+        if not isinstance(j, dict) or not isinstance(j.get("index"), int):
+            return "a job has no index"
+        if j.get("status") not in statuses:
+            return f"job {j['index']} has an unknown status"
+        if not isinstance(j.get("params"), dict) or not isinstance(j.get("cmd"), str) or \
+                not isinstance(j.get("inputs"), list) or not isinstance(j.get("outputs"), list):
+            return f"job {j['index']} has no params, cmd, inputs or outputs"
+        if not isinstance(j.get("worktree", ""), str):
+            return f"job {j['index']}'s worktree is not a path"
+    return ""
+
+
+def remove_worktrees(ds: Dataset, state: JobsState) -> None:
+    """Remove the worktrees of a set of jobs but those that failed jobs keep."""
+    wtdir = job_dir(ds, state["id"])
+    keep_wt = {j.get("worktree") for j in state["jobs"] if j["status"] == JobStatus.FAILED}
+    if wtdir.is_dir():
+        for wt in wtdir.iterdir():
+            if str(wt) not in keep_wt:
+                gitrepo.worktree_remove(ds.root, wt)
+                if wt.exists():  # never registered (interrupted while being added)
+                    shutil.rmtree(wt, ignore_errors=True)
+    gitrepo.worktree_prune(ds.root)
+
+
+def remove(ds: Dataset, state: JobsState) -> None:
+    """No worktree, job ref, state or marks file of a set of jobs is left behind."""
+    for j in state["jobs"]:
+        j["status"] = JobStatus.DONE
+    remove_worktrees(ds, state)
+    refs = kept(ds, state["id"])
+    gitrepo.update_refs(ds.root, [f"delete {ref}" for ref in refs])
+    with contextlib.suppress(OSError):
+        job_dir(ds, state["id"]).rmdir()
+    with contextlib.suppress(OSError):
+        state_dir(ds).rmdir()
+
+
+# --- the history writer ----------------------------------------------------------------------
+
+
+def write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, str]],
+                  *, what: str, stop_at_clash: bool = False, hint: str = "") -> str | None:
+    """Under the dataset lock: the jobs' commits (in order) onto ``state['ref']`` (which must
+    still be at ``state['base']``), the work tree moved along, the jobs' git-annex journal
+    committed.  Returns the new tip (None: nothing written).  ``stop_at_clash`` (a replay):
+    a job whose changes meet an earlier one's ends the history before it.  ``hint``: how to
+    go on when the branch or the work tree changed meanwhile (the error's hint)."""
+    with dataset_lock(ds.git_dir, what=what):
+        try:
+            return _write_history(ds, state, ordered, stop_at_clash, hint) if ordered else None
+        finally:
+            if ds.is_annex:
+                annex.merge(ds.root)  # commits the jobs' journal to the git-annex branch
+
+
+def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, str]],
+                   stop_at_clash: bool, hint: str) -> str | None:
+    jobs_id, ref, base = state["id"], state["ref"], state["base"]
+    now = gitrepo.resolve_commit(ds.root, ref)
+    branch = gitrepo.current_branch(ds.root)
+    if now != base or (f"refs/heads/{branch}" if branch else "HEAD") != ref:
+        raise RecorderError(f"{ref_name(ref)} moved while the jobs ran; the jobs' history was "
+                            "not written",
+                            hint=f"the finished jobs are kept under {JOB_REFS}/{jobs_id}/; "
+                                 f"to add them on top of {ref_name(ref)} as it is now (and "
+                                 f"run the others): {hint}" if hint else None)
+    stream, marks, ordered = _history_stream(ds, state, ordered, stop_at_clash)
+    if not marks:
+        return None
+    notes_ref = f"refs/notes/{gitrepo.NOTES_REF}"
+    notes_tip = gitrepo.resolve_commit(ds.root, notes_ref)
+    stream.append(_notes_stream(jobs_id, marks, notes_tip))
+    marks_file = state_dir(ds) / f"{jobs_id}.marks"
+    gitrepo.fast_import(ds.root, b"".join(stream), marks_file)
+    by_mark = dict(line.split(" ", 1) for line in
+                   marks_file.read_text().splitlines() if line)
+    marks_file.unlink(missing_ok=True)
+    tip = by_mark[f":{len(marks)}"].strip()
+    new_notes = by_mark[f":{len(marks) + 1}"].strip()
+    updates = [f"update {ref} {tip} {base}",
+               f"update {notes_ref} {new_notes} {notes_tip or '0' * len(tip)}",
+               f"delete {JOB_REFS}/{jobs_id}/tip", f"delete {JOB_REFS}/{jobs_id}/notes"]
+    updates += [f"delete {job_ref(jobs_id, j['index'])}" for j, _ in ordered]
+    # the work tree and the branch move together: signals wait until both have
+    with deferred_signals():
+        try:
+            gitrepo.read_tree_update(ds.root, base, tip)  # refuses to overwrite local changes
+        except RecorderError as exc:
+            raise RecorderError(
+                f"the work tree changed while the jobs ran and would be overwritten ("
+                f"{exc.message}); the jobs' history was not written",
+                hint=f"the finished jobs are kept under {JOB_REFS}/{jobs_id}/; save or undo "
+                     f"those changes, then: {hint}" if hint else None) from None
+        try:
+            gitrepo.update_refs(ds.root, updates)
+        except RecorderError:
+            gitrepo.read_tree_update(ds.root, tip, base)
+            raise
+    for j, mark in marks:
+        j["status"] = JobStatus.COMMITTED
+        j["new"] = True
+        j["commit"] = by_mark[f":{mark}"].strip()
+    for j, sha in ordered:  # clashing jobs: their commits stay reachable for inspection
+        if j["status"] == JobStatus.FAILED:
+            keep(ds, jobs_id, f"failed-{j['index']}", sha)
+    state["base"] = tip
+    return tip
+
+
+def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, str]],
+                    stop_at_clash: bool
+                    ) -> tuple[list[bytes], list[tuple[JobState, int]],
+                               list[tuple[JobState, str]]]:
+    """fast-import's commands for the jobs' commits, their marks, and the jobs written or
+    refused (a replay's list ends at its first clash)."""
+    shas = [sha for _, sha in ordered]
+    diffs = gitrepo.diff_tree_commits(ds.root, shas)
+    objects = gitrepo.cat_file_batch(ds.root, shas)
+    touched: dict[str, int] = {}
+    stream: list[bytes] = []
+    marks: list[tuple[JobState, int]] = []
+    for j, sha in ordered:
+        changes = diffs.get(sha, [])
+        clash = next((p for _, _, p in changes if p in touched), None)
+        if clash is not None:  # outputs declared apart, changes not: never merged silently
+            j["status"] = JobStatus.FAILED
+            j["error"] = f"it changed {clash}, which job {touched[clash]} changed too"
+            if stop_at_clash:  # a replay: nothing after it (its order is the history's)
+                ordered = ordered[:ordered.index((j, sha)) + 1]
+                break
+            continue
+        for _, _, p in changes:
+            touched[p] = j["index"]
+        _kind, raw = objects[sha] or ("", b"")
+        head, _, msg = raw.partition(b"\n\n")
+        lines = head.split(b"\n")
+        author = next(x for x in lines if x.startswith(b"author "))
+        committer = next(x for x in lines if x.startswith(b"committer "))
+        mark = len(marks) + 1
+        out = [f"commit {JOB_REFS}/{state['id']}/tip\nmark :{mark}\n".encode(), author, b"\n",
+               committer, b"\n", f"data {len(msg)}\n".encode(), msg, b"\n"]
+        if not marks:
+            out.append(f"from {state['base']}\n".encode())
+        for mode, blob, path in changes:
+            quoted = _fi_path(path)
+            if mode == "000000":
+                out.append(b"D " + quoted + b"\n")
+            else:
+                out.append(f"M {mode} {blob} ".encode() + quoted + b"\n")
+        stream.append(b"".join(out) + b"\n")
+        marks.append((j, mark))
+    return stream, marks, ordered
+
+
+def _notes_stream(jobs_id: str, marks: list[tuple[JobState, int]], notes_tip: str | None
+                  ) -> bytes:
+    """fast-import's commands for the notes (durations) of the jobs' commits."""
+    lines = [f"commit {JOB_REFS}/{jobs_id}/notes\nmark :{len(marks) + 1}\n"
+             f"committer rr <rr@localhost> {int(time.time())} +0000\ndata 0\n".encode()]
+    if notes_tip:
+        lines.append(f"from {notes_tip}\n".encode())
+    for j, mark in marks:
+        text = json.dumps({"duration": round(j.get("duration", 0.0), 3)}).encode()
+        lines.append(f"N inline :{mark}\ndata {len(text)}\n".encode() + text + b"\n")
+    return b"".join(lines) + b"\ndone\n"
+
+
+def _fi_path(path: str) -> bytes:
+    """A path as git fast-import reads it (C-style quoted when it needs to be)."""
+    raw = path.encode("utf-8", "surrogateescape")
+    if not (raw.startswith(b'"') or b"\n" in raw or b"\\" in raw):
+        return raw
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n") + b'"'

@@ -1,0 +1,21 @@
+"""Replaying run records: plan a revision range, then run, pick, skip or merge each commit.
+
+The plan is DataLad's (spec §3): leading non-run commits are the base, run commits are
+re-executed on top of the current head (or of ``--onto``/``--branch``), other commits are
+skipped when already reachable and cherry-picked otherwise, merges are recreated.  A replay
+that stops (a command fails differently than recorded, a cherry-pick conflicts) writes its
+position to ``.git/rr-rerun.json`` so that ``rr rerun --continue`` resumes it.
+
+- ``state``: steps, step results, the stopped replay's state file, the stop-and-resume hint;
+- ``plan``: the plan, ``--report``, ``--script`` (read-only);
+- ``steps``: the base a step is replayed on, the run it re-executes, the files it touches;
+- ``replay``: the serial driver and the run/pick/merge steps, ``--continue``, ``--abort``;
+- ``batch``: an array's consecutive records in parallel on ``recorder.jobs`` (``-J``).
+"""
+
+from .plan import build_plan, report, script
+from .replay import abort, rerun
+from .state import Plan, Step, StepResult, has_stopped_replay
+
+__all__ = ["Plan", "Step", "StepResult", "abort", "build_plan", "has_stopped_replay",
+           "report", "rerun", "script"]

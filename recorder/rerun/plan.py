@@ -1,0 +1,206 @@
+"""A replay's plan (DataLad's, spec §3), and what reads it only: ``--report`` and ``--script``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import gitrepo
+from .. import record as records
+from ..dataset import Dataset
+from ..errors import RecorderError, RecordError, UsageError
+from ..placeholders import PathList, QuotedPath, expand, substitutions
+from ..run import glob_specs
+from .state import Plan, Step
+
+
+def _split_range(revision: str | None, since: str | None) -> tuple[str, str | None]:
+    rev = revision or "HEAD"
+    if ".." in rev and "..." not in rev:
+        left, right = rev.split("..", 1)
+        if since is not None:
+            raise UsageError("give either a range A..B or --since, not both")
+        return right or "HEAD", left or "HEAD"
+    return rev, since
+
+
+def short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def build_plan(ds: Dataset, revision: str | None = None, since: str | None = None, *,
+               lenient: bool = False) -> Plan:
+    """The steps of a replay; every record of the range is read and validated here, before
+    anything runs.  A malformed record is an error, or with ``lenient`` (report, script) a
+    step that is not re-executed and carries a note."""
+    if ds.head() is None:
+        raise RecorderError("cannot rerun: nothing recorded yet (the dataset has no commits)")
+    rev, since = _split_range(revision, since)
+    rev_sha = gitrepo.resolve_commit(ds.root, rev)
+    if rev_sha is None:
+        raise UsageError(f"unknown revision: {short(rev)}")
+    head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
+    if not head_entry.parents:
+        revs, desc = [rev_sha], rev
+    elif since is None:
+        revs, desc = [f"{rev_sha}^..{rev_sha}"], f"{rev}^..{rev}"
+    elif since.strip() == "":
+        revs, desc = [rev_sha], f"all history up to {rev}"
+    else:
+        since_sha = gitrepo.resolve_commit(ds.root, since)
+        if since_sha is None:
+            raise UsageError(f"unknown revision: {short(since)}")
+        revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
+    entries = gitrepo.iter_log(ds.root, revs)
+    record_dir = ds.record_directory()
+    dsid = ds.id
+    steps: list[Step] = []
+    for e in entries:
+        step = Step("skip-or-pick", e.sha, list(e.parents), e.author, e.date,
+                    raw_message=e.message)
+        try:
+            loaded = records.load_record(e.message, ds.root, record_dir, commit=e.sha)
+            if loaded is not None and "pwd" not in loaded[1]:
+                raise RecordError(f"commit {e.sha[:10]} has a malformed run record: "
+                                  "no 'pwd' field")
+        except RecordError as exc:
+            if not lenient:
+                raise
+            loaded = None
+            step.note = exc.message
+        if loaded is not None:
+            message, rec = loaded
+            step.run_message = message
+            step.record = rec
+            if not e.parents:
+                step.note = "has a run record but is a root commit; not re-executed"
+            elif len(e.parents) > 2:
+                step.note = "has a run record but is an octopus merge; not re-executed"
+            elif rec.get("dsid") and dsid and rec["dsid"] != dsid:
+                step.note = "was run in a different dataset; skipped or cherry-picked"
+            else:
+                step.action = "run"
+        if step.action != "run" and len(e.parents) > 1:
+            step.action = "merge"
+        steps.append(step)
+    if not any(s.action == "run" for s in steps):
+        if any(s.record is not None for s in steps):
+            raise RecorderError(f"no run commit in {desc} can be re-executed in this dataset")
+        if lenient and any(s.note for s in steps):
+            return Plan(rev_sha, desc, [s for s in steps if s.note], since)
+        raise RecorderError(f"no run commits found in {desc}",
+                            hint="give a range (A..B) or --since to replay more history")
+    if since is None or since.strip() == "":
+        while steps and steps[0].action != "run" and not (
+                lenient and steps[0].note and steps[0].record is None):
+            steps.pop(0)
+    return Plan(rev_sha, desc, steps, since)
+
+
+def resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
+    if onto is None:
+        return None
+    if onto.strip() == "":
+        first = next((s for s in plan.steps if s.action == "run"), None)
+        if first is None:
+            raise RecorderError("--onto= needs a run commit in the range, and there is none")
+        if not first.parents:
+            raise RecorderError("--onto= needs a parent of the first run commit, but it is a root")
+        return first.parents[0]
+    sha = gitrepo.resolve_commit(ds.root, onto)
+    if sha is None:
+        raise UsageError(f"revision given for --onto does not exist: {short(onto)}")
+    return sha
+
+
+def report(ds: Dataset, revision: str | None = None, *, since: str | None = None,
+           onto: str | None = None, branch: str | None = None) -> Iterator[dict[str, Any]]:
+    """One dict per step of the plan, nothing executed."""
+    plan = build_plan(ds, revision, since, lenient=True)
+    start = resolve_onto(ds, plan, onto)
+    head = ds.head()
+    base = start or head
+    if start is not None or branch is not None:
+        yield {"action": "checkout", "commit": base, "branch": branch}
+    reachable: set[str] | None = None
+    if base and not gitrepo.is_ancestor(ds.root, plan.revision, base):
+        reachable = set(gitrepo.rev_list(ds.root, [base]))
+    for step in plan.steps:
+        out: dict[str, Any] = {
+            "action": step.action, "commit": step.commit, "parents": step.parents,
+            "author": step.author, "date": step.date, "subject": step.subject,
+        }
+        if step.action == "skip-or-pick":
+            out["action"] = "skip" if reachable is None or step.commit in reachable else "pick"
+        if step.record is not None:
+            out["record"] = step.record
+            out["run_message"] = step.run_message
+        if step.note:
+            out["note"] = step.note
+        yield out
+
+
+class _ShellVar(str):
+    """A value inserted as a shell variable reference (not quoted)."""
+
+
+def script(ds: Dataset, revision: str | None = None, *, since: str | None = None,
+           script_name: str = "-") -> str:
+    """A POSIX shell script that reproduces the run commits of the range."""
+    plan = build_plan(ds, revision, since, lenient=True)
+    args = f"--script={script_name}" + (f" --since={since}" if since is not None else "")
+    where = f"dataset {ds.id} at {ds.root}" if ds.id else f"dataset at {ds.root}"
+    lines = [
+        "#!/bin/sh",
+        "#",
+        "# This file was generated by running (the equivalent of)",
+        "#",
+        f"#   rr rerun {args} {plan.revision}",
+        "#",
+        f"# in {where}",
+    ]
+    subs = substitutions(ds.config.values)
+    for step in plan.steps:
+        if step.action != "run" or step.record is None:
+            if step.note and step.record is None and step.run_message is None \
+                    and step.raw_message.startswith(records.TAG):
+                lines += ["", f"# (record: {step.commit}) not included: {step.note}"]
+            continue
+        rec = step.record
+        pwd = Path(os.path.normpath(ds.root / rec.get("pwd", ".")))
+        try:
+            ins = glob_specs(rec.get("inputs") or [], pwd, ds)
+            outs = glob_specs(rec.get("outputs") or [], pwd, ds)
+        except RecorderError as exc:
+            lines += ["", f"# (record: {step.commit}) not included: {exc.message}"]
+            continue
+        values: dict[str, Any] = dict(subs)
+        values.update(pwd=QuotedPath(str(pwd)), dspath=QuotedPath(str(ds.root)),
+                      tmpdir=_ShellVar('"$rr_tmpdir"'),
+                      inputs=PathList(ins.hits + ins.unmatched),
+                      outputs=PathList(outs.hits + outs.unmatched))
+        try:
+            command = expand(rec["cmd"], values)
+        except RecorderError as exc:
+            lines += ["", f"# (record: {step.commit}) not included: {exc.message}"]
+            continue
+        lines.append("")
+        message = step.run_message or ""
+        if message and message != records.shorty(command):
+            lines += [f"# {line}".rstrip() for line in message.splitlines()]
+        else:
+            lines.append("")
+        lines.append(f"# (record: {step.commit})")
+        if not ds.contains(pwd):
+            lines.append(f"# note: the recorded directory is outside the dataset: {pwd}")
+        lines.append(f"cd {shlex.quote(str(pwd))} || exit 1")
+        uses_tmp = "$rr_tmpdir" in command
+        if uses_tmp:
+            lines.append('rr_tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/rr-run-XXXXXXXX") || exit 1')
+        lines.append(command)
+        if uses_tmp:
+            lines.append('rm -rf "$rr_tmpdir"')
+    return "\n".join(lines) + "\n"
