@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from . import annex, engine, gitrepo, proc
+from . import config as cfgkeys
 from . import run as runop
 from .containers import registry
 from .dataset import Dataset
@@ -48,7 +49,7 @@ STATE_VERSION = 1  # of the state file; a newer one is refused with a hint
 JOB_REFS = "refs/rr/jobs"
 # a job's git-annex keeps its location-log updates in the journal (the driver commits them);
 # no job starts git's automatic gc (two at once, in the middle of an array)
-JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": "annex.alwayscommit",
+JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": cfgkeys.ANNEX_ALWAYSCOMMIT,
            "GIT_CONFIG_VALUE_0": "false", "GIT_CONFIG_KEY_1": "gc.auto",
            "GIT_CONFIG_VALUE_1": "0"}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import config as cfgkeys
-from . import gitrepo, gitrepo_wing, proc
+from . import gitrepo, proc
 from .dataset import Config, Dataset
 from .errors import CommandFailedError, Interrupted, PlaceholderError, RecorderError
 from .placeholders import expand, substitutions
@@ -317,7 +317,8 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
 def _restore(ds: Dataset, before: str | None, was_clean: bool, name: str, code: int) -> None:
     restored = False
     if was_clean and before is not None:
-        gitrepo_wing.call_reset_hard_and_clean(ds.root, before)
+        gitrepo.reset_hard(ds.root, before)
+        gitrepo.clean_untracked(ds.root)
         restored = True
     state = "the dataset was restored to its state before" if restored else \
         "the dataset was dirty before, so its changes were left as they are"

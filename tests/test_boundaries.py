@@ -18,10 +18,6 @@ PACKAGE = ROOT / "recorder"
 
 GIT_HOME = "recorder/gitrepo/"
 ANNEX_HOMES = {"recorder/annex.py", "recorder/archive_remote.py"}
-# issue #18: the run/replay wing is rebuilt beside this change; the coordinator empties this
-# (temporary) allowance once it is merged
-WING = ("recorder/rerun.py", "recorder/rerun/", "recorder/procedures.py", "recorder/array.py",
-        "recorder/gitrepo_wing.py")
 RUNNER_NAMES = ("call_git", "call_git_lines", "call_git_optional", "call_git_success",
                 "call_git_z", "_runner")
 
@@ -73,7 +69,7 @@ def _modules() -> list[tuple[str, str]]:
 
 
 def test_git_is_started_only_from_gitrepo():
-    offenders = [v for rel, src in _modules() if not rel.startswith(WING)
+    offenders = [v for rel, src in _modules()
                  for v in violations(src, rel)]
     assert not offenders, "\n".join(offenders)
 
@@ -169,11 +165,6 @@ def test_merge_and_cherry_pick_outcomes_name_the_conflicts(tmp_path):
     assert gitrepo.merge_into_head(repo, "main", ff_only=True).ok  # already there
 
 
-# the raw forms kept for rerun.py until the run/replay wing moves to cherry_pick_commit and
-# merge_commits (issue #18); the coordinator empties this after merging
-RAW_FOR_THE_WING = {"cherry_pick", "merge"}
-
-
 def test_no_raw_process_result_leaves_gitrepo():
     raw = set()
     for name in gitrepo.__all__:
@@ -181,4 +172,4 @@ def test_no_raw_process_result_leaves_gitrepo():
         if callable(obj) and "CompletedProcess" in str(getattr(obj, "__annotations__", {})
                                                         .get("return", "")):
             raw.add(name)
-    assert raw == RAW_FOR_THE_WING
+    assert not raw, raw

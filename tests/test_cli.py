@@ -307,11 +307,9 @@ def test_call_turns_ctrl_c_into_130(capsys):
 
 # --- -J and --scheduler: one message, exit code 2, checked by the library -------------------
 
-NEEDS_WING = pytest.mark.xfail(strict=False, reason="needs wip-wing")
 J0 = "rr: error: --jobs must be a whole number of at least 1, not 0"
 
 
-@NEEDS_WING
 @pytest.mark.parametrize("words", [
     ["run", "--param", "a=1,2", "-J", "0", "echo {a}"],
     ["containers-run", "--param", "a=1,2", "-J", "0", "echo {a}"],
@@ -326,7 +324,6 @@ def test_jobs_zero_is_one_usage_error(ds, words):
     assert (ds / ".git" / "HEAD").read_text() == head
 
 
-@NEEDS_WING
 @pytest.mark.parametrize("extra", [["-J", "2"], ["--scheduler", "slurm"]], ids=" ".join)
 @pytest.mark.parametrize("command", ["run", "containers-run"])
 def test_jobs_without_an_array_is_a_usage_error(ds, command, extra):

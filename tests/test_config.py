@@ -32,9 +32,6 @@ KEY_START = re.compile(r"^(datalad|rr|remote|annex|submodule)\.", re.I)
 # strings of that shape that are no config key
 NOT_KEYS = {"rr.lock": "lock.LOCK_FILE, a file name in .git/",
             "rr.container.image": "a field of the run record (record.py)"}
-# issue #18: the containers are rebuilt beside this change (their keys move to config.py);
-# the coordinator empties this temporary allowance after merging
-KEY_ALLOWANCE = ("recorder/containers/", "recorder/array.py")
 
 
 def key_literals(source: str, rel: str) -> list[str]:
@@ -61,8 +58,7 @@ def test_no_key_strings_outside_the_registry():
     offenders = []
     for path in sorted((ROOT / "recorder").rglob("*.py")):
         rel = path.relative_to(ROOT).as_posix()
-        if not rel.startswith(KEY_ALLOWANCE):
-            offenders += key_literals(path.read_text(encoding="utf-8"), rel)
+        offenders += key_literals(path.read_text(encoding="utf-8"), rel)
     assert not offenders, "\n".join(offenders)
 
 

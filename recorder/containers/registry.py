@@ -115,10 +115,8 @@ def _subdataset_names(ds: Dataset) -> dict[str, str]:
     paths = ds.subdatasets()
     if not paths:
         return {}
-    names = {}
-    for key, value in gitrepo.config_list(ds.root, file=str(ds.root / ".gitmodules")):
-        if key.startswith("submodule.") and key.endswith(".path") and value in paths:
-            names[value] = key[len("submodule."):-len(".path")]
+    names = {props["path"]: name for name, props in gitrepo.submodule_properties(ds.root).items()
+             if props.get("path") in paths}
     return {p: names.get(p, p) for p in paths}
 
 

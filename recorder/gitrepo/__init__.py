@@ -17,10 +17,6 @@
 from __future__ import annotations
 
 from ._runner import PathLike, git_dir, nul_paths
-# the runner's calls, for the modules issue #18 rebuilds (rerun.py, procedures.py); nothing
-# else uses them (tests/test_boundaries.py), and they go when those modules have moved
-from ._runner import (call_git, call_git_lines, call_git_optional, call_git_success,
-                      call_git_z)
 from .commit import (commit, ensure_no_index_lock, stripspace, write_commit_editmsg)
 from .config import (config_get, config_list, config_parses, config_remove_section,
                      config_set, config_unset_all, upstream)
@@ -38,8 +34,8 @@ from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit
 from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
                    init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
                    update_ref, update_refs)
-from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome, cherry_pick,
-                      cherry_pick_commit, clone, fetch, fetch_branch, fetch_notes, merge,
+from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome,
+                      cherry_pick_commit, clone, fetch, fetch_branch, fetch_notes,
                       merge_commits, merge_into_head, push, remote_add, remotes,
                       remotes_containing, tracking_remote)
 from .submodules import (bad_submodule_url, gitlink, gitlinks,
@@ -50,7 +46,6 @@ from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_re
 
 __all__ = [
     "PathLike", "git_dir", "nul_paths",
-    "call_git", "call_git_lines", "call_git_optional", "call_git_success", "call_git_z",
     "commit", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
     "config_unset_all", "upstream",
@@ -68,8 +63,8 @@ __all__ = [
     "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",
     "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",
     "update_ref", "update_refs",
-    "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome", "cherry_pick",
-    "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_notes", "merge",
+    "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome",
+    "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_notes",
     "merge_commits", "merge_into_head", "push", "remote_add", "remotes", "remotes_containing",
     "tracking_remote",
     "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",

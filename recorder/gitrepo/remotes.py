@@ -193,19 +193,3 @@ def cherry_pick_commit(root: PathLike, sha: str) -> MergeOutcome:
     done = run(["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha], root,
                check=False)
     return _merge_outcome(root, done)
-
-
-# --- the raw forms, kept until rerun.py moves to the typed ones (issue #18) ---------------
-
-
-def cherry_pick(root: PathLike, sha: str) -> proc.CompletedProcess[bytes]:
-    """Deprecated: use :func:`cherry_pick_commit`."""
-    return run(["cherry-pick", "--allow-empty", "--keep-redundant-commits", sha], root,
-               check=False)
-
-
-def merge(root: PathLike, parents: Sequence[str], message: str
-          ) -> proc.CompletedProcess[bytes]:
-    """Deprecated: use :func:`merge_commits`."""
-    return run(["merge", "-q", "--no-ff", "--allow-unrelated-histories", "-m", message,
-                *parents], root, check=False)

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import gitrepo, gitrepo_wing, jobs
+from .. import gitrepo, jobs
 from .. import record as records
 from ..containers import registry
 from ..dataset import Dataset
@@ -186,7 +186,7 @@ def _finish_batch(replay: Replay, batch: list[Step], state: jobs.JobsState,
     if clash is not None:
         written = written[:written.index(clash["index"])]
     tip = gitrepo.resolve_commit(ds.root, state["ref"])
-    new = list(gitrepo_wing.iter_first_parent_since(ds.root, base, tip)) \
+    new = gitrepo.rev_list(ds.root, ["--first-parent", "--reverse", f"{base}..{tip}"]) \
         if tip and tip != base else []
     if not new and interrupted:
         raise KeyboardInterrupt

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .. import engine, gitrepo, gitrepo_wing
+from .. import engine, gitrepo
 from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
@@ -233,7 +233,7 @@ def _finish(replay: Replay) -> None:
 def _rewritten_run_merges(replay: Replay, tip: str) -> bool:
     """Whether every commit that ``tip``'s branch would lose by moving to the replay's result
     is a two-parent commit (a run-merge) this replay re-executed into a new one."""
-    lost = list(gitrepo_wing.iter_first_parent_lost(replay.ds.root, tip, replay.head))
+    lost = gitrepo.first_parent_chain(replay.ds.root, tip, replay.head)
     return bool(lost) and all(len(c) == 3 and c[0] in replay.mapping for c in lost)
 
 
@@ -297,13 +297,12 @@ def _replay_other(replay: Replay, step: Step, index: int) -> StepResult:
                           step.subject, note=step.note)
     replay.pick_base = replay.head
     with dataset_lock(ds.git_dir):
-        proc = gitrepo.cherry_pick(ds.root, step.commit)
-    if proc.returncode != 0:
+        picked = gitrepo.cherry_pick_commit(ds.root, step.commit)
+    if not picked.ok:
         replay.save_state(step)
-        detail = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip().splitlines()
         raise RerunStoppedError(
             f"replay stopped at {step.commit[:10]} ({index}/{replay.total}): cherry-pick "
-            f"failed: {detail[0] if detail else 'conflict'}",
+            f"failed: {picked.first_line or 'conflict'}",
             hint=hint(Stop.PICK_CONFLICT))
     replay.pick_base = None
     new_head = ds.head()
@@ -339,8 +338,8 @@ def _replay_merge(replay: Replay, step: Step, index: int) -> StepResult:
     if len(mapped) > 1:
         replay.pick_base = replay.head
         with dataset_lock(ds.git_dir):
-            proc = gitrepo.merge(ds.root, mapped[1:], step.raw_message.rstrip("\n"))
-        if proc.returncode != 0:
+            merged = gitrepo.merge_commits(ds.root, mapped[1:], step.raw_message.rstrip("\n"))
+        if not merged.ok:
             replay.save_state(step)
             raise RerunStoppedError(
                 f"replay stopped at {step.commit[:10]} ({index}/{replay.total}): merge failed",
@@ -372,11 +371,7 @@ def abort(ds: Dataset) -> str:
         _clear_state(ds)
         return "its state file was damaged and is removed; HEAD and the files are left as they are"
     with dataset_lock(ds.git_dir):
-        gd = ds.git_dir
-        if (gd / "CHERRY_PICK_HEAD").exists():
-            gitrepo_wing.call_abort_cherry_pick(ds.root)
-        if (gd / "MERGE_HEAD").exists():
-            gitrepo_wing.call_abort_merge(ds.root)
+        gitrepo.abort_sequencer(ds.root)
     if replay.touched:
         restore(ds, replay.touched)
     _clear_state(ds)
@@ -387,7 +382,7 @@ def abort(ds: Dataset) -> str:
         if tip is not None and tip != replay.head and gitrepo.is_ancestor(ds.root, tip,
                                                                           replay.head):
             with dataset_lock(ds.git_dir):
-                gitrepo_wing.call_move_branch(ds.root, name, replay.head, tip)
+                gitrepo.update_ref(ds.root, f"refs/heads/{name}", replay.head, tip)
             kept = f"; the steps done are on {name}"
         elif tip == replay.head:
             kept = f"; the steps done are on {name}"

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import gitrepo, gitrepo_wing
+from .. import gitrepo
 from ..containers import registry
 from ..dataset import Dataset
 from ..errors import RecorderError
@@ -27,7 +27,7 @@ def checkout_branch(ds: Dataset, branch: str, at: str | None = None) -> None:
     move: the one replayed in place, or the new --branch)."""
     with dataset_lock(ds.git_dir):
         if at is None:
-            gitrepo_wing.call_checkout_branch(ds.root, branch)
+            gitrepo.checkout_branch(ds.root, branch)
         else:
             gitrepo.set_branch_and_checkout(ds.root, branch, at)
 
@@ -109,21 +109,23 @@ def changed_files(ds: Dataset, parent: str | None, commit: str) -> list[str]:
 
 
 def _changed_in(root: Path, parent: str | None, commit: str, prefix: str) -> list[str]:
-    base = parent or gitrepo_wing.empty_tree(root)
+    base = parent or gitrepo.empty_tree(root)
     try:
-        changes = list(gitrepo_wing.iter_raw_diff(root, base, commit))
+        changes = gitrepo.iter_diff_raw(root, base, commit)
     except RecorderError:
         return []  # the subdataset lacks these commits: nothing to learn here
     paths: list[str] = []
-    for old_mode, new_mode, old_sha, new_sha, status, path in changes:
-        if status[:1] not in ("A", "M", "T"):
+    for change in changes:
+        path = change.path
+        if change.letter[:1] not in ("A", "M", "T"):
             continue
-        if new_mode == "160000":
+        if change.new_mode == "160000":
             sub = root / path
             if not safe_rel(path) or not (sub / ".git").exists():
                 continue
-            old = old_sha if old_mode == "160000" and set(old_sha) != {"0"} else None
-            paths += _changed_in(sub, old, new_sha, f"{prefix}{path}/")
+            old = change.old_sha if change.old_mode == "160000" \
+                and set(change.old_sha) != {"0"} else None
+            paths += _changed_in(sub, old, change.new_sha, f"{prefix}{path}/")
             continue
         paths.append(prefix + path)
     return paths
@@ -196,13 +198,14 @@ def restore(ds: Dataset, paths: Sequence[str]) -> None:
 
 
 def _restore_in(root: Path, rels: list[str]) -> None:
-    kinds = gitrepo_wing.object_types_at_head(root, rels)
+    kinds = [k if k in ("blob", "tree", "commit") else "missing"
+             for k in gitrepo.object_types(root, [f"HEAD:{p}" for p in rels])]
     tracked = [p for p, k in zip(rels, kinds) if k in ("blob", "commit")]
     new = [p for p, k in zip(rels, kinds) if k == "missing"]
     if tracked:
-        gitrepo_wing.call_restore_from_head(root, tracked)
+        gitrepo.checkout_paths(root, "HEAD", tracked)
     if new:
-        gitrepo_wing.call_unstage(root, new)
+        gitrepo.forget(root, new)
         for p in new:
             full = root / p
             if full.is_symlink() or full.is_file():
