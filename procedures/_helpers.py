@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -33,10 +34,8 @@ def write_if_missing(path: Path, text: str) -> bool:
 
 
 def save(root: Path, message: str, paths: list[str]) -> None:
-    import os
-
     if os.environ.get("RR_PROCEDURE_NO_SAVE"):
         return  # run by `rr run-procedure`: rr saves the changes with a run record
-    from recorder import api
+    from recorder import api  # noqa: PLC0415  only when run by hand (rr saves itself)
 
     api.save(paths, dataset=root, message=message)

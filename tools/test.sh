@@ -9,4 +9,9 @@ if [ "$RR_WITH_DOCKER" = 1 ]; then
   bash tools/dockerd.sh || echo "test: no Docker engine could be started" >&2
 fi
 export PATH="$PWD/.venv/bin:$PATH"
+# lint and types first (seconds): the rules are in pyproject.toml
+echo "test: ruff check recorder procedures" >&2
+.venv/bin/python -m ruff check --no-cache recorder procedures
+echo "test: mypy (recorder/)" >&2
+.venv/bin/python -m mypy
 exec .venv/bin/python -m pytest -n "${RR_TEST_JOBS:-2}" "$@"
