@@ -283,8 +283,15 @@ def _quiet(debug: bool) -> Iterator[None]:
             logger.setLevel(level)
 
 
+# set in a worker's environment while it runs tasks of one execute_all: every command a task
+# starts inherits it, so that the driver can find the commands an interrupt left behind, even
+# after their worker is gone (see _reap)
+RUN_MARK = "RR_ENGINE_RUN"
+
+
 def _task(fn, item, index: int, topic: str):
     """Runs on a worker: tell the driver the task began, then run it."""
+    os.environ[RUN_MARK] = topic
     try:
         from distributed import get_worker  # noqa: PLC0415  heavy; runs on a worker
 
@@ -342,6 +349,7 @@ def _start(target, debug: bool):
                           "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.multiprocessing-method": "fork"}):
         if target.kind == "local":
+            _become_subreaper()
             cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
                                    dashboard_address=None, memory_limit=0,
                                    # no dashboard; its HTTP server on a free port, not 8787
@@ -614,13 +622,18 @@ def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debu
                 except Exception:
                     break
         if aborted and local_pids:
-            _reap(local_pids, leftovers)
+            _reap(local_pids, leftovers, topic)
     if interrupted is not None:
         raise interrupted
 
 
-def _reap(worker_pids: list[int], leftovers: list) -> None:
-    """After the cluster closed: SIGKILL any worker or task process still there."""
+def _reap(worker_pids: list[int], leftovers: list, topic: str) -> None:
+    """After the cluster closed: SIGKILL any worker or task process still there.
+
+    A task that started its command just as the interrupt came may have escaped the list of
+    leftovers taken before the cluster closed; when its worker then exits, the command is
+    orphaned.  rr is the child subreaper of its local cluster (_become_subreaper), so such
+    commands become rr's children, found here by the mark their task set (RUN_MARK)."""
     import psutil  # noqa: PLC0415  only to clean up after Dask's workers
 
     procs = list(leftovers)
@@ -628,12 +641,53 @@ def _reap(worker_pids: list[int], leftovers: list) -> None:
         with contextlib.suppress(psutil.Error):
             procs.append(psutil.Process(pid))
     procs += _descendants(worker_pids)
+    orphans = _marked_children(topic)
+    _stop_processes(orphans, signal.SIGTERM)
+    procs += orphans
     deadline = time.monotonic() + _GRACE
     alive = [p for p in procs if _alive(p)]
     while alive and time.monotonic() < deadline:
         time.sleep(0.05)
         alive = [p for p in alive if _alive(p)]
     _stop_processes(alive, signal.SIGKILL)
+    for _ in range(2):  # what a killed shell's children became: rr's children too
+        late = [p for p in _marked_children(topic) if _alive(p)]
+        if not late:
+            break
+        _stop_processes(late, signal.SIGKILL)
+    _collect_zombies(procs)
+
+
+def _marked_children(topic: str) -> list:
+    """rr's descendants whose environment carries this run's mark (commands of its tasks)."""
+    import psutil  # noqa: PLC0415  only to clean up after Dask's workers
+
+    found = []
+    with contextlib.suppress(psutil.Error):
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.environ().get(RUN_MARK) == topic:
+                    found.append(child)
+    return found
+
+
+def _collect_zombies(procs: list) -> None:
+    """Wait for those of ``procs`` that ended as rr's own children (no zombies left)."""
+    for p in procs:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p.pid, os.WNOHANG)
+
+
+def _become_subreaper() -> None:
+    """Make rr the child subreaper (Linux): a process orphaned under it (a command whose Dask
+    worker exited) is re-parented to rr, not to init, so that an interrupt can still stop it."""
+    if not hasattr(os, "sched_getaffinity"):  # not Linux
+        return
+    import ctypes  # noqa: PLC0415  only when a local cluster starts
+
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
 
 
 def _alive(proc) -> bool:

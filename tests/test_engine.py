@@ -250,6 +250,45 @@ def test_interrupt_cancels_tasks_and_leaves_no_process(tmp_path):
     assert wait_gone(pids, timeout=10) == []
 
 
+def test_interrupt_stops_a_command_that_left_its_workers_process_tree(tmp_path):
+    """A command orphaned under a worker (here: a shell that put sleep in the background and
+    exited; in life: a command that started as the interrupt came, whose worker then exited)
+    is no longer the worker's descendant when the driver cleans up.  It is stopped all the same:
+    the driver is the subreaper of its cluster and finds the commands of its tasks by their mark.
+    Without that, the sleep lives on (re-parented to init) holding the driver's pipes."""
+    script = tmp_path / "driver.py"
+    script.write_text(textwrap.dedent("""
+        import os, subprocess, sys, time
+        from recorder.engine import execute_all
+        def task(arg):
+            directory, i = arg
+            subprocess.run(["sh", "-c", f"sleep 300 & echo $! > {directory}/orphan-{i}"],
+                           start_new_session=True, check=True)
+            time.sleep(300)
+            return i
+        if __name__ == "__main__":
+            try:
+                for i, r in execute_all(task, [(sys.argv[1], i) for i in range(2)], jobs=2):
+                    print("result", i, r, flush=True)
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                sys.exit(130)
+    """))
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while len([f for f in tmp_path.glob("orphan-*") if f.read_text().strip()]) < 2 \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pids = [int(f.read_text()) for f in tmp_path.glob("orphan-*") if f.read_text().strip()]
+    assert len(pids) == 2, driver.communicate(timeout=5)
+    assert all(alive(p) for p in pids)
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=30)
+    assert driver.returncode == 130, err
+    assert wait_gone(pids, timeout=10) == []
+
+
 # --- an existing scheduler (tcp://) -------------------------------------------------------------
 
 def test_tcp_scheduler_runs_tasks_and_jobs_caps_tasks_in_flight():
