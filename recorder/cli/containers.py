@@ -1,6 +1,7 @@
 """Containers registered in the dataset: containers-add, -list, -remove, -exec."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: typer reads every command's annotations at
+# each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
 from typing import Annotated, List, Optional
 

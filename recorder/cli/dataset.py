@@ -1,6 +1,7 @@
 """The dataset itself: create, save, status, diff, unlock, subdatasets, remove."""
 
-from __future__ import annotations
+# no `from __future__ import annotations` here: typer reads every command's annotations at
+# each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
 from enum import Enum
 from typing import Annotated, Any, List, Optional
