@@ -110,11 +110,12 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
     """
-    from . import engine
     from . import run as _run
     from .errors import UsageError
 
     if jobs is not None or scheduler is not None:
+        from . import engine  # only then: a plain run does not load the engine
+
         engine.check_jobs(jobs)
         raise UsageError("--jobs and --scheduler run array jobs: give --param or --array")
 

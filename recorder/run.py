@@ -24,7 +24,7 @@ from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, 
 from .lock import announce_inflight, dataset_lock, inflight_runs
 from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
                            substitutions)
-from .save import _save_in_subdatasets, commit_entries
+from .save import save_in_subdatasets, commit_entries
 
 if TYPE_CHECKING:
     from .containers.registry import ContainerCall
@@ -485,7 +485,7 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
         else:
             if spec.explicit and (ds.root / ".gitmodules").exists():
                 # declared outputs inside subdatasets: commit them there (same record) first
-                moved = _save_in_subdatasets(ds, candidates, full_message)
+                moved = save_in_subdatasets(ds, candidates, full_message)
                 if moved != candidates:
                     entries = [e for e in ds.status(moved, untracked="all")
                                if e.state != "unmerged"]
@@ -555,7 +555,7 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if allowed is not None:
         rels = sorted(set(allowed) | set(direct))
         if (ds.root / ".gitmodules").exists():
-            rels = _save_in_subdatasets(ds, rels, message)
+            rels = save_in_subdatasets(ds, rels, message)
         entries = ds.status(rels, untracked="all") if rels else []
     else:
         entries = _unclaimed(ds, ds.status(untracked="all"))

@@ -155,7 +155,7 @@ def ensure_tag_available(ds: Dataset, tag: str) -> None:
         raise RecorderError(f"tag {tag!r} already exists", hint="choose another --version-tag")
 
 
-def _save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> list[str]:
+def save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> list[str]:
     """Paths inside installed subdatasets are saved there first (same message); the
     subdataset's new state is then saved here."""
     if not (ds.root / ".gitmodules").exists():
@@ -188,7 +188,7 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             rel.append(r)
         if missing:
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
-        rel = _save_in_subdatasets(ds, rel, message)
+        rel = save_in_subdatasets(ds, rel, message)
     with dataset_lock(ds.git_dir, what="rr save"):
         gitrepo.ensure_no_index_lock(ds.root)
         entries = ds.status(rel, untracked="all")
