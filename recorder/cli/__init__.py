@@ -10,28 +10,31 @@
     sharing.py     clone, get, drop, push, update, download-url, siblings
     history.py     log, graph, metrics
 
-Commands are registered here, in the order ``rr --help`` lists them.  The command modules
-import ``recorder.api`` inside each command, so that ``rr --help`` and a plain ``rr run`` do
-not load every operation.
+Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
+module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
+each command, so that neither loads every operation.  ``recorder.cli.app`` is the whole
+application (for tests and embedding).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
+from typing import Any
 
 import typer
 
 from .. import __version__
-from . import containers, dataset, history, render, run, sharing
+from . import render
 from .base import COMMAND_AFTER_OPTIONS, STATE, CommandAfterOptions, call
 from .render import Progress as _Progress  # noqa: F401  tests draw it
 from .render import render_results
 
 __all__ = ["app", "call", "main", "render_results"]
 
-app = typer.Typer(
+_app = typer.Typer(
     name="rr",
     help="rr records how results were made: every run's command, inputs and outputs go into "
          "a DataLad-compatible run record in the commit, and can be replayed with rr rerun.",
@@ -48,7 +51,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+@_app.callback()
 def _main(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
@@ -61,33 +64,66 @@ def _main(
 
 _AFTER_OPTIONS = {"cls": CommandAfterOptions, "context_settings": COMMAND_AFTER_OPTIONS}
 
-for _name, _fn, _settings in (
-        ("create", dataset.create, {}),
-        ("save", dataset.save, {}),
-        ("run", run.run, _AFTER_OPTIONS),
-        ("containers-run", run.containers_run, _AFTER_OPTIONS),
-        ("rerun", run.rerun, {}),
-        ("run-procedure", run.run_procedure, _AFTER_OPTIONS),
-        ("containers-add", containers.containers_add, {}),
-        ("containers-list", containers.containers_list, {}),
-        ("containers-remove", containers.containers_remove, {}),
-        ("containers-exec", containers.containers_exec, _AFTER_OPTIONS),
-        ("clone", sharing.clone, {}),
-        ("get", sharing.get, {}),
-        ("drop", sharing.drop, {}),
-        ("push", sharing.push, {}),
-        ("graph", history.graph, {}),
-        ("download-url", sharing.download_url, {}),
-        ("log", history.log_, {}),
-        ("status", dataset.status, {}),
-        ("update", sharing.update, {}),
-        ("diff", dataset.diff, {}),
-        ("unlock", dataset.unlock, {}),
-        ("subdatasets", dataset.subdatasets, {}),
-        ("remove", dataset.remove, {})):
-    app.command(_name, **_settings)(_fn)  # type: ignore[arg-type]
-app.add_typer(sharing.siblings_app, name="siblings")
-app.add_typer(history.metrics_app, name="metrics")
+# (command, its module in recorder.cli, the function, settings), in the order of rr --help
+_COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
+    ("create", "dataset", "create", {}),
+    ("save", "dataset", "save", {}),
+    ("run", "run", "run", _AFTER_OPTIONS),
+    ("containers-run", "run", "containers_run", _AFTER_OPTIONS),
+    ("rerun", "run", "rerun", {}),
+    ("run-procedure", "run", "run_procedure", _AFTER_OPTIONS),
+    ("containers-add", "containers", "containers_add", {}),
+    ("containers-list", "containers", "containers_list", {}),
+    ("containers-remove", "containers", "containers_remove", {}),
+    ("containers-exec", "containers", "containers_exec", _AFTER_OPTIONS),
+    ("clone", "sharing", "clone", {}),
+    ("get", "sharing", "get", {}),
+    ("drop", "sharing", "drop", {}),
+    ("push", "sharing", "push", {}),
+    ("graph", "history", "graph", {}),
+    ("download-url", "sharing", "download_url", {}),
+    ("log", "history", "log_", {}),
+    ("status", "dataset", "status", {}),
+    ("update", "sharing", "update", {}),
+    ("diff", "dataset", "diff", {}),
+    ("unlock", "dataset", "unlock", {}),
+    ("subdatasets", "dataset", "subdatasets", {}),
+    ("remove", "dataset", "remove", {}),
+)
+# command groups: (name, module, the Typer sub-application)
+_GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"))
+_REGISTERED: set[str] = set()
+
+
+def _attr(module: str, name: str) -> Any:
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def _register(only: str | None = None) -> typer.Typer:
+    """Register the command ``only`` (when it names one), else every command; typer inspects
+    the signature of every registered command on each call (about 20 ms for all of rr's), and
+    importing their modules costs too, though one command runs."""
+    known = {c[0] for c in _COMMANDS} | {g[0] for g in _GROUPS}
+    wanted = {only} if only in known else known
+    if wanted - _REGISTERED:
+        if _REGISTERED:  # a partial registration before: start again in the listed order
+            _app.registered_commands = []
+            _app.registered_groups = []
+            _REGISTERED.clear()
+        for name, module, fn, settings in _COMMANDS:
+            if name in wanted:
+                _app.command(name, **settings)(_attr(module, fn))
+        for name, module, sub in _GROUPS:
+            if name in wanted:
+                _app.add_typer(_attr(module, sub), name=name)
+        _REGISTERED.update(wanted)
+    return _app
+
+
+def __getattr__(name: str) -> typer.Typer:
+    if name == "app":  # the whole application
+        return _register()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Terminated(KeyboardInterrupt):
@@ -112,22 +148,6 @@ def _interrupted(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
 
-def _only_the_invoked_command(first: list[str]) -> None:
-    """Build only the command that was asked for: typer inspects the signature of every
-    registered command on each call (about 20 ms for rr's), though one runs.  ``rr --help``,
-    options before the command and unknown names keep the whole application."""
-    if not first or first[0].startswith("-"):
-        return
-    name = first[0]
-    commands = [c for c in app.registered_commands
-                if (c.name or (c.callback.__name__ if c.callback else "").replace("_", "-")
-                    ) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if len(commands) + len(groups) == 1:
-        app.registered_commands = commands
-        app.registered_groups = groups
-
-
 def main() -> None:
     """Console entry point.
 
@@ -141,9 +161,11 @@ def main() -> None:
             signal.signal(sig, _raise_terminated)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupted)
-    _only_the_invoked_command(sys.argv[1:2])
+    first = sys.argv[1:2]
+    # options before the command (rr --debug run ...), rr --help and unknown names: everything
+    only = first[0] if first and not first[0].startswith("-") else None
     try:
-        app()
+        _register(only)()
     except KeyboardInterrupt:
         render.err("rr: interrupted")
         sys.exit(130)
