@@ -16,16 +16,9 @@ import pytest
 from recorder import array
 from recorder.errors import RecorderError, UsageError
 
-from .conftest import RR, annex, git, last_message, needs_datalad, rr
+from .conftest import RR, annex, git, last_message, needs_datalad, one_error_line, rr
 
 COUNT = "mkdir -p out && wc -c {inputs} > {outputs}"
-
-
-def one_error_line(stderr: str) -> str:
-    lines = [x for x in stderr.splitlines() if x.startswith("rr: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RR, git, has_datalad, rr
+from .conftest import RR, git, has_datalad, one_error_line, rr
 
 # a job's output depends on V (the environment): a replay with another V makes new commits.
 # With SYNC set, a job waits (up to 20 s, then fails) until two jobs have started: it only
@@ -23,13 +23,6 @@ JOB = ("mkdir -p out && cat a.txt > out/{s}.txt && echo {s} $V >> out/{s}.txt &&
        "while [ $(ls \"$SYNC\" | wc -l) -lt 2 ]; do n=$((n+1)); "
        "[ $n -gt 200 ] && exit 9; sleep 0.1; done; fi; "
        "[ \"$FAIL\" != {s} ] || exit 3; sleep 0$SLEEP")
-
-
-def one_error_line(stderr: str) -> str:
-    lines = [x for x in stderr.splitlines() if x.startswith("rr: error:")]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
