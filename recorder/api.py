@@ -8,13 +8,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Any
 
 from .dataset import Dataset
 from .errors import RecorderError
+from .results import OnEvent
 
 if TYPE_CHECKING:
     from . import metrics as _metrics
@@ -47,7 +48,7 @@ def _find(dataset: PathArg) -> Dataset:
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
            annex: bool = True, dataset: PathArg = None,
-           announce: Callable[[str], None] | None = None) -> Dataset:
+           on_event: OnEvent | None = None) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it.
 
     With ``dataset``, ``path`` (relative to the working directory) must lie inside that
@@ -68,7 +69,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
         with _changing(ds, "rr create -c"):
             for name in cfg_proc:
                 procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
-                                         record=False, announce=announce)
+                                         record=False, on_event=on_event)
     if superds is not None:
         with _changing(superds, "rr create -d"):
             _create.register_in(superds, ds)
@@ -101,7 +102,7 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
-        announce: Callable[[str], None] | None = None, cwd: PathArg = None,
+        on_event: OnEvent | None = None, cwd: PathArg = None,
         jobs: int | None = None, scheduler: str | None = None) -> "_run.RunResult":
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
@@ -135,15 +136,15 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         from .containers import docker
 
         docker.require_engine(runtime)
-    return _run.execute(ds, spec, announce=announce)
+    return _run.execute(ds, spec, on_event=on_event)
 
 
 def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None,
-                  announce: Callable[[str], None] | None = None):
+                  on_event: OnEvent | None = None):
     """Run a procedure (user, system, dataset or shipped) on a dataset."""
     from . import procedures
 
-    return procedures.run_procedure(Dataset.find(dataset), name, args, announce=announce)
+    return procedures.run_procedure(Dataset.find(dataset), name, args, on_event=on_event)
 
 
 def discover_procedures(*, dataset: PathArg = None):
@@ -238,12 +239,12 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-        on_file: Callable | None = None, jobs: int | None = None) -> list[str]:
+        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
     """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once."""
     from . import engine, sharing
 
     engine.check(jobs)
-    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file,
+    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_event=on_event,
                        jobs=jobs)
 
 
@@ -368,13 +369,13 @@ def download_url(urls: Sequence[str], *, path: str | None = None, message: str |
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
-          notify: Callable | None = None, announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None, jobs: int | None = None,
+          on_event: OnEvent | None = None, jobs: int | None = None,
           scheduler: str | None = None):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
-    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``announce``
-    receives each expanded command just before it executes, ``warn`` warnings about a step.
+    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``on_event``
+    gets a STEP event before each step, an ANNOUNCE of each expanded command just before it
+    executes, a WARN about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
     """
     from . import engine
@@ -384,7 +385,7 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify, announce=announce, warn=warn, target=target)
+                        on_event=on_event, target=target)
 
 
 def rerun_abort(*, dataset: PathArg = None) -> str:
@@ -504,8 +505,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
-              on_event: Callable[[Any], None] | None = None,
-              announce: Callable[[str], None] | None = None) -> Iterator[Any]:
+              on_event: OnEvent | None = None) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
@@ -523,7 +523,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
             raise UsageError("--continue runs an array as it was started: it takes no "
                              "--param, --array, -i, -o, -m or --dry-run")
         state = _array.resume(ds, array_id)
-        return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)
+        return _array.execute(ds, state, target=target, on_event=on_event)
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
@@ -541,4 +541,4 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
             docker.require_engine(runtime)
     state = _array.start(ds, planned, relpwd, cmd_message=message, options=options,
                          command=_run.normalize_command(cmd))
-    return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)
+    return _array.execute(ds, state, target=target, on_event=on_event)

@@ -14,7 +14,7 @@ transferred.  One type for all of them; the CLI renders them (``cli.render.rende
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -62,10 +62,7 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
 
 
 class EventKind(StrEnum):
-    """What an ``Event`` tells.  Today's callbacks map onto these: ``announce(command)`` is
-    ANNOUNCE, ``warn(text)`` WARN, a run's notes NOTE, rerun's ``notify(index, total, step)``
-    STEP, the engine's ``on_event`` (queued/started/done/failed) JOB, get's ``on_file``
-    FILE."""
+    """What an ``Event`` tells."""
 
     ANNOUNCE = "announce"   # what is about to execute (always shown, before it executes)
     WARN = "warn"           # something the user should know; the operation goes on
@@ -84,3 +81,38 @@ class Event:
     kind: EventKind
     text: str = ""
     fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def index(self) -> Any:
+        """A JOB's or STEP's index (None for other events)."""
+        return self.fields.get("index")
+
+    @property
+    def state(self) -> Any:
+        """A JOB's state (an ``engine.JobStatus``: queued, started, done, failed)."""
+        return self.fields.get("state")
+
+
+OnEvent = Callable[[Event], None]
+"""The one progress callback: every operation that reports progress takes ``on_event``."""
+
+
+def announce(command: str, **fields: Any) -> Event:
+    """What is about to execute (shown before it executes)."""
+    return Event(EventKind.ANNOUNCE, command, fields)
+
+
+def warn(text: str) -> Event:
+    return Event(EventKind.WARN, text)
+
+
+def job_event(index: int, state: Any, text: str = "") -> Event:
+    """A job changed state; ``text``: the worker's address when started, the error when
+    failed."""
+    return Event(EventKind.JOB, text, {"index": index, "state": state})
+
+
+def emit(on_event: OnEvent | None, event: Event) -> None:
+    """Hand ``event`` to ``on_event`` when there is one."""
+    if on_event is not None:
+        on_event(event)

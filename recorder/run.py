@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,6 +22,7 @@ from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
                      RecorderError, RunNotSavedError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
+from .results import OnEvent, announce, emit
 from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
                            substitutions)
 from .save import _save_in_subdatasets, commit_entries
@@ -322,14 +323,14 @@ def _record_pwd(ds: Dataset, pwd: Path) -> str:
     return rel
 
 
-def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | None = None
-            ) -> RunResult:
+def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> RunResult:
     """Prepare, execute and save one command, in four phases: preflight and preparation,
     the command, collecting what changed, commit (or keep the message).
 
     A run without ``--explicit`` holds the dataset lock throughout, as it claims everything
     that changed while its command ran; an ``--explicit`` run holds it to prepare and to
     commit, and makes its declared outputs known to other rr processes meanwhile.
+    ``on_event`` gets an ANNOUNCE of the expanded command, before it starts.
     """
     preflight.check_run(ds)
     if spec.explicit:
@@ -337,14 +338,14 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             prepared = _prepare(ds, spec)
         spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
-            ran = _run_command(ds, spec, prepared, announce)
+            ran = _run_command(ds, spec, prepared, on_event)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
         spec = prepared.spec
-        ran = _run_command(ds, spec, prepared, announce)
+        ran = _run_command(ds, spec, prepared, on_event)
         return _save_run(ds, spec, prepared, ran)
 
 
@@ -401,7 +402,7 @@ def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
 
 
 def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
-                 announce: Callable[[str], None] | None) -> _Ran:
+                 on_event: OnEvent | None) -> _Ran:
     p = prepared.plan
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
@@ -415,8 +416,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
             from .containers.registry import translate_recorded  # noqa: PLC0415
 
             command = translate_recorded(command)
-        if announce:
-            announce(command)
+        emit(on_event, announce(command))  # what executes is shown before it executes
         watch = protect.ObjectWatch(ds, prepared.head is not None, prepared.inputs)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,

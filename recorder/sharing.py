@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
+from .results import OnEvent
 from .lock import dataset_lock, deferred_signals
 from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
                           recorded_url, split_by_dataset)
@@ -117,15 +118,15 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
 
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-        on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> list[str]:
+        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
     rels = _resolve_paths(ds, paths)
-    fetch(ds, rels, on_file, jobs)
+    fetch(ds, rels, on_event, jobs)
     if recursive:
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
-                get(child, [str(child.root / inner)], recursive=True, on_file=on_file,
+                get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
                     jobs=jobs)
     return rels
 

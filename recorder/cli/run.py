@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -102,10 +102,6 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                    scheduler, continue_)
         return
 
-    def announce(command: str) -> None:
-        if not as_json:
-            render.render_event(Event(EventKind.ANNOUNCE, command))
-
     # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
     extra = {"jobs": jobs, "scheduler": scheduler} if jobs is not None or \
         scheduler is not None else {}
@@ -113,8 +109,8 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
                   assume_ready=assume_ready.value if assume_ready else None,
                   dry_run=dry_run is not None,
-                  sidecar=sidecar, container=container, gpus=gpus, announce=announce,
-                  cwd=os.getcwd(), **extra)
+                  sidecar=sidecar, container=container, gpus=gpus,
+                  on_event=render.on_event(as_json), cwd=os.getcwd(), **extra)
     for note in getattr(result, "notes", []):
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
@@ -153,8 +149,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
-            on_event=progress.event,
-            announce=None if as_json else (lambda text: render.info(f"rr: running {text}")))
+            on_event=render.on_event(as_json, progress=progress))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 
     exit_if(call(go))
@@ -216,28 +211,16 @@ def rerun(
         where = call(api.rerun_abort, dataset=dataset)
         render.info(f"rr: stopped replay dropped; {where}")
         return
-    tty = sys.stderr.isatty()
-
-    def notify(index: int, total: int, step: Any) -> None:
-        if tty and not as_json:
-            render.render_event(Event(EventKind.STEP, f"[{index}/{total}] {step.action} "
-                                      f"{step.commit[:8]} {step.subject}",
-                                      {"index": index, "total": total}))
-
-    def announce(command: str) -> None:
-        # what a record makes rr execute is always shown first (on stderr, also with --json)
-        render.render_event(Event(EventKind.ANNOUNCE, command))
-
-    def warn(text: str) -> None:
-        render.render_event(Event(EventKind.WARN, text))
+    # what a record makes rr execute is always shown first (on stderr, also with --json)
+    on_event = render.on_event(as_json, announce_json=True, steps=True)
 
     def replay() -> list:
         out = []
         for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
-                                continue_=continue_, notify=notify, announce=announce,
-                                warn=warn, jobs=jobs, scheduler=scheduler):
+                                continue_=continue_, on_event=on_event, jobs=jobs,
+                                scheduler=scheduler):
             out.append(result)
             if as_json:
                 render.json_line(result.to_dict())
@@ -300,7 +283,7 @@ def run_procedure(
     if not name:
         call(_raise_usage, "give a procedure name, or --discover")
     result = call(api.run_procedure, name, args or (), dataset=dataset,
-                  announce=None if as_json else render.announce)
+                  on_event=render.on_event(as_json))
     if as_json:
         render.json_line(result.to_dict())
     else:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..results import Event, EventKind
 from . import options as opt
 from . import render
 from .base import call, exit_if
@@ -49,22 +47,9 @@ def get(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    if sys.stderr.isatty():
-        from rich.progress import Progress  # noqa: PLC0415  heavy, only on a terminal
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("getting", total=None)
-
-            def on_event(event: Event) -> None:
-                bar.update(task, advance=1, description=event.text)
-
-            def on_file(rec: dict) -> None:
-                on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
-
-            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file,
-                 jobs=jobs)
-    else:
-        call(api.get, paths or (), dataset=dataset, recursive=recursive, jobs=jobs)
+    with render.transfer_bar() as on_event:
+        call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
+             jobs=jobs)
     render.info("rr: content is here")
 
 

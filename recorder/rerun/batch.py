@@ -15,11 +15,12 @@ from ..dataset import Dataset
 from ..errors import RecorderError, RerunStoppedError
 from ..jobs import JobOutcome, JobStatus, JobTask
 from ..placeholders import expand
+from ..results import announce
 from ..run import RunSpec, command_values
 from ..run import plan as run_plan
 from .state import (CONTINUE, Replay, Step, StepResult, Stop, add_stop_hint, hint,
                     interrupted_at, safe_rel)
-from .steps import base_for, replay_spec, warning
+from .steps import base_for, replay_spec
 
 
 def _array_of(step: Step) -> str | None:
@@ -89,7 +90,7 @@ def drive_batch(replay: Replay, batch: list[Step]) -> Iterator[StepResult]:
     yield from results
     if error is not None:
         if getattr(error, "later_jobs", ""):
-            warning(replay, error.later_jobs)  # type: ignore[attr-defined]
+            replay.warn(error.later_jobs)  # type: ignore[attr-defined]
         raise error
 
 
@@ -113,20 +114,18 @@ def _run_batch(replay: Replay, batch: list[Step]
     and steps as the serial replay leaves them.  Returns the results and the error to stop
     with (None: all done)."""
     ds = replay.ds
-    total = replay.total
     first_index = replay.done + 1
-    if replay.notify is not None:
-        replay.notify(first_index, total, batch[0])
+    replay.starting(first_index, batch[0])
     base_for(replay, batch[0])
     base = replay.head
     specs: list[RunSpec] = []
     for k, step in enumerate(batch):
-        if k and replay.notify is not None:
-            replay.notify(first_index + k, total, step)
+        if k:
+            replay.starting(first_index + k, step)
         specs.append(replay_spec(replay, step))
-    if replay.announce is not None:  # what runs is shown before it runs
+    if replay.on_event is not None:  # what runs is shown before it runs
         for spec in specs:
-            replay.announce(_shown_command(ds, spec))
+            replay.emit(announce(_shown_command(ds, spec)))
     batch_id = jobs.new_id("rerun-")
     wtdir = str(jobs.job_dir(ds, batch_id))
     branch = gitrepo.current_branch(ds.root)

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import engine, gitrepo
@@ -15,6 +15,7 @@ from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
 from ..lock import dataset_lock, inflight_runs
+from ..results import OnEvent
 from ..run import RunSpec, ensure_clean, execute
 from .batch import drive_batch, front_batch
 from .plan import build_plan, resolve_onto, short
@@ -45,23 +46,20 @@ def _signals_interrupt() -> Iterator[None]:
 def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None,
-          continue_: bool = False,
-          notify: Callable[[int, int, Step], None] | None = None,
-          announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None,
+          continue_: bool = False, on_event: OnEvent | None = None,
           target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
     """Replay the plan step by step, yielding one result per step.
 
-    ``notify(index, total, step)`` is called before each step starts (for progress),
-    ``announce(command)`` with each expanded command just before it executes, ``warn(text)``
-    with a warning about a step (e.g. a recorded directory outside the dataset).  ``target``
+    ``on_event`` gets a STEP event before each step starts (for progress), an ANNOUNCE of
+    each expanded command just before it executes, a WARN about a step (e.g. a recorded
+    directory outside the dataset).  ``target``
     (``engine.check(jobs, scheduler)``) parallel: the consecutive jobs of one array run in
     parallel on Dask (see ``front_batch``), with the same result as one after the other.
     """
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, notify, announce, warn, target)
+        yield from _continue(ds, on_event, target)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
@@ -93,8 +91,8 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     total = len(plan.steps) + (1 if (branch or start_sha) else 0)
     replay = Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
-                     origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
-                     announce=announce, warn=warn, target=target)
+                     origin_sha=origin_sha, new_branch=bool(branch), on_event=on_event,
+                     target=target)
     if branch or start_sha:
         at = start_sha or origin_sha
         checkout(ds, at, new_branch=branch)
@@ -124,12 +122,10 @@ def _ensure_no_run_going(ds: Dataset) -> None:
                             hint="let it finish, then rerun; a replay moves HEAD under it")
 
 
-def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
-              announce: Callable[[str], None] | None,
-              warn: Callable[[str], None] | None,
+def _continue(ds: Dataset, on_event: OnEvent | None,
               target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
     replay = Replay.load(ds)
-    replay.notify, replay.announce, replay.warn = notify, announce, warn
+    replay.on_event = on_event
     replay.target = target
     _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
@@ -174,8 +170,7 @@ def _drive(replay: Replay) -> Iterator[StepResult]:
                 yield from drive_batch(replay, batch)
                 continue
             try:
-                if replay.notify is not None:
-                    replay.notify(index, replay.total, step)
+                replay.starting(index, step)
                 if step.action == "run":
                     result = _replay_run(replay, step, index)
                 elif step.action == "merge":
@@ -216,16 +211,14 @@ def _finish(replay: Replay) -> None:
             _rewritten_run_merges(replay, tip):
         # DataLad >= 1.6 (spec §3 rule 22): a run-merge is replayed from its first parent and
         # the branch ends on the new merge; the replaced one stays reachable from the reflog
-        if replay.warn is not None:
-            replay.warn(f"{name} now ends at the replayed run-merge {replay.head[:10]} instead "
-                        f"of {tip[:10]} (as DataLad does); to keep the original: "
-                        f"git branch <name> {tip[:10]}")
+        replay.warn(f"{name} now ends at the replayed run-merge {replay.head[:10]} instead "
+                    f"of {tip[:10]} (as DataLad does); to keep the original: "
+                    f"git branch <name> {tip[:10]}")
     elif tip is not None and not replay.new_branch and \
             not gitrepo.is_ancestor(ds.root, tip, replay.head):
-        if replay.warn is not None:
-            replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
-                        f"commit {tip[:10]}: {name} is left where it was and HEAD is "
-                        "detached at the result")
+        replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
+                    f"commit {tip[:10]}: {name} is left where it was and HEAD is "
+                    "detached at the result")
         return
     checkout_branch(ds, name, replay.head)
 
@@ -249,7 +242,7 @@ def _replay_step_run(replay: Replay, step: Step, index: int, spec: RunSpec,
                      before: set[str]) -> StepResult:
     ds = replay.ds
     try:
-        result = execute(ds, spec, announce=replay.announce)
+        result = execute(ds, spec, on_event=replay.on_event)
     except CommandFailedError as exc:
         replay.save_state(step, touched=touched_since(ds, before))
         raise RerunStoppedError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -16,6 +16,7 @@ from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
+from ..results import Event, EventKind, OnEvent
 
 CONTINUE = "'rr rerun --continue'"
 ABORT = "'rr rerun --abort'"
@@ -138,11 +139,23 @@ class Replay:
     new_branch: bool = False  # branch_name was created by --branch
     touched: list[str] = field(default_factory=list)  # paths the stopped step changed
     interrupted: bool = False
-    notify: Callable[[int, int, Step], None] | None = None
-    announce: Callable[[str], None] | None = None
-    warn: Callable[[str], None] | None = None
+    on_event: OnEvent | None = None  # STEP before each step, ANNOUNCE, WARN
     saved: bool = False
     target: Target = SERIAL  # --jobs / --scheduler: where an array's jobs run
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def starting(self, index: int, step: Step) -> None:
+        """A STEP event: step ``index`` (of ``total``) starts."""
+        self.emit(Event(EventKind.STEP, f"[{index}/{self.total}] {step.action} "
+                        f"{step.commit[:8]} {step.subject}",
+                        {"index": index, "total": self.total, "action": step.action,
+                         "commit": step.commit}))
+
+    def warn(self, text: str) -> None:
+        self.emit(Event(EventKind.WARN, text))
 
     def save_state(self, failed: Step, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:
