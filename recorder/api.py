@@ -15,12 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 from .dataset import Dataset
 from .errors import RecorderError
-from .results import OnEvent
+from .results import OnEvent, Result
 
 if TYPE_CHECKING:
     from . import metrics as _metrics
-    from . import run as _run
-    from . import save as _save
     from . import status as _status
 
 PathArg = str | os.PathLike[str] | None
@@ -77,7 +75,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
 
 def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
-         message_file: PathArg = None, version_tag: str | None = None) -> "_save.SaveResult":
+         message_file: PathArg = None, version_tag: str | None = None) -> Result:
     """Commit the given paths (or all changes); large files go to the annex."""
     from . import save as _save
 
@@ -103,7 +101,7 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         on_event: OnEvent | None = None, cwd: PathArg = None,
-        jobs: int | None = None, scheduler: str | None = None) -> "_run.RunResult":
+        jobs: int | None = None, scheduler: str | None = None) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
@@ -249,8 +247,9 @@ def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool =
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-         force: bool = False) -> list[dict]:
-    """Drop annexed content; refuses to drop the last known copy unless ``force``."""
+         force: bool = False) -> Result:
+    """Drop annexed content; refuses to drop the last known copy unless ``force``.  The
+    result's ``dropped``: the number of files dropped."""
     from . import sharing
 
     ds = Dataset.find(dataset)
@@ -388,6 +387,13 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
                         on_event=on_event, target=target)
 
 
+def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
+    """rr rerun's summary of its results: the runs replayed, and those with new results."""
+    from . import rerun as _rerun
+
+    return _rerun.replay_totals(results)
+
+
 def rerun_abort(*, dataset: PathArg = None) -> str:
     """Forget a stopped replay and go back to where it started (the stopped step's changes
     are undone; steps done stay on the branch replayed in place or the new --branch);
@@ -407,17 +413,22 @@ def rerun_report(revision: str | None = None, *, dataset: PathArg = None,
 
 def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, script_name: str = "-") -> str:
+    """``--script``: a shell script that reproduces the range's commands; written to the
+    file ``script_name`` (made executable) unless it is ``-``.  Returns the script."""
     from . import rerun as _rerun
 
     ds = _find(dataset)
-    return _rerun.script(ds, revision, since=since, script_name=script_name)
+    text = _rerun.script(ds, revision, since=since, script_name=script_name)
+    if script_name != "-":
+        _rerun.write_script(script_name, text)
+    return text
 
 
 # --- status, diff, unlock ---
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool = False) -> "_status.StatusResults":
+           annex: bool = False) -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` also each annexed file's key, size and whether its content is here.
@@ -426,7 +437,7 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
     annexed files present and their sizes."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
-    return _status.StatusResults(_status.status(_find(dataset), list(paths),
+    return _status.StatusRecords(_status.status(_find(dataset), list(paths),
                                                 recursive=recursive, annex_info=annex))
 
 

@@ -20,7 +20,7 @@ from . import gitrepo, proc
 from .dataset import Config, Dataset
 from .errors import CommandFailedError, Interrupted, PlaceholderError, RecorderError
 from .placeholders import expand, substitutions
-from .results import OnEvent, announce, emit
+from .results import OK, OnEvent, Result, announce, emit
 from .run import execute, prepare_spec
 from .save import save
 
@@ -251,15 +251,13 @@ def help_text(ds: Dataset | None, name: str) -> tuple[Procedure, str]:
     return p, p.help
 
 
-@dataclass
-class ProcedureResult:
-    name: str
-    status: str
-    commits: list[str]
+PROCEDURE_KEYS = ("action", "name")  # rr's JSON of a procedure run: its name second
 
-    def to_dict(self) -> dict:
-        return {"action": "run-procedure", "name": self.name, "status": self.status,
-                "commits": self.commits}
+
+def _result(name: str, commits: list[str]) -> Result:
+    """A procedure's result: fields ``name`` and ``commits`` (those it made)."""
+    return Result("run-procedure", None, OK, extra={"name": name, "commits": commits},
+                  keys=PROCEDURE_KEYS)
 
 
 INNER_ENV = "RR_PROCEDURE_INNER"
@@ -267,7 +265,7 @@ INNER_ENV = "RR_PROCEDURE_INNER"
 
 def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
                   record: bool = True,
-                  on_event: OnEvent | None = None) -> ProcedureResult:
+                  on_event: OnEvent | None = None) -> Result:
     """Run a procedure in the dataset root.
 
     With ``record`` (``rr run-procedure``) the procedure runs as an rr run whose command is
@@ -288,7 +286,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
                                  env={"RR_DATASET": str(ds.root), "RR_PROCEDURE_NO_SAVE": "1"})
         if outcome.returncode != 0:
             raise RecorderError(f"procedure {name} failed with exit code {outcome.returncode}")
-        return ProcedureResult(name, "ok", [])
+        return _result(name, [])
     before = ds.head()
     was_clean = not ds.dirty_paths()
     if record:
@@ -311,7 +309,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     after = ds.head()
     commits = gitrepo.rev_list(ds.root, [f"{before}..{after}"]) if before and after != before \
         else []
-    return ProcedureResult(name, "ok", commits)
+    return _result(name, commits)
 
 
 def _restore(ds: Dataset, before: str | None, was_clean: bool, name: str, code: int) -> None:

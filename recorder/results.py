@@ -3,9 +3,11 @@
 Operations that report on many things (status, diff, subdatasets, update, remove, array jobs)
 yield ``Result``s, one per thing looked at or acted on; the CLI renders them in one place
 (``recorder.cli.render.render_results``: one line each on a terminal, one JSON object per
-line with ``--json``), so a new command gets ``--json`` and piping for free.  Statuses are
-DataLad's: ``ok``, ``notneeded``, ``impossible``, ``error`` (``Status``, a ``StrEnum``: each
-member is the very string DataLad writes, so JSON output is the same byte for byte).
+line with ``--json``), so a new command gets ``--json`` and piping for free.  Commands with
+one outcome (run, save, push, clone, ...) return one ``Result``.  Statuses are DataLad's:
+``ok``, ``notneeded``, ``impossible``, ``error`` (``Status``, a ``StrEnum``: each member is
+the very string DataLad writes, so JSON output is the same byte for byte), and three of rr's
+own that refine them (``dry-run``, ``unchanged``, ``skipped``).
 
 While it works an operation tells the user what is going on through ``Event``s: what it is
 about to execute, warnings, notes, a step or a job that started or ended, a file that was
@@ -21,44 +23,95 @@ from typing import Any, NamedTuple
 
 
 class Status(StrEnum):
-    """DataLad's result statuses; a member is equal to (and formats as) its string."""
+    """A result's status; a member is equal to (and formats as) its string.
+
+    The first four are DataLad's.  The last three are rr's refinements of them, kept because
+    rr's JSON has always written them: ``DRY_RUN`` (a run shown, not executed: ok),
+    ``UNCHANGED`` (a replayed run whose outputs are the recorded ones: notneeded),
+    ``SKIPPED`` (a replay step with nothing to do: notneeded).  ``datalad`` maps each to
+    DataLad's four."""
 
     OK = "ok"
     NOTNEEDED = "notneeded"
     IMPOSSIBLE = "impossible"
     ERROR = "error"
+    DRY_RUN = "dry-run"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
 
+    @property
+    def datalad(self) -> Status:
+        """The DataLad status this one refines (itself for DataLad's four)."""
+        return _DATALAD.get(self, self)
+
+
+_DATALAD = {Status.DRY_RUN: Status.OK, Status.UNCHANGED: Status.NOTNEEDED,
+            Status.SKIPPED: Status.NOTNEEDED}
 
 OK = Status.OK
 NOTNEEDED = Status.NOTNEEDED
 IMPOSSIBLE = Status.IMPOSSIBLE
 ERROR = Status.ERROR
+DRY_RUN = Status.DRY_RUN
+UNCHANGED = Status.UNCHANGED
+SKIPPED = Status.SKIPPED
+
+# Python names of fields whose JSON key is spelled otherwise (``result.exit_code``: "exit")
+_ALIASES = {"exit_code": "exit"}
 
 
 class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
-    action: str                 # the operation: "status", "diff", "update", "remove", ...
-    path: str                   # relative to the dataset the command was given ('.' for it)
+    """Every command's outcome, one per thing looked at or acted on.
+
+    ``extra`` holds what is particular to an operation (a run's ``commit``, ``record``,
+    ``exit``, ...); it is read by name like a field (``result.commit``, ``result.exit_code``
+    for the key "exit"): ``__getattr__`` looks there, and says ``Any`` to type checkers.
+    ``to_dict`` is the JSON object: the fields that are set, in this order (``path`` left
+    out when None; ``state``, ``type``, ``message`` when empty, or where ``extra`` has the
+    same key: then they are in ``extra``'s place), then ``extra`` in its order; ``keys``, when
+    given, puts the keys it names first, in its order (the order rr's JSON has always had)."""
+
+    action: str                 # the operation: "status", "diff", "update", "run", ...
+    path: str | None            # relative to the dataset given ('.' for it); None: no path
     status: str = OK            # a Status (or its string): ok | notneeded | impossible | error
     state: str = ""             # what was found: "modified", "untracked", "installed", ...
     type: str = ""              # file | symlink | directory | dataset
     message: str = ""           # one line for people
     extra: dict[str, Any] | None = None   # command-specific fields, kept in --json
+    keys: tuple[str, ...] = ()  # the JSON's key order where rr has always used another
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": self.action, "path": self.path, "status": self.status}
-        if self.state:
+        out: dict[str, Any] = {"action": self.action}
+        if self.path is not None:
+            out["path"] = self.path
+        out["status"] = self.status
+        extra = self.extra or {}
+        if self.state and "state" not in extra:
             out["state"] = self.state
-        if self.type:
+        if self.type and "type" not in extra:
             out["type"] = self.type
-        if self.message:
+        if self.message and "message" not in extra:
             out["message"] = self.message
-        if self.extra:
-            out.update(self.extra)
+        out.update(extra)
+        if self.keys:
+            return {k: out[k] for k in self.keys if k in out} | out
         return out
 
     @property
     def failed(self) -> bool:
         return self.status in (IMPOSSIBLE, ERROR)
+
+    def __getattr__(self, name: str) -> Any:
+        extra = self.extra
+        if extra is not None and not name.startswith("__"):
+            key = _ALIASES.get(name, name)
+            if key in extra:
+                return extra[key]
+        raise AttributeError(f"{self.action} result has no field {name!r}")
+
+    def updated(self, **extra: Any) -> Result:
+        """The same result with ``extra`` fields set (added at the end, or in place)."""
+        return self._replace(extra={**(self.extra or {}), **extra})
 
 
 class EventKind(StrEnum):

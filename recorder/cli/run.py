@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from ..errors import RecorderError, UsageError
+from ..errors import UsageError
 from ..results import Event, EventKind
 from . import options as opt
 from . import render
@@ -204,7 +204,6 @@ def rerun(
         if script == "-":
             sys.stdout.write(text)
         else:
-            call(_write_script, script, text)
             render.info(f"rr: script written to {script}")
         return
     if abort:
@@ -230,19 +229,9 @@ def rerun(
 
     results = call(replay)
     if not as_json:
-        ran = sum(1 for r in results if r.action == "run")
-        changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
+        ran, changed = api.replay_totals(results)
         render.info(f"rr: replayed {ran} run(s), {changed} with new results, "
                     f"{ran - changed} unchanged")
-
-
-def _write_script(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(path, 0o755)
-    except OSError as exc:
-        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None
 
 
 def run_procedure(

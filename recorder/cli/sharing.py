@@ -65,8 +65,8 @@ def drop(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    results = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
-    render.info(f"rr: dropped {sum(1 for r in results if r.get('success'))} file(s)")
+    result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    render.info(f"rr: dropped {result.dropped} file(s)")
 
 
 siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "

@@ -16,7 +16,7 @@ from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
-from ..results import Event, EventKind, OnEvent
+from ..results import OK, Event, EventKind, OnEvent, Result, Status
 
 CONTINUE = "'rr rerun --continue'"
 ABORT = "'rr rerun --abort'"
@@ -101,20 +101,25 @@ class Plan:
     since: str | None
 
 
-@dataclass
-class StepResult:
-    index: int
-    total: int
-    action: str  # checkout | run | pick | skip | merge
-    status: str  # ok | unchanged | skipped
-    commit: str  # the original commit
-    new_commit: str | None
-    subject: str
-    duration: float = 0.0
-    note: str | None = None
+STEP_KEYS = ("index", "total", "action", "status")  # rr's JSON of a step: where it is first
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def step_result(index: int, total: int, action: str, status: Status, commit: str,
+                new_commit: str | None, subject: str, *, duration: float = 0.0,
+                note: str | None = None) -> Result:
+    """A replayed step's result: ``action`` checkout | run | pick | skip | merge, status ok,
+    unchanged (a run whose outputs are the recorded ones) or skipped; fields ``index``,
+    ``total``, ``commit`` (the original commit), ``new_commit``, ``subject``, ``duration``,
+    ``note``."""
+    return Result(action, None, status, extra={
+        "index": index, "total": total, "commit": commit, "new_commit": new_commit,
+        "subject": subject, "duration": duration, "note": note}, keys=STEP_KEYS)
+
+
+def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
+    """The runs replayed, and those of them with new results (the rest were unchanged)."""
+    ran = [r for r in results if r.action == "run"]
+    return len(ran), sum(1 for r in ran if r.status == OK)
 
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
