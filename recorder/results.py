@@ -109,6 +109,15 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
                 return extra[key]
         raise AttributeError(f"{self.action} result has no field {name!r}")
 
+    # a field of that name, not tuple's method: a step's or a job's index, a count
+    @property
+    def index(self) -> Any:  # type: ignore[override]
+        return self.__getattr__("index")
+
+    @property
+    def count(self) -> Any:  # type: ignore[override]
+        return self.__getattr__("count")
+
     def updated(self, **extra: Any) -> Result:
         """The same result with ``extra`` fields set (added at the end, or in place)."""
         return self._replace(extra={**(self.extra or {}), **extra})
