@@ -369,6 +369,30 @@ def test_status_enum_is_datalads_strings():
         '{"action": "status", "path": "a.txt", "status": "error", "message": "gone"}'
 
 
+def test_result_fields_read_by_name_and_keep_rrs_json():
+    from recorder.results import SKIPPED, Result, Status
+
+    r = Result("run", None, Status.DRY_RUN, extra={"commit": None, "exit": 3, "index": 2})
+    assert (r.commit, r.exit_code, r.index) == (None, 3, 2)
+    assert json.dumps(r.to_dict()) == \
+        '{"action": "run", "status": "dry-run", "commit": null, "exit": 3, "index": 2}'
+    assert not r.failed and Status.DRY_RUN.datalad == "ok" and SKIPPED.datalad == "notneeded"
+    with pytest.raises(AttributeError, match="run result has no field 'nope'"):
+        r.nope  # noqa: B018
+    step = Result("skip", None, SKIPPED, extra={"index": 1, "total": 2}, keys=("index", "total"))
+    assert list(step.to_dict()) == ["index", "total", "action", "status"]
+
+
+def test_api_run_announces_before_the_command_runs(ds):
+    from recorder import api
+
+    seen = []
+    r = api.run("echo hi > out.txt", dataset=ds, outputs=["out.txt"],
+                on_event=lambda e: seen.append((e.kind, e.text, (ds / "out.txt").exists())))
+    assert seen == [("announce", "echo hi > out.txt", False)]
+    assert (r.status, r.exit_code, r.saved, len(r.commit)) == ("ok", 0, ["out.txt"], 40)
+
+
 @pytest.mark.parametrize("kind, text, line", [
     ("announce", "echo hi", "rr: running: echo hi"),
     ("warn", "careful", "rr: warning: careful"),
