@@ -50,7 +50,8 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it.
 
     With ``dataset``, ``path`` (relative to the working directory) must lie inside that
-    dataset, and the new dataset is registered there as a subdataset and committed."""
+    dataset, and the new dataset is registered there as a subdataset and committed.
+    ``on_event`` gets an ANNOUNCE of a procedure's command that rr does not ship."""
     from . import create as _create
 
     superds = _find(dataset) if dataset is not None else None
@@ -108,6 +109,9 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
+    ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
+    starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
+    ... by name; ``--json`` is its ``to_dict()``).
     """
     from . import engine
     from . import run as _run
@@ -238,7 +242,8 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
-    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once."""
+    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once;
+    ``on_event`` gets a FILE event per file transferred."""
     from . import engine, sharing
 
     engine.check(jobs)
@@ -521,7 +526,8 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
-    one) and write its history.  Yields one ``Result`` per job and one for the history."""
+    one) and write its history.  Yields one ``Result`` per job and one for the history.
+    ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events."""
     from . import array as _array
     from . import engine
     from . import run as _run
