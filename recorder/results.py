@@ -164,10 +164,6 @@ def announce(command: str, **fields: Any) -> Event:
     return Event(EventKind.ANNOUNCE, command, fields)
 
 
-def warn(text: str) -> Event:
-    return Event(EventKind.WARN, text)
-
-
 def job_event(index: int, state: Any, text: str = "") -> Event:
     """A job changed state; ``text``: the worker's address when started, the error when
     failed."""

@@ -408,6 +408,20 @@ def test_events_render_on_stderr(capsys, kind, text, line):
     assert (out.out, out.err) == ("", line + "\n")
 
 
+def test_the_cli_event_handler(capsys):
+    from recorder.cli.render import event_handler
+    from recorder.results import Event, EventKind, announce, job_event
+
+    event_handler(as_json=True)(announce("echo hi"))  # rr run --json: not shown
+    event_handler(as_json=True, announce_json=True)(announce("echo ho"))  # rr rerun --json
+    event_handler()(announce("2 job(s) of array A: x", array="A", jobs=2))
+    event_handler()(Event(EventKind.STEP, "[1/2] run 0123abcd x"))  # not a terminal: quiet
+    event_handler()(job_event(0, "queued"))  # no Progress: nothing
+    event_handler(as_json=True)(Event(EventKind.WARN, "careful"))
+    assert capsys.readouterr() == ("", "rr: running: echo ho\nrr: running 2 job(s) of array "
+                                       "A: x\nrr: warning: careful\n")
+
+
 def test_status_totals_and_annex_line(ds):
     from recorder import api
     from recorder.cli.render import annex_totals

@@ -72,7 +72,7 @@ def render_event(event: Event) -> None:
         info(f"rr: {event.text}")
 
 
-def on_event(as_json: bool = False, *, announce_json: bool = False, steps: bool = False,
+def event_handler(as_json: bool = False, *, announce_json: bool = False, steps: bool = False,
              progress: Progress | None = None) -> Callable[[Event], None]:
     """The CLI's one event handler, given to an operation as ``on_event``: it renders each
     event synchronously (an ANNOUNCE is on stderr before the command starts).  With --json,
@@ -101,13 +101,13 @@ def on_event(as_json: bool = False, *, announce_json: bool = False, steps: bool 
 @contextlib.contextmanager
 def transfer_bar(what: str = "getting") -> Iterator[Callable[[Event], None]]:
     """An event handler that draws FILE events as a transient bar on a terminal (rich's);
-    other events as ``on_event`` does.  No bar when stderr is not a terminal."""
+    other events as ``event_handler`` does.  No bar when stderr is not a terminal."""
     if not sys.stderr.isatty():
-        yield on_event()
+        yield event_handler()
         return
     from rich.progress import Progress as Bar  # noqa: PLC0415  heavy, only on a terminal
 
-    plain = on_event()
+    plain = event_handler()
     with Bar(transient=True) as bar:
         task = bar.add_task(what, total=None)
 

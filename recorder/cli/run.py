@@ -110,7 +110,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   assume_ready=assume_ready.value if assume_ready else None,
                   dry_run=dry_run is not None,
                   sidecar=sidecar, container=container, gpus=gpus,
-                  on_event=render.on_event(as_json), cwd=os.getcwd(), **extra)
+                  on_event=render.event_handler(as_json), cwd=os.getcwd(), **extra)
     for note in getattr(result, "notes", []):
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
@@ -149,7 +149,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
-            on_event=render.on_event(as_json, progress=progress))
+            on_event=render.event_handler(as_json, progress=progress))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 
     exit_if(call(go))
@@ -211,7 +211,7 @@ def rerun(
         render.info(f"rr: stopped replay dropped; {where}")
         return
     # what a record makes rr execute is always shown first (on stderr, also with --json)
-    on_event = render.on_event(as_json, announce_json=True, steps=True)
+    on_event = render.event_handler(as_json, announce_json=True, steps=True)
 
     def replay() -> list:
         out = []
@@ -272,7 +272,7 @@ def run_procedure(
     if not name:
         call(_raise_usage, "give a procedure name, or --discover")
     result = call(api.run_procedure, name, args or (), dataset=dataset,
-                  on_event=render.on_event(as_json))
+                  on_event=render.event_handler(as_json))
     if as_json:
         render.json_line(result.to_dict())
     else:
