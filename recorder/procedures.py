@@ -257,7 +257,7 @@ PROCEDURE_KEYS = ("action", "name")  # rr's JSON of a procedure run: its name se
 def _result(name: str, commits: list[str]) -> Result:
     """A procedure's result: fields ``name`` and ``commits`` (those it made)."""
     return Result("run-procedure", None, OK, extra={"name": name, "commits": commits},
-                  keys=PROCEDURE_KEYS)
+                  key_order=PROCEDURE_KEYS)
 
 
 INNER_ENV = "RR_PROCEDURE_INNER"

@@ -68,8 +68,9 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
     for the key "exit"): ``__getattr__`` looks there, and says ``Any`` to type checkers.
     ``to_dict`` is the JSON object: the fields that are set, in this order (``path`` left
     out when None; ``state``, ``type``, ``message`` when empty, or where ``extra`` has the
-    same key: then they are in ``extra``'s place), then ``extra`` in its order; ``keys``, when
-    given, puts the keys it names first, in its order (the order rr's JSON has always had)."""
+    same key: then they are in ``extra``'s place), then ``extra`` in its order;
+    ``key_order``, when given, puts the keys it names first, in its order (the order rr's
+    JSON has always had)."""
 
     action: str                 # the operation: "status", "diff", "update", "run", ...
     path: str | None            # relative to the dataset given ('.' for it); None: no path
@@ -78,7 +79,7 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
     type: str = ""              # file | symlink | directory | dataset
     message: str = ""           # one line for people
     extra: dict[str, Any] | None = None   # command-specific fields, kept in --json
-    keys: tuple[str, ...] = ()  # the JSON's key order where rr has always used another
+    key_order: tuple[str, ...] = ()  # JSON keys put first (where rr's JSON always had them)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.action}
@@ -93,8 +94,8 @@ class Result(NamedTuple):  # a NamedTuple: cheap to create by the thousand
         if self.message and "message" not in extra:
             out["message"] = self.message
         out.update(extra)
-        if self.keys:
-            return {k: out[k] for k in self.keys if k in out} | out
+        if self.key_order:
+            return {k: out[k] for k in self.key_order if k in out} | out
         return out
 
     @property

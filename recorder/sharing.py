@@ -91,7 +91,7 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
             extra["commit"] = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
                                              only=[".gitmodules", rel])
             extra["registered_in"] = str(superds.root)
-    return Result("clone", str(target), OK, extra=extra, keys=CLONE_KEYS)
+    return Result("clone", str(target), OK, extra=extra, key_order=CLONE_KEYS)
 
 
 # --- get / drop -------------------------------------------------------------------------

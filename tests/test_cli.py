@@ -379,7 +379,8 @@ def test_result_fields_read_by_name_and_keep_rrs_json():
     assert not r.failed and Status.DRY_RUN.datalad == "ok" and SKIPPED.datalad == "notneeded"
     with pytest.raises(AttributeError, match="run result has no field 'nope'"):
         r.nope  # noqa: B018
-    step = Result("skip", None, SKIPPED, extra={"index": 1, "total": 2}, keys=("index", "total"))
+    step = Result("skip", None, SKIPPED, extra={"index": 1, "total": 2},
+                  key_order=("index", "total"))
     assert list(step.to_dict()) == ["index", "total", "action", "status"]
 
 

@@ -113,7 +113,7 @@ def step_result(index: int, total: int, action: str, status: Status, commit: str
     ``note``."""
     return Result(action, None, status, extra={
         "index": index, "total": total, "commit": commit, "new_commit": new_commit,
-        "subject": subject, "duration": duration, "note": note}, keys=STEP_KEYS)
+        "subject": subject, "duration": duration, "note": note}, key_order=STEP_KEYS)
 
 
 def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
