@@ -222,7 +222,7 @@ def _cell(v: Any) -> str:
 # --- runs, replays, arrays ---------------------------------------------------------------
 
 
-def dry_run(result: Any, location: str) -> None:
+def dry_run(result: Result, location: str) -> None:
     """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
     out("Dry run information")
     out(f" location: {location}")
@@ -235,7 +235,7 @@ def dry_run(result: Any, location: str) -> None:
         out(f" expanded command:\n  {result.command}")
 
 
-def step(result: Any) -> None:
+def step(result: Result) -> None:
     """One replayed step of rr rerun."""
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)

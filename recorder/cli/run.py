@@ -111,7 +111,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   dry_run=dry_run is not None,
                   sidecar=sidecar, container=container, gpus=gpus,
                   on_event=render.event_handler(as_json), cwd=os.getcwd(), **extra)
-    for note in getattr(result, "notes", []):
+    for note in result.notes:
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
         render.json_line(result.to_dict())
