@@ -8,18 +8,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from typing import TYPE_CHECKING, Any
 
 from .dataset import Dataset
 from .errors import RecorderError
+from .results import OnEvent, Result
 
 if TYPE_CHECKING:
     from . import metrics as _metrics
-    from . import run as _run
-    from . import save as _save
     from . import status as _status
 
 PathArg = str | os.PathLike[str] | None
@@ -47,11 +46,12 @@ def _find(dataset: PathArg) -> Dataset:
 
 def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = False,
            annex: bool = True, dataset: PathArg = None,
-           announce: Callable[[str], None] | None = None) -> Dataset:
+           on_event: OnEvent | None = None) -> Dataset:
     """Create a dataset (git + git-annex, DataLad layout) and run procedures on it.
 
     With ``dataset``, ``path`` (relative to the working directory) must lie inside that
-    dataset, and the new dataset is registered there as a subdataset and committed."""
+    dataset, and the new dataset is registered there as a subdataset and committed.
+    ``on_event`` gets an ANNOUNCE of a procedure's command that rr does not ship."""
     from . import create as _create
 
     superds = _find(dataset) if dataset is not None else None
@@ -68,7 +68,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
         with _changing(ds, "rr create -c"):
             for name in cfg_proc:
                 procedures.run_procedure(ds, name if name.startswith("cfg_") else f"cfg_{name}",
-                                         record=False, announce=announce)
+                                         record=False, on_event=on_event)
     if superds is not None:
         with _changing(superds, "rr create -d"):
             _create.register_in(superds, ds)
@@ -76,7 +76,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
 
 def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
-         message_file: PathArg = None, version_tag: str | None = None) -> "_save.SaveResult":
+         message_file: PathArg = None, version_tag: str | None = None) -> Result:
     """Commit the given paths (or all changes); large files go to the annex."""
     from . import save as _save
 
@@ -101,14 +101,17 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         inputs: Sequence[str] = (), outputs: Sequence[str] = (), expand: str | None = None,
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
-        announce: Callable[[str], None] | None = None, cwd: PathArg = None,
-        jobs: int | None = None, scheduler: str | None = None) -> "_run.RunResult":
+        on_event: OnEvent | None = None, cwd: PathArg = None,
+        jobs: int | None = None, scheduler: str | None = None) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
     it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
+    ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
+    starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
+    ... by name; ``--json`` is its ``to_dict()``).
     """
     from . import run as _run
     from .errors import UsageError
@@ -136,15 +139,15 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         from .containers import docker
 
         docker.require_engine(runtime)
-    return _run.execute(ds, spec, announce=announce)
+    return _run.execute(ds, spec, on_event=on_event)
 
 
 def run_procedure(name: str, args: Sequence[str] = (), *, dataset: PathArg = None,
-                  announce: Callable[[str], None] | None = None):
+                  on_event: OnEvent | None = None):
     """Run a procedure (user, system, dataset or shipped) on a dataset."""
     from . import procedures
 
-    return procedures.run_procedure(Dataset.find(dataset), name, args, announce=announce)
+    return procedures.run_procedure(Dataset.find(dataset), name, args, on_event=on_event)
 
 
 def discover_procedures(*, dataset: PathArg = None):
@@ -239,18 +242,20 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-        on_file: Callable | None = None, jobs: int | None = None) -> list[str]:
-    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once."""
+        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
+    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once;
+    ``on_event`` gets a FILE event per file transferred."""
     from . import engine, sharing
 
     engine.check(jobs)
-    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_file=on_file,
+    return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_event=on_event,
                        jobs=jobs)
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-         force: bool = False) -> list[dict]:
-    """Drop annexed content; refuses to drop the last known copy unless ``force``."""
+         force: bool = False) -> Result:
+    """Drop annexed content; refuses to drop the last known copy unless ``force``.  The
+    result's ``dropped``: the number of files dropped."""
     from . import sharing
 
     ds = Dataset.find(dataset)
@@ -369,13 +374,13 @@ def download_url(urls: Sequence[str], *, path: str | None = None, message: str |
 def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
-          notify: Callable | None = None, announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None, jobs: int | None = None,
+          on_event: OnEvent | None = None, jobs: int | None = None,
           scheduler: str | None = None):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
-    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``announce``
-    receives each expanded command just before it executes, ``warn`` warnings about a step.
+    ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``on_event``
+    gets a STEP event before each step, an ANNOUNCE of each expanded command just before it
+    executes, a WARN about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
     """
     from . import engine
@@ -385,7 +390,14 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        notify=notify, announce=announce, warn=warn, target=target)
+                        on_event=on_event, target=target)
+
+
+def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
+    """rr rerun's summary of its results: the runs replayed, and those with new results."""
+    from . import rerun as _rerun
+
+    return _rerun.replay_totals(results)
 
 
 def rerun_abort(*, dataset: PathArg = None) -> str:
@@ -407,17 +419,22 @@ def rerun_report(revision: str | None = None, *, dataset: PathArg = None,
 
 def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, script_name: str = "-") -> str:
+    """``--script``: a shell script that reproduces the range's commands; written to the
+    file ``script_name`` (made executable) unless it is ``-``.  Returns the script."""
     from . import rerun as _rerun
 
     ds = _find(dataset)
-    return _rerun.script(ds, revision, since=since, script_name=script_name)
+    text = _rerun.script(ds, revision, since=since, script_name=script_name)
+    if script_name != "-":
+        _rerun.write_script(script_name, text)
+    return text
 
 
 # --- status, diff, unlock ---
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool = False) -> "_status.StatusResults":
+           annex: bool = False) -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` also each annexed file's key, size and whether its content is here.
@@ -426,7 +443,7 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
     annexed files present and their sizes."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
-    return _status.StatusResults(_status.status(_find(dataset), list(paths),
+    return _status.StatusRecords(_status.status(_find(dataset), list(paths),
                                                 recursive=recursive, annex_info=annex))
 
 
@@ -505,13 +522,13 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
-              on_event: Callable[[Any], None] | None = None,
-              announce: Callable[[str], None] | None = None) -> Iterator[Any]:
+              on_event: OnEvent | None = None) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
-    one) and write its history.  Yields one ``Result`` per job and one for the history."""
+    one) and write its history.  Yields one ``Result`` per job and one for the history.
+    ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events."""
     from . import array as _array
     from . import engine
     from . import run as _run
@@ -524,7 +541,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
             raise UsageError("--continue runs an array as it was started: it takes no "
                              "--param, --array, -i, -o, -m or --dry-run")
         state = _array.resume(ds, array_id)
-        return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)
+        return _array.execute(ds, state, target=target, on_event=on_event)
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
@@ -542,4 +559,4 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
             docker.require_engine(runtime)
     state = _array.start(ds, planned, relpwd, cmd_message=message, options=options,
                          command=_run.normalize_command(cmd))
-    return _array.execute(ds, state, target=target, on_event=on_event, announce=announce)
+    return _array.execute(ds, state, target=target, on_event=on_event)

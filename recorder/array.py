@@ -11,14 +11,13 @@ worktrees, job refs, the history written in row order); the state of an array li
 from __future__ import annotations
 
 import csv
-import dataclasses
 import fnmatch
 import glob
 import itertools
 import os
 import shlex
 import string
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from .dataset import Dataset
 from .errors import Interrupted, PlaceholderError, RecorderError, UsageError
 from .jobs import JobOutcome, JobStatus, JobTask
 from .placeholders import BUILTIN, field_names
-from .results import ERROR, NOTNEEDED, OK, Result
+from .results import ERROR, NOTNEEDED, OK, Event, OnEvent, Result, announce, emit, job_event
 
 # placeholders rr fills in itself: run's, and those of container call formats
 RESERVED = frozenset((*BUILTIN, "extra_inputs", "python", "img", "cmd", "img_dspath",
@@ -346,9 +345,10 @@ def resume(ds: Dataset, array_id: str | None) -> jobs.JobsState:
 
 
 def execute(ds: Dataset, state: jobs.JobsState, *, target: engine.Target = engine.SERIAL,
-            on_event: Callable[[engine.Event], None] | None = None,
-            announce: Callable[[str], None] | None = None) -> Iterator[Result]:
-    """Run the array's jobs that have not succeeded, then write the history of all."""
+            on_event: OnEvent | None = None) -> Iterator[Result]:
+    """Run the array's jobs that have not succeeded, then write the history of all.
+    ``on_event``: first an ANNOUNCE of the jobs about to run (fields ``array``, ``jobs``),
+    then the engine's JOB events (``index``: the job's index in the array)."""
     array_id = state["id"]
     wtdir = str(jobs.job_dir(ds, array_id))
     done = jobs.kept(ds, array_id)
@@ -368,13 +368,14 @@ def execute(ds: Dataset, state: jobs.JobsState, *, target: engine.Target = engin
                      {"id": array_id, "index": j["index"], "params": j["params"]})
              for j in todo]
     by_index = {j["index"]: j for j in state["jobs"]}
-    if announce is not None and tasks:  # what runs is shown before it runs
-        announce(f"{len(tasks)} job(s) of array {array_id}: "
-                 f"{state.get('command') or tasks[0].cmd}")
+    if tasks:  # what runs is shown before it runs
+        emit(on_event, announce(f"{len(tasks)} job(s) of array {array_id}: "
+                                f"{state.get('command') or tasks[0].cmd}",
+                                array=array_id, jobs=len(tasks)))
 
-    def event(e: engine.Event) -> None:
+    def event(e: Event) -> None:
         if on_event is not None:
-            on_event(dataclasses.replace(e, index=tasks[e.index].index))
+            on_event(job_event(tasks[e.index].index, e.state, e.text))
 
     interrupted = False
     try:

@@ -6,7 +6,6 @@ import os
 import pwd
 import socket
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as cfgkeys
@@ -21,18 +20,6 @@ GITATTRIBUTES = "* annex.backend=MD5E\n**/.git* annex.largefiles=nothing\n"
 DATALAD_GITATTRIBUTES = "config annex.largefiles=nothing\n"
 NEW_DATASET_MESSAGE = "[DATALAD] new dataset"
 NEW_SUBDATASET_MESSAGE = "[DATALAD] Created subdataset"
-
-
-@dataclass
-class CreateResult:
-    status: str
-    path: str
-    id: str
-    commit: str
-
-    def to_dict(self) -> dict:
-        return {"action": "create", "status": self.status, "path": self.path, "id": self.id,
-                "commit": self.commit}
 
 
 def create(path: str | os.PathLike[str] | None = None, force: bool = False,

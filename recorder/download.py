@@ -8,28 +8,16 @@ import shutil
 import stat
 import tarfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from . import annex, gitrepo
 from .dataset import Dataset
 from .errors import RecorderError, UnsafeArchiveError, UsageError
+from .results import OK, Result
 from .archive_remote import member_url
 from .lock import dataset_lock
 from .save import save
-
-
-@dataclass
-class DownloadResult:
-    files: list[str] = field(default_factory=list)
-    extracted: list[str] = field(default_factory=list)
-    commit: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": "download-url", "status": "ok", "files": self.files,
-                "extracted": self.extracted, "commit": self.commit}
 
 
 def _target(ds: Dataset, url: str, path: str | None, several: bool) -> str:
@@ -44,7 +32,10 @@ def _target(ds: Dataset, url: str, path: str | None, several: bool) -> str:
 
 
 def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
-                 message: str | None = None, archive: bool = False) -> DownloadResult:
+                 message: str | None = None, archive: bool = False) -> Result:
+    """Download ``urls`` into the dataset (their sources registered with git-annex), extract
+    archives with ``archive``, save: a ``download-url`` result (fields ``files``,
+    ``extracted``, ``commit``)."""
     if not urls:
         raise UsageError("give at least one URL")
     if not ds.is_annex:
@@ -56,7 +47,8 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
     for t in targets:
         if os.path.lexists(ds.root / t):
             raise RecorderError(f"file exists already: {t}")
-    result = DownloadResult()
+    files: list[str] = []
+    extracted: list[str] = []
     created: list[str] = []
     try:
         with dataset_lock(ds.git_dir):
@@ -67,30 +59,29 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
                 except RecorderError as exc:
                     raise RecorderError(f"download of {url} failed: {exc.message}") from None
                 created.append(target)
-                result.files.append(target)
+                files.append(target)
             if archive:
-                for target in list(result.files):
-                    result.extracted += _extract(ds, target)
-                    created += result.extracted
+                for target in list(files):
+                    extracted += _extract(ds, target)
+                    created += extracted
         msg = message or ("[DATALAD] Download URLs" if not archive else
                           "[DATALAD] Download and extract archives")
-        if archive and result.extracted:
+        if archive and extracted:
             annex.ensure_archive_remote(ds.root)
         # register before saving so the git-annex branch changes land with the commit
         saved = save(ds, created, base=ds.root, message=msg + "\n\nURLs:\n  " +
                      "\n  ".join(urls))
         if archive:
             pairs = []
-            for target in result.files:
+            for target in files:
                 akey = annex.lookupkey(ds.root, target)
                 prefix = str(Path(target).parent / _stem(Path(target).name))
-                for f in result.extracted:
+                for f in extracted:
                     if f.startswith(prefix + "/") and akey:
                         key = annex.lookupkey(ds.root, f)
                         if key:
                             pairs.append((key, member_url(akey, f[len(prefix) + 1:])))
             annex.registerurls(ds.root, pairs)
-        result.commit = saved.commit
     except BaseException:
         for t in created:  # nothing half-done stays behind
             full = ds.root / t
@@ -98,7 +89,8 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
                 full.unlink()
         gitrepo.unstage(ds.root, created)
         raise
-    return result
+    return Result("download-url", None, OK,
+                  extra={"files": files, "extracted": extracted, "commit": saved.commit})
 
 
 _SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar", ".zip")

@@ -55,6 +55,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from .errors import EngineError, UsageError
+from .results import Event, job_event
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -91,13 +92,6 @@ JOBQUEUE = {
 
 _GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the processes tasks left behind
 _TICK = 0.25  # the driver wakes this often while it waits (signals, dead clusters)
-
-
-@dataclass(frozen=True)
-class Event:
-    kind: JobStatus  # queued | started | done | failed
-    index: int      # the item's position in ``items``
-    info: str = ""  # the worker's address for "started", the error for "failed"
 
 
 @dataclass(frozen=True)
@@ -163,7 +157,9 @@ def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = 
     checked here, before anything starts (a UsageError).  An unreachable scheduler raises an
     :class:`EngineError` from the first ``next()``, before any task runs.  ``fn`` and the items
     must be picklable for Dask (``fn`` a top-level function).  ``on_event`` is called in the
-    thread that iterates, never from Dask's threads.  Close the iterator
+    thread that iterates, never from Dask's threads, with one ``results.Event`` of kind JOB
+    per change of a task's state (fields ``index`` and ``state``: queued, started, done,
+    failed; text: the worker's address when started, the error when failed).  Close the iterator
     (``contextlib.closing``) when leaving it early: that cancels the rest.  See the module's
     docstring for the modes, failures and interrupts."""
     items = list(items)
@@ -179,16 +175,16 @@ def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = 
 
 def _iter_serial(fn, items, emit) -> Iterator[tuple[int, Any]]:
     for index in range(len(items)):
-        emit(Event(QUEUED, index))
+        emit(job_event(index, QUEUED))
     for index, item in enumerate(items):
-        emit(Event(STARTED, index))
+        emit(job_event(index, STARTED))
         try:
             result = fn(item)
         except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
-            emit(Event(FAILED, index, _one_line(exc)))
+            emit(job_event(index, FAILED, _one_line(exc)))
             yield index, exc
         else:
-            emit(Event(DONE, index))
+            emit(job_event(index, DONE))
             yield index, result
 
 
@@ -494,7 +490,7 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
         with _quiet(debug):
             client.subscribe_topic(topic, lambda event: events.put(("started", event[1])))
             for index in range(n):
-                emit(Event(QUEUED, index))
+                emit(job_event(index, QUEUED))
             # tasks in flight: never more than the workers' threads on the clusters rr starts,
             # so that no task waits on a worker that may die under another task (Dask assigns
             # small batches of tasks to workers up front); on an existing scheduler, ``jobs``
@@ -536,7 +532,7 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                         index, worker = payload
                         if index not in started and index in running:
                             started.add(index)
-                            emit(Event(STARTED, index, str(worker)))
+                            emit(job_event(index, STARTED, str(worker)))
                     elif payload in futures:
                         ended.append(futures.pop(payload))
                 for future, result in _outcomes(client, ended, index_of):
@@ -545,11 +541,11 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                     future.release()
                     if index not in started:
                         started.add(index)
-                        emit(Event(STARTED, index))
+                        emit(job_event(index, STARTED))
                     if isinstance(result, BaseException):
-                        emit(Event(FAILED, index, _one_line(result)))
+                        emit(job_event(index, FAILED, _one_line(result)))
                     else:
-                        emit(Event(DONE, index))
+                        emit(job_event(index, DONE))
                     left -= 1
                     yield index, result
         finished = True

@@ -29,7 +29,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -42,6 +42,7 @@ from .dataset import Dataset
 from .engine import JobStatus, Target
 from .errors import Interrupted, RecorderError
 from .lock import dataset_lock, deferred_signals
+from .results import OnEvent
 from .run import RunSpec
 
 STATE_DIR = "rr-arrays"
@@ -195,7 +196,7 @@ def run_job(task: JobTask) -> JobOutcome:
 
 
 def run_all(tasks: Sequence[JobTask], target: Target = engine.SERIAL,
-            on_event: Callable[[engine.Event], None] | None = None
+            on_event: OnEvent | None = None
             ) -> Iterator[tuple[int, JobOutcome | BaseException]]:
     """The tasks on the engine: ``(position, outcome)`` as each finishes; an exception is the
     outcome of a task that could not run (its worker died, ...)."""

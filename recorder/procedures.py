@@ -11,7 +11,7 @@ import ast
 import os
 import shlex
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,6 +20,7 @@ from . import gitrepo, proc
 from .dataset import Config, Dataset
 from .errors import CommandFailedError, Interrupted, PlaceholderError, RecorderError
 from .placeholders import expand, substitutions
+from .results import OK, OnEvent, Result, announce, emit
 from .run import execute, prepare_spec
 from .save import save
 
@@ -250,15 +251,13 @@ def help_text(ds: Dataset | None, name: str) -> tuple[Procedure, str]:
     return p, p.help
 
 
-@dataclass
-class ProcedureResult:
-    name: str
-    status: str
-    commits: list[str]
+PROCEDURE_KEYS = ("action", "name")  # rr's JSON of a procedure run: its name second
 
-    def to_dict(self) -> dict:
-        return {"action": "run-procedure", "name": self.name, "status": self.status,
-                "commits": self.commits}
+
+def _result(name: str, commits: list[str]) -> Result:
+    """A procedure's result: fields ``name`` and ``commits`` (those it made)."""
+    return Result("run-procedure", None, OK, extra={"name": name, "commits": commits},
+                  key_order=PROCEDURE_KEYS)
 
 
 INNER_ENV = "RR_PROCEDURE_INNER"
@@ -266,7 +265,7 @@ INNER_ENV = "RR_PROCEDURE_INNER"
 
 def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
                   record: bool = True,
-                  announce: Callable[[str], None] | None = None) -> ProcedureResult:
+                  on_event: OnEvent | None = None) -> Result:
     """Run a procedure in the dataset root.
 
     With ``record`` (``rr run-procedure``) the procedure runs as an rr run whose command is
@@ -274,21 +273,20 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     replayed.  Without (``rr create -c``) shipped procedures commit themselves with DataLad's
     messages.  On failure a dataset that was clean before is put back as it was.
     A procedure that rr does not ship (the user's, the system's, a dataset's) is code from
-    elsewhere: its command line goes to ``announce`` before it runs.
+    elsewhere: its command line goes to ``on_event`` (an ANNOUNCE) before it runs.
     """
     p = find(ds, name)
     if p.state == "absent":
         raise RecorderError(f"procedure {name} is a broken symlink: {p.path}")
     command_for(p, ds, args)  # a bad call format is an error before anything runs
-    if announce is not None and p.source != "shipped" and (
-            os.environ.get(INNER_ENV) or not record):
-        announce(command_for(p, ds, args))
+    if p.source != "shipped" and (os.environ.get(INNER_ENV) or not record):
+        emit(on_event, announce(command_for(p, ds, args)))
     if os.environ.get(INNER_ENV):  # we are the command of the recorded run: just execute
         outcome = proc.run_shell(command_for(p, ds, args), ds.root,
                                  env={"RR_DATASET": str(ds.root), "RR_PROCEDURE_NO_SAVE": "1"})
         if outcome.returncode != 0:
             raise RecorderError(f"procedure {name} failed with exit code {outcome.returncode}")
-        return ProcedureResult(name, "ok", [])
+        return _result(name, [])
     before = ds.head()
     was_clean = not ds.dirty_paths()
     if record:
@@ -311,7 +309,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     after = ds.head()
     commits = gitrepo.rev_list(ds.root, [f"{before}..{after}"]) if before and after != before \
         else []
-    return ProcedureResult(name, "ok", commits)
+    return _result(name, commits)
 
 
 def _restore(ds: Dataset, before: str | None, was_clean: bool, name: str, code: int) -> None:

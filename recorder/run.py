@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -22,6 +22,7 @@ from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
                      RecorderError, RunNotSavedError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
+from .results import NOTNEEDED, OK, OnEvent, Result, Status, announce, emit
 from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
                            substitutions)
 from .save import save_in_subdatasets, commit_entries
@@ -32,26 +33,18 @@ if TYPE_CHECKING:
 EXPAND_CHOICES = ("inputs", "outputs", "both")
 
 
-@dataclass
-class RunResult:
-    status: str  # ok | notneeded | dry-run
-    commit: str | None
-    record: dict[str, Any]
-    message: str  # the full commit message
-    command: str  # the expanded command that ran (or would run)
-    exit_code: int
-    pwd: str
-    inputs: list[str] = field(default_factory=list)  # expanded, relative to pwd
-    outputs: list[str] = field(default_factory=list)
-    duration: float = 0.0
-    saved: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": "run", "status": self.status, "commit": self.commit,
-                "record": self.record, "command": self.command, "exit": self.exit_code,
-                "pwd": self.pwd, "inputs": self.inputs, "outputs": self.outputs,
-                "duration": round(self.duration, 3), "saved": self.saved, "notes": self.notes}
+def run_result(status: Status, commit: str | None, record: dict[str, Any], command: str,
+               exit_code: int, pwd: str, inputs: Sequence[str] = (),
+               outputs: Sequence[str] = (), duration: float = 0.0, saved: Sequence[str] = (),
+               notes: Sequence[str] = ()) -> Result:
+    """A run's result (status ok, notneeded or dry-run), its fields: ``commit``, ``record``,
+    ``command`` (the expanded command that ran, or would run), ``exit`` (``exit_code``),
+    ``pwd``, ``inputs`` and ``outputs`` (expanded, relative to pwd), ``duration`` (seconds,
+    to the millisecond), ``saved`` (the paths committed), ``notes``."""
+    return Result("run", None, status, extra={
+        "commit": commit, "record": record, "command": command, "exit": exit_code,
+        "pwd": pwd, "inputs": list(inputs), "outputs": list(outputs),
+        "duration": round(duration, 3), "saved": list(saved), "notes": list(notes)})
 
 
 @dataclass(frozen=True)
@@ -292,16 +285,15 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     return Plan(spec, inp.hits + (inp.unmatched if for_dry_run else []), extra.hits, out_hits)
 
 
-def dry_run(ds: Dataset, spec: RunSpec) -> RunResult:
+def dry_run(ds: Dataset, spec: RunSpec) -> Result:
     if not spec.explicit:
         ensure_clean(ds)
     p = plan(ds, spec, for_dry_run=True)
     command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits,
                                               "{tmpdir}"))
     rec = build_record(ds, spec, 0, p.in_hits, p.out_hits)
-    msg = spec.message if spec.message is not None else records.shorty(command)
-    return RunResult("dry-run", None, rec, records.format_message(msg, rec), command, 0,
-                     _record_pwd(ds, spec.pwd), p.in_hits, p.out_hits)
+    return run_result(Status.DRY_RUN, None, rec, command, 0, _record_pwd(ds, spec.pwd),
+                      p.in_hits, p.out_hits)
 
 
 def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],
@@ -322,14 +314,14 @@ def _record_pwd(ds: Dataset, pwd: Path) -> str:
     return rel
 
 
-def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | None = None
-            ) -> RunResult:
+def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> Result:
     """Prepare, execute and save one command, in four phases: preflight and preparation,
     the command, collecting what changed, commit (or keep the message).
 
     A run without ``--explicit`` holds the dataset lock throughout, as it claims everything
     that changed while its command ran; an ``--explicit`` run holds it to prepare and to
     commit, and makes its declared outputs known to other rr processes meanwhile.
+    ``on_event`` gets an ANNOUNCE of the expanded command, before it starts.
     """
     preflight.check_run(ds)
     if spec.explicit:
@@ -337,14 +329,14 @@ def execute(ds: Dataset, spec: RunSpec, *, announce: Callable[[str], None] | Non
             prepared = _prepare(ds, spec)
         spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
-            ran = _run_command(ds, spec, prepared, announce)
+            ran = _run_command(ds, spec, prepared, on_event)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
         spec = prepared.spec
-        ran = _run_command(ds, spec, prepared, announce)
+        ran = _run_command(ds, spec, prepared, on_event)
         return _save_run(ds, spec, prepared, ran)
 
 
@@ -401,7 +393,7 @@ def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
 
 
 def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
-                 announce: Callable[[str], None] | None) -> _Ran:
+                 on_event: OnEvent | None) -> _Ran:
     p = prepared.plan
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
     tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
@@ -415,8 +407,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
             from .containers.registry import translate_recorded  # noqa: PLC0415
 
             command = translate_recorded(command)
-        if announce:
-            announce(command)
+        emit(on_event, announce(command))  # what executes is shown before it executes
         watch = protect.ObjectWatch(ds, prepared.head is not None, prepared.inputs)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,
@@ -432,7 +423,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     return _Ran(command, outcome.returncode, duration, watch, reflog_action)
 
 
-def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> RunResult:
+def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Result:
     """Collect what the command changed and commit it with its record.
 
     From here on the command has run: every failure keeps the outputs and the full message
@@ -490,9 +481,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
                     entries = [e for e in ds.status(moved, untracked="all")
                                if e.state != "unmerged"]
             if not entries:
-                return RunResult("notneeded", None, rec, full_message, ran.command,
-                                 ran.exit_code, relpwd, p.in_hits, out_hits_after, ran.duration,
-                                 [], spec.notes)
+                return run_result(NOTNEEDED, None, rec, ran.command, ran.exit_code, relpwd,
+                                  p.in_hits, out_hits_after, ran.duration, [], spec.notes)
             # kept before staging, so that even a SIGKILL during the save leaves the message
             gitrepo.write_commit_editmsg(ds.root, full_message)
             # HEAD as prepared, unless another rr committed meanwhile (explicit runs)
@@ -505,14 +495,14 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Run
     except BaseException as exc:
         raise _not_saved(ds, full_message, paths if spec.explicit else None, exc) from None
     if sha is None:
-        return RunResult("notneeded", None, rec, full_message, ran.command, ran.exit_code,
-                         relpwd, p.in_hits, out_hits_after, ran.duration, [], spec.notes)
+        return run_result(NOTNEEDED, None, rec, ran.command, ran.exit_code, relpwd,
+                          p.in_hits, out_hits_after, ran.duration, [], spec.notes)
     if not spec.job:
         gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(ran.duration, 3)}))
     if received:
         raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")
-    return RunResult("ok", sha, rec, full_message, ran.command, ran.exit_code, relpwd,
-                     p.in_hits, out_hits_after, ran.duration, saved, spec.notes)
+    return run_result(OK, sha, rec, ran.command, ran.exit_code, relpwd, p.in_hits,
+                      out_hits_after, ran.duration, saved, spec.notes)
 
 
 def _check_ran(ds: Dataset, spec: RunSpec, ran: _Ran, changed: bool, own_commits: bool,
@@ -658,5 +648,5 @@ def _not_saved(ds: Dataset, message: str, paths: Sequence[str] | None,
     return RunNotSavedError(f"the command ran, but its results were not saved: {cause}", hint)
 
 
-__all__ = ["RunResult", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",
+__all__ = ["run_result", "RunSpec", "execute", "dry_run", "prepare_spec", "normalize_command",
            "glob_specs"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as cfgkeys
@@ -13,21 +12,17 @@ from . import annex, gitrepo, protect
 from .subdatasets import installed, split_by_dataset
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
+from .results import NOTNEEDED, OK, Result, Status
 from .gitrepo import StatusEntry
 from .lock import InFlight, dataset_lock, deferred_signals, inflight_runs
 
 
-@dataclass
-class SaveResult:
-    status: str  # ok | notneeded
-    commit: str | None
-    paths: list[str] = field(default_factory=list)
-    tag: str | None = None
-    message: str = ""
-
-    def to_dict(self) -> dict:
-        return {"action": "save", "status": self.status, "commit": self.commit,
-                "paths": self.paths, "tag": self.tag, "message": self.message}
+def _result(status: Status, commit: str | None, paths: list[str], tag: str | None,
+            message: str) -> Result:
+    """A save's result: fields ``commit``, ``paths``, ``tag``, ``message`` (also in JSON when
+    empty, after the others, as rr's JSON always had it)."""
+    return Result("save", None, status, message=message,
+                  extra={"commit": commit, "paths": paths, "tag": tag, "message": message})
 
 
 def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> list[str]:
@@ -172,7 +167,7 @@ def save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> li
 
 
 def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = None,
-         version_tag: str | None = None, base: Path | None = None) -> SaveResult:
+         version_tag: str | None = None, base: Path | None = None) -> Result:
     """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes."""
     if version_tag:
         ensure_tag_available(ds, version_tag)
@@ -210,13 +205,13 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
                 raise RecorderError("nothing to save and no commit to tag yet")
             if version_tag:
                 gitrepo.tag(ds.root, version_tag)
-            return SaveResult("notneeded", ds.head(), [], version_tag, "nothing to save")
+            return _result(NOTNEEDED, ds.head(), [], version_tag, "nothing to save")
         sha = commit_entries(ds, entries, msg, only=rel is not None)
         if version_tag:
             gitrepo.tag(ds.root, version_tag)
     if sha is None:
-        return SaveResult("notneeded", ds.head(), [], version_tag, "nothing to save")
-    return SaveResult("ok", sha, [e.path for e in entries], version_tag, msg)
+        return _result(NOTNEEDED, ds.head(), [], version_tag, "nothing to save")
+    return _result(OK, sha, [e.path for e in entries], version_tag, msg)
 
 
 def _leave_inflight_outputs(ds: Dataset, entries: list[StatusEntry], explicit: bool

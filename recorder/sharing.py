@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
+from .results import OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
 from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
                           recorded_url, split_by_dataset)
@@ -21,17 +22,7 @@ from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_ur
 # --- clone ------------------------------------------------------------------------------
 
 
-@dataclass
-class CloneResult:
-    path: str
-    source: str
-    id: str | None
-    registered_in: str | None = None
-    commit: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": "clone", "status": "ok", "path": self.path, "source": self.source,
-                "id": self.id, "registered_in": self.registered_in, "commit": self.commit}
+CLONE_KEYS = ("action", "status", "path")  # rr's JSON of a clone: status before path
 
 
 def _default_name(source: str) -> str:
@@ -39,7 +30,9 @@ def _default_name(source: str) -> str:
     return name[:-4] if name.endswith(".git") else name
 
 
-def clone(source: str, path: str | None = None, dataset: str | None = None) -> CloneResult:
+def clone(source: str, path: str | None = None, dataset: str | None = None) -> Result:
+    """Clone ``source`` to ``path`` (registered as a subdataset of ``dataset``): a ``clone``
+    result (``path``; fields ``source``, ``id``, ``registered_in``, ``commit``)."""
     superds = Dataset.find(dataset) if dataset is not None else None
     base = Path.cwd()
     if superds is not None and path is not None and not os.path.isabs(path):
@@ -65,7 +58,7 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> C
         return _clone_into(src, source, target, superds)
 
 
-def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> CloneResult:
+def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> Result:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         gitrepo.clone(src, target, cwd=target.parent)
@@ -77,7 +70,8 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         merge_sibling_notes(sub, "origin")
     except RecorderError:
         pass  # the clone is complete without them; rr update fetches them again
-    result = CloneResult(str(target), source, sub.id)
+    extra: dict[str, Any] = {"source": source, "id": sub.id, "registered_in": None,
+                             "commit": None}
     if superds is not None:
         with dataset_lock(superds.git_dir):
             rel = superds.relpath(target)
@@ -94,10 +88,10 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
                 gitrepo.config_set(superds.root, cfgkeys.submodule_key(rel, "datalad-url"),
                                    source, file=gitmodules)
             gitrepo.add(superds.root, [".gitmodules", rel])
-            result.commit = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
-                                           only=[".gitmodules", rel])
-            result.registered_in = str(superds.root)
-    return result
+            extra["commit"] = gitrepo.commit(superds.root, "[DATALAD] Added subdataset",
+                                             only=[".gitmodules", rel])
+            extra["registered_in"] = str(superds.root)
+    return Result("clone", str(target), OK, extra=extra, key_order=CLONE_KEYS)
 
 
 # --- get / drop -------------------------------------------------------------------------
@@ -117,15 +111,15 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
 
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-        on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> list[str]:
+        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
     rels = _resolve_paths(ds, paths)
-    fetch(ds, rels, on_file, jobs)
+    fetch(ds, rels, on_event, jobs)
     if recursive:
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
-                get(child, [str(child.root / inner)], recursive=True, on_file=on_file,
+                get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
                     jobs=jobs)
     return rels
 
@@ -141,20 +135,28 @@ def _inner_path(rels: Sequence[str], sub: str) -> str | None:
 
 
 def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-         force: bool = False) -> list[dict]:
+         force: bool = False) -> Result:
+    """Drop annexed content: a ``drop`` result, fields ``dropped`` (the number of files
+    dropped) and ``records`` (git-annex's, one per file, failures included)."""
+    records = _drop(ds, paths, recursive, force)
+    return Result("drop", None, OK, extra={
+        "dropped": sum(1 for r in records if r.get("success")), "records": records})
+
+
+def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool) -> list[dict]:
     rels = _resolve_paths(ds, paths)
-    results: list[dict] = []
+    records: list[dict] = []
     for owner, group in split_by_dataset(ds, rels).items():
         if owner:
             if not installed(ds, owner):
                 continue
             if recursive or any(p != owner for p in group):
-                results += drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
-                                recursive, force)
+                records += _drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
+                                 recursive, force)
             continue
         if ds.is_annex:
             try:
-                results += annex.drop(ds.root, group, force=force)
+                records += annex.drop(ds.root, group, force=force)
             except annex.AnnexError as exc:
                 raise RecorderError(
                     exc.message, hint="rr refuses to drop the last known copy; make another "
@@ -162,8 +164,8 @@ def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         if recursive:
             for sub in ds.subdatasets():
                 if installed(ds, sub) and _inner_path(group, sub) == ".":
-                    results += drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
-    return results
+                    records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
+    return records
 
 
 # --- siblings and push ------------------------------------------------------------------
@@ -229,20 +231,10 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
     return Sibling(name, url, "git", deps)
 
 
-@dataclass
-class PushResult:
-    to: str
-    branch: str | None
-    copied: int
-    refs: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": "push", "status": "ok", "to": self.to, "branch": self.branch,
-                "copied": self.copied, "refs": self.refs}
-
-
 def push(ds: Dataset, to: str | None = None, data: str = "auto",
-         jobs: int | None = None) -> PushResult:
+         jobs: int | None = None) -> Result:
+    """Push to sibling ``to``: a ``push`` result (fields ``to``, ``branch``, ``copied``: the
+    files of content copied, ``refs``)."""
     if data not in ("auto", "anything", "nothing"):
         raise UsageError("--data must be auto, anything or nothing")
     remotes = gitrepo.remotes(ds.root)
@@ -299,7 +291,8 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
     tags = gitrepo.push(ds.root, to, ["--tags"])
     if not tags.ok:
         raise RecorderError(f"pushing tags to {to} failed")
-    return PushResult(to, branch, copied, refs)
+    return Result("push", None, OK,
+                  extra={"to": to, "branch": branch, "copied": copied, "refs": refs})
 
 
 def merge_sibling_notes(ds: Dataset, sibling: str) -> bool:

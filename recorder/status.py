@@ -143,13 +143,16 @@ class StatusTotals:
                 self.here += size or 0
 
 
-class StatusResults(Iterator[Result]):
-    """Status records, one at a time, counted into ``totals`` as they are taken: the totals
-    are complete once the iteration is."""
+class StatusRecords:
+    """Status records, one at a time (an ``Iterator[Result]``), counted into ``totals`` as
+    they are taken: the totals are complete once the iteration is."""
 
     def __init__(self, results: Iterable[Result]) -> None:
         self._results = iter(results)
         self.totals = StatusTotals()
+
+    def __iter__(self) -> StatusRecords:
+        return self
 
     def __next__(self) -> Result:
         r = next(self._results)
@@ -170,7 +173,7 @@ def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool
         scope = None if own is None or "." in own else own
         for res, dirty in _status_one(ds, prefix, scope, annex_info):
             if dirty:
-                dirty_subs.add(res.path[len(prefix):])
+                dirty_subs.add((res.path or "")[len(prefix):])
             yield res
     for sub, sub_rels in inner.items():
         yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", sub_rels, recursive,
@@ -282,7 +285,7 @@ def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
     if paths:
         rels, missing = _resolve(ds, paths, base, "diff")
         if to is not None:  # a path may exist only in a revision
-            rels, missing = rels + [m.path for m in missing], []
+            rels, missing = rels + [m.path or "." for m in missing], []
     return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive)
                   if rels is None or rels else iter(()))
 
@@ -310,7 +313,7 @@ def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str]
         scope = None if own is None or "." in own else own
         for res in _diff_one(ds, prefix, frm, to, scope):
             if res.type == "dataset" and res.state != "untracked":
-                sub = res.path[len(prefix):]
+                sub = (res.path or "")[len(prefix):]
                 changed_subs[sub] = (res.extra or {}).get("prev_gitshasum"), \
                     (res.extra or {}).get("gitshasum")
             yield res

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 from . import annex, gitrepo
 from .dataset import Dataset
 from .errors import CommandError, RecorderError
-from .results import Result
+from .results import Event, EventKind, OnEvent, Result
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
 
@@ -313,13 +313,14 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
-          on_file: Callable[[dict], None] | None = None, jobs: int | None = None) -> None:
-    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them."""
+          on_event: OnEvent | None = None, jobs: int | None = None) -> None:
+    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them;
+    ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record)."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
             sub = install(ds, owner)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
-            fetch(sub, inner, on_file, jobs)
+            fetch(sub, inner, on_event, jobs)
             continue
         if not ds.is_annex:
             continue
@@ -329,8 +330,8 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
             missing = annex.missing_content(ds.root, paths)
         if missing:
             for rec in annex.iter_get(ds.root, missing, jobs):
-                if on_file:
-                    on_file(rec)
+                if on_event is not None:
+                    on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
 
 
 # --- listing ----------------------------------------------------------------------------

@@ -427,7 +427,7 @@ def test_progress_display_on_a_terminal(monkeypatch):
     import io
 
     from recorder import cli
-    from recorder.engine import Event
+    from recorder.results import job_event
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -436,8 +436,8 @@ def test_progress_display_on_a_terminal(monkeypatch):
     err = Tty()
     monkeypatch.setattr(sys, "stderr", err)
     progress = cli._Progress()
-    for e in [Event("queued", 0), Event("queued", 1), Event("started", 0), Event("done", 0),
-              Event("started", 1), Event("failed", 1)]:
+    for e in [job_event(0, "queued"), job_event(1, "queued"), job_event(0, "started"),
+              job_event(0, "done"), job_event(1, "started"), job_event(1, "failed")]:
         progress.event(e)
     last = err.getvalue().split("\r\x1b[K")[-1]
     assert last.startswith("rr: jobs: 0 queued, 0 running, 1 done, 1 failed (")

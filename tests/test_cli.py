@@ -369,6 +369,31 @@ def test_status_enum_is_datalads_strings():
         '{"action": "status", "path": "a.txt", "status": "error", "message": "gone"}'
 
 
+def test_result_fields_read_by_name_and_keep_rrs_json():
+    from recorder.results import SKIPPED, Result, Status
+
+    r = Result("run", None, Status.DRY_RUN, extra={"commit": None, "exit": 3, "index": 2})
+    assert (r.commit, r.exit_code, r.index) == (None, 3, 2)
+    assert json.dumps(r.to_dict()) == \
+        '{"action": "run", "status": "dry-run", "commit": null, "exit": 3, "index": 2}'
+    assert not r.failed and Status.DRY_RUN.datalad == "ok" and SKIPPED.datalad == "notneeded"
+    with pytest.raises(AttributeError, match="run result has no field 'nope'"):
+        r.nope  # noqa: B018
+    step = Result("skip", None, SKIPPED, extra={"index": 1, "total": 2},
+                  key_order=("index", "total"))
+    assert list(step.to_dict()) == ["index", "total", "action", "status"]
+
+
+def test_api_run_announces_before_the_command_runs(ds):
+    from recorder import api
+
+    seen = []
+    r = api.run("echo hi > out.txt", dataset=ds, outputs=["out.txt"],
+                on_event=lambda e: seen.append((e.kind, e.text, (ds / "out.txt").exists())))
+    assert seen == [("announce", "echo hi > out.txt", False)]
+    assert (r.status, r.exit_code, r.saved, len(r.commit)) == ("ok", 0, ["out.txt"], 40)
+
+
 @pytest.mark.parametrize("kind, text, line", [
     ("announce", "echo hi", "rr: running: echo hi"),
     ("warn", "careful", "rr: warning: careful"),
@@ -382,6 +407,20 @@ def test_events_render_on_stderr(capsys, kind, text, line):
     render_event(Event(EventKind(kind), text))
     out = capsys.readouterr()
     assert (out.out, out.err) == ("", line + "\n")
+
+
+def test_the_cli_event_handler(capsys):
+    from recorder.cli.render import event_handler
+    from recorder.results import Event, EventKind, announce, job_event
+
+    event_handler(as_json=True)(announce("echo hi"))  # rr run --json: not shown
+    event_handler(as_json=True, announce_json=True)(announce("echo ho"))  # rr rerun --json
+    event_handler()(announce("2 job(s) of array A: x", array="A", jobs=2))
+    event_handler()(Event(EventKind.STEP, "[1/2] run 0123abcd x"))  # not a terminal: quiet
+    event_handler()(job_event(0, "queued"))  # no Progress: nothing
+    event_handler(as_json=True)(Event(EventKind.WARN, "careful"))
+    assert capsys.readouterr() == ("", "rr: running: echo ho\nrr: running 2 job(s) of array "
+                                       "A: x\nrr: warning: careful\n")
 
 
 def test_status_totals_and_annex_line(ds):

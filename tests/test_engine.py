@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from recorder import engine
-from recorder.engine import EngineError, Event, execute_all
+from recorder.engine import EngineError, execute_all
+from recorder.results import job_event
 from recorder.errors import UsageError
 from tests.slurm_cluster import queued_jobs
 
@@ -101,7 +102,7 @@ def test_serial_in_order_without_importing_dask():
         got = [(i, r if not isinstance(r, BaseException) else type(r).__name__)
                for i, r in execute_all(f, [0, 1, 2, 3], on_event=events.append)]
         print(got)
-        print([(str(e.kind), e.index) for e in events])
+        print([(str(e.state), e.index) for e in events])
         print(any(m.split('.')[0] in {DASK_MODULES} for m in sys.modules))
     """)
     got, events, dask_loaded = out.splitlines()
@@ -162,10 +163,10 @@ def test_local_cluster_runs_two_tasks_truly_in_parallel(tmp_path):
     assert results[0] != "alone" and results[1] != "alone"
     assert results[0] != results[1]  # two worker processes, neither of them this one
     assert os.getpid() not in results.values()
-    kinds = sorted((e.kind, e.index) for e in events)
+    kinds = sorted((e.state, e.index) for e in events)
     assert kinds == [("done", 0), ("done", 1), ("queued", 0), ("queued", 1),
                      ("started", 0), ("started", 1)]
-    assert all(e.info.startswith("tcp://") for e in events if e.kind == "started")
+    assert all(e.text.startswith("tcp://") for e in events if e.state == "started")
 
 
 def test_task_exceptions_are_results_and_dask_logs_stay_quiet(tmp_path):
@@ -196,7 +197,7 @@ def test_killed_worker_fails_its_task_only_and_does_not_hang():
     assert isinstance(results[0], EngineError)
     assert "worker running task 0 died" in str(results[0]) and "\n" not in str(results[0])
     assert [results[i] for i in (1, 2, 3)] == [1, 2, 3]  # not retried, the others went on
-    assert Event("failed", 0, "EngineError: " + str(results[0])) in events
+    assert job_event(0, "failed", "EngineError: " + str(results[0])) in events
 
 
 def test_closing_early_stops_the_workers():
@@ -395,7 +396,7 @@ if __name__ == "__main__":
     try:
         for i, r in execute_all(task, range(int(sys.argv[2])), jobs=int(sys.argv[3]),
                                 scheduler="slurm",
-                                on_event=lambda e: print("event", e.kind, e.index, flush=True)):
+                                on_event=lambda e: print("event", e.state, e.index, flush=True)):
             print("result", repr(r), flush=True)
     except KeyboardInterrupt:
         print("interrupted", flush=True)

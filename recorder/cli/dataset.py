@@ -34,7 +34,7 @@ def create(
     from .. import api  # noqa: PLC0415  start-up time
 
     ds = call(api.create, path, cfg_proc=cfg_proc, force=force, annex=not no_annex,
-              dataset=dataset, announce=None if as_json else render.announce)
+              dataset=dataset, on_event=render.event_handler(as_json))
     if as_json:
         render.json_line({"action": "create", "status": "ok", "path": str(ds.root),
                           "id": ds.id})

@@ -5,6 +5,7 @@ says about it (``rr: ...`` lines, dimmed on a terminal; errors; progress)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -57,9 +58,11 @@ def announce(command: str) -> None:
 
 
 def render_event(event: Event) -> None:
-    """An event on stderr: what runs (always, also with --json), warnings, notes; a step of a
-    replay. JOB events are drawn by ``Progress``, FILE events by a transfer's bar."""
-    if event.kind is EventKind.ANNOUNCE:
+    """An event on stderr: what runs, warnings, notes; a step of a replay.  JOB events are
+    drawn by ``Progress``, FILE events by a transfer's bar (``transfer_bar``)."""
+    if event.kind is EventKind.ANNOUNCE and "array" in event.fields:
+        info(f"rr: running {event.text}")  # an array's jobs: "rr: running 3 job(s) of ..."
+    elif event.kind is EventKind.ANNOUNCE:
         announce(event.text)
     elif event.kind is EventKind.WARN:
         err(f"rr: warning: {event.text}")
@@ -67,6 +70,54 @@ def render_event(event: Event) -> None:
         info(f"rr: note: {event.text}")
     elif event.text:
         info(f"rr: {event.text}")
+
+
+def event_handler(as_json: bool = False, *, announce_json: bool = False, steps: bool = False,
+             progress: Progress | None = None) -> Callable[[Event], None]:
+    """The CLI's one event handler, given to an operation as ``on_event``: it renders each
+    event synchronously (an ANNOUNCE is on stderr before the command starts).  With --json,
+    announcements are left out unless ``announce_json`` (rr rerun shows what a record makes
+    it execute also then); STEP events are shown with ``steps`` on a terminal without
+    --json; JOB events go to ``progress``; FILE events to nothing (see ``transfer_bar``)."""
+    show_steps = steps and not as_json and sys.stderr.isatty()
+
+    def handle(event: Event) -> None:
+        kind = event.kind
+        if kind is EventKind.JOB:
+            if progress is not None:
+                progress.event(event)
+        elif kind is EventKind.STEP:
+            if show_steps:
+                render_event(event)
+        elif kind is EventKind.FILE or (kind is EventKind.ANNOUNCE and as_json and
+                                        not announce_json):
+            return
+        else:
+            render_event(event)
+
+    return handle
+
+
+@contextlib.contextmanager
+def transfer_bar(what: str = "getting") -> Iterator[Callable[[Event], None]]:
+    """An event handler that draws FILE events as a transient bar on a terminal (rich's);
+    other events as ``event_handler`` does.  No bar when stderr is not a terminal."""
+    if not sys.stderr.isatty():
+        yield event_handler()
+        return
+    from rich.progress import Progress as Bar  # noqa: PLC0415  heavy, only on a terminal
+
+    plain = event_handler()
+    with Bar(transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def handle(event: Event) -> None:
+            if event.kind is EventKind.FILE:
+                bar.update(task, advance=1, description=event.text)
+            else:
+                plain(event)
+
+        yield handle
 
 
 # --- result records ----------------------------------------------------------------------
@@ -171,7 +222,7 @@ def _cell(v: Any) -> str:
 # --- runs, replays, arrays ---------------------------------------------------------------
 
 
-def dry_run(result: Any, location: str) -> None:
+def dry_run(result: Result, location: str) -> None:
     """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
     out("Dry run information")
     out(f" location: {location}")
@@ -184,7 +235,7 @@ def dry_run(result: Any, location: str) -> None:
         out(f" expanded command:\n  {result.command}")
 
 
-def step(result: Any) -> None:
+def step(result: Result) -> None:
     """One replayed step of rr rerun."""
     what = {"ok": "done", "unchanged": "unchanged", "skipped": "skipped"}.get(result.status,
                                                                              result.status)
@@ -220,10 +271,12 @@ class Progress:
         self.state: dict[int, str] = {}
         self.shown = 0.0
 
-    def event(self, e: Any) -> None:
-        self.state[e.index] = {"queued": "queued", "started": "running"}.get(e.kind, e.kind)
+    def event(self, e: Event) -> None:
+        """A JOB event (fields ``index`` and ``state``: queued, started, done, failed)."""
+        state = str(e.state)
+        self.state[e.index] = {"queued": "queued", "started": "running"}.get(state, state)
         now = self._time()
-        if self.on and (now - self.shown > 0.1 or e.kind in ("done", "failed")):
+        if self.on and (now - self.shown > 0.1 or state in ("done", "failed")):
             self.shown = now
             counts = {k: 0 for k in ("queued", "running", "done", "failed")}
             for v in self.state.values():

@@ -5,11 +5,11 @@
 
 import os
 import sys
-from typing import Annotated, Any, List, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
-from ..errors import RecorderError, UsageError
+from ..errors import UsageError
 from ..results import Event, EventKind
 from . import options as opt
 from . import render
@@ -103,10 +103,6 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                    scheduler, continue_)
         return
 
-    def announce(command: str) -> None:
-        if not as_json:
-            render.render_event(Event(EventKind.ANNOUNCE, command))
-
     # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
     extra = {"jobs": jobs, "scheduler": scheduler} if jobs is not None or \
         scheduler is not None else {}
@@ -114,9 +110,9 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
                   assume_ready=assume_ready.value if assume_ready else None,
                   dry_run=dry_run is not None,
-                  sidecar=sidecar, container=container, gpus=gpus, announce=announce,
-                  cwd=os.getcwd(), **extra)
-    for note in getattr(result, "notes", []):
+                  sidecar=sidecar, container=container, gpus=gpus,
+                  on_event=render.event_handler(as_json), cwd=os.getcwd(), **extra)
+    for note in result.notes:
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
         render.json_line(result.to_dict())
@@ -154,8 +150,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
-            on_event=progress.event,
-            announce=None if as_json else (lambda text: render.info(f"rr: running {text}")))
+            on_event=render.event_handler(as_json, progress=progress))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 
     exit_if(call(go))
@@ -210,35 +205,22 @@ def rerun(
         if script == "-":
             sys.stdout.write(text)
         else:
-            call(_write_script, script, text)
             render.info(f"rr: script written to {script}")
         return
     if abort:
         where = call(api.rerun_abort, dataset=dataset)
         render.info(f"rr: stopped replay dropped; {where}")
         return
-    tty = sys.stderr.isatty()
-
-    def notify(index: int, total: int, step: Any) -> None:
-        if tty and not as_json:
-            render.render_event(Event(EventKind.STEP, f"[{index}/{total}] {step.action} "
-                                      f"{step.commit[:8]} {step.subject}",
-                                      {"index": index, "total": total}))
-
-    def announce(command: str) -> None:
-        # what a record makes rr execute is always shown first (on stderr, also with --json)
-        render.render_event(Event(EventKind.ANNOUNCE, command))
-
-    def warn(text: str) -> None:
-        render.render_event(Event(EventKind.WARN, text))
+    # what a record makes rr execute is always shown first (on stderr, also with --json)
+    on_event = render.event_handler(as_json, announce_json=True, steps=True)
 
     def replay() -> list:
         out = []
         for result in api.rerun(revision, dataset=dataset, since=since, onto=onto,
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
-                                continue_=continue_, notify=notify, announce=announce,
-                                warn=warn, jobs=jobs, scheduler=scheduler):
+                                continue_=continue_, on_event=on_event, jobs=jobs,
+                                scheduler=scheduler):
             out.append(result)
             if as_json:
                 render.json_line(result.to_dict())
@@ -248,19 +230,9 @@ def rerun(
 
     results = call(replay)
     if not as_json:
-        ran = sum(1 for r in results if r.action == "run")
-        changed = sum(1 for r in results if r.action == "run" and r.status == "ok")
+        ran, changed = api.replay_totals(results)
         render.info(f"rr: replayed {ran} run(s), {changed} with new results, "
                     f"{ran - changed} unchanged")
-
-
-def _write_script(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(path, 0o755)
-    except OSError as exc:
-        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None
 
 
 def run_procedure(
@@ -301,7 +273,7 @@ def run_procedure(
     if not name:
         call(_raise_usage, "give a procedure name, or --discover")
     result = call(api.run_procedure, name, args or (), dataset=dataset,
-                  announce=None if as_json else render.announce)
+                  on_event=render.event_handler(as_json))
     if as_json:
         render.json_line(result.to_dict())
     else:

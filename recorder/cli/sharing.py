@@ -3,13 +3,11 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
-import sys
 from enum import Enum
 from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..results import Event, EventKind
 from . import options as opt
 from . import render
 from .base import call, exit_if
@@ -50,22 +48,9 @@ def get(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    if sys.stderr.isatty():
-        from rich.progress import Progress  # noqa: PLC0415  heavy, only on a terminal
-
-        with Progress(transient=True) as bar:
-            task = bar.add_task("getting", total=None)
-
-            def on_event(event: Event) -> None:
-                bar.update(task, advance=1, description=event.text)
-
-            def on_file(rec: dict) -> None:
-                on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
-
-            call(api.get, paths or (), dataset=dataset, recursive=recursive, on_file=on_file,
-                 jobs=jobs)
-    else:
-        call(api.get, paths or (), dataset=dataset, recursive=recursive, jobs=jobs)
+    with render.transfer_bar() as on_event:
+        call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
+             jobs=jobs)
     render.info("rr: content is here")
 
 
@@ -81,8 +66,8 @@ def drop(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    results = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
-    render.info(f"rr: dropped {sum(1 for r in results if r.get('success'))} file(s)")
+    result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    render.info(f"rr: dropped {result.dropped} file(s)")
 
 
 siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "

@@ -13,9 +13,9 @@ position to ``.git/rr-rerun.json`` so that ``rr rerun --continue`` resumes it.
 - ``batch``: an array's consecutive records in parallel on ``recorder.jobs`` (``-J``).
 """
 
-from .plan import build_plan, report, script
+from .plan import build_plan, report, script, write_script
 from .replay import abort, rerun
-from .state import Plan, Step, StepResult, has_stopped_replay
+from .state import Plan, Step, has_stopped_replay, replay_totals, step_result
 
-__all__ = ["Plan", "Step", "StepResult", "abort", "build_plan", "has_stopped_replay",
-           "report", "rerun", "script"]
+__all__ = ["Plan", "Step", "abort", "build_plan", "has_stopped_replay", "replay_totals",
+           "report", "rerun", "script", "step_result", "write_script"]

@@ -15,11 +15,12 @@ from ..dataset import Dataset
 from ..errors import RecorderError, RerunStoppedError
 from ..jobs import JobOutcome, JobStatus, JobTask
 from ..placeholders import expand
+from ..results import OK, UNCHANGED, Result, announce
 from ..run import RunSpec, command_values
 from ..run import plan as run_plan
-from .state import (CONTINUE, Replay, Step, StepResult, Stop, add_stop_hint, hint,
-                    interrupted_at, safe_rel)
-from .steps import base_for, replay_spec, warning
+from .state import (CONTINUE, Replay, Step, Stop, add_stop_hint, hint, interrupted_at,
+                    safe_rel, step_result)
+from .steps import base_for, replay_spec
 
 
 def _array_of(step: Step) -> str | None:
@@ -64,7 +65,7 @@ def front_batch(replay: Replay) -> list[Step]:
     return batch if len(batch) > 1 else []
 
 
-def drive_batch(replay: Replay, batch: list[Step]) -> Iterator[StepResult]:
+def drive_batch(replay: Replay, batch: list[Step]) -> Iterator[Result]:
     """Run a batch, then yield its steps' results in order; a failed job stops the replay
     after the results of the steps before it, as a failed command stops the serial one."""
     try:
@@ -89,7 +90,7 @@ def drive_batch(replay: Replay, batch: list[Step]) -> Iterator[StepResult]:
     yield from results
     if error is not None:
         if getattr(error, "later_jobs", ""):
-            warning(replay, error.later_jobs)  # type: ignore[attr-defined]
+            replay.warn(error.later_jobs)  # type: ignore[attr-defined]
         raise error
 
 
@@ -107,26 +108,24 @@ def _shown_command(ds: Dataset, spec: RunSpec) -> str:
 
 
 def _run_batch(replay: Replay, batch: list[Step]
-               ) -> tuple[list[StepResult], BaseException | None]:
+               ) -> tuple[list[Result], BaseException | None]:
     """The jobs of the batch as array jobs (jobs.run_job in linked worktrees, on the engine),
     their commits written in order by the array's history writer; the replay's head, mapping
     and steps as the serial replay leaves them.  Returns the results and the error to stop
     with (None: all done)."""
     ds = replay.ds
-    total = replay.total
     first_index = replay.done + 1
-    if replay.notify is not None:
-        replay.notify(first_index, total, batch[0])
+    replay.starting(first_index, batch[0])
     base_for(replay, batch[0])
     base = replay.head
     specs: list[RunSpec] = []
     for k, step in enumerate(batch):
-        if k and replay.notify is not None:
-            replay.notify(first_index + k, total, step)
+        if k:
+            replay.starting(first_index + k, step)
         specs.append(replay_spec(replay, step))
-    if replay.announce is not None:  # what runs is shown before it runs
+    if replay.on_event is not None:  # what runs is shown before it runs
         for spec in specs:
-            replay.announce(_shown_command(ds, spec))
+            replay.emit(announce(_shown_command(ds, spec)))
     batch_id = jobs.new_id("rerun-")
     wtdir = str(jobs.job_dir(ds, batch_id))
     branch = gitrepo.current_branch(ds.root)
@@ -145,7 +144,7 @@ def _run_batch(replay: Replay, batch: list[Step]
 
 def _finish_batch(replay: Replay, batch: list[Step], state: jobs.JobsState,
                   tasks: list[JobTask], first_index: int
-                  ) -> tuple[list[StepResult], BaseException | None]:
+                  ) -> tuple[list[Result], BaseException | None]:
     ds = replay.ds
     total = replay.total
     base = state["base"]
@@ -207,11 +206,11 @@ def _finish_batch(replay: Replay, batch: list[Step], state: jobs.JobsState,
 
 
 def _step_results(replay: Replay, steps: list[Step], done: dict[int, JobOutcome],
-                  commit_of: dict[int, str], base: str, first_index: int) -> list[StepResult]:
+                  commit_of: dict[int, str], base: str, first_index: int) -> list[Result]:
     """The serial replay's bookkeeping for the steps whose jobs' history was written, step
     after step (the replay's head, mapping and steps as the serial replay leaves them)."""
     head = base
-    results: list[StepResult] = []
+    results: list[Result] = []
     for k, step in enumerate(steps):
         outcome = done[k]
         if k:
@@ -222,11 +221,11 @@ def _step_results(replay: Replay, steps: list[Step], done: dict[int, JobOutcome]
             head = commit_of[k]
             replay.mapping[step.commit] = head
             notes = [n for n in [step.note, *outcome.notes] if n]
-            result = StepResult(first_index + k, replay.total, "run", "ok", step.commit, head,
+            result = step_result(first_index + k, replay.total, "run", OK, step.commit, head,
                                 step.subject, duration=outcome.duration,
                                 note="; ".join(notes) or None)
         else:
-            result = StepResult(first_index + k, replay.total, "run", "unchanged", step.commit,
+            result = step_result(first_index + k, replay.total, "run", UNCHANGED, step.commit,
                                 None, step.subject, duration=outcome.duration, note="; ".join(
                                     ["outputs identical to the recorded ones",
                                      *outcome.notes]))

@@ -204,3 +204,13 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
         if uses_tmp:
             lines.append('rm -rf "$rr_tmpdir"')
     return "\n".join(lines) + "\n"
+
+
+def write_script(path: str, text: str) -> None:
+    """``--script FILE``: the script written to FILE (a path the user gave), executable."""
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(path, 0o755)
+    except OSError as exc:
+        raise RecorderError(f"cannot write the script: {exc.strerror or exc}") from None

@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import engine, gitrepo
@@ -15,11 +15,12 @@ from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
 from ..lock import dataset_lock, inflight_runs
+from ..results import NOTNEEDED, OK, SKIPPED, UNCHANGED, OnEvent, Result
 from ..run import RunSpec, ensure_clean, execute
 from .batch import drive_batch, front_batch
 from .plan import build_plan, resolve_onto, short
-from .state import (STATE_FILE, Replay, Step, StepResult, Stop, add_stop_hint, has_stopped_replay,
-                    hint, interrupted_at)
+from .state import (STATE_FILE, Replay, Step, Stop, add_stop_hint, has_stopped_replay,
+                    hint, interrupted_at, step_result)
 from .steps import (base_for, checkout, checkout_branch, dirty_paths, replay_spec, restore,
                     touched_since)
 
@@ -45,23 +46,20 @@ def _signals_interrupt() -> Iterator[None]:
 def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None,
-          continue_: bool = False,
-          notify: Callable[[int, int, Step], None] | None = None,
-          announce: Callable[[str], None] | None = None,
-          warn: Callable[[str], None] | None = None,
-          target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
+          continue_: bool = False, on_event: OnEvent | None = None,
+          target: engine.Target = engine.SERIAL) -> Iterator[Result]:
     """Replay the plan step by step, yielding one result per step.
 
-    ``notify(index, total, step)`` is called before each step starts (for progress),
-    ``announce(command)`` with each expanded command just before it executes, ``warn(text)``
-    with a warning about a step (e.g. a recorded directory outside the dataset).  ``target``
+    ``on_event`` gets a STEP event before each step starts (for progress), an ANNOUNCE of
+    each expanded command just before it executes, a WARN about a step (e.g. a recorded
+    directory outside the dataset).  ``target``
     (``engine.check(jobs, scheduler)``) parallel: the consecutive jobs of one array run in
     parallel on Dask (see ``front_batch``), with the same result as one after the other.
     """
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, notify, announce, warn, target)
+        yield from _continue(ds, on_event, target)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
@@ -93,14 +91,14 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     total = len(plan.steps) + (1 if (branch or start_sha) else 0)
     replay = Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
-                     origin_sha=origin_sha, new_branch=bool(branch), notify=notify,
-                     announce=announce, warn=warn, target=target)
+                     origin_sha=origin_sha, new_branch=bool(branch), on_event=on_event,
+                     target=target)
     if branch or start_sha:
         at = start_sha or origin_sha
         checkout(ds, at, new_branch=branch)
         replay.start = replay.head = at
         replay.done = 1
-        yield StepResult(1, total, "checkout", "ok", at, at,
+        yield step_result(1, total, "checkout", OK, at, at,
                          f"start at {at[:10]}" + (f" on new branch {branch}" if branch else ""))
     yield from _drive(replay)
 
@@ -124,12 +122,10 @@ def _ensure_no_run_going(ds: Dataset) -> None:
                             hint="let it finish, then rerun; a replay moves HEAD under it")
 
 
-def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
-              announce: Callable[[str], None] | None,
-              warn: Callable[[str], None] | None,
-              target: engine.Target = engine.SERIAL) -> Iterator[StepResult]:
+def _continue(ds: Dataset, on_event: OnEvent | None,
+              target: engine.Target = engine.SERIAL) -> Iterator[Result]:
     replay = Replay.load(ds)
-    replay.notify, replay.announce, replay.warn = notify, announce, warn
+    replay.on_event = on_event
     replay.target = target
     _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
@@ -161,7 +157,7 @@ def _continue(ds: Dataset, notify: Callable[[int, int, Step], None] | None,
     yield from _drive(replay)
 
 
-def _drive(replay: Replay) -> Iterator[StepResult]:
+def _drive(replay: Replay) -> Iterator[Result]:
     ds = replay.ds
     with _signals_interrupt():
         while replay.steps:
@@ -174,8 +170,7 @@ def _drive(replay: Replay) -> Iterator[StepResult]:
                 yield from drive_batch(replay, batch)
                 continue
             try:
-                if replay.notify is not None:
-                    replay.notify(index, replay.total, step)
+                replay.starting(index, step)
                 if step.action == "run":
                     result = _replay_run(replay, step, index)
                 elif step.action == "merge":
@@ -195,7 +190,7 @@ def _drive(replay: Replay) -> Iterator[StepResult]:
                 if not replay.saved:
                     replay.save_state(step)
                 raise
-            result.duration = time.monotonic() - started
+            result = result.updated(duration=time.monotonic() - started)
             replay.steps.pop(0)
             replay.done += 1
             yield result
@@ -216,16 +211,14 @@ def _finish(replay: Replay) -> None:
             _rewritten_run_merges(replay, tip):
         # DataLad >= 1.6 (spec §3 rule 22): a run-merge is replayed from its first parent and
         # the branch ends on the new merge; the replaced one stays reachable from the reflog
-        if replay.warn is not None:
-            replay.warn(f"{name} now ends at the replayed run-merge {replay.head[:10]} instead "
-                        f"of {tip[:10]} (as DataLad does); to keep the original: "
-                        f"git branch <name> {tip[:10]}")
+        replay.warn(f"{name} now ends at the replayed run-merge {replay.head[:10]} instead "
+                    f"of {tip[:10]} (as DataLad does); to keep the original: "
+                    f"git branch <name> {tip[:10]}")
     elif tip is not None and not replay.new_branch and \
             not gitrepo.is_ancestor(ds.root, tip, replay.head):
-        if replay.warn is not None:
-            replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
-                        f"commit {tip[:10]}: {name} is left where it was and HEAD is "
-                        "detached at the result")
+        replay.warn(f"the replay's result {replay.head[:10]} does not contain {name}'s "
+                    f"commit {tip[:10]}: {name} is left where it was and HEAD is "
+                    "detached at the result")
         return
     checkout_branch(ds, name, replay.head)
 
@@ -237,7 +230,7 @@ def _rewritten_run_merges(replay: Replay, tip: str) -> bool:
     return bool(lost) and all(len(c) == 3 and c[0] in replay.mapping for c in lost)
 
 
-def _replay_run(replay: Replay, step: Step, index: int) -> StepResult:
+def _replay_run(replay: Replay, step: Step, index: int) -> Result:
     ds = replay.ds
     base_for(replay, step)
     spec = replay_spec(replay, step)
@@ -246,10 +239,10 @@ def _replay_run(replay: Replay, step: Step, index: int) -> StepResult:
 
 
 def _replay_step_run(replay: Replay, step: Step, index: int, spec: RunSpec,
-                     before: set[str]) -> StepResult:
+                     before: set[str]) -> Result:
     ds = replay.ds
     try:
-        result = execute(ds, spec, announce=replay.announce)
+        result = execute(ds, spec, on_event=replay.on_event)
     except CommandFailedError as exc:
         replay.save_state(step, touched=touched_since(ds, before))
         raise RerunStoppedError(
@@ -274,26 +267,26 @@ def _replay_step_run(replay: Replay, step: Step, index: int, spec: RunSpec,
     if new_head not in (replay.head, step.commit):
         replay.mapping[step.commit] = new_head
     replay.head = new_head
-    if result.status == "notneeded":
-        return StepResult(index, replay.total, "run", "unchanged", step.commit, None,
+    if result.status == NOTNEEDED:
+        return step_result(index, replay.total, "run", UNCHANGED, step.commit, None,
                           step.subject, note="; ".join(
                               ["outputs identical to the recorded ones", *result.notes]))
     notes = [n for n in [step.note, *result.notes] if n]
-    return StepResult(index, replay.total, "run", "ok", step.commit, new_head, step.subject,
+    return step_result(index, replay.total, "run", OK, step.commit, new_head, step.subject,
                       note="; ".join(notes) or None)
 
 
-def _replay_other(replay: Replay, step: Step, index: int) -> StepResult:
+def _replay_other(replay: Replay, step: Step, index: int) -> Result:
     ds = replay.ds
     if not step.parents:
-        return StepResult(index, replay.total, "skip", "skipped", step.commit, None,
+        return step_result(index, replay.total, "skip", SKIPPED, step.commit, None,
                           step.subject, note=step.note)
     back_to, skip = base_for(replay, step)
     if skip or gitrepo.is_ancestor(ds.root, step.commit, replay.head):
         if back_to is not None:
             checkout(ds, back_to)
             replay.head = back_to
-        return StepResult(index, replay.total, "skip", "skipped", step.commit, None,
+        return step_result(index, replay.total, "skip", SKIPPED, step.commit, None,
                           step.subject, note=step.note)
     replay.pick_base = replay.head
     with dataset_lock(ds.git_dir):
@@ -310,11 +303,11 @@ def _replay_other(replay: Replay, step: Step, index: int) -> StepResult:
     if new_head != replay.head:
         replay.mapping[step.commit] = new_head
     replay.head = new_head
-    return StepResult(index, replay.total, "pick", "ok", step.commit, new_head, step.subject,
+    return step_result(index, replay.total, "pick", OK, step.commit, new_head, step.subject,
                       note=step.note)
 
 
-def _replay_merge(replay: Replay, step: Step, index: int) -> StepResult:
+def _replay_merge(replay: Replay, step: Step, index: int) -> Result:
     """A non-run merge, as DataLad replays it (spec §3 rule 17)."""
     ds = replay.ds
     mapped = [replay.mapping.get(p, p) for p in step.parents]
@@ -322,15 +315,15 @@ def _replay_merge(replay: Replay, step: Step, index: int) -> StepResult:
         if not gitrepo.is_ancestor(ds.root, step.commit, replay.head):
             checkout(ds, step.commit)
             replay.head = step.commit
-        return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
+        return step_result(index, replay.total, "merge", SKIPPED, step.commit, None,
                           step.subject, note="fast-forward to the original merge")
     if step.commit == replay.head:
-        return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
+        return step_result(index, replay.total, "merge", SKIPPED, step.commit, None,
                           step.subject)
     if gitrepo.is_ancestor(ds.root, step.commit, replay.start):
         mapped = [p for p in mapped if not gitrepo.is_ancestor(ds.root, p, replay.start)]
     if not mapped:
-        return StepResult(index, replay.total, "merge", "skipped", step.commit, None,
+        return step_result(index, replay.total, "merge", SKIPPED, step.commit, None,
                           step.subject)
     if mapped[0] != replay.head:
         checkout(ds, mapped[0])  # keep the direction of the original merge
@@ -349,7 +342,7 @@ def _replay_merge(replay: Replay, step: Step, index: int) -> StepResult:
     assert new_head is not None
     replay.mapping[step.commit] = new_head
     replay.head = new_head
-    return StepResult(index, replay.total, "merge", "ok" if len(mapped) > 1 else "skipped",
+    return step_result(index, replay.total, "merge", OK if len(mapped) > 1 else SKIPPED,
                       step.commit, new_head if len(mapped) > 1 else None, step.subject)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -16,6 +16,7 @@ from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
+from ..results import OK, Event, EventKind, OnEvent, Result, Status
 
 CONTINUE = "'rr rerun --continue'"
 ABORT = "'rr rerun --abort'"
@@ -100,20 +101,25 @@ class Plan:
     since: str | None
 
 
-@dataclass
-class StepResult:
-    index: int
-    total: int
-    action: str  # checkout | run | pick | skip | merge
-    status: str  # ok | unchanged | skipped
-    commit: str  # the original commit
-    new_commit: str | None
-    subject: str
-    duration: float = 0.0
-    note: str | None = None
+STEP_KEYS = ("index", "total", "action", "status")  # rr's JSON of a step: where it is first
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+def step_result(index: int, total: int, action: str, status: Status, commit: str,
+                new_commit: str | None, subject: str, *, duration: float = 0.0,
+                note: str | None = None) -> Result:
+    """A replayed step's result: ``action`` checkout | run | pick | skip | merge, status ok,
+    unchanged (a run whose outputs are the recorded ones) or skipped; fields ``index``,
+    ``total``, ``commit`` (the original commit), ``new_commit``, ``subject``, ``duration``,
+    ``note``."""
+    return Result(action, None, status, extra={
+        "index": index, "total": total, "commit": commit, "new_commit": new_commit,
+        "subject": subject, "duration": duration, "note": note}, key_order=STEP_KEYS)
+
+
+def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
+    """The runs replayed, and those of them with new results (the rest were unchanged)."""
+    ran = [r for r in results if r.action == "run"]
+    return len(ran), sum(1 for r in ran if r.status == OK)
 
 
 _SHA_RE = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
@@ -138,11 +144,23 @@ class Replay:
     new_branch: bool = False  # branch_name was created by --branch
     touched: list[str] = field(default_factory=list)  # paths the stopped step changed
     interrupted: bool = False
-    notify: Callable[[int, int, Step], None] | None = None
-    announce: Callable[[str], None] | None = None
-    warn: Callable[[str], None] | None = None
+    on_event: OnEvent | None = None  # STEP before each step, ANNOUNCE, WARN
     saved: bool = False
     target: Target = SERIAL  # --jobs / --scheduler: where an array's jobs run
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def starting(self, index: int, step: Step) -> None:
+        """A STEP event: step ``index`` (of ``total``) starts."""
+        self.emit(Event(EventKind.STEP, f"[{index}/{self.total}] {step.action} "
+                        f"{step.commit[:8]} {step.subject}",
+                        {"index": index, "total": self.total, "action": step.action,
+                         "commit": step.commit}))
+
+    def warn(self, text: str) -> None:
+        self.emit(Event(EventKind.WARN, text))
 
     def save_state(self, failed: Step, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:

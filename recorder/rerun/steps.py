@@ -73,10 +73,10 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
     outputs = list(rec.get("outputs") or [])
     pwd = Path(os.path.normpath(ds.root / rec.get("pwd", ".")))
     if not ds.contains(pwd):
-        warning(replay, f"commit {step.commit[:10]} runs its command outside the dataset, "
+        replay.warn(f"commit {step.commit[:10]} runs its command outside the dataset, "
                       f"in {pwd}")
     elif not pwd.is_dir():
-        warning(replay, f"commit {step.commit[:10]} runs its command in {pwd}, which does not "
+        replay.warn(f"commit {step.commit[:10]} runs its command in {pwd}, which does not "
                       "exist in this tree; it is created")
     parent = step.parents[0] if step.parents else None
     extra_unlock = changed_files(ds, parent, step.commit)
@@ -94,11 +94,6 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
     if rr_info.get("container"):
         spec = registry.prepare_rerun(ds, spec, rr_info)
     return spec
-
-
-def warning(replay: Replay, text: str) -> None:
-    if replay.warn is not None:
-        replay.warn(text)
 
 
 def changed_files(ds: Dataset, parent: str | None, commit: str) -> list[str]:
