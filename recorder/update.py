@@ -14,6 +14,7 @@ its superdataset records, so that after a merge the dataset is consistent again.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from . import annex, gitrepo
 from .dataset import Dataset
@@ -101,13 +102,38 @@ def _check_can_move(ds: Dataset, how: str) -> None:
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a merge or cherry-pick is in progress",
                             hint="finish it (resolve, then rr save) or git merge --abort first")
-    dirty = [e.path for e in gitrepo.iter_status(ds.root, untracked="no",
+    # untracked files count (as in DataLad's check): --how reset would overwrite one that the
+    # incoming commit tracks, and merge refuses only where git itself sees a clash
+    dirty = [e.path for e in gitrepo.iter_status(ds.root, untracked="normal",
                                                  ignore_submodules="dirty")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" (and {len(dirty) - 3} more)" if len(dirty) > 3
                                         else "")
         raise RecorderError(f"--how {how} needs a clean dataset; unsaved changes in {shown}",
                             hint="save the changes first (rr save), or undo them")
+
+
+def _check_no_clobber(root: Path, ours: str | None, theirs: str, how: str, what: str) -> None:
+    """Refuse when the incoming commit adds a file where the work tree has one git does not
+    track (an ignored file: untracked ones were refused already): git's reset, and even its
+    merge, overwrite ignored files without a word."""
+    base = ours or gitrepo.empty_tree(root)
+    clashes = []
+    for change in gitrepo.iter_diff_raw(root, base, theirs):
+        if change.letter[:1] != "A":
+            continue
+        parts = change.path.split("/")
+        for n in range(1, len(parts) + 1):  # the file itself, or a file where its folder goes
+            here = root.joinpath(*parts[:n])
+            if here.is_symlink() or (here.exists() and not here.is_dir()):
+                clashes.append("/".join(parts[:n]))
+                break
+    if clashes:
+        shown = ", ".join(clashes[:3]) + (f" (and {len(clashes) - 3} more)"
+                                          if len(clashes) > 3 else "")
+        raise RecorderError(f"--how {how} would overwrite {shown}: not tracked here (ignored), "
+                            f"tracked by {what}",
+                            hint="move the file(s) away first; nothing was changed")
 
 
 def _target(ds: Dataset, sibling: str | None, remotes: dict[str, str]
@@ -147,6 +173,7 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
                                                                           ours)):
         return Result("update", rel, NOTNEEDED, "up to date", "dataset",
                       f"{branch} already contains {short}", extra)
+    _check_no_clobber(ds.root, ours, theirs, how, short)
     if how == "reset":
         with deferred_signals():  # Ctrl-C waits: a worktree is never half reset
             gitrepo.reset_hard(ds.root, theirs)
@@ -230,6 +257,10 @@ def _to_recorded(ds: Dataset, sub: Dataset, path: str, sub_rel: str, how: str) -
                       extra)
     try:
         _check_can_move(sub, how)
+    except RecorderError as exc:
+        return Result("update", path, IMPOSSIBLE, "", "dataset", exc.message, extra)
+    try:
+        _check_no_clobber(sub.root, here, recorded, how, f"the recorded commit {recorded[:8]}")
     except RecorderError as exc:
         return Result("update", path, IMPOSSIBLE, "", "dataset", exc.message, extra)
     branch = gitrepo.current_branch(sub.root)

@@ -103,15 +103,39 @@ def test_merge_and_reset_refuse_a_dirty_dataset(pair):
     assert _head(clone, "origin/master") != new  # refused before fetching
 
 
-def test_merge_refused_by_git_changes_nothing(pair):
+@pytest.mark.parametrize("how", ["merge", "ff-only", "reset"])
+def test_untracked_file_the_sibling_tracks_is_never_overwritten(pair, how):
+    """An untracked file counts as unsaved for every --how that changes the work tree (as in
+    DataLad's check): reset used to overwrite it with the sibling's content and exit 0."""
     origin, clone = pair
     _change(origin, "new.txt", "theirs\n", "their new file")
-    (clone / "new.txt").write_text("untracked, mine\n")  # git would overwrite it
+    (clone / "new.txt").write_text("untracked, mine\n")
     before = _head(clone)
-    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    proc = rr("update", "--how", how, cwd=clone, check=False)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("rr: error: merging origin/master into master failed: error:")
+    assert proc.stderr.startswith(f"rr: error: --how {how} needs a clean dataset; "
+                                  "unsaved changes in new.txt"), proc.stderr
     assert _head(clone) == before and (clone / "new.txt").read_text() == "untracked, mine\n"
+
+
+@pytest.mark.parametrize("how", ["merge", "ff-only", "reset"])
+def test_ignored_file_the_sibling_tracks_is_never_overwritten(pair, how):
+    """git overwrites an ignored file without a word (reset, and a merge too); rr refuses
+    before anything changes."""
+    origin, clone = pair
+    _change(origin, "notes.txt", "theirs\n", "their notes")
+    (clone / "notes.txt").write_text("ignored, mine\n")
+    (clone / ".git" / "info" / "exclude").write_text("notes.txt\n")
+    before = _head(clone)
+    proc = rr("update", "--how", how, cwd=clone, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"rr: error: --how {how} would overwrite notes.txt: not "
+                                  "tracked here (ignored), tracked by origin/master"), proc.stderr
+    assert _head(clone) == before and (clone / "notes.txt").read_text() == "ignored, mine\n"
+    (clone / "notes.txt").unlink()  # moved away: the update goes through
+    rr("update", "--how", how, cwd=clone)
+    assert _head(clone) == _head(origin)
+    assert (clone / "notes.txt").is_symlink() or (clone / "notes.txt").exists()
 
 
 def test_errors_are_one_line(pair, tmp_path):
