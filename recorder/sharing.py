@@ -245,6 +245,10 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
         to = next(iter(remotes))
     if to not in remotes:
         raise RecorderError(f"unknown sibling: {to}", hint="add it with 'rr siblings add'")
+    branch = gitrepo.current_branch(ds.root)
+    if branch is None:  # as DataLad: nothing to say which branch the sibling should get
+        raise RecorderError("HEAD is detached: there is no branch to push; nothing was pushed",
+                            hint="check out a branch first (git checkout -b NAME)")
     copied = 0
     if data != "nothing" and ds.is_annex:
         # only what this machine configured: a cloned dataset's committed .datalad/config
@@ -259,8 +263,7 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
             except annex.AnnexError as exc:
                 raise RecorderError(f"copying content to {target} failed: {exc.message}") from None
             copied += sum(1 for r in records if r.get("success"))
-    branch = gitrepo.current_branch(ds.root)
-    refs = [f"refs/heads/{branch}:refs/heads/{branch}"] if branch else []
+    refs = [f"refs/heads/{branch}:refs/heads/{branch}"]
     if ds.is_annex:
         refs.append("refs/heads/git-annex:refs/heads/git-annex")
     notes = f"refs/notes/{gitrepo.NOTES_REF}"
@@ -273,7 +276,7 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
             break
         merge_annex = result.refused("refs/heads/git-annex")
         merge_notes = result.refused(notes)
-        if not (merge_annex or merge_notes) or (branch and result.refused(f"refs/heads/{branch}")):
+        if not (merge_annex or merge_notes) or result.refused(f"refs/heads/{branch}"):
             break
         if merge_annex:  # the sibling's git-annex branch moved on: merge it and push again
             gitrepo.fetch_branch(ds.root, to, "git-annex")
@@ -285,8 +288,8 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
         if result.status is gitrepo.GitStatus.REJECTED:
             raise RecorderError(f"push to {to} was rejected: the sibling has commits this "
                                 "dataset does not have",
-                                hint=f"bring them in first (git pull {to} {branch}), then "
-                                     "push again")
+                                hint=f"bring them in first (rr update -s {to} --how merge), "
+                                     "then push again")
         raise RecorderError(f"push to {to} failed: {result.why}")
     tags = gitrepo.push(ds.root, to, ["--tags"])
     if not tags.ok:

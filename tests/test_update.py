@@ -191,3 +191,20 @@ def test_push_with_jobs(ds_with_data, tmp_path):
     assert "3 file(s) of content" in out
     assert "3 copies" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data) or \
         "store" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)
+
+
+def test_push_from_a_detached_head_is_an_error_and_pushes_nothing(ds_with_data, tmp_path):
+    """Success only for what happened: from a detached HEAD rr said "pushed HEAD", exit 0, and
+    no branch reached the sibling (DataLad: impossible)."""
+    store = tmp_path / "store.git"
+    rr("siblings", "add", "store", str(store), cwd=ds_with_data)
+    git("checkout", "-q", "--detach", cwd=ds_with_data)
+    before = git("for-each-ref", cwd=store)
+    proc = rr("push", "--to", "store", cwd=ds_with_data, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == ("rr: error: HEAD is detached: there is no branch "
+                                           "to push; nothing was pushed")
+    assert "Traceback" not in proc.stderr
+    assert "refs/heads/master" not in before
+    assert git("for-each-ref", cwd=store) == before  # no branch moved
+    assert "store" not in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)  # no content

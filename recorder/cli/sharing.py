@@ -138,7 +138,7 @@ def push(
     if as_json:
         render.json_line(result.to_dict())
     else:
-        render.info(f"rr: pushed {result.branch or 'HEAD'} and {result.copied} file(s) of "
+        render.info(f"rr: pushed {result.branch} and {result.copied} file(s) of "
                     f"content to {result.to}")
 
 
