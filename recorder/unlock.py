@@ -74,8 +74,9 @@ def _unlock_in(ds: Dataset, prefix: str, rels: list[str]) -> Iterator[Result]:
                 yield Result("unlock", prefix + r, NOTNEEDED, type="file",
                              message="non-annex file; cannot unlock")
         else:
-            yield Result("unlock", prefix + r, NOTNEEDED, type="file",
-                         message="untracked file; nothing to unlock")
+            # as DataLad: impossible, not "nothing to do" (the file is not in the dataset)
+            yield Result("unlock", prefix + r, IMPOSSIBLE, type="file",
+                         message="untracked; cannot unlock (rr save it first)")
     todo += [r for r in under if annex.is_locked_annexed(ds.root / r)
              and (ds.root / r).exists()]
     if not todo:

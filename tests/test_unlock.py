@@ -71,6 +71,12 @@ def test_unlock_errors(ds_with_data, tmp_path):
                          "unlock]\n"
     out = rr("unlock", "nope", cwd=ds_with_data, check=False)
     assert (out.returncode, out.stderr) == (1, "rr: impossible: nope: path does not exist\n")
+    # an untracked file is not the dataset's: impossible, as datalad unlock says (was notneeded)
+    (ds_with_data / "new.txt").write_text("mine\n")
+    out = rr("unlock", "new.txt", cwd=ds_with_data, check=False)
+    assert (out.returncode, out.stderr) == (
+        1, "rr: impossible: new.txt: untracked; cannot unlock (rr save it first)\n")
+    (ds_with_data / "new.txt").unlink()
     out = rr("unlock", str(tmp_path), cwd=ds_with_data, check=False)
     assert out.returncode == 1 and out.stderr.startswith("rr: error: path is outside the "
                                                           "dataset")
