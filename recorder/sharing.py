@@ -155,6 +155,7 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool) -> li
                                  recursive, force)
             continue
         if ds.is_annex:
+            _ensure_unmodified(ds, group)
             try:
                 records += annex.drop(ds.root, group, force=force)
             except annex.AnnexError as exc:
@@ -166,6 +167,31 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool) -> li
                 if installed(ds, sub) and _inner_path(group, sub) == ".":
                     records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
     return records
+
+
+def _ensure_unmodified(ds: Dataset, rels: Sequence[str]) -> None:
+    """Refuse to drop content that was changed and not saved (as DataLad: impossible, "cannot
+    drop modified content, save first"): git-annex would drop the saved version's content
+    and report nothing about the changed file."""
+    entries = [e for e in gitrepo.iter_status(ds.root, list(rels), untracked="no",
+                                              ignore_submodules="all") if not e.submodule]
+    changed = [e.path for e in entries
+               if e.state == "modified" or (e.state == "typechange" and e.worktree)]
+    # an unlocked file is a staged typechange (symlink -> pointer file): changed only when
+    # its key differs from HEAD's (its new content was staged)
+    staged = [e.path for e in entries if e.state == "typechange" and not e.worktree]
+    if staged:
+        index = {path: sha for _mode, sha, path in gitrepo.ls_files_stage(ds.root, staged)}
+        head = {path: gitrepo.object_id(ds.root, f"HEAD:{path}") or "" for path in staged}
+        blobs = gitrepo.small_blobs(ds.root, [*index.values(), *head.values()])
+        changed += [path for path in staged
+                    if annex.key_of_link(blobs.get(index.get(path, ""), b""))
+                    != annex.key_of_link(blobs.get(head[path], b""))]
+    if changed:
+        shown = ", ".join(changed[:3]) + (f" (and {len(changed) - 3} more)"
+                                          if len(changed) > 3 else "")
+        raise RecorderError(f"cannot drop modified content, save first: {shown}; "
+                            "nothing was dropped", hint="rr save them, then drop")
 
 
 # --- siblings and push ------------------------------------------------------------------

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from .conftest import annex, git, last_message, needs_datalad, rr
 
 
@@ -112,3 +114,27 @@ def test_datalad_sees_rr_unlock_as_its_own(ds_with_data):
                    capture_output=True, check=True)
     assert (ds_with_data / "data" / "a.txt").is_symlink()
     assert git("status", "--porcelain", cwd=ds_with_data) == ""
+
+
+@pytest.mark.parametrize("staged", [False, True])
+def test_drop_of_modified_content_is_refused_and_drops_nothing(ds_with_data, tmp_path, staged):
+    """As datalad drop: "cannot drop modified content, save first" (impossible).  rr used to
+    report success, dropping the saved version's content and nothing of the change."""
+    store = tmp_path / "store.git"
+    rr("siblings", "add", "store", str(store), cwd=ds_with_data)
+    rr("push", "--to", "store", cwd=ds_with_data)  # another copy: drop would be allowed
+    rr("unlock", "data/a.txt", cwd=ds_with_data)
+    (ds_with_data / "data" / "a.txt").write_text("alpha, changed\n")
+    if staged:
+        git("add", "data/a.txt", cwd=ds_with_data)
+    before = annex("find", "--in", "here", cwd=ds_with_data)
+    for args in (["data/a.txt"], ["data"], ["--force", "data/a.txt"]):
+        proc = rr("drop", *args, cwd=ds_with_data, check=False)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.splitlines()[0] == (
+            "rr: error: cannot drop modified content, save first: data/a.txt; nothing was "
+            "dropped")
+    assert annex("find", "--in", "here", cwd=ds_with_data) == before
+    assert (ds_with_data / "data" / "a.txt").read_text() == "alpha, changed\n"
+    rr("unlock", "data/b.txt", cwd=ds_with_data)  # unlocked, unchanged: still drops
+    assert "dropped 1 file(s)" in rr("drop", "data/b.txt", cwd=ds_with_data).stderr
