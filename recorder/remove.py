@@ -131,6 +131,13 @@ def _problems(plan: _Plan) -> list[str]:
         for e in ds.status(files, untracked="no"):
             if e.state != "deleted" and not e.submodule:
                 out.append(f"{prefix}{e.path}: it has unsaved changes")
+    # a directory holding files never saved (as DataLad refuses): removing its tracked files
+    # would leave them behind, and --force would delete them
+    folders = [g for g in plan.files if g != "." and (ds.root / g).is_dir()
+               and not (ds.root / g).is_symlink()] + (["."] if "." in plan.files else [])
+    if folders:
+        for path in gitrepo.untracked_paths(ds.root, folders):
+            out.append(f"{prefix}{path}: it is untracked (never saved)")
     for sub in plan.subdatasets:
         if installed(ds, sub):
             out += _losses(ds.root / sub, f"{prefix}{sub}")

@@ -176,6 +176,23 @@ def test_remove_refuses_unsaved_changes(ds):
     assert not (ds / "notes.txt").exists() and git("rev-parse", "HEAD", cwd=ds) != head
 
 
+def test_remove_refuses_a_directory_with_untracked_files(ds_with_data):
+    """As DataLad: a directory holding files never saved is not removed (rr removed the
+    tracked files, left the others and exited 0)."""
+    (ds_with_data / "data" / "mine.txt").write_text("never saved\n")
+    head = git("rev-parse", "HEAD", cwd=ds_with_data)
+    proc = rr("remove", "data", cwd=ds_with_data, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[0] == ("rr: error: refusing to remove data/mine.txt: it is "
+                                           "untracked (never saved)")
+    assert git("rev-parse", "HEAD", cwd=ds_with_data) == head
+    assert (ds_with_data / "data" / "a.txt").exists()
+    assert (ds_with_data / "data" / "mine.txt").exists()
+    (ds_with_data / "data" / "mine.txt").unlink()
+    rr("remove", "--force", "data", cwd=ds_with_data)  # --force: as before
+    assert not (ds_with_data / "data").exists()
+
+
 def test_remove_errors(tmp_path, ds):
     (ds / "untracked.txt").write_text("x\n")
     for args, code, text in [
