@@ -313,14 +313,20 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
-          on_event: OnEvent | None = None, jobs: int | None = None) -> None:
+          on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "") -> None:
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them;
-    ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record)."""
+    ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record).
+    A path that the installed subdataset does not have is an error (``prefix``: where ``ds``
+    is in the dataset the user named, for the message)."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
             sub = install(ds, owner)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
-            fetch(sub, inner, on_event, jobs)
+            for path, rel in zip(paths, inner):
+                if rel != "." and not os.path.lexists(sub.root / rel) \
+                        and not _registered_below(sub, rel):
+                    raise RecorderError(f"path does not exist: {prefix}{path}")
+            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/")
             continue
         if not ds.is_annex:
             continue

@@ -386,3 +386,16 @@ def test_rr_installs_a_datalad_registered_subdataset(tmp_path):
     assert "relative to the subdataset's place on the sibling origin" in proc.stderr
     assert git("rev-parse", "HEAD", cwd=clone2 / "data/raw").strip() == \
         _recorded(clone2, "data/raw")
+
+
+def test_get_of_a_path_no_subdataset_has_is_an_error(pair):
+    """DataLad's test_get: a path that does not exist deep in subdatasets is impossible; rr
+    installed the subdatasets on the way and said "content is here", exit 0."""
+    _data, proj = pair
+    for path in ("data/raw/nothere.txt", "data/raw/meta/deep/nothere.txt"):
+        proc = rr("get", path, cwd=proj, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.splitlines() == [f"rr: error: path does not exist: {path}"] or \
+            proc.stderr.splitlines()[-1] == f"rr: error: path does not exist: {path}"
+        assert "content is here" not in proc.stderr and "Traceback" not in proc.stderr
+    assert rr("get", "data/raw/a.txt", cwd=proj).returncode == 0  # what exists still works
