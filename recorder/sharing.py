@@ -65,6 +65,10 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
     except CommandError as exc:
         raise RecorderError(f"cannot clone {source}: {exc.message.split(': ', 1)[-1]}") from None
     sub = Dataset(target)
+    if sub.head() is None:  # the source's HEAD names a branch without commits: as DataLad,
+        branch = gitrepo.newest_remote_branch(target, "origin")  # the newest branch
+        if branch is not None:
+            gitrepo.checkout_tracking(target, branch, "origin")
     init_annex_if_needed(sub)
     try:  # the run notes (durations), which git clone leaves behind
         merge_sibling_notes(sub, "origin")

@@ -204,3 +204,26 @@ def test_explicit_output_inside_subdataset(analysis):
     assert "[DATALAD RUNCMD] sub output" in last_message(analysis)
     assert git("show", "--name-only", "--format=", "HEAD", cwd=analysis).split() == ["data/raw"]
     assert git("status", "--porcelain", cwd=analysis) == "?? stray.txt\n"
+
+
+def test_clone_of_a_repository_whose_head_is_unborn_checks_out_the_newest_branch(ds, tmp_path):
+    """DataLad's test_clone: the source's HEAD names a branch without commits; DataLad checks
+    out the branch with the newest commit (rr left an empty work tree, exit 0)."""
+    (ds / "old.txt").write_text("old\n")
+    rr("save", "-m", "old", cwd=ds)
+    git("branch", "-m", "b-older", cwd=ds)  # named so that refname order would pick it
+    git("checkout", "-q", "-b", "c-newer", cwd=ds)
+    (ds / "new.txt").write_text("new\n")
+    git("add", "new.txt", cwd=ds)
+    subprocess.run(["git", "commit", "-q", "-m", "newer"], cwd=ds, check=True,
+                   env={**os.environ, "GIT_COMMITTER_DATE": "2030-01-01T00:00:00"})
+    git("checkout", "-q", "-b", "a-oldest", "b-older", cwd=ds)
+    bare = tmp_path / "bare.git"
+    git("clone", "-q", "--bare", str(ds), str(bare), cwd=tmp_path)
+    git("symbolic-ref", "HEAD", "refs/heads/unborn", cwd=bare)
+    rr("clone", str(bare), str(tmp_path / "cl"), cwd=tmp_path)
+    cl = tmp_path / "cl"
+    assert git("branch", "--show-current", cwd=cl).strip() == "c-newer"
+    assert (cl / "new.txt").is_symlink() or (cl / "new.txt").exists()
+    assert git("rev-parse", "--abbrev-ref", "c-newer@{upstream}", cwd=cl).strip() == \
+        "origin/c-newer"

@@ -24,6 +24,7 @@ from .history import (NOTES_REF, NOTES_SIDE, LogEntry, add_note, describe, first
                       head_commit_time, is_ancestor, iter_log, last_commit_touching,
                       merge_notes, rev_list, unpushed_commits)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
+                    checkout_tracking,
                     checkout_paths, clean_untracked, forget, iter_status, ls_files,
                     ls_files_stage, ls_files_symlinks, read_tree_update, reset_hard, rm,
                     sequencer_in_progress, set_branch_and_checkout, staged_paths, unmerged_paths,
@@ -32,6 +33,7 @@ from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
                       iter_diff_raw, object_types, small_blobs, tree_files)
 from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
+                   newest_remote_branch,
                    init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
                    update_ref, update_refs)
 from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome,
@@ -53,6 +55,7 @@ __all__ = [
     "head_commit_time", "is_ancestor", "iter_log", "last_commit_touching", "merge_notes",
     "rev_list", "unpushed_commits",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
+    "checkout_tracking", "newest_remote_branch",
     "clean_untracked", "forget", "iter_status", "ls_files", "ls_files_stage",
     "ls_files_symlinks", "read_tree_update", "reset_hard", "rm", "sequencer_in_progress",
     "set_branch_and_checkout", "staged_paths", "unmerged_paths", "unstage", "unstaged_paths",

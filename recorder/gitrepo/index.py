@@ -201,6 +201,11 @@ def checkout_branch(root: PathLike, branch: str) -> None:
     call_git(["checkout", "-q", branch, "--"], root)
 
 
+def checkout_tracking(root: PathLike, branch: str, remote: str) -> None:
+    """Create ``branch`` from ``remote``'s branch of that name, tracking it, and check it out."""
+    call_git(["checkout", "-q", "-b", branch, "--track", f"{remote}/{branch}", "--"], root)
+
+
 def set_branch_and_checkout(root: PathLike, branch: str, rev: str) -> None:
     call_git(["checkout", "-q", "-B", branch, rev], root)
 

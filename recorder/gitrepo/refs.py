@@ -89,6 +89,19 @@ def ref_names(root: PathLike, prefix: str, *, by_date: bool = False) -> list[str
     return call_git_lines(["for-each-ref", *sort, "--format=%(refname:short)", prefix], root)
 
 
+def newest_remote_branch(root: PathLike, remote: str) -> str | None:
+    """The branch of ``remote`` (remote-tracking, git-annex's own and HEAD left out) whose
+    tip was committed last, or None: what DataLad checks out when a clone's HEAD is unborn."""
+    names = call_git_lines(["for-each-ref", "--sort=-committerdate", "--format=%(refname)",
+                            f"refs/remotes/{remote}/"], root)
+    prefix = f"refs/remotes/{remote}/"
+    for name in names:
+        branch = name[len(prefix):]
+        if branch not in ("HEAD", "git-annex") and not branch.startswith("synced/"):
+            return branch
+    return None
+
+
 def has_refs(root: PathLike, patterns: Sequence[str]) -> bool:
     """Whether any ref matches one of ``patterns``."""
     out = call_git_optional(["for-each-ref", "--format=%(refname)", *patterns], root)
