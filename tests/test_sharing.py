@@ -227,3 +227,15 @@ def test_clone_of_a_repository_whose_head_is_unborn_checks_out_the_newest_branch
     assert (cl / "new.txt").is_symlink() or (cl / "new.txt").exists()
     assert git("rev-parse", "--abbrev-ref", "c-newer@{upstream}", cwd=cl).strip() == \
         "origin/c-newer"
+
+
+def test_sibling_url_with_spaces(ds_with_data, tmp_path):
+    """DataLad's test_siblings: a URL with a space is kept whole (rr split `git remote -v`
+    output on whitespace and cut it)."""
+    store = tmp_path / "with space" / "store dir.git"
+    rr("siblings", "add", "store", str(store), cwd=ds_with_data)
+    listing = rr("siblings", "list", cwd=ds_with_data).stdout
+    assert listing.splitlines() == [f"store [git] {store}"]
+    rr("push", "--to", "store", cwd=ds_with_data)
+    assert "master" in git("branch", cwd=store)
+    assert "[store]" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)

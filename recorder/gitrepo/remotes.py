@@ -12,9 +12,11 @@ import os
 from collections.abc import Sequence
 from typing import NamedTuple
 
+from .. import config as cfgkeys
 from .. import proc
 from ..errors import CommandError
 from ._runner import PathLike, call_git, call_git_lines, call_git_optional, run
+from .config import config_list
 from .history import NOTES_REF, NOTES_SIDE
 from .index import unmerged_paths
 from .refs import current_branch
@@ -72,11 +74,13 @@ def clone(source: str, dest: PathLike, cwd: PathLike) -> None:
 
 
 def remotes(root: PathLike) -> dict[str, str]:
+    """name -> URL of every remote, as configured (read from git's config, NUL-separated: a
+    URL may hold spaces, which ``git remote -v`` output cannot show apart)."""
     result = {}
-    for line in call_git_lines(["remote", "-v"], root):
-        parts = line.split()
-        if len(parts) >= 2 and parts[-1] == "(fetch)":
-            result[parts[0]] = parts[1]
+    for key, value in config_list(root):
+        parts = cfgkeys.key_parts(key, "remote")
+        if parts is not None and parts[1] == "url" and parts[0] not in result:
+            result[parts[0]] = value
     return result
 
 
