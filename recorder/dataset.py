@@ -155,11 +155,16 @@ class Dataset:
         return self._real_root
 
     def ensure_inside(self, path: str | os.PathLike[str], base: Path | None = None, *,
-                      follow_final: bool = False, what: str = "path") -> str:
+                      follow_final: bool = False, what: str = "path",
+                      tracked_form: bool = False) -> str:
         """``path`` (absolute, or relative to ``base``/cwd) as a POSIX path relative to the
         root, or an error when it is outside the dataset, leads out of it through a symlinked
         directory or lies inside ``.git``.  A final component that is itself a symlink (an
-        annexed file) is not followed unless ``follow_final``."""
+        annexed file) is not followed unless ``follow_final``.  An absolute path that reaches
+        the dataset through a symlink outside it is taken as the path there (as DataLad).
+        With ``tracked_form`` (paths asked about in git's terms: status, diff) a path through
+        a symlinked directory inside the dataset is an error, as git's "beyond a symbolic
+        link"; reading an input through one stays allowed."""
         text = os.fspath(path)
         full = Path(text)
         if not full.is_absolute():
@@ -168,7 +173,14 @@ class Dataset:
         try:
             rel = norm.relative_to(self.root).as_posix()
         except ValueError:
-            raise OutsideDatasetError(text, str(self.root)) from None
+            # the dataset reached through a symlink outside it (an absolute path over another
+            # name of the same directory): the path as it is there, as DataLad takes it
+            there = Path(_real_location(os.fspath(norm), False))
+            try:
+                rel = there.relative_to(self.real_root).as_posix()
+            except ValueError:
+                raise OutsideDatasetError(text, str(self.root)) from None
+            full = self.root / rel
         rel = "." if rel in ("", ".") else rel
         if _in_git_dir(rel):
             raise UnsafePathError(f"{what} is inside .git, which rr never reads or writes as "
@@ -181,6 +193,14 @@ class Dataset:
                                   f"symlink: {rel} (-> {real})")
         if _in_git_dir(Path(real_rel).as_posix()):
             raise UnsafePathError(f"{what} leads into .git through a symlink: {rel}")
+        if tracked_form and rel != "." and not follow_final and not text.endswith(("/", "/.")):
+            parent = os.path.dirname(rel)
+            real_parent = os.path.dirname(Path(real_rel).as_posix())
+            if parent and parent != real_parent and real_parent != ".":
+                # through a symlinked directory inside the dataset: git cannot track it there
+                # ("beyond a symbolic link"); an error, not a silent nothing
+                raise UnsafePathError(f"{what} is beyond a symbolic link: {rel} (its directory "
+                                      f"is {real_parent})")
         return rel
 
     def resolves_inside(self, path: str | os.PathLike[str]) -> bool:

@@ -35,7 +35,7 @@ def _resolve(ds: Dataset, paths: Sequence[str], base: Path | None,
              action: str) -> tuple[list[str], list[Result]]:
     """Dataset-relative paths, and an ``impossible`` record for each that neither exists nor
     is known to git.  A path outside the dataset is an error (nothing is looked at)."""
-    rels = [ds.ensure_inside(p, base) for p in paths]
+    rels = [ds.ensure_inside(p, base, tracked_form=True) for p in paths]
     unknown = [r for r in rels if r != "." and not os.path.lexists(ds.root / r)]
     if unknown:
         known = _known(ds, unknown)

@@ -255,3 +255,26 @@ def test_datalad_status_and_diff_agree(ds_with_data):
         expected = datalad_states(*args, cwd=ds_with_data)
         assert states(*args, cwd=ds_with_data) == expected, args
     assert len(states("status", "-r", cwd=ds_with_data)) == 7
+
+
+def test_paths_through_symlinks(ds_with_data, tmp_path):
+    """DataLad's test_status: an absolute path that reaches the dataset through a symlink
+    outside it is the path there (rr said "outside the dataset"); a path through a symlinked
+    directory inside the dataset is an error (rr exited 0 and showed nothing)."""
+    link = tmp_path / "link"
+    link.symlink_to(ds_with_data)
+    (ds_with_data / "new.txt").write_text("new\n")
+    for cmd in (["status"], ["status", "--json"]):
+        via_link = rr(*cmd, str(link / "new.txt"), cwd=ds_with_data).stdout
+        assert via_link == rr(*cmd, "new.txt", cwd=ds_with_data).stdout
+        assert "new.txt" in via_link
+    assert rr("diff", str(link / "data" / "a.txt"), cwd=ds_with_data).returncode == 0
+    rr("save", "-d", str(link), "-m", "through the link", str(link / "new.txt"),
+       cwd=ds_with_data)
+    assert git("status", "--porcelain", cwd=ds_with_data) == ""
+    (ds_with_data / "alias").symlink_to("data")
+    for cmd in ("status", "diff"):
+        proc = rr(cmd, "alias/a.txt", cwd=ds_with_data, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.splitlines() == ["rr: error: path is beyond a symbolic link: "
+                                            "alias/a.txt (its directory is data)"]
