@@ -43,7 +43,7 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
         raise RecorderError(f"destination exists and is not empty: {target}")
     src = source
     if not is_url(source):
-        src_path = Path(os.path.normpath(Path.cwd() / source))
+        src_path = Path(os.path.normpath(Path.cwd() / os.path.expanduser(source)))
         if not src_path.exists():
             raise RecorderError(f"clone source does not exist: {source}")
         src = str(src_path)

@@ -300,6 +300,8 @@ def _commit(ds: Dataset, rev: str, allow_unborn: bool = False) -> str:
     if sha is None:
         if allow_unborn and ds.head() is None:
             return _EMPTY_TREE
+        if rev == _EMPTY_TREE or rev == gitrepo.empty_tree(ds.root):
+            return rev  # DataLad takes git's empty tree as --from: everything is added
         raise RecorderError(f"unknown revision: {rev}",
                             hint="name a commit, branch or tag (see git log)")
     return sha

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +240,15 @@ def test_sibling_url_with_spaces(ds_with_data, tmp_path):
     rr("push", "--to", "store", cwd=ds_with_data)
     assert "master" in git("branch", cwd=store)
     assert "[store]" in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)
+
+
+def test_clone_source_with_a_tilde(ds, tmp_path):
+    """DataLad's test_clone: '~' in a clone source is the home directory."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text((Path(os.environ["HOME"]) / ".gitconfig").read_text())
+    git("clone", "-q", str(ds), str(home / "src"), cwd=tmp_path)
+    proc = rr("clone", "~/src", str(tmp_path / "cl"), cwd=tmp_path,
+              env={"HOME": str(home)})
+    assert proc.returncode == 0
+    assert git("remote", "get-url", "origin", cwd=tmp_path / "cl").strip() == str(home / "src")

@@ -278,3 +278,14 @@ def test_paths_through_symlinks(ds_with_data, tmp_path):
         assert proc.returncode == 1, proc.stderr
         assert proc.stderr.splitlines() == ["rr: error: path is beyond a symbolic link: "
                                             "alias/a.txt (its directory is data)"]
+
+
+def test_diff_from_the_empty_tree_shows_everything_added(ds_with_data):
+    """DataLad's test_diff: git's empty tree as --from (rr: "unknown revision")."""
+    empty = git("hash-object", "-t", "tree", "/dev/null", cwd=ds_with_data).strip()
+    records = [json.loads(line) for line in
+               rr("diff", "--from", empty, "--to", "HEAD", "--json", cwd=ds_with_data)
+               .stdout.splitlines()]
+    tracked = set(git("ls-files", cwd=ds_with_data).split())
+    assert {r["path"] for r in records} == tracked
+    assert {r["state"] for r in records} == {"added"}
