@@ -216,13 +216,25 @@ class Sibling:
 def siblings(ds: Dataset) -> list[Sibling]:
     out = []
     cfg = ds.config
-    for name, url in gitrepo.remotes(ds.root).items():
+    remotes = gitrepo.remotes(ds.root)
+    for name, url in remotes.items():
         deps = cfg.get_all(cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS, name))
         out.append(Sibling(name, url, "git", deps))
-    for key, values in cfg.values.items():
+    # every git-annex special remote this repository knows (an annex-uuid, no git URL): its
+    # location from the keys git-annex keeps for its type, where it has one
+    special: dict[str, dict[str, str]] = {}
+    for key, value in gitrepo.config_list(ds.root):
         parts = cfgkeys.key_parts(key, "remote")
-        if parts and parts[1] == "annex-rsyncurl":
-            out.append(Sibling(parts[0], values[-1], "annex-special"))
+        if parts and parts[0] not in remotes:
+            special.setdefault(parts[0], {})[parts[1]] = value
+    for name, props in special.items():
+        if "annex-uuid" not in props:
+            continue
+        where = next((props[k] for k in ("annex-rsyncurl", "annex-directory", "annex-url")
+                      if props.get(k)), "")
+        if not where and props.get("annex-externaltype"):
+            where = f"external:{props['annex-externaltype']}"
+        out.append(Sibling(name, where, "annex-special"))
     return out
 
 

@@ -252,3 +252,12 @@ def test_clone_source_with_a_tilde(ds, tmp_path):
               env={"HOME": str(home)})
     assert proc.returncode == 0
     assert git("remote", "get-url", "origin", cwd=tmp_path / "cl").strip() == str(home / "src")
+
+
+def test_siblings_list_shows_every_special_remote(ds_with_data, tmp_path):
+    """DataLad's test_siblings: special remotes are siblings too (rr listed rsync ones only)."""
+    where = tmp_path / "dirremote"
+    where.mkdir()
+    annex("initremote", "dr", "type=directory", f"directory={where}", "encryption=none",
+          cwd=ds_with_data)
+    assert f"dr [annex-special] {where}" in rr("siblings", "list", cwd=ds_with_data).stdout
