@@ -13,6 +13,7 @@ its superdataset records, so that after a merge the dataset is consistent again.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,9 +45,13 @@ def update(ds: Dataset, *, sibling: str | None = None, how: str = "fetch",
         raise RecorderError(f"unknown sibling: {sibling}",
                             hint=f"siblings here: {', '.join(remotes) or 'none'} "
                                  "(add one with 'rr siblings add NAME URL')")
-    if not remotes:
-        raise RecorderError("this dataset has no sibling to update from",
-                            hint="add one with 'rr siblings add NAME URL'")
+    if not remotes:  # as DataLad: nothing to do here, not an error
+        nothing = Result("update", ".", NOTNEEDED, "no sibling", "dataset",
+                         "no sibling to update from", {"how": how})
+        if not recursive:
+            return iter([nothing])
+        return itertools.chain([nothing], _update_subdatasets(ds, ".", sibling, how_subds or how,
+                                                              follow))
     if how != "fetch":
         _check_can_move(ds, how)
         _target(ds, sibling, remotes)  # a detached HEAD or no sibling to follow: now
