@@ -1,0 +1,193 @@
+"""rr rerun --verify: each run record re-executed in a scratch worktree at its own parent and
+compared with its commit; nothing of the user's dataset changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recorder.errors import EXIT_NOT_REPRODUCED
+
+from .conftest import git, needs_datalad, one_error_line, rr
+
+NONDET = "date +%N > out.txt"
+# made b.txt when recorded (V=1); makes c.txt instead without V
+SWITCH = "echo a > a.txt; if [ \"$V\" = 1 ]; then echo b > b.txt; else echo c > c.txt; fi"
+
+
+def snapshot(ds: Path) -> dict:
+    """Everything verify must leave as it was: refs (refs/rr/* too), HEAD, the index, the
+    registered worktrees, every file of the work tree (content or link target)."""
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(ds):
+        dirnames[:] = [d for d in dirnames if not (dirpath == str(ds) and d == ".git")]
+        for name in filenames:
+            p = Path(dirpath) / name
+            files[str(p.relative_to(ds))] = os.readlink(p) if p.is_symlink() else \
+                hashlib.sha1(p.read_bytes()).hexdigest()
+    return {"refs": git("for-each-ref", cwd=ds), "head": git("symbolic-ref", "HEAD", cwd=ds),
+            "head_sha": git("rev-parse", "HEAD", cwd=ds),
+            "index": hashlib.sha1((ds / ".git" / "index").read_bytes()).hexdigest(),
+            "worktrees": git("worktree", "list", "--porcelain", cwd=ds),
+            "status": git("--no-optional-locks", "status", "--porcelain", "--untracked-files=all", cwd=ds),
+            "files": files, "git_dir": sorted(os.listdir(ds / ".git"))}
+
+
+def verify(ds: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return rr("rerun", "--verify", *args, cwd=ds, check=False, env=env)
+
+
+def verdicts(ds: Path, *args: str, env: dict | None = None) -> list[dict]:
+    proc = verify(ds, "--json", *args, env=env)
+    assert proc.returncode in (0, EXIT_NOT_REPRODUCED), proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def in_git(ds: Path, *names: str) -> None:
+    """These files are kept in git (small text), not in the annex."""
+    (ds / ".gitattributes").write_text(
+        "".join(f"{n} annex.largefiles=nothing\n" for n in names), encoding="utf-8")
+    rr("save", "-m", "small files in git", cwd=ds)
+
+
+def test_identical_record_changes_nothing(ds_with_data):
+    ds = ds_with_data
+    # reads an undeclared tracked (annexed) file, declares its input and output
+    rr("run", "-i", "data/a.txt", "-o", "n.txt", "cat data/a.txt code/count.sh > n.txt",
+       cwd=ds)
+    (ds / "data" / "b.txt").unlink()  # a dirty worktree is fine
+    (ds / "data" / "b.txt").write_text("changed by the user\n")
+    (ds / "untracked.txt").write_text("mine\n")
+    before = snapshot(ds)
+    proc = verify(ds)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2  # only non-identical files are listed: none
+    assert lines[0].endswith(": identical")
+    assert "rr: verified 1 record(s): 1 identical, 0 differ, 0 failed" in proc.stdout
+    assert "rr: running: cat data/a.txt code/count.sh > n.txt" in proc.stderr
+    assert snapshot(ds) == before
+
+
+def test_nondeterministic_record_differs(ds):
+    in_git(ds, "out.txt")
+    rr("run", "-o", "out.txt", NONDET, cwd=ds)
+    mine = (ds / "out.txt").read_text()
+    before = snapshot(ds)
+    proc = verify(ds)
+    assert proc.returncode == EXIT_NOT_REPRODUCED, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith(f"{NONDET}: differs")
+    assert lines[1].split()[:2] == ["differs", "out.txt"]
+    assert any(x.strip().startswith("-" + mine.strip()) for x in lines)  # the short diff
+    assert "0 identical, 1 differ" in lines[-1]
+    assert (ds / "out.txt").read_text() == mine
+    assert snapshot(ds) == before
+    # --ignore leaves it out of the verdict
+    (one,) = verdicts(ds, "--ignore", "out.*")
+    assert one["verdict"] == "identical" and one["status"] == "ok"
+    assert [(f["path"], f["status"]) for f in one["files"]] == [("out.txt", "ignored")]
+    assert verify(ds, "--ignore", "out.txt").returncode == 0
+
+
+def test_json_shape_and_annexed_diff(ds):
+    rr("run", "-o", "out.txt", NONDET, cwd=ds)
+    (one,) = verdicts(ds)
+    assert list(one)[:5] == ["action", "status", "commit", "subject", "verdict"]
+    assert one["action"] == "verify" and one["status"] == "error"
+    assert one["verdict"] == "differs" and "path" not in one
+    assert one["commit"] == git("rev-parse", "HEAD", cwd=ds).strip()
+    assert one["subject"] == NONDET
+    (f,) = one["files"]
+    assert f["path"] == "out.txt" and f["status"] == "differs"
+    assert f["old"].startswith("MD5E-s") and f["new"].startswith("MD5E-s")  # annex keys
+    assert f["old"] != f["new"]
+    assert f["diff"].startswith("@@")  # annexed text present here: diffed too
+
+
+def test_missing_and_extra_files(ds):
+    rr("run", "-o", "a.txt", "-o", "b.txt", SWITCH, cwd=ds, env={"V": "1"})
+    proc = verify(ds, env={"V": ""})
+    assert proc.returncode == EXIT_NOT_REPRODUCED, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith(": differs")
+    listed = [x.split()[:2] for x in lines[1:-1]]
+    assert listed == [["missing", "b.txt"], ["extra", "c.txt"]]
+    (one,) = verdicts(ds, env={"V": ""})
+    by_path = {f["path"]: f for f in one["files"]}
+    assert by_path["a.txt"]["status"] == "identical"
+    assert by_path["b.txt"]["new"] is None and by_path["c.txt"]["old"] is None
+    assert verify(ds, env={"V": "1"}).returncode == 0
+
+
+def test_failed_reexecution_is_a_verdict(ds):
+    rr("run", "-o", "x.txt", "echo x > x.txt; [ -z \"$FAILNOW\" ] || exit 5", cwd=ds)
+    before = snapshot(ds)
+    proc = verify(ds, env={"FAILNOW": "1"})
+    assert proc.returncode == EXIT_NOT_REPRODUCED, proc.stderr  # not the command's 5
+    assert "failed (command exited with code 5" in proc.stdout.splitlines()[0]
+    (one,) = verdicts(ds, env={"FAILNOW": "1"})
+    assert one["verdict"] == "failed" and one["exit"] == 5
+    assert snapshot(ds) == before  # the failed job's worktree is gone too
+
+
+def test_range_of_records(ds):
+    in_git(ds, "out.txt")
+    rr("run", "-o", "a.txt", "echo a > a.txt", cwd=ds)
+    (ds / "plain.txt").write_text("not a run\n")
+    rr("save", "-m", "not a run commit", cwd=ds)
+    rr("run", "-o", "out.txt", NONDET, cwd=ds)
+    rr("run", "-i", "a.txt", "-o", "b.txt", "cat a.txt a.txt > b.txt", cwd=ds)
+    got = verdicts(ds, "HEAD~4..HEAD")
+    assert [(r["subject"], r["verdict"]) for r in got] == [
+        ("echo a > a.txt", "identical"), (NONDET, "differs"),
+        ("cat a.txt a.txt > b.txt", "identical")]
+    proc = verify(ds, "--since=HEAD~4")
+    assert "rr: verified 3 record(s): 2 identical, 1 differ, 0 failed" in proc.stdout
+    assert [r["verdict"] for r in verdicts(ds, "HEAD~1")] == ["differs"]
+
+
+@pytest.mark.slow
+def test_parallel_gives_the_serial_verdicts(ds):
+    for k in range(3):
+        rr("run", "-o", f"s{k}.txt", f"echo {k} > s{k}.txt", cwd=ds)
+    rr("run", "-o", "out.txt", NONDET, cwd=ds)
+    before = snapshot(ds)
+    serial = verdicts(ds, "--since=HEAD~4")
+    parallel = verdicts(ds, "--since=HEAD~4", "-J", "2")
+    assert [(r["commit"], r["verdict"]) for r in parallel] == \
+        [(r["commit"], r["verdict"]) for r in serial]
+    assert [r["verdict"] for r in serial] == ["identical"] * 3 + ["differs"]
+    assert snapshot(ds) == before
+
+
+def test_errors_are_one_line(ds):
+    rr("run", "-o", "a.txt", "echo a > a.txt", cwd=ds)
+    proc = verify(ds, "no-such-rev")
+    assert proc.returncode == 2
+    assert "unknown revision: no-such-rev" in one_error_line(proc.stderr)
+    proc = verify(ds, "-J", "0")
+    assert proc.returncode == 2
+    one_error_line(proc.stderr)
+    proc = verify(ds, "--onto=")
+    assert proc.returncode == 2
+    assert "takes no --onto" in one_error_line(proc.stderr)
+    proc = rr("rerun", "--ignore", "x", cwd=ds, check=False)
+    assert proc.returncode == 2
+    assert "--ignore goes with --verify" in one_error_line(proc.stderr)
+    assert git("rev-list", "--count", "HEAD", cwd=ds).strip() == "2"
+
+
+@needs_datalad
+def test_datalad_record_verifies(ds):
+    subprocess.run(["datalad", "run", "-m", "dl one", "-o", "d.txt", "echo d >> d.txt"],
+                   cwd=ds, check=True, capture_output=True)
+    before = snapshot(ds)
+    (one,) = verdicts(ds)
+    assert one["verdict"] == "identical" and one["subject"] == "dl one"
+    assert snapshot(ds) == before
