@@ -3,6 +3,7 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
+import contextlib
 import os
 import sys
 from typing import Annotated, Any, List, Optional
@@ -267,14 +268,16 @@ def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], *,
 
     def check() -> list:
         out = []
-        for result in api.rerun_verify(revision, dataset=dataset, since=since, ignore=ignore,
-                                       assume_ready=assume_ready, on_event=on_event,
-                                       jobs=jobs, scheduler=scheduler):
-            out.append(result)
-            if as_json:
-                render.json_line(result.to_dict())
-            else:
-                render.verified(result)
+        # closed on the way out (an interrupt): its scratch worktrees are removed then
+        with contextlib.closing(api.rerun_verify(
+                revision, dataset=dataset, since=since, ignore=ignore, jobs=jobs,
+                assume_ready=assume_ready, on_event=on_event, scheduler=scheduler)) as results:
+            for result in results:
+                out.append(result)
+                if as_json:
+                    render.json_line(result.to_dict())
+                else:
+                    render.verified(result)
         return out
 
     results = call(check)

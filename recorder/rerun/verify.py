@@ -32,6 +32,7 @@ from ..jobs import JobOutcome, JobStatus, JobTask
 from ..results import ERROR, OK, SKIPPED, OnEvent, Result, announce
 from .batch import shown_command
 from .plan import build_plan
+from .replay import signals_interrupt
 from .state import Replay, Step
 from .steps import replay_spec
 
@@ -81,29 +82,31 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
     state: jobs.JobsState = {"id": verify_id, "jobs": [
         {"index": k, "status": JobStatus.PENDING} for k in range(len(todo))]}
     try:
-        tasks: list[JobTask] = []
-        for pos, (_k, step) in enumerate(todo):
-            spec = replay_spec(replay, step)
-            replay.emit(announce(shown_command(ds, spec)))  # shown before anything runs
-            tasks.append(JobTask(str(ds.root), wtdir, step.parents[0], pos,
-                                 Path(os.path.relpath(spec.pwd, ds.root)).as_posix(),
-                                 cmd=spec.cmd, spec=spec))
-        outcomes: dict[int, JobOutcome | BaseException] = {}
-        pending = {k: pos for pos, (k, _s) in enumerate(todo)}
-        runs = jobs.run_all(tasks, target) if tasks else iter(())
-        k = 0
-        for pos, outcome in runs:
-            outcomes[pos] = outcome
-            if isinstance(outcome, JobOutcome) and outcome.commit:
-                jobs.keep(ds, verify_id, pos, outcome.commit)  # reachable until compared
-            while k < len(steps) and (k in skipped or pending[k] in outcomes):
-                yield _result(ds, steps[k], skipped.get(k), outcomes.get(pending.get(k, -1)),
-                              ignore)
-                k += 1
-        while k < len(steps):  # the records after the last job (skipped ones)
-            yield _result(ds, steps[k], skipped.get(k), outcomes.get(pending.get(k, -1)),
-                          ignore)
-            k += 1
+        with signals_interrupt():  # SIGTERM and SIGHUP too: the worktrees go
+            tasks: list[JobTask] = []
+            for pos, (_k, step) in enumerate(todo):
+                spec = replay_spec(replay, step)
+                replay.emit(announce(shown_command(ds, spec)))  # shown before anything runs
+                tasks.append(JobTask(str(ds.root), wtdir, step.parents[0], pos,
+                                     Path(os.path.relpath(spec.pwd, ds.root)).as_posix(),
+                                     cmd=spec.cmd, spec=spec))
+            outcomes: dict[int, JobOutcome | BaseException] = {}
+            pending = {k: pos for pos, (k, _s) in enumerate(todo)}
+
+            def result(k: int) -> Result:
+                return _result(ds, steps[k], skipped.get(k),
+                               outcomes.get(pending.get(k, -1)), ignore)
+
+            k = 0
+            for pos, outcome in (jobs.run_all(tasks, target) if tasks else []):
+                outcomes[pos] = outcome
+                if isinstance(outcome, JobOutcome) and outcome.commit:
+                    jobs.keep(ds, verify_id, pos, outcome.commit)  # reachable until compared
+                while k < len(steps) and (k in skipped or pending[k] in outcomes):
+                    yield result(k)  # in the plan's order, as soon as it is known
+                    k += 1
+            for k in range(k, len(steps)):  # skipped records after the last job
+                yield result(k)
     finally:
         jobs.remove(ds, state)
 
