@@ -135,10 +135,21 @@ def test_failed_reexecution_is_a_verdict(ds):
     before = snapshot(ds)
     proc = verify(ds, env={"FAILNOW": "1"})
     assert proc.returncode == EXIT_NOT_REPRODUCED, proc.stderr  # not the command's 5
-    assert "failed (command exited with code 5" in proc.stdout.splitlines()[0]
+    assert proc.stdout.splitlines()[0].endswith(
+        ": failed (command exited with code 5, recorded 0)")
     (one,) = verdicts(ds, env={"FAILNOW": "1"})
     assert one["verdict"] == "failed" and one["exit"] == 5
     assert snapshot(ds) == before  # the failed job's worktree is gone too
+
+
+def test_recorded_exit_code_is_expected(ds):
+    cmd = "echo f > e.txt; exit $CODE"
+    assert rr("run", "-o", "e.txt", cmd, cwd=ds, check=False, env={"CODE": "3"}).returncode == 3
+    rr("save", "-F", ".git/COMMIT_EDITMSG", "e.txt", cwd=ds)  # the record says exit 3
+    assert verify(ds, env={"CODE": "3"}).returncode == 0
+    (one,) = verdicts(ds, env={"CODE": "0"})  # 0 is not what was recorded either
+    assert (one["verdict"], one["exit"]) == ("failed", 0)
+    assert one["message"] == "command exited with code 0, recorded 3"
 
 
 @pytest.mark.slow

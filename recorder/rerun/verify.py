@@ -123,13 +123,15 @@ def _result(ds: Dataset, step: Step, skip: str | None,
         text = outcome.message if isinstance(outcome, RecorderError) else \
             f"{type(outcome).__name__}: {outcome}"
         return _failed(extra, (text or "the job failed").splitlines()[0], None)
+    if outcome.status == JobStatus.FAILED and outcome.error == "CommandFailedError":
+        return _failed(extra, f"command exited with code {outcome.exit_code}, recorded "
+                              f"{recorded}", outcome.exit_code)
     if outcome.status == JobStatus.FAILED:
-        code = outcome.exit_code if outcome.error == "CommandFailedError" else None
         return _failed(extra, outcome.message.splitlines()[0] if outcome.message else
-                       "the re-execution failed", code)
+                       "the re-execution failed", None)
     if outcome.command_exit is not None and outcome.command_exit != recorded:
-        return _failed(extra, f"command exited with code {outcome.command_exit} (recorded: "
-                              f"{recorded})", outcome.command_exit)
+        return _failed(extra, f"command exited with code {outcome.command_exit}, recorded "
+                              f"{recorded}", outcome.command_exit)
     files = compare(ds, step, outcome.commit or step.parents[0], ignore)
     bad = [f for f in files if f["status"] not in (IDENTICAL, IGNORED)]
     verdict = DIFFERS if bad else IDENTICAL
