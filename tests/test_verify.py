@@ -232,3 +232,14 @@ def test_datalad_record_verifies(ds):
                                                           ("dl two", "identical")]
     assert [f["path"] for f in got[1]["files"]] == ["sub/e.txt"]
     assert snapshot(ds) == before
+
+
+@pytest.mark.slow
+def test_container_record_verifies(ds, busybox_image):
+    rr("containers-add", "bb", "--url", f"dhub://{busybox_image}", cwd=ds)
+    rr("containers-run", "-n", "bb", "-o", "n.txt", "ls /etc | wc -l > n.txt", cwd=ds)
+    before = snapshot(ds)
+    proc = verify(ds)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0].endswith(": identical")
+    assert snapshot(ds) == before
