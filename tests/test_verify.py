@@ -243,3 +243,17 @@ def test_container_record_verifies(ds, busybox_image):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].endswith(": identical")
     assert snapshot(ds) == before
+
+
+@pytest.mark.slow
+def test_record_that_changed_a_subdataset_is_skipped(ds):
+    rr("create", "-d", ".", "sub", cwd=ds)
+    rr("run", "-o", "sub/x.txt", "echo x > sub/x.txt", cwd=ds)
+    rr("run", "-o", "y.txt", "echo y > y.txt", cwd=ds)
+    proc = verify(ds, "--since=HEAD~2")
+    assert proc.returncode == 0, proc.stderr  # nothing verified differs
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("echo x > sub/x.txt: skipped (it changed a subdataset, which a "
+                             "scratch worktree does not have; not verified)")
+    assert lines[1].endswith("echo y > y.txt: identical")
+    assert lines[2] == "rr: verified 1 record(s): 1 identical, 0 differ, 0 failed, 1 skipped"

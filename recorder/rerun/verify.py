@@ -12,7 +12,8 @@ Per file: ``identical``, ``differs``, ``missing`` (the record has it, the re-exe
 not make it), ``extra`` (made now, not in the record), ``ignored`` (``--ignore``).  Per
 record (its ``verdict``): ``identical``, ``differs``, ``failed`` (the command exited
 otherwise than recorded, or could not run), ``skipped`` (a run record that cannot be
-verified this way: a run-merge, a command run outside the dataset).
+verified this way: a run-merge, a command run outside the dataset, a record that changed a
+subdataset).
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ def _not_verifiable(ds: Dataset, step: Step) -> str:
     pwd = Path(os.path.normpath(ds.root / (step.record or {}).get("pwd", ".")))
     if not ds.contains(pwd):
         return f"its command ran outside the dataset ({pwd}); not verified"
+    if any("160000" in (e.old_mode, e.new_mode)
+           for e in gitrepo.iter_diff_raw(ds.root, step.parents[0], step.commit)):
+        return "it changed a subdataset, which a scratch worktree does not have; not verified"
     return ""
 
 
