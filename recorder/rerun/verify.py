@@ -55,32 +55,34 @@ def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None
     steps = [s for s in plan.steps if s.action == "run"]
     replay = Replay(ds, [], {}, plan.revision, plan.revision, None, None, False, assume_ready,
                     len(steps), on_event=on_event)
+    # what each record changed against its parent: one git call for the whole plan
+    changes = gitrepo.diff_tree_commits(ds.root, [s.commit for s in steps
+                                                  if len(s.parents) == 1])
     todo: list[tuple[int, Step]] = []
     skipped: dict[int, str] = {}
     for k, step in enumerate(steps):
-        why = _not_verifiable(ds, step)
+        why = _not_verifiable(ds, step, changes.get(step.commit, []))
         if why:
             skipped[k] = why
         else:
             todo.append((k, step))
-    return _verify(ds, steps, todo, skipped, replay, list(ignore), target)
+    return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes)
 
 
-def _not_verifiable(ds: Dataset, step: Step) -> str:
+def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]) -> str:
     if len(step.parents) != 1:
         return "a run-merge (its command ran on more than one parent); not verified"
     pwd = Path(os.path.normpath(ds.root / (step.record or {}).get("pwd", ".")))
     if not ds.contains(pwd):
         return f"its command ran outside the dataset ({pwd}); not verified"
-    if any("160000" in (e.old_mode, e.new_mode)
-           for e in gitrepo.iter_diff_raw(ds.root, step.parents[0], step.commit)):
+    if any(mode == "160000" for mode, _blob, _path in changed):
         return "it changed a subdataset, which a scratch worktree does not have; not verified"
     return ""
 
 
 def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
-            skipped: dict[int, str], replay: Replay, ignore: list[str], target: Target
-            ) -> Iterator[Result]:
+            skipped: dict[int, str], replay: Replay, ignore: list[str], target: Target,
+            changes: dict[str, list[tuple[str, str, str]]]) -> Iterator[Result]:
     verify_id = jobs.new_id("verify-")
     wtdir = str(jobs.job_dir(ds, verify_id))
     state: jobs.JobsState = {"id": verify_id, "jobs": [
@@ -99,7 +101,8 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
 
             def result(k: int) -> Result:
                 return _result(ds, steps[k], skipped.get(k),
-                               outcomes.get(pending.get(k, -1)), ignore)
+                               outcomes.get(pending.get(k, -1)), ignore,
+                               [p for _m, _b, p in changes.get(steps[k].commit, [])])
 
             k = 0
             for pos, outcome in (jobs.run_all(tasks, target) if tasks else []):
@@ -116,7 +119,8 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
 
 
 def _result(ds: Dataset, step: Step, skip: str | None,
-            outcome: JobOutcome | BaseException | None, ignore: list[str]) -> Result:
+            outcome: JobOutcome | BaseException | None, ignore: list[str],
+            recorded_changes: list[str]) -> Result:
     extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject}
     if skip is not None or outcome is None:
         return Result("verify", None, SKIPPED, message=skip or "not verified",
@@ -136,7 +140,7 @@ def _result(ds: Dataset, step: Step, skip: str | None,
     if outcome.command_exit is not None and outcome.command_exit != recorded:
         return _failed(extra, f"command exited with code {outcome.command_exit}, recorded "
                               f"{recorded}", outcome.command_exit)
-    files = compare(ds, step, outcome.commit or step.parents[0], ignore)
+    files = compare(ds, step, outcome.commit or step.parents[0], ignore, recorded_changes)
     bad = [f for f in files if f["status"] not in (IDENTICAL, IGNORED)]
     verdict = DIFFERS if bad else IDENTICAL
     message = f"{len(bad)} file(s) differ" if bad else "identical"
@@ -153,16 +157,19 @@ def _failed(extra: dict[str, Any], message: str, code: int | None) -> Result:
 # --- the comparison ---------------------------------------------------------------------
 
 
-def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = ()
-            ) -> list[dict[str, Any]]:
+def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
+            recorded_changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
     (the record directory) are left out.  One dict per file: path, status, old, new (annex
-    key or blob id; None when absent), and for a small differing text file ``diff``."""
+    key or blob id; None when absent), and for a small differing text file ``diff``.
+    ``recorded_changes``: the paths the record's commit changed, when known."""
     root = ds.root
     parent, recorded = step.parents[0], step.commit
-    paths = {p for _l, p in gitrepo.changed_files(root, parent, recorded)}
-    paths |= {p for _l, p in gitrepo.changed_files(root, parent, new)}
+    paths = set(recorded_changes) if recorded_changes is not None else \
+        {p for _l, p in gitrepo.changed_files(root, parent, recorded)}
+    if new != parent:
+        paths |= {p for _l, p in gitrepo.changed_files(root, parent, new)}
     rec = step.record or {}
     relpwd = os.path.normpath(rec.get("pwd", "."))
     literal: list[str] = []
