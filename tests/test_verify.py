@@ -257,3 +257,17 @@ def test_record_that_changed_a_subdataset_is_skipped(ds):
                              "scratch worktree does not have; not verified)")
     assert lines[1].endswith("echo y > y.txt: identical")
     assert lines[2] == "rr: verified 1 record(s): 1 identical, 0 differ, 0 failed, 1 skipped"
+
+
+def test_ignore_globs_and_short_diffs():
+    from recorder.rerun.verify import ignored, short_diff
+
+    assert ignored("logs/2024/a.txt", ["logs"])  # a leading directory
+    assert ignored("x/y/run.log", ["*.log"])  # a name in any directory
+    assert ignored("a/b/c.txt", ["a/*/c.txt"])
+    assert not ignored("a/b/c.txt", ["b/c.txt"])  # a path glob is anchored at the top
+    assert not ignored("result.txt", ["*.log", "logs"])
+    diff = short_diff("".join(f"{k}\n" for k in range(20)), "".join(f"{k}!\n" for k in range(20)))
+    lines = diff.splitlines()
+    assert lines[0].startswith("@@") and lines[1] == "-0"
+    assert len(lines) == 9 and lines[-1] == "... (33 more lines)"
