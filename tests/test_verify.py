@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from recorder.errors import EXIT_NOT_REPRODUCED
+from recorder.rerun.verify import ignored, short_diff
 
 from .conftest import RR, git, needs_datalad, one_error_line, rr
 
@@ -260,8 +261,6 @@ def test_record_that_changed_a_subdataset_is_skipped(ds):
 
 
 def test_ignore_globs_and_short_diffs():
-    from recorder.rerun.verify import ignored, short_diff
-
     assert ignored("logs/2024/a.txt", ["logs"])  # a leading directory
     assert ignored("x/y/run.log", ["*.log"])  # a name in any directory
     assert ignored("a/b/c.txt", ["a/*/c.txt"])

@@ -87,6 +87,7 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
     wtdir = str(jobs.job_dir(ds, verify_id))
     state: jobs.JobsState = {"id": verify_id, "jobs": [
         {"index": k, "status": JobStatus.PENDING} for k in range(len(todo))]}
+    runs: Iterator[tuple[int, JobOutcome | BaseException]] = iter(())
     try:
         with signals_interrupt():  # SIGTERM and SIGHUP too: the worktrees go
             tasks: list[JobTask] = []
@@ -105,7 +106,9 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
                                [p for _m, _b, p in changes.get(steps[k].commit, [])])
 
             k = 0
-            for pos, outcome in (jobs.run_all(tasks, target) if tasks else []):
+            if tasks:
+                runs = jobs.run_all(tasks, target)
+            for pos, outcome in runs:
                 outcomes[pos] = outcome
                 if isinstance(outcome, JobOutcome) and outcome.commit:
                     jobs.keep(ds, verify_id, pos, outcome.commit)  # reachable until compared
@@ -115,6 +118,9 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             for k in range(k, len(steps)):  # skipped records after the last job
                 yield result(k)
     finally:
+        close = getattr(runs, "close", None)
+        if close is not None:  # left early: the jobs not started are cancelled first
+            close()
         jobs.remove(ds, state)
 
 
