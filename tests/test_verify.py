@@ -183,23 +183,33 @@ def test_parallel_gives_the_serial_verdicts(ds):
     assert snapshot(ds) == before
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_removes_the_scratch_worktrees(ds, sig):
+def interrupted(ds: Path, sig: int, *args: str) -> None:
+    """Verify a record whose command sleeps, stopped by ``sig`` while it runs."""
     rr("run", "-o", "s.txt", "sleep $SLEEPS; echo s > s.txt", cwd=ds)
     before = snapshot(ds)
-    proc = subprocess.Popen([RR, "rerun", "--verify"], cwd=ds, env={**os.environ,
-                            "SLEEPS": "30"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.monotonic() + 20
+    proc = subprocess.Popen([RR, "rerun", "--verify", *args], cwd=ds, env={
+        **os.environ, "SLEEPS": "30"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.monotonic() + 60
     while git("worktree", "list", "--porcelain", cwd=ds).count("worktree ") < 2:
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.1)
-    time.sleep(0.5)  # the command is sleeping
+    time.sleep(1)  # the command is sleeping
     proc.send_signal(sig)
     _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "rr: interrupted" in err and "Traceback" not in err
     assert snapshot(ds) == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_removes_the_scratch_worktrees(ds, sig):
+    interrupted(ds, sig)
+
+
+@pytest.mark.slow
+def test_interrupt_of_parallel_jobs_removes_the_scratch_worktrees(ds):
+    interrupted(ds, signal.SIGINT, "-J", "2")
 
 
 def test_errors_are_one_line(ds):
