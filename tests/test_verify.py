@@ -16,7 +16,7 @@ import pytest
 from recorder.errors import EXIT_NOT_REPRODUCED
 from recorder.rerun.verify import ignored, short_diff
 
-from .conftest import RR, git, needs_datalad, one_error_line, rr
+from .conftest import RR, git, needs_datalad, one_error_line, rr, rr_in
 
 NONDET = "date +%N > out.txt"
 # made b.txt when recorded (V=1); makes c.txt instead without V
@@ -227,6 +227,15 @@ def test_errors_are_one_line(ds):
     assert proc.returncode == 2
     assert "--ignore goes with --verify" in one_error_line(proc.stderr)
     assert git("rev-list", "--count", "HEAD", cwd=ds).strip() == "2"
+
+
+@pytest.mark.parametrize("option", ["--branch=b", "--report", "--continue", "--abort",
+                                    "--script=-", "-m=x", "--explicit"])
+def test_verify_takes_no_replay_option(ds, option):
+    got = rr_in("rerun", "--verify", option, cwd=ds)
+    assert got.exit_code == 2
+    name = option.split("=")[0].replace("-m", "--message")
+    assert one_error_line(got.stderr) == f"rr: error: --verify changes nothing and takes no {name}"
 
 
 @needs_datalad
