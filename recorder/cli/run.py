@@ -179,8 +179,9 @@ def rerun(
                                 "each run record in a scratch worktree at its own parent and "
                                 "compare its outputs with the record's commit (exit 3: does "
                                 "not reproduce)."),
-    ignore: List[str] = typer.Option([], "--ignore", help="With --verify: leave files "
-                                     "matching this glob out of the verdict; repeatable."),
+    ignore: List[str] = typer.Option([], "--ignore", metavar="GLOB", help="With --verify: "
+                                     "leave files matching GLOB out of the verdict; "
+                                     "repeatable."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
