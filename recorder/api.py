@@ -393,6 +393,32 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
                         on_event=on_event, target=target)
 
 
+def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
+                 since: str | None = None, ignore: Sequence[str] = (),
+                 assume_ready: str | None = None, on_event: OnEvent | None = None,
+                 jobs: int | None = None, scheduler: str | None = None):
+    """``rr rerun --verify``: re-execute each run record of the plan (``revision``, a range
+    ``A..B``, ``since``) in a scratch worktree at its own parent and compare the outcome with
+    the record's commit; returns an iterator of results, one per run record (action
+    "verify", ``verdict`` identical | differs | failed | skipped, ``files``).  Branches, HEAD,
+    the index and the work tree are never touched.  ``ignore``: globs of files left out of
+    the verdict.  ``jobs`` > 1 or ``scheduler``: records verified in parallel."""
+    from . import engine
+    from . import rerun as _rerun
+
+    target = engine.check(jobs, scheduler)
+    ds = _find(dataset)
+    return _rerun.verify.verify(ds, revision, since=since, ignore=ignore,
+                                assume_ready=assume_ready, target=target, on_event=on_event)
+
+
+def verify_totals(results: Sequence[Result]) -> dict[str, int]:
+    """rr rerun --verify's summary: the records per verdict."""
+    from . import rerun as _rerun
+
+    return _rerun.verify.totals(results)
+
+
 def replay_totals(results: Sequence[Result]) -> tuple[int, int]:
     """rr rerun's summary of its results: the runs replayed, and those with new results."""
     from . import rerun as _rerun

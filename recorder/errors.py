@@ -2,7 +2,8 @@
 
 Every expected failure is a :class:`RecorderError`: a one-line message a user can act on,
 an optional hint line, and an exit code.  Exit codes are few and have a meaning:
-0 ok, 1 error, 2 usage, 130 interrupted; a failed user command passes its own status through.
+0 ok, 1 error, 2 usage, 3 does not reproduce (``rr rerun --verify``), 130 interrupted; a
+failed user command passes its own status through.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_NOT_REPRODUCED = 3  # rr rerun --verify: a record did not come out the same
 
 
 class RecorderError(Exception):

@@ -127,6 +127,7 @@ class JobOutcome:
     exit_code: int = 1  # of a failed job: the command's exit code, as rr run exits
     error: str = ""  # of a failed job: the kind of error (CommandFailedError, ...)
     notes: tuple[str, ...] = ()
+    command_exit: int | None = None  # of a job that ran to the end: the command's exit code
 
 
 # the worktree dir of a set of jobs -> this process's reusable worktree (its config read once)
@@ -192,7 +193,8 @@ def run_job(task: JobTask) -> JobOutcome:
                           error=type(exc).__name__)
     _SLOTS[task.wtdir] = ds
     return JobOutcome(task.index, JobStatus(result.status), result.commit, "", "", wt,
-                      result.duration, notes=tuple(result.notes))
+                      result.duration, notes=tuple(result.notes),
+                      command_exit=result.extra.get("exit") if result.extra else None)
 
 
 def run_all(tasks: Sequence[JobTask], target: Target = engine.SERIAL,

@@ -247,6 +247,25 @@ def step(result: Result) -> None:
          f"{result.subject}: {what}{new}{took}{note}")
 
 
+def verified(result: Result) -> None:
+    """One record of rr rerun --verify: a block on stdout, its commit, subject and verdict,
+    then one line per file that is not identical (and a short diff when there is one)."""
+    extra = result.extra or {}
+    verdict = extra.get("verdict", "")
+    head = f"{extra.get('commit', '')[:10]} {extra.get('subject', '')}: {verdict}"
+    if verdict == "failed" or (verdict == "skipped" and result.message):
+        head += f" ({result.message})"
+    lines = [head]
+    for f in extra.get("files") or []:
+        if f["status"] == "identical":
+            continue
+        what = {"differs": f"{f['old']} -> {f['new']}", "missing": f"recorded: {f['old']}",
+                "extra": f"new: {f['new']}"}.get(f["status"], "")
+        lines.append(f"  {f['status']:<8} {f['path']}" + (f"  ({what})" if what else ""))
+        lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+    out("\n".join(lines))
+
+
 def array_line(r: Result) -> str:
     extra = r.extra or {}
     if r.action == "run-array":

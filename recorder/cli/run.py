@@ -3,13 +3,14 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
+import contextlib
 import os
 import sys
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import EXIT_NOT_REPRODUCED, UsageError
 from ..results import Event, EventKind
 from . import options as opt
 from . import render
@@ -174,6 +175,13 @@ def rerun(
     explicit: Annotated[bool, opt.explicit(
         "Save only declared outputs; the dataset may be dirty.")] = False,
     assume_ready: opt.AssumeReady = None,
+    verify: bool = typer.Option(False, "--verify", help="Check, change nothing: re-execute "
+                                "each run record in a scratch worktree at its own parent and "
+                                "compare its outputs with the record's commit (exit 3: does "
+                                "not reproduce)."),
+    ignore: List[str] = typer.Option([], "--ignore", metavar="GLOB", help="With --verify: "
+                                     "leave files matching GLOB out of the verdict; "
+                                     "repeatable."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
@@ -191,8 +199,19 @@ def rerun(
     Example: rr rerun --branch randomforest -m "Recompute" ready4analysis..SGD-100
 
     Example: rr rerun --jobs 4 --since=raw-data  (an array's jobs 4 at a time)
+
+    Example: rr rerun --verify --since=raw-data  (does each record still come out the same?)
     """
     from .. import api  # noqa: PLC0415  start-up time
+
+    if verify:
+        _verify(revision, since, ignore, onto=onto, branch=branch, message=message,
+                report=report, script=script, explicit=explicit, continue_=continue_,
+                abort=abort, assume_ready=assume_ready.value if assume_ready else None,
+                jobs=jobs, scheduler=scheduler, dataset=dataset, as_json=as_json)
+        return
+    if ignore:
+        usage_error("--ignore goes with --verify")
 
     if report:
         for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
@@ -233,6 +252,44 @@ def rerun(
         ran, changed = api.replay_totals(results)
         render.info(f"rr: replayed {ran} run(s), {changed} with new results, "
                     f"{ran - changed} unchanged")
+
+
+def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], *,
+            assume_ready: Optional[str], jobs: Optional[int], scheduler: Optional[str],
+            dataset: Optional[str], as_json: bool, **others: Any) -> None:
+    """rr rerun --verify: one block (or JSON object) per record, a summary; exit 0 only when
+    every verified record is identical, EXIT_NOT_REPRODUCED otherwise."""
+    from .. import api  # noqa: PLC0415  start-up time
+
+    given = [name for name, value in others.items() if value not in (None, False)]
+    if given:
+        option = given[0].rstrip("_").replace("_", "-")
+        usage_error(f"--verify changes nothing and takes no --{option}")
+    on_event = render.event_handler(as_json, announce_json=True)
+
+    def check() -> list:
+        out = []
+        # closed on the way out (an interrupt): its scratch worktrees are removed then
+        with contextlib.closing(api.rerun_verify(
+                revision, dataset=dataset, since=since, ignore=ignore, jobs=jobs,
+                assume_ready=assume_ready, on_event=on_event, scheduler=scheduler)) as results:
+            for result in results:
+                out.append(result)
+                if as_json:
+                    render.json_line(result.to_dict())
+                else:
+                    render.verified(result)
+        return out
+
+    results = call(check)
+    counts = api.verify_totals(results)
+    verified = counts["identical"] + counts["differs"] + counts["failed"]
+    if not as_json:
+        skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+        render.out(f"rr: verified {verified} record(s): {counts['identical']} identical, "
+                   f"{counts['differs']} differ, {counts['failed']} failed{skipped}")
+    if counts["differs"] or counts["failed"]:
+        raise typer.Exit(EXIT_NOT_REPRODUCED)
 
 
 def run_procedure(

@@ -21,6 +21,22 @@ def tree_files(root: PathLike, rev: str, under: str = "") -> list[str]:
     return call_git_z([*args, "--", under] if under else args, root)
 
 
+def tree_entries(root: PathLike, rev: str, paths: Sequence[str] | None = None
+                 ) -> dict[str, tuple[str, str]]:
+    """The files of ``rev``'s tree (or those at or under ``paths``, literal, dataset-relative)
+    as path -> (mode, object id): for an annexed file the blob is its symlink target or
+    pointer file, so the same blob id means the same annex key."""
+    args = ["ls-tree", "-r", "-z", "--full-tree", rev]
+    out = call_git_z_paths(args, root, paths) if paths is not None else \
+        call_git_z([*args, "--"], root)
+    entries: dict[str, tuple[str, str]] = {}
+    for item in out:
+        meta, _, path = item.partition("\t")
+        mode, _kind, sha = meta.split(" ")[:3]
+        entries[path] = (mode, sha)
+    return entries
+
+
 def cat_file_batch(root: PathLike, specs: Sequence[str]) -> dict[str, tuple[str, bytes] | None]:
     """Read many objects (``rev:path`` specs) with one ``git cat-file --batch``.
 

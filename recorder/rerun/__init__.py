@@ -10,12 +10,14 @@ position to ``.git/rr-rerun.json`` so that ``rr rerun --continue`` resumes it.
 - ``plan``: the plan, ``--report``, ``--script`` (read-only);
 - ``steps``: the base a step is replayed on, the run it re-executes, the files it touches;
 - ``replay``: the serial driver and the run/pick/merge steps, ``--continue``, ``--abort``;
-- ``batch``: an array's consecutive records in parallel on ``recorder.jobs`` (``-J``).
+- ``batch``: an array's consecutive records in parallel on ``recorder.jobs`` (``-J``);
+- ``verify``: ``--verify``, each record re-executed as a job at its parent and compared.
 """
 
 from .plan import build_plan, report, script, write_script
 from .replay import abort, rerun
 from .state import Plan, Step, has_stopped_replay, replay_totals, step_result
+from . import verify
 
 __all__ = ["Plan", "Step", "abort", "build_plan", "has_stopped_replay", "replay_totals",
-           "report", "rerun", "script", "step_result", "write_script"]
+           "report", "rerun", "script", "step_result", "verify", "write_script"]

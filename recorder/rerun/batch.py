@@ -94,7 +94,7 @@ def drive_batch(replay: Replay, batch: list[Step]) -> Iterator[Result]:
         raise error
 
 
-def _shown_command(ds: Dataset, spec: RunSpec) -> str:
+def shown_command(ds: Dataset, spec: RunSpec) -> str:
     """The command as the serial replay would announce it (the temporary directory, made
     by each job, shown as {tmpdir})."""
     try:
@@ -125,7 +125,7 @@ def _run_batch(replay: Replay, batch: list[Step]
         specs.append(replay_spec(replay, step))
     if replay.on_event is not None:  # what runs is shown before it runs
         for spec in specs:
-            replay.emit(announce(_shown_command(ds, spec)))
+            replay.emit(announce(shown_command(ds, spec)))
     batch_id = jobs.new_id("rerun-")
     wtdir = str(jobs.job_dir(ds, batch_id))
     branch = gitrepo.current_branch(ds.root)

@@ -26,7 +26,7 @@ from .steps import (base_for, checkout, checkout_branch, dirty_paths, replay_spe
 
 
 @contextlib.contextmanager
-def _signals_interrupt() -> Iterator[None]:
+def signals_interrupt() -> Iterator[None]:
     """SIGTERM and SIGHUP stop a replay like Ctrl-C does (so its state is saved)."""
     def stop(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -159,7 +159,7 @@ def _continue(ds: Dataset, on_event: OnEvent | None,
 
 def _drive(replay: Replay) -> Iterator[Result]:
     ds = replay.ds
-    with _signals_interrupt():
+    with signals_interrupt():
         while replay.steps:
             step = replay.steps[0]
             started = time.monotonic()
