@@ -213,13 +213,48 @@ def test_closing_early_stops_the_workers():
     assert wait_gone(pids) == []
 
 
+_DRIVER_MAIN = """
+if __name__ == "__main__":
+    try:
+        for i, r in execute_all(task, [(sys.argv[1], i) for i in range(N)], jobs=2):
+            print("result", i, r, flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", flush=True)
+        sys.exit(130)
+"""
+
+
+def _interrupt_driver(tmp_path: Path, task_source: str, n: int, marker: str) -> list[int]:
+    """Run ``task`` (defined in ``task_source``) over ``n`` items on two workers in a driver
+    process; once two tasks have written their ``marker-I`` file of pids, SIGINT the driver.
+    Returns the pids the tasks wrote, after checking the driver ended as interrupted."""
+    script = tmp_path / "driver.py"
+    script.write_text("import os, subprocess, sys, time\n"
+                      "from recorder.engine import execute_all\n"
+                      f"N = {n}\n" + textwrap.dedent(task_source) + _DRIVER_MAIN)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def written() -> list[Path]:
+        return [f for f in tmp_path.glob(f"{marker}-*") if f.read_text().strip()]
+
+    deadline = time.monotonic() + 30
+    while len(written()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(written()) == 2, driver.communicate(timeout=5)
+    pids = [int(p) for f in written() for p in f.read_text().split()]
+    assert all(alive(p) for p in pids)
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=30)
+    assert driver.returncode == 130, err
+    assert out.splitlines() == ["interrupted"]
+    return pids
+
+
 def test_interrupt_cancels_tasks_and_leaves_no_process(tmp_path):
     """SIGINT to a driver while tasks run commands in their own sessions (as rr's run does):
     the driver ends with KeyboardInterrupt, and no worker and no command is left."""
-    script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent("""
-        import os, subprocess, sys, time
-        from recorder.engine import execute_all
+    pids = _interrupt_driver(tmp_path, """
         def task(arg):
             directory, i = arg
             child = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -227,27 +262,7 @@ def test_interrupt_cancels_tasks_and_leaves_no_process(tmp_path):
                 fh.write(f"{os.getpid()} {child.pid}")
             child.wait()
             return i
-        if __name__ == "__main__":
-            try:
-                for i, r in execute_all(task, [(sys.argv[1], i) for i in range(4)], jobs=2):
-                    print("result", i, r, flush=True)
-            except KeyboardInterrupt:
-                print("interrupted", flush=True)
-                sys.exit(130)
-    """))
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len(list(tmp_path.glob("pids-*"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pidfiles = list(tmp_path.glob("pids-*"))
-    assert len(pidfiles) == 2, driver.communicate(timeout=5)
-    pids = [int(p) for f in pidfiles for p in f.read_text().split()]
-    assert all(alive(p) for p in pids)
-    driver.send_signal(signal.SIGINT)
-    out, err = driver.communicate(timeout=30)
-    assert driver.returncode == 130, err
-    assert out.splitlines() == ["interrupted"]
+    """, 4, "pids")
     assert wait_gone(pids, timeout=10) == []
 
 
@@ -257,36 +272,14 @@ def test_interrupt_stops_a_command_that_left_its_workers_process_tree(tmp_path):
     is no longer the worker's descendant when the driver cleans up.  It is stopped all the same:
     the driver is the subreaper of its cluster and finds the commands of its tasks by their mark.
     Without that, the sleep lives on (re-parented to init) holding the driver's pipes."""
-    script = tmp_path / "driver.py"
-    script.write_text(textwrap.dedent("""
-        import os, subprocess, sys, time
-        from recorder.engine import execute_all
+    pids = _interrupt_driver(tmp_path, """
         def task(arg):
             directory, i = arg
             subprocess.run(["sh", "-c", f"sleep 300 & echo $! > {directory}/orphan-{i}"],
                            start_new_session=True, check=True)
             time.sleep(300)
             return i
-        if __name__ == "__main__":
-            try:
-                for i, r in execute_all(task, [(sys.argv[1], i) for i in range(2)], jobs=2):
-                    print("result", i, r, flush=True)
-            except KeyboardInterrupt:
-                print("interrupted", flush=True)
-                sys.exit(130)
-    """))
-    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while len([f for f in tmp_path.glob("orphan-*") if f.read_text().strip()]) < 2 \
-            and time.monotonic() < deadline:
-        time.sleep(0.05)
-    pids = [int(f.read_text()) for f in tmp_path.glob("orphan-*") if f.read_text().strip()]
-    assert len(pids) == 2, driver.communicate(timeout=5)
-    assert all(alive(p) for p in pids)
-    driver.send_signal(signal.SIGINT)
-    out, err = driver.communicate(timeout=30)
-    assert driver.returncode == 130, err
+    """, 2, "orphan")
     assert wait_gone(pids, timeout=10) == []
 
 
