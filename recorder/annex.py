@@ -341,6 +341,13 @@ def repair_keys(root: str | os.PathLike[str], keys: Sequence[str]) -> tuple[list
     return restored, lost
 
 
+def fix(root: str | os.PathLike[str], paths: Sequence[str]) -> None:
+    """``git annex fix``: the symlinks of moved annexed files point at their content again
+    (what git-annex's pre-commit hook does, which rr's commits skip)."""
+    if paths:
+        _annex_json(root, ["fix"], paths)
+
+
 def unlock(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
     """``git annex unlock``: the files become writable copies of their content (the object
     store keeps its own copy unless annex.thin is set); the change is staged, as DataLad's.

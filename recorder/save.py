@@ -41,7 +41,13 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
         register_subdataset(ds, rel)
     to_add = [e.path for e in entries
               if e.state != "deleted" and not e.submodule and e.path.rstrip("/") not in embedded]
-    plain = [e.path for e in entries if e.state == "deleted" or e.submodule]
+    if ds.is_annex:  # a `git mv` to another depth leaves an annexed file's link pointing wrong
+        annex.fix(ds.root, [e.path for e in entries
+                            if e.state == "renamed" and (ds.root / e.path).is_symlink()])
+    # a deletion already staged (the old side of a `git mv`) is not added again: its path
+    # matches nothing any more, and git add would refuse the whole list
+    plain = [e.path for e in entries
+             if (e.state == "deleted" and (e.worktree or not e.staged)) or e.submodule]
     plain += embedded + ([".gitmodules"] if embedded else [])
     if to_add:
         if ds.is_annex:

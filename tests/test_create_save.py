@@ -155,3 +155,20 @@ def test_save_unusual_names(ds, sub):
     rr("save", "-m", "odd names", cwd=ds)
     assert git("status", "--porcelain", cwd=ds) == ""
     assert (ds / sub / "file name.txt").read_text() == "content\n"
+
+
+def test_save_after_git_mv_of_an_annexed_file(ds_with_data):
+    """DataLad's test_save: after `git mv` of an annexed file, save commits the move and the
+    link points at the content again (rr: "pathspec 'data/a.txt' did not match any files";
+    a move to another depth left a broken link)."""
+    (ds_with_data / "deeper" / "still").mkdir(parents=True)
+    git("mv", "data/a.txt", "deeper/still/a.txt", cwd=ds_with_data)
+    rr("save", "-m", "moved", cwd=ds_with_data)
+    assert git("status", "--porcelain", cwd=ds_with_data) == ""
+    moved = ds_with_data / "deeper" / "still" / "a.txt"
+    assert moved.is_symlink() and moved.read_text() == "alpha\n"
+    assert git("show", "HEAD:deeper/still/a.txt", cwd=ds_with_data).startswith("../../.git/")
+    git("mv", "data/b.txt", "b.txt", cwd=ds_with_data)  # same depth-change, upwards
+    rr("save", "-m", "up", cwd=ds_with_data)
+    assert (ds_with_data / "b.txt").read_text() == "beta\n"
+    annex("fsck", "-q", cwd=ds_with_data)
