@@ -172,3 +172,17 @@ def test_save_after_git_mv_of_an_annexed_file(ds_with_data):
     rr("save", "-m", "up", cwd=ds_with_data)
     assert (ds_with_data / "b.txt").read_text() == "beta\n"
     annex("fsck", "-q", cwd=ds_with_data)
+
+
+def test_save_sees_a_subdatasets_new_commit_whatever_diff_ignoresubmodules_says(ds):
+    """DataLad's test_save: diff.ignoreSubmodules=all must not hide a subdataset's new commit
+    (rr staged it, then said "nothing to save" and left it staged)."""
+    rr("create", "-d", ".", "sub", cwd=ds)
+    git("config", "diff.ignoreSubmodules", "all", cwd=ds)
+    (ds / "sub" / "f.txt").write_text("x\n")
+    rr("save", "-m", "inside", cwd=ds / "sub")
+    before = git("rev-parse", "HEAD", cwd=ds)
+    rr("save", "-m", "the subdataset moved", cwd=ds)
+    assert git("rev-parse", "HEAD", cwd=ds) != before
+    assert git("rev-parse", "HEAD:sub", cwd=ds) == git("rev-parse", "HEAD", cwd=ds / "sub")
+    assert git("status", "--porcelain", "--ignore-submodules=none", cwd=ds) == ""

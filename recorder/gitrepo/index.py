@@ -91,7 +91,10 @@ def staged_paths(root: PathLike, paths: Sequence[str] | None = None, *,
         if paths is None:
             return set(call_git_z(["ls-files", "-z"], root))
         return set(call_git_z_paths(["ls-files", "-z"], root, paths))
-    args = ["diff", "--cached", "--name-only", "-z", "--no-renames", "HEAD"]
+    # --ignore-submodules=none: a subdataset's new commit counts whatever diff.ignoreSubmodules
+    # says (DataLad's test_save: 'all' must not hide it)
+    args = ["diff", "--cached", "--name-only", "-z", "--no-renames", "--ignore-submodules=none",
+            "HEAD"]
     if paths is None:
         return set(call_git_z(args, root))
     return set(call_git_z_paths(args, root, paths))

@@ -139,7 +139,8 @@ def changed_files(root: PathLike, parent: str | None, commit: str) -> list[tuple
 
 def diff_names(root: PathLike, old: str, new: str) -> list[str]:
     """Paths that differ between two commits (``git diff --name-only``, no renames)."""
-    return call_git_z(["diff", "-z", "--name-only", "--no-renames", old, new, "--"], root)
+    return call_git_z(["diff", "-z", "--name-only", "--no-renames", "--ignore-submodules=none",
+                       old, new, "--"], root)
 
 
 def diff_tree_commits(root: PathLike, commits: Sequence[str]
