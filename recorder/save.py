@@ -156,6 +156,26 @@ def ensure_tag_available(ds: Dataset, tag: str) -> None:
         raise RecorderError(f"tag {tag!r} already exists", hint="choose another --version-tag")
 
 
+def _outer_repositories(ds: Dataset, rels: list[str]) -> list[str]:
+    """A path inside a repository that is not registered yet (``save s1 s1/s2 s1/s2/s3`` of
+    nested new datasets) stands for that repository: git sees only ``s1/`` from here, and
+    saving it registers the ones inside, bottom-up, as DataLad does."""
+    registered = set(ds.subdatasets()) if (ds.root / ".gitmodules").exists() else set()
+    out: list[str] = []
+    for rel in rels:
+        parts = rel.split("/") if rel != "." else []
+        for n in range(1, len(parts)):
+            prefix = "/".join(parts[:n])
+            if prefix in registered:
+                break  # inside a registered subdataset: save_in_subdatasets' part
+            if (ds.root / prefix / ".git").exists():
+                rel = prefix
+                break
+        if rel not in out:
+            out.append(rel)
+    return out
+
+
 def save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> list[str]:
     """Paths inside installed subdatasets are saved there first (same message); the
     subdataset's new state is then saved here."""
@@ -189,7 +209,7 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             rel.append(r)
         if missing:
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
-        rel = save_in_subdatasets(ds, rel, message)
+        rel = save_in_subdatasets(ds, _outer_repositories(ds, rel), message)
     with dataset_lock(ds.git_dir, what="rr save"):
         gitrepo.ensure_no_index_lock(ds.root)
         entries = ds.status(rel, untracked="all")

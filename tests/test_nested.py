@@ -145,3 +145,17 @@ def test_same_as_datalad(tmp_path):
     assert found == {
         "a": git("config", "-f", "a/.datalad/config", "datalad.dataset.id", cwd=r).strip(),
         "b": git("config", "-f", "b/.datalad/config", "datalad.dataset.id", cwd=r).strip()}
+
+
+def test_save_of_nested_new_datasets_registers_each_in_its_parent(ds):
+    """DataLad's test_save: `save s1 s1/s2 s1/s2/s3` of datasets created inside each other
+    registers s1 here, s2 in s1, s3 in s2 (rr said "nothing to save")."""
+    for sub in ("s1", "s1/s2", "s1/s2/s3"):
+        rr("create", sub, cwd=ds)
+    rr("save", "-m", "nested", "s1", "s1/s2", "s1/s2/s3", cwd=ds)
+    for parent, child in ((ds, "s1"), (ds / "s1", "s2"), (ds / "s1" / "s2", "s3")):
+        assert git("config", "-f", ".gitmodules", f"submodule.{child}.path",
+                   cwd=parent).strip() == child
+        assert git("rev-parse", f"HEAD:{child}", cwd=parent).strip() == \
+            git("rev-parse", "HEAD", cwd=parent / child).strip()
+        assert git("status", "--porcelain", cwd=parent) == ""
