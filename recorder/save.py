@@ -80,15 +80,17 @@ def embedded_repos(ds: Dataset, entries: Sequence[StatusEntry]) -> list[str]:
 
 def register_subdataset(ds: Dataset, rel: str) -> None:
     """Write the ``.gitmodules`` entry for the repository at ``rel`` as DataLad does (path,
-    ``url = ./rel``, ``datalad-id`` when it is a dataset) and activate it in .git/config;
-    staging the gitlink and .gitmodules is the caller's."""
+    ``url`` = its origin's URL, else ``./rel``; ``datalad-id`` when it is a dataset) and
+    activate it in .git/config; staging the gitlink and .gitmodules is the caller's."""
     sub = Dataset(ds.root / rel)
     if sub.head() is None:
         raise RecorderError(f"{rel} is a git repository without any commit; it cannot be saved "
                             "as a subdataset",
                             hint=f"commit something in it first (cd {rel} && rr save)")
     gitmodules = str(ds.root / ".gitmodules")
-    url = f"./{rel}"
+    # a clone found inside: its origin, so that a fresh clone of this dataset can install it
+    # and get its content (as DataLad registers it); a repository made here: ./PATH
+    url = gitrepo.remotes(sub.root).get("origin") or f"./{rel}"
     gitrepo.config_set(ds.root, cfgkeys.submodule_key(rel, "path"), rel, file=gitmodules)
     gitrepo.config_set(ds.root, cfgkeys.submodule_key(rel, "url"), url, file=gitmodules)
     if sub.id:

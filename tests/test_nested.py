@@ -159,3 +159,20 @@ def test_save_of_nested_new_datasets_registers_each_in_its_parent(ds):
         assert git("rev-parse", f"HEAD:{child}", cwd=parent).strip() == \
             git("rev-parse", "HEAD", cwd=parent / child).strip()
         assert git("status", "--porcelain", cwd=parent) == ""
+
+
+def test_a_clone_saved_inside_is_registered_with_its_origin(ds, tmp_path):
+    """DataLad's test_save: a clone found inside is registered with its origin URL, so that a
+    fresh clone of the superdataset can install it and get its content (rr recorded ./other,
+    and get failed: "not available")."""
+    src = tmp_path / "src"
+    rr("create", str(src), cwd=tmp_path)
+    (src / "d.dat").write_text("data\n")
+    rr("save", "-m", "d", cwd=src)
+    git("clone", "-q", str(src), "other", cwd=ds)
+    rr("save", "-m", "add other", "other", cwd=ds)
+    assert git("config", "-f", ".gitmodules", "submodule.other.url", cwd=ds).strip() == str(src)
+    fresh = tmp_path / "fresh"
+    rr("clone", str(ds), str(fresh), cwd=tmp_path)
+    rr("get", "other/d.dat", cwd=fresh)
+    assert (fresh / "other" / "d.dat").read_text() == "data\n"
