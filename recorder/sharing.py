@@ -14,7 +14,7 @@ from . import config as cfgkeys
 from . import annex, gitrepo
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
-from .results import OK, OnEvent, Result
+from .results import NOTNEEDED, OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
 from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
                           recorded_url, split_by_dataset)
@@ -39,14 +39,20 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
         # with -d, a relative PATH is relative to the dataset (as `rr clone -d . SRC data/raw`)
         base = superds.root if not superds.contains(base) else base
     target = Path(os.path.normpath(base / (path or _default_name(source))))
-    if target.exists() and any(target.iterdir()):
-        raise RecorderError(f"destination exists and is not empty: {target}")
     src = source
     if not is_url(source):
         src_path = Path(os.path.normpath(Path.cwd() / os.path.expanduser(source)))
-        if not src_path.exists():
+        if not src_path.exists() and not (target.exists() and any(target.iterdir())):
             raise RecorderError(f"clone source does not exist: {source}")
         src = str(src_path)
+    if target.exists() and any(target.iterdir()):
+        registered = superds is None or superds.relpath(target) in superds.subdatasets()
+        if registered and _same_source(target, src):  # cloned before: nothing to do (DataLad)
+            return Result("clone", str(target), NOTNEEDED,
+                          message=f"already a clone of {source}",
+                          extra={"source": source, "id": Dataset(target).id,
+                                 "registered_in": None, "commit": None}, key_order=CLONE_KEYS)
+        raise RecorderError(f"destination exists and is not empty: {target}")
     if superds is not None:
         rel = superds.relpath(target)
         if rel == ".":
@@ -56,6 +62,18 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
     with dataset_lock(superds.git_dir, what="rr clone -d") if superds is not None \
             else contextlib.nullcontext():
         return _clone_into(src, source, target, superds)
+
+
+def _same_source(target: Path, src: str) -> bool:
+    """Whether ``target`` is a repository cloned from ``src`` (its origin names it)."""
+    if not (target / ".git").exists():
+        return False
+    origin = gitrepo.remotes(target).get("origin")
+    if origin is None:
+        return False
+    if is_url(src) or is_url(origin):
+        return origin.rstrip("/") == src.rstrip("/")
+    return os.path.realpath(os.path.join(target, origin)) == os.path.realpath(src)
 
 
 def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> Result:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -261,3 +262,20 @@ def test_siblings_list_shows_every_special_remote(ds_with_data, tmp_path):
     annex("initremote", "dr", "type=directory", f"directory={where}", "encryption=none",
           cwd=ds_with_data)
     assert f"dr [annex-special] {where}" in rr("siblings", "list", cwd=ds_with_data).stdout
+
+
+def test_cloning_again_into_a_clone_of_the_same_source_is_nothing_to_do(ds_with_data, tmp_path):
+    """DataLad's test_clone: a second clone of the same source to the same place is notneeded
+    (rr: "destination exists and is not empty"); another source there is still an error."""
+    target = tmp_path / "cl"
+    rr("clone", str(ds_with_data), str(target), cwd=tmp_path)
+    head = git("rev-parse", "HEAD", cwd=target)
+    again = rr("clone", str(ds_with_data), str(target), "--json", cwd=tmp_path)
+    record = json.loads(again.stdout)
+    assert (record["status"], record["path"]) == ("notneeded", str(target))
+    assert git("rev-parse", "HEAD", cwd=target) == head
+    other = tmp_path / "other"
+    rr("create", str(other), cwd=tmp_path)
+    proc = rr("clone", str(other), str(target), cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines() == [f"rr: error: destination exists and is not empty: {target}"]

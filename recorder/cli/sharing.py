@@ -33,7 +33,10 @@ def clone(
         render.json_line(result.to_dict())
     else:
         where = f", registered in {result.registered_in}" if result.registered_in else ""
-        render.info(f"rr: cloned {source} to {result.path}{where}")
+        if result.status == "notneeded":
+            render.info(f"rr: {result.path} is already a clone of {source}; nothing to do")
+        else:
+            render.info(f"rr: cloned {source} to {result.path}{where}")
 
 
 def get(
