@@ -168,8 +168,8 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
     branch, name, ref = _target(ds, sibling, gitrepo.remotes(ds.root))
     short = ref[len("refs/remotes/"):]
     theirs = gitrepo.resolve_commit(ds.root, ref)
-    if theirs is None:
-        return Result("update", rel, NOTNEEDED, "no branch", "dataset",
+    if theirs is None:  # nothing to bring this branch to: impossible, as DataLad says
+        return Result("update", rel, IMPOSSIBLE, "no branch", "dataset",
                       f"{name} has no branch {short.split('/', 1)[1]}: {branch} left as it is",
                       {"sibling": name, "how": how})
     ours = ds.head()

@@ -209,3 +209,17 @@ def test_push_from_a_detached_head_is_an_error_and_pushes_nothing(ds_with_data, 
     assert "refs/heads/master" not in before
     assert git("for-each-ref", cwd=store) == before  # no branch moved
     assert "store" not in git("annex", "whereis", "data/a.txt", cwd=ds_with_data)  # no content
+
+
+def test_merge_of_a_branch_the_sibling_lacks_is_impossible(pair):
+    """DataLad's test_update: --how merge with no counterpart on the sibling is impossible
+    (exit 1); rr said "no branch", exit 0.  --how fetch alone is fine."""
+    _origin, clone = pair
+    git("checkout", "-q", "-b", "feature", cwd=clone)
+    before = _head(clone)
+    proc = rr("update", "--how", "merge", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert "rr: impossible: .: origin has no branch feature: feature left as it is" \
+        in proc.stderr
+    assert _head(clone) == before
+    assert rr("update", cwd=clone).returncode == 0
