@@ -128,8 +128,8 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
     with one ``update-ref`` (if it moved meanwhile, the two are merged with cat_sort_uniq).
     Each note's lines come out sorted and unique, as ``git notes merge -s cat_sort_uniq``
     leaves them.  The new notes commit, None when there was nothing to add."""
-    lines = {sha: list(new) for sha, new in lines.items() if new}
-    if not lines:
+    todo = {sha: list(new) for sha, new in lines.items() if new}
+    if not todo:
         return None
     full = f"refs/notes/{ref}"
     tip = resolve_commit(root, full)
@@ -137,7 +137,7 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
     if tip:
         for row in call_git_lines(["notes", f"--ref={ref}", "list"], root):
             parts = row.split()
-            if len(parts) == 2 and parts[1] in lines:
+            if len(parts) == 2 and parts[1] in todo:
                 blobs[parts[1]] = parts[0]
     old = cat_file_batch(root, list(blobs.values()))
     tmp = f"refs/rr/notes-{os.getpid()}-{time.time_ns()}"
@@ -145,7 +145,7 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
            "data 0\n".encode()]
     if tip:
         out.append(f"from {tip}\n".encode())
-    for sha, new in sorted(lines.items()):
+    for sha, new in sorted(todo.items()):
         have = old.get(blobs.get(sha, ""))
         text = have[1].decode("utf-8", "surrogateescape").splitlines() if have else []
         data = "".join(f"{x}\n" for x in sorted(set(text + new)) if x).encode(
