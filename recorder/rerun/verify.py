@@ -189,9 +189,10 @@ def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
     """One line per verified record (skipped ones have none) added to its commit's note in
     refs/notes/rr-verify, all with one notes commit; the notes commit, None without one.
     ``made``: the re-execution's commit of a record, whose record names the image digest
-    used now (else the recorded one is noted)."""
+    used now (else the recorded one is noted).  The date to the microsecond: two
+    verifications never make the same line (cat_sort_uniq would keep only one)."""
     common = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"), "host": socket.gethostname(), "rr": __version__,
+        timespec="microseconds"), "host": socket.gethostname(), "rr": __version__,
         "git_annex": annex_version(ds), "python": platform.python_version()}
     texts = gitrepo.cat_file_batch(ds.root, sorted(set(made.values())))
     lines: dict[str, list[str]] = {}
