@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from ..errors import CommandError
 from ._runner import (PathLike, call_git, call_git_lines, call_git_optional, call_git_success,
-                      run)
+                      git_dir, run)
 from .objects import cat_file_batch, fast_import
 from .refs import head_sha, resolve_commit, update_refs
 
@@ -152,11 +151,14 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
             "utf-8", "surrogateescape")
         out.append(f"N inline {sha}\ndata {len(data)}\n".encode() + data + b"\n")
     out.append(b"\ndone\n")
-    with tempfile.TemporaryDirectory(prefix="rr-notes-") as tmpdir:
-        marks = os.path.join(tmpdir, "marks")
+    marks = os.path.join(git_dir(root), f"{tmp.rsplit('/', 1)[-1]}.marks")
+    try:
         fast_import(root, b"".join(out), marks)
         with open(marks, encoding="utf-8") as fh:
             new_tip = fh.read().split()[1]
+    finally:
+        if os.path.exists(marks):
+            os.unlink(marks)
     try:  # only when nobody moved the notes meanwhile: else their notes would be lost
         update_refs(root, [f"update {full} {new_tip} {tip or '0' * len(new_tip)}",
                            f"delete {tmp}"])
