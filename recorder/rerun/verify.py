@@ -41,6 +41,7 @@ from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import RecorderError
 from ..jobs import JobOutcome, JobStatus, JobTask
+from ..lock import deferred_signals
 from ..results import ERROR, OK, SKIPPED, OnEvent, Result, announce
 from .batch import shown_command
 from .plan import build_plan
@@ -137,7 +138,8 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
                 done.append(result(k))
                 yield done[-1]
             if notes:
-                write_notes(ds, steps, done, made)
+                with deferred_signals():  # the notes ref moves once, its temporary ref goes
+                    write_notes(ds, steps, done, made)
     finally:
         close = getattr(runs, "close", None)
         if close is not None:  # left early: the jobs not started are cancelled first
