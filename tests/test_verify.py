@@ -277,6 +277,9 @@ def test_container_record_verifies(ds, busybox_image):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].endswith(": identical")
     assert snapshot(ds) == before
+    # the verdict notes the digest of the image the record ran in
+    (line,) = verdict_notes(ds)[git("rev-parse", "HEAD", cwd=ds).strip()]
+    assert line["image"].startswith("sha256:") and line["verdict"] == "identical"
 
 
 @pytest.mark.slow
