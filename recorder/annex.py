@@ -220,6 +220,13 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
             raise CommandError(argv[:3], code, err)
 
 
+def version(root: str | os.PathLike[str]) -> str:
+    """git-annex's version (``git annex version --raw``)."""
+    ensure_available()
+    return proc.capture(["git", "annex", "version", "--raw"], cwd=root).stdout.decode(
+        "utf-8", "replace").strip()
+
+
 def merge(root: str | os.PathLike[str]) -> None:
     """Merge fetched git-annex branches into the local one."""
     ensure_available()

@@ -396,20 +396,23 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
 def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, ignore: Sequence[str] = (),
                  assume_ready: str | None = None, on_event: OnEvent | None = None,
-                 jobs: int | None = None, scheduler: str | None = None):
+                 jobs: int | None = None, scheduler: str | None = None, notes: bool = True):
     """``rr rerun --verify``: re-execute each run record of the plan (``revision``, a range
     ``A..B``, ``since``) in a scratch worktree at its own parent and compare the outcome with
     the record's commit; returns an iterator of results, one per run record (action
     "verify", ``verdict`` identical | differs | failed | skipped, ``files``).  Branches, HEAD,
     the index and the work tree are never touched.  ``ignore``: globs of files left out of
-    the verdict.  ``jobs`` > 1 or ``scheduler``: records verified in parallel."""
+    the verdict.  ``jobs`` > 1 or ``scheduler``: records verified in parallel.  ``notes``:
+    once all are verified, each verified record's verdict is noted in refs/notes/rr-verify
+    (the only ref a verify moves)."""
     from . import engine
     from . import rerun as _rerun
 
     target = engine.check(jobs, scheduler)
     ds = _find(dataset)
     return _rerun.verify.verify(ds, revision, since=since, ignore=ignore,
-                                assume_ready=assume_ready, target=target, on_event=on_event)
+                                assume_ready=assume_ready, target=target, on_event=on_event,
+                                notes=notes)
 
 
 def verify_totals(results: Sequence[Result]) -> dict[str, int]:

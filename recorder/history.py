@@ -27,6 +27,15 @@ class LogRow:
     duration: float | None = None
     chain: list[str] = field(default_factory=list)
     note: str | None = None
+    verifications: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def verified(self) -> str | None:
+        """The verifications in a few words: the newest verdict decides ("verified
+        identical", "differs (1 file)", "failed to verify"), then how many and on how many
+        hosts when more than one ("verified identical ×2 (2 hosts)"); None when never
+        verified."""
+        return verification_summary(self.verifications)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,8 +53,9 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     except RecorderError:  # each sidecar record is noted as unreadable below, the log goes on
         record_dir = ds.config.get(cfgkeys.RUN_RECORD_DIRECTORY) or ""
     rows = []
+    # the durations and the verdicts of rr rerun --verify: both notes refs in the one stream
     for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
-                              notes_ref=gitrepo.NOTES_REF):
+                              notes_ref=gitrepo.NOTES_REFS):
         note = None
         try:
             loaded = records.load_record(e.message, ds.root, record_dir)
@@ -67,15 +77,51 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
             str(rec.get("cmd", "")), container, list(rec.get("inputs") or []),
             list(rec.get("outputs") or []), rec.get("exit"),
             rr_info.get("duration", _note_duration(e.note)),
-            list(rec.get("chain") or []), note))
+            list(rec.get("chain") or []), note, _note_verifications(e.note)))
     return rows
+
+
+def _note_verifications(note: str) -> list[dict[str, Any]]:
+    """The verdicts of rr rerun --verify noted on a commit (refs/notes/rr-verify, read with
+    the duration notes: its lines are the JSON objects with a ``verdict``), oldest first."""
+    found = []
+    for line in note.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict) and isinstance(value.get("verdict"), str):
+            found.append(value)
+    return sorted(found, key=lambda v: str(v.get("date", "")))
+
+
+def verification_summary(verifications: list[dict[str, Any]]) -> str | None:
+    """See LogRow.verified."""
+    if not verifications:
+        return None
+    newest = verifications[-1]
+    verdict = newest["verdict"]
+    if verdict == "identical":
+        text = "verified identical"
+    elif verdict == "differs":
+        n = sum(1 for f in newest.get("files") or [] if isinstance(f, dict)
+                and f.get("status") in ("differs", "missing", "extra"))
+        text = f"differs ({n} file{'' if n == 1 else 's'})"
+    elif verdict == "failed":
+        text = "failed to verify"
+    else:
+        text = f"verified: {verdict}"
+    if len(verifications) > 1:
+        hosts = len({str(v.get("host")) for v in verifications})
+        text += f" ×{len(verifications)} ({hosts} host{'' if hosts == 1 else 's'})"
+    return text
 
 
 def _note_duration(note: str) -> float | None:
     """rr keeps a run's duration in a git note (refs/notes/rr), not in the record."""
     for line in note.splitlines():  # any line: merged notes are sorted, others may come first
         try:
-            value = json.loads(line).get("duration")
+            value = json.loads(line).get("duration")  # a verdict line has none
         except (ValueError, AttributeError):
             continue
         if isinstance(value, (int, float)):

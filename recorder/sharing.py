@@ -326,16 +326,16 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
     refs = [f"refs/heads/{branch}:refs/heads/{branch}"]
     if ds.is_annex:
         refs.append("refs/heads/git-annex:refs/heads/git-annex")
-    notes = f"refs/notes/{gitrepo.NOTES_REF}"
-    if gitrepo.resolve_commit(ds.root, notes):
-        # never forced: a collaborator's notes in the sibling are merged, not overwritten
-        refs.append(f"{notes}:{notes}")
+    notes = [f"refs/notes/{ref}" for ref in gitrepo.NOTES_REFS
+             if gitrepo.resolve_commit(ds.root, f"refs/notes/{ref}")]
+    # never forced: a collaborator's notes in the sibling are merged, not overwritten
+    refs += [f"{ref}:{ref}" for ref in notes]
     result = gitrepo.push(ds.root, to, refs)
     for _ in range(3):  # the sibling may move on again meanwhile: a few rounds
         if result.ok:
             break
         merge_annex = result.refused("refs/heads/git-annex")
-        merge_notes = result.refused(notes)
+        merge_notes = any(result.refused(ref) for ref in notes)
         if not (merge_annex or merge_notes) or result.refused(f"refs/heads/{branch}"):
             break
         if merge_annex:  # the sibling's git-annex branch moved on: merge it and push again
@@ -359,14 +359,14 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
 
 
 def merge_sibling_notes(ds: Dataset, sibling: str) -> bool:
-    """Fetch the sibling's run notes (durations, refs/notes/rr) beside ours and merge them
-    in, keeping both sides' notes; False when the sibling has none."""
-    side = gitrepo.fetch_notes(ds.root, sibling)
-    if side is None:
-        return False
-    with deferred_signals():  # Ctrl-C waits: the notes ref moves once, to the merge
-        gitrepo.merge_notes(ds.root, side)
-    return True
+    """Fetch the sibling's notes of each of rr's notes refs (durations in refs/notes/rr,
+    verdicts of rr rerun --verify in refs/notes/rr-verify) beside ours and merge them in,
+    keeping both sides' notes; False when the sibling has none."""
+    sides = gitrepo.fetch_notes(ds.root, sibling)
+    with deferred_signals():  # Ctrl-C waits: each notes ref moves once, to the merge
+        for ref, side in sides.items():
+            gitrepo.merge_notes(ds.root, side, into=ref)
+    return bool(sides)
 
 
 __all__ = ["clone", "get", "drop", "push", "add_sibling", "siblings", "DATALAD_CONFIG"]

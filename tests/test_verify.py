@@ -27,7 +27,8 @@ def snapshot(ds: Path) -> dict:
     """Everything verify must leave as it was: refs (refs/rr/* too), HEAD, the index, the
     registered worktrees, every file of the work tree (content or link target).  Not
     refs/annex/last-index: git-annex's own record of the index its keys database last
-    scanned (shared by all worktrees), which any git-annex command may move."""
+    scanned (shared by all worktrees), which any git-annex command may move; nor
+    refs/notes/rr-verify, where verify notes its verdicts (see ``verdict_notes``)."""
     files = {}
     for dirpath, dirnames, filenames in os.walk(ds):
         dirnames[:] = [d for d in dirnames if not (dirpath == str(ds) and d == ".git")]
@@ -36,13 +37,21 @@ def snapshot(ds: Path) -> dict:
             files[str(p.relative_to(ds))] = os.readlink(p) if p.is_symlink() else \
                 hashlib.sha1(p.read_bytes()).hexdigest()
     refs = [line for line in git("for-each-ref", cwd=ds).splitlines()
-            if not line.endswith("\trefs/annex/last-index")]
+            if not line.endswith(("\trefs/annex/last-index", "\trefs/notes/rr-verify"))]
     return {"refs": refs, "head": git("symbolic-ref", "HEAD", cwd=ds),
             "head_sha": git("rev-parse", "HEAD", cwd=ds),
             "index": hashlib.sha1((ds / ".git" / "index").read_bytes()).hexdigest(),
             "worktrees": git("worktree", "list", "--porcelain", cwd=ds),
             "status": git("--no-optional-locks", "status", "--porcelain", "-uall", cwd=ds),
             "files": files, "git_dir": sorted(os.listdir(ds / ".git"))}
+
+
+def verdict_notes(ds: Path) -> dict[str, list[dict]]:
+    """The verdicts noted in refs/notes/rr-verify: commit -> its lines, parsed."""
+    out = git("notes", "--ref=rr-verify", "list", cwd=ds)
+    return {line.split()[1]: [json.loads(x) for x in git(
+        "notes", "--ref=rr-verify", "show", line.split()[1], cwd=ds).splitlines()]
+        for line in out.splitlines()}
 
 
 def verify(ds: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
@@ -79,6 +88,10 @@ def test_identical_record_changes_nothing(ds_with_data):
     assert "rr: verified 1 record(s): 1 identical, 0 differ, 0 failed" in proc.stdout
     assert "rr: running: cat data/a.txt code/count.sh > n.txt" in proc.stderr
     assert snapshot(ds) == before
+    # the one ref that moved: the verdict noted on the record's commit, one line
+    head = git("rev-parse", "HEAD", cwd=ds).strip()
+    (line,) = verdict_notes(ds)[head]
+    assert line["verdict"] == "identical" and line["files"] == []
 
 
 def test_nondeterministic_record_differs(ds):
@@ -200,6 +213,7 @@ def interrupted(ds: Path, sig: int, *args: str) -> None:
     assert proc.returncode == 130, err
     assert "rr: interrupted" in err and "Traceback" not in err
     assert snapshot(ds) == before
+    assert verdict_notes(ds) == {}  # noted only at the end of a whole verify
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -263,6 +277,9 @@ def test_container_record_verifies(ds, busybox_image):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[0].endswith(": identical")
     assert snapshot(ds) == before
+    # the verdict notes the digest of the image the record ran in
+    (line,) = verdict_notes(ds)[git("rev-parse", "HEAD", cwd=ds).strip()]
+    assert line["image"].startswith("sha256:") and line["verdict"] == "identical"
 
 
 @pytest.mark.slow

@@ -53,6 +53,8 @@ def log_(
             render.out(f"    inputs:  {' '.join(r.inputs)}")
         if r.outputs:
             render.out(f"    outputs: {' '.join(r.outputs)}")
+        if r.verified:
+            render.out(f"    verification: {r.verified}")
         if r.note:
             render.out(f"    note: {r.note}")
 

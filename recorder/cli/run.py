@@ -182,6 +182,8 @@ def rerun(
     ignore: List[str] = typer.Option([], "--ignore", metavar="GLOB", help="With --verify: "
                                      "leave files matching GLOB out of the verdict; "
                                      "repeatable."),
+    no_notes: bool = typer.Option(False, "--no-notes", help="With --verify: do not note the "
+                                  "verdicts in refs/notes/rr-verify."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
@@ -205,13 +207,15 @@ def rerun(
     from .. import api  # noqa: PLC0415  start-up time
 
     if verify:
-        _verify(revision, since, ignore, onto=onto, branch=branch, message=message,
+        _verify(revision, since, ignore, no_notes, onto=onto, branch=branch, message=message,
                 report=report, script=script, explicit=explicit, continue_=continue_,
                 abort=abort, assume_ready=assume_ready.value if assume_ready else None,
                 jobs=jobs, scheduler=scheduler, dataset=dataset, as_json=as_json)
         return
     if ignore:
         usage_error("--ignore goes with --verify")
+    if no_notes:
+        usage_error("--no-notes goes with --verify")
 
     if report:
         for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
@@ -254,8 +258,8 @@ def rerun(
                     f"{ran - changed} unchanged")
 
 
-def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], *,
-            assume_ready: Optional[str], jobs: Optional[int], scheduler: Optional[str],
+def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no_notes: bool,
+            *, assume_ready: Optional[str], jobs: Optional[int], scheduler: Optional[str],
             dataset: Optional[str], as_json: bool, **others: Any) -> None:
     """rr rerun --verify: one block (or JSON object) per record, a summary; exit 0 only when
     every verified record is identical, EXIT_NOT_REPRODUCED otherwise."""
@@ -272,7 +276,8 @@ def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], *,
         # closed on the way out (an interrupt): its scratch worktrees are removed then
         with contextlib.closing(api.rerun_verify(
                 revision, dataset=dataset, since=since, ignore=ignore, jobs=jobs,
-                assume_ready=assume_ready, on_event=on_event, scheduler=scheduler)) as results:
+                assume_ready=assume_ready, on_event=on_event, scheduler=scheduler,
+                notes=not no_notes)) as results:
             for result in results:
                 out.append(result)
                 if as_json:

@@ -20,7 +20,8 @@ from ._runner import PathLike, git_dir, nul_paths
 from .commit import (commit, ensure_no_index_lock, stripspace, write_commit_editmsg)
 from .config import (config_get, config_list, config_parses, config_remove_section,
                      config_set, config_unset_all, upstream)
-from .history import (NOTES_REF, NOTES_SIDE, LogEntry, add_note, describe, first_parent_chain,
+from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
+                      add_note, append_notes, notes_side, describe, first_parent_chain,
                       head_commit_time, is_ancestor, iter_log, last_commit_touching,
                       merge_notes, rev_list, unpushed_commits)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
@@ -51,7 +52,8 @@ __all__ = [
     "commit", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
     "config_unset_all", "upstream",
-    "NOTES_REF", "NOTES_SIDE", "LogEntry", "add_note", "describe", "first_parent_chain",
+    "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
+    "append_notes", "notes_side", "describe", "first_parent_chain",
     "head_commit_time", "is_ancestor", "iter_log", "last_commit_touching", "merge_notes",
     "rev_list", "unpushed_commits",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import time
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from ..errors import CommandError
 from ._runner import (PathLike, call_git, call_git_lines, call_git_optional, call_git_success,
-                      run)
-from .refs import head_sha
+                      git_dir, run)
+from .objects import cat_file_batch, fast_import
+from .refs import head_sha, resolve_commit, update_refs
 
 
 class LogEntry(NamedTuple):
@@ -21,14 +25,15 @@ class LogEntry(NamedTuple):
 
 def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
              topo: bool = True, extra: Sequence[str] = (),
-             notes_ref: str | None = None) -> list[LogEntry]:
+             notes_ref: str | Sequence[str] | None = None) -> list[LogEntry]:
     """One ``git log`` call for a whole range: sha, parents, author, date and message
-    (and with ``notes_ref`` the note of each commit in that notes ref)."""
-    fields = 6 if notes_ref else 5
-    fmt = "%H%x00%P%x00%an%x00%aI%x00%B" + ("%x00%N" if notes_ref else "")
+    (and with ``notes_ref``, one notes ref or several, the notes of each commit in them,
+    one after the other)."""
+    refs = [notes_ref] if isinstance(notes_ref, str) else list(notes_ref or [])
+    fields = 6 if refs else 5
+    fmt = "%H%x00%P%x00%an%x00%aI%x00%B" + ("%x00%N" if refs else "")
     args = ["log", "-z", f"--format={fmt}"]
-    if notes_ref:
-        args.append(f"--notes={notes_ref}")
+    args += [f"--notes={ref}" for ref in refs]
     if reverse:
         args.append("--reverse")
     if topo:
@@ -38,7 +43,7 @@ def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
     entries = []
     for i in range(0, len(items) - (fields - 1), fields):
         sha, parents, author, date, message = items[i:i + 5]
-        note = items[i + 5] if notes_ref else ""
+        note = items[i + 5] if refs else ""
         entries.append(LogEntry(sha.strip(), tuple(parents.split()), author, date, message,
                                 note.strip()))
     return entries
@@ -88,8 +93,17 @@ def unpushed_commits(root: PathLike) -> list[str]:
 
 # --- notes ------------------------------------------------------------------------------
 
-NOTES_REF = "rr"
+NOTES_REF = "rr"  # durations of runs
+VERIFY_NOTES_REF = "rr-verify"  # verdicts of rr rerun --verify, one JSON line each
+NOTES_REFS = (NOTES_REF, VERIFY_NOTES_REF)  # rr's notes refs: pushed, cloned, updated alike
 NOTES_SIDE = "refs/notes/rr-remotes"  # a sibling's notes, fetched beside ours to be merged
+
+
+def notes_side(ref: str, remote: str) -> str:
+    """Where a sibling's notes of rr's notes ref ``ref`` are fetched to, beside ours (under
+    refs/notes/ so that ``git notes merge`` takes it): refs/notes/rr-remotes/REMOTE for the
+    durations, refs/notes/REF-remotes/REMOTE for the others."""
+    return f"{NOTES_SIDE}/{remote}" if ref == NOTES_REF else f"refs/notes/{ref}-remotes/{remote}"
 
 
 def add_note(root: PathLike, sha: str, text: str) -> None:
@@ -98,8 +112,57 @@ def add_note(root: PathLike, sha: str, text: str) -> None:
     run(["notes", f"--ref={NOTES_REF}", "add", "-f", "-m", text, sha], root, check=False)
 
 
-def merge_notes(root: PathLike, ref: str) -> None:
-    """Merge the notes in ``ref`` into rr's: the union of both (``cat_sort_uniq``: a commit
-    noted on both sides keeps the lines of both, none twice), so no note is lost."""
-    call_git(["notes", f"--ref={NOTES_REF}", "merge", "--quiet", "-s", "cat_sort_uniq", ref],
+def merge_notes(root: PathLike, ref: str, into: str = NOTES_REF) -> None:
+    """Merge the notes in ``ref`` into rr's notes ref ``into``: the union of both
+    (``cat_sort_uniq``: a commit noted on both sides keeps the lines of both, none twice), so
+    no note is lost."""
+    call_git(["notes", f"--ref={into}", "merge", "--quiet", "-s", "cat_sort_uniq", ref],
              root)
+
+
+def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -> str | None:
+    """Add lines to the notes of many commits (commit -> lines) in notes ref ``ref`` with
+    one notes commit: the existing notes read with one ``git notes list`` and one
+    ``cat-file --batch``, the new notes written with one ``git fast-import``, the ref moved
+    with one ``update-ref`` (if it moved meanwhile, the two are merged with cat_sort_uniq).
+    Each note's lines come out sorted and unique, as ``git notes merge -s cat_sort_uniq``
+    leaves them.  The new notes commit, None when there was nothing to add."""
+    todo = {sha: list(new) for sha, new in lines.items() if new}
+    if not todo:
+        return None
+    full = f"refs/notes/{ref}"
+    tip = resolve_commit(root, full)
+    blobs: dict[str, str] = {}
+    if tip:
+        for row in call_git_lines(["notes", f"--ref={ref}", "list"], root):
+            parts = row.split()
+            if len(parts) == 2 and parts[1] in todo:
+                blobs[parts[1]] = parts[0]
+    old = cat_file_batch(root, list(blobs.values()))
+    tmp = f"refs/rr/notes-{os.getpid()}-{time.time_ns()}"
+    out = [f"commit {tmp}\nmark :1\ncommitter rr <rr@localhost> {int(time.time())} +0000\n"
+           "data 0\n".encode()]
+    if tip:
+        out.append(f"from {tip}\n".encode())
+    for sha, new in sorted(todo.items()):
+        have = old.get(blobs.get(sha, ""))
+        text = have[1].decode("utf-8", "surrogateescape").splitlines() if have else []
+        data = "".join(f"{x}\n" for x in sorted(set(text + new)) if x).encode(
+            "utf-8", "surrogateescape")
+        out.append(f"N inline {sha}\ndata {len(data)}\n".encode() + data + b"\n")
+    out.append(b"\ndone\n")
+    marks = os.path.join(git_dir(root), f"{tmp.rsplit('/', 1)[-1]}.marks")
+    try:
+        fast_import(root, b"".join(out), marks)
+        with open(marks, encoding="utf-8") as fh:
+            new_tip = fh.read().split()[1]
+    finally:
+        if os.path.exists(marks):
+            os.unlink(marks)
+    try:  # only when nobody moved the notes meanwhile: else their notes would be lost
+        update_refs(root, [f"update {full} {new_tip} {tip or '0' * len(new_tip)}",
+                           f"delete {tmp}"])
+    except CommandError:  # moved meanwhile: the union of both
+        merge_notes(root, tmp, into=ref)
+        update_refs(root, [f"delete {tmp}"])
+    return new_tip

@@ -17,7 +17,7 @@ from .. import proc
 from ..errors import CommandError
 from ._runner import PathLike, call_git, call_git_lines, call_git_optional, run
 from .config import config_list
-from .history import NOTES_REF, NOTES_SIDE
+from .history import NOTES_REFS, notes_side
 from .index import unmerged_paths
 from .refs import current_branch
 
@@ -130,20 +130,28 @@ def fetch_branch(root: PathLike, remote: str, branch: str) -> None:
     call_git(["fetch", "-q", remote, branch], root)
 
 
-def fetch_notes(root: PathLike, remote: str) -> str | None:
-    """Fetch the sibling's rr notes into a side ref (``refs/notes/rr-remotes/REMOTE``, kept
-    under refs/notes/ so that ``git notes merge`` takes it); ours do not move.  The side ref,
-    or None when the sibling has no notes.  Raises CommandError when the fetch fails."""
-    side = f"{NOTES_SIDE}/{remote}"
-    done = run(["fetch", "--quiet", "--no-tags", "--", remote,
-                f"+refs/notes/{NOTES_REF}:{side}"], root, check=False)
+def fetch_notes(root: PathLike, remote: str) -> dict[str, str]:
+    """Fetch the sibling's notes of each of rr's notes refs (``NOTES_REFS``) into a side ref
+    (``notes_side``: refs/notes/rr-remotes/REMOTE for the durations, kept under refs/notes/
+    so that ``git notes merge`` takes it); ours do not move.  Which of them the sibling has
+    is asked first (one ``ls-remote``), then those are fetched with one ``fetch``.  Our
+    notes ref -> its side ref, for the notes the sibling has (empty when it has none).
+    Raises CommandError when the fetch fails."""
+    wanted = [f"refs/notes/{ref}" for ref in NOTES_REFS]
+    done = run(["ls-remote", "--", remote, *wanted], root, check=False)
     if done.returncode != 0:
-        text = _text(done.stderr)
-        if "couldn't find remote ref" in text:
-            return None
-        raise CommandError(["git", "fetch", remote, f"refs/notes/{NOTES_REF}"],
-                           done.returncode, text)
-    return side
+        raise CommandError(["git", "ls-remote", remote, *wanted], done.returncode,
+                           _text(done.stderr))
+    there = {line.split()[-1] for line in _text(done.stdout).splitlines() if line.strip()}
+    sides = {ref: notes_side(ref, remote) for ref in NOTES_REFS if f"refs/notes/{ref}" in there}
+    if not sides:
+        return {}
+    specs = [f"+refs/notes/{ref}:{side}" for ref, side in sides.items()]
+    done = run(["fetch", "--quiet", "--no-tags", "--", remote, *specs], root, check=False)
+    if done.returncode != 0:
+        raise CommandError(["git", "fetch", remote, *specs], done.returncode,
+                           _text(done.stderr))
+    return sides
 
 
 # --- push -------------------------------------------------------------------------------

@@ -14,22 +14,34 @@ record (its ``verdict``): ``identical``, ``differs``, ``failed`` (the command ex
 otherwise than recorded, or could not run), ``skipped`` (a run record that cannot be
 verified this way: a run-merge, a command run outside the dataset, a record that changed a
 subdataset).
+
+Each verified record (not a skipped one) gets one JSON line in its commit's note in
+``refs/notes/rr-verify`` (beside rr's duration notes; pushed, cloned and updated as they
+are): date, host, versions, the image digest, the verdict and the files not identical.  All
+of a verify's lines are written at its end with one notes commit (``--no-notes``: none); the
+notes ref is the only ref a verify moves.
 """
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import fnmatch
+import json
 import os
+import platform
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import annex, gitrepo, jobs
+from .. import __version__, annex, gitrepo, jobs
+from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import RecorderError
 from ..jobs import JobOutcome, JobStatus, JobTask
+from ..lock import deferred_signals
 from ..results import ERROR, OK, SKIPPED, OnEvent, Result, announce
 from .batch import shown_command
 from .plan import build_plan
@@ -48,9 +60,12 @@ _GLOB = set("*?[")
 
 def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            ignore: Sequence[str] = (), assume_ready: str | None = None,
-           target: Target = SERIAL, on_event: OnEvent | None = None) -> Iterator[Result]:
+           target: Target = SERIAL, on_event: OnEvent | None = None,
+           notes: bool = True) -> Iterator[Result]:
     """One result per run record of the plan (commits without a record are left out), in
-    the plan's order; ``on_event`` gets an ANNOUNCE of each command before any runs."""
+    the plan's order; ``on_event`` gets an ANNOUNCE of each command before any runs.  With
+    ``notes``, once every record is verified, the verdicts are noted in refs/notes/rr-verify
+    (one line per verified record; nothing is noted when the verify stops early)."""
     plan = build_plan(ds, revision, since)
     steps = [s for s in plan.steps if s.action == "run"]
     replay = Replay(ds, [], {}, plan.revision, plan.revision, None, None, False, assume_ready,
@@ -66,7 +81,7 @@ def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None
             skipped[k] = why
         else:
             todo.append((k, step))
-    return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes)
+    return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes, notes)
 
 
 def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]) -> str:
@@ -82,7 +97,7 @@ def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]
 
 def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             skipped: dict[int, str], replay: Replay, ignore: list[str], target: Target,
-            changes: dict[str, list[tuple[str, str, str]]]) -> Iterator[Result]:
+            changes: dict[str, list[tuple[str, str, str]]], notes: bool) -> Iterator[Result]:
     verify_id = jobs.new_id("verify-")
     wtdir = str(jobs.job_dir(ds, verify_id))
     state: jobs.JobsState = {"id": verify_id, "jobs": [
@@ -106,17 +121,25 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
                                [p for _m, _b, p in changes.get(steps[k].commit, [])])
 
             k = 0
+            done: list[Result] = []
+            made: dict[str, str] = {}  # record's commit -> the re-execution's commit
             if tasks:
                 runs = jobs.run_all(tasks, target)
             for pos, outcome in runs:
                 outcomes[pos] = outcome
                 if isinstance(outcome, JobOutcome) and outcome.commit:
                     jobs.keep(ds, verify_id, pos, outcome.commit)  # reachable until compared
+                    made[todo[pos][1].commit] = outcome.commit
                 while k < len(steps) and (k in skipped or pending[k] in outcomes):
-                    yield result(k)  # in the plan's order, as soon as it is known
+                    done.append(result(k))
+                    yield done[-1]  # in the plan's order, as soon as it is known
                     k += 1
             for k in range(k, len(steps)):  # skipped records after the last job
-                yield result(k)
+                done.append(result(k))
+                yield done[-1]
+            if notes:
+                with deferred_signals():  # the notes ref moves once, its temporary ref goes
+                    write_notes(ds, steps, done, made)
     finally:
         close = getattr(runs, "close", None)
         if close is not None:  # left early: the jobs not started are cancelled first
@@ -158,6 +181,65 @@ def _failed(extra: dict[str, Any], message: str, code: int | None) -> Result:
     return Result("verify", None, ERROR, message=message,
                   extra={**extra, "verdict": FAILED, "exit": code, "files": []},
                   key_order=VERIFY_KEYS)
+
+
+# --- the notes ------------------------------------------------------------------------
+
+
+def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
+                made: dict[str, str]) -> str | None:
+    """One line per verified record (skipped ones have none) added to its commit's note in
+    refs/notes/rr-verify, all with one notes commit; the notes commit, None without one.
+    ``made``: the re-execution's commit of a record, whose record names the image digest
+    used now (else the recorded one is noted).  The date to the microsecond: two
+    verifications never make the same line (cat_sort_uniq would keep only one)."""
+    common = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="microseconds"), "host": socket.gethostname(), "rr": __version__,
+        "git_annex": annex_version(ds), "python": platform.python_version()}
+    texts = gitrepo.cat_file_batch(ds.root, sorted(set(made.values())))
+    lines: dict[str, list[str]] = {}
+    for step, res in zip(steps, results):
+        extra = res.extra or {}
+        if extra.get("verdict") not in (IDENTICAL, DIFFERS, FAILED):
+            continue
+        line = {**common, "verdict": extra["verdict"],
+                "files": [{"path": f["path"], "status": f["status"]}
+                          for f in extra.get("files") or [] if f["status"] != IDENTICAL]}
+        digest = _image_digest(texts.get(made.get(step.commit, ""))) or \
+            _image_digest_of(step.record)
+        if digest:
+            line["image"] = digest
+        lines.setdefault(step.commit, []).append(
+            json.dumps(line, sort_keys=True, separators=(",", ":")))
+    return gitrepo.append_notes(ds.root, gitrepo.VERIFY_NOTES_REF, lines)
+
+
+def _image_digest(obj: tuple[str, bytes] | None) -> str | None:
+    """The image digest in the record of a commit object's message (an inline record)."""
+    if obj is None:
+        return None
+    message = obj[1].partition(b"\n\n")[2].decode("utf-8", "replace")
+    try:
+        parsed = records.parse_message(message)
+    except RecorderError:
+        return None
+    return _image_digest_of(parsed.record if parsed is not None else None)
+
+
+def _image_digest_of(record: dict[str, Any] | None) -> str | None:
+    container = ((record or {}).get("rr") or {}).get("container")
+    digest = container.get("digest") if isinstance(container, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
+def annex_version(ds: Dataset) -> str | None:
+    """git-annex's version (None in a dataset without an annex, or without git-annex)."""
+    if not ds.is_annex:
+        return None
+    try:
+        return annex.version(ds.root)
+    except RecorderError:
+        return None
 
 
 # --- the comparison ---------------------------------------------------------------------
