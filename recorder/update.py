@@ -3,8 +3,8 @@
 Fetch from one sibling or all of them: branches become remote-tracking branches
 (``origin/randomforest``), and the fetched git-annex branches are merged into the local one
 (``git annex merge``), so that content the collaborator pushed is known here and ``rr get``
-fetches it; so are rr's run notes (durations, ``refs/notes/rr``: fetched beside ours and
-merged, see ``sharing.merge_sibling_notes``). ``--how`` says what happens to the current
+fetches it; so are rr's notes (durations in ``refs/notes/rr``, verification verdicts in
+``refs/notes/rr-verify``: fetched beside ours and merged, see ``sharing.merge_sibling_notes``). ``--how`` says what happens to the current
 branch, the only branch that ever moves: ``fetch`` (nothing, the default), ``merge``,
 ``ff-only`` or ``reset`` (to its counterpart on the sibling). With ``-r`` the same goes on in
 installed subdatasets; with ``--follow parentds`` (rr's default) each is brought to the commit
@@ -86,7 +86,7 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
             continue
         fetched = True
         extra = {"sibling": name}
-        try:  # the collaborators' run notes (durations) too, merged with ours: none lost
+        try:  # the collaborators' notes (durations, verdicts) too, merged with ours: none lost
             if merge_sibling_notes(ds, name):
                 extra["notes"] = "merged"
         except RecorderError as exc:
