@@ -4,7 +4,8 @@ Fetch from one sibling or all of them: branches become remote-tracking branches
 (``origin/randomforest``), and the fetched git-annex branches are merged into the local one
 (``git annex merge``), so that content the collaborator pushed is known here and ``rr get``
 fetches it; so are rr's notes (durations in ``refs/notes/rr``, verification verdicts in
-``refs/notes/rr-verify``: fetched beside ours and merged, see ``sharing.merge_sibling_notes``). ``--how`` says what happens to the current
+``refs/notes/rr-verify``: fetched beside ours and merged, see ``sharing.merge_sibling_notes``).
+``--how`` says what happens to the current
 branch, the only branch that ever moves: ``fetch`` (nothing, the default), ``merge``,
 ``ff-only`` or ``reset`` (to its counterpart on the sibling). With ``-r`` the same goes on in
 installed subdatasets; with ``--follow parentds`` (rr's default) each is brought to the commit
