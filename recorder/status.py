@@ -351,6 +351,23 @@ def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | No
                         rels, recursive)
 
 
+def _index_second(ds: Dataset) -> int | None:
+    """The second git's index was last written in (None: no index)."""
+    try:
+        return int((ds.git_dir / "index").stat().st_mtime)
+    except OSError:
+        return None
+
+
+def _changed_since(full: Path, second: int) -> bool:
+    """Whether the file was written in or after ``second``: git's "racily clean" case, where
+    an index entry's stat can match a file changed after it was recorded."""
+    try:
+        return int(full.stat().st_mtime) >= second
+    except OSError:
+        return False
+
+
 def _diff_one(ds: Dataset, prefix: str, frm: str, to: str | None,
               rels: list[str] | None) -> Iterator[Result]:
     entries = gitrepo.iter_diff_raw(ds.root, frm, to, rels)
@@ -358,13 +375,21 @@ def _diff_one(ds: Dataset, prefix: str, frm: str, to: str | None,
                                           ((e.old_mode, e.old_sha), (e.new_mode, e.new_sha))
                                           if m in _ANNEX_MODES])
     rehash: list[tuple[gitrepo.DiffEntry, dict]] = []
+    racy_since = _index_second(ds) if to is None else None
     for e in entries:
         full = ds.root / e.path
         old_key = annex.key_of_link(blobs[e.old_sha]) if e.old_sha in blobs else None
         new_key = annex.key_of_link(blobs[e.new_sha]) if e.new_sha in blobs else None
         new_sha: str | None = None if e.new_sha == gitrepo.NULL_SHA else e.new_sha
         stat_only = False
-        if to is None and e.new_sha == gitrepo.NULL_SHA and e.new_mode != "000000":
+        if racy_since is not None and new_key and new_sha is not None \
+                and e.new_mode in ("100644", "100755") \
+                and _changed_since(full, racy_since) \
+                and protect.key_matches(new_key, full) is False:
+            # an unlocked file rewritten (same size) in the second its index entry was made:
+            # git (and git-annex's inode cache) trusted the stat; its content says otherwise
+            new_key, new_sha = None, None
+        elif to is None and e.new_sha == gitrepo.NULL_SHA and e.new_mode != "000000":
             if e.new_mode == "160000":
                 new_sha = gitrepo.head_sha(full)
             elif e.new_mode == "120000":
