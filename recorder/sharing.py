@@ -204,11 +204,12 @@ def _ensure_unmodified(ds: Dataset, rels: Sequence[str]) -> None:
     staged = [e.path for e in entries if e.state == "typechange" and not e.worktree]
     if staged:
         index = {path: sha for _mode, sha, path in gitrepo.ls_files_stage(ds.root, staged)}
-        head = {path: gitrepo.object_id(ds.root, f"HEAD:{path}") or "" for path in staged}
+        # HEAD's blobs: the old side of one diff-index, not a rev-parse per path
+        head = {e.path: e.old_sha for e in gitrepo.iter_diff_raw(ds.root, "HEAD", None, staged)}
         blobs = gitrepo.small_blobs(ds.root, [*index.values(), *head.values()])
         changed += [path for path in staged
                     if annex.key_of_link(blobs.get(index.get(path, ""), b""))
-                    != annex.key_of_link(blobs.get(head[path], b""))]
+                    != annex.key_of_link(blobs.get(head.get(path, ""), b""))]
     if changed:
         shown = ", ".join(changed[:3]) + (f" (and {len(changed) - 3} more)"
                                           if len(changed) > 3 else "")
