@@ -76,6 +76,9 @@ RUN_RECORD_SIDECAR = _key("datalad.run.record-sidecar", "bool", False,
 RUN_DIRTY_COMMITTED = _key("datalad.run.dirty-committed", "str", "error",
                            "An --explicit run whose command committed undeclared files: "
                            "'error' refuses, anything else allows.")
+RUN_ENV_RECORD = _key("rr.run.env-record", "list", None,
+                      "Environment variables whose values every run records (names, "
+                      "whitespace- or comma-separated; repeatable); also rr run --env-record.")
 RUN_SUBSTITUTIONS = _key("datalad.run.substitutions.<NAME>", "list", None,
                          "A custom {NAME} placeholder for run commands, inputs, outputs.")
 # --- procedures --------------------------------------------------------------------------

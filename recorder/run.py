@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
-from . import annex, gitrepo, preflight, proc, protect, runmerge, subdatasets
+from . import annex, environment, gitrepo, preflight, proc, protect, runmerge, subdatasets
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -71,6 +71,7 @@ class RunSpec:
     digest_pending: bool = False
     recorded_digest: str | None = None
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
+    env_record: tuple[str, ...] = ()  # declared variables whose values the record keeps
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -217,6 +218,7 @@ def prepare_spec(
     assume_ready: str | None = None,
     sidecar: bool | None = None,
     cwd: Path | None = None,
+    env_record: Sequence[str] = (),
 ) -> RunSpec:
     command = normalize_command(cmd)
     if not command.strip():
@@ -238,7 +240,8 @@ def prepare_spec(
     out_specs = expand_specs(list(outputs), raw, "output")
     return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
                    extra_inputs=list(extra_inputs), message=message, expand=expand,
-                   explicit=explicit, assume_ready=assume_ready, sidecar=sidecar)
+                   explicit=explicit, assume_ready=assume_ready, sidecar=sidecar,
+                   env_record=environment.declared_names(ds, env_record))
 
 
 def command_values(ds: Dataset, spec: RunSpec, in_hits: Sequence[str],
@@ -303,6 +306,9 @@ def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[s
     rr = dict(spec.rr_info)
     if spec.explicit:
         rr["explicit"] = True
+    if spec.env_record:
+        rr["env"] = {**rr.get("env", {}),
+                     "vars": environment.declared_values(spec.env_record, spec.env)}
     return records.new_record(cmd=spec.cmd, dsid=ds.id, exit_code=exit_code, inputs=inputs,
                               extra_inputs=spec.extra_inputs, outputs=outputs,
                               pwd=_record_pwd(ds, spec.pwd), chain=spec.chain, rr=rr or None)
