@@ -119,7 +119,10 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
 # --- get / drop -------------------------------------------------------------------------
 
 
-def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
+def _resolve_paths(ds: Dataset, paths: Sequence[str],
+                   missing: list[str] | None = None) -> list[str]:
+    """Dataset-relative paths; a path that does not exist (and is in no subdataset) is an
+    error, or, given a ``missing`` list, is put there and left out."""
     out = []
     subs = sorted(ds.subdatasets(), key=len, reverse=True)
     for p in paths or ["."]:
@@ -127,14 +130,32 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str]) -> list[str]:
         full = ds.root / rel
         owner = next((s for s in subs if rel == s or rel.startswith(s + "/")), None)
         if not os.path.lexists(full) and owner is None:
-            raise RecorderError(f"path does not exist: {p}")
+            if missing is None:
+                raise RecorderError(f"path does not exist: {p}")
+            missing.append(p)
+            continue
         out.append(rel)
     return out
 
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
-    rels = _resolve_paths(ds, paths)
+    """Fetch the content of ``paths``; a path that does not exist does not keep the others
+    from being fetched (as DataLad: it is reported, and the whole get fails)."""
+    missing: list[str] = []
+    rels = _resolve_paths(ds, paths, missing)
+    if rels:
+        _get_existing(ds, rels, recursive, on_event, jobs)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise RecorderError(f"path does not exist: {missing[0]}{more}",
+                            hint=f"the other {len(rels)} path(s) were fetched" if rels
+                            else None)
+    return rels
+
+
+def _get_existing(ds: Dataset, rels: list[str], recursive: bool, on_event: OnEvent | None,
+                  jobs: int | None) -> None:
     fetch(ds, rels, on_event, jobs)
     if recursive:
         for sub in ds.subdatasets():
@@ -143,7 +164,6 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
                 child = install(ds, sub)
                 get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
                     jobs=jobs)
-    return rels
 
 
 def _inner_path(rels: Sequence[str], sub: str) -> str | None:

@@ -279,3 +279,18 @@ def test_cloning_again_into_a_clone_of_the_same_source_is_nothing_to_do(ds_with_
     proc = rr("clone", str(other), str(target), cwd=tmp_path, check=False)
     assert proc.returncode == 1
     assert proc.stderr.splitlines() == [f"rr: error: destination exists and is not empty: {target}"]
+
+
+@pytest.mark.slow
+def test_get_of_several_paths_one_missing_fetches_the_others(inputs_ds, tmp_path):
+    """DataLad's test_get.py (test_get_multiple_files): a path that does not exist is
+    reported and fails the get, and does not keep the other paths from being fetched."""
+    clone = tmp_path / "clone"
+    rr("clone", str(inputs_ds), str(clone))
+    proc = rr("get", "train/cat/0.png", "nope", "train/dog", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert "rr: error: path does not exist: nope" in proc.stderr
+    assert "content is here" not in proc.stderr + proc.stdout
+    for rel in ("train/cat/0.png", "train/dog/0.png", "train/dog/1.png"):
+        assert (clone / rel).exists(), rel  # fetched nonetheless
+    assert not (clone / "train/cat/1.png").exists()
