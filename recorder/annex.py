@@ -172,11 +172,21 @@ def _jobs(jobs: int | None) -> list[str]:
 
 
 def copy_to(root: str | os.PathLike[str], remote: str, paths: Sequence[str],
-            all_versions: bool = False, jobs: int | None = None) -> list[dict]:
-    args = ["copy", "--to", remote, *_jobs(jobs)]
+            all_versions: bool = False, jobs: int | None = None,
+            auto: bool = False) -> list[dict]:
+    """``git annex copy --to remote``; ``auto``: only what the remote wants (``--auto``:
+    its preferred content, or what numcopies needs)."""
+    args = ["copy", "--to", remote, *_jobs(jobs), *(["--auto"] if auto else [])]
     if all_versions:
         return _annex_json(root, [*args, "--all"], [])
     return _annex_json(root, args, paths or ["."])
+
+
+def wanted(root: str | os.PathLike[str], remote: str) -> str:
+    """The preferred-content expression of ``remote`` (``git annex wanted``); "" if none."""
+    ensure_available()
+    out = proc.capture(["git", "annex", "wanted", remote], cwd=root).stdout
+    return out.decode("utf-8", "replace").strip()
 
 
 def initremote(root: str | os.PathLike[str], name: str, params: Sequence[str]) -> None:

@@ -331,20 +331,67 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
         raise RecorderError("HEAD is detached: there is no branch to push; nothing was pushed",
                             hint="check out a branch first (git checkout -b NAME)")
     copied = 0
-    if data != "nothing" and ds.is_annex:
-        # only what this machine configured: a cloned dataset's committed .datalad/config
-        # must not choose where content is copied to
-        targets = ds.config.get_all_local(cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS, to))
-        if not ds.config.get_bool(cfgkeys.named(cfgkeys.REMOTE_ANNEX_IGNORE, to)):
-            targets.append(to)
-        for target in targets:
-            try:
-                records = annex.copy_to(ds.root, target, ["."], all_versions=data == "anything",
-                                        jobs=jobs)
-            except annex.AnnexError as exc:
-                raise RecorderError(f"copying content to {target} failed: {exc.message}") from None
-            copied += sum(1 for r in records if r.get("success"))
-    refs = [f"refs/heads/{branch}:refs/heads/{branch}"]
+    pushed: list[str] = []
+    # the siblings NAME depends on first (remote.NAME.datalad-publish-depends), as DataLad:
+    # a git sibling gets the same push, a special remote the content; only what this
+    # machine configured - a cloned dataset's .datalad/config must not choose where to push
+    for dep in _publish_depends(ds, to, remotes):
+        if dep in remotes:
+            copied += _push_to(ds, dep, branch, data, jobs, [])
+            pushed.append(dep)
+        elif data != "nothing" and ds.is_annex:
+            copied += _copy_content(ds, dep, data, jobs)
+    refs: list[str] = []
+    copied += _push_to(ds, to, branch, data, jobs, refs)
+    return Result("push", None, OK, extra={"to": to, "branch": branch, "copied": copied,
+                                           "refs": refs, "depends": pushed})
+
+
+def _publish_depends(ds: Dataset, to: str, remotes: dict[str, str]) -> list[str]:
+    """The siblings pushed before ``to``, dependencies of dependencies first (each once)."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        for dep in ds.config.get_all_local(cfgkeys.named(cfgkeys.REMOTE_PUBLISH_DEPENDS,
+                                                         name)):
+            if dep in path:
+                cycle = " -> ".join((*path[path.index(dep):], dep))
+                raise RecorderError(f"the siblings' publish-depends form a cycle ({cycle}): "
+                                    "nothing was pushed",
+                                    hint=f"see git config --get-all remote.{name}."
+                                         "datalad-publish-depends")
+            if dep in remotes:
+                visit(dep, (*path, dep))
+            if dep not in order:
+                order.append(dep)
+
+    visit(to, (to,))
+    return [d for d in order if d != to]
+
+
+def _copy_content(ds: Dataset, target: str, data: str, jobs: int | None) -> int:
+    """Copy annexed content to ``target``: with --data auto only what it wants when it has
+    a preferred-content expression (``git annex wanted``), as DataLad; everything present
+    otherwise (``anything``: every version)."""
+    auto = data == "auto" and bool(annex.wanted(ds.root, target))
+    try:
+        records = annex.copy_to(ds.root, target, ["."], all_versions=data == "anything",
+                                jobs=jobs, auto=auto)
+    except annex.AnnexError as exc:
+        raise RecorderError(f"copying content to {target} failed: {exc.message}") from None
+    return sum(1 for r in records if r.get("success"))
+
+
+def _push_to(ds: Dataset, to: str, branch: str, data: str, jobs: int | None,
+             refs: list[str]) -> int:
+    """Content (unless annex-ignore'd or --data nothing), then the branch, git-annex branch,
+    rr's notes and the tags to git sibling ``to``; the files of content copied.  ``refs``
+    gets the refspecs pushed."""
+    copied = 0
+    if data != "nothing" and ds.is_annex and \
+            not ds.config.get_bool(cfgkeys.named(cfgkeys.REMOTE_ANNEX_IGNORE, to)):
+        copied = _copy_content(ds, to, data, jobs)
+    refs.append(f"refs/heads/{branch}:refs/heads/{branch}")
     if ds.is_annex:
         refs.append("refs/heads/git-annex:refs/heads/git-annex")
     notes = [f"refs/notes/{ref}" for ref in gitrepo.NOTES_REFS
@@ -375,8 +422,7 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
     tags = gitrepo.push(ds.root, to, ["--tags"])
     if not tags.ok:
         raise RecorderError(f"pushing tags to {to} failed")
-    return Result("push", None, OK,
-                  extra={"to": to, "branch": branch, "copied": copied, "refs": refs})
+    return copied
 
 
 def merge_sibling_notes(ds: Dataset, sibling: str) -> bool:

@@ -112,8 +112,8 @@ def siblings_list(
         if as_json:
             render.json_line(sib.to_dict())
         else:
-            deps = f" (content to {', '.join(sib.publish_depends)})" if sib.publish_depends \
-                else ""
+            deps = f" (pushed after {', '.join(sib.publish_depends)})" \
+                if sib.publish_depends else ""
             render.out(f"{sib.name} [{sib.kind}] {sib.url}{deps}")
 
 
@@ -141,8 +141,9 @@ def push(
     if as_json:
         render.json_line(result.to_dict())
     else:
+        before = f" (after {', '.join(result.depends)})" if result.depends else ""
         render.info(f"rr: pushed {result.branch} and {result.copied} file(s) of "
-                    f"content to {result.to}")
+                    f"content to {result.to}{before}")
 
 
 class How(str, Enum):

@@ -1,0 +1,80 @@
+"""rr push as DataLad's test_push.py expects it: a sibling's preferred content
+(``git annex wanted``) limits what --data auto copies (test_push_wanted), and
+``remote.NAME.datalad-publish-depends`` naming a git sibling pushes there first, history and
+content (test_gh1426 / test_push_recursive's publish-depends cases)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import annex, git, rr
+
+
+@pytest.fixture
+def ds_with_files(tmp_path):
+    ds = tmp_path / "ds"
+    rr("create", str(ds))
+    (ds / "a.keep").write_text("keep me\n" * 50)
+    (ds / "b.skip").write_text("skip me\n" * 50)
+    rr("save", "-m", "two files", cwd=ds)
+    return ds
+
+
+def _has_content(ds, sibling, path) -> bool:
+    out = annex("whereis", "--json", path, cwd=ds)
+    return f'"description":"[{sibling}]"' in out.replace(" ", "") or \
+        f"[{sibling}]" in out
+
+
+@pytest.mark.slow
+def test_push_copies_only_what_the_sibling_wants(ds_with_files, tmp_path):
+    ds = ds_with_files
+    rr("siblings", "add", "store", str(tmp_path / "store.git"), cwd=ds)
+    annex("wanted", "store", "include=*.keep", cwd=ds)
+    proc = rr("push", "--to", "store", cwd=ds)
+    assert "1 file(s)" in proc.stderr
+    assert _has_content(ds, "store", "a.keep")
+    assert not _has_content(ds, "store", "b.skip")
+    # --data anything sends every version of everything, wanted or not
+    rr("push", "--to", "store", "--data", "anything", cwd=ds)
+    assert _has_content(ds, "store", "b.skip")
+
+
+@pytest.mark.slow
+def test_push_without_wanted_copies_everything(ds_with_files, tmp_path):
+    ds = ds_with_files
+    rr("siblings", "add", "store", str(tmp_path / "store.git"), cwd=ds)
+    rr("push", "--to", "store", cwd=ds)
+    assert _has_content(ds, "store", "a.keep") and _has_content(ds, "store", "b.skip")
+
+
+@pytest.mark.slow
+def test_publish_depends_on_a_git_sibling_pushes_there_first(ds_with_files, tmp_path):
+    ds = ds_with_files
+    rr("siblings", "add", "mirror", str(tmp_path / "mirror.git"), cwd=ds)
+    rr("siblings", "add", "main", str(tmp_path / "main.git"), cwd=ds)
+    git("config", "--add", "remote.main.datalad-publish-depends", "mirror", cwd=ds)
+    proc = rr("push", "--to", "main", cwd=ds)
+    assert "after mirror" in proc.stderr
+    head = git("rev-parse", "HEAD", cwd=ds).strip()
+    branch = git("branch", "--show-current", cwd=ds).strip()
+    for bare in ("mirror.git", "main.git"):
+        assert git("rev-parse", f"refs/heads/{branch}", cwd=tmp_path / bare).strip() == head
+    assert _has_content(ds, "mirror", "a.keep") and _has_content(ds, "main", "a.keep")
+    # a clone of the mirror gets the content from it
+    rr("clone", str(tmp_path / "mirror.git"), str(tmp_path / "clone"))
+    rr("get", "a.keep", cwd=tmp_path / "clone")
+    assert (tmp_path / "clone" / "a.keep").read_text().startswith("keep me")
+
+
+def test_publish_depends_cycle_is_one_line(ds_with_files, tmp_path):
+    ds = ds_with_files
+    git("remote", "add", "x", str(tmp_path / "x.git"), cwd=ds)
+    git("remote", "add", "y", str(tmp_path / "y.git"), cwd=ds)
+    git("config", "remote.x.datalad-publish-depends", "y", cwd=ds)
+    git("config", "remote.y.datalad-publish-depends", "x", cwd=ds)
+    proc = rr("push", "--to", "x", cwd=ds, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("rr: error: the siblings' publish-depends form a cycle "
+                                  "(x -> y -> x): nothing was pushed")
+    assert "Traceback" not in proc.stderr
