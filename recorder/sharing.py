@@ -88,6 +88,8 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         if branch is not None:
             gitrepo.checkout_tracking(target, branch, "origin")
     init_annex_if_needed(sub)
+    if not is_url(src):
+        _add_origins_origins(sub, Path(src))
     try:  # the run notes (durations), which git clone leaves behind
         merge_sibling_notes(sub, "origin")
     except RecorderError:
@@ -114,6 +116,32 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
                                              only=[".gitmodules", rel])
             extra["registered_in"] = str(superds.root)
     return Result("clone", str(target), OK, extra=extra, key_order=CLONE_KEYS)
+
+
+def _add_origins_origins(ds: Dataset, source: Path, most: int = 8) -> None:
+    """A clone of a local clone: the source's own origin becomes sibling ``origin-2`` (its
+    origin ``origin-3``, ...), as DataLad adds them, so that content the source only knows
+    the location of can be got from where it is.  Only local dataset paths are followed;
+    a chain that loops back stops."""
+    seen = {os.path.realpath(ds.root), os.path.realpath(source)}
+    here = source
+    for n in range(2, 2 + most):
+        try:
+            url = gitrepo.remotes(here).get("origin")
+        except CommandError:
+            return
+        if not url or is_url(url):
+            return
+        nxt = Path(os.path.normpath(here / os.path.expanduser(url)))
+        real = os.path.realpath(nxt)
+        if real in seen or not (nxt / ".git").exists() and not (nxt / "HEAD").exists():
+            return
+        name = f"origin-{n}"
+        if name in gitrepo.remotes(ds.root):
+            return
+        gitrepo.remote_add(ds.root, name, str(nxt))
+        seen.add(real)
+        here = nxt
 
 
 # --- get / drop -------------------------------------------------------------------------

@@ -294,3 +294,18 @@ def test_get_of_several_paths_one_missing_fetches_the_others(inputs_ds, tmp_path
     for rel in ("train/cat/0.png", "train/dog/0.png", "train/dog/1.png"):
         assert (clone / rel).exists(), rel  # fetched nonetheless
     assert not (clone / "train/cat/1.png").exists()
+
+
+@pytest.mark.slow
+def test_clone_of_a_clone_reaches_content_at_the_origins_origin(inputs_ds, tmp_path):
+    """As DataLad's clone does for a local source (its origin becomes origin-2): content the
+    source only knows the location of is got from the source's own origin."""
+    first = tmp_path / "first"
+    rr("clone", str(inputs_ds), str(first))          # knows where content is, has none
+    second = tmp_path / "second"
+    rr("clone", str(first), str(second))
+    remotes = git("remote", "-v", cwd=second)
+    assert f"origin-2\t{inputs_ds}" in remotes
+    rr("get", "train/cat/0.png", cwd=second)
+    assert (second / "train/cat/0.png").read_bytes() == b"cat0" * 100
+    assert not (first / "train/cat/0.png").exists()   # not via the first clone
