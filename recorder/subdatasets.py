@@ -217,7 +217,9 @@ def _clone_at(source: str, full: Path, root: Path, sha: str | None) -> str | Non
         _empty(full)
         return exc.message.split(": ", 1)[-1] or "cannot be cloned"
     if sha and gitrepo.head_sha(full) != sha:
-        if gitrepo.resolve_commit(full, sha) is None:
+        # a commit on none of the source's branches: asked for by its id
+        if gitrepo.resolve_commit(full, sha) is None and \
+                not gitrepo.fetch_commit(full, "origin", sha):
             _empty(full)
             return f"lacks the recorded commit {sha[:10]}"
         gitrepo.checkout(full, sha, detach=True)

@@ -318,6 +318,36 @@ def test_clone_installs_from_the_sibling_when_the_source_lacks_the_commit(tmp_pa
     assert f"passed over: {pub / 'imagenette'} (lacks the recorded commit" in proc.stderr
 
 
+@pytest.mark.slow
+def test_install_fetches_a_recorded_commit_on_no_branch_by_its_id(tmp_path, pair):
+    """As DataLad's get (test_get.py, a subdataset whose recorded commit is not on a branch
+    of its source): the commit is fetched by its id."""
+    data, proj = pair
+    sub = proj / "data" / "raw"
+    (sub / "b.txt").write_text("beta\n")  # in git: the source has what the commit needs
+    git("-c", "annex.largefiles=nothing", "add", "b.txt", cwd=sub)
+    git("commit", "-qm", "more data", cwd=sub)
+    rr("save", "-m", "more data", "data/raw", cwd=proj)
+    recorded = _recorded(proj, "data/raw")
+    # the source gets the commit, then its branch moves back: the commit is on no branch
+    git("fetch", "-q", str(sub), "HEAD", cwd=data)
+    assert git("cat-file", "-t", recorded, cwd=data).strip() == "commit"
+    # a file:// URL: git transfers what is asked for (a local path would copy every object)
+    url = f"file://{data}"
+    git("config", "submodule.data/raw.url", url, cwd=proj)
+    clone = tmp_path / "clone"
+    rr("clone", str(proj), str(clone))
+    git("config", "submodule.data/raw.url", url, cwd=clone)
+    git("config", "-f", ".gitmodules", "submodule.data/raw.url", url, cwd=clone)
+    git("commit", "-qam", "absolute url", cwd=clone)
+    shutil.rmtree(sub)  # the superdataset's own checkout cannot serve it
+    proc = rr("get", "data/raw", cwd=clone, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert f"from {url} (the recorded source)" in proc.stderr
+    assert git("rev-parse", "HEAD", cwd=clone / "data/raw").strip() == recorded
+    assert (clone / "data" / "raw" / "b.txt").read_text() == "beta\n"
+
+
 def test_install_names_every_source_it_tried(tmp_path, pair):
     data, proj = pair
     clone = tmp_path / "clone"

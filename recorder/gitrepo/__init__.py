@@ -38,7 +38,7 @@ from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs
                    init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
                    update_ref, update_refs)
 from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome,
-                      cherry_pick_commit, clone, fetch, fetch_branch, fetch_notes,
+                      cherry_pick_commit, clone, fetch, fetch_branch, fetch_commit, fetch_notes,
                       merge_commits, merge_into_head, push, remote_add, remotes,
                       remotes_containing, tracking_remote)
 from .submodules import (bad_submodule_url, gitlink, gitlinks,
@@ -69,7 +69,7 @@ __all__ = [
     "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",
     "update_ref", "update_refs",
     "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome",
-    "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_notes",
+    "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_commit", "fetch_notes",
     "merge_commits", "merge_into_head", "push", "remote_add", "remotes", "remotes_containing",
     "tracking_remote",
     "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",

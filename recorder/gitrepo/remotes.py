@@ -17,6 +17,7 @@ from .. import proc
 from ..errors import CommandError
 from ._runner import PathLike, call_git, call_git_lines, call_git_optional, run
 from .config import config_list
+from .refs import resolve_commit
 from .history import NOTES_REFS, notes_side
 from .index import unmerged_paths
 from .refs import current_branch
@@ -128,6 +129,13 @@ def fetch_branch(root: PathLike, remote: str, branch: str) -> None:
     """``git fetch REMOTE BRANCH`` (into FETCH_HEAD and its remote-tracking branch); a failure
     raises CommandError."""
     call_git(["fetch", "-q", remote, branch], root)
+
+
+def fetch_commit(root: PathLike, remote: str, sha: str) -> bool:
+    """Fetch one commit by its id (one that is on none of the remote's branches: git's
+    protocol v2 allows that where the remote has it); whether it is here now."""
+    done = run(["fetch", "--quiet", "--no-tags", "--", remote, sha], root, check=False)
+    return done.returncode == 0 and resolve_commit(root, sha) is not None
 
 
 def fetch_notes(root: PathLike, remote: str) -> dict[str, str]:
