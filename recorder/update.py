@@ -24,6 +24,7 @@ from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
 from .sharing import merge_sibling_notes
+from .save import save as save_paths
 from .subdatasets import installed
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
@@ -54,7 +55,7 @@ def update(ds: Dataset, *, sibling: str | None = None, how: str = "fetch",
         return itertools.chain([nothing], _update_subdatasets(ds, ".", sibling, how_subds or how,
                                                               follow))
     if how != "fetch":
-        _check_can_move(ds, how)
+        _check_can_move(ds, how, recursive)
         _target(ds, sibling, remotes)  # a detached HEAD or no sibling to follow: now
     return _iter_update(ds, ".", sibling, how, how_subds or how, follow, recursive)
 
@@ -64,7 +65,7 @@ def _iter_update(ds: Dataset, rel: str, sibling: str | None, how: str, how_subds
     with dataset_lock(ds.git_dir, what="rr update"):
         yield from _fetch_all(ds, rel, sibling)
         if how != "fetch":
-            _check_can_move(ds, how)  # again, under the lock
+            _check_can_move(ds, how, recursive)  # again, under the lock
             yield _bring_up_to_date(ds, rel, sibling, how)
     if recursive:
         yield from _update_subdatasets(ds, rel, sibling, how_subds, follow)
@@ -104,14 +105,20 @@ def _fetch_all(ds: Dataset, rel: str, sibling: str | None) -> Iterator[Result]:
 # --- the current branch ---------------------------------------------------------------------
 
 
-def _check_can_move(ds: Dataset, how: str) -> None:
+def _check_can_move(ds: Dataset, how: str, recursive: bool = False) -> None:
+    """The clean-tree rule: nothing unsaved (untracked files included) where the branch is
+    to move.  With ``recursive``, a subdataset that only has new commits of its own (clean
+    inside) does not count: the recursion brings it up to date by the same rule, each
+    subdataset on its own, so one that cannot move keeps none of the others from moving."""
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a merge or cherry-pick is in progress",
                             hint="finish it (resolve, then rr save) or git merge --abort first")
     # untracked files count (as in DataLad's check): --how reset would overwrite one that the
     # incoming commit tracks, and merge refuses only where git itself sees a clash
     dirty = [e.path for e in gitrepo.iter_status(ds.root, untracked="normal",
-                                                 ignore_submodules="dirty")]
+                                                 ignore_submodules="dirty")
+             if not (recursive and e.submodule and not e.sub_dirty and not e.staged
+                     and e.state == "modified")]
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" (and {len(dirty) - 3} more)" if len(dirty) > 3
                                         else "")
@@ -218,6 +225,31 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
 
 def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
                         ) -> Iterator[Result]:
+    """Each installed subdataset, one by one (a failure in one is its result, the others go
+    on); with ``--follow sibling`` the new states of those that moved are then saved in
+    ``ds``, as DataLad saves them."""
+    direct = {(s if rel == "." else f"{rel}/{s}"): s for s in ds.subdatasets()}
+    moved: list[str] = []
+    for result in _each_subdataset(ds, rel, sibling, how, follow):
+        yield result
+        if result.action == "update" and result.status == OK and result.path in direct and \
+                result.state in ("fast-forward", "merged", "reset"):
+            moved.append(direct[result.path])
+    if moved and follow == "sibling" and how != "fetch":
+        try:
+            saved = save_paths(ds, moved, message="[DATALAD] Save updated subdatasets",
+                               base=ds.root)
+        except RecorderError as exc:
+            yield Result("save", rel, ERROR, "", "dataset",
+                         f"cannot save the updated subdatasets: {exc.message}")
+        else:
+            yield Result("save", rel, saved.status, "", "dataset",
+                         f"saved the new state of {', '.join(moved)}",
+                         {"commit": saved.commit})
+
+
+def _each_subdataset(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
+                     ) -> Iterator[Result]:
     for sub_rel in sorted(ds.subdatasets()):
         if not installed(ds, sub_rel):
             continue
@@ -240,7 +272,7 @@ def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, fo
                 elif follow == "parentds":
                     yield _to_recorded(ds, sub, path, sub_rel, how)
                 else:
-                    _check_can_move(sub, how)
+                    _check_can_move(sub, how, True)
                     yield _bring_up_to_date(sub, path, name, how)
         except RecorderError as exc:
             yield Result("update", path, IMPOSSIBLE, "", "dataset", exc.message)

@@ -223,3 +223,41 @@ def test_merge_of_a_branch_the_sibling_lacks_is_impossible(pair):
         in proc.stderr
     assert _head(clone) == before
     assert rr("update", cwd=clone).returncode == 0
+
+
+def _commit_in_git(path: Path, name: str, text: str) -> None:
+    (path / name).write_text(text)
+    git("-c", "annex.largefiles=nothing", "add", name, cwd=path)
+    git("commit", "-qm", f"{name}: {text}", cwd=path)
+
+
+@pytest.mark.slow
+def test_a_conflict_in_one_subdataset_keeps_none_of_the_others_from_merging(tmp_path):
+    """DataLad's test_update.py::test_merge_conflict_in_subdataset_only: the subdataset
+    with a conflict is left in git's merge state for the user, the other one is merged, and
+    the superdataset saves the new state of the one that moved; a subdataset with commits
+    of its own is not "unsaved changes" that block a recursive update."""
+    src = tmp_path / "src"
+    rr("create", str(src))
+    rr("create", "-d", str(src), str(src / "conflict"))
+    rr("create", "-d", str(src), str(src / "clean"))
+    clone = tmp_path / "clone"
+    rr("clone", str(src), str(clone))
+    rr("get", "-r", ".", cwd=clone)
+    for sub in ("conflict", "clean"):  # on a branch, as a DataLad clone -r leaves them
+        branch = git("branch", "--show-current", cwd=src / sub).strip()
+        git("checkout", "-q", "-B", branch, cwd=clone / sub)
+        git("branch", "-q", f"--set-upstream-to=origin/{branch}", cwd=clone / sub)
+    _commit_in_git(src / "conflict", "foo", "src content")
+    _commit_in_git(clone / "conflict", "foo", "clone content")
+    _commit_in_git(src / "clean", "foo", "src content")
+
+    proc = rr("update", "--how", "merge", "-r", "--follow", "sibling", cwd=clone, check=False)
+    assert proc.returncode == 1
+    assert "conflict: merging origin/" in proc.stderr and "conflicts in foo" in proc.stderr
+    assert (clone / "clean" / "foo").read_text() == "src content"
+    assert git("ls-files", "--unmerged", "--", "foo", cwd=clone / "conflict").strip()
+    assert git("log", "-1", "--format=%s", cwd=clone).strip() == \
+        "[DATALAD] Save updated subdatasets"
+    assert git("ls-tree", "HEAD", "clean", cwd=clone).split()[2] == \
+        git("rev-parse", "HEAD", cwd=clone / "clean").strip()
