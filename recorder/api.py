@@ -463,10 +463,12 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool = False) -> "_status.StatusRecords":
+           annex: bool | str = False) -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
-    with ``annex`` also each annexed file's key, size and whether its content is here.
+    with ``annex`` (True, or DataLad's mode "basic", "availability", "all") also each
+    annexed file's key, size and whether its content is here (and where, with
+    availability/all).
     Paths are relative to the working directory; the records' paths to the dataset.  The
     iterator's ``totals`` (``status.StatusTotals``) count what it yielded: changed paths,
     annexed files present and their sizes."""

@@ -100,10 +100,12 @@ _MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
 
 
 def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
-           annex_info: bool = False, base: Path | None = None) -> Iterator[Result]:
+           annex_info: bool | str = False, base: Path | None = None) -> Iterator[Result]:
     """One record per changed path (state added, modified, deleted, untracked, damaged);
-    with ``annex_info`` also every annexed file (``clean`` when unchanged) with ``key``,
-    ``bytesize`` and ``has_content``.  Paths are checked here, before anything is reported
+    with ``annex_info`` (True, or DataLad's mode: basic, availability, all) also every
+    annexed file (``clean`` when unchanged), type ``file``, with ``key``, ``backend``,
+    ``keyname``, ``bytesize``, ``humansize``, ``has_content`` (and ``objloc`` with
+    availability/all).  Paths are checked here, before anything is reported
     (an error is raised by this call, not while iterating)."""
     rels: list[str] | None = None
     missing: list[Result] = []
@@ -166,7 +168,7 @@ def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:
 
 
 def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool,
-               annex_info: bool) -> Iterator[Result]:
+               annex_info: bool | str) -> Iterator[Result]:
     own, inner = _split(ds, rels)
     dirty_subs: set[str] = set()
     if own is None or own:
@@ -188,7 +190,7 @@ def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool
 
 
 def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
-                annex_info: bool) -> Iterator[tuple[Result, bool]]:
+                annex_info: bool | str) -> Iterator[tuple[Result, bool]]:
     """(record, whether it is a subdataset with changes inside) for one dataset: one
     ``git status``, the object store walk for damaged content, with ``annex_info`` the keys."""
     if ds.head() is None and not (ds.git_dir / "index").exists():
@@ -198,6 +200,9 @@ def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
         entries = gitrepo.iter_status(ds.root, rels, untracked="normal")
     keys = _annexed_files(ds, rels) if annex_info and ds.is_annex else {}
     present = _presence(ds, keys, {e.path for e in entries}) if keys else {}
+    # DataLad's --annex availability/all: where each present key's content is
+    where = annex.content_locations(ds.root, [k for k, here in present.items() if here]) \
+        if keys and annex_info in ("availability", "all") else None
     seen = set()
     for e in entries:
         rel = e.path.rstrip("/")
@@ -211,14 +216,15 @@ def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
             typ = _type(full)
         extra = None
         if rel in keys and e.state != "deleted":
-            extra = _annex_extra(keys[rel], present)
+            extra = _annex_extra(ds, keys[rel], present, where)
+            typ = "file"  # an annexed file, locked or not, as DataLad's --annex says
         yield (Result("status", prefix + rel, state=_STATE.get(e.state, e.state), type=typ,
                       extra=extra), e.submodule and e.sub_dirty)
     for d in protect.damaged_since_recorded(ds, rels):
         for f in d.files or (d.key,):
             extra = {"key": d.key}
             if f in keys:
-                extra = _annex_extra(keys[f], present)
+                extra = _annex_extra(ds, keys[f], present, where)
             seen.add(f)
             yield (Result("status", prefix + f, state="damaged", type="symlink",
                           message="the content was changed through its link and no longer "
@@ -226,14 +232,44 @@ def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
                                   "rr get it again", extra=extra), False)
     for rel, (key, mode) in keys.items():
         if rel not in seen:
-            typ = "symlink" if mode == "120000" else "file"
-            yield (Result("status", prefix + rel, state="clean", type=typ,
-                          extra=_annex_extra((key, mode), present)), False)
+            seen.add(rel)
+            yield (Result("status", prefix + rel, state="clean", type="file",
+                          extra=_annex_extra(ds, (key, mode), present, where)), False)
+    # a file (or link, or subdataset) asked for by name that has not changed: clean, as
+    # DataLad reports it (a directory asked for shows what changed in it)
+    for rel in rels or ():
+        rel = rel.rstrip("/")
+        full = ds.root / rel
+        if rel in seen or rel == "." or not os.path.lexists(full) or \
+                (full.is_dir() and not full.is_symlink() and not (full / ".git").exists()):
+            continue
+        typ = "dataset" if full.is_dir() and not full.is_symlink() else _type(full)
+        yield (Result("status", prefix + rel, state="clean", type=typ), False)
 
 
-def _annex_extra(entry: tuple[str, str], present: dict[str, bool]) -> dict:
+def _annex_extra(ds: Dataset, entry: tuple[str, str], present: dict[str, bool],
+                 where: dict[str, str] | None) -> dict:
+    """An annexed file's properties, named as DataLad's status --annex names them (and
+    ``objloc`` with availability/all, where the content is here)."""
     key = entry[0]
-    return {"key": key, "bytesize": protect.key_size(key), "has_content": present.get(key, False)}
+    size = protect.key_size(key)
+    out = {"key": key, "backend": key.split("-", 1)[0],
+           "keyname": key.split("--", 1)[1] if "--" in key else key,
+           "bytesize": size, "humansize": _human(size) if size is not None else None,
+           "has_content": present.get(key, False)}
+    if where and where.get(key):
+        out["objloc"] = str(ds.root / where[key])
+    return out
+
+
+def _human(size: int) -> str:
+    """A size as people read it (decimal units): "2 B", "1.5 kB", "3.2 GB"."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{size} B"
 
 
 def _annexed_files(ds: Dataset, rels: list[str] | None) -> dict[str, tuple[str, str]]:

@@ -102,8 +102,8 @@ def test_annex_presence_sizes_and_total(ds_with_data, tmp_path):
     }
     assert recs["data/a.txt"]["key"].startswith("MD5E-s6--")
     lines = rr("status", "--annex", cwd=clone).stdout.splitlines()
-    assert "    clean: data/big.bin (symlink) [absent, 1.5 kB]" in lines
-    assert "    clean: data/a.txt (symlink) [present, 6 B]" in lines
+    assert "    clean: data/big.bin (file) [absent, 1.5 kB]" in lines  # DataLad: file
+    assert "    clean: data/a.txt (file) [present, 6 B]" in lines
     assert lines[-2:] == ["nothing to save, working tree clean",
                           "1 of 4 annexed files present, 6 B of 1.53 kB"]
     # an unlocked file: presence comes from the object store, not the link
@@ -289,3 +289,30 @@ def test_diff_from_the_empty_tree_shows_everything_added(ds_with_data):
     tracked = set(git("ls-files", cwd=ds_with_data).split())
     assert {r["path"] for r in records} == tracked
     assert {r["state"] for r in records} == {"added"}
+
+
+def test_status_annex_modes_and_clean_paths_named_as_datalad(tmp_path):
+    """DataLad's test_status.py: --annex takes basic/availability/all (bare: basic);
+    annexed files are type 'file' with key, backend, keyname, bytesize, humansize (and
+    objloc with availability/all); a path asked for by name that did not change is
+    reported clean, with its own type (a symlink in git stays a symlink)."""
+    ds = tmp_path / "ds"
+    rr("create", str(ds))
+    (ds / "a.bin").write_text("x\n")
+    (ds / "l").symlink_to("a.bin")
+    rr("save", cwd=ds)
+    basic = [json.loads(x) for x in rr("status", "--annex", "--json", "a.bin", cwd=ds)
+             .stdout.splitlines()]
+    assert len(basic) == 1 and basic[0]["type"] == "file" and basic[0]["backend"] == "MD5E"
+    assert basic[0]["keyname"] == basic[0]["key"].split("--", 1)[1]
+    assert basic[0]["bytesize"] == 2 and basic[0]["humansize"] == "2 B"
+    assert "objloc" not in basic[0]
+    full = json.loads(rr("status", "--annex", "all", "--json", "a.bin", cwd=ds).stdout)
+    assert Path(full["objloc"]).read_text() == "x\n"
+    assert full["objloc"].startswith(str(ds / ".git" / "annex" / "objects"))
+    plain = [json.loads(x) for x in rr("status", "--json", "a.bin", "l", cwd=ds)
+             .stdout.splitlines()]
+    assert [(r["path"], r["state"], r["type"]) for r in plain] == \
+        [("a.bin", "clean", "symlink"), ("l", "clean", "symlink")]
+    proc = rr("status", "--annex=everything", cwd=ds, check=False)
+    assert proc.returncode == 2 and "--annex must be basic, availability or all" in proc.stderr

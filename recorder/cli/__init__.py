@@ -28,7 +28,7 @@ import typer
 
 from .. import __version__
 from . import render
-from .base import COMMAND_AFTER_OPTIONS, STATE, CommandAfterOptions, call
+from .base import COMMAND_AFTER_OPTIONS, STATE, AnnexModeOption, CommandAfterOptions, call
 from .render import Progress as _Progress  # noqa: F401  tests draw it
 from .render import render_results
 
@@ -63,6 +63,7 @@ def _main(
 
 
 _AFTER_OPTIONS = {"cls": CommandAfterOptions, "context_settings": COMMAND_AFTER_OPTIONS}
+_ANNEX_MODE = {"cls": AnnexModeOption}
 
 # (command, its module in recorder.cli, the function, settings), in the order of rr --help
 _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -83,7 +84,7 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("graph", "history", "graph", {}),
     ("download-url", "sharing", "download_url", {}),
     ("log", "history", "log_", {}),
-    ("status", "dataset", "status", {}),
+    ("status", "dataset", "status", _ANNEX_MODE),
     ("update", "sharing", "update", {}),
     ("diff", "dataset", "diff", {}),
     ("unlock", "dataset", "unlock", {}),

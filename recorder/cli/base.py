@@ -51,6 +51,35 @@ def exit_if(failed: int) -> None:
         raise typer.Exit(1)
 
 
+class AnnexModeOption(typer.core.TyperCommand):
+    """``--annex`` takes an optional value, as DataLad's: ``--annex`` alone is ``basic``,
+    ``--annex MODE`` / ``--annex=MODE`` name it when MODE is basic, availability or all;
+    any other word after it is a path."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if a == "--":
+                out += args[i:]
+                break
+            if a == "--annex":
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                out.append(f"--annex={nxt if nxt in ANNEX_MODES else 'basic'}")
+                i += 2 if nxt in ANNEX_MODES else 1
+                continue
+            if a.startswith("--annex=") and a.split("=", 1)[1] not in ANNEX_MODES:
+                usage_error(f"--annex must be basic, availability or all, not "
+                            f"{a.split('=', 1)[1]!r}")
+            out.append(a)
+            i += 1
+        return super().parse_args(ctx, out)
+
+
+ANNEX_MODES = ("basic", "availability", "all")
+
+
 class CommandAfterOptions(typer.core.TyperCommand):
     """A command that takes a command line after its options (run, containers-run,
     run-procedure, containers-exec): everything from the first non-option word on, or after

@@ -83,8 +83,10 @@ def save(
 def status(
     paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
     recursive: opt.Recursive = False,
-    annex: bool = typer.Option(False, "--annex", help="Also list every annexed file: whether "
-                               "its content is here and its size, and a total."),
+    annex: Optional[str] = typer.Option(None, "--annex", metavar="[basic|availability|all]",
+                                        help="Also list every annexed file: its key, size, "
+                                        "whether its content is here (availability/all: and "
+                                        "where), and a total."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
 ) -> None:
