@@ -14,7 +14,7 @@ import typer
 from recorder.cli import app
 from recorder.cli.base import call
 from recorder.errors import RecorderError, UsageError
-from tests.conftest import one_error_line, rr_in
+from tests.conftest import one_error_line, rr, rr_in
 
 # every command and subcommand, in the order rr --help lists them
 COMMANDS = ["create", "save", "run", "containers-run", "rerun", "run-procedure",
@@ -466,3 +466,33 @@ def test_rr_help_loads_no_operation():
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True).stdout
     assert out.strip() == "['recorder.errors', 'recorder.results']"
+
+
+HEAVY = ("rich", "pandas", "matplotlib", "numpy", "dask", "distributed", "dask_jobqueue",
+         "docker", "yaml", "psutil", "recorder.containers", "recorder.engine")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["log"], ["status"], ["run", "--help"],
+                                  ["metrics", "show", "-A"],
+                                  pytest.param(["containers-list"], marks=pytest.mark.xfail(
+                                      strict=True, reason="the check can fail"))])
+def test_daily_commands_import_nothing_heavy(argv, tmp_path):
+    """The speed issue's start-up rule: `rr --help`, `rr log`, `rr status` import none of
+    rich, pandas, matplotlib, Dask, the docker SDK, YAML, psutil or rr's container and
+    engine modules (checked in the real process, at its exit)."""
+    import subprocess
+    import sys
+
+    ds = tmp_path / "ds"
+    rr("create", str(ds))
+    code = ("import atexit, sys\n"
+            f"heavy = {HEAVY!r}\n"
+            "atexit.register(lambda: sys.stderr.write('LOADED ' + repr(sorted(m for m in "
+            "sys.modules if any(m == h or m.startswith(h + '.') for h in heavy))) + '\\n'))\n"
+            f"sys.argv = ['rr', *{argv!r}]\n"
+            "from recorder.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ds, capture_output=True,
+                          text=True)
+    loaded = [line for line in proc.stderr.splitlines() if line.startswith("LOADED ")]
+    assert loaded == ["LOADED []"], (argv, proc.stderr[-500:])
