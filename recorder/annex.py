@@ -69,14 +69,15 @@ def init(root: str | os.PathLike[str], description: str | None = None) -> None:
     proc.capture(argv, cwd=root)
 
 
-def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
-    """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git.
+def add(root: str | os.PathLike[str], paths: Sequence[str], to_git: bool = False) -> list[dict]:
+    """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git
+    (``to_git``: everything into git, ``--force-small``).
 
     When git-annex fails after moving a file's content into the object store (a full disk),
     it cannot copy it back and leaves an empty file: the content is moved back here.
     """
     try:
-        return _annex_json(root, ["add"], paths)
+        return _annex_json(root, ["add", "--force-small"] if to_git else ["add"], paths)
     except AnnexError as exc:
         put_back_stranded_content(Path(root), exc.failed)
         raise

@@ -76,8 +76,10 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
 
 def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
-         message_file: PathArg = None, version_tag: str | None = None) -> Result:
-    """Commit the given paths (or all changes); large files go to the annex."""
+         message_file: PathArg = None, version_tag: str | None = None,
+         updated: bool = False, to_git: bool = False) -> Result:
+    """Commit the given paths (or all changes); large files go to the annex (``to_git``: all
+    into git); ``updated``: only changes of tracked paths."""
     from . import save as _save
 
     ds = Dataset.find(dataset)
@@ -85,7 +87,8 @@ def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | N
         if message is not None:
             raise RecorderError("give either a message or a message file, not both")
         message = _read_message_file(ds, message_file)
-    return _save.save(ds, list(paths) or None, message=message, version_tag=version_tag)
+    return _save.save(ds, list(paths) or None, message=message, version_tag=version_tag,
+                      updated=updated, to_git=to_git)
 
 
 def _read_message_file(ds: Dataset, path: str | os.PathLike[str]) -> str:
@@ -463,7 +466,7 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool | str = False) -> "_status.StatusRecords":
+           annex: bool | str = False, untracked: str = "normal") -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` (True, or DataLad's mode "basic", "availability", "all") also each
@@ -475,7 +478,8 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
     from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.StatusRecords(_status.status(_find(dataset), list(paths),
-                                                recursive=recursive, annex_info=annex))
+                                                recursive=recursive, annex_info=annex,
+                                                untracked=untracked))
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,

@@ -25,8 +25,10 @@ def _result(status: Status, commit: str | None, paths: list[str], tag: str | Non
                   extra={"commit": commit, "paths": paths, "tag": tag, "message": message})
 
 
-def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> list[str]:
-    """Stage the given status entries; returns the staged paths.
+def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "",
+          to_git: bool = False) -> list[str]:
+    """Stage the given status entries (``to_git``: files into git, never the annex);
+    returns the staged paths.
 
     A subdataset with changes inside is saved first (same message), then its new state is
     staged in this dataset, as DataLad saves a hierarchy bottom-up.  An embedded repository
@@ -51,7 +53,7 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "") -> lis
     plain += embedded + ([".gitmodules"] if embedded else [])
     if to_add:
         if ds.is_annex:
-            annex.add(ds.root, to_add)
+            annex.add(ds.root, to_add, to_git=to_git)
         else:
             gitrepo.add(ds.root, to_add)
     if plain:
@@ -101,7 +103,7 @@ def register_subdataset(ds: Dataset, rel: str) -> None:
 
 def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
                    only: bool, *, received: list[int] | None = None,
-                   head: str | None | bool = False) -> str | None:
+                   head: str | None | bool = False, to_git: bool = False) -> str | None:
     """Stage and commit ``entries``; with ``only``, nothing else staged goes into the commit.
 
     What had to be staged is checked after staging (git-annex exits 0 without staging when
@@ -113,7 +115,7 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
     """
     with dataset_lock(ds.git_dir):
         before = ds.head() if isinstance(head, bool) else head
-        paths = stage(ds, entries, message)
+        paths = stage(ds, entries, message, to_git)
         staged = gitrepo.staged_paths(ds.root, paths if only else None, head=before)
         ensure_staged(ds, entries, staged)
         if not (staged if not only else staged & set(paths)):
@@ -195,8 +197,11 @@ def save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> li
 
 
 def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = None,
-         version_tag: str | None = None, base: Path | None = None) -> Result:
-    """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes."""
+         version_tag: str | None = None, base: Path | None = None, *, updated: bool = False,
+         to_git: bool = False) -> Result:
+    """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes;
+    ``updated``: only changes of tracked paths (untracked files stay untracked, DataLad's
+    ``save -u``); ``to_git``: files into git, not the annex (DataLad's ``--to-git``)."""
     if version_tag:
         ensure_tag_available(ds, version_tag)
     rel: list[str] | None = None
@@ -215,7 +220,8 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
     with dataset_lock(ds.git_dir, what="rr save"):
         gitrepo.ensure_no_index_lock(ds.root)
         entries = ds.status(rel, untracked="all")
-        entries = [e for e in entries if e.state != "unmerged"]
+        entries = [e for e in entries if e.state != "unmerged"
+                   and not (updated and e.state == "untracked")]
         entries = _leave_inflight_outputs(ds, entries, explicit=rel is not None)
         msg = message if message is not None else "[DATALAD] Recorded changes"
         if not entries:
@@ -234,7 +240,7 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             if version_tag:
                 gitrepo.tag(ds.root, version_tag)
             return _result(NOTNEEDED, ds.head(), [], version_tag, "nothing to save")
-        sha = commit_entries(ds, entries, msg, only=rel is not None)
+        sha = commit_entries(ds, entries, msg, only=rel is not None, to_git=to_git)
         if version_tag:
             gitrepo.tag(ds.root, version_tag)
     if sha is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import annex, gitrepo, protect
 from .dataset import Dataset
-from .errors import RecorderError
+from .errors import RecorderError, UsageError
 from .results import IMPOSSIBLE, Result
 
 _ANNEX_MODES = ("120000", "100644", "100755")
@@ -93,6 +93,7 @@ def _type(full: Path) -> str:
     return "file"
 
 
+UNTRACKED_MODES = ("no", "normal", "all")
 _MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
 
 
@@ -100,18 +101,22 @@ _MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
 
 
 def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
-           annex_info: bool | str = False, base: Path | None = None) -> Iterator[Result]:
+           annex_info: bool | str = False, base: Path | None = None,
+           untracked: str = "normal") -> Iterator[Result]:
     """One record per changed path (state added, modified, deleted, untracked, damaged);
     with ``annex_info`` (True, or DataLad's mode: basic, availability, all) also every
     annexed file (``clean`` when unchanged), type ``file``, with ``key``, ``backend``,
     ``keyname``, ``bytesize``, ``humansize``, ``has_content`` (and ``objloc`` with
-    availability/all).  Paths are checked here, before anything is reported
-    (an error is raised by this call, not while iterating)."""
+    availability/all).  ``untracked`` as DataLad's: ``no`` (none), ``normal`` (a directory of
+    untracked files as one record), ``all`` (each file).  Paths are checked here, before
+    anything is reported (an error is raised by this call, not while iterating)."""
+    if untracked not in UNTRACKED_MODES:
+        raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
     rels: list[str] | None = None
     missing: list[Result] = []
     if paths:
         rels, missing = _resolve(ds, paths, base, "status")
-    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info)
+    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info, untracked)
                   if rels is None or rels else iter(()))
 
 
@@ -168,36 +173,37 @@ def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:
 
 
 def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool,
-               annex_info: bool | str) -> Iterator[Result]:
+               annex_info: bool | str, untracked: str = "normal") -> Iterator[Result]:
     own, inner = _split(ds, rels)
     dirty_subs: set[str] = set()
     if own is None or own:
         scope = None if own is None or "." in own else own
-        for res, dirty in _status_one(ds, prefix, scope, annex_info):
+        for res, dirty in _status_one(ds, prefix, scope, annex_info, untracked):
             if dirty:
                 dirty_subs.add((res.path or "")[len(prefix):])
             yield res
     for sub, sub_rels in inner.items():
         yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", sub_rels, recursive,
-                              annex_info)
+                              annex_info, untracked)
     if recursive:
         for sub in ds.subdatasets():
             if sub in inner or not _installed(ds, sub) or not _in_scope(sub, own):
                 continue
             if sub in dirty_subs or annex_info:
                 yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", None,
-                                      recursive, annex_info)
+                                      recursive, annex_info, untracked)
 
 
 def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
-                annex_info: bool | str) -> Iterator[tuple[Result, bool]]:
+                annex_info: bool | str, untracked: str = "normal"
+                ) -> Iterator[tuple[Result, bool]]:
     """(record, whether it is a subdataset with changes inside) for one dataset: one
     ``git status``, the object store walk for damaged content, with ``annex_info`` the keys."""
     if ds.head() is None and not (ds.git_dir / "index").exists():
         entries = [gitrepo.StatusEntry(p, "untracked")
-                   for p in gitrepo.untracked_paths(ds.root, rels)]
+                   for p in gitrepo.untracked_paths(ds.root, rels)] if untracked != "no" else []
     else:
-        entries = gitrepo.iter_status(ds.root, rels, untracked="normal")
+        entries = gitrepo.iter_status(ds.root, rels, untracked=untracked)
     keys = _annexed_files(ds, rels) if annex_info and ds.is_annex else {}
     present = _presence(ds, keys, {e.path for e in entries}) if keys else {}
     # DataLad's --annex availability/all: where each present key's content is

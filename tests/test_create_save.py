@@ -186,3 +186,31 @@ def test_save_sees_a_subdatasets_new_commit_whatever_diff_ignoresubmodules_says(
     assert git("rev-parse", "HEAD", cwd=ds) != before
     assert git("rev-parse", "HEAD:sub", cwd=ds) == git("rev-parse", "HEAD", cwd=ds / "sub")
     assert git("status", "--porcelain", "--ignore-submodules=none", cwd=ds) == ""
+
+
+def test_save_updated_and_to_git_and_status_untracked_modes(ds):
+    """DataLad's save -u (only tracked paths) and --to-git (into git whatever the size), and
+    status --untracked no|normal|all (test_save.py, test_status.py)."""
+    (ds / "big.bin").write_bytes(b"x" * 5000)
+    rr("save", "-m", "big", cwd=ds)
+    rr("unlock", "big.bin", cwd=ds)
+    (ds / "big.bin").write_bytes(b"y" * 5000)
+    (ds / "new.txt").write_text("untracked\n")
+    rr("save", "-u", "-m", "tracked only", cwd=ds)
+    assert git("status", "--porcelain", cwd=ds).strip() == "?? new.txt"
+    assert git("show", "--name-only", "--format=", "HEAD", cwd=ds).split() == ["big.bin"]
+    (ds / "dir").mkdir()
+    (ds / "dir" / "a").write_text("a\n")
+    (ds / "dir" / "b").write_text("b\n")
+    states = {m: [json.loads(x)["path"] for x in rr("status", "--untracked", m, "--json",
+                                                      cwd=ds).stdout.splitlines()]
+              for m in ("no", "normal", "all")}
+    assert states == {"no": [], "normal": ["dir", "new.txt"],
+                      "all": ["dir/a", "dir/b", "new.txt"]}
+    assert rr("status", "--untracked", "no", cwd=ds).stdout.strip() == \
+        "nothing to save (untracked files not looked at)"
+    bad = rr("status", "--untracked", "some", cwd=ds, check=False)
+    assert bad.returncode == 2 and "--untracked must be no, normal or all" in bad.stderr
+    rr("save", "--to-git", "-m", "in git", "dir", cwd=ds)
+    assert git("ls-files", "-s", "dir/a", cwd=ds).startswith("100644 ")  # a blob, no link
+    assert git("cat-file", "-p", "HEAD:dir/a", cwd=ds) == "a\n"

@@ -55,6 +55,10 @@ def save(
     recursive: Annotated[bool, opt.recursive(
         "Accepted for DataLad users: rr always saves changes inside subdatasets first "
         "(bottom-up).")] = False,
+    updated: bool = typer.Option(False, "-u", "--updated", help="Only changes of tracked "
+                                 "paths; untracked files stay untracked."),
+    to_git: bool = typer.Option(False, "--to-git", help="Put the files into git, not the "
+                                "annex, whatever their size."),
     as_json: opt.Json = False,
 ) -> None:
     """Save changes: large files into the annex (per .gitattributes), text into git.
@@ -67,7 +71,8 @@ def save(
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.save, paths or (), dataset=dataset, message=message,
-                  message_file=message_file, version_tag=version_tag)
+                  message_file=message_file, version_tag=version_tag, updated=updated,
+                  to_git=to_git)
     if as_json:
         render.json_line(result.to_dict())
         return
@@ -87,6 +92,9 @@ def status(
                                         help="Also list every annexed file: its key, size, "
                                         "whether its content is here (availability/all: and "
                                         "where), and a total."),
+    untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
+                                  help="Untracked files: none, a directory of them as one "
+                                  "path, or each file."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
 ) -> None:
@@ -99,11 +107,13 @@ def status(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex)
+    results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex,
+                   untracked=untracked)
     failed = call(render.render_results, results, as_json, line=render.status_line)
     if not as_json:
         if results.totals.clean and not failed:
-            render.out("nothing to save, working tree clean")
+            render.out("nothing to save, working tree clean" if untracked != "no" else
+                       "nothing to save (untracked files not looked at)")
         if annex:
             render.out(render.annex_totals(results.totals))
     exit_if(failed)
