@@ -483,12 +483,14 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,
-         dataset: PathArg = None, recursive: bool = False):
+         dataset: PathArg = None, recursive: bool = False, untracked: str = "normal"):
     """What differs between two states, one ``Result`` per path (an iterator): ``from_``
-    (default HEAD) and ``to`` (default: the working tree); annexed files compared by key."""
+    (default HEAD) and ``to`` (default: the working tree, untracked files as ``untracked``
+    says: no, normal, all); annexed files compared by key."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
-    return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive)
+    return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive,
+                        untracked=untracked)
 
 
 def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):

@@ -201,7 +201,8 @@ def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
     ``git status``, the object store walk for damaged content, with ``annex_info`` the keys."""
     if ds.head() is None and not (ds.git_dir / "index").exists():
         entries = [gitrepo.StatusEntry(p, "untracked")
-                   for p in gitrepo.untracked_paths(ds.root, rels)] if untracked != "no" else []
+                   for p in gitrepo.untracked_paths(ds.root, rels, each_file=untracked == "all")
+                   ] if untracked != "no" else []
     else:
         entries = gitrepo.iter_status(ds.root, rels, untracked=untracked)
     keys = _annexed_files(ds, rels) if annex_info and ds.is_annex else {}
@@ -316,10 +317,13 @@ def _presence(ds: Dataset, keys: dict[str, tuple[str, str]],
 
 def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
          paths: Sequence[str] = (), *, recursive: bool = False,
-         base: Path | None = None) -> Iterator[Result]:
+         base: Path | None = None, untracked: str = "normal") -> Iterator[Result]:
     """What differs between ``frm`` (default HEAD) and ``to`` (default: the working tree,
-    untracked files included, as ``datalad diff``), one record per path.  Revisions and
+    untracked files included as ``untracked`` says: no, normal, all - as ``datalad diff``),
+    one record per path.  Revisions and
     paths are checked here, before anything is reported: an unknown revision is an error."""
+    if untracked not in UNTRACKED_MODES:
+        raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
     frm_sha = _commit(ds, frm or "HEAD", allow_unborn=frm is None)
     to_sha = _commit(ds, to) if to is not None else None
     rels: list[str] | None = None
@@ -328,7 +332,7 @@ def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
         rels, missing = _resolve(ds, paths, base, "diff")
         if to is not None:  # a path may exist only in a revision
             rels, missing = rels + [m.path or "." for m in missing], []
-    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive)
+    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive, untracked)
                   if rels is None or rels else iter(()))
 
 
@@ -350,12 +354,12 @@ def _commit(ds: Dataset, rev: str, allow_unborn: bool = False) -> str:
 
 
 def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str] | None,
-             recursive: bool) -> Iterator[Result]:
+             recursive: bool, untracked: str = "normal") -> Iterator[Result]:
     own, inner = _split(ds, rels)
     changed_subs: dict[str, tuple[str | None, str | None]] = {}
     if own is None or own:
         scope = None if own is None or "." in own else own
-        for res in _diff_one(ds, prefix, frm, to, scope):
+        for res in _diff_one(ds, prefix, frm, to, scope, untracked):
             if res.type == "dataset" and res.state != "untracked":
                 sub = (res.path or "")[len(prefix):]
                 changed_subs[sub] = (res.extra or {}).get("prev_gitshasum"), \
@@ -364,11 +368,12 @@ def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str]
     for sub, sub_rels in inner.items():
         yield from _diff_sub(ds, prefix, sub, _recorded(ds, frm, sub),
                              _recorded(ds, to, sub) if to else None, to is None, sub_rels,
-                             recursive)
+                             recursive, untracked)
     if recursive:
         for sub, (old, new) in changed_subs.items():
             if sub not in inner and _installed(ds, sub):
-                yield from _diff_sub(ds, prefix, sub, old, new, to is None, None, recursive)
+                yield from _diff_sub(ds, prefix, sub, old, new, to is None, None, recursive,
+                                     untracked)
 
 
 def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
@@ -376,7 +381,8 @@ def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
 
 
 def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | None,
-              worktree: bool, rels: list[str] | None, recursive: bool) -> Iterator[Result]:
+              worktree: bool, rels: list[str] | None, recursive: bool,
+              untracked: str = "normal") -> Iterator[Result]:
     """Inside an installed subdataset: from the commit recorded at ``frm`` (none: the empty
     tree) to the one recorded at ``to`` (or its working tree)."""
     subds = Dataset(ds.root / sub)
@@ -390,7 +396,7 @@ def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | No
     if not worktree and new is None:
         return  # removed at --to: the parent's record says so
     yield from _diff_in(subds, where + "/", old or _EMPTY_TREE, None if worktree else new,
-                        rels, recursive)
+                        rels, recursive, untracked)
 
 
 def _index_second(ds: Dataset) -> int | None:
@@ -411,7 +417,7 @@ def _changed_since(full: Path, second: int) -> bool:
 
 
 def _diff_one(ds: Dataset, prefix: str, frm: str, to: str | None,
-              rels: list[str] | None) -> Iterator[Result]:
+              rels: list[str] | None, untracked: str = "normal") -> Iterator[Result]:
     entries = gitrepo.iter_diff_raw(ds.root, frm, to, rels)
     blobs = gitrepo.small_blobs(ds.root, [s for e in entries for m, s in
                                           ((e.old_mode, e.old_sha), (e.new_mode, e.new_sha))
@@ -467,7 +473,7 @@ def _diff_one(ds: Dataset, prefix: str, frm: str, to: str | None,
                 extra["gitshasum"] = sha
                 yield Result("diff", prefix + e.path, state="modified", type="file",
                              extra=extra)
-    if to is None:
-        for p in gitrepo.untracked_paths(ds.root, rels):
+    if to is None and untracked != "no":
+        for p in gitrepo.untracked_paths(ds.root, rels, each_file=untracked == "all"):
             rel = p.rstrip("/")
             yield Result("diff", prefix + rel, state="untracked", type=_type(ds.root / rel))

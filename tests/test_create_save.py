@@ -207,6 +207,10 @@ def test_save_updated_and_to_git_and_status_untracked_modes(ds):
               for m in ("no", "normal", "all")}
     assert states == {"no": [], "normal": ["dir", "new.txt"],
                       "all": ["dir/a", "dir/b", "new.txt"]}
+    diffs = {m: [json.loads(x)["path"] for x in rr("diff", "--untracked", m, "--json",
+                                                     cwd=ds).stdout.splitlines()]
+             for m in ("no", "normal", "all")}
+    assert diffs == states
     assert rr("status", "--untracked", "no", cwd=ds).stdout.strip() == \
         "nothing to save (untracked files not looked at)"
     bad = rr("status", "--untracked", "some", cwd=ds, check=False)

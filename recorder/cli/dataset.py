@@ -126,6 +126,9 @@ def diff(
     to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
                                      "(default: the working tree, untracked files included)."),
     recursive: opt.Recursive = False,
+    untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
+                                  help="Untracked files (against the working tree): none, a "
+                                  "directory of them as one path, or each file."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json(
         "One JSON object per path (with gitshasum/prev_gitshasum and key/prev_key of annexed "
@@ -139,7 +142,7 @@ def diff(
     from .. import api  # noqa: PLC0415  start-up time
 
     results = call(api.diff, paths or (), from_=from_, to=to, dataset=dataset,
-                   recursive=recursive)
+                   recursive=recursive, untracked=untracked)
     exit_if(call(render.render_results, results, as_json, line=render.state_line))
 
 

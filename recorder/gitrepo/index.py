@@ -109,11 +109,12 @@ def unstaged_paths(root: PathLike, paths: Sequence[str]) -> list[str]:
             if e.worktree and e.state != "unmerged"]
 
 
-def untracked_paths(root: PathLike, paths: Sequence[str] | None = None) -> list[str]:
+def untracked_paths(root: PathLike, paths: Sequence[str] | None = None,
+                    each_file: bool = False) -> list[str]:
     """Untracked, not ignored paths; a directory holding only untracked files as ``dir/``
-    (what ``git status`` shows)."""
-    args = ["ls-files", "-z", "--others", "--exclude-standard", "--directory",
-            "--no-empty-directory"]
+    (what ``git status`` shows), or with ``each_file`` every file in it."""
+    args = ["ls-files", "-z", "--others", "--exclude-standard",
+            *([] if each_file else ["--directory", "--no-empty-directory"])]
     return call_git_z_paths(args, root, paths) if paths is not None else call_git_z(args, root)
 
 
