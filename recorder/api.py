@@ -245,14 +245,15 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
-    """Fetch annexed content (installing subdatasets on the way); ``jobs`` transfers at once;
-    ``on_event`` gets a FILE event per file transferred."""
+        on_event: OnEvent | None = None, jobs: int | None = None,
+        no_data: bool = False) -> list[str]:
+    """Fetch annexed content (installing subdatasets on the way; ``no_data``: only install
+    them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred."""
     from . import engine, sharing
 
     engine.check(jobs)
     return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_event=on_event,
-                       jobs=jobs)
+                       jobs=jobs, no_data=no_data)
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,

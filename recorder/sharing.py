@@ -167,13 +167,15 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str],
 
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-        on_event: OnEvent | None = None, jobs: int | None = None) -> list[str]:
-    """Fetch the content of ``paths``; a path that does not exist does not keep the others
-    from being fetched (as DataLad: it is reported, and the whole get fails)."""
+        on_event: OnEvent | None = None, jobs: int | None = None,
+        no_data: bool = False) -> list[str]:
+    """Fetch the content of ``paths`` (``no_data``: only install the subdatasets on the way,
+    DataLad's ``get -n``); a path that does not exist does not keep the others from being
+    fetched (as DataLad: it is reported, and the whole get fails)."""
     missing: list[str] = []
     rels = _resolve_paths(ds, paths, missing)
     if rels:
-        _get_existing(ds, rels, recursive, on_event, jobs)
+        _get_existing(ds, rels, recursive, on_event, jobs, no_data)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise RecorderError(f"path does not exist: {missing[0]}{more}",
@@ -183,15 +185,15 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
 
 
 def _get_existing(ds: Dataset, rels: list[str], recursive: bool, on_event: OnEvent | None,
-                  jobs: int | None) -> None:
-    fetch(ds, rels, on_event, jobs)
+                  jobs: int | None, no_data: bool = False) -> None:
+    fetch(ds, rels, on_event, jobs, no_data=no_data)
     if recursive:
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
                 get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
-                    jobs=jobs)
+                    jobs=jobs, no_data=no_data)
 
 
 def _inner_path(rels: Sequence[str], sub: str) -> str | None:

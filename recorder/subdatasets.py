@@ -315,8 +315,10 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
-          on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "") -> None:
-    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them;
+          on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "",
+          no_data: bool = False) -> None:
+    """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them
+    (``no_data``: only install the subdatasets they are in);
     ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record).
     A path that the installed subdataset does not have is an error (``prefix``: where ``ds``
     is in the dataset the user named, for the message)."""
@@ -328,9 +330,9 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
                 if rel != "." and not os.path.lexists(sub.root / rel) \
                         and not _registered_below(sub, rel):
                     raise RecorderError(f"path does not exist: {prefix}{path}")
-            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/")
+            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data)
             continue
-        if not ds.is_annex:
+        if not ds.is_annex or no_data:
             continue
         if "." in paths:
             missing = ["."]

@@ -309,3 +309,18 @@ def test_clone_of_a_clone_reaches_content_at_the_origins_origin(inputs_ds, tmp_p
     rr("get", "train/cat/0.png", cwd=second)
     assert (second / "train/cat/0.png").read_bytes() == b"cat0" * 100
     assert not (first / "train/cat/0.png").exists()   # not via the first clone
+
+
+@pytest.mark.slow
+def test_get_no_data_installs_subdatasets_only(analysis, tmp_path):
+    """DataLad's get -n (test_get.py, test_install_recursive's -n cases): the subdatasets on
+    the way are installed, no content is fetched."""
+    collab = tmp_path / "collab"
+    rr("clone", str(analysis), str(collab))
+    png = collab / "data" / "raw" / "train" / "cat" / "0.png"
+    proc = rr("get", "-n", "data/raw/train/cat/0.png", cwd=collab)
+    assert "subdatasets installed" in proc.stderr
+    assert (collab / "data" / "raw" / ".git").exists()
+    assert png.is_symlink() and not png.exists()  # installed, content not fetched
+    rr("get", "data/raw/train/cat/0.png", cwd=collab)
+    assert png.exists()

@@ -42,19 +42,23 @@ def clone(
 def get(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    no_data: bool = typer.Option(False, "-n", "--no-data", help="Only install the "
+                                 "subdatasets on the way (-r: all of them), no content."),
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
 ) -> None:
     """Fetch annexed content, installing subdatasets on the way.
 
     Example: rr get -r -J 4 data/raw/train
+
+    Example: rr get -n -r .   (install every subdataset, fetch no content)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
-             jobs=jobs)
-    render.info("rr: content is here")
+             jobs=jobs, no_data=no_data)
+    render.info("rr: subdatasets installed" if no_data else "rr: content is here")
 
 
 def drop(
