@@ -521,14 +521,26 @@ def update(*, sibling: str | None = None, how: str = "fetch", how_subds: str | N
 # --- subdatasets ---
 
 
-def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False):
+def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+                fulfilled: bool | None = None, contains: Sequence[str] = ()):
     """The registered subdatasets (at or under ``paths``), one ``Result`` each: state present
     or absent, recorded commit (gitshasum), URL (gitmodule_url), dataset id; with
-    ``recursive`` also those inside installed ones.  A generator: nothing is checked until
-    it is iterated."""
+    ``recursive`` also those inside installed ones.  As DataLad's: ``fulfilled`` True/False
+    keeps only the installed/absent ones; ``contains`` only those that contain one of these
+    paths (or are one).  A generator: nothing is checked until it is iterated."""
     from . import subdatasets as _subdatasets
 
-    yield from _subdatasets.iter_subdatasets(_find(dataset), list(paths), recursive=recursive)
+    ds = _find(dataset)
+    within = [ds.relpath(p) for p in contains]
+    for res in _subdatasets.iter_subdatasets(ds, list(paths), recursive=recursive):
+        if fulfilled is not None and not res.failed and \
+                (res.state == "present") != fulfilled:
+            continue
+        rel = res.path or ""
+        if within and not res.failed and not any(
+                c == rel or c.startswith(rel + "/") for c in within):
+            continue
+        yield res
 
 
 def remove(paths: Sequence[str], *, dataset: PathArg = None, force: bool = False,

@@ -429,3 +429,22 @@ def test_get_of_a_path_no_subdataset_has_is_an_error(pair):
             proc.stderr.splitlines()[-1] == f"rr: error: path does not exist: {path}"
         assert "content is here" not in proc.stderr and "Traceback" not in proc.stderr
     assert rr("get", "data/raw/a.txt", cwd=proj).returncode == 0  # what exists still works
+
+
+def test_subdatasets_fulfilled_and_contains(pair, tmp_path):
+    """DataLad's subdatasets --fulfilled and --contains (test_subdataset.py)."""
+    _, proj = pair
+    clone = tmp_path / "clone"
+    rr("clone", str(proj), str(clone))
+
+    def listed(*args, cwd=clone):
+        return [json.loads(x)["path"] for x in rr("subdatasets", "--json", *args, cwd=cwd)
+                .stdout.splitlines()]
+
+    assert listed("--fulfilled", "false") == ["data/raw"]
+    assert listed("--fulfilled", "true") == []
+    assert listed("--contains", "data/raw/a.txt") == ["data/raw"]
+    assert listed("--contains", "data") == []           # data itself is not a subdataset
+    assert listed("--contains", "data/raw") == ["data/raw"]
+    bad = rr("subdatasets", "--fulfilled", "maybe", cwd=clone, check=False)
+    assert bad.returncode == 2 and "--fulfilled must be true or false" in bad.stderr

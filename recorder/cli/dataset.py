@@ -10,7 +10,7 @@ import typer
 
 from . import options as opt
 from . import render
-from .base import call, exit_if
+from .base import call, exit_if, usage_error
 
 # recorder.api is imported inside each command: `rr --help` does not load the operations
 
@@ -172,6 +172,11 @@ def subdatasets(
     paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
                                       "paths (default: all)."),
     recursive: opt.Recursive = False,
+    fulfilled: Optional[str] = typer.Option(None, "--fulfilled", metavar="true|false",
+                                            help="Only installed (true) or absent (false) "
+                                            "subdatasets."),
+    contains: List[str] = typer.Option([], "--contains", metavar="PATH", help="Only "
+                                       "subdatasets that contain this path; repeatable."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json(
         "One JSON object per subdataset (DataLad's field names: state, gitshasum, "
@@ -184,6 +189,13 @@ def subdatasets(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
+    wanted = None
+    if fulfilled is not None:
+        choice = fulfilled.strip().lower()
+        if choice not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+            usage_error(f"--fulfilled must be true or false, not {fulfilled!r}")
+        wanted = choice in ("true", "yes", "1", "on")
+
     def line(r: Any) -> str:
         extra = r.extra or {}
         sha = (extra.get("gitshasum") or "-")[:10]
@@ -191,7 +203,8 @@ def subdatasets(
                f"{extra.get('gitmodule_url') or '-'}"
 
     exit_if(call(lambda: render.render_results(
-        api.subdatasets(paths or (), dataset=dataset, recursive=recursive), as_json,
+        api.subdatasets(paths or (), dataset=dataset, recursive=recursive,
+                        fulfilled=wanted, contains=contains), as_json,
         line=line)))
 
 
