@@ -273,6 +273,13 @@ def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: P
     return sharing.add_sibling(Dataset.find(dataset), name, url, data_dir=data_dir)
 
 
+def siblings_remove(name: str, *, dataset: PathArg = None):
+    """Forget the git sibling ``name`` (nothing in the sibling changes)."""
+    from . import sharing
+
+    return sharing.remove_sibling(Dataset.find(dataset), name)
+
+
 def siblings_list(*, dataset: PathArg = None):
     from . import sharing
 

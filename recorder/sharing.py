@@ -282,6 +282,23 @@ class Sibling:
                 "publish_depends": self.publish_depends}
 
 
+def remove_sibling(ds: Dataset, name: str) -> Result:
+    """Forget sibling ``name`` (its URL, config, remote-tracking branches); nothing in the
+    sibling itself changes.  A git-annex special remote is not removed this way."""
+    remotes = gitrepo.remotes(ds.root)
+    if name not in remotes:
+        known = [s.name for s in siblings(ds)]
+        if name in known:
+            raise RecorderError(f"{name} is a git-annex special remote, not a git sibling",
+                                hint=f"git annex dead {name} marks it gone; git remote "
+                                     f"remove {name} forgets it here")
+        raise RecorderError(f"unknown sibling: {name}",
+                            hint=f"siblings here: {', '.join(known) or 'none'}")
+    gitrepo.remote_remove(ds.root, name)
+    return Result("siblings", None, OK, message=f"removed sibling {name}",
+                  extra={"name": name, "url": remotes[name]})
+
+
 def siblings(ds: Dataset) -> list[Sibling]:
     out = []
     cfg = ds.config

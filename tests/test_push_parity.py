@@ -78,3 +78,17 @@ def test_publish_depends_cycle_is_one_line(ds_with_files, tmp_path):
     assert proc.stderr.startswith("rr: error: the siblings' publish-depends form a cycle "
                                   "(x -> y -> x): nothing was pushed")
     assert "Traceback" not in proc.stderr
+
+
+def test_siblings_remove(ds_with_files, tmp_path):
+    """DataLad's siblings remove (test_siblings.py): the sibling is forgotten here, its
+    remote-tracking branches too; an unknown name is one line; the sibling is untouched."""
+    ds = ds_with_files
+    rr("siblings", "add", "store", str(tmp_path / "store.git"), cwd=ds)
+    rr("push", "--to", "store", cwd=ds)
+    rr("siblings", "remove", "-s", "store", cwd=ds)
+    assert "store" not in git("remote", cwd=ds).split()
+    assert not git("for-each-ref", "refs/remotes/store", cwd=ds).strip()
+    assert git("rev-parse", "HEAD", cwd=tmp_path / "store.git").strip()  # still there
+    proc = rr("siblings", "remove", "store", cwd=ds, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("rr: error: unknown sibling: store")

@@ -10,7 +10,7 @@ import typer
 
 from . import options as opt
 from . import render
-from .base import call, exit_if
+from .base import call, exit_if, usage_error
 
 # recorder.api is imported inside each command: `rr --help` does not load the operations
 
@@ -99,6 +99,26 @@ def siblings_add(
 
     sib = call(api.siblings_add, name, url, data_dir=data_dir, dataset=dataset)
     render.info(f"rr: sibling {sib.name} -> {sib.url}")
+
+
+@siblings_app.command("remove")
+def siblings_remove(
+    name: Optional[str] = typer.Argument(None, help="Name of the sibling."),
+    name_opt: Optional[str] = typer.Option(None, "-s", "--name", help="DataLad's spelling "
+                                           "of NAME."),
+    dataset: opt.Dataset = None,
+) -> None:
+    """Forget a sibling here (nothing in the sibling itself changes).
+
+    Example: rr siblings remove old-server
+    """
+    from .. import api  # noqa: PLC0415  start-up time
+
+    which = name or name_opt
+    if which is None or (name and name_opt and name != name_opt):
+        usage_error("say which sibling to remove: rr siblings remove NAME")
+    call(api.siblings_remove, which, dataset=dataset)
+    render.info(f"rr: removed sibling {which}")
 
 
 @siblings_app.command("list")

@@ -39,7 +39,7 @@ from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs
                    update_ref, update_refs)
 from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome,
                       cherry_pick_commit, clone, fetch, fetch_branch, fetch_commit, fetch_notes,
-                      merge_commits, merge_into_head, push, remote_add, remotes,
+                      merge_commits, merge_into_head, push, remote_add, remote_remove, remotes,
                       remotes_containing, tracking_remote)
 from .submodules import (bad_submodule_url, gitlink, gitlinks,
                          register_submodule, submodule_add, submodule_paths,
@@ -70,8 +70,8 @@ __all__ = [
     "update_ref", "update_refs",
     "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome",
     "cherry_pick_commit", "clone", "fetch", "fetch_branch", "fetch_commit", "fetch_notes",
-    "merge_commits", "merge_into_head", "push", "remote_add", "remotes", "remotes_containing",
-    "tracking_remote",
+    "merge_commits", "merge_into_head", "push", "remote_add", "remote_remove", "remotes",
+    "remotes_containing", "tracking_remote",
     "bad_submodule_url", "gitlink", "gitlinks", "register_submodule",
     "submodule_add", "submodule_paths", "submodule_properties",
     "main_worktree", "worktree_add", "worktree_prune", "worktree_remove", "worktree_reset",

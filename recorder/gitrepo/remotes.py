@@ -85,6 +85,11 @@ def remotes(root: PathLike) -> dict[str, str]:
     return result
 
 
+def remote_remove(root: PathLike, name: str) -> None:
+    """``git remote remove NAME``: its URL, config and remote-tracking refs go."""
+    call_git(["remote", "remove", "--", name], root)
+
+
 def remote_add(root: PathLike, name: str, url: str) -> None:
     call_git(["remote", "add", name, url], root)
 
