@@ -287,15 +287,16 @@ def siblings_list(*, dataset: PathArg = None):
 
 
 def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
-         jobs: int | None = None):
+         jobs: int | None = None, recursive: bool = False):
     """Push history (branch, tags, git-annex branch) and annexed content to a sibling;
-    ``jobs`` content transfers at once."""
+    ``jobs`` content transfers at once; ``recursive``: installed subdatasets first, each to
+    its own sibling of the same name."""
     from . import engine, sharing
 
     engine.check(jobs)
     ds = Dataset.find(dataset)
     with _changing(ds, "rr push"):
-        return sharing.push(ds, to=to, data=data, jobs=jobs)
+        return sharing.push(ds, to=to, data=data, jobs=jobs, recursive=recursive)
 
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,

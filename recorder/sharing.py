@@ -360,9 +360,10 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
 
 
 def push(ds: Dataset, to: str | None = None, data: str = "auto",
-         jobs: int | None = None) -> Result:
+         jobs: int | None = None, recursive: bool = False) -> Result:
     """Push to sibling ``to``: a ``push`` result (fields ``to``, ``branch``, ``copied``: the
-    files of content copied, ``refs``)."""
+    files of content copied, ``refs``; with ``recursive`` ``subdatasets``: what happened in
+    each installed subdataset, pushed first, bottom-up, to its own sibling of that name)."""
     if data not in ("auto", "anything", "nothing"):
         raise UsageError("--data must be auto, anything or nothing")
     remotes = gitrepo.remotes(ds.root)
@@ -377,6 +378,15 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
     if branch is None:  # as DataLad: nothing to say which branch the sibling should get
         raise RecorderError("HEAD is detached: there is no branch to push; nothing was pushed",
                             hint="check out a branch first (git checkout -b NAME)")
+    subs: list[dict[str, Any]] = []
+    if recursive:
+        subs = _push_subdatasets(ds, to, data, jobs, "")
+        failed = [s for s in subs if s["status"] == "error"]
+        if failed:
+            raise RecorderError(
+                f"pushing subdataset {failed[0]['path']} failed: {failed[0]['message']}; "
+                "the superdataset was not pushed (it would name a commit its sibling lacks)",
+                hint="fix that, then push again")
     copied = 0
     pushed: list[str] = []
     # the siblings NAME depends on first (remote.NAME.datalad-publish-depends), as DataLad:
@@ -390,8 +400,46 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
             copied += _copy_content(ds, dep, data, jobs)
     refs: list[str] = []
     copied += _push_to(ds, to, branch, data, jobs, refs)
-    return Result("push", None, OK, extra={"to": to, "branch": branch, "copied": copied,
-                                           "refs": refs, "depends": pushed})
+    extra: dict[str, Any] = {"to": to, "branch": branch, "copied": copied, "refs": refs,
+                             "depends": pushed}
+    if recursive:
+        extra["subdatasets"] = subs
+    return Result("push", None, OK, extra=extra)
+
+
+def _push_subdatasets(ds: Dataset, to: str, data: str, jobs: int | None,
+                      prefix: str) -> list[dict[str, Any]]:
+    """Each installed subdataset, its own subdatasets first, to its sibling ``to`` (as
+    DataLad's push -r): ``{"path", "status", "message"}`` each; one without such a sibling
+    is passed over (notneeded); a detached one is pushed only if it is needed."""
+    done: list[dict[str, Any]] = []
+    for rel in sorted(ds.subdatasets()):
+        if not installed(ds, rel):
+            continue
+        sub = Dataset(ds.root / rel)
+        path = prefix + rel
+        done += _push_subdatasets(sub, to, data, jobs, path + "/")
+        if to not in gitrepo.remotes(sub.root):
+            done.append({"path": path, "status": "notneeded", "message": f"no sibling {to}"})
+            continue
+        if gitrepo.current_branch(sub.root) is None:
+            head = sub.head()
+            if head and to in gitrepo.remotes_containing(sub.root, head):
+                done.append({"path": path, "status": "notneeded",
+                             "message": f"{to} has its commit {head[:8]}"})
+            else:
+                done.append({"path": path, "status": "error",
+                             "message": "its HEAD is detached at a commit that "
+                                        f"{to} does not have (check out a branch there)"})
+            continue
+        try:
+            res = push(sub, to, data, jobs)
+        except RecorderError as exc:
+            done.append({"path": path, "status": "error", "message": exc.message})
+            continue
+        done.append({"path": path, "status": "ok", "copied": res.copied,
+                     "message": f"pushed {res.branch} and {res.copied} file(s) of content"})
+    return done
 
 
 def _publish_depends(ds: Dataset, to: str, remotes: dict[str, str]) -> list[str]:

@@ -92,3 +92,27 @@ def test_siblings_remove(ds_with_files, tmp_path):
     assert git("rev-parse", "HEAD", cwd=tmp_path / "store.git").strip()  # still there
     proc = rr("siblings", "remove", "store", cwd=ds, check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("rr: error: unknown sibling: store")
+
+
+@pytest.mark.slow
+def test_push_recursive_pushes_subdatasets_first(tmp_path):
+    """DataLad's push -r (test_push.py::test_push_recursive): each installed subdataset is
+    pushed to its own sibling of that name, before the superdataset; one without such a
+    sibling is passed over and said so."""
+    sup = tmp_path / "super"
+    rr("create", str(sup))
+    rr("create", "-d", str(sup), str(sup / "sub"))
+    rr("create", "-d", str(sup), str(sup / "other"))
+    (sup / "sub" / "data.bin").write_text("content\n" * 40)
+    rr("save", "-m", "data", cwd=sup)
+    rr("siblings", "add", "store", str(tmp_path / "store" / "super.git"), cwd=sup)
+    rr("siblings", "add", "store", str(tmp_path / "store" / "sub.git"), cwd=sup / "sub")
+    proc = rr("push", "-r", "--to", "store", cwd=sup)
+    assert "rr: other: no sibling store" in proc.stderr
+    assert "rr: sub: pushed" in proc.stderr
+    for repo, there in ((sup, "super.git"), (sup / "sub", "sub.git")):
+        branch = git("branch", "--show-current", cwd=repo).strip()
+        assert git("rev-parse", f"refs/heads/{branch}", cwd=tmp_path / "store" / there) \
+            .strip() == git("rev-parse", "HEAD", cwd=repo).strip()
+    out = annex("whereis", "data.bin", cwd=sup / "sub")
+    assert "[store]" in out

@@ -151,6 +151,8 @@ def push(
     to: Optional[str] = typer.Option(None, "--to", help="The sibling (default: the only one)."),
     data: DataMode = typer.Option(DataMode.auto, "--data", help="Which annexed content to "
                                   "send: auto (this version), anything (all versions), nothing."),
+    recursive: Annotated[bool, opt.recursive(
+        "Installed subdatasets first, each to its own sibling of that name.")] = False,
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
@@ -161,10 +163,13 @@ def push(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs)
+    result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs,
+                  recursive=recursive)
     if as_json:
         render.json_line(result.to_dict())
     else:
+        for sub in result.extra.get("subdatasets", []) if result.extra else []:
+            render.info(f"rr: {sub['path']}: {sub['message']}")
         before = f" (after {', '.join(result.depends)})" if result.depends else ""
         render.info(f"rr: pushed {result.branch} and {result.copied} file(s) of "
                     f"content to {result.to}{before}")
