@@ -116,3 +116,18 @@ def test_push_recursive_pushes_subdatasets_first(tmp_path):
             .strip() == git("rev-parse", "HEAD", cwd=repo).strip()
     out = annex("whereis", "data.bin", cwd=sup / "sub")
     assert "[store]" in out
+
+
+@pytest.mark.slow
+def test_get_and_drop_json(ds_with_files, tmp_path):
+    """get --json: one object per file fetched, then the result; drop --json: the result
+    with the count and git-annex's records."""
+    import json
+
+    clone = tmp_path / "clone"
+    rr("clone", str(ds_with_files), str(clone))
+    lines = [json.loads(x) for x in rr("get", "--json", "a.keep", cwd=clone).stdout.splitlines()]
+    assert [(x.get("file"), x.get("success")) for x in lines[:-1]] == [("a.keep", True)]
+    assert lines[-1] == {"action": "get", "status": "ok", "paths": ["a.keep"]}
+    dropped = json.loads(rr("drop", "--json", "a.keep", cwd=clone).stdout)
+    assert dropped["dropped"] == 1 and dropped["records"][0]["file"] == "a.keep"

@@ -46,6 +46,9 @@ def get(
                                  "subdatasets on the way (-r: all of them), no content."),
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("One JSON object per file fetched (git-annex's "
+                                         "record: file, key, success), then the result.")
+                       ] = False,
 ) -> None:
     """Fetch annexed content, installing subdatasets on the way.
 
@@ -55,6 +58,15 @@ def get(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
+    if as_json:
+        def each_file(event: Any) -> None:
+            if event.kind.value == "file":
+                render.json_line({"action": "get", **(event.fields or {})})
+
+        rels = call(api.get, paths or (), dataset=dataset, recursive=recursive,
+                    on_event=each_file, jobs=jobs, no_data=no_data)
+        render.json_line({"action": "get", "status": "ok", "paths": rels})
+        return
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
              jobs=jobs, no_data=no_data)
@@ -66,6 +78,8 @@ def drop(
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
     force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
     dataset: opt.Dataset = None,
+    as_json: Annotated[bool, opt.as_json("The result as JSON (dropped: how many; records: "
+                                         "git-annex's, one per file).")] = False,
 ) -> None:
     """Drop annexed content that is safely stored elsewhere.
 
@@ -74,6 +88,9 @@ def drop(
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    if as_json:
+        render.json_line(result.to_dict())
+        return
     render.info(f"rr: dropped {result.dropped} file(s)")
 
 
