@@ -183,7 +183,7 @@ def iter_runs(ds: Dataset, revision_range: str | None = None, *,
         if loaded is None:  # the tag, but no record block: not a run commit
             continue
         message, rec = loaded
-        info = rec.get("rr") if isinstance(rec.get("rr"), dict) else {}
+        info: dict[str, Any] = rec["rr"] if isinstance(rec.get("rr"), dict) else {}
         row.subject = message.splitlines()[0] if message else ""
         row.status = _status(rec, verifications)
         row.image, row.digest = _image(info)
@@ -245,13 +245,11 @@ def _read_metrics(ds: Dataset, rows: list[RunRow], wanted: dict[int, list[str]])
 
 
 @dataclass(frozen=True)
-class RunsTable:
+class RunsTable(metricsop.Table):
     """Rows as flat dicts over ``columns``; ``kinds`` says which columns are parameters
     ('param'), metrics ('metric') or rr's own ('run')."""
 
-    columns: list[str]
-    rows: list[dict[str, Any]]
-    kinds: dict[str, str]
+    kinds: dict[str, str] = field(default_factory=dict)
 
 
 def table(rows: Sequence[RunRow]) -> RunsTable:
