@@ -149,7 +149,8 @@ def iter_runs(ds: Dataset, revision_range: str | None = None, *,
     revs: list[str] = []
     if not all_branches:
         rev = revision_range or "HEAD"
-        if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
+        ends = rev.replace("...", "..").split("..")
+        if any(gitrepo.resolve_commit(ds.root, end or "HEAD") is None for end in ends):
             raise UsageError(f"unknown revision: {rev if len(rev) <= 80 else rev[:77] + '...'}")
         revs = [rev]
     elif revision_range:
