@@ -118,8 +118,8 @@ def test_head_only_changed_filter_sort(sweep):
     assert len(rows) == 4  # HEAD is master: the sweep only
     # branch and image are the same in every row; status (verdicts) and tags (best) differ;
     # dates and durations may or may not
-    assert set(rows[0]) - {"duration", "date"} == {"commit", "subject", "tags", "status", "lr", "seed",
-                                           "accuracy", "loss"}
+    assert set(rows[0]) - {"duration", "date"} == {"commit", "subject", "tags", "status", "lr",
+                                                   "seed", "accuracy", "loss"}
     out = rr("runs", "-a", "--filter", "accuracy>0.505", "--sort-by", "accuracy", "--desc",
              "--json", cwd=ds).stdout
     assert [json.loads(x)["accuracy"] for x in out.splitlines()] == [0.55, 0.52, 0.51]
