@@ -135,12 +135,23 @@ def _graph_html(rows: Sequence[runsop.RunRow]) -> str:
     return note + svg
 
 
+def _environment(verdict: dict[str, Any]) -> str:
+    """The versions a verification noted (rr, Python, git-annex) and the image digest."""
+    parts = [f"{name} {verdict[key]}" for key, name in
+             (("rr", "rr"), ("python", "Python"), ("git_annex", "git-annex"))
+             if verdict.get(key)]
+    if verdict.get("image"):
+        parts.append(f"image {str(verdict['image'])[:19]}")
+    return ", ".join(parts)
+
+
 def _verification_html(rows: Sequence[runsop.RunRow]) -> str:
     parts = []
     verified = [r for r in rows if r.verifications][:DETAIL_LIMIT]
     if verified:
         parts.append('<table class="runs verdicts"><thead><tr><th>commit</th><th>subject</th>'
-                     '<th>verdict</th><th>newest</th><th>host</th></tr></thead><tbody>')
+                     '<th>verdict</th><th>newest</th><th>host</th><th>environment</th>'
+                     '</tr></thead><tbody>')
         for r in verified:
             newest = r.verifications[-1]
             parts.append(
@@ -149,7 +160,8 @@ def _verification_html(rows: Sequence[runsop.RunRow]) -> str:
                 f'<td class="status-{html.escape(r.status)}">'
                 f'{html.escape(r.verification or "")}</td>'
                 f'<td>{html.escape(str(newest.get("date", ""))[:19])}</td>'
-                f'<td>{html.escape(str(newest.get("host", "")))}</td></tr>')
+                f'<td>{html.escape(str(newest.get("host", "")))}</td>'
+                f'<td>{html.escape(_environment(newest))}</td></tr>')
         parts.append("</tbody></table>")
     else:
         parts.append('<p class="empty">No run has been verified (rr rerun --verify).</p>')
