@@ -443,6 +443,9 @@ def runs_table(ds: Dataset, revision_range: str | None = None, *, all_branches: 
 
 def to_frame(t: RunsTable):
     """A pandas DataFrame of the table (columns in order; numbers stay numbers)."""
-    import pandas as pd  # noqa: PLC0415  heavy
-
+    try:
+        import pandas as pd  # noqa: PLC0415  heavy
+    except ImportError:
+        raise RecorderError("the runs as a DataFrame need pandas",
+                            hint="pip install pandas, or use api.runs_table") from None
     return pd.DataFrame(t.rows, columns=t.columns)
