@@ -67,9 +67,7 @@ def _cell(col: str, v: Any, kind: str) -> tuple[str, str, str]:
 
 
 def _table_html(t: runsop.RunsTable) -> str:
-    same = {c for c in t.columns
-            if c != "commit" and len({json.dumps(d.get(c), sort_keys=True, default=str)
-                                      for d in t.rows}) <= 1}
+    same = {c for c in t.columns if c != "commit" and not runsop.varies(t.rows, c)}
     out = ['<table class="runs" id="runs"><thead><tr>']
     for c in t.columns:
         classes = " ".join(x for x in (t.kinds.get(c, "run"), "same" if c in same else "")

@@ -291,10 +291,21 @@ def table(rows: Sequence[RunRow]) -> RunsTable:
     return RunsTable(columns, flat, kinds)
 
 
+def varies(rows: Sequence[dict[str, Any]], column: str) -> bool:
+    """Whether ``column`` has more than one value in ``rows`` (1 and 1.0 differ, as in JSON)."""
+    seen: set[Any] = set()
+    for d in rows:
+        v = d.get(column)
+        seen.add((v.__class__, v) if isinstance(v, (str, int, float, type(None)))
+                 else json.dumps(v, sort_keys=True, default=str))
+        if len(seen) > 1:
+            return True
+    return False
+
+
 def only_changed(t: RunsTable) -> RunsTable:
     """Drop the columns whose value is the same in every row (commit always stays)."""
-    keep = [c for c in t.columns if c == "commit" or
-            len({json.dumps(d.get(c), sort_keys=True, default=str) for d in t.rows}) > 1]
+    keep = [c for c in t.columns if c == "commit" or varies(t.rows, c)]
     return RunsTable(keep, [{c: d.get(c) for c in keep} for d in t.rows],
                      {c: t.kinds[c] for c in keep})
 
