@@ -165,6 +165,7 @@ def test_thousand_runs_under_five_megabytes(tmp_path):
     assert text.count('<tr data-commit="') == 1000
 
 
+@pytest.mark.slow
 def test_self_contained_and_safe(ds, tmp_path):
     """No src/href to anything outside the file; a commit message with markup is text."""
     rr("run", "-m", "<script>alert(1)</script> & {{table}}", "-o", "x.json",

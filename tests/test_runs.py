@@ -14,7 +14,7 @@ import pytest
 from recorder import api, proc
 from recorder import runs as runsop
 from recorder.errors import UsageError
-from tests.conftest import git, has_datalad, one_error_line, rr
+from tests.conftest import git, has_datalad, one_error_line, rr, rr_in
 
 TRAIN = ("import json,sys\nlr=float(sys.argv[1]); s=int(sys.argv[2])\n"
          "json.dump({'accuracy': round(0.5+lr*s/10, 3), 'loss': 1-lr}, open(sys.argv[3], 'w'))\n")
@@ -170,15 +170,16 @@ def test_one_git_log_one_cat_file(sweep, monkeypatch):
 
 
 def test_bad_input_is_one_line(ds):
-    res = rr("runs", "--filter", "accuracy >", cwd=ds, check=False)
-    assert res.returncode == 2
+    res = rr_in("runs", "--filter", "accuracy >", cwd=ds)
+    assert res.exit_code == 2
     assert "a filter condition is COLUMN OP VALUE" in one_error_line(res.stderr)
-    res = rr("runs", "nope..HEAD", cwd=ds, check=False)
+    res = rr_in("runs", "nope..HEAD", cwd=ds)
     assert "unknown revision: nope..HEAD" in one_error_line(res.stderr)
-    res = rr("runs", "-a", "HEAD", cwd=ds, check=False)
+    res = rr_in("runs", "-a", "HEAD", cwd=ds)
     assert "give a revision range or --all, not both" in one_error_line(res.stderr)
-    assert rr("runs", "--json", cwd=ds).stdout == ""  # no run commits: no rows
-    res = rr("runs", "--sort-by", "accuracy", cwd=ds, check=False)
+    res = rr_in("runs", "--json", cwd=ds)
+    assert res.exit_code == 0 and res.stdout == ""  # no run commits: no rows
+    res = rr_in("runs", "--sort-by", "accuracy", cwd=ds)
     assert "no column 'accuracy'" in one_error_line(res.stderr)
 
 
