@@ -130,8 +130,8 @@ def _metrics_files(outputs: Sequence[str], pwd: str, patterns: Sequence[str]) ->
             continue
         parts = rel.split("/")
         for pat in patterns:
-            if metricsop._matches(parts, pat.split("/")) or (
-                    pat.startswith(rel + "/") and not _GLOB.search(pat)):
+            if metricsop._matches(parts, pat.split("/")) or not _GLOB.search(pat) and (
+                    rel == "." or pat.startswith(rel + "/")):
                 hit = rel if metricsop._matches(parts, pat.split("/")) else pat
                 if hit not in found:
                     found.append(hit)

@@ -206,3 +206,15 @@ def test_filter_grammar():
         ["commit", "same", "diff"], [{"commit": "1", "same": 1, "diff": 1},
                                      {"commit": "2", "same": 1, "diff": 2}],
         {"commit": "run", "same": "param", "diff": "param"})).columns == ["commit", "diff"]
+
+
+def test_which_outputs_are_metrics_files():
+    files = runsop._metrics_files
+    # none registered: the run's .json outputs, relative to its pwd, never outside the dataset
+    assert files(["a.json", "b.txt", "../c.json", "/abs.json"], ".", []) == ["a.json"]
+    assert files(["a.json"], "sub", []) == ["sub/a.json"]
+    # registered: outputs matching a file or a glob, registered files under an output directory
+    registered = ["acc.json", "sweep/*/a.json"]
+    assert files(["sweep/1/a.json", "x.json"], ".", registered) == ["sweep/1/a.json"]
+    assert files(["out"], ".", ["out/a.json"]) == ["out/a.json"]
+    assert files(["."], ".", registered) == ["acc.json"]  # DataLad's -o . : the whole dataset
