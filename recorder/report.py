@@ -164,6 +164,10 @@ def _verification_html(rows: Sequence[runsop.RunRow]) -> str:
     else:
         parts.append('<p class="empty">No run has been verified (rr rerun --verify).</p>')
     described = [r for r in rows if r.extra or r.digest or r.notes][:DETAIL_LIMIT]
+    if described:
+        parts.append('<p class="meta">What each record carries beyond the command: its '
+                     'image and digest, environment facts, notes on what could not be '
+                     'read.</p>')
     for r in described:
         facts: dict[str, Any] = dict(r.extra)
         if r.image:
