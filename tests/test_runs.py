@@ -218,3 +218,42 @@ def test_which_outputs_are_metrics_files():
     assert files(["sweep/1/a.json", "x.json"], ".", registered) == ["sweep/1/a.json"]
     assert files(["out"], ".", ["out/a.json"]) == ["out/a.json"]
     assert files(["."], ".", registered) == ["acc.json"]  # DataLad's -o . : the whole dataset
+
+
+@pytest.mark.slow
+def test_odd_records_and_metrics_are_shown_never_a_traceback(ds, tmp_path):
+    """Records rr did not write (odd rr fields, metrics that do not parse, a metrics file that
+    is a list or is missing): each row shows what it has; runs and report both finish."""
+    dsid = git("config", "-f", ".datalad/config", "datalad.dataset.id", cwd=ds).strip()
+
+    def commit(subject: str, files: dict[str, str], **rr_fields) -> None:
+        for name, text in files.items():
+            (ds / name).write_text(text)
+            git("add", name, cwd=ds)
+        record = {"chain": [], "cmd": "true", "dsid": dsid, "exit": 0, "extra_inputs": [],
+                  "inputs": [], "outputs": sorted(files) or ["gone.json"], "pwd": "."}
+        if rr_fields:
+            record["rr"] = rr_fields
+        git("commit", "-q", "--allow-empty", "-m", _record_message(subject, record), cwd=ds)
+
+    commit("bad json", {"a.json": "{not json"})
+    commit("a list", {"b.json": "[1, 2, {\"x\": 3}]"})
+    commit("missing", {})
+    commit("odd rr", {"c.json": '{"acc": NaN, "ok": true, "deep": {"k": [1, 2]}}'},
+           array={"params": {"nested": {"a": 1}, "lr": "1e-3"}}, cached_from=True)
+    commit("array not an object", {}, array="x")
+    rows = {json.loads(x)["subject"]: json.loads(x)
+            for x in rr("runs", "--json", cwd=ds).stdout.splitlines()}
+    assert rows["bad json"]["note"].startswith("a.json: cannot parse")
+    assert rows["a list"]["note"] is None  # a list is no metrics: no columns, no complaint
+    assert rows["missing"]["note"] == "gone.json: missing"
+    odd = rows["odd rr"]
+    assert odd["status"] == "cached" and odd["lr"] == 0.001 and odd["nested"] == {"a": 1}
+    assert odd["ok"] is True and odd["deep.k.0"] == 1
+    assert rows["array not an object"]["note"] == "gone.json: missing"
+    for args in (["--csv"], ["--md"], [], ["--only-changed", "--sort-by", "nested"],
+                 ["--filter", "acc>0"]):
+        rr("runs", *args, cwd=ds)
+    out = tmp_path / "odd.html"
+    rr("report", "-o", str(out), cwd=ds)
+    assert out.read_text(encoding="utf-8").count('<tr data-commit="') == 5
