@@ -49,6 +49,9 @@ def runs(
     fmt = render.table_format(as_csv, as_json, as_md)
     if fmt in ("table", "md"):  # the short commit on a terminal and in Markdown
         rows = [dict(r, commit=(r.get("commit") or "")[:8]) for r in table.rows]
+        if fmt == "md":  # a | in a cell would end it
+            rows = [{k: v.replace("|", "\\|") if isinstance(v, str) else v
+                     for k, v in r.items()} for r in rows]
         table = type(table)(table.columns, rows, table.kinds)
     sys.stdout.write(render.render_table(table, fmt))
 
