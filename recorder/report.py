@@ -94,12 +94,65 @@ def _numeric_columns(t: runsop.RunsTable, kind: str) -> list[str]:
             and any(_number(d.get(c)) for d in t.rows)]
 
 
-def _chart_data(rows: Sequence[runsop.RunRow], t: runsop.RunsTable) -> dict[str, Any]:
-    params = _numeric_columns(t, "param")
+def _short(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _parallel(t: runsop.RunsTable) -> dict[str, Any]:
+    """The parallel coordinates: an axis per parameter (numbers on a linear scale, text as
+    evenly spaced categories) and per numeric metric, each scaled to 0..1 here; a line per
+    run that has every parameter and some metric; labels for each axis's ends (numbers) or
+    categories (text).  Lines are coloured by a metric: fields m0, m1, ... (metric names may
+    hold dots, which Vega-Lite would read as nesting)."""
+    params = [c for c in t.columns if t.kinds.get(c) == "param"
+              and any(d.get(c) is not None for d in t.rows)]
     metrics = _numeric_columns(t, "metric")
-    axes = params + metrics if params else []
-    pc_rows = [{"commit": d["commit"][:8], **{c: d[c] for c in axes}} for d in t.rows
-               if params and metrics and all(_number(d.get(c)) for c in axes)]
+    rows = [d for d in t.rows if all(d.get(c) is not None for c in params)
+            and any(_number(d.get(m)) for m in metrics)]
+    if not params or not rows:
+        return {"pc_axes": [], "pc_rows": [], "pc_labels": [], "pc_metrics": metrics}
+    axes = params + metrics
+    scale: dict[str, dict[Any, float]] = {}
+    numeric: dict[str, tuple[float, float]] = {}
+    labels: list[dict[str, Any]] = []
+    for c in axes:
+        values: list[Any] = [d[c] for d in rows if d.get(c) is not None]
+        if values and all(_number(v) for v in values):
+            lo, hi = min(values), max(values)
+            numeric[c] = (float(lo), float(hi))
+            labels += [{"key": c, "norm": 1.0, "label": _short(hi)},
+                       {"key": c, "norm": 0.0, "label": _short(lo)}]
+        else:
+            cats = sorted({_short(v) for v in values}, key=_natural)
+            step = 1 / (len(cats) - 1) if len(cats) > 1 else 0.0
+            scale[c] = {v: (i * step if len(cats) > 1 else 0.5) for i, v in enumerate(cats)}
+            labels += [{"key": c, "norm": scale[c][v], "label": v[:24]} for v in cats[:40]]
+    long = []
+    for i, d in enumerate(rows):
+        colour = {f"m{j}": d[m] for j, m in enumerate(metrics) if _number(d.get(m))}
+        for c in axes:
+            v: Any = d.get(c)
+            if c in numeric:
+                if not _number(v):
+                    continue
+                lo, hi = numeric[c]
+                norm = 0.5 if hi == lo else (v - lo) / (hi - lo)
+            elif v is None:
+                continue
+            else:
+                norm = scale[c][_short(v)]
+            long.append({"i": i, "commit": d["commit"][:8], "key": c,
+                         "value": v if _number(v) else _short(v), "norm": norm, **colour})
+    return {"pc_axes": axes, "pc_rows": long, "pc_labels": labels, "pc_metrics": metrics}
+
+
+def _natural(text: str) -> list[Any]:
+    """Sort key with numbers as numbers: seed-2 before seed-10."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
+
+
+def _chart_data(rows: Sequence[runsop.RunRow], t: runsop.RunsTable) -> dict[str, Any]:
+    metrics = _numeric_columns(t, "metric")
     shown = metrics[:HISTORY_METRICS]
     history = []
     for n, (r, d) in enumerate(zip(reversed(rows), reversed(t.rows)), start=1):
@@ -108,8 +161,7 @@ def _chart_data(rows: Sequence[runsop.RunRow], t: runsop.RunsTable) -> dict[str,
                 history.append({"n": n, "commit": r.commit[:8], "subject": r.subject[:80],
                                 "date": r.date, "branch": r.branch, "metric": m,
                                 "value": d[m]})
-    return {"pc_axes": axes if pc_rows else [], "pc_rows": pc_rows, "pc_metrics": metrics,
-            "history": history, "history_metrics": shown}
+    return {**_parallel(t), "history": history, "history_metrics": shown}
 
 
 def _graph_html(rows: Sequence[runsop.RunRow]) -> str:
@@ -199,8 +251,8 @@ def render(ds: Dataset, revision_range: str | None = None, *,
     charts = _chart_data(rows, t)
     metrics = charts["pc_metrics"]
     if metrics and charts["pc_axes"]:
-        options = "".join(f'<option value="{html.escape(m)}">{html.escape(m)}</option>'
-                          for m in metrics)
+        options = "".join(f'<option value="m{j}">{html.escape(m)}</option>'
+                          for j, m in enumerate(metrics))
         pc_controls = f'<label>colour by <select id="pc-metric">{options}</select></label>'
     else:
         pc_controls = ""

@@ -198,3 +198,27 @@ def test_errors_are_one_line(ds, tmp_path, monkeypatch):
 
     with pytest.raises(RecorderError, match="rr report needs vega.min.js"):
         api.report(str(tmp_path / "x.html"), dataset=ds)
+
+
+def test_parallel_coordinates_with_text_parameters():
+    """A parameter with text values (model=sgd,rf) is an axis of evenly spaced categories;
+    numbers are scaled between their ends; rows without every parameter are left out."""
+    from recorder import runs as runsop
+
+    t = runsop.RunsTable(
+        ["commit", "model", "lr", "acc"],
+        [{"commit": "a" * 40, "model": "sgd", "lr": 0.1, "acc": 0.5},
+         {"commit": "b" * 40, "model": "rf", "lr": 0.3, "acc": 0.9},
+         {"commit": "c" * 40, "model": "svm", "lr": 0.2, "acc": 0.7},
+         {"commit": "d" * 40, "model": None, "lr": 0.2, "acc": 0.6}],
+        {"commit": "run", "model": "param", "lr": "param", "acc": "metric"})
+    pc = reportop._parallel(t)
+    assert pc["pc_axes"] == ["model", "lr", "acc"] and pc["pc_metrics"] == ["acc"]
+    norms = {(r["commit"], r["key"]): r["norm"] for r in pc["pc_rows"]}
+    assert len(pc["pc_rows"]) == 9  # three runs, three axes each; the run without a model out
+    assert norms[("aaaaaaaa", "model")] == 0.5 and norms[("bbbbbbbb", "model")] == 0.0
+    assert norms[("bbbbbbbb", "lr")] == 1.0 and norms[("aaaaaaaa", "lr")] == 0.0
+    assert norms[("cccccccc", "acc")] == pytest.approx(0.5)
+    assert {(x["key"], x["label"]) for x in pc["pc_labels"]} >= {
+        ("model", "rf"), ("model", "sgd"), ("model", "svm"), ("lr", "0.3"), ("lr", "0.1")}
+    assert all(r["m0"] == {"a": 0.5, "b": 0.9, "c": 0.7}[r["commit"][0]] for r in pc["pc_rows"])
