@@ -30,16 +30,22 @@ def _chromedriver() -> str | None:
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium; CI installs it (RR_WITH_BROWSER=1), so there a missing browser fails."""
-    webdriver = pytest.importorskip("selenium.webdriver") if not os.environ.get("CI") else \
-        __import__("selenium.webdriver", fromlist=["webdriver"])
-    from selenium.webdriver.chrome.service import Service
-
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        if os.environ.get("CI"):
+            pytest.fail("selenium is not installed (pip install -e '.[test]')")
+        pytest.skip("no selenium (pip install selenium)")
     driver_path = _chromedriver()
     if driver_path is None:
         if os.environ.get("CI"):
             pytest.fail("chromedriver is not installed (tools/setup.sh with RR_WITH_BROWSER=1)")
         pytest.skip("no chromedriver (apt-get install chromium chromium-driver)")
     opts = webdriver.ChromeOptions()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:  # Debian's browser, named: selenium looks for nothing on the network
+        opts.binary_location = chromium
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1400,2000", "--disable-extensions",
                 "--disable-background-networking", "--disable-component-update",
