@@ -19,6 +19,7 @@ from .results import OnEvent, Result
 
 if TYPE_CHECKING:
     from . import metrics as _metrics
+    from . import runs as _runs
     from . import status as _status
 
 PathArg = str | os.PathLike[str] | None
@@ -370,6 +371,41 @@ def graph(output: str, revision_range: str | None = None, *, dataset: PathArg = 
     from . import graph as _graph
 
     return _graph.write_graph(_find(dataset), output, revision_range)
+
+
+def runs(revision_range: str | None = None, *, dataset: PathArg = None, all: bool = False,
+         only_changed: bool = False, sort_by: str | None = None, desc: bool = False,
+         filter: Sequence[str] = ()):
+    """One row per run commit of a range (default HEAD; every branch with ``all``), newest
+    first: commit, subject, branch, tags, date, duration, status, image, then the parameters
+    and the metrics as columns; a pandas DataFrame (numbers stay numbers)."""
+    from . import runs as _runs
+
+    return _runs.to_frame(runs_table(revision_range, dataset=dataset, all=all,
+                                     only_changed=only_changed, sort_by=sort_by, desc=desc,
+                                     filter=filter))
+
+
+def runs_table(revision_range: str | None = None, *, dataset: PathArg = None, all: bool = False,
+               only_changed: bool = False, sort_by: str | None = None, desc: bool = False,
+               filter: Sequence[str] = ()) -> "_runs.RunsTable":
+    """``runs`` as a table (``runs.RunsTable``: columns, rows, the kind of each column), as
+    ``rr runs`` prints it; ``filter`` expressions such as ``'accuracy>0.9 and lr=0.1'``."""
+    from . import runs as _runs
+
+    if isinstance(filter, str):
+        filter = [filter]
+    return _runs.runs_table(_find(dataset), revision_range, all_branches=all,
+                            only_changed_columns=only_changed, sort_by=sort_by,
+                            descending=desc, filters=list(filter))
+
+
+def report(output: str, revision_range: str | None = None, *, dataset: PathArg = None,
+           all: bool = False) -> Path:
+    """Write one self-contained HTML report of the runs (table, charts, provenance graph)."""
+    from . import report as _report
+
+    return _report.write_report(_find(dataset), output, revision_range, all_branches=all)
 
 
 def download_url(urls: Sequence[str], *, path: str | None = None, message: str | None = None,

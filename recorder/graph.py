@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 from . import proc
 from .dataset import Dataset
@@ -16,17 +18,35 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class GraphRun(NamedTuple):
+    """One run as the graph draws it (from rr log's rows, or rr runs' for rr report)."""
+
+    commit: str
+    message: str
+    container: str | None
+    malformed: bool
+    inputs: list[str]
+    outputs: list[str]
+    chain: list[str]
+
+
 def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
-    rows = list(reversed(log(ds, revision_range)))
+    rows = reversed(log(ds, revision_range))
+    return runs_to_dot(GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
+                                r.outputs, r.chain) for r in rows)
+
+
+def runs_to_dot(runs: Iterable[GraphRun]) -> str:
+    """The graph of ``runs`` (oldest first) in Graphviz's language."""
     lines = ["digraph provenance {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
     files: set[str] = set()
-    for r in rows:
+    for r in runs:
         node = f"run_{r.commit[:10]}"
         label = f"{r.commit[:8]}\\n{r.message[:40]}"
         if r.container:
             label += f"\\n[{r.container}]"
-        if r.note:
+        if r.malformed:
             label += "\\n(malformed record)"
         lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
                      f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
@@ -43,6 +63,13 @@ def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
         lines.append(f"  {_q('f:' + path)} [shape=note, label={_q(path)}];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def dot_svg(dot: str) -> str | None:
+    """``dot`` rendered as SVG text by Graphviz, or None when Graphviz is not installed."""
+    if shutil.which("dot", path=proc.tool_path()) is None:
+        return None
+    return proc.capture(["dot", "-Tsvg"], input=dot.encode("utf-8")).stdout.decode("utf-8")
 
 
 def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> Path:

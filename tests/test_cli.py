@@ -19,8 +19,8 @@ from tests.conftest import one_error_line, rr, rr_in
 # every command and subcommand, in the order rr --help lists them
 COMMANDS = ["create", "save", "run", "containers-run", "rerun", "run-procedure",
             "containers-add", "containers-list", "containers-remove", "containers-exec",
-            "clone", "get", "drop", "push", "graph", "download-url", "log", "status", "update",
-            "diff", "unlock", "subdatasets", "remove", "siblings", "metrics"]
+            "clone", "get", "drop", "push", "graph", "download-url", "log", "runs", "report",
+            "status", "update", "diff", "unlock", "subdatasets", "remove", "siblings", "metrics"]
 SUBCOMMANDS = [["siblings", "add"], ["siblings", "list"], ["metrics", "show"],
                ["metrics", "diff"], ["metrics", "plot"], ["metrics", "add"]]
 # commands whose command line follows their options: an unknown option is rr's own error
@@ -150,7 +150,7 @@ NOT_A_DATASET = [
     ["get"], ["drop"], ["push"], ["update"], ["siblings", "list"], ["siblings", "add", "o", "x"],
     ["containers-list"], ["containers-add", "c", "--url", "dhub://x"],
     ["containers-remove", "c"], ["download-url", "file:///dev/null"],
-    ["run", "--param", "a=1", "echo {a}"],
+    ["run", "--param", "a=1", "echo {a}"], ["runs"], ["report", "-o", "r.html"],
 ]
 
 

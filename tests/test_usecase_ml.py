@@ -124,3 +124,12 @@ def test_sweep_one_record_per_job_and_one_job_replays(finished):
         assert git("diff", job, "HEAD", "--", "sweep/max_iter-5", cwd=ds) == ""
     finally:
         git("checkout", "-q", "master", cwd=ds)
+
+
+@pytest.mark.slow
+def test_runs_table_and_report(finished):
+    work, output = finished
+    assert "max_iter" in output  # rr runs showed the sweep's parameter as a column
+    report = work / "report.html"
+    text = report.read_text(encoding="utf-8")
+    assert 800_000 < len(text) < 5_000_000 and text.count('<tr data-commit="') >= 8

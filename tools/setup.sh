@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything rr's demo and tests need on a fresh Debian machine (idempotent).
-# - system packages via apt (git, xz; docker.io and busybox-static with RR_WITH_DOCKER=1;
-#   slurmctld, slurmd, slurm-client and munge with RR_WITH_SLURM=1)
+# - system packages via apt (git, xz, npm; docker.io and busybox-static with RR_WITH_DOCKER=1;
+#   slurmctld, slurmd, slurm-client and munge with RR_WITH_SLURM=1; chromium and
+#   chromium-driver, the headless browser of rr report's tests, with RR_WITH_BROWSER=1)
+# - the JavaScript rr report inlines (tools/fetch-report-js.sh: npm, pinned, checked)
 # - a virtual environment .venv with rr and its test/ML extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,11 @@ command -v xz >/dev/null || need_apt+=(xz-utils)
 command -v rsync >/dev/null || need_apt+=(rsync)
 command -v dot >/dev/null || need_apt+=(graphviz)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v npm >/dev/null || need_apt+=(npm)
+if [ "${RR_WITH_BROWSER:-0}" = 1 ]; then
+  command -v chromium >/dev/null || need_apt+=(chromium)
+  command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+fi
 if [ "${RR_WITH_DOCKER:-0}" = 1 ]; then
   command -v dockerd >/dev/null || need_apt+=(docker.io)
   [ -x /bin/busybox ] || need_apt+=(busybox-static)
@@ -54,6 +61,7 @@ extras="test"
 [ "${RR_WITH_ML:-0}" = 1 ] && extras="test,ml"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[$extras]"
+bash tools/fetch-report-js.sh
 # git needs an identity to commit; set one only where none is configured
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "rr user"
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "rr@example.invalid"

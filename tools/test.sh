@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RR_WITH_DOCKER=${RR_WITH_DOCKER:-1}
+export RR_WITH_BROWSER=${RR_WITH_BROWSER:-1}  # rr report's tests open it in headless Chromium
 export RR_WITH_SLURM=${RR_WITH_SLURM:-1}  # the tests start Slurm themselves (tests/slurm_cluster.py)
 bash tools/setup.sh
 if [ "$RR_WITH_DOCKER" = 1 ]; then

@@ -9,6 +9,7 @@
     containers.py  containers-add, -list, -remove, -exec
     sharing.py     clone, get, drop, push, update, download-url, siblings
     history.py     log, graph, metrics
+    runs.py        runs, report
 
 Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
 module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
@@ -84,6 +85,8 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("graph", "history", "graph", {}),
     ("download-url", "sharing", "download_url", {}),
     ("log", "history", "log_", {}),
+    ("runs", "runs", "runs", {}),
+    ("report", "runs", "report", {}),
     ("status", "dataset", "status", _ANNEX_MODE),
     ("update", "sharing", "update", {}),
     ("diff", "dataset", "diff", {}),

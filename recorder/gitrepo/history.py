@@ -166,3 +166,37 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
         merge_notes(root, tmp, into=ref)
         update_refs(root, [f"delete {tmp}"])
     return new_tip
+
+
+# --- the run log of rr runs and rr report -----------------------------------------------------
+
+RUN_GREP = "--grep=^\\[DATALAD RUNCMD\\]"  # run commits only: DataLad's tag opens the message
+
+
+class SourcedLogEntry(NamedTuple):
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    date: str  # strict ISO 8601 author date
+    message: str  # the raw message (%B)
+    note: str  # the notes of each of ``notes_refs``, one after the other
+    source: str  # the ref the commit was reached from (git log --source: refs/heads/NAME, HEAD)
+
+
+def iter_run_log(root: PathLike, revs: Sequence[str], *, all_branches: bool = False,
+                 notes_refs: Sequence[str] = NOTES_REFS) -> list[SourcedLogEntry]:
+    """The run commits of ``revs`` (or with ``all_branches`` of every branch but git-annex's),
+    newest first, with their notes and the ref each was reached from: one ``git log``."""
+    fmt = "%H%x00%P%x00%an%x00%aI%x00%B%x00%N%x00%S"
+    args = ["log", "-z", "--source", f"--format={fmt}", RUN_GREP]
+    args += [f"--notes={ref}" for ref in notes_refs]
+    if all_branches:
+        args += ["--exclude=git-annex", "--exclude=synced/*", "--branches"]
+    args += [*revs, "--"]
+    items = call_git(args, root).split("\0")
+    entries = []
+    for i in range(0, len(items) - 6, 7):
+        sha, parents, author, date, message, note, source = items[i:i + 7]
+        entries.append(SourcedLogEntry(sha.strip(), tuple(parents.split()), author, date,
+                                       message, note.strip(), source.strip()))
+    return entries

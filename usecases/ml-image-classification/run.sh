@@ -143,6 +143,8 @@ say "8. Compare the models"
 show git --no-pager diff master randomforest -- accuracy.json
 show rr metrics show -a -T accuracy.json
 show git --no-pager log --oneline --graph --all --decorate -n 12
+show rr runs -a --only-changed --sort-by accuracy --desc
+show rr report -a -o "$work/report.html"
 
 say "9. A collaborator reproduces the random-forest result in a fresh clone"
 show cd "$work"
