@@ -78,7 +78,7 @@ def create(path: PathArg = None, *, cfg_proc: Sequence[str] = (), force: bool = 
 
 def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | None = None,
          message_file: PathArg = None, version_tag: str | None = None,
-         updated: bool = False, to_git: bool = False) -> Result:
+         updated: bool = False, to_git: bool = False, amend: bool = False) -> Result:
     """Commit the given paths (or all changes); large files go to the annex (``to_git``: all
     into git); ``updated``: only changes of tracked paths."""
     from . import save as _save
@@ -89,7 +89,7 @@ def save(paths: Sequence[str] = (), *, dataset: PathArg = None, message: str | N
             raise RecorderError("give either a message or a message file, not both")
         message = _read_message_file(ds, message_file)
     return _save.save(ds, list(paths) or None, message=message, version_tag=version_tag,
-                      updated=updated, to_git=to_git)
+                      updated=updated, to_git=to_git, amend=amend)
 
 
 def _read_message_file(ds: Dataset, path: str | os.PathLike[str]) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import config as cfgkeys
 from . import annex, gitrepo, protect
+from . import record as records
 from .subdatasets import installed, split_by_dataset
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
@@ -198,10 +199,12 @@ def save_in_subdatasets(ds: Dataset, rels: list[str], message: str | None) -> li
 
 def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = None,
          version_tag: str | None = None, base: Path | None = None, *, updated: bool = False,
-         to_git: bool = False) -> Result:
+         to_git: bool = False, amend: bool = False) -> Result:
     """Commit ``paths`` (relative to ``base``, default: the working directory) or all changes;
     ``updated``: only changes of tracked paths (untracked files stay untracked, DataLad's
-    ``save -u``); ``to_git``: files into git, not the annex (DataLad's ``--to-git``)."""
+    ``save -u``); ``to_git``: files into git, not the annex (DataLad's ``--to-git``);
+    ``amend``: the changes (and ``message``, else the old one) replace HEAD's commit, in this
+    dataset only (DataLad's ``--amend``; a run record in the old message is kept)."""
     if version_tag:
         ensure_tag_available(ds, version_tag)
     rel: list[str] | None = None
@@ -216,7 +219,10 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
             rel.append(r)
         if missing:
             raise RecorderError("path does not exist and is not tracked: " + ", ".join(missing))
-        rel = save_in_subdatasets(ds, _outer_repositories(ds, rel), message)
+        if not amend:  # an amendment stays in this dataset, as DataLad's
+            rel = save_in_subdatasets(ds, _outer_repositories(ds, rel), message)
+    if amend:
+        return _amend(ds, rel, message, version_tag, updated, to_git)
     with dataset_lock(ds.git_dir, what="rr save"):
         gitrepo.ensure_no_index_lock(ds.root)
         entries = ds.status(rel, untracked="all")
@@ -246,6 +252,46 @@ def save(ds: Dataset, paths: Sequence[str] | None = None, message: str | None = 
     if sha is None:
         return _result(NOTNEEDED, ds.head(), [], version_tag, "nothing to save")
     return _result(OK, sha, [e.path for e in entries], version_tag, msg)
+
+
+def _amend(ds: Dataset, rel: list[str] | None, message: str | None, version_tag: str | None,
+           updated: bool, to_git: bool) -> Result:
+    with dataset_lock(ds.git_dir, what="rr save --amend"):
+        gitrepo.ensure_no_index_lock(ds.root)
+        head = ds.head()
+        if head is None:
+            raise RecorderError("nothing to amend: the dataset has no commit yet",
+                                hint="save without --amend")
+        if gitrepo.sequencer_in_progress(ds.root):
+            raise RecorderError("a merge or cherry-pick is in progress: finish it first")
+        # changes inside subdatasets stay there (a subdataset's own new commit is staged)
+        entries = [e for e in ds.status(rel, untracked="all")
+                   if e.state != "unmerged" and not (updated and e.state == "untracked")
+                   and not (e.submodule and e.sub_dirty)]
+        entries = _leave_inflight_outputs(ds, entries, explicit=rel is not None)
+        if not entries and message is None:
+            if version_tag:
+                gitrepo.tag(ds.root, version_tag)
+            return _result(NOTNEEDED, head, [], version_tag, "nothing to amend")
+        old = gitrepo.commit_message(ds.root, head)
+        msg = _keep_record(old, message) if message is not None else old
+        paths = stage(ds, entries, msg, to_git) if entries else []
+        sha = gitrepo.commit_amend(ds.root, msg,
+                                   hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH))
+        if version_tag:
+            gitrepo.tag(ds.root, version_tag)
+    return _result(OK, sha, paths, version_tag, msg.split("\n", 1)[0])
+
+
+def _keep_record(old: str, message: str) -> str:
+    """``message`` for a commit whose old message may hold a run record: the record (its
+    block, or a sidecar record's id) is kept after the new text, so that amending a run
+    commit's message never loses its record."""
+    start = old.find(records.BELOW)
+    if not old.startswith(records.TAG) or start < 0 or records.ABOVE not in old[start:]:
+        return message
+    text = message.removeprefix(records.TAG).strip()
+    return f"{records.TAG}{text}\n\n{old[start:]}"
 
 
 def _leave_inflight_outputs(ds: Dataset, entries: list[StatusEntry], explicit: bool

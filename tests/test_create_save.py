@@ -218,3 +218,41 @@ def test_save_updated_and_to_git_and_status_untracked_modes(ds):
     rr("save", "--to-git", "-m", "in git", "dir", cwd=ds)
     assert git("ls-files", "-s", "dir/a", cwd=ds).startswith("100644 ")  # a blob, no link
     assert git("cat-file", "-p", "HEAD:dir/a", cwd=ds) == "a\n"
+
+
+def test_save_amend_as_datalad_and_keeps_a_run_record(ds):
+    """DataLad's test_save.py::test_save_amend: --amend replaces the last commit (new
+    message, or the old one with more changes), in this dataset only; nothing to amend is
+    notneeded; -r does not go with it.  rr keeps a run commit's record (and its duration
+    note) when the message is replaced."""
+    rr("run", "-m", "first", "-o", "out.txt", "echo 1 > out.txt", cwd=ds)
+    old = git("rev-parse", "HEAD", cwd=ds).strip()
+    parent = git("rev-parse", "HEAD^", cwd=ds).strip()
+    rr("save", "--amend", "-m", "better words", cwd=ds)
+    new = git("rev-parse", "HEAD", cwd=ds).strip()
+    assert new != old and git("rev-parse", "HEAD^", cwd=ds).strip() == parent
+    msg = last_message(ds)
+    assert msg.startswith("[DATALAD RUNCMD] better words\n\n=== Do not change lines below")
+    assert '"cmd": "echo 1 > out.txt"' in msg
+    assert git("notes", "--ref=rr", "show", "HEAD", cwd=ds).startswith('{"duration"')
+    (ds / "more.txt").write_text("more\n")
+    rr("save", "--amend", cwd=ds)
+    assert last_message(ds) == msg  # the message stays
+    assert "more.txt" in git("show", "--name-only", "--format=", "HEAD", cwd=ds).split()
+    assert git("rev-parse", "HEAD^", cwd=ds).strip() == parent
+    same = git("rev-parse", "HEAD", cwd=ds).strip()
+    proc = rr("save", "--amend", cwd=ds)
+    assert "nothing to amend" in proc.stderr and git("rev-parse", "HEAD", cwd=ds).strip() == same
+    bad = rr("save", "--amend", "-r", cwd=ds, check=False)
+    assert bad.returncode == 2 and "does not go with -r" in bad.stderr
+
+
+def test_save_amend_leaves_subdatasets_alone(ds):
+    rr("create", "-d", str(ds), str(ds / "sub"))
+    (ds / "sub" / "f").write_text("in sub\n")
+    sub_head = git("rev-parse", "HEAD", cwd=ds / "sub").strip()
+    (ds / "top").write_text("top\n")
+    rr("save", "--amend", cwd=ds)
+    assert git("rev-parse", "HEAD", cwd=ds / "sub").strip() == sub_head
+    assert "?? f" in git("status", "--porcelain", cwd=ds / "sub")
+    assert "top" in git("show", "--name-only", "--format=", "HEAD", cwd=ds).split()

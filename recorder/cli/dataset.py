@@ -59,6 +59,9 @@ def save(
                                  "paths; untracked files stay untracked."),
     to_git: bool = typer.Option(False, "--to-git", help="Put the files into git, not the "
                                 "annex, whatever their size."),
+    amend: bool = typer.Option(False, "--amend", help="Replace the last commit: with these "
+                               "changes and the new message (else the old one), in this "
+                               "dataset only; a run record in it is kept."),
     as_json: opt.Json = False,
 ) -> None:
     """Save changes: large files into the annex (per .gitattributes), text into git.
@@ -70,15 +73,20 @@ def save(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
+    if amend and recursive:
+        usage_error("--amend changes one dataset's last commit: it does not go with -r")
     result = call(api.save, paths or (), dataset=dataset, message=message,
                   message_file=message_file, version_tag=version_tag, updated=updated,
-                  to_git=to_git)
+                  to_git=to_git, amend=amend)
     if as_json:
         render.json_line(result.to_dict())
         return
     if result.status == "notneeded":
-        render.info("rr: nothing to save" + (f"; tagged HEAD as {result.tag}" if result.tag
-                                             else ""))
+        render.info(("rr: nothing to amend" if amend else "rr: nothing to save") +
+                    (f"; tagged HEAD as {result.tag}" if result.tag else ""))
+    elif amend:
+        render.info(f"rr: amended the last commit with {len(result.paths)} path(s): now "
+                    f"{(result.commit or '')[:8]}")
     else:
         tag = f", tagged {result.tag}" if result.tag else ""
         commit = result.commit or ""

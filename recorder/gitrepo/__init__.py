@@ -17,11 +17,13 @@
 from __future__ import annotations
 
 from ._runner import PathLike, git_dir, nul_paths
-from .commit import (commit, ensure_no_index_lock, stripspace, write_commit_editmsg)
+from .commit import (commit, commit_amend, ensure_no_index_lock, stripspace,
+                     write_commit_editmsg)
 from .config import (config_get, config_list, config_parses, config_remove_section,
                      config_set, config_unset_all, upstream)
 from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
-                      add_note, append_notes, notes_side, describe, first_parent_chain,
+                      add_note, append_notes, commit_message, notes_side, describe,
+                      first_parent_chain,
                       head_commit_time, is_ancestor, iter_log, iter_run_log, last_commit_touching,
                       merge_notes, rev_list, unpushed_commits, SourcedLogEntry)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
@@ -49,11 +51,11 @@ from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_re
 
 __all__ = [
     "PathLike", "git_dir", "nul_paths",
-    "commit", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
+    "commit", "commit_amend", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
     "config_unset_all", "upstream",
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
-    "append_notes", "notes_side", "describe", "first_parent_chain",
+    "append_notes", "commit_message", "notes_side", "describe", "first_parent_chain",
     "head_commit_time", "is_ancestor", "iter_log", "iter_run_log", "last_commit_touching",
     "merge_notes", "SourcedLogEntry",
     "rev_list", "unpushed_commits",

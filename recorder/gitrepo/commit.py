@@ -47,6 +47,26 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     return sha
 
 
+def commit_amend(root: PathLike, message: str, *,
+                 hooks_path: str | None | bool = False) -> str:
+    """Replace HEAD's commit by one with the index and ``message`` (``git commit --amend``:
+    same parents and author); the new sha.  rr's duration note moves with it (git's
+    notes.rewriteRef); a verification verdict does not (it was about the old commit)."""
+    msg_path = Path(git_dir(root)) / "RR_COMMIT_MSG"
+    msg_path.write_text(message, encoding="utf-8")
+    args = ["-c", "notes.rewriteRef=refs/notes/rr", "commit", "-q", "--amend",
+            "--allow-empty", "--no-edit", "-F", str(msg_path)]
+    if _only_annex_precommit_hook(root, hooks_path):
+        args.append("--no-verify")  # rr stages through git-annex: see commit()
+    try:
+        call_git(args, root)
+    finally:
+        msg_path.unlink(missing_ok=True)
+    sha = head_sha(root)
+    assert sha is not None
+    return sha
+
+
 def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
     text = stripspace(message)
     if not text:

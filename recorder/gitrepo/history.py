@@ -65,6 +65,11 @@ def first_parent_chain(root: PathLike, tip: str, exclude: str) -> list[tuple[str
     return [tuple(line.split()) for line in lines if line]
 
 
+def commit_message(root: PathLike, rev: str) -> str:
+    """The raw message of commit ``rev`` (as git stores it, %B)."""
+    return call_git(["log", "-1", "--format=%B", rev, "--"], root)
+
+
 def describe(root: PathLike, sha: str) -> str:
     out = call_git_optional(["describe", "--tags", "--always", sha], root)
     return out.strip() if out else sha
