@@ -22,7 +22,8 @@ from .config import (config_get, config_list, config_parses, config_remove_secti
                      config_set, config_unset_all, upstream)
 from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
                       add_note, append_notes, notes_side, describe, first_parent_chain,
-                      head_commit_time, is_ancestor, iter_log, last_commit_touching,
+                      head_commit_time, is_ancestor, iter_log, iter_log_raw, last_commit_touching,
+                      RawLogEntry,
                       merge_notes, rev_list, unpushed_commits)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
                     checkout_tracking,
@@ -54,7 +55,7 @@ __all__ = [
     "config_unset_all", "upstream",
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
     "append_notes", "notes_side", "describe", "first_parent_chain",
-    "head_commit_time", "is_ancestor", "iter_log", "last_commit_touching", "merge_notes",
+    "head_commit_time", "is_ancestor", "iter_log", "iter_log_raw", "RawLogEntry", "last_commit_touching", "merge_notes",
     "rev_list", "unpushed_commits",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
     "checkout_tracking", "newest_remote_branch",
