@@ -395,6 +395,7 @@ def script(ds: Dataset, lin: Lineage) -> str:
         'cd "$rr_root"',
     ]
     subs = substitutions(ds.config.values)
+    made = {step.commit for step in lin.steps}
     for step in lin.steps:
         lines += ["", f"# {step.commit[:10]} {step.message}".rstrip()]
         if step.cached_from:
@@ -412,7 +413,8 @@ def script(ds: Dataset, lin: Lineage) -> str:
         except RecorderError as exc:
             lines.append(f"# not included: {exc.message}")
             continue
-        fetch = [i.path for i in step.inputs]
+        # what an earlier step makes again is not fetched: it is here, made
+        fetch = [i.path for i in step.inputs if i.commit not in made]
         if step.image and step.image.get("image"):
             fetch.append(str(step.image["image"]))
         if fetch:

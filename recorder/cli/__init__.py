@@ -9,6 +9,7 @@
     containers.py  containers-add, -list, -remove, -exec
     sharing.py     clone, get, drop, push, update, download-url, siblings
     history.py     log, graph, metrics
+    provenance.py  lineage, export ro-crate
 
 Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
 module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
@@ -81,6 +82,7 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("drop", "sharing", "drop", {}),
     ("push", "sharing", "push", {}),
     ("graph", "history", "graph", {}),
+    ("lineage", "provenance", "lineage", {}),
     ("download-url", "sharing", "download_url", {}),
     ("log", "history", "log_", {}),
     ("status", "dataset", "status", {}),
@@ -91,7 +93,8 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("remove", "dataset", "remove", {}),
 )
 # command groups: (name, module, the Typer sub-application)
-_GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"))
+_GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"),
+           ("export", "provenance", "export_app"))
 _REGISTERED: set[str] = set()
 
 
