@@ -160,9 +160,10 @@ class _Builder:
             "agent": self.person(step.author, step.email),
             "endTime": end,
             "identifier": f"git commit {step.commit}",
-            "object": [self.file(f, present) for f in step.inputs],
-            "result": [self.file(f, present) for f in step.outputs],
         }
+        for prop, files in (("object", step.inputs), ("result", step.outputs)):
+            if files:
+                entity[prop] = _one_or_list([self.file(f, present) for f in files])
         if step.duration is not None:
             try:
                 start = datetime.fromisoformat(end) - timedelta(seconds=step.duration)
@@ -171,7 +172,8 @@ class _Builder:
                 pass
         if step.exit is not None:
             entity["exitCode"] = step.exit
-            entity["actionStatus"] = {"@id": COMPLETED if step.exit == 0 else FAILED}
+            # a string: the profile compares the value as a literal URL
+            entity["actionStatus"] = COMPLETED if step.exit == 0 else FAILED
             if step.exit != 0:
                 entity["error"] = f"the command exited with {step.exit}"
         if step.image:
@@ -242,7 +244,7 @@ def build(ds: Dataset, revision_range: str | None = None, *,
     tip_sha = hist.commits[0].entry.sha if hist.commits else ""
     name = ds.root.name
     dsid = ds.id
-    identifiers = [f"git commit {tip_sha}"]
+    identifiers: list[str] = [f"git commit {tip_sha}"]
     if dsid:
         identifiers.insert(0, f"urn:uuid:{dsid}" if _is_uuid(dsid) else dsid)
     authors = sorted({b.person(s.author, s.email)["@id"] for s in steps}) or []
@@ -257,10 +259,11 @@ def build(ds: Dataset, revision_range: str | None = None, *,
         "identifier": identifiers,
         "version": tip_sha,
         "publisher": publisher,
-        "author": [{"@id": a} for a in authors],
-        "hasPart": root_parts,
-        "mentions": actions,
     }
+    for prop, values in (("author", [{"@id": a} for a in authors]), ("hasPart", root_parts),
+                         ("mentions", actions)):
+        if values:
+            root[prop] = _one_or_list(values)
     graph: list[dict[str, Any]] = [
         {"@id": METADATA, "@type": "CreativeWork", "about": {"@id": "./"},
          "conformsTo": [{"@id": CRATE_SPEC}, {"@id": PROFILE}]},
@@ -283,6 +286,11 @@ def build(ds: Dataset, revision_range: str | None = None, *,
     ]
     graph += list(b.graph.values())
     return {"@context": CONTEXT, "@graph": graph}, dict(b.copies), notes
+
+
+def _one_or_list(values: list[Any]) -> Any:
+    """A single value as itself (RO-Crate 1.1's compact form), several as a list."""
+    return values[0] if len(values) == 1 else values
 
 
 def _is_uuid(text: str) -> bool:
