@@ -3,6 +3,8 @@
 # - system packages via apt (git, xz; docker.io and busybox-static with RR_WITH_DOCKER=1;
 #   slurmctld, slurmd, slurm-client and munge with RR_WITH_SLURM=1)
 # - a virtual environment .venv with rr and its test/ML extras
+# - with RR_WITH_ROC=1, the RO-Crate validator (roc-validator, pinned) in its own .venv-roc
+#   (its pins need not agree with rr's), for tests/test_rocrate.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +56,11 @@ extras="test"
 [ "${RR_WITH_ML:-0}" = 1 ] && extras="test,ml"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[$extras]"
+if [ "${RR_WITH_ROC:-0}" = 1 ] && [ ! -x .venv-roc/bin/rocrate-validator ]; then
+  echo "setup: creating .venv-roc (the RO-Crate validator)" >&2
+  "$PY" -m venv .venv-roc
+  .venv-roc/bin/python -m pip install -q "roc-validator==0.13.0" "rocrate==0.16.0"
+fi
 # git needs an identity to commit; set one only where none is configured
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "rr user"
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "rr@example.invalid"
