@@ -164,6 +164,8 @@ class History:
         except RecorderError:  # each sidecar record is noted as unreadable
             self.record_dir = ds.config.get(cfgkeys.RUN_RECORD_DIRECTORY) or ""
         self._keys: dict[str, str | None] = {}
+        self._io: dict[int, tuple[list[tuple[str, tuple[int, str, str]]],
+                                  list[tuple[str, tuple[int, str, str]]]]] = {}
 
     # --- records ---------------------------------------------------------------------
 
@@ -194,9 +196,9 @@ class History:
         """(commit index, mode, blob) of ``path`` in commit ``i`` (``inclusive``) or in its
         parents (the newest change among the ancestors); None when it does not exist."""
         mask = self.ancestors[i]
-        for j, mode, blob in self.changes.get(path, ()):
-            if j < i or (j == i and not inclusive):
-                continue
+        changes = self.changes.get(path, ())
+        start = bisect.bisect_left(changes, (i if inclusive else i + 1,))
+        for j, mode, blob in changes[start:]:
             if mask >> j & 1:
                 return None if mode == DELETED else (j, mode, blob)
         return None
@@ -264,16 +266,33 @@ class History:
         return FileState(path, kind, blob, key, self.commits[j].entry.sha,
                          self.record(j) is not None)
 
-    def step(self, i: int) -> Step:
-        """Commit ``i``'s run (it has a record) with its inputs before and outputs after."""
+    def io(self, i: int) -> tuple[list[tuple[str, tuple[int, str, str]]],
+                                  list[tuple[str, tuple[int, str, str]]]]:
+        """Commit ``i``'s inputs as they were before it and outputs as it left them."""
+        cached = self._io.get(i)
+        if cached is None:
+            loaded = self.record(i)
+            assert loaded is not None
+            rec = loaded[1]
+            pwd = str(rec.get("pwd") or ".")
+            cached = (self.expand(list(rec.get("inputs") or []), pwd, i, inclusive=False),
+                      self.expand(list(rec.get("outputs") or []), pwd, i, inclusive=True))
+            self._io[i] = cached
+        return cached
+
+    def steps(self, indexes: list[int]) -> list[Step]:
+        """The run commits ``indexes`` (each has a record) as steps; the keys of all their
+        files read in one go."""
+        states = [st for i in indexes for part in self.io(i) for _p, st in part]
+        self.load_keys(states)
+        return [self._step(i) for i in indexes]
+
+    def _step(self, i: int) -> Step:
         loaded = self.record(i)
         assert loaded is not None
         message, rec = loaded
         e = self.commits[i].entry
-        pwd = str(rec.get("pwd") or ".")
-        ins = self.expand(list(rec.get("inputs") or []), pwd, i, inclusive=False)
-        outs = self.expand(list(rec.get("outputs") or []), pwd, i, inclusive=True)
-        self.load_keys([s for _p, s in ins + outs])
+        ins, outs = self.io(i)
         info = rec.get("rr") if isinstance(rec.get("rr"), dict) else {}
         assert isinstance(info, dict)
         container = info.get("container")
@@ -284,8 +303,9 @@ class History:
         if duration is None:
             duration = _note_duration(e.note)
         return Step(e.sha, e.date, e.author, e.email,
-                    message.splitlines()[0] if message else "", str(rec.get("cmd", "")), pwd,
-                    rec.get("exit"), image, cached if isinstance(cached, str) else None,
+                    message.splitlines()[0] if message else "", str(rec.get("cmd", "")),
+                    str(rec.get("pwd") or "."), rec.get("exit"), image,
+                    cached if isinstance(cached, str) else None,
                     list(rec.get("chain") or []),
                     [self.file_state(p, s) for p, s in ins],
                     [self.file_state(p, s) for p, s in outs],
@@ -314,8 +334,8 @@ def lineage(ds: Dataset, path: str, *, forward: bool = False) -> Lineage:
     hist.load_keys([head])
     result = Lineage(rel, hist.file_state(rel, head), [], [])
     # backwards: each state's producer; a run commit's inputs are followed in turn
-    seen_steps: set[int] = set()
-    seen_sources: set[tuple[str, int]] = set()
+    made: set[int] = set()
+    sources: dict[tuple[str, int], tuple[int, str, str]] = {}
     todo = [(rel, head)]
     while todo:
         p, st = todo.pop()
@@ -324,23 +344,16 @@ def lineage(ds: Dataset, path: str, *, forward: bool = False) -> Lineage:
             note = hist.note(j)
             if note and note not in result.notes:
                 result.notes.append(note)
-            if (p, j) not in seen_sources:
-                seen_sources.add((p, j))
-                hist.load_keys([st])
-                result.sources.append(hist.file_state(p, st))
+            sources.setdefault((p, j), st)
             continue
-        if j in seen_steps:
-            continue
-        seen_steps.add(j)
-        step = hist.step(j)
-        result.steps.append(step)
-        loaded = hist.record(j)
-        assert loaded is not None
-        todo.extend(hist.expand(list(loaded[1].get("inputs") or []), step.pwd, j,
-                                inclusive=False))
-    order = {i: n for n, i in enumerate(range(len(hist.commits) - 1, -1, -1))}
-    result.steps.sort(key=lambda s: order[hist.index[s.commit]])
-    result.sources.sort(key=lambda f: (order[hist.index[f.commit]], f.path))
+        if j not in made:
+            made.add(j)
+            todo.extend(hist.io(j)[0])
+    hist.load_keys(list(sources.values()))
+    # oldest first: the order that makes the file again
+    result.steps = hist.steps(sorted(made, reverse=True))
+    result.sources = sorted((hist.file_state(p, st) for (p, _j), st in sources.items()),
+                            key=lambda f: (-hist.index[f.commit], f.path))
     if forward:
         result.forward = _forward(hist, rel, head)
     return result
@@ -353,23 +366,14 @@ def _forward(hist: History, path: str, head: tuple[int, str, str]) -> list[Step]
     frontier = {(path, made)}
     found = []
     for i in range(made - 1, -1, -1):
-        if not hist.ancestors[i] >> made & 1:
+        if not hist.ancestors[i] >> made & 1 or hist.record(i) is None:
             continue
-        loaded = hist.record(i)
-        if loaded is None:
-            continue
-        rec = loaded[1]
-        pwd = str(rec.get("pwd") or ".")
-        ins = hist.expand(list(rec.get("inputs") or []), pwd, i, inclusive=False)
+        ins, outs = hist.io(i)
         if not any((p, st[0]) in frontier for p, st in ins):
             continue
-        step = hist.step(i)
-        found.append(step)
-        for out in step.outputs:
-            st = hist.state(out.path, i, inclusive=True)
-            if st is not None:
-                frontier.add((out.path, st[0]))
-    return found
+        found.append(i)
+        frontier.update((p, st[0]) for p, st in outs)
+    return hist.steps(found)
 
 
 # --- the script ----------------------------------------------------------------------

@@ -210,7 +210,7 @@ def build(ds: Dataset, revision_range: str | None = None, *,
     wanted = set(gitrepo.rev_list(ds.root, [rev])) if ".." in rev else None
     order = [i for i in range(len(hist.commits) - 1, -1, -1)
              if wanted is None or hist.commits[i].entry.sha in wanted]
-    steps: list[Step] = []
+    runs: list[int] = []
     notes: list[str] = []
     for i in order:
         try:
@@ -223,7 +223,8 @@ def build(ds: Dataset, revision_range: str | None = None, *,
             if note:
                 notes.append(f"{note} (left out)")
             continue
-        steps.append(hist.step(i))
+        runs.append(i)
+    steps = hist.steps(runs)
     b = _Builder(ds, hist, with_content)
     # blobs of files kept in git, for their sha256 (one cat-file)
     git_blobs = {f.blob for s in steps for f in s.inputs + s.outputs if f.kind == "git"}
