@@ -327,6 +327,10 @@ def lineage(ds: Dataset, path: str, *, forward: bool = False) -> Lineage:
     hist = History(ds)
     head = hist.state(rel, 0, inclusive=True)
     if head is None:
+        link = hist.gitlink_of(rel)
+        if link is not None:
+            raise UsageError(f"{rel} is in the subdataset {link}",
+                             hint=f"ask the subdataset: rr lineage -d {link} {rel}")
         inside = hist._candidates(rel + "/")
         if inside:
             raise UsageError(f"{rel} is a directory: give one of its files, e.g. {inside[0]}")

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from recorder import record as records
-from tests.conftest import git, one_error_line, rr, rr_in
+from tests.conftest import git, needs_datalad, one_error_line, rr, rr_in
 
 COUNT = 'cat "$@" | wc -w\n'
 
@@ -138,3 +138,21 @@ def test_malformed_record_is_a_note_not_a_traceback(ds):
     res = rr_in("lineage", "out.txt", cwd=ds)
     assert res.exit_code == 0, res.stderr
     assert "malformed run record" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_path_in_a_subdataset_is_a_hint(chain):
+    res = rr_in("lineage", "data/raw/a.dat", cwd=chain["ds"])
+    assert "data/raw/a.dat is in the subdataset data/raw" in one_error_line(res.stderr)
+
+
+@needs_datalad
+@pytest.mark.slow
+def test_datalads_own_records(ds):
+    for args in (["-m", "make", "-o", "a.txt", "echo hi > a.txt"],
+                 ["-m", "copy", "-i", "a.txt", "-o", "b.txt", "cat a.txt a.txt > b.txt"]):
+        subprocess.run(["datalad", "run", *args], cwd=ds, check=True, capture_output=True)
+    lin = _lineage(ds, "b.txt")
+    assert [s["message"] for s in lin["steps"]] == ["make", "copy"]
+    assert lin["steps"][1]["inputs"][0]["key"] == lin["steps"][0]["outputs"][0]["key"]
+    assert lin["steps"][0]["image"] is None and lin["steps"][0]["duration"] is None

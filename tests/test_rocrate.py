@@ -16,7 +16,7 @@ import pytest
 
 from recorder import record as records
 from recorder import rocrate
-from tests.conftest import git, one_error_line, rr, rr_in
+from tests.conftest import git, needs_datalad, one_error_line, rr, rr_in
 
 REPO = Path(__file__).resolve().parent.parent
 ROC_VENV = Path(os.environ.get("RR_ROC_VENV", REPO / ".venv-roc"))
@@ -232,3 +232,21 @@ def test_export_api_writes_a_crate(usecase_small, tmp_path):
     path = api.export_ro_crate(tmp_path / "c", dataset=usecase_small, with_content=True)
     assert (path / "ro-crate-metadata.json").exists() and (path / "second.txt").exists()
     shutil.rmtree(path)
+
+
+@needs_datalad
+@pytest.mark.slow
+def test_datalads_own_records_validate(ds, validator, tmp_path):
+    for args in (["-m", "make", "-o", "a.txt", "echo hi > a.txt"],
+                 ["-m", "copy", "-i", "a.txt", "-o", "b.txt", "cat a.txt a.txt > b.txt"]):
+        subprocess.run(["datalad", "run", *args], cwd=ds, check=True, capture_output=True)
+    crate = tmp_path / "crate"
+    rr("export", "ro-crate", "-o", str(crate), "--with-content", cwd=ds)
+    assert (crate / "b.txt").read_text() == "hi\nhi\n"
+    g = _graph(crate)
+    copy = next(e for e in g.values() if e.get("name") == "copy")
+    assert copy["object"] == {"@id": "a.txt"} and copy["result"] == {"@id": "b.txt"}
+    assert copy["agent"]["@id"].startswith("#person-")
+    report = validator(crate)
+    assert report["passed"], _issues(report)
+    assert _issues(report) == []
