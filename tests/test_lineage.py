@@ -129,8 +129,6 @@ def test_a_file_no_run_made_and_bad_paths(chain):
 
 
 def test_malformed_record_is_a_note_not_a_traceback(ds):
-    (ds / "in.txt").write_text("x\n")
-    rr("save", "-m", "input", cwd=ds)
     (ds / "out.txt").write_text("y\n")
     git("add", "out.txt", cwd=ds)
     git("commit", "-q", "-m", f"{records.TAG}broken\n\n{records.BELOW}\n{{nope\n{records.ABOVE}\n",

@@ -214,7 +214,9 @@ def test_range_and_bad_output(usecase_small, tmp_path):
 @pytest.fixture
 def usecase_small(ds):
     for name in ("first", "second"):
-        rr_in("run", "-m", name, "-o", f"{name}.txt", f"echo {name} > {name}.txt", cwd=ds)
+        rec = records.new_record(cmd=f"echo {name} > {name}.txt", dsid=None, exit_code=0,
+                                 inputs=[], extra_inputs=[], outputs=[f"{name}.txt"], pwd=".")
+        _hand_record(ds, name, rec, {f"{name}.txt": f"{name}\n"})
     return ds
 
 
