@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, annex, gitrepo
+from . import config as cfgkeys
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .lineage import GITLINK, FileState, History, Step
@@ -265,6 +266,7 @@ def build(ds: Dataset, revision_range: str | None = None, *,
                          ("mentions", actions)):
         if values:
             root[prop] = _one_or_list(values)
+    own_url = f"urn:uuid:{dsid}" if dsid and _is_uuid(dsid) else ds.root.as_uri()
     graph: list[dict[str, Any]] = [
         {"@id": METADATA, "@type": "CreativeWork", "about": {"@id": "./"},
          "conformsTo": [{"@id": CRATE_SPEC}, {"@id": PROFILE}]},
@@ -274,17 +276,24 @@ def build(ds: Dataset, revision_range: str | None = None, *,
         {"@id": SHELL_ID, "@type": "SoftwareApplication", "name": "sh (the POSIX shell)",
          "url": SHELL_ID, "softwareVersion": "POSIX.1-2024",
          "description": "Each recorded command ran as the argument of sh -c."},
-        {"@id": "#publisher", "@type": "Organization", "name": f"the DataLad dataset {name}",
-         "url": f"urn:uuid:{dsid}" if dsid and _is_uuid(dsid) else ds.root.as_uri(),
+        {"@id": "#publisher", "@type": "Organization",
+         "name": ds.config.get(cfgkeys.EXPORT_PUBLISHER) or f"the DataLad dataset {name}",
+         "url": ds.config.get(cfgkeys.EXPORT_PUBLISHER_URL) or own_url,
          "description": "Exported from the dataset's history by rr, version "
                         f"{__version__}; the people who ran the commands are the agents."},
         {"@id": "#affiliation", "@type": "Organization", "name": "not recorded",
-         "url": f"urn:uuid:{dsid}" if dsid and _is_uuid(dsid) else ds.root.as_uri(),
+         "url": own_url,
          "description": "git records no affiliation for commit authors."},
-        {"@id": "#license", "@type": "CreativeWork", "name": "not recorded",
-         "description": "The dataset's license is not recorded in its history; see the "
-                        "dataset itself."},
     ]
+    license_url = ds.config.get(cfgkeys.EXPORT_LICENSE)
+    if license_url:
+        root["license"] = {"@id": license_url}
+        graph.append({"@id": license_url, "@type": "CreativeWork",
+                      "name": license_url.rstrip("/").rsplit("/", 1)[-1]})
+    else:
+        graph.append({"@id": "#license", "@type": "CreativeWork", "name": "not recorded",
+                      "description": "The dataset's license is not recorded in its history "
+                                     f"(set {cfgkeys.EXPORT_LICENSE} to name it)."})
     graph += list(b.graph.values())
     return {"@context": CONTEXT, "@graph": graph}, dict(b.copies), notes
 

@@ -252,3 +252,17 @@ def test_datalads_own_records_validate(ds, validator, tmp_path):
     report = validator(crate)
     assert report["passed"], _issues(report)
     assert _issues(report) == []
+
+
+def test_publisher_and_license_from_config(usecase_small, tmp_path):
+    ds = usecase_small
+    git("config", "rr.export.license", "https://spdx.org/licenses/CC-BY-4.0", cwd=ds)
+    git("config", "rr.export.publisher", "Example Lab", cwd=ds)
+    git("config", "rr.export.publisher-url", "https://lab.example.org", cwd=ds)
+    crate = tmp_path / "c"
+    assert rr_in("export", "ro-crate", "-o", str(crate), cwd=ds).exit_code == 0
+    g = _graph(crate)
+    assert g["./"]["license"] == {"@id": "https://spdx.org/licenses/CC-BY-4.0"}
+    assert g["https://spdx.org/licenses/CC-BY-4.0"]["name"] == "CC-BY-4.0"
+    assert g["#publisher"]["name"] == "Example Lab"
+    assert g["#publisher"]["url"] == "https://lab.example.org"
