@@ -156,7 +156,8 @@ class _Builder:
             "description": f"$ {step.command}" + (f"\n(in {step.pwd})" if step.pwd not in
                                                   ("", ".") else "") +
             (f"\ncached: made by the run of commit {step.cached_from}"
-             if step.cached_from else ""),
+             if step.cached_from else "") +
+            (f"\nrerun of commit {step.chain[-1]}" if step.chain else ""),
             "instrument": {"@id": SHELL_ID},
             "agent": self.person(step.author, step.email),
             "endTime": end,

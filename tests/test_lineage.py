@@ -154,3 +154,17 @@ def test_datalads_own_records(ds):
     assert [s["message"] for s in lin["steps"]] == ["make", "copy"]
     assert lin["steps"][1]["inputs"][0]["key"] == lin["steps"][0]["outputs"][0]["key"]
     assert lin["steps"][0]["image"] is None and lin["steps"][0]["duration"] is None
+
+
+@pytest.mark.slow
+def test_a_rerun_step_names_its_original(ds):
+    rr("run", "-m", "stamp", "-o", "t.txt", "date +%s%N > t.txt", cwd=ds)
+    original = git("rev-parse", "HEAD", cwd=ds).strip()
+    rr("rerun", cwd=ds)  # a new time stamp: a new commit whose record chains to the original
+    rerun = git("rev-parse", "HEAD", cwd=ds).strip()
+    assert rerun != original
+    rr("run", "-m", "copy", "-i", "t.txt", "-o", "u.txt", "cat t.txt > u.txt", cwd=ds)
+    lin = _lineage(ds, "u.txt")
+    assert [s["commit"] for s in lin["steps"]][0] == rerun
+    assert lin["steps"][0]["chain"] == [original]
+    assert f"(rerun of {original[:8]})" in rr("lineage", "u.txt", cwd=ds).stdout

@@ -70,6 +70,8 @@ def _show_step(mark: str, step) -> None:  # type: ignore[no-untyped-def]
         extra = f" [image {step.image.get('name')}{' ' + digest[:19] if digest else ''}]"
     if step.cached_from:
         extra += f" (cached from {step.cached_from[:8]})"
+    if step.chain:
+        extra += f" (rerun of {step.chain[-1][:8]})"
     exit_text = "" if step.exit in (0, None) else f" [exit {step.exit}]"
     render.out(f"{mark} {step.commit[:8]} {step.date[:19]} {step.message}{extra}{exit_text}")
     render.out(f"    $ {step.command}")
