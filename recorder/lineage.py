@@ -224,15 +224,21 @@ class History:
         for spec in specs:
             full = posixpath.normpath(posixpath.join(pwd, spec)) if pwd not in ("", ".") \
                 else posixpath.normpath(spec)
-            if full == "." or full.startswith("../"):
-                continue
+            if full in (".", "..") or full.startswith(("../", "/")):
+                continue  # outside the dataset: not followed
             link = self.gitlink_of(full)
             if link is not None:
                 names = [link]
             elif _GLOB_CHARS.search(full):
                 literal = _GLOB_CHARS.split(full, 1)[0]
                 rx = _glob_regex(full)
-                names = [p for p in self._candidates(literal) if rx.match(p)]
+                # as glob.glob: a wildcard does not match a name starting with a dot
+                dotted = full.startswith(".") or "/." in full
+                # a match of a directory names all its files (DataLad reads the directory)
+                depth = None if "**" in full else full.count("/") + 1
+                names = [p for p in self._candidates(literal)
+                         if rx.match(p if depth is None else "/".join(p.split("/")[:depth]))
+                         and (dotted or not (p.startswith(".") or "/." in p))]
             elif full in self.changes:
                 names = [full]
             else:

@@ -168,3 +168,30 @@ def test_a_rerun_step_names_its_original(ds):
     assert [s["commit"] for s in lin["steps"]][0] == rerun
     assert lin["steps"][0]["chain"] == [original]
     assert f"(rerun of {original[:8]})" in rr("lineage", "u.txt", cwd=ds).stdout
+
+
+def test_input_specs_as_glob_reads_them(ds):
+    """Globs as DataLad expands them (glob.glob): * stays within a name and skips dot
+    files, ** crosses directories; paths outside the dataset are not followed."""
+    for name in ("a.txt", "b.txt", "sub/c.txt", "sub/deep/d.txt"):
+        (ds / name).parent.mkdir(parents=True, exist_ok=True)
+        (ds / name).write_text(name)
+    git("add", ".", cwd=ds)
+    git("commit", "-q", "-m", "data", cwd=ds)
+    rec = records.new_record(cmd="cat {inputs} > out.txt", dsid=None, exit_code=0,
+                             inputs=["*", "sub/**/*.txt", "/etc/passwd", "../x"],
+                             extra_inputs=[], outputs=["out.txt"], pwd=".")
+    (ds / "out.txt").write_text("x\n")
+    git("add", "out.txt", cwd=ds)
+    git("commit", "-q", "-m", records.format_message("cat", rec), cwd=ds)
+    res = rr_in("lineage", "--json", "out.txt", cwd=ds)
+    assert res.exit_code == 0, res.stderr
+    step = json.loads(res.stdout)["steps"][0]
+    assert [i["path"] for i in step["inputs"]] == [
+        "a.txt", "b.txt", "sub/c.txt", "sub/deep/d.txt"]
+    rec["inputs"] = ["s*", "sub/*/d.txt"]  # a directory matched: its files
+    (ds / "out.txt").write_text("y\n")
+    git("add", "out.txt", cwd=ds)
+    git("commit", "-q", "-m", records.format_message("again", rec), cwd=ds)
+    step = json.loads(rr_in("lineage", "--json", "out.txt", cwd=ds).stdout)["steps"][0]
+    assert [i["path"] for i in step["inputs"]] == ["sub/c.txt", "sub/deep/d.txt"]
