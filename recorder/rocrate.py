@@ -209,6 +209,9 @@ def build(ds: Dataset, revision_range: str | None = None, *,
     rev = revision_range or "HEAD"
     tip = rev.split("..")[-1] or "HEAD"
     hist = History(ds, tip)
+    base = rev.split("..")[0] if ".." in rev else ""
+    if base and gitrepo.resolve_commit(ds.root, base) is None:
+        raise UsageError(f"unknown revision: {base[:80]}")
     wanted = set(gitrepo.rev_list(ds.root, [rev])) if ".." in rev else None
     order = [i for i in range(len(hist.commits) - 1, -1, -1)
              if wanted is None or hist.commits[i].entry.sha in wanted]

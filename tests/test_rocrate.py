@@ -208,7 +208,8 @@ def test_range_and_bad_output(usecase_small, tmp_path):
     res = rr_in("export", "ro-crate", "-o", str(crate), cwd=ds)
     assert "exists: give a new directory or .zip file" in one_error_line(res.stderr)
     res = rr_in("export", "ro-crate", "nosuch..HEAD", "-o", str(tmp_path / "d"), cwd=ds)
-    assert res.exit_code != 0 and "Traceback" not in res.stderr
+    assert one_error_line(res.stderr) == "rr: error: unknown revision: nosuch"
+    assert res.exit_code == 2 and not (tmp_path / "d").exists()
 
 
 @pytest.fixture
