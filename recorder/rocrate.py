@@ -315,28 +315,52 @@ def _is_uuid(text: str) -> bool:
 
 def _present(ds: Dataset, hist: History, steps: list[Step]) -> set[tuple[str, str]]:
     """The (path, blob) of the steps' files that are here as they are at the tip: the
-    tip's version of the path, with its content present (annexed) or in git."""
-    found = set()
-    keys = []
-    candidates = []
+    tip's version of the path, unchanged in the work tree, its content present."""
+    candidates: dict[tuple[str, str], FileState] = {}
     for s in steps:
         for f in s.inputs + s.outputs:
-            if f.kind == "subdataset":
+            if f.kind == "subdataset" or (f.path, f.blob) in candidates:
                 continue
             st = hist.state(f.path, 0, inclusive=True)
-            if st is None or st[2] != f.blob or st[1] == GITLINK:
-                continue
-            candidates.append(f)
-            if f.key:
-                keys.append(f.key)
-    have = annex.content_present(ds.root, sorted(set(keys))) if keys else {}
-    for f in candidates:
+            if st is not None and st[2] == f.blob and st[1] != GITLINK:
+                candidates[(f.path, f.blob)] = f
+    keys = sorted({f.key for f in candidates.values() if f.key})
+    have = annex.content_present(ds.root, keys) if keys else {}
+    in_git = [f for f in candidates.values() if not f.key and f.kind == "git"
+              and os.path.isfile(ds.root / f.path) and not os.path.islink(ds.root / f.path)]
+    same = set()
+    if in_git:  # a file kept in git: the work tree's file is the committed blob
+        hashed = gitrepo.hash_files_raw(ds.root, [f.path for f in in_git])
+        same = {f.path for f, sha in zip(in_git, hashed) if sha == f.blob}
+    found = set()
+    for f in candidates.values():
         full = ds.root / f.path
-        if f.key and not have.get(f.key):
+        if f.key:
+            if not have.get(f.key) or not os.path.isfile(full):
+                continue
+            if os.path.islink(full):  # a locked file: its link names the key
+                if not os.readlink(full).endswith("/" + f.key):
+                    continue
+            elif not _content_matches(full, f.key):  # unlocked: the content itself
+                continue
+        elif f.path not in same:
             continue
-        if os.path.isfile(full):  # follows the annex link: the content is there
-            found.add((f.path, f.blob))
+        found.add((f.path, f.blob))
     return found
+
+
+def _content_matches(path: Path, key: str) -> bool:
+    """Whether an unlocked file still holds the content its key names (checked by the
+    key's hash; a key without one, by its size)."""
+    checksum = key_checksum(key)
+    if checksum is None:
+        size = key_size(key)
+        return size is None or os.path.getsize(path) == size
+    digest = hashlib.new(checksum[0])
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == checksum[1]
 
 
 def export(ds: Dataset, output: str, revision_range: str | None = None, *,

@@ -235,6 +235,11 @@ def test_export_api_writes_a_crate(usecase_small, tmp_path):
     path = api.export_ro_crate(tmp_path / "c", dataset=usecase_small, with_content=True)
     assert (path / "ro-crate-metadata.json").exists() and (path / "second.txt").exists()
     shutil.rmtree(path)
+    # a file changed since its commit is not the recorded content: not copied
+    (usecase_small / "second.txt").write_text("changed\n")
+    path = api.export_ro_crate(tmp_path / "c", dataset=usecase_small, with_content=True)
+    assert (path / "first.txt").exists() and not (path / "second.txt").exists()
+    assert any(i.startswith("#file-second.txt@") for i in _graph(path))
 
 
 @needs_datalad
