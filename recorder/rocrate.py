@@ -333,8 +333,12 @@ def _present(ds: Dataset, hist: History, steps: list[Step]) -> set[tuple[str, st
         hashed = gitrepo.hash_files_raw(ds.root, [f.path for f in in_git])
         same = {f.path for f, sha in zip(in_git, hashed) if sha == f.blob}
     found = set()
+    real_root = os.path.realpath(ds.root)
     for f in candidates.values():
         full = ds.root / f.path
+        real = os.path.realpath(full)
+        if not real.startswith(real_root.rstrip("/") + "/"):
+            continue  # a link out of the dataset: nothing outside it is read on its say-so
         if f.key:
             if not have.get(f.key) or not os.path.isfile(full):
                 continue

@@ -272,3 +272,25 @@ def test_publisher_and_license_from_config(usecase_small, tmp_path):
     assert g["https://spdx.org/licenses/CC-BY-4.0"]["name"] == "CC-BY-4.0"
     assert g["#publisher"]["name"] == "Example Lab"
     assert g["#publisher"]["url"] == "https://lab.example.org"
+
+
+def test_with_content_reads_nothing_outside_the_dataset(ds, tmp_path):
+    """A committed link that looks like an annexed file whose key is here, but leads out of
+    the dataset: its target is not copied into the crate."""
+    (ds / "real.txt").write_text("public\n")
+    git("annex", "add", "real.txt", cwd=ds)
+    key = os.readlink(ds / "real.txt").rsplit("/", 1)[-1]
+    outside = tmp_path / "outside" / ".git" / "annex" / "objects" / "xx" / "yy" / key
+    outside.mkdir(parents=True)
+    (outside / key).write_text("secret\n")
+    os.symlink(outside / key, ds / "leak.txt")
+    git("add", "leak.txt", cwd=ds)
+    rec = records.new_record(cmd="true", dsid=None, exit_code=0, inputs=[], extra_inputs=[],
+                             outputs=["leak.txt", "real.txt"], pwd=".")
+    # --no-verify: git-annex's pre-commit hook would point the link back into the dataset
+    git("commit", "-q", "--no-verify", "-m", records.format_message("leak", rec), cwd=ds)
+    assert os.readlink(ds / "leak.txt").startswith(str(tmp_path / "outside"))
+    crate = tmp_path / "c"
+    assert rr_in("export", "ro-crate", "-o", str(crate), "--with-content", cwd=ds).exit_code == 0
+    assert (crate / "real.txt").read_text() == "public\n"
+    assert not (crate / "leak.txt").exists()
