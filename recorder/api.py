@@ -408,6 +408,35 @@ def report(output: str, revision_range: str | None = None, *, dataset: PathArg =
     return _report.write_report(_find(dataset), output, revision_range, all_branches=all)
 
 
+def lineage(path: str | os.PathLike[str], *, forward: bool = False, dataset: PathArg = None):
+    """Where ``path``'s content at HEAD came from: a ``lineage.Lineage`` with the run
+    commits that made it (``steps``, oldest first: command, inputs with their keys, image),
+    the data no run made (``sources``) and, with ``forward``, the runs that consumed it."""
+    from . import lineage as _lineage  # noqa: PLC0415  start-up time
+
+    return _lineage.lineage(_find(dataset), os.fspath(path), forward=forward)
+
+
+def lineage_script(path: str | os.PathLike[str], *, dataset: PathArg = None) -> str:
+    """A shell script that makes ``path`` again in a clone: its lineage's commands in order,
+    each after fetching its inputs."""
+    from . import lineage as _lineage  # noqa: PLC0415  start-up time
+
+    ds = _find(dataset)
+    return _lineage.script(ds, _lineage.lineage(ds, os.fspath(path)))
+
+
+def export_ro_crate(output: str | os.PathLike[str], revision_range: str | None = None, *,
+                    with_content: bool = False, dataset: PathArg = None) -> Path:
+    """Write the run records of ``revision_range`` (default HEAD) as a Workflow Run RO-Crate
+    (Process Run Crate profile) into the directory or .zip file ``output``; with
+    ``with_content`` the files present here are copied into it.  Returns the path written."""
+    from . import rocrate as _rocrate  # noqa: PLC0415  start-up time
+
+    return _rocrate.export(_find(dataset), os.fspath(output), revision_range,
+                           with_content=with_content)
+
+
 def download_url(urls: Sequence[str], *, path: str | None = None, message: str | None = None,
                  archive: bool = False, dataset: PathArg = None):
     """Download into the dataset, the URL recorded as the content's source."""

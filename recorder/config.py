@@ -121,6 +121,15 @@ REMOTE_ANNEX_IGNORE = _key("remote.<NAME>.annex-ignore", "bool", False,
 METRICS_FILE = _key("rr.metrics.file", "list", None,
                     "Metrics files rr metrics reads (committed in .datalad/config).")
 
+# --- export ro-crate ------------------------------------------------------------------------
+EXPORT_PUBLISHER = _key("rr.export.publisher", "str", None,
+                        "The organisation named as publisher of rr export ro-crate's crate "
+                        "(default: the dataset).")
+EXPORT_PUBLISHER_URL = _key("rr.export.publisher-url", "str", None,
+                            "Its web address (default: the dataset's urn:uuid).")
+EXPORT_LICENSE = _key("rr.export.license", "str", None,
+                      "The crate's license, a URL (e.g. https://spdx.org/licenses/CC-BY-4.0); "
+                      "default: an entity saying it is not recorded.")
 
 # --- keys rr writes or passes on (not read through the registry) ---------------------------
 ANNEX_UUID = "annex.uuid"  # present once git-annex is initialised in a repository

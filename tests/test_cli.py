@@ -19,13 +19,15 @@ from tests.conftest import one_error_line, rr, rr_in
 # every command and subcommand, in the order rr --help lists them
 COMMANDS = ["create", "save", "run", "containers-run", "rerun", "run-procedure",
             "containers-add", "containers-list", "containers-remove", "containers-exec",
-            "clone", "get", "drop", "push", "graph", "download-url", "log", "runs", "report",
-            "status", "update", "diff", "unlock", "subdatasets", "remove", "siblings", "metrics"]
+            "clone", "get", "drop", "push", "graph", "lineage", "download-url", "log", "runs",
+            "report", "status", "update", "diff", "unlock", "subdatasets", "remove", "siblings",
+            "metrics", "export"]
 SUBCOMMANDS = [["siblings", "add"], ["siblings", "list"], ["metrics", "show"],
-               ["metrics", "diff"], ["metrics", "plot"], ["metrics", "add"]]
+               ["metrics", "diff"], ["metrics", "plot"], ["metrics", "add"],
+               ["export", "ro-crate"]]
 # commands whose command line follows their options: an unknown option is rr's own error
 AFTER_OPTIONS = {"run", "containers-run", "run-procedure", "containers-exec"}
-LEAVES = [[c] for c in COMMANDS if c not in ("siblings", "metrics")] + SUBCOMMANDS
+LEAVES = [[c] for c in COMMANDS if c not in ("siblings", "metrics", "export")] + SUBCOMMANDS
 
 
 def usage_error(result) -> str:

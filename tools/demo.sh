@@ -11,4 +11,6 @@ if ! bash tools/dockerd.sh; then
 fi
 export PATH="$PWD/.venv/bin:$PATH"
 work=${1:-$(mktemp -d "${TMPDIR:-/tmp}/rr-demo-XXXXXX")/work}
-exec bash usecases/ml-image-classification/run.sh "$work"
+bash usecases/ml-image-classification/run.sh "$work"
+# its provenance in a standard form: a Workflow Run RO-Crate (Process Run Crate profile)
+rr export ro-crate -d "$work/ml-project" -o "$work/ml-project-crate.zip" --with-content

@@ -5,6 +5,8 @@
 #   chromium-driver, the headless browser of rr report's tests, with RR_WITH_BROWSER=1)
 # - the JavaScript rr report inlines (tools/fetch-report-js.sh: npm, pinned, checked)
 # - a virtual environment .venv with rr and its test/ML extras
+# - with RR_WITH_ROC=1, the RO-Crate validator (roc-validator, pinned) in its own .venv-roc
+#   (its pins need not agree with rr's), for tests/test_rocrate.py
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -62,6 +64,11 @@ extras="test"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e ".[$extras]"
 bash tools/fetch-report-js.sh
+if [ "${RR_WITH_ROC:-0}" = 1 ] && [ ! -x .venv-roc/bin/rocrate-validator ]; then
+  echo "setup: creating .venv-roc (the RO-Crate validator)" >&2
+  "$PY" -m venv .venv-roc
+  .venv-roc/bin/python -m pip install -q "roc-validator==0.13.0" "rocrate==0.16.0"
+fi
 # git needs an identity to commit; set one only where none is configured
 git config --global user.name >/dev/null 2>&1 || git config --global user.name "rr user"
 git config --global user.email >/dev/null 2>&1 || git config --global user.email "rr@example.invalid"

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 export RR_WITH_DOCKER=${RR_WITH_DOCKER:-1}
 export RR_WITH_BROWSER=${RR_WITH_BROWSER:-1}  # rr report's tests open it in headless Chromium
 export RR_WITH_SLURM=${RR_WITH_SLURM:-1}  # the tests start Slurm themselves (tests/slurm_cluster.py)
+export RR_WITH_ROC=${RR_WITH_ROC:-1}  # the RO-Crate validator in .venv-roc (tests/test_rocrate.py)
 bash tools/setup.sh
 if [ "$RR_WITH_DOCKER" = 1 ]; then
   bash tools/dockerd.sh || echo "test: no Docker engine could be started" >&2

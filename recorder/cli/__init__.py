@@ -10,6 +10,7 @@
     sharing.py     clone, get, drop, push, update, download-url, siblings
     history.py     log, graph, metrics
     runs.py        runs, report
+    provenance.py  lineage, export ro-crate
 
 Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
 module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
@@ -83,6 +84,7 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("drop", "sharing", "drop", {}),
     ("push", "sharing", "push", {}),
     ("graph", "history", "graph", {}),
+    ("lineage", "provenance", "lineage", {}),
     ("download-url", "sharing", "download_url", {}),
     ("log", "history", "log_", {}),
     ("runs", "runs", "runs", {}),
@@ -95,7 +97,8 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("remove", "dataset", "remove", {}),
 )
 # command groups: (name, module, the Typer sub-application)
-_GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"))
+_GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"),
+           ("export", "provenance", "export_app"))
 _REGISTERED: set[str] = set()
 
 

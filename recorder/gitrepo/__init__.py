@@ -23,9 +23,9 @@ from .config import (config_get, config_list, config_parses, config_remove_secti
                      config_set, config_unset_all, upstream)
 from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
                       add_note, append_notes, commit_message, notes_side, describe,
-                      first_parent_chain,
-                      head_commit_time, is_ancestor, iter_log, iter_run_log, last_commit_touching,
-                      merge_notes, rev_list, unpushed_commits, SourcedLogEntry)
+                      first_parent_chain, head_commit_time, is_ancestor, iter_log, iter_log_raw,
+                      iter_run_log, last_commit_touching, merge_notes, rev_list, unpushed_commits,
+                      RawLogEntry, SourcedLogEntry)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
                     checkout_tracking,
                     checkout_paths, clean_untracked, forget, iter_status, ls_files,
@@ -56,8 +56,8 @@ __all__ = [
     "config_unset_all", "upstream",
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
     "append_notes", "commit_message", "notes_side", "describe", "first_parent_chain",
-    "head_commit_time", "is_ancestor", "iter_log", "iter_run_log", "last_commit_touching",
-    "merge_notes", "SourcedLogEntry",
+    "head_commit_time", "is_ancestor", "iter_log", "iter_log_raw", "iter_run_log",
+    "last_commit_touching", "merge_notes", "RawLogEntry", "SourcedLogEntry",
     "rev_list", "unpushed_commits",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
     "checkout_tracking", "newest_remote_branch",

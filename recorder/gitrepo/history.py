@@ -205,3 +205,46 @@ def iter_run_log(root: PathLike, revs: Sequence[str], *, all_branches: bool = Fa
         entries.append(SourcedLogEntry(sha.strip(), tuple(parents.split()), author, date,
                                        message, note.strip(), source.strip()))
     return entries
+
+
+class RawLogEntry(NamedTuple):
+    """One commit of :func:`iter_log_raw`: its log fields and what it changed."""
+
+    sha: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    date: str  # strict ISO 8601 author date
+    message: str  # the raw message (%B)
+    note: str
+    changes: tuple[tuple[str, str, str, str], ...]  # (path, new mode, new blob, letter)
+
+
+_RAW_MARK = "\x01rr-commit\x01"
+
+
+def iter_log_raw(root: PathLike, revs: Sequence[str],
+                 notes_ref: str | Sequence[str] | None = None) -> list[RawLogEntry]:
+    """One ``git log --raw`` for a whole range, newest first in topological order: each
+    commit's fields with the paths it changed against its first parent (merges list none);
+    a deletion has mode '000000'."""
+    refs = [notes_ref] if isinstance(notes_ref, str) else list(notes_ref or [])
+    fmt = f"{_RAW_MARK}%H%x00%P%x00%an%x00%ae%x00%aI%x00%B%x00{'%N' if refs else ''}%x00"
+    args = ["log", "-z", "--raw", "--no-abbrev", "--no-renames", "--topo-order",
+            f"--format={fmt.replace(chr(1), '%x01')}"]
+    args += [f"--notes={ref}" for ref in refs] if refs else ["--no-notes"]
+    out = call_git([*args, *revs, "--"], root)
+    entries = []
+    for chunk in out.split(_RAW_MARK)[1:]:
+        parts = chunk.split("\0", 7)
+        sha, parents, author, email, date, message, note = parts[:7]
+        rest = parts[7].lstrip("\0\n").split("\0") if len(parts) > 7 else []
+        changes = []
+        for i in range(0, len(rest) - 1, 2):
+            meta = rest[i].lstrip(":").split(" ")
+            if len(meta) < 5:
+                continue
+            changes.append((rest[i + 1], meta[1], meta[3], meta[4][:1]))
+        entries.append(RawLogEntry(sha, tuple(parents.split()), author, email, date, message,
+                                   note.strip(), tuple(changes)))
+    return entries
