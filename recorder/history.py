@@ -46,8 +46,10 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     if ds.head() is None:
         return []
     rev = revision_range or "HEAD"
-    if gitrepo.resolve_commit(ds.root, rev.split("..")[-1] or "HEAD") is None:
-        raise UsageError(f"unknown revision: {rev if len(rev) <= 80 else rev[:77] + '...'}")
+    for end in dict.fromkeys(rev.replace("...", "..").split("..")):  # both ends of a range
+        if gitrepo.resolve_commit(ds.root, end or "HEAD") is None:
+            shown = end if len(end) <= 80 else end[:77] + "..."
+            raise UsageError(f"unknown revision: {shown}")
     try:
         record_dir = ds.record_directory()
     except RecorderError:  # each sidecar record is noted as unreadable below, the log goes on

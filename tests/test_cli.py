@@ -177,6 +177,7 @@ def test_dataset_option_names_the_dataset(words, tmp_path):
     (["rerun", "nope"], 2, ["rr: error: unknown revision: nope"]),
     (["rerun", "HEAD~5..nope"], 2, ["rr: error: unknown revision: nope"]),
     (["log", "nope"], 2, ["rr: error: unknown revision: nope"]),
+    (["log", "nope..HEAD"], 2, ["rr: error: unknown revision: nope"]),
     (["graph", "nope", "-o", "x.svg"], 2, ["rr: error: unknown revision: nope"]),
     (["metrics", "diff", "nope", "-f", "m.json"], 2, ["rr: error: unknown revision: nope"]),
     (["metrics", "show", "-r", "nope", "m.json"], 2, ["rr: error: unknown revision: nope"]),
