@@ -163,8 +163,14 @@ def is_locked_annexed(full: Path) -> bool:
     return full.is_symlink() and annex_objects_marker(os.readlink(full))
 
 
-def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False) -> list[dict]:
-    return _annex_json(root, ["drop", *(["--force"] if force else [])], paths)
+def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False,
+         all_keys: bool = False) -> list[dict]:
+    """``git annex drop`` of ``paths`` (``all_keys``: of every key the repository has, every
+    version, ``--all``); without ``force`` only what enough other copies hold."""
+    args = ["drop", *(["--force"] if force else [])]
+    if all_keys:
+        return _annex_json(root, [*args, "--all"], [])
+    return _annex_json(root, args, paths)
 
 
 def _jobs(jobs: int | None) -> list[str]:

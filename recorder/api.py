@@ -258,14 +258,17 @@ def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool =
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-         force: bool = False) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None
+         ) -> Result:
     """Drop annexed content; refuses to drop the last known copy unless ``force``.  The
-    result's ``dropped``: the number of files dropped."""
+    result's ``dropped``: the number of files dropped; ``uninstalled``: the subdatasets
+    uninstalled.  ``what`` and ``reckless`` as DataLad's (``sharing.drop``)."""
     from . import sharing
 
     ds = Dataset.find(dataset)
     with _changing(ds, "rr drop"):
-        return sharing.drop(ds, list(paths), recursive=recursive, force=force)
+        return sharing.drop(ds, list(paths), recursive=recursive, force=force, what=what,
+                            reckless=reckless)
 
 
 def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: PathArg = None):

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import config as cfgkeys
 from . import annex, gitrepo
+from . import remove as remove_mod
 from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .results import NOTNEEDED, OK, OnEvent, Result
@@ -206,38 +207,106 @@ def _inner_path(rels: Sequence[str], sub: str) -> str | None:
     return None
 
 
+DROP_WHAT = ("filecontent", "allkeys", "datasets", "all")
+RECKLESS = ("modification", "availability", "undead", "kill")
+
+
 def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-         force: bool = False) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None) -> Result:
     """Drop annexed content: a ``drop`` result, fields ``dropped`` (the number of files
-    dropped) and ``records`` (git-annex's, one per file, failures included)."""
-    records = _drop(ds, paths, recursive, force)
+    dropped), ``records`` (git-annex's, one per file, failures included) and
+    ``uninstalled`` (subdatasets).  As DataLad's drop: ``what`` filecontent (the files'
+    content), allkeys (every version of every key), datasets (uninstall the subdatasets
+    named: their checkout goes, their registration stays), all (both); ``reckless``
+    modification (drop changed content too), availability/undead (no copy check: as
+    ``force``), kill (nothing checked)."""
+    if what not in DROP_WHAT:
+        raise UsageError(f"--what must be one of {', '.join(DROP_WHAT)}, not {what!r}")
+    if reckless is not None and reckless not in RECKLESS:
+        raise UsageError(f"--reckless must be one of {', '.join(RECKLESS)}, not {reckless!r}")
+    force = force or reckless in ("availability", "undead", "kill")
+    subs: list[str] = []
+    if what in ("datasets", "all"):
+        subs = _subdatasets_to_uninstall(ds, paths)
+    records = _drop(ds, paths, recursive, force, all_keys=what in ("allkeys", "all"),
+                    modified_ok=reckless in ("modification", "kill"),
+                    skip=set(subs))
+    uninstalled = [_uninstall(ds, sub, force) for sub in subs]
     return Result("drop", None, OK, extra={
-        "dropped": sum(1 for r in records if r.get("success")), "records": records})
+        "dropped": sum(1 for r in records if r.get("success")), "records": records,
+        "uninstalled": uninstalled})
 
 
-def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool) -> list[dict]:
+def _subdatasets_to_uninstall(ds: Dataset, paths: Sequence[str]) -> list[str]:
+    """The installed subdatasets ``paths`` name (each must be one; the dataset itself is not
+    dropped this way)."""
+    out = []
+    registered = set(ds.subdatasets())
+    for p in paths or ["."]:
+        rel = ds.relpath(p)
+        if rel == ".":
+            raise UsageError("rr drop does not delete the dataset itself",
+                             hint="name its subdatasets (rr drop --what datasets SUB)")
+        if rel not in registered:
+            raise RecorderError(f"not a subdataset: {p}",
+                                hint="--what datasets uninstalls subdatasets; their files' "
+                                     "content is dropped with --what filecontent")
+        if installed(ds, rel):
+            out.append(rel)
+    return out
+
+
+def _uninstall(ds: Dataset, rel: str, force: bool) -> str:
+    """Uninstall subdataset ``rel``: nothing of it may exist only here (unsaved changes,
+    commits on no sibling, content no other copy holds) unless ``force``; its checkout is
+    deleted, an empty directory stays where git expects the subdataset."""
+    root = ds.root / rel
+    if not force:
+        losses = remove_mod._losses(root, rel)
+        if losses:
+            more = f" (and {len(losses) - 1} more)" if len(losses) > 1 else ""
+            raise RecorderError(f"refusing to drop {losses[0]}{more}",
+                                hint="save and push it first (rr save, rr push there); "
+                                     "--reckless kill drops it anyway and loses that")
+        remove_mod._drop_everything(root, rel)
+    with dataset_lock(ds.git_dir, what="rr drop"):
+        with deferred_signals():
+            remove_mod._delete_checkout(ds, rel)
+            root.mkdir(parents=True, exist_ok=True)
+    return rel
+
+
+def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
+          all_keys: bool = False, modified_ok: bool = False,
+          skip: set[str] = set()) -> list[dict]:
     rels = _resolve_paths(ds, paths)
     records: list[dict] = []
     for owner, group in split_by_dataset(ds, rels).items():
         if owner:
             if not installed(ds, owner):
                 continue
+            if owner in skip:  # uninstalled after: its content is dropped and checked there
+                continue
             if recursive or any(p != owner for p in group):
                 records += _drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
-                                 recursive, force)
+                                 recursive, force, all_keys=all_keys, modified_ok=modified_ok)
             continue
         if ds.is_annex:
-            _ensure_unmodified(ds, group)
+            if not modified_ok:
+                _ensure_unmodified(ds, group)
             try:
                 records += annex.drop(ds.root, group, force=force)
+                if all_keys:
+                    records += annex.drop(ds.root, [], force=force, all_keys=True)
             except annex.AnnexError as exc:
                 raise RecorderError(
                     exc.message, hint="rr refuses to drop the last known copy; make another "
                     "copy first (rr push), or pass --force to lose it") from None
         if recursive:
             for sub in ds.subdatasets():
-                if installed(ds, sub) and _inner_path(group, sub) == ".":
-                    records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force)
+                if installed(ds, sub) and _inner_path(group, sub) == "." and sub not in skip:
+                    records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force,
+                                     all_keys=all_keys, modified_ok=modified_ok)
     return records
 
 

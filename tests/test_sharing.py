@@ -324,3 +324,29 @@ def test_get_no_data_installs_subdatasets_only(analysis, tmp_path):
     assert png.is_symlink() and not png.exists()  # installed, content not fetched
     rr("get", "data/raw/train/cat/0.png", cwd=collab)
     assert png.exists()
+
+
+@pytest.mark.slow
+def test_drop_what_datasets_and_reckless(analysis):
+    """DataLad's drop --what datasets/all and --reckless (distributed/tests/test_drop.py):
+    a subdataset is uninstalled (registration kept, an empty directory stays) only when
+    nothing of it exists only here; --reckless kill drops it anyway; the dataset itself is
+    never dropped this way."""
+    rr("get", "data/raw/train/cat/0.png", cwd=analysis)
+    proc = rr("drop", "--what", "datasets", "data/raw", cwd=analysis)
+    assert "uninstalled data/raw" in proc.stderr
+    assert (analysis / "data" / "raw").is_dir() and not any((analysis / "data/raw").iterdir())
+    assert git("status", "--porcelain", cwd=analysis) == ""
+    subs = [json.loads(x) for x in rr("subdatasets", "--json", cwd=analysis).stdout.splitlines()]
+    assert [(s["path"], s["state"]) for s in subs] == [("data/raw", "absent")]
+    rr("get", "-n", "data/raw", cwd=analysis)
+    (analysis / "data" / "raw" / "notes.txt").write_text("only here\n")
+    refused = rr("drop", "--what", "all", "data/raw", cwd=analysis, check=False)
+    assert refused.returncode == 1 and "it has unsaved changes (notes.txt)" in refused.stderr
+    assert (analysis / "data" / "raw" / "notes.txt").exists()
+    rr("drop", "--what", "datasets", "--reckless", "kill", "data/raw", cwd=analysis)
+    assert not (analysis / "data" / "raw" / "notes.txt").exists()
+    for bad, code in ((["--what", "datasets", "."], 2), (["--what", "everything"], 2),
+                      (["--reckless", "lots"], 2)):
+        proc = rr("drop", *bad, cwd=analysis, check=False)
+        assert proc.returncode == code and "Traceback" not in proc.stderr

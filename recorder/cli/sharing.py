@@ -77,6 +77,13 @@ def drop(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
     force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
+    what: str = typer.Option("filecontent", "--what", metavar="filecontent|allkeys|datasets|"
+                             "all", help="The files' content; every version of every key; "
+                             "uninstall the subdatasets named; both."),
+    reckless: Optional[str] = typer.Option(None, "--reckless", metavar="modification|"
+                                           "availability|undead|kill", help="DataLad's: "
+                                           "drop changed content too; no copy check (as "
+                                           "--force); kill: nothing checked."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("The result as JSON (dropped: how many; records: "
                                          "git-annex's, one per file).")] = False,
@@ -87,11 +94,13 @@ def drop(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force)
+    result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force,
+                  what=what, reckless=reckless)
     if as_json:
         render.json_line(result.to_dict())
         return
-    render.info(f"rr: dropped {result.dropped} file(s)")
+    gone = f"; uninstalled {', '.join(result.uninstalled)}" if result.uninstalled else ""
+    render.info(f"rr: dropped {result.dropped} file(s){gone}")
 
 
 siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "
