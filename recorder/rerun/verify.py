@@ -35,11 +35,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, annex, gitrepo, jobs
+from .. import __version__, annex, gitrepo, jobs, valuediff
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
-from ..errors import RecorderError
+from ..errors import RecorderError, UsageError
 from ..jobs import JobOutcome, JobStatus, JobTask
 from ..lock import deferred_signals
 from ..results import ERROR, OK, SKIPPED, OnEvent, Result, announce
@@ -52,6 +52,7 @@ from .steps import replay_spec
 IDENTICAL, DIFFERS, MISSING, EXTRA, IGNORED = "identical", "differs", "missing", "extra", \
     "ignored"
 FAILED = "failed"
+WITHIN_RTOL = "within-rtol"  # a metrics file whose every changed number is within --rtol
 VERIFY_KEYS = ("action", "status", "commit", "subject", "verdict")
 DIFF_LINES = 8  # of a short unified diff
 DIFF_BYTES = 64 * 1024  # larger files get no diff, only their keys / blob ids
@@ -61,7 +62,7 @@ _GLOB = set("*?[")
 def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            ignore: Sequence[str] = (), assume_ready: str | None = None,
            target: Target = SERIAL, on_event: OnEvent | None = None,
-           notes: bool = True) -> Iterator[Result]:
+           notes: bool = True, rtol: float = 0.0) -> Iterator[Result]:
     """One result per run record of the plan (commits without a record are left out), in
     the plan's order; ``on_event`` gets an ANNOUNCE of each command before any runs.  With
     ``notes``, once every record is verified, the verdicts are noted in refs/notes/rr-verify
@@ -81,7 +82,10 @@ def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None
             skipped[k] = why
         else:
             todo.append((k, step))
-    return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes, notes)
+    if rtol < 0:
+        raise UsageError(f"--rtol must be 0 or more, not {rtol}")
+    return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes, notes,
+                   rtol)
 
 
 def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]) -> str:
@@ -97,7 +101,8 @@ def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]
 
 def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             skipped: dict[int, str], replay: Replay, ignore: list[str], target: Target,
-            changes: dict[str, list[tuple[str, str, str]]], notes: bool) -> Iterator[Result]:
+            changes: dict[str, list[tuple[str, str, str]]], notes: bool,
+            rtol: float = 0.0) -> Iterator[Result]:
     verify_id = jobs.new_id("verify-")
     wtdir = str(jobs.job_dir(ds, verify_id))
     state: jobs.JobsState = {"id": verify_id, "jobs": [
@@ -115,10 +120,13 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             outcomes: dict[int, JobOutcome | BaseException] = {}
             pending = {k: pos for pos, (k, _s) in enumerate(todo)}
 
+            now = environment_now(ds)
+
             def result(k: int) -> Result:
                 return _result(ds, steps[k], skipped.get(k),
                                outcomes.get(pending.get(k, -1)), ignore,
-                               [p for _m, _b, p in changes.get(steps[k].commit, [])])
+                               [p for _m, _b, p in changes.get(steps[k].commit, [])], rtol,
+                               now)
 
             k = 0
             done: list[Result] = []
@@ -139,7 +147,7 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
                 yield done[-1]
             if notes:
                 with deferred_signals():  # the notes ref moves once, its temporary ref goes
-                    write_notes(ds, steps, done, made)
+                    write_notes(ds, steps, done, rtol, now)
     finally:
         close = getattr(runs, "close", None)
         if close is not None:  # left early: the jobs not started are cancelled first
@@ -149,8 +157,11 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
 
 def _result(ds: Dataset, step: Step, skip: str | None,
             outcome: JobOutcome | BaseException | None, ignore: list[str],
-            recorded_changes: list[str]) -> Result:
+            recorded_changes: list[str], rtol: float = 0.0,
+            now: dict[str, Any] | None = None) -> Result:
     extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject}
+    if skip is None and outcome is not None:
+        extra.update(_environment(ds, step, outcome, now or {}))
     if skip is not None or outcome is None:
         return Result("verify", None, SKIPPED, message=skip or "not verified",
                       extra={**extra, "verdict": "skipped", "files": []},
@@ -169,15 +180,22 @@ def _result(ds: Dataset, step: Step, skip: str | None,
     if outcome.command_exit is not None and outcome.command_exit != recorded:
         return _failed(extra, f"command exited with code {outcome.command_exit}, recorded "
                               f"{recorded}", outcome.command_exit)
-    files = compare(ds, step, outcome.commit or step.parents[0], ignore, recorded_changes)
-    bad = [f for f in files if f["status"] not in (IDENTICAL, IGNORED)]
+    files = compare(ds, step, outcome.commit or step.parents[0], ignore, recorded_changes,
+                    rtol)
+    bad = [f for f in files if f["status"] not in (IDENTICAL, IGNORED, WITHIN_RTOL)]
+    close = [f for f in files if f["status"] == WITHIN_RTOL]
     verdict = DIFFERS if bad else IDENTICAL
-    message = f"{len(bad)} file(s) differ" if bad else "identical"
+    message = f"{len(bad)} file(s) differ" if bad else \
+        f"identical within rtol {rtol:g} ({len(close)} file(s))" if close else "identical"
+    if extra.get("environment"):
+        message += "; " + "; ".join(valuediff.describe_env(c) for c in extra["environment"])
     return Result("verify", None, ERROR if bad else OK, message=message,
                   extra={**extra, "verdict": verdict, "files": files}, key_order=VERIFY_KEYS)
 
 
 def _failed(extra: dict[str, Any], message: str, code: int | None) -> Result:
+    if extra.get("environment"):
+        message += "; " + "; ".join(valuediff.describe_env(c) for c in extra["environment"])
     return Result("verify", None, ERROR, message=message,
                   extra={**extra, "verdict": FAILED, "exit": code, "files": []},
                   key_order=VERIFY_KEYS)
@@ -187,16 +205,17 @@ def _failed(extra: dict[str, Any], message: str, code: int | None) -> Result:
 
 
 def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
-                made: dict[str, str]) -> str | None:
+                rtol: float = 0.0, now: dict[str, Any] | None = None) -> str | None:
     """One line per verified record (skipped ones have none) added to its commit's note in
     refs/notes/rr-verify, all with one notes commit; the notes commit, None without one.
-    ``made``: the re-execution's commit of a record, whose record names the image digest
-    used now (else the recorded one is noted).  The date to the microsecond: two
-    verifications never make the same line (cat_sort_uniq would keep only one)."""
+    The image digest noted: the one the re-execution used (a result's ``image``), else the
+    recorded one; ``environment``: the differences from the record's environment.  The date
+    to the microsecond: two verifications never make the same line (cat_sort_uniq would keep
+    only one)."""
+    now = now if now is not None else environment_now(ds)
     common = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="microseconds"), "host": socket.gethostname(), "rr": __version__,
-        "git_annex": annex_version(ds), "python": platform.python_version()}
-    texts = gitrepo.cat_file_batch(ds.root, sorted(set(made.values())))
+        "git_annex": now.get("git_annex"), "python": platform.python_version()}
     lines: dict[str, list[str]] = {}
     for step, res in zip(steps, results):
         extra = res.extra or {}
@@ -205,13 +224,45 @@ def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
         line = {**common, "verdict": extra["verdict"],
                 "files": [{"path": f["path"], "status": f["status"]}
                           for f in extra.get("files") or [] if f["status"] != IDENTICAL]}
-        digest = _image_digest(texts.get(made.get(step.commit, ""))) or \
-            _image_digest_of(step.record)
+        if any(f["status"] == WITHIN_RTOL for f in line["files"]):
+            line["rtol"] = rtol  # "identical" said with the tolerance it took
+        digest = extra.get("image") or _image_digest_of(step.record)
         if digest:
             line["image"] = digest
+        if extra.get("environment"):
+            line["environment"] = extra["environment"]
         lines.setdefault(step.commit, []).append(
             json.dumps(line, sort_keys=True, separators=(",", ":")))
     return gitrepo.append_notes(ds.root, gitrepo.VERIFY_NOTES_REF, lines)
+
+
+def environment_now(ds: Dataset) -> dict[str, Any]:
+    """The facts of this environment a record's rr.env is compared with (the versions, OS
+    and architecture; the declared variables are read per record, ``vars``)."""
+    facts = {"rr": __version__, "python": platform.python_version(),
+             "os": platform.system(), "arch": platform.machine()}
+    version = annex_version(ds)
+    if version:
+        facts["git_annex"] = version
+    return facts
+
+
+def _environment(ds: Dataset, step: Step, outcome: JobOutcome | BaseException,
+                 now: dict[str, Any]) -> dict[str, Any]:
+    """``image``: the digest of the image the re-execution used (read from its commit's
+    record); ``environment``: what differs from the record's environment (image digest,
+    versions, declared variables and their values here)."""
+    recorded = valuediff.recorded_env(step.record)
+    here = dict(now)
+    here["vars"] = {name: os.environ.get(name) for name in recorded.get("vars") or {}}
+    out: dict[str, Any] = {}
+    if isinstance(outcome, JobOutcome) and outcome.commit and "image" in recorded:
+        digest = _image_digest(gitrepo.cat_file_batch(ds.root, [outcome.commit])
+                               .get(outcome.commit))
+        if digest:
+            here["image"] = out["image"] = digest
+    out["environment"] = valuediff.env_changes(recorded, here)
+    return out
 
 
 def _image_digest(obj: tuple[str, bytes] | None) -> str | None:
@@ -246,12 +297,15 @@ def annex_version(ds: Dataset) -> str | None:
 
 
 def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
-            recorded_changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+            recorded_changes: Sequence[str] | None = None,
+            rtol: float = 0.0) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
     (the record directory) are left out.  One dict per file: path, status, old, new (annex
     key or blob id; None when absent), and for a small differing text file ``diff``.
-    ``recorded_changes``: the paths the record's commit changed, when known."""
+    ``recorded_changes``: the paths the record's commit changed, when known.  A differing
+    metrics file (JSON, CSV, TSV, YAML) gets ``values``, its changed keys (recorder.valuediff);
+    with every change a number within ``rtol`` its status is WITHIN_RTOL."""
     root = ds.root
     parent, recorded = step.parents[0], step.commit
     paths = set(recorded_changes) if recorded_changes is not None else \
@@ -289,7 +343,7 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
         else:
             status = IDENTICAL if old == now else DIFFERS
         files.append({"path": path, "status": status, "old": old, "new": now})
-    _describe(ds, files)
+    _describe(ds, files, rtol)
     return files
 
 
@@ -302,7 +356,7 @@ def ignored(path: str, globs: Sequence[str]) -> bool:
         any("/" not in g and fnmatch.fnmatchcase(parts[-1], g) for g in globs)
 
 
-def _describe(ds: Dataset, files: list[dict[str, Any]]) -> None:
+def _describe(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0) -> None:
     """Entries (mode, blob) as the values a person reads: the annex key of an annexed file,
     else the blob id; a short unified diff for a small differing text file."""
     blobs = gitrepo.small_blobs(ds.root, [e[1] for f in files for e in (f["old"], f["new"])
@@ -324,8 +378,16 @@ def _describe(ds: Dataset, files: list[dict[str, Any]]) -> None:
     texts = _contents(ds, [v for f in wanted for v in (f["old"], f["new"])])
     for f in wanted:
         a, b = texts.get(f["old"]), texts.get(f["new"])
-        if a is not None and b is not None:
-            f["diff"] = short_diff(a, b)
+        if a is None or b is None:
+            continue
+        values = valuediff.diff_texts(f["path"], a, b, rtol) if \
+            valuediff.is_metrics(f["path"]) else None
+        if values is not None:
+            f["values"] = valuediff.summary(values)
+            if rtol and valuediff.only_within_rtol(values):
+                f["status"] = WITHIN_RTOL
+                continue
+        f["diff"] = short_diff(a, b)
 
 
 def _contents(ds: Dataset, ids: list[str]) -> dict[str, str]:
