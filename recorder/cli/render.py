@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .. import valuediff
 from ..results import Event, EventKind, Result
 
 if TYPE_CHECKING:
@@ -255,6 +256,8 @@ def verified(result: Result) -> None:
     head = f"{extra.get('commit', '')[:10]} {extra.get('subject', '')}: {verdict}"
     if verdict == "failed" or (verdict == "skipped" and result.message):
         head += f" ({result.message})"
+    elif verdict == "identical" and result.message.startswith("identical within"):
+        head += f" ({result.message.split(';')[0]})"
     lines = [head]
     for f in extra.get("files") or []:
         if f["status"] == "identical":
@@ -262,8 +265,21 @@ def verified(result: Result) -> None:
         what = {"differs": f"{f['old']} -> {f['new']}", "missing": f"recorded: {f['old']}",
                 "extra": f"new: {f['new']}"}.get(f["status"], "")
         lines.append(f"  {f['status']:<8} {f['path']}" + (f"  ({what})" if what else ""))
-        lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+        if f.get("values"):
+            lines += [f"      {valuediff.describe(c)}" for c in f["values"]]
+        else:
+            lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+    for change in extra.get("environment") or []:
+        lines.append(f"  environment {valuediff.describe_env(change)}")
     out("\n".join(lines))
+
+
+def verify_summary(counts: dict[str, int]) -> str:
+    """The last line of rr rerun --verify."""
+    verified = counts["identical"] + counts["differs"] + counts["failed"]
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    return (f"rr: verified {verified} record(s): {counts['identical']} identical, "
+            f"{counts['differs']} differ, {counts['failed']} failed{skipped}")
 
 
 def array_line(r: Result) -> str:

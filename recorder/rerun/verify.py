@@ -30,6 +30,7 @@ import fnmatch
 import json
 import os
 import platform
+import shutil
 import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,11 +63,16 @@ _GLOB = set("*?[")
 def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            ignore: Sequence[str] = (), assume_ready: str | None = None,
            target: Target = SERIAL, on_event: OnEvent | None = None,
-           notes: bool = True, rtol: float = 0.0) -> Iterator[Result]:
+           notes: bool = True, rtol: float = 0.0, keep: str | None = None
+           ) -> Iterator[Result]:
     """One result per run record of the plan (commits without a record are left out), in
     the plan's order; ``on_event`` gets an ANNOUNCE of each command before any runs.  With
     ``notes``, once every record is verified, the verdicts are noted in refs/notes/rr-verify
-    (one line per verified record; nothing is noted when the verify stops early)."""
+    (one line per verified record; nothing is noted when the verify stops early).
+    ``rtol``: numbers in metrics files within this relative tolerance count as identical.
+    ``keep``: a directory where the files of a record that are not identical are kept,
+    ``<commit>/<path>.recorded`` and ``.new`` ('' for .git/rr-verify/<timestamp>); each
+    result that kept a file names its directory in ``kept``."""
     plan = build_plan(ds, revision, since)
     steps = [s for s in plan.steps if s.action == "run"]
     replay = Replay(ds, [], {}, plan.revision, plan.revision, None, None, False, assume_ready,
@@ -84,8 +90,9 @@ def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None
             todo.append((k, step))
     if rtol < 0:
         raise UsageError(f"--rtol must be 0 or more, not {rtol}")
+    keep_dir = keep_directory(ds, keep)
     return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes, notes,
-                   rtol)
+                   rtol, keep_dir)
 
 
 def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]) -> str:
@@ -102,7 +109,7 @@ def _not_verifiable(ds: Dataset, step: Step, changed: list[tuple[str, str, str]]
 def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             skipped: dict[int, str], replay: Replay, ignore: list[str], target: Target,
             changes: dict[str, list[tuple[str, str, str]]], notes: bool,
-            rtol: float = 0.0) -> Iterator[Result]:
+            rtol: float = 0.0, keep_dir: Path | None = None) -> Iterator[Result]:
     verify_id = jobs.new_id("verify-")
     wtdir = str(jobs.job_dir(ds, verify_id))
     state: jobs.JobsState = {"id": verify_id, "jobs": [
@@ -123,10 +130,11 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             now = environment_now(ds)
 
             def result(k: int) -> Result:
-                return _result(ds, steps[k], skipped.get(k),
-                               outcomes.get(pending.get(k, -1)), ignore,
-                               [p for _m, _b, p in changes.get(steps[k].commit, [])], rtol,
-                               now)
+                res = _result(ds, steps[k], skipped.get(k),
+                              outcomes.get(pending.get(k, -1)), ignore,
+                              [p for _m, _b, p in changes.get(steps[k].commit, [])], rtol,
+                              now)
+                return keep_files(ds, keep_dir, res) if keep_dir is not None else res
 
             k = 0
             done: list[Result] = []
@@ -159,7 +167,8 @@ def _result(ds: Dataset, step: Step, skip: str | None,
             outcome: JobOutcome | BaseException | None, ignore: list[str],
             recorded_changes: list[str], rtol: float = 0.0,
             now: dict[str, Any] | None = None) -> Result:
-    extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject}
+    extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject,
+                             "command": (step.record or {}).get("cmd", "")}
     if skip is None and outcome is not None:
         extra.update(_environment(ds, step, outcome, now or {}))
     if skip is not None or outcome is None:
@@ -263,6 +272,53 @@ def _environment(ds: Dataset, step: Step, outcome: JobOutcome | BaseException,
             here["image"] = out["image"] = digest
     out["environment"] = valuediff.env_changes(recorded, here)
     return out
+
+
+# --- --keep: the outputs that are not identical, both versions -------------------------
+
+
+def keep_directory(ds: Dataset, keep: str | None) -> Path | None:
+    """Where --keep puts files: the directory named (relative to the current directory),
+    or .git/rr-verify/<timestamp>/ for ''; None without --keep.  An existing file there is
+    an error before anything runs."""
+    if keep is None:
+        return None
+    where = Path(keep).absolute() if keep else \
+        ds.git_dir / "rr-verify" / datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    if where.exists() and not where.is_dir():
+        raise UsageError(f"--keep {keep}: not a directory")
+    return where
+
+
+def keep_files(ds: Dataset, where: Path, res: Result) -> Result:
+    """The files of a verified record that are not identical (nor ignored) written under
+    ``where/<commit>/``: ``<path>.recorded`` from the record's commit, ``<path>.new`` from
+    the re-execution (an annexed file's content when it is here); the result then names the
+    directory in ``kept``."""
+    extra = res.extra or {}
+    files = [f for f in extra.get("files") or []
+             if f["status"] in (DIFFERS, MISSING, EXTRA, WITHIN_RTOL)]
+    if not files:
+        return res
+    base = where / extra["commit"][:12]
+    wanted = [(f["path"], suffix, ident) for f in files
+              for suffix, ident in ((".recorded", f["old"]), (".new", f["new"]))
+              if isinstance(ident, str) and " (mode " not in ident]
+    shas = [i for _p, _s, i in wanted if _is_sha(i)]
+    keys = [i for _p, _s, i in wanted if not _is_sha(i)]
+    blobs = gitrepo.cat_file_batch(ds.root, shas) if shas else {}
+    places = annex.content_locations(ds.root, keys) if keys else {}
+    for path, suffix, ident in wanted:
+        target = base / (path + suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if ident in places:
+            if places[ident]:
+                shutil.copyfile(ds.root / places[ident], target)
+        else:
+            blob = blobs.get(ident)
+            if blob is not None:
+                target.write_bytes(blob[1])
+    return res._replace(extra={**extra, "kept": str(base)})
 
 
 def _image_digest(obj: tuple[str, bytes] | None) -> str | None:
@@ -438,3 +494,83 @@ def totals(results: Sequence[Result]) -> dict[str, int]:
         verdict = (r.extra or {}).get("verdict", "")
         counts[verdict] = counts.get(verdict, 0) + 1
     return counts
+
+
+# --- --report-md ------------------------------------------------------------------------
+
+
+def markdown_report(results: Sequence[Result], now: dict[str, Any] | None = None, *,
+                    rtol: float = 0.0, ignore: Sequence[str] = (), host: str | None = None,
+                    date: str | None = None) -> str:
+    """A Markdown report of a verify a person can attach to a paper or a pull request: the
+    summary line, where and with what it was verified, then per record its commit, subject,
+    command, verdict, environment differences, a table of its files, the diffs and the
+    metrics' changed values."""
+    now = now or {}
+    counts = totals(results)
+    verified = counts[IDENTICAL] + counts[DIFFERS] + counts[FAILED]
+    when = date or datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = ["# rr verification report", "", f"**{summary_line(counts)}**", "",
+             f"Verified on {host or socket.gethostname()}, {when}: rr {now.get('rr', __version__)}"
+             f", git-annex {now.get('git_annex', 'none')}, Python "
+             f"{now.get('python', platform.python_version())}, "
+             f"{now.get('os', platform.system())} {now.get('arch', platform.machine())}."]
+    options = ([f"numbers within a relative tolerance of {rtol:g} count as identical"]
+               if rtol else []) + ([f"ignored: {', '.join(f'`{g}`' for g in ignore)}"]
+                                   if ignore else [])
+    if options:
+        lines += ["", "Options: " + "; ".join(options) + "."]
+    if not verified:
+        lines += ["", "Nothing could be verified."]
+    for r in results:
+        lines += ["", *_markdown_record(r)]
+    return "\n".join(lines) + "\n"
+
+
+def summary_line(counts: dict[str, int]) -> str:
+    """``verified 3 record(s): 2 identical, 1 differ, 0 failed, 1 skipped``."""
+    verified = counts[IDENTICAL] + counts[DIFFERS] + counts[FAILED]
+    skipped = f", {counts['skipped']} skipped" if counts.get("skipped") else ""
+    return (f"verified {verified} record(s): {counts[IDENTICAL]} identical, "
+            f"{counts[DIFFERS]} differ, {counts[FAILED]} failed{skipped}")
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown_record(r: Result) -> list[str]:
+    extra = r.extra or {}
+    verdict = extra.get("verdict", "")
+    out = [f"## `{extra.get('commit', '')[:10]}` {_cell(extra.get('subject', ''))}", "",
+           f"- Command: `{_cell(extra.get('command', ''))}`",
+           f"- Verdict: **{verdict}**" + (f" ({_cell(r.message)})" if r.message and
+                                          r.message != verdict else "")]
+    env = extra.get("environment") or []
+    if env:
+        out.append("- Environment differences: " +
+                   "; ".join(_cell(valuediff.describe_env(c)) for c in env))
+    if extra.get("kept"):
+        out.append(f"- Kept: `{extra['kept']}`")
+    files = [f for f in extra.get("files") or []]
+    if files:
+        out += ["", "| File | Status | Recorded | Re-executed |", "|---|---|---|---|"]
+        out += [f"| `{_cell(f['path'])}` | {f['status']} | {_cell(f['old'])} | "
+                f"{_cell(f['new'])} |" for f in files]
+    for f in files:
+        if f.get("values"):
+            out += ["", f"Changed values in `{_cell(f['path'])}`:", "",
+                    "| Key | Recorded | Re-executed | |", "|---|---|---|---|"]
+            for c in f["values"]:
+                if "more" in c:
+                    out.append(f"| ... {c['more']} more | | | |")
+                    continue
+                note = {valuediff.WITHIN_RTOL: "within rtol", valuediff.ADDED: "added",
+                        valuediff.REMOVED: "removed"}.get(c["change"], "")
+                out.append(f"| `{_cell(c['key'])}` | {_cell(c['old'])} | {_cell(c['new'])}"
+                           f" | {note} |")
+        elif f.get("diff"):
+            out += ["", f"Diff of `{_cell(f['path'])}` (recorded → re-executed):", "",
+                    "```diff", f["diff"], "```"]
+    return out
