@@ -431,6 +431,20 @@ def verify_report_md(results: Sequence[Result], *, dataset: PathArg = None,
                                          rtol=rtol, ignore=ignore)
 
 
+def diff_runs(a: str, b: str, *, dataset: PathArg = None, rtol: float = 0.0):
+    """``rr diff-runs A B``: what differs between two run commits (a ``diffruns.RunsDiff``):
+    command, parameters, pwd, exit code, declared inputs (keys or blob ids at each commit's
+    parent), image digest, declared environment and versions, outputs (keys, short diffs,
+    changed metric values; numbers within ``rtol`` count as the same), durations.  A commit
+    without a run record, or with a malformed one, is an error naming it."""
+    from . import diffruns
+    from .errors import UsageError
+
+    if rtol < 0:
+        raise UsageError(f"--rtol must be 0 or more, not {rtol}")
+    return diffruns.diff_runs(_find(dataset), a, b, rtol=rtol)
+
+
 def verify_totals(results: Sequence[Result]) -> dict[str, int]:
     """rr rerun --verify's summary: the records per verdict."""
     from . import rerun as _rerun

@@ -9,6 +9,7 @@
     containers.py  containers-add, -list, -remove, -exec
     sharing.py     clone, get, drop, push, update, download-url, siblings
     history.py     log, graph, metrics
+    diffruns.py    diff-runs
 
 Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
 module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
@@ -86,6 +87,7 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("status", "dataset", "status", {}),
     ("update", "sharing", "update", {}),
     ("diff", "dataset", "diff", {}),
+    ("diff-runs", "diffruns", "diff_runs", {}),
     ("unlock", "dataset", "unlock", {}),
     ("subdatasets", "dataset", "subdatasets", {}),
     ("remove", "dataset", "remove", {}),

@@ -18,6 +18,7 @@ from .. import valuediff
 from ..results import Event, EventKind, Result
 
 if TYPE_CHECKING:
+    from ..diffruns import RunsDiff
     from ..metrics import Table
     from ..status import StatusTotals
 
@@ -280,6 +281,85 @@ def verify_summary(counts: dict[str, int]) -> str:
     skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
     return (f"rr: verified {verified} record(s): {counts['identical']} identical, "
             f"{counts['differs']} differ, {counts['failed']} failed{skipped}")
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}s"
+
+
+def _file_line(f: dict[str, Any]) -> str:
+    what = {"differs": f"{f['a']} -> {f['b']}", "only-a": f"A: {f['a']}",
+            "only-b": f"B: {f['b']}"}.get(f["status"], "")
+    path = f"{f['path_a']} | {f['path']}" if f.get("path_a") else f["path"]
+    return f"  {f['status']:<8} {path}" + (f"  ({what})" if what else "")
+
+
+def runs_diff(d: RunsDiff) -> str:
+    """rr diff-runs on a terminal: what differs, section by section; the last line says
+    whether the outputs differ."""
+    lines = [f"A: {d.a.commit[:10]} {d.a.subject}", f"B: {d.b.commit[:10]} {d.b.subject}"]
+    for f in d.fields:
+        lines.append(f"{f['what']}: {f['a']} -> {f['b']}" if f["what"] != "command" else
+                     f"command:\n  A: {f['a']}\n  B: {f['b']}")
+    if not d.fields:
+        lines.append("command and parameters: the same")
+    inputs = [f for f in d.inputs if f["status"] != "identical"]
+    lines.append(f"inputs: {len(d.inputs) - len(inputs)} the same" +
+                 (f", {len(inputs)} not:" if inputs else ""))
+    lines += [_file_line(f) for f in inputs]
+    if d.environment:
+        lines.append("environment:")
+        lines += [f"  {valuediff.describe_env(c)}" for c in d.environment]
+    outputs = [f for f in d.outputs if f["status"] != "identical"]
+    lines.append(f"outputs: {len(d.outputs) - len(outputs)} the same" +
+                 (f", {len(outputs)} not:" if outputs else ""))
+    for f in outputs:
+        lines.append(_file_line(f))
+        if f.get("values"):
+            lines += [f"      {valuediff.describe(c)}" for c in f["values"]]
+        else:
+            lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+    lines.append(f"duration: {_seconds(d.a.duration)} -> {_seconds(d.b.duration)}")
+    differ = sum(1 for f in outputs if f["status"] != "within-rtol")
+    lines.append(f"rr: outputs differ ({differ} file(s))" if d.outputs_differ else
+                 "rr: outputs identical")
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def runs_diff_md(d: RunsDiff) -> str:
+    """rr diff-runs --md: a Markdown comparison for a pull-request comment."""
+    verdict = "outputs differ" if d.outputs_differ else "outputs identical"
+    lines = [f"### rr diff-runs: {verdict}", "",
+             "| | A | B |", "|---|---|---|",
+             f"| commit | `{d.a.commit[:10]}` | `{d.b.commit[:10]}` |",
+             f"| subject | {_md(d.a.subject)} | {_md(d.b.subject)} |",
+             f"| command | `{_md(d.a.command)}` | `{_md(d.b.command)}` |",
+             f"| duration | {_seconds(d.a.duration)} | {_seconds(d.b.duration)} |"]
+    lines += [f"| {_md(f['what'])} | {_md(f['a'])} | {_md(f['b'])} |" for f in d.fields
+              if f["what"] != "command"]
+    lines += [f"| {_md(c['what'])} | {_md(c['old'])} | {_md(c['new'])} |"
+              for c in d.environment]
+    for title, files in (("Inputs", d.inputs), ("Outputs", d.outputs)):
+        lines += ["", f"**{title}**", ""]
+        if not files:
+            lines.append("none")
+            continue
+        lines += ["| File | Status | A | B |", "|---|---|---|---|"]
+        lines += [f"| `{_md(f.get('path_a', f['path']))}`" +
+                  (f" \\| `{_md(f['path'])}`" if f.get("path_a") else "") +
+                  f" | {f['status']} | {_md(f['a'])} | {_md(f['b'])} |" for f in files]
+    for f in d.outputs:
+        if f.get("values"):
+            lines += ["", f"Changed values in `{_md(f['path'])}`:", ""]
+            lines += [f"- {_md(valuediff.describe(c))}" for c in f["values"]]
+        elif f.get("diff"):
+            lines += ["", f"`{_md(f['path'])}`:", "", "```diff", f["diff"], "```"]
+    return "\n".join(lines)
 
 
 def array_line(r: Result) -> str:

@@ -399,7 +399,7 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
         else:
             status = IDENTICAL if old == now else DIFFERS
         files.append({"path": path, "status": status, "old": old, "new": now})
-    _describe(ds, files, rtol)
+    describe_files(ds, files, rtol)
     return files
 
 
@@ -412,9 +412,12 @@ def ignored(path: str, globs: Sequence[str]) -> bool:
         any("/" not in g and fnmatch.fnmatchcase(parts[-1], g) for g in globs)
 
 
-def _describe(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0) -> None:
-    """Entries (mode, blob) as the values a person reads: the annex key of an annexed file,
-    else the blob id; a short unified diff for a small differing text file."""
+def describe_files(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0, *,
+                   texts: bool = True) -> None:
+    """Entries (mode, blob) of ``old``/``new`` as the values a person reads: the annex key
+    of an annexed file, else the blob id; with ``texts``, for a small differing text file a
+    short unified diff, or for a metrics file its changed ``values`` (all within ``rtol``:
+    status WITHIN_RTOL)."""
     blobs = gitrepo.small_blobs(ds.root, [e[1] for f in files for e in (f["old"], f["new"])
                                           if e is not None])
     keys: dict[str, str] = {}
@@ -431,9 +434,11 @@ def _describe(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0) -> No
             f["old"], f["new"] = f"{f['old']} (mode {old[0]})", f"{f['new']} (mode {new[0]})"
         elif f["status"] == DIFFERS:
             wanted.append(f)
-    texts = _contents(ds, [v for f in wanted for v in (f["old"], f["new"])])
+    if not texts:
+        return
+    contents = _contents(ds, [v for f in wanted for v in (f["old"], f["new"])])
     for f in wanted:
-        a, b = texts.get(f["old"]), texts.get(f["new"])
+        a, b = contents.get(f["old"]), contents.get(f["new"])
         if a is None or b is None:
             continue
         values = valuediff.diff_texts(f["path"], a, b, rtol) if \
