@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from recorder.errors import EXIT_NOT_REPRODUCED
 from recorder.record import format_message
 
@@ -30,6 +32,7 @@ def record_of(ds: Path, rev: str = "HEAD") -> dict:
         "=== Do not change lines below ===\n")[1].split("\n^^^")[0])
 
 
+@pytest.mark.slow
 def test_two_array_jobs(ds):
     in_git(ds, "r1.json", "r2.json")
     rr("run", "--param", "n=1,2", "-o", "r{n}.json",
@@ -50,6 +53,7 @@ def test_two_array_jobs(ds):
     assert text[-1] == "rr: outputs differ (1 file(s))"
 
 
+@pytest.mark.slow
 def test_two_reruns_of_one_record_and_fail_on_change(ds):
     in_git(ds, "t.json", "log.txt")
     rr("run", "-o", "t.json", "-o", "log.txt", TIMED, cwd=ds)
@@ -79,6 +83,7 @@ def test_two_reruns_of_one_record_and_fail_on_change(ds):
     assert diff(ds, "HEAD", "HEAD", "--md", "--json").returncode == 2
 
 
+@pytest.mark.slow
 def test_inputs_environment_and_image(ds):
     in_git(ds, "in.txt", "out.txt")
     (ds / "in.txt").write_text("one\n")
@@ -110,6 +115,7 @@ def test_inputs_environment_and_image(ds):
     assert "inputs: 0 the same, 1 not:" in text
 
 
+@pytest.mark.slow
 @needs_datalad
 def test_datalad_records(ds):
     for n in (1, 2):
@@ -124,6 +130,7 @@ def test_datalad_records(ds):
     assert out["diff"].splitlines()[1:] == ["-1", "+2"]
 
 
+@pytest.mark.slow
 def test_non_run_and_malformed_commits(ds):
     rr("run", "-o", "x.txt", "echo x > x.txt", cwd=ds)
     (ds / "plain.txt").write_text("p\n")

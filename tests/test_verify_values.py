@@ -36,6 +36,7 @@ def crafted_record(ds: Path, cmd: str, outputs: list[str], info: dict, pwd: str 
     return head(ds)
 
 
+@pytest.mark.slow
 def test_metrics_changed_values(ds):
     in_git(ds, "m.json", "m.csv")
     rr("run", "-o", "m.json", "-o", "m.csv", METRICS, cwd=ds, env={"ACC": "0.9"})
@@ -53,6 +54,7 @@ def test_metrics_changed_values(ds):
     assert "diff" not in by_path["m.json"]  # the values say it
 
 
+@pytest.mark.slow
 def test_rtol_accepts_close_numbers_and_says_so(ds):
     in_git(ds, "m.json", "m.csv")
     rr("run", "-o", "m.json", "-o", "m.csv", METRICS, cwd=ds, env={"ACC": "0.9"})
@@ -76,6 +78,7 @@ def test_rtol_accepts_close_numbers_and_says_so(ds):
         "--rtol goes with --verify")
 
 
+@pytest.mark.slow
 def test_keep_and_markdown_report(ds, tmp_path):
     in_git(ds, "m.json", "m.csv")
     rr("run", "-o", "m.json", "-o", "m.csv", METRICS, cwd=ds, env={"ACC": "0.9"})
@@ -107,6 +110,7 @@ def test_keep_and_markdown_report(ds, tmp_path):
     assert (place / run1[:12] / "m.json.new").is_file()
 
 
+@pytest.mark.slow
 def test_annexed_output_is_kept(ds, tmp_path):
     rr("run", "-o", "out.txt", "date +%N > out.txt", cwd=ds)
     mine = (ds / "out.txt").read_text()
@@ -117,6 +121,7 @@ def test_annexed_output_is_kept(ds, tmp_path):
     assert (where / "out.txt.new").read_text() != mine
 
 
+@pytest.mark.slow
 def test_environment_differences(ds):
     in_git(ds, "x.txt")
     commit = crafted_record(ds, "echo x > x.txt", ["x.txt"], {
