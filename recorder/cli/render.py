@@ -258,13 +258,14 @@ def verified(result: Result) -> None:
     if verdict == "failed" or (verdict == "skipped" and result.message):
         head += f" ({result.message})"
     elif verdict == "identical" and result.message.startswith("identical within"):
-        head += f" ({result.message.split(';')[0]})"
+        head = head[:-len(verdict)] + result.message.split(";")[0]
     lines = [head]
     for f in extra.get("files") or []:
         if f["status"] == "identical":
             continue
         what = {"differs": f"{f['old']} -> {f['new']}", "missing": f"recorded: {f['old']}",
-                "extra": f"new: {f['new']}"}.get(f["status"], "")
+                "extra": f"new: {f['new']}", "within-rtol": f"{f['old']} -> {f['new']}"
+                }.get(f["status"], "")
         lines.append(f"  {f['status']:<8} {f['path']}" + (f"  ({what})" if what else ""))
         if f.get("values"):
             lines += [f"      {valuediff.describe(c)}" for c in f["values"]]
