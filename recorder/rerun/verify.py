@@ -132,22 +132,21 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             def result(k: int) -> Result:
                 res = _result(ds, steps[k], skipped.get(k),
                               outcomes.get(pending.get(k, -1)), ignore,
-                              [p for _m, _b, p in changes.get(steps[k].commit, [])], rtol,
-                              now)
+                              changes.get(steps[k].commit, []), rtol, now)
                 return keep_files(ds, keep_dir, res) if keep_dir is not None else res
 
             k = 0
             done: list[Result] = []
-            made: dict[str, str] = {}  # record's commit -> the re-execution's commit
+            ready: dict[int, Result] = {}
             if tasks:
                 runs = jobs.run_all(tasks, target)
             for pos, outcome in runs:
                 outcomes[pos] = outcome
-                if isinstance(outcome, JobOutcome) and outcome.commit:
-                    jobs.keep(ds, verify_id, pos, outcome.commit)  # reachable until compared
-                    made[todo[pos][1].commit] = outcome.commit
-                while k < len(steps) and (k in skipped or pending[k] in outcomes):
-                    done.append(result(k))
+                # compared as soon as it arrives: no ref needs to keep the job's commit (its
+                # objects stay in the shared store; jobs run with gc.auto=0)
+                ready[todo[pos][0]] = result(todo[pos][0])
+                while k < len(steps) and (k in skipped or k in ready):
+                    done.append(ready.pop(k) if k in ready else result(k))
                     yield done[-1]  # in the plan's order, as soon as it is known
                     k += 1
             for k in range(k, len(steps)):  # skipped records after the last job
@@ -165,7 +164,7 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
 
 def _result(ds: Dataset, step: Step, skip: str | None,
             outcome: JobOutcome | BaseException | None, ignore: list[str],
-            recorded_changes: list[str], rtol: float = 0.0,
+            recorded_changes: list[tuple[str, str, str]], rtol: float = 0.0,
             now: dict[str, Any] | None = None) -> Result:
     extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject,
                              "command": (step.record or {}).get("cmd", "")}
@@ -353,21 +352,31 @@ def annex_version(ds: Dataset) -> str | None:
 
 
 def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
-            recorded_changes: Sequence[str] | None = None,
+            recorded_changes: Sequence[tuple[str, str, str]] | None = None,
             rtol: float = 0.0) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
     (the record directory) are left out.  One dict per file: path, status, old, new (annex
     key or blob id; None when absent), and for a small differing text file ``diff``.
-    ``recorded_changes``: the paths the record's commit changed, when known.  A differing
-    metrics file (JSON, CSV, TSV, YAML) gets ``values``, its changed keys (recorder.valuediff);
-    with every change a number within ``rtol`` its status is WITHIN_RTOL."""
+    ``recorded_changes``: what the record's commit changed against its parent, (mode, blob,
+    path) with mode '000000' for a deletion, when known.  A differing metrics file (JSON,
+    CSV, TSV, YAML) gets ``values``, its changed keys (recorder.valuediff); with every change
+    a number within ``rtol`` its status is WITHIN_RTOL.
+
+    Both commits share the parent: a path neither changed is the same in both, so one diff
+    of the record's tree against the new one says everything but the entries of declared
+    outputs neither changed (listed from the record's tree only when there are such)."""
     root = ds.root
-    parent, recorded = step.parents[0], step.commit
-    paths = set(recorded_changes) if recorded_changes is not None else \
-        {p for _l, p in gitrepo.changed_files(root, parent, recorded)}
-    if new != parent:
-        paths |= {p for _l, p in gitrepo.changed_files(root, parent, new)}
+    recorded = step.commit
+    if recorded_changes is None:
+        recorded_changes = gitrepo.diff_tree_commits(root, [recorded])[recorded]
+    old_entries: dict[str, tuple[str, str] | None] = {
+        p: None if m == "000000" else (m, b) for m, b, p in recorded_changes}
+    new_entries = dict(old_entries)
+    if new != recorded:
+        for d in gitrepo.iter_diff_raw(root, recorded, new):
+            old_entries[d.path] = None if d.old_mode == "000000" else (d.old_mode, d.old_sha)
+            new_entries[d.path] = None if d.new_mode == "000000" else (d.new_mode, d.new_sha)
     rec = step.record or {}
     relpwd = os.path.normpath(rec.get("pwd", "."))
     literal: list[str] = []
@@ -377,17 +386,20 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
         if full == "." or full.startswith(".."):
             continue
         (globs if _GLOB & set(full) else literal).append(Path(full).as_posix())
-    old_entries = gitrepo.tree_entries(root, recorded, None if globs else sorted(paths) + literal)
-    new_entries = gitrepo.tree_entries(root, new, None if globs else sorted(paths) + literal)
-    for entries in (old_entries, new_entries):
-        paths |= {p for p in entries if any(p == o or p.startswith(o + "/") for o in literal)
-                  or any(fnmatch.fnmatchcase(p, g) for g in globs)}
+    unseen = [o for o in literal if o not in old_entries]
+    if globs or unseen:  # declared outputs neither commit changed: as the record has them
+        for path, entry in gitrepo.tree_entries(root, recorded,
+                                                None if globs else unseen).items():
+            if path not in old_entries and (
+                    any(path == o or path.startswith(o + "/") for o in literal)
+                    or any(fnmatch.fnmatchcase(path, g) for g in globs)):
+                old_entries[path] = new_entries[path] = entry
     record_dir = ds.record_directory().strip("/")
     files: list[dict[str, Any]] = []
-    for path in sorted(paths):
+    for path in sorted(old_entries):
         if record_dir and (path == record_dir or path.startswith(record_dir + "/")):
             continue
-        old, now = old_entries.get(path), new_entries.get(path)
+        old, now = old_entries[path], new_entries[path]
         if old is None and now is None:
             continue
         if ignored(path, ignore):
@@ -418,8 +430,13 @@ def describe_files(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0, 
     of an annexed file, else the blob id; with ``texts``, for a small differing text file a
     short unified diff, or for a metrics file its changed ``values`` (all within ``rtol``:
     status WITHIN_RTOL)."""
-    blobs = gitrepo.small_blobs(ds.root, [e[1] for f in files for e in (f["old"], f["new"])
-                                          if e is not None])
+    entries = {e for f in files for e in (f["old"], f["new"]) if e is not None}
+    # a symlink's blob is small (a locked annexed file's: its key): read without sizing it
+    links = sorted({sha for mode, sha in entries if mode == "120000"})
+    blobs = {sha: obj[1] for sha, obj in gitrepo.cat_file_batch(ds.root, links).items()
+             if obj is not None}
+    blobs.update(gitrepo.small_blobs(ds.root, [sha for mode, sha in entries
+                                               if mode != "120000"]))
     keys: dict[str, str] = {}
     for sha, content in blobs.items():
         key = annex.key_of_link(content)
