@@ -11,7 +11,7 @@ import pytest
 from recorder.errors import EXIT_NOT_REPRODUCED
 from recorder.record import format_message
 
-from .conftest import git, needs_datalad, one_error_line, rr
+from .conftest import git, needs_datalad, one_error_line, rr, rr_in
 from .test_verify import in_git
 
 TIMED = "echo \"{{\\\"t\\\": $(date +%N), \\\"n\\\": 1}}\" > t.json; date +%N > log.txt"
@@ -152,3 +152,13 @@ def test_non_run_and_malformed_commits(ds):
     proc = diff(ds, "HEAD", "no-such-rev")
     assert proc.returncode == 2
     assert one_error_line(proc.stderr) == "rr: error: unknown revision: no-such-rev"
+
+
+def test_usage_errors_in_process(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no dataset needed: the options are checked first
+    res = rr_in("diff-runs", "A", "B", "--md", "--json")
+    assert res.exit_code == 2 and "--md and --json: give one" in res.output
+    for flag in (["--keep", "k"], ["--keep="], ["--rtol", "0"], ["--report-md", "r.md"]):
+        res = rr_in("rerun", *flag)
+        name = flag[0].split("=")[0]
+        assert res.exit_code == 2 and f"{name} goes with --verify" in res.output, res.output

@@ -167,7 +167,7 @@ def _result(ds: Dataset, step: Step, skip: str | None,
             recorded_changes: list[tuple[str, str, str]], rtol: float = 0.0,
             now: dict[str, Any] | None = None) -> Result:
     extra: dict[str, Any] = {"commit": step.commit, "subject": step.subject,
-                             "command": (step.record or {}).get("cmd", "")}
+                             "command": (step.record or {}).get("cmd", ""), "environment": []}
     if skip is None and outcome is not None:
         extra.update(_environment(ds, step, outcome, now or {}))
     if skip is not None or outcome is None:
