@@ -172,9 +172,9 @@ def _show(value: Any) -> str:
 # --- the environment of a record -----------------------------------------------------------
 
 # the facts a record keeps under rr.env (written by rr run), compared by name
-ENV_KEYS = ("rr", "git_annex", "python", "os", "arch")
+ENV_KEYS = ("rr", "git_annex", "python", "os", "arch", "gpu")
 ENV_NAMES = {"image": "image digest", "rr": "rr", "git_annex": "git-annex",
-             "python": "Python", "os": "OS", "arch": "architecture"}
+             "python": "Python", "os": "OS", "arch": "architecture", "gpu": "GPU"}
 
 
 def recorded_env(record: dict[str, Any] | None) -> dict[str, Any]:
@@ -192,6 +192,8 @@ def recorded_env(record: dict[str, Any] | None) -> dict[str, Any]:
         for key in ENV_KEYS:
             if isinstance(env.get(key), (str, int, float)):
                 facts[key] = str(env[key])
+            elif env.get(key) is not None:  # the GPUs: a list of model and driver
+                facts[key] = json.dumps(env[key], sort_keys=True)
         if isinstance(env.get("vars"), dict):
             facts["vars"] = {str(k): None if v is None else str(v)
                              for k, v in env["vars"].items()}

@@ -32,6 +32,7 @@ import os
 import platform
 import shutil
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -247,8 +248,9 @@ def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
 def environment_now(ds: Dataset) -> dict[str, Any]:
     """The facts of this environment a record's rr.env is compared with (the versions, OS
     and architecture; the declared variables are read per record, ``vars``)."""
-    facts = {"rr": __version__, "python": platform.python_version(),
-             "os": platform.system(), "arch": platform.machine()}
+    uname = os.uname()  # as rr run records them (recorder/environment.py)
+    facts = {"rr": __version__, "python": sys.version.split()[0],
+             "os": f"{uname.sysname} {uname.release}", "arch": uname.machine}
     version = annex_version(ds)
     if version:
         facts["git_annex"] = version
