@@ -14,7 +14,8 @@ from recorder.record import format_message
 from .conftest import git, needs_datalad, one_error_line, rr, rr_in
 from .test_verify import in_git
 
-TIMED = "echo \"{{\\\"t\\\": $(date +%N), \\\"n\\\": 1}}\" > t.json; date +%N > log.txt"
+# 1 before the nanoseconds: a JSON number has no leading zero (else t.json would not parse)
+TIMED = "echo \"{{\\\"t\\\": 1$(date +%N), \\\"n\\\": 1}}\" > t.json; date +%N > log.txt"
 
 
 def diff(ds: Path, *args: str) -> subprocess.CompletedProcess[str]:
