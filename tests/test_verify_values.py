@@ -55,6 +55,18 @@ def test_metrics_changed_values(ds):
 
 
 @pytest.mark.slow
+def test_large_metrics_file_by_value(ds):
+    # 8,000 rows (about 80 kB: over the 64 kB of a text diff), one cell made from $ACC
+    cmd = ("seq 1 8000 | awk -v a=\"$ACC\" 'BEGIN {{print \"i,v\"}} "
+           "{{print $1 \",\" ($1 == 4000 ? a : $1)}}' > big.csv")
+    rr("run", "-o", "big.csv", cmd, cwd=ds, env={"ACC": "0.5"})
+    assert (ds / "big.csv").stat().st_size > 64 * 1024
+    (one,) = verdicts(ds, "--no-notes", env={"ACC": "0.75"})
+    (f,) = one["files"]
+    assert f["values"] == [{"key": "v[i=4000]", "old": 0.5, "new": 0.75, "change": "changed"}]
+
+
+@pytest.mark.slow
 def test_rtol_accepts_close_numbers_and_says_so(ds):
     in_git(ds, "m.json", "m.csv")
     rr("run", "-o", "m.json", "-o", "m.csv", METRICS, cwd=ds, env={"ACC": "0.9"})
@@ -138,6 +150,10 @@ def test_environment_differences(ds):
     (line,) = verdict_notes(ds)[commit]
     assert {"what": "OMP_NUM_THREADS", "old": "8", "new": "1", "variable": True} in \
         line["environment"]
+    report = ds.parent / "env.md"
+    verify(ds, "--no-notes", "--report-md", str(report), env={"OMP_NUM_THREADS": "1"})
+    assert "- Environment differences: Python 2.7.18 → " in report.read_text()
+    assert "OMP_NUM_THREADS 8 → 1; RR_TEST_UNSET yes → (unset)" in report.read_text()
     (one,) = verdicts(ds, "--no-notes", env={"OMP_NUM_THREADS": "8", "RR_TEST_UNSET": "yes"})
     assert [c["what"] for c in one["environment"]] == ["Python"]
 

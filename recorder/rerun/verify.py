@@ -58,6 +58,7 @@ WITHIN_RTOL = "within-rtol"  # a metrics file whose every changed number is with
 VERIFY_KEYS = ("action", "status", "commit", "subject", "verdict")
 DIFF_LINES = 8  # of a short unified diff
 DIFF_BYTES = 64 * 1024  # larger files get no diff, only their keys / blob ids
+METRICS_BYTES = 8 * 1024 * 1024  # metrics files (JSON, CSV, ...) compared by value up to this
 _GLOB = set("*?[")
 
 
@@ -455,7 +456,12 @@ def describe_files(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0, 
             wanted.append(f)
     if not texts:
         return
-    contents = _contents(ds, [v for f in wanted for v in (f["old"], f["new"])])
+    metrics = [f for f in wanted if valuediff.is_metrics(f["path"])]
+    contents = _contents(ds, [v for f in wanted if f not in metrics
+                              for v in (f["old"], f["new"])])
+    if metrics:  # compared by value up to a larger size
+        contents.update(_contents(ds, [v for f in metrics for v in (f["old"], f["new"])],
+                                  METRICS_BYTES))
     for f in wanted:
         a, b = contents.get(f["old"]), contents.get(f["new"])
         if a is None or b is None:
@@ -467,22 +473,24 @@ def describe_files(ds: Dataset, files: list[dict[str, Any]], rtol: float = 0.0, 
             if rtol and valuediff.only_within_rtol(values):
                 f["status"] = WITHIN_RTOL
             continue  # the values say it; no text diff
-        f["diff"] = short_diff(a, b)
+        if len(a) <= DIFF_BYTES and len(b) <= DIFF_BYTES:
+            f["diff"] = short_diff(a, b)
 
 
-def _contents(ds: Dataset, ids: list[str]) -> dict[str, str]:
+def _contents(ds: Dataset, ids: list[str], limit: int = DIFF_BYTES) -> dict[str, str]:
     """Text of small blobs and of small annexed files whose content is here (cheap: read
-    from the object store), by blob id or key; binary or large content is left out."""
+    from the object store), by blob id or key; binary content or more than ``limit`` bytes
+    is left out."""
     keys = [i for i in ids if not _is_sha(i)]
     shas = [i for i in ids if _is_sha(i)]
-    raw: dict[str, bytes | None] = dict(gitrepo.small_blobs(ds.root, shas, limit=DIFF_BYTES))
+    raw: dict[str, bytes | None] = dict(gitrepo.small_blobs(ds.root, shas, limit=limit))
     small_keys = [k for k in keys if _key_size(k) is not None and
-                  (_key_size(k) or 0) <= DIFF_BYTES]
+                  (_key_size(k) or 0) <= limit]
     if small_keys:
         raw.update(annex.read_keys(ds.root, small_keys))
     out: dict[str, str] = {}
     for ident, data in raw.items():
-        if data is None or b"\0" in data or len(data) > DIFF_BYTES:
+        if data is None or b"\0" in data or len(data) > limit:
             continue
         try:
             out[ident] = data.decode("utf-8")
