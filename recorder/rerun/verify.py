@@ -15,6 +15,13 @@ otherwise than recorded, or could not run), ``skipped`` (a run record that canno
 verified this way: a run-merge, a command run outside the dataset, a record that changed a
 subdataset).
 
+A differing metrics file (JSON, YAML, CSV, TSV) is described by its changed values
+(``recorder.valuediff``); with ``rtol``, one whose every change is a number within the
+tolerance is ``within-rtol`` and its record identical.  Beside the outputs, each verified
+record's environment is compared with this one (image digest, versions, declared variables:
+``environment``).  ``keep``: the files not identical, recorded and new, copied out;
+:func:`markdown_report`: the results as a Markdown report.
+
 Each verified record (not a skipped one) gets one JSON line in its commit's note in
 ``refs/notes/rr-verify`` (beside rr's duration notes; pushed, cloned and updated as they
 are): date, host, versions, the image digest, the verdict and the files not identical.  All
