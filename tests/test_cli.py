@@ -20,7 +20,7 @@ from tests.conftest import one_error_line, rr_in
 COMMANDS = ["create", "save", "run", "containers-run", "rerun", "run-procedure",
             "containers-add", "containers-list", "containers-remove", "containers-exec",
             "clone", "get", "drop", "push", "graph", "download-url", "log", "status", "update",
-            "diff", "unlock", "subdatasets", "remove", "siblings", "metrics"]
+            "diff", "diff-runs", "unlock", "subdatasets", "remove", "siblings", "metrics"]
 SUBCOMMANDS = [["siblings", "add"], ["siblings", "list"], ["metrics", "show"],
                ["metrics", "diff"], ["metrics", "plot"], ["metrics", "add"]]
 # commands whose command line follows their options: an unknown option is rr's own error

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .. import valuediff
 from ..results import Event, EventKind, Result
 
 if TYPE_CHECKING:
@@ -252,6 +251,7 @@ def step(result: Result) -> None:
 def verified(result: Result) -> None:
     """One record of rr rerun --verify: a block on stdout, its commit, subject and verdict,
     then one line per file that is not identical (and a short diff when there is one)."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
     extra = result.extra or {}
     verdict = extra.get("verdict", "")
     head = f"{extra.get('commit', '')[:10]} {extra.get('subject', '')}: {verdict}"
@@ -298,6 +298,7 @@ def _file_line(f: dict[str, Any]) -> str:
 def runs_diff(d: RunsDiff) -> str:
     """rr diff-runs on a terminal: what differs, section by section; the last line says
     whether the outputs differ."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
     lines = [f"A: {d.a.commit[:10]} {d.a.subject}", f"B: {d.b.commit[:10]} {d.b.subject}"]
     for f in d.fields:
         lines.append(f"{f['what']}: {f['a']} -> {f['b']}" if f["what"] != "command" else
@@ -334,6 +335,7 @@ def _md(value: Any) -> str:
 
 def runs_diff_md(d: RunsDiff) -> str:
     """rr diff-runs --md: a Markdown comparison for a pull-request comment."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
     verdict = "outputs differ" if d.outputs_differ else "outputs identical"
     lines = [f"### rr diff-runs: {verdict}", "",
              "| | A | B |", "|---|---|---|",
