@@ -440,8 +440,8 @@ def diff_runs(a: str, b: str, *, dataset: PathArg = None, rtol: float = 0.0):
     from . import diffruns
     from .errors import UsageError
 
-    if rtol < 0:
-        raise UsageError(f"--rtol must be 0 or more, not {rtol}")
+    if not 0 <= rtol < float("inf"):  # nan too
+        raise UsageError(f"--rtol must be a number, 0 or more, not {rtol}")
     return diffruns.diff_runs(_find(dataset), a, b, rtol=rtol)
 
 

@@ -97,8 +97,8 @@ def verify(ds: Dataset, revision: str | None = None, *, since: str | None = None
             skipped[k] = why
         else:
             todo.append((k, step))
-    if rtol < 0:
-        raise UsageError(f"--rtol must be 0 or more, not {rtol}")
+    if not 0 <= rtol < float("inf"):  # nan too
+        raise UsageError(f"--rtol must be a number, 0 or more, not {rtol}")
     keep_dir = keep_directory(ds, keep)
     return _verify(ds, steps, todo, skipped, replay, list(ignore), target, changes, notes,
                    rtol, keep_dir)
