@@ -26,6 +26,7 @@ from . import gitrepo, valuediff
 from . import record as records
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
+from .history import verification_summary
 from .rerun import verify as _verify
 
 SAME, DIFFERS, ONLY_A, ONLY_B = "identical", "differs", "only-a", "only-b"
@@ -46,11 +47,13 @@ class RunSide:
     image: str | None
     duration: float | None
     env: dict[str, Any]  # valuediff.recorded_env
+    verified: str | None = None  # rr rerun --verify's verdicts in a few words (rr log's)
 
     def to_dict(self) -> dict[str, Any]:
         return {"commit": self.commit, "subject": self.subject, "command": self.command,
                 "pwd": self.pwd, "exit": self.exit, "params": self.params,
-                "image": self.image, "duration": self.duration, "env": self.env}
+                "image": self.image, "duration": self.duration, "env": self.env,
+                "verified": self.verified}
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def diff_runs(ds: Dataset, a: str, b: str, *, rtol: float = 0.0) -> RunsDiff:
         shas.append(sha)
     entries = {e.sha: e for e in gitrepo.iter_log(
         ds.root, list(dict.fromkeys(shas)), reverse=False, topo=False,
-        extra=["--no-walk=unsorted"], notes_ref=gitrepo.NOTES_REF)}
+        extra=["--no-walk=unsorted"], notes_ref=gitrepo.NOTES_REFS)}
     try:
         record_dir = ds.record_directory()
     except RecorderError:
@@ -126,19 +129,36 @@ def _side(sha: str, message: str, rec: dict[str, Any], note: str) -> RunSide:
     exit_code = rec.get("exit")
     return RunSide(sha, message.splitlines()[0] if message else "", str(rec.get("cmd", "")),
                    str(rec.get("pwd", ".")), exit_code if isinstance(exit_code, int) else None,
-                   dict(params), env.get("image"), duration, env)
+                   dict(params), env.get("image"), duration, env, _verified(note))
 
 
-def _note_duration(note: str) -> float | None:
-    """The duration rr notes on a run commit (refs/notes/rr: a JSON line with one)."""
+def _note_lines(note: str) -> list[dict[str, Any]]:
+    """The JSON objects of a commit's notes (refs/notes/rr and refs/notes/rr-verify)."""
+    out = []
     for line in note.splitlines():
         try:
             value = json.loads(line)
         except ValueError:
             continue
-        if isinstance(value, dict) and isinstance(value.get("duration"), (int, float)):
+        if isinstance(value, dict):
+            out.append(value)
+    return out
+
+
+def _note_duration(note: str) -> float | None:
+    """The duration rr notes on a run commit (refs/notes/rr: a JSON line with one)."""
+    for value in _note_lines(note):
+        if isinstance(value.get("duration"), (int, float)) and \
+                not isinstance(value["duration"], bool):
             return float(value["duration"])
     return None
+
+
+def _verified(note: str) -> str | None:
+    """The verdicts noted by rr rerun --verify, summed up as rr log does."""
+    found = sorted((v for v in _note_lines(note) if isinstance(v.get("verdict"), str)),
+                   key=lambda v: str(v.get("date", "")))
+    return verification_summary(found)
 
 
 def _fields(a: RunSide, b: RunSide) -> list[dict[str, Any]]:

@@ -38,7 +38,9 @@ def test_two_array_jobs(ds):
     in_git(ds, "r1.json", "r2.json")
     rr("run", "--param", "n=1,2", "-o", "r{n}.json",
        "printf '{{\"n\": {n}, \"acc\": 0.{n}, \"same\": 7}}' > r{n}.json", cwd=ds)
+    rr("rerun", "--verify", "HEAD", cwd=ds)  # B's verdict noted
     got = as_json(ds, "HEAD~1", "HEAD")
+    assert got["a"]["verified"] is None and got["b"]["verified"] == "verified identical"
     assert got["a"]["params"] == {"n": "1"} and got["b"]["params"] == {"n": "2"}
     whats = [f["what"] for f in got["fields"]]
     assert whats == ["command", "parameter n"]

@@ -322,6 +322,8 @@ def runs_diff(d: RunsDiff) -> str:
         else:
             lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
     lines.append(f"duration: {_seconds(d.a.duration)} -> {_seconds(d.b.duration)}")
+    if d.a.verified or d.b.verified:
+        lines.append(f"verification: {d.a.verified or 'none'} -> {d.b.verified or 'none'}")
     differ = sum(1 for f in outputs if f["status"] != "within-rtol")
     lines.append(f"rr: outputs differ ({differ} file(s))" if d.outputs_differ else
                  "rr: outputs identical")
@@ -343,6 +345,8 @@ def runs_diff_md(d: RunsDiff) -> str:
              f"| subject | {_md(d.a.subject)} | {_md(d.b.subject)} |",
              f"| command | `{_md(d.a.command)}` | `{_md(d.b.command)}` |",
              f"| duration | {_seconds(d.a.duration)} | {_seconds(d.b.duration)} |"]
+    if d.a.verified or d.b.verified:
+        lines.append(f"| verification | {d.a.verified or ''} | {d.b.verified or ''} |")
     lines += [f"| {_md(f['what'])} | {_md(f['a'])} | {_md(f['b'])} |" for f in d.fields
               if f["what"] != "command"]
     lines += [f"| {_md(c['what'])} | {_md(c['old'])} | {_md(c['new'])} |"
