@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
+import shutil
 from pathlib import Path
 
 import pytest
 
-from recorder import valuediff
+from recorder import proc, valuediff
 from recorder.errors import EXIT_NOT_REPRODUCED, EXIT_NOT_VERIFIED
 from recorder.record import format_message
 
@@ -201,3 +203,25 @@ def test_valuediff_formats():
     assert valuediff.diff_texts("x.yaml", "a: [", "a: 1") is None
     assert valuediff.describe({"key": "k", "old": 1, "new": None, "change": "removed"}) == \
         "k: 1 → (removed)"
+
+
+@pytest.mark.slow
+def test_annex_version_kept_by_rr_run_is_read(ds):
+    """git-annex's version as rr run keeps it (.git/rr/annex-version, keyed by the binary):
+    no `git annex version` process per verify."""
+    rr("run", "-o", "k.txt", "echo k > k.txt", cwd=ds)
+    binary = shutil.which("git-annex", path=proc.tool_path())
+    st = os.stat(binary)
+    (ds / ".git" / "rr").mkdir(exist_ok=True)
+    (ds / ".git" / "rr" / "annex-version").write_text(json.dumps(
+        {"binary": [os.path.realpath(binary), st.st_size, st.st_mtime_ns],
+         "version": "99.0-kept"}))
+    assert verify(ds).returncode == 0
+    (line,) = verdict_notes(ds)[head(ds)]
+    assert line["git_annex"] == "99.0-kept"
+    # another binary (an upgrade): asked again
+    (ds / ".git" / "rr" / "annex-version").write_text(json.dumps(
+        {"binary": [os.path.realpath(binary), st.st_size + 1, st.st_mtime_ns],
+         "version": "99.0-kept"}))
+    assert verify(ds).returncode == 0
+    assert verdict_notes(ds)[head(ds)][-1]["git_annex"] != "99.0-kept"

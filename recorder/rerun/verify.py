@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, annex, gitrepo, jobs, valuediff
+from .. import __version__, annex, gitrepo, jobs, proc, valuediff
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
@@ -136,7 +136,9 @@ def _verify(ds: Dataset, steps: list[Step], todo: list[tuple[int, Step]],
             outcomes: dict[int, JobOutcome | BaseException] = {}
             pending = {k: pos for pos, (k, _s) in enumerate(todo)}
 
-            now = environment_now(ds)
+            # git-annex's version: for the notes, or for records that keep theirs
+            now = environment_now(ds, annex_too=notes or any(
+                "git_annex" in valuediff.recorded_env(s.record) for _k, s in todo))
 
             def result(k: int) -> Result:
                 res = _result(ds, steps[k], skipped.get(k),
@@ -253,13 +255,14 @@ def write_notes(ds: Dataset, steps: Sequence[Step], results: Sequence[Result],
     return gitrepo.append_notes(ds.root, gitrepo.VERIFY_NOTES_REF, lines)
 
 
-def environment_now(ds: Dataset) -> dict[str, Any]:
+def environment_now(ds: Dataset, annex_too: bool = True) -> dict[str, Any]:
     """The facts of this environment a record's rr.env is compared with (the versions, OS
-    and architecture; the declared variables are read per record, ``vars``)."""
+    and architecture; the declared variables are read per record, ``vars``); git-annex's
+    version only ``annex_too``."""
     uname = os.uname()  # as rr run records them (recorder/environment.py)
     facts = {"rr": __version__, "python": sys.version.split()[0],
              "os": f"{uname.sysname} {uname.release}", "arch": uname.machine}
-    version = annex_version(ds)
+    version = annex_version(ds) if annex_too else None
     if version:
         facts["git_annex"] = version
     return facts
@@ -349,13 +352,35 @@ def _image_digest_of(record: dict[str, Any] | None) -> str | None:
 
 
 def annex_version(ds: Dataset) -> str | None:
-    """git-annex's version (None in a dataset without an annex, or without git-annex)."""
+    """git-annex's version (None in a dataset without an annex, or without git-annex).
+    ``git annex version`` costs about 0.15 s: the version rr run keeps in
+    ``.git/rr/annex-version`` (recorder/environment.py: keyed by the binary's path, size
+    and mtime) is read when it is there and still names this binary; verify writes none."""
     if not ds.is_annex:
         return None
+    kept = _kept_annex_version(ds)
+    if kept:
+        return kept
     try:
         return annex.version(ds.root)
     except RecorderError:
         return None
+
+
+def _kept_annex_version(ds: Dataset) -> str | None:
+    binary = shutil.which("git-annex", path=proc.tool_path())
+    if binary is None:
+        return None
+    try:
+        st = os.stat(binary)
+        kept = json.loads((ds.git_dir / "rr" / "annex-version").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
+    if isinstance(kept, dict) and kept.get("binary") == stamp and \
+            isinstance(kept.get("version"), str):
+        return str(kept["version"])
+    return None
 
 
 # --- the comparison ---------------------------------------------------------------------
