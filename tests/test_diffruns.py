@@ -54,6 +54,11 @@ def test_two_array_jobs(ds):
     assert "parameter n: 1 -> 2" in text
     assert "      acc: 0.1 → 0.2" in text
     assert text[-1] == "rr: outputs differ (1 file(s))"
+    # every changed number within --rtol: the same, and --fail-on-change passes
+    proc = diff(ds, "HEAD~1", "HEAD", "--rtol", "2", "--fail-on-change")
+    assert proc.returncode == 0, proc.stdout
+    assert "      acc: 0.1 → 0.2 (within rtol)" in proc.stdout.splitlines()
+    assert proc.stdout.splitlines()[-1] == "rr: outputs identical within rtol (1 file(s))"
 
 
 @pytest.mark.slow

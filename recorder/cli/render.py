@@ -325,7 +325,9 @@ def runs_diff(d: RunsDiff) -> str:
     if d.a.verified or d.b.verified:
         lines.append(f"verification: {d.a.verified or 'none'} -> {d.b.verified or 'none'}")
     differ = sum(1 for f in outputs if f["status"] != "within-rtol")
+    close = len(outputs) - differ
     lines.append(f"rr: outputs differ ({differ} file(s))" if d.outputs_differ else
+                 f"rr: outputs identical within rtol ({close} file(s))" if close else
                  "rr: outputs identical")
     return "\n".join(lines)
 
