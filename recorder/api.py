@@ -476,7 +476,8 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
 def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
                  since: str | None = None, ignore: Sequence[str] = (),
                  assume_ready: str | None = None, on_event: OnEvent | None = None,
-                 jobs: int | None = None, scheduler: str | None = None, notes: bool = True):
+                 jobs: int | None = None, scheduler: str | None = None, notes: bool = True,
+                 rtol: float = 0.0, keep: str | None = None):
     """``rr rerun --verify``: re-execute each run record of the plan (``revision``, a range
     ``A..B``, ``since``) in a scratch worktree at its own parent and compare the outcome with
     the record's commit; returns an iterator of results, one per run record (action
@@ -484,7 +485,10 @@ def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
     the index and the work tree are never touched.  ``ignore``: globs of files left out of
     the verdict.  ``jobs`` > 1 or ``scheduler``: records verified in parallel.  ``notes``:
     once all are verified, each verified record's verdict is noted in refs/notes/rr-verify
-    (the only ref a verify moves)."""
+    (the only ref a verify moves).  ``rtol``: numbers in JSON/CSV/TSV/YAML outputs within
+    this relative tolerance count as identical (said so: file status "within-rtol").
+    ``keep``: a directory for the files not identical (``<commit>/<path>.recorded`` and
+    ``.new``; '' for .git/rr-verify/<timestamp>/), named by each result's ``kept``."""
     from . import engine
     from . import rerun as _rerun
 
@@ -492,7 +496,33 @@ def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
     ds = _find(dataset)
     return _rerun.verify.verify(ds, revision, since=since, ignore=ignore,
                                 assume_ready=assume_ready, target=target, on_event=on_event,
-                                notes=notes)
+                                notes=notes, rtol=rtol, keep=keep)
+
+
+def verify_report_md(results: Sequence[Result], *, dataset: PathArg = None,
+                     rtol: float = 0.0, ignore: Sequence[str] = ()) -> str:
+    """``rr rerun --verify --report-md``: the results of a verify as a Markdown report
+    (summary, host and versions, per record its command, verdict, files, diffs, changed
+    metric values and environment differences)."""
+    from . import rerun as _rerun
+
+    ds = _find(dataset)
+    return _rerun.verify.markdown_report(results, _rerun.verify.environment_now(ds),
+                                         rtol=rtol, ignore=ignore)
+
+
+def diff_runs(a: str, b: str, *, dataset: PathArg = None, rtol: float = 0.0):
+    """``rr diff-runs A B``: what differs between two run commits (a ``diffruns.RunsDiff``):
+    command, parameters, pwd, exit code, declared inputs (keys or blob ids at each commit's
+    parent), image digest, declared environment and versions, outputs (keys, short diffs,
+    changed metric values; numbers within ``rtol`` count as the same), durations.  A commit
+    without a run record, or with a malformed one, is an error naming it."""
+    from . import diffruns
+    from .errors import UsageError
+
+    if not 0 <= rtol < float("inf"):  # nan too
+        raise UsageError(f"--rtol must be a number, 0 or more, not {rtol}")
+    return diffruns.diff_runs(_find(dataset), a, b, rtol=rtol)
 
 
 def verify_totals(results: Sequence[Result]) -> dict[str, int]:

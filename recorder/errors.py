@@ -14,6 +14,8 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_NOT_REPRODUCED = 3  # rr rerun --verify: a record did not come out the same
+# (and rr diff-runs --fail-on-change: the outputs of the two runs differ)
+EXIT_NOT_VERIFIED = 4  # rr rerun --verify: no record could be verified (every one skipped)
 
 
 class RecorderError(Exception):

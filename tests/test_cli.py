@@ -20,8 +20,8 @@ from tests.conftest import one_error_line, rr, rr_in
 COMMANDS = ["create", "save", "run", "containers-run", "rerun", "run-procedure",
             "containers-add", "containers-list", "containers-remove", "containers-exec",
             "clone", "get", "drop", "push", "graph", "lineage", "download-url", "log", "runs",
-            "report", "status", "update", "diff", "unlock", "subdatasets", "remove", "siblings",
-            "metrics", "export"]
+            "report", "status", "update", "diff", "diff-runs", "unlock", "subdatasets", "remove",
+            "siblings", "metrics", "export"]
 SUBCOMMANDS = [["siblings", "add"], ["siblings", "list"], ["metrics", "show"],
                ["metrics", "diff"], ["metrics", "plot"], ["metrics", "add"],
                ["export", "ro-crate"]]

@@ -103,7 +103,8 @@ def test_no_notes_writes_none_and_skipped_records_get_none(ds):
     assert rr("rerun", "--no-notes", cwd=ds, check=False).returncode == 2
     rr("create", "-d", ".", "sub", cwd=ds)
     rr("run", "-o", "sub/x.txt", "echo x > sub/x.txt", cwd=ds)
-    rr("rerun", "--verify", cwd=ds)  # skipped: it changed a subdataset
+    # skipped: it changed a subdataset; nothing verified is exit 4
+    assert rr("rerun", "--verify", cwd=ds, check=False).returncode == 4
     assert verdict_notes(ds) == {}
     assert "verification" not in rr("log", cwd=ds).stdout
 

@@ -11,6 +11,7 @@
     history.py     log, graph, metrics
     runs.py        runs, report
     provenance.py  lineage, export ro-crate
+    diffruns.py    diff-runs
 
 Commands are listed here, in the order ``rr --help`` lists them.  ``rr CMD`` imports only the
 module of CMD (``rr --help`` all of them); the command modules import ``recorder.api`` inside
@@ -92,6 +93,7 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
     ("status", "dataset", "status", _ANNEX_MODE),
     ("update", "sharing", "update", {}),
     ("diff", "dataset", "diff", {}),
+    ("diff-runs", "diffruns", "diff_runs", {}),
     ("unlock", "dataset", "unlock", {}),
     ("subdatasets", "dataset", "subdatasets", {}),
     ("remove", "dataset", "remove", {}),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..results import Event, EventKind, Result
 
 if TYPE_CHECKING:
+    from ..diffruns import RunsDiff
     from ..metrics import Table
     from ..status import StatusTotals
 
@@ -250,20 +251,124 @@ def step(result: Result) -> None:
 def verified(result: Result) -> None:
     """One record of rr rerun --verify: a block on stdout, its commit, subject and verdict,
     then one line per file that is not identical (and a short diff when there is one)."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
     extra = result.extra or {}
     verdict = extra.get("verdict", "")
     head = f"{extra.get('commit', '')[:10]} {extra.get('subject', '')}: {verdict}"
     if verdict == "failed" or (verdict == "skipped" and result.message):
         head += f" ({result.message})"
+    elif verdict == "identical" and result.message.startswith("identical within"):
+        head = head[:-len(verdict)] + result.message.split(";")[0]
     lines = [head]
     for f in extra.get("files") or []:
         if f["status"] == "identical":
             continue
         what = {"differs": f"{f['old']} -> {f['new']}", "missing": f"recorded: {f['old']}",
-                "extra": f"new: {f['new']}"}.get(f["status"], "")
+                "extra": f"new: {f['new']}", "within-rtol": f"{f['old']} -> {f['new']}"
+                }.get(f["status"], "")
         lines.append(f"  {f['status']:<8} {f['path']}" + (f"  ({what})" if what else ""))
-        lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+        if f.get("values"):
+            lines += [f"      {valuediff.describe(c)}" for c in f["values"]]
+        else:
+            lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+    for change in extra.get("environment") or []:
+        lines.append(f"  environment {valuediff.describe_env(change)}")
     out("\n".join(lines))
+
+
+def verify_summary(counts: dict[str, int]) -> str:
+    """The last line of rr rerun --verify."""
+    verified = counts["identical"] + counts["differs"] + counts["failed"]
+    skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
+    return (f"rr: verified {verified} record(s): {counts['identical']} identical, "
+            f"{counts['differs']} differ, {counts['failed']} failed{skipped}")
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}s"
+
+
+def _file_line(f: dict[str, Any]) -> str:
+    what = {"differs": f"{f['a']} -> {f['b']}", "only-a": f"A: {f['a']}",
+            "only-b": f"B: {f['b']}"}.get(f["status"], "")
+    path = f"{f['path_a']} | {f['path']}" if f.get("path_a") else f["path"]
+    return f"  {f['status']:<8} {path}" + (f"  ({what})" if what else "")
+
+
+def runs_diff(d: RunsDiff) -> str:
+    """rr diff-runs on a terminal: what differs, section by section; the last line says
+    whether the outputs differ."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
+    lines = [f"A: {d.a.commit[:10]} {d.a.subject}", f"B: {d.b.commit[:10]} {d.b.subject}"]
+    for f in d.fields:
+        lines.append(f"{f['what']}: {f['a']} -> {f['b']}" if f["what"] != "command" else
+                     f"command:\n  A: {f['a']}\n  B: {f['b']}")
+    if not d.fields:
+        lines.append("command and parameters: the same")
+    inputs = [f for f in d.inputs if f["status"] != "identical"]
+    lines.append(f"inputs: {len(d.inputs) - len(inputs)} the same" +
+                 (f", {len(inputs)} not:" if inputs else ""))
+    lines += [_file_line(f) for f in inputs]
+    if d.environment:
+        lines.append("environment:")
+        lines += [f"  {valuediff.describe_env(c)}" for c in d.environment]
+    outputs = [f for f in d.outputs if f["status"] != "identical"]
+    lines.append(f"outputs: {len(d.outputs) - len(outputs)} the same" +
+                 (f", {len(outputs)} not:" if outputs else ""))
+    for f in outputs:
+        lines.append(_file_line(f))
+        if f.get("values"):
+            lines += [f"      {valuediff.describe(c)}" for c in f["values"]]
+        else:
+            lines += [f"      {line}" for line in (f.get("diff") or "").splitlines()]
+    lines.append(f"duration: {_seconds(d.a.duration)} -> {_seconds(d.b.duration)}")
+    if d.a.verified or d.b.verified:
+        lines.append(f"verification: {d.a.verified or 'none'} -> {d.b.verified or 'none'}")
+    differ = sum(1 for f in outputs if f["status"] != "within-rtol")
+    close = len(outputs) - differ
+    lines.append(f"rr: outputs differ ({differ} file(s))" if d.outputs_differ else
+                 f"rr: outputs identical within rtol ({close} file(s))" if close else
+                 "rr: outputs identical")
+    return "\n".join(lines)
+
+
+def _md(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def runs_diff_md(d: RunsDiff) -> str:
+    """rr diff-runs --md: a Markdown comparison for a pull-request comment."""
+    from .. import valuediff  # noqa: PLC0415  only when shown: rr --help loads none
+    verdict = "outputs differ" if d.outputs_differ else "outputs identical"
+    lines = [f"### rr diff-runs: {verdict}", "",
+             "| | A | B |", "|---|---|---|",
+             f"| commit | `{d.a.commit[:10]}` | `{d.b.commit[:10]}` |",
+             f"| subject | {_md(d.a.subject)} | {_md(d.b.subject)} |",
+             f"| command | `{_md(d.a.command)}` | `{_md(d.b.command)}` |",
+             f"| duration | {_seconds(d.a.duration)} | {_seconds(d.b.duration)} |"]
+    if d.a.verified or d.b.verified:
+        lines.append(f"| verification | {d.a.verified or ''} | {d.b.verified or ''} |")
+    lines += [f"| {_md(f['what'])} | {_md(f['a'])} | {_md(f['b'])} |" for f in d.fields
+              if f["what"] != "command"]
+    lines += [f"| {_md(c['what'])} | {_md(c['old'])} | {_md(c['new'])} |"
+              for c in d.environment]
+    for title, files in (("Inputs", d.inputs), ("Outputs", d.outputs)):
+        lines += ["", f"**{title}**", ""]
+        if not files:
+            lines.append("none")
+            continue
+        lines += ["| File | Status | A | B |", "|---|---|---|---|"]
+        lines += [f"| `{_md(f.get('path_a', f['path']))}`" +
+                  (f" \\| `{_md(f['path'])}`" if f.get("path_a") else "") +
+                  f" | {f['status']} | {_md(f['a'])} | {_md(f['b'])} |" for f in files]
+    for f in d.outputs:
+        if f.get("values"):
+            lines += ["", f"Changed values in `{_md(f['path'])}`:", ""]
+            lines += [f"- {_md(valuediff.describe(c))}" for c in f["values"]]
+        elif f.get("diff"):
+            lines += ["", f"`{_md(f['path'])}`:", "", "```diff", f["diff"], "```"]
+    return "\n".join(lines)
 
 
 def array_line(r: Result) -> str:

@@ -6,11 +6,12 @@
 import contextlib
 import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
 import typer
 
-from ..errors import EXIT_NOT_REPRODUCED, UsageError
+from ..errors import EXIT_NOT_REPRODUCED, EXIT_NOT_VERIFIED, RecorderError, UsageError
 from ..results import Event, EventKind
 from . import options as opt
 from . import render
@@ -184,6 +185,15 @@ def rerun(
                                      "repeatable."),
     no_notes: bool = typer.Option(False, "--no-notes", help="With --verify: do not note the "
                                   "verdicts in refs/notes/rr-verify."),
+    rtol: Optional[float] = typer.Option(None, "--rtol", metavar="X", help="With --verify: "
+                                         "numbers in JSON/CSV/TSV/YAML outputs within this "
+                                         "relative tolerance count as identical."),
+    keep: Optional[str] = typer.Option(None, "--keep", metavar="DIR", help="With --verify: "
+                                       "keep the files that differ, recorded and new, in DIR "
+                                       "(--keep= for .git/rr-verify/<timestamp>/)."),
+    report_md: Optional[str] = typer.Option(None, "--report-md", metavar="FILE",
+                                            help="With --verify: also write a Markdown "
+                                            "report to FILE."),
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
@@ -207,15 +217,18 @@ def rerun(
     from .. import api  # noqa: PLC0415  start-up time
 
     if verify:
-        _verify(revision, since, ignore, no_notes, onto=onto, branch=branch, message=message,
+        _verify(revision, since, ignore, no_notes, rtol=rtol, keep=keep, report_md=report_md,
+                onto=onto, branch=branch, message=message,
                 report=report, script=script, explicit=explicit, continue_=continue_,
                 abort=abort, assume_ready=assume_ready.value if assume_ready else None,
                 jobs=jobs, scheduler=scheduler, dataset=dataset, as_json=as_json)
         return
     if ignore:
         usage_error("--ignore goes with --verify")
-    if no_notes:
-        usage_error("--no-notes goes with --verify")
+    for flag, given in (("--no-notes", no_notes), ("--rtol", rtol is not None),
+                        ("--keep", keep is not None), ("--report-md", report_md is not None)):
+        if given:
+            usage_error(f"{flag} goes with --verify")
 
     if report:
         for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
@@ -259,10 +272,12 @@ def rerun(
 
 
 def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no_notes: bool,
-            *, assume_ready: Optional[str], jobs: Optional[int], scheduler: Optional[str],
+            *, rtol: Optional[float], keep: Optional[str], report_md: Optional[str],
+            assume_ready: Optional[str], jobs: Optional[int], scheduler: Optional[str],
             dataset: Optional[str], as_json: bool, **others: Any) -> None:
     """rr rerun --verify: one block (or JSON object) per record, a summary; exit 0 only when
-    every verified record is identical, EXIT_NOT_REPRODUCED otherwise."""
+    every verified record is identical (within --rtol), EXIT_NOT_REPRODUCED when one is not,
+    EXIT_NOT_VERIFIED when no record could be verified (all skipped, or none)."""
     from .. import api  # noqa: PLC0415  start-up time
 
     given = [name for name, value in others.items() if value not in (None, False)]
@@ -277,7 +292,7 @@ def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no
         with contextlib.closing(api.rerun_verify(
                 revision, dataset=dataset, since=since, ignore=ignore, jobs=jobs,
                 assume_ready=assume_ready, on_event=on_event, scheduler=scheduler,
-                notes=not no_notes)) as results:
+                notes=not no_notes, rtol=rtol or 0.0, keep=keep)) as results:
             for result in results:
                 out.append(result)
                 if as_json:
@@ -289,12 +304,31 @@ def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no
     results = call(check)
     counts = api.verify_totals(results)
     verified = counts["identical"] + counts["differs"] + counts["failed"]
+    if report_md is not None:
+        text = call(api.verify_report_md, results, dataset=dataset, rtol=rtol or 0.0,
+                    ignore=ignore)
+        call(_write_text, report_md, text)
+        render.info(f"rr: Markdown report written to {report_md}")
+    kept = sorted({str(os.path.dirname(r.extra["kept"])) for r in results
+                   if (r.extra or {}).get("kept")})
+    for where in kept:
+        render.info(f"rr: the files that differ are kept in {where}")
     if not as_json:
-        skipped = f", {counts['skipped']} skipped" if counts["skipped"] else ""
-        render.out(f"rr: verified {verified} record(s): {counts['identical']} identical, "
-                   f"{counts['differs']} differ, {counts['failed']} failed{skipped}")
+        render.out(render.verify_summary(counts))
     if counts["differs"] or counts["failed"]:
         raise typer.Exit(EXIT_NOT_REPRODUCED)
+    if not verified:
+        render.err("rr: nothing was verified" + (
+            f" ({counts['skipped']} record(s) skipped)" if counts["skipped"] else
+            " (no run record in the range)"))
+        raise typer.Exit(EXIT_NOT_VERIFIED)
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RecorderError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def run_procedure(
