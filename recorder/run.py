@@ -300,12 +300,16 @@ def dry_run(ds: Dataset, spec: RunSpec) -> Result:
 
 
 def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],
-                 out_hits_after: Sequence[str]) -> dict[str, Any]:
+                 out_hits_after: Sequence[str],
+                 measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run record; ``measured``: rr's fields of a command that ran
+    (``environment.measure``: rr.env's facts, rr.resources; rr.log)."""
     inputs = list(in_hits) if spec.expand in ("inputs", "both") else list(spec.inputs)
     outputs = list(out_hits_after) if spec.expand in ("outputs", "both") else list(spec.outputs)
     rr = dict(spec.rr_info)
     if spec.explicit:
         rr["explicit"] = True
+    rr.update(measured or {})
     if spec.env_record:
         rr["env"] = {**rr.get("env", {}),
                      "vars": environment.declared_values(spec.env_record, spec.env)}
@@ -363,6 +367,7 @@ class _Ran(NamedTuple):
     duration: float
     watch: protect.ObjectWatch
     reflog_action: str = ""  # marks the reflog entries of commits the command made
+    usage: Any = None  # os.wait4's rusage of the command's tree (environment.measure)
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
@@ -426,7 +431,7 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, watch, reflog_action)
+    return _Ran(command, outcome.returncode, duration, watch, reflog_action, outcome.usage)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Result:
@@ -441,7 +446,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Res
     try:
         out_after = glob_specs(spec.outputs, spec.pwd, ds)
         out_hits_after = out_after.hits + out_after.unmatched
-        rec = build_record(ds, spec, ran.exit_code, p.in_hits, out_hits_after)
+        rec = build_record(ds, spec, ran.exit_code, p.in_hits, out_hits_after,
+                           environment.measure(ds, ran.duration, ran.usage))
         subject = spec.message if spec.message is not None else records.shorty(ran.command)
         relpwd = _record_pwd(ds, spec.pwd)
         full_message = records.format_message(subject, rec)
