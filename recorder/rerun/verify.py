@@ -35,7 +35,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, annex, gitrepo, jobs
+from .. import __version__, annex, gitrepo, jobs, runlog
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
@@ -249,7 +249,7 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
             recorded_changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
-    (the record directory) are left out.  One dict per file: path, status, old, new (annex
+    (the record directory) and run logs (.rr/logs) are left out.  One dict per file: path, status, old, new (annex
     key or blob id; None when absent), and for a small differing text file ``diff``.
     ``recorded_changes``: the paths the record's commit changed, when known."""
     root = ds.root
@@ -277,6 +277,8 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
     for path in sorted(paths):
         if record_dir and (path == record_dir or path.startswith(record_dir + "/")):
             continue
+        if path.startswith(runlog.LOG_DIR + "/"):
+            continue  # a run's log (rr run --log) is each run's own, like its sidecar
         old, now = old_entries.get(path), new_entries.get(path)
         if old is None and now is None:
             continue
