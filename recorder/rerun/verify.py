@@ -249,8 +249,9 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
             recorded_changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
-    (the record directory) and run logs (.rr/logs) are left out.  One dict per file: path, status, old, new (annex
-    key or blob id; None when absent), and for a small differing text file ``diff``.
+    (the record directory) and run logs (.rr/logs) are left out.  One dict per file: path,
+    status, old, new (annex key or blob id; None when absent), and for a small differing text
+    file ``diff``.
     ``recorded_changes``: the paths the record's commit changed, when known."""
     root = ds.root
     parent, recorded = step.parents[0], step.commit
