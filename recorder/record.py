@@ -278,7 +278,7 @@ def _validate_rr(info: dict[str, Any]) -> None:
 
 
 def _validate_measured(info: dict[str, Any], wrong: Any) -> None:
-    """rr.env (the machine, the declared variables), rr.resources and rr.log."""
+    """The fields rr measures: env (the machine, the declared variables), resources, log."""
     env = info.get("env")
     if env is not None:
         if not isinstance(env, dict):
