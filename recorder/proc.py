@@ -301,9 +301,10 @@ class _Tee:
     own fd 1 and 2 and to one log file (a thread with a selector: the log keeps the order
     in which the chunks were read).  After the command has ended, what is still in the
     pipes is copied; a background process that keeps a pipe open is not waited for beyond
-    a quiet moment (``QUIET`` seconds without output)."""
+    a quiet moment (``QUIET`` seconds without output), nor beyond ``LINGER`` seconds."""
 
     QUIET = 0.2
+    LINGER = 2.0
 
     def __init__(self, child: subprocess.Popen[bytes], log: IO[bytes]) -> None:
         assert child.stdout is not None and child.stderr is not None
@@ -318,10 +319,13 @@ class _Tee:
         with selectors.DefaultSelector() as sel:
             for fd in self.ends:
                 sel.register(fd, selectors.EVENT_READ)
+            deadline = None
             while sel.get_map():
                 ready = sel.select(timeout=self.QUIET)
-                if not ready and self.done.is_set():
-                    break
+                if self.done.is_set():
+                    deadline = deadline or time.monotonic() + self.LINGER
+                    if not ready or time.monotonic() > deadline:
+                        break
                 for key, _ in ready:
                     fd = key.fd
                     chunk = os.read(fd, 65536)
