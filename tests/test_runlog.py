@@ -113,3 +113,12 @@ def test_datalad_reruns_a_logged_record(ds):
     rr("run", "--log", "-m", "logged", "echo hi; echo 1 > out.txt", cwd=ds)
     subprocess.run(["datalad", "rerun"], cwd=ds, check=True, capture_output=True)
     assert "[DATALAD RUNCMD] logged" in last_message(ds)
+
+
+def test_show_output_of_a_sidecar_record(ds):
+    rr("run", "--sidecar", "--log", "-m", "side", "echo beside; echo s > s.txt", cwd=ds)
+    assert records.parse_message(last_message(ds)).record is None  # the record is a sidecar
+    assert rr("log", "--show-output", cwd=ds).stdout == "beside\n"
+    proc = rr("log", "--show-output", "no-such-rev", cwd=ds, check=False)
+    assert proc.returncode == 1
+    assert one_error_line(proc.stderr) == "rr: error: not a commit: no-such-rev"
