@@ -435,8 +435,9 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
         duration = time.monotonic() - started
         watch.check_async()
     finally:
-        if log is not None:  # kept when the command ran (also when it failed)
-            logged = runlog.end(ds, log) if outcome is not None else runlog.discard(log)
+        if log is not None:  # saved when the command ran (also when it failed)
+            logged = runlog.finish(ds, log, outcome is not None, outcome is not None and
+                                   outcome.interrupted_by is not None)
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     if outcome.interrupted_by is not None:

@@ -6,7 +6,8 @@ ended, the file moves to ``.rr/logs/<UTC time>-<6 hex>.log`` and is saved in the
 commit, annexed whatever the dataset's ``annex.largefiles`` says (``.rr/logs/.gitattributes``
 holds ``*.log annex.largefiles=anything``); the record names it in ``rr.log``.  A command
 that fails leaves its log beside its outputs, saved with them by the ``rr save`` the error
-names.  ``rr log --show-output COMMIT`` prints a record's log (:func:`read`), fetching its
+names; an interrupted command's log stays under ``.git/rr/logs/``.
+``rr log --show-output COMMIT`` prints a record's log (:func:`read`), fetching its
 content with git-annex when it is absent.
 """
 
@@ -57,10 +58,15 @@ def end(ds: Dataset, log: Log) -> list[str]:
     return [log.rel, *made]
 
 
-def discard(log: Log) -> list[str]:
-    """Drop the log of a command that did not run."""
+def finish(ds: Dataset, log: Log, ran: bool, interrupted: bool) -> list[str]:
+    """The log of a command that ran goes into the work tree (:func:`end`); that of a command
+    that did not run is dropped; that of an interrupted one stays under .git/rr/logs/ (the
+    dataset is left as the command left it)."""
+    if ran and not interrupted:
+        return end(ds, log)
     log.file.close()
-    log.tmp.unlink(missing_ok=True)
+    if not ran:
+        log.tmp.unlink(missing_ok=True)
     return []
 
 

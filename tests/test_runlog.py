@@ -122,3 +122,20 @@ def test_show_output_of_a_sidecar_record(ds):
     proc = rr("log", "--show-output", "no-such-rev", cwd=ds, check=False)
     assert proc.returncode == 1
     assert one_error_line(proc.stderr) == "rr: error: not a commit: no-such-rev"
+
+
+def test_interrupted_logged_run_leaves_the_work_tree_clean(ds):
+    import signal
+
+    from .conftest import RR
+
+    child = subprocess.Popen([RR, "run", "--log", "-m", "long", "echo started; sleep 30"],
+                             cwd=ds, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+    assert child.stdout is not None
+    assert child.stdout.readline() == b"started\n"  # streamed while the command runs
+    os.kill(child.pid, signal.SIGINT)
+    assert child.wait(timeout=30) == 130
+    assert git("status", "--porcelain", "--untracked-files=all", cwd=ds) == ""
+    kept = list((ds / ".git" / "rr" / "logs").iterdir())
+    assert [p.read_text() for p in kept] == ["started\n"]
