@@ -139,3 +139,16 @@ def test_interrupted_logged_run_leaves_the_work_tree_clean(ds):
     assert git("status", "--porcelain", "--untracked-files=all", cwd=ds) == ""
     kept = list((ds / ".git" / "rr" / "logs").iterdir())
     assert [p.read_text() for p in kept] == ["started\n"]
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_container_run_logs_and_records_the_client_tree(ds, busybox_image):
+    rr("containers-add", "bb", "--url", f"dhub://{busybox_image}", cwd=ds)
+    proc = rr("containers-run", "-n", "bb", "--log", "--env-record", "SEED", "-m", "in",
+              "echo inside; echo x > out.txt", cwd=ds, env={"SEED": "4"})
+    assert "inside" in proc.stdout.splitlines()
+    info = record_of(ds)["rr"]
+    assert info["container"]["name"] == "bb" and info["env"]["vars"] == {"SEED": "4"}
+    assert {"wall_seconds", "cpu_seconds", "max_rss_bytes"} <= set(info["resources"])
+    assert rr("log", "--show-output", cwd=ds).stdout == "inside\n"
