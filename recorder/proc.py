@@ -335,6 +335,7 @@ class _Tee:
                     with contextlib.suppress(OSError):
                         _write_all(self.ends[fd], chunk)
                     self.log.write(chunk)
+                    self.log.flush()  # the log can be followed while the command runs
         self.log.flush()
 
     def finish(self) -> None:

@@ -20,7 +20,10 @@ def record_of(ds: Path, rev: str = "HEAD") -> dict:
     return parsed.record
 
 
-ORDERED = "echo one; sleep 0.3; echo two >&2; sleep 0.3; echo three; echo made > out.txt"
+# each line waits until the one before is in the log (under .git/rr/logs/ while it runs)
+WAIT = "until grep -qx {} .git/rr/logs/*.log; do sleep 0.05; done"
+ORDERED = (f"echo one; {WAIT.format('one')}; echo two >&2; {WAIT.format('two')}; echo three; "
+           "echo made > out.txt")
 
 
 def test_log_streams_and_is_recorded(ds):
