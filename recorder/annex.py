@@ -237,6 +237,12 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
             raise CommandError(argv[:3], code, err)
 
 
+def get_key(root: str | os.PathLike[str], key: str) -> None:
+    """``git annex get --key``: one key's content from wherever git-annex knows it is."""
+    ensure_available()
+    proc.capture(["git", "annex", "get", "--key", key], cwd=root)
+
+
 def version(root: str | os.PathLike[str]) -> str:
     """git-annex's version (``git annex version --raw``)."""
     ensure_available()

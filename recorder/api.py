@@ -106,13 +106,17 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         on_event: OnEvent | None = None, cwd: PathArg = None,
-        jobs: int | None = None, scheduler: str | None = None) -> Result:
+        jobs: int | None = None, scheduler: str | None = None,
+        env_record: Sequence[str] = (), log: bool | None = None) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
     it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
+    ``env_record``: environment variables whose values the record keeps (beside the
+    dataset's ``rr.run.env-record`` list); ``log``: keep the command's output in the
+    dataset (None: as ``rr.run.log`` says).
     ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
     starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
     ... by name; ``--json`` is its ``to_dict()``).
@@ -129,7 +133,8 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     ds = Dataset.find(dataset)
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
-                             sidecar=sidecar, cwd=None if cwd is None else Path(cwd))
+                             sidecar=sidecar, cwd=None if cwd is None else Path(cwd),
+                             env_record=env_record, log=log)
     runtime = None
     if container is not None or gpus:
         from .containers import registry
@@ -195,6 +200,14 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
             return rows
         return pd.DataFrame([r.to_dict() for r in rows])
     return rows
+
+
+def show_output(commit: str = "HEAD", *, dataset: PathArg = None) -> tuple[str, bytes]:
+    """(path, content) of the log the run at ``commit`` kept (``rr run --log``); its annexed
+    content is fetched when it is not here."""
+    from . import runlog  # noqa: PLC0415  start-up time
+
+    return runlog.read(_find(dataset), commit)
 
 
 def containers_add(name: str, *, url: str | None = None, image: str | None = None,
@@ -678,7 +691,8 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
-              on_event: OnEvent | None = None) -> Iterator[Any]:
+              on_event: OnEvent | None = None, env_record: Sequence[str] = (),
+              log: bool | None = None) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
@@ -701,7 +715,8 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
-               "sidecar": sidecar, "container": container, "gpus": gpus}
+               "sidecar": sidecar, "container": container, "gpus": gpus,
+               "env_record": list(env_record), "log": log}
     planned, relpwd = _array.plan(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                                   params=params, table=array,
                                   cwd=None if cwd is None else Path(cwd), options=options)

@@ -277,7 +277,9 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
         spec = runop.prepare_spec(ds, job.cmd, message=job.message, inputs=job.inputs,
                                   outputs=job.outputs, expand=options.get("expand"),
                                   explicit=options.get("explicit", False),
-                                  assume_ready=options.get("assume_ready"), cwd=pwd)
+                                  assume_ready=options.get("assume_ready"), cwd=pwd,
+                                  env_record=options.get("env_record") or (),
+                                  log=options.get("log"))
         if job.index == 0 and (options.get("container") is not None or options.get("gpus")):
             call = registry.wrap_spec(ds, spec, options.get("container") or None,
                                       gpus=options.get("gpus", False))

@@ -79,6 +79,12 @@ RUN_DIRTY_COMMITTED = _key("datalad.run.dirty-committed", "str", "error",
 RUN_ENV_RECORD = _key("rr.run.env-record", "list", None,
                       "Environment variables whose values every run records (names, "
                       "whitespace- or comma-separated; repeatable); also rr run --env-record.")
+RUN_RECORD_ENVIRONMENT = _key("rr.run.record-environment", "bool", True,
+                              "Runs record the machine (OS, arch, Python, rr, git-annex, GPU) "
+                              "under rr.env and the command's wall/CPU time and peak memory "
+                              "under rr.resources.")
+RUN_LOG = _key("rr.run.log", "bool", False,
+               "Every rr run keeps its command's output as a log file, as with --log.")
 RUN_SUBSTITUTIONS = _key("datalad.run.substitutions.<NAME>", "list", None,
                          "A custom {NAME} placeholder for run commands, inputs, outputs.")
 # --- procedures --------------------------------------------------------------------------

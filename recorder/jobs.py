@@ -161,7 +161,9 @@ def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
                                   outputs=task.outputs, expand=opts.get("expand"),
                                   explicit=opts.get("explicit", False),
                                   assume_ready=opts.get("assume_ready"),
-                                  sidecar=opts.get("sidecar"), cwd=cwd)
+                                  sidecar=opts.get("sidecar"), cwd=cwd,
+                                  env_record=opts.get("env_record") or (),
+                                  log=opts.get("log"))
         spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)})
         if opts.get("container") is not None or opts.get("gpus"):
             call = registry.wrap_spec(ds, spec, opts.get("container") or None,

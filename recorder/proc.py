@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import threading
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from .errors import CommandError
 
@@ -206,6 +207,9 @@ def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
 class ShellOutcome(NamedTuple):  # a NamedTuple: cheaper than a dataclass at start-up
     returncode: int
     interrupted_by: int | None  # the signal rr received and forwarded, if any
+    # os.wait4's resource usage of the command and its waited-for descendants (the whole
+    # tree but what was left running in the background); None where it was not measured
+    usage: Any = None
 
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -216,12 +220,15 @@ def run_shell(
     cwd: str | os.PathLike[str],
     env: Mapping[str, str] | None = None,
     argv: Sequence[str] | None = None,
+    log: IO[bytes] | None = None,
 ) -> ShellOutcome:
     """Run ``command`` with ``/bin/sh -c`` (or ``argv`` as given) in its own process group.
 
     Signals rr receives (SIGINT, SIGTERM, SIGHUP) are forwarded to the whole group.  When
     rr owns the terminal, the group becomes the terminal's foreground group so that Ctrl-C
-    and interactive input reach the command directly.
+    and interactive input reach the command directly.  With ``log``, the command's stdout
+    and stderr go through pipes: each chunk is written on to rr's own fd 1 or 2 as it comes
+    and to ``log`` in the order read (see :func:`_tee`).
     """
     full_env = dict(os.environ)
     full_env["PATH"] = tool_path()
@@ -230,6 +237,8 @@ def run_shell(
     args = list(argv) if argv is not None else ["/bin/sh", "-c", command]
     received: list[int] = []
     child: subprocess.Popen[bytes] | None = None
+    pipe = subprocess.PIPE if log is not None else None
+    tee: _Tee | None = None
 
     def forward(signum: int, _frame: object) -> None:
         received.append(signum)
@@ -251,21 +260,28 @@ def run_shell(
         sys.stdout.flush()
         sys.stderr.flush()
         if sys.version_info >= (3, 11):
-            child = subprocess.Popen(args, cwd=cwd, env=full_env,
+            child = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=pipe, stderr=pipe,
                                      process_group=0 if main else None)
         else:  # pragma: no cover - Python 3.10
-            child = subprocess.Popen(args, cwd=cwd, env=full_env, preexec_fn=os.setpgrp)
+            child = subprocess.Popen(args, cwd=cwd, env=full_env, stdout=pipe, stderr=pipe,
+                                     preexec_fn=os.setpgrp)
+        if log is not None:
+            tee = _Tee(child, log)
         if tty_fd is not None:
             _set_foreground(tty_fd, child.pid)
         if received:  # a signal arrived between fork and the handler seeing the child
             os.killpg(child.pid, received[0])
         while True:
             try:
-                returncode = child.wait()
+                # wait4, not wait: the rusage of the command and its waited-for descendants
+                _pid, status, usage = os.wait4(child.pid, 0)
+                returncode = child.returncode = os.waitstatus_to_exitcode(status)
                 break
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 continue
     finally:
+        if tee is not None:
+            tee.finish()
         if tty_fd is not None:
             _set_foreground(tty_fd, os.getpgrp())
         for sig, handler in previous.items():
@@ -277,7 +293,63 @@ def run_shell(
     if interrupted is not None and main:
         # background jobs of a non-interactive shell ignore SIGINT: stop what is left
         _terminate_group(child.pid)
-    return ShellOutcome(returncode=returncode, interrupted_by=interrupted)
+    return ShellOutcome(returncode=returncode, interrupted_by=interrupted, usage=usage)
+
+
+class _Tee:
+    """The command's stdout and stderr pipes copied, chunk by chunk as they come, to rr's
+    own fd 1 and 2 and to one log file (a thread with a selector: the log keeps the order
+    in which the chunks were read).  After the command has ended, what is still in the
+    pipes is copied; a background process that keeps a pipe open is not waited for beyond
+    a quiet moment (``QUIET`` seconds without output), nor beyond ``LINGER`` seconds."""
+
+    QUIET = 0.2
+    LINGER = 2.0
+
+    def __init__(self, child: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+        assert child.stdout is not None and child.stderr is not None
+        self.log = log
+        self.ends = {child.stdout.fileno(): 1, child.stderr.fileno(): 2}
+        self.pipes = (child.stdout, child.stderr)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._copy, name="rr-tee", daemon=True)
+        self.thread.start()
+
+    def _copy(self) -> None:
+        with selectors.DefaultSelector() as sel:
+            for fd in self.ends:
+                sel.register(fd, selectors.EVENT_READ)
+            deadline = None
+            while sel.get_map():
+                ready = sel.select(timeout=self.QUIET)
+                if self.done.is_set():
+                    deadline = deadline or time.monotonic() + self.LINGER
+                    if not ready or time.monotonic() > deadline:
+                        break
+                for key, _ in ready:
+                    fd = key.fd
+                    chunk = os.read(fd, 65536)
+                    if not chunk:
+                        sel.unregister(fd)
+                        continue
+                    with contextlib.suppress(OSError):
+                        _write_all(self.ends[fd], chunk)
+                    self.log.write(chunk)
+                    self.log.flush()  # the log can be followed while the command runs
+        self.log.flush()
+
+    def finish(self) -> None:
+        self.done.set()
+        self.thread.join()
+        for stream in self.pipes:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _terminate_group(pgid: int, grace: float = 2.0) -> None:

@@ -291,7 +291,7 @@ def run_procedure(ds: Dataset, name: str, args: Sequence[str] = (),
     was_clean = not ds.dirty_paths()
     if record:
         spec = prepare_spec(ds, ["rr", "run-procedure", name, *args],
-                            message=f"Apply procedure {name}", cwd=ds.root)
+                            message=f"Apply procedure {name}", cwd=ds.root, log=False)
         spec = replace(spec, env={INNER_ENV: "1"})
         try:
             execute(ds, spec)

@@ -260,6 +260,7 @@ def _validate_rr(info: dict[str, Any]) -> None:
     if "duration" in info and (isinstance(info["duration"], bool) or
                                not isinstance(info["duration"], (int, float))):
         raise wrong("duration", "a number", info["duration"])
+    _validate_measured(info, wrong)
     container = info.get("container")
     if container is None or isinstance(container, str):
         return
@@ -274,6 +275,49 @@ def _validate_rr(info: dict[str, Any]) -> None:
         norm = os.path.normpath(image)
         if os.path.isabs(norm) or norm == ".." or norm.startswith("../"):
             raise RecordError(f"field 'rr.container.image' is outside the dataset: {image!r}")
+
+
+def _validate_measured(info: dict[str, Any], wrong: Any) -> None:
+    """The fields rr measures: env (the machine, the declared variables), resources, log."""
+    env = info.get("env")
+    if env is not None:
+        if not isinstance(env, dict):
+            raise wrong("env", "an object", env)
+        for key in ("os", "arch", "python", "rr", "git_annex"):
+            if env.get(key) is not None and not isinstance(env[key], str):
+                raise wrong(f"env.{key}", "a string", env[key])
+        found = env.get("vars")
+        if found is not None:
+            if not isinstance(found, dict):
+                raise wrong("env.vars", "an object", found)
+            for name, value in found.items():
+                if value is not None and not isinstance(value, str):
+                    raise wrong(f"env.vars.{name}", "a string or null", value)
+        gpus = env.get("gpu")
+        if gpus is not None:
+            if not isinstance(gpus, list):
+                raise wrong("env.gpu", "a list", gpus)
+            for gpu in gpus:
+                if not isinstance(gpu, dict) or not all(
+                        isinstance(gpu.get(k), str) for k in ("name", "driver")):
+                    raise wrong("env.gpu", "a list of {name, driver} objects", gpu)
+    used = info.get("resources")
+    if used is not None:
+        if not isinstance(used, dict):
+            raise wrong("resources", "an object", used)
+        for key in ("wall_seconds", "cpu_seconds", "max_rss_bytes"):
+            value = used.get(key)
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, (int, float))):
+                raise wrong(f"resources.{key}", "a number", value)
+    log = info.get("log")
+    if log is not None:
+        if not isinstance(log, str):
+            raise wrong("log", "a string", log)
+        _check_path("rr.log", log)
+        norm = os.path.normpath(log)
+        if os.path.isabs(norm) or norm == ".." or norm.startswith("../"):
+            raise RecordError(f"field 'rr.log' is outside the dataset: {log!r}")
 
 
 def new_record(*, cmd: str, dsid: str | None, exit_code: int, inputs: list[str],

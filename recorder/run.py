@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
-from . import annex, environment, gitrepo, preflight, proc, protect, runmerge, subdatasets
+from . import (annex, environment, gitrepo, preflight, proc, protect, runlog, runmerge,
+               subdatasets)
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -72,6 +73,7 @@ class RunSpec:
     recorded_digest: str | None = None
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
     env_record: tuple[str, ...] = ()  # declared variables whose values the record keeps
+    log: bool = False  # keep the command's output in .rr/logs (rr.log; see runlog.py)
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -219,6 +221,7 @@ def prepare_spec(
     sidecar: bool | None = None,
     cwd: Path | None = None,
     env_record: Sequence[str] = (),
+    log: bool | None = None,
 ) -> RunSpec:
     command = normalize_command(cmd)
     if not command.strip():
@@ -241,7 +244,8 @@ def prepare_spec(
     return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
                    extra_inputs=list(extra_inputs), message=message, expand=expand,
                    explicit=explicit, assume_ready=assume_ready, sidecar=sidecar,
-                   env_record=environment.declared_names(ds, env_record))
+                   env_record=environment.declared_names(ds, env_record),
+                   log=ds.config.typed(cfgkeys.RUN_LOG) if log is None else log)
 
 
 def command_values(ds: Dataset, spec: RunSpec, in_hits: Sequence[str],
@@ -300,12 +304,16 @@ def dry_run(ds: Dataset, spec: RunSpec) -> Result:
 
 
 def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],
-                 out_hits_after: Sequence[str]) -> dict[str, Any]:
+                 out_hits_after: Sequence[str],
+                 measured: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run record; ``measured``: rr's fields of a command that ran
+    (``environment.measure``: rr.env's facts, rr.resources; rr.log)."""
     inputs = list(in_hits) if spec.expand in ("inputs", "both") else list(spec.inputs)
     outputs = list(out_hits_after) if spec.expand in ("outputs", "both") else list(spec.outputs)
     rr = dict(spec.rr_info)
     if spec.explicit:
         rr["explicit"] = True
+    rr.update(measured or {})
     if spec.env_record:
         rr["env"] = {**rr.get("env", {}),
                      "vars": environment.declared_values(spec.env_record, spec.env)}
@@ -363,6 +371,8 @@ class _Ran(NamedTuple):
     duration: float
     watch: protect.ObjectWatch
     reflog_action: str = ""  # marks the reflog entries of commits the command made
+    usage: Any = None  # os.wait4's rusage of the command's tree (environment.measure)
+    logged: list[str] = []  # the log and what goes with it (runlog.end), dataset-relative
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
@@ -406,6 +416,9 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     env = dict(spec.env)
     # commits the command makes are told from those of other rr processes by their reflog
     reflog_action = env.setdefault("GIT_REFLOG_ACTION", runmerge.reflog_action())
+    log = runlog.begin(ds) if spec.log else None
+    logged: list[str] = []
+    outcome = None
     try:
         command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits, tmpdir))
         if "datalad_container.adapters.docker" in command:
@@ -417,16 +430,21 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
         watch = protect.ObjectWatch(ds, prepared.head is not None, prepared.inputs)
         started = time.monotonic()
         outcome = proc.run_shell(command, spec.pwd, env=env or None,
-                                 argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]))
+                                 argv=protect.wrap_argv(ds, ["/bin/sh", "-c", command]),
+                                 log=log.file if log else None)
         duration = time.monotonic() - started
         watch.check_async()
     finally:
+        if log is not None:  # saved when the command ran (also when it failed)
+            logged = runlog.finish(ds, log, outcome is not None, outcome is not None and
+                                   outcome.interrupted_by is not None)
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)
     if outcome.interrupted_by is not None:
         raise Interrupted(f"interrupted (signal {outcome.interrupted_by}); the command was "
                           "stopped and nothing was saved")
-    return _Ran(command, outcome.returncode, duration, watch, reflog_action)
+    return _Ran(command, outcome.returncode, duration, watch, reflog_action, outcome.usage,
+                logged)
 
 
 def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Result:
@@ -441,14 +459,17 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Res
     try:
         out_after = glob_specs(spec.outputs, spec.pwd, ds)
         out_hits_after = out_after.hits + out_after.unmatched
-        rec = build_record(ds, spec, ran.exit_code, p.in_hits, out_hits_after)
+        measured = environment.measure(ds, ran.duration, ran.usage)
+        if ran.logged:
+            measured["log"] = ran.logged[0]
+        rec = build_record(ds, spec, ran.exit_code, p.in_hits, out_hits_after, measured)
         subject = spec.message if spec.message is not None else records.shorty(ran.command)
         relpwd = _record_pwd(ds, spec.pwd)
         full_message = records.format_message(subject, rec)
         if spec.explicit:
             declared = _to_root(ds, spec.pwd, out_after.hits)
             gone = [r for r in prepared.existed_before if not os.path.lexists(ds.root / r)]
-            candidates = sorted(set(declared) | set(gone))
+            candidates = sorted(set(declared) | set(gone) | set(ran.logged))
             entries = ds.status(candidates, untracked="all") if candidates else []
         else:
             candidates = []

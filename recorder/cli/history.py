@@ -11,7 +11,7 @@ import typer
 
 from . import options as opt
 from . import render
-from .base import call
+from .base import call, usage_error
 
 # recorder.api is imported inside each command: `rr --help` does not load the operations
 
@@ -21,13 +21,27 @@ def log_(
                                                    "e.g. ready4analysis..HEAD."),
     as_json: Annotated[bool, opt.as_json("One JSON object per run commit.")] = False,
     as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    show_output: bool = typer.Option(False, "--show-output", help="Print the output the run "
+                                     "at REVISION (default HEAD) kept with rr run --log, "
+                                     "fetching its content when it is not here."),
     dataset: opt.Dataset = None,
 ) -> None:
     """List run commits: when, who, what command, which inputs and outputs, exit code.
 
     Example: rr log ready4analysis..HEAD --csv
+
+    Example: rr log --show-output HEAD~2  (the output of a run made with rr run --log)
     """
     from .. import api  # noqa: PLC0415  start-up time
+
+    if show_output:
+        if as_json or as_csv:
+            usage_error("--show-output prints the log itself: no --json or --csv")
+        _path, content = call(api.show_output, revision_range or "HEAD", dataset=dataset)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(content)
+        sys.stdout.flush()
+        return
 
     rows = call(api.log, revision_range, dataset=dataset, as_frame=False)
     if as_json:

@@ -113,6 +113,14 @@ ArrayJobs = Annotated[Optional[int], jobs(
 ArrayScheduler = Annotated[Optional[str], scheduler(
     "Run array jobs on this Dask scheduler (tcp://HOST:PORT) or cluster (slurm, pbs, sge, "
     "htcondor).")]
+# the record's extras, shared by rr run and rr containers-run (and their arrays)
+EnvRecord = Annotated[List[str], typer.Option(
+    "--env-record", metavar="NAME", help="Record this environment variable's value in the run "
+    "record (rr.env.vars); repeatable; beside the config list rr.run.env-record.")]
+RunLog = Annotated[Optional[bool], typer.Option(
+    "--log/--no-log", help="Keep the command's stdout and stderr as an annexed file in "
+    ".rr/logs, named in the record (rr.log), while still showing them (default: "
+    "rr.run.log).")]
 ArrayContinue = Annotated[bool, typer.Option(
     "--continue", help="Run the jobs of an unfinished array that did not succeed (give its ID "
     "as the command when there are several) and write its history.")]

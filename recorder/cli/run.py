@@ -49,6 +49,8 @@ def run(
     jobs: opt.ArrayJobs = None,
     scheduler: opt.ArrayScheduler = None,
     continue_: opt.ArrayContinue = False,
+    env_record: opt.EnvRecord = [],
+    log: opt.RunLog = None,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -56,11 +58,14 @@ def run(
 
     Example: rr run -m "Count words" -i 'data/*.txt' -o counts.txt "wc -w {inputs} > {outputs}"
 
+    Example: rr run --log --env-record OMP_NUM_THREADS -o fit.json "python3 code/fit.py"
+
     Array (one record per row, committed in row order): rr run --param subject=01,02 -J 2
     -i 'raw/{subject}.csv' -o 'out/{subject}.txt' "wc -l {inputs} > {outputs}"
     """
     _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
-         container, gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
+         container, gpus, dataset, as_json, params, array, jobs, scheduler, continue_,
+         env_record=env_record, log=log)
 
 
 def containers_run(
@@ -83,6 +88,8 @@ def containers_run(
     jobs: opt.ArrayJobs = None,
     scheduler: opt.ArrayScheduler = None,
     continue_: opt.ArrayContinue = False,
+    env_record: opt.EnvRecord = [],
+    log: opt.RunLog = None,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -91,23 +98,28 @@ def containers_run(
     Example: rr containers-run -n software -i data/train.csv -o model.joblib "python3 code/train.py"
     """
     _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
-         container or "", gpus, dataset, as_json, params, array, jobs, scheduler, continue_)
+         container or "", gpus, dataset, as_json, params, array, jobs, scheduler, continue_,
+         env_record=env_record, log=log)
 
 
 def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
          container, gpus, dataset, as_json, params=(), array=None, jobs=None,
-         scheduler=None, continue_=False) -> None:
+         scheduler=None, continue_=False, env_record=(), log=None) -> None:
     from .. import api  # noqa: PLC0415  start-up time
 
     if params or array is not None or continue_:
         _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                    sidecar, container, gpus, dataset, as_json, params, array, jobs,
-                   scheduler, continue_)
+                   scheduler, continue_, env_record, log)
         return
 
     # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
-    extra = {"jobs": jobs, "scheduler": scheduler} if jobs is not None or \
+    extra: dict = {"jobs": jobs, "scheduler": scheduler} if jobs is not None or \
         scheduler is not None else {}
+    if env_record:
+        extra["env_record"] = env_record
+    if log is not None:
+        extra["log"] = log
     result = call(api.run, cmd or [], dataset=dataset, message=message, inputs=inputs,
                   outputs=outputs, expand=expand.value if expand else None, explicit=explicit,
                   assume_ready=assume_ready.value if assume_ready else None,
@@ -133,7 +145,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
 
 def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                sidecar, container, gpus, dataset, as_json, params, array, jobs, scheduler,
-               continue_) -> None:
+               continue_, env_record=(), log=None) -> None:
     from .. import api  # noqa: PLC0415  start-up time
 
     progress = render.Progress()
@@ -152,6 +164,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             dry_run=dry_run is not None, sidecar=sidecar, container=container, gpus=gpus,
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
+            env_record=env_record, log=log,
             on_event=render.event_handler(as_json, progress=progress))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import gitrepo
+from .. import environment, gitrepo, runlog
 from ..containers import registry
 from ..dataset import Dataset
 from ..errors import RecorderError
@@ -68,6 +68,11 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
     ds = replay.ds
     rec = step.record or {}
     rr_info = dict(rec.get("rr") or {})
+    # the declared variables are recorded again (their values now); the machine's facts, the
+    # resources and the log are the new run's own
+    names = environment.recorded_names(rr_info)
+    logged = runlog.logged_path(rec) is not None
+    rr_info = environment.without_measured(rr_info)
     was_explicit = bool(rr_info.pop("explicit", False))
     rr_info.pop("duration", None)
     outputs = list(rec.get("outputs") or [])
@@ -89,7 +94,7 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
         explicit=replay.explicit or was_explicit, assume_ready=replay.assume_ready,
         chain=list(rec.get("chain") or []) + [step.commit],
         expected_exit=int(rec.get("exit", 0) or 0), extra_unlock=extra_unlock,
-        rr_info=rr_info,
+        rr_info=rr_info, env_record=environment.declared_names(ds, names), log=logged,
     )
     if rr_info.get("container"):
         spec = registry.prepare_rerun(ds, spec, rr_info)

@@ -44,7 +44,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, annex, gitrepo, jobs, proc, valuediff
+from .. import __version__, annex, environment, gitrepo, jobs, runlog, valuediff
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
@@ -352,38 +352,9 @@ def _image_digest_of(record: dict[str, Any] | None) -> str | None:
 
 
 def annex_version(ds: Dataset) -> str | None:
-    """git-annex's version (None in a dataset without an annex, or without git-annex).
-    ``git annex version`` costs about 0.15 s: the version rr run keeps in
-    ``.git/rr/annex-version`` (recorder/environment.py: keyed by the binary's path, size
-    and mtime) is read when it is there and still names this binary; verify writes none."""
-    if not ds.is_annex:
-        return None
-    kept = _kept_annex_version(ds)
-    if kept:
-        return kept
-    try:
-        return annex.version(ds.root)
-    except RecorderError:
-        return None
-
-
-def _kept_annex_version(ds: Dataset) -> str | None:
-    binary = shutil.which("git-annex", path=proc.tool_path())
-    if binary is None:
-        return None
-    try:
-        st = os.stat(binary)
-        kept = json.loads((ds.git_dir / "rr" / "annex-version").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
-    if isinstance(kept, dict) and kept.get("binary") == stamp and \
-            isinstance(kept.get("version"), str):
-        return str(kept["version"])
-    return None
-
-
-# --- the comparison ---------------------------------------------------------------------
+    """git-annex's version without a process when rr run has kept it
+    (``environment.annex_version``); None in a dataset without an annex."""
+    return environment.annex_version(ds, keep=False)
 
 
 def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
@@ -391,8 +362,9 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
             rtol: float = 0.0) -> list[dict[str, Any]]:
     """The files of the record's commit and of ``new`` (both made on the record's parent)
     compared: the declared outputs and every file either commit changed; sidecar records
-    (the record directory) are left out.  One dict per file: path, status, old, new (annex
-    key or blob id; None when absent), and for a small differing text file ``diff``.
+    (the record directory) and run logs (.rr/logs) are left out.  One dict per file: path,
+    status, old, new (annex key or blob id; None when absent), and for a small differing text
+    file ``diff``.
     ``recorded_changes``: what the record's commit changed against its parent, (mode, blob,
     path) with mode '000000' for a deletion, when known.  A differing metrics file (JSON,
     CSV, TSV, YAML) gets ``values``, its changed keys (recorder.valuediff); with every change
@@ -434,6 +406,8 @@ def compare(ds: Dataset, step: Step, new: str, ignore: Sequence[str] = (),
     for path in sorted(old_entries):
         if record_dir and (path == record_dir or path.startswith(record_dir + "/")):
             continue
+        if path.startswith(runlog.LOG_DIR + "/"):
+            continue  # a run's log (rr run --log) is each run's own, like its sidecar
         old, now = old_entries[path], new_entries[path]
         if old is None and now is None:
             continue
