@@ -102,13 +102,15 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         on_event: OnEvent | None = None, cwd: PathArg = None,
-        jobs: int | None = None, scheduler: str | None = None) -> Result:
+        jobs: int | None = None, scheduler: str | None = None, cache: bool = True) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
     it is outside the dataset (what the command line does with ``-d``, as DataLad).  Without
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
+    ``cache=False`` (``--no-cache``) executes even when an earlier run with the same key
+    could be restored from history (recorder/cache.py).
     ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
     starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
     ... by name; ``--json`` is its ``to_dict()``).
@@ -126,6 +128,10 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
                              sidecar=sidecar, cwd=None if cwd is None else Path(cwd))
+    if not cache:
+        from dataclasses import replace
+
+        spec = replace(spec, cache=False)
     runtime = None
     if container is not None or gpus:
         from .containers import registry

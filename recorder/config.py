@@ -79,6 +79,13 @@ RUN_DIRTY_COMMITTED = _key("datalad.run.dirty-committed", "str", "error",
 RUN_ENV_RECORD = _key("rr.run.env-record", "list", None,
                       "Environment variables whose values every run records (names, "
                       "whitespace- or comma-separated; repeatable); also rr run --env-record.")
+RUN_CACHE = _key("rr.run.cache", "bool", True,
+                 "The run-cache: rr run and rr rerun restore the outputs of an earlier run with "
+                 "the same key instead of executing (false: always execute).")
+RUN_CACHE_CODE = _key("rr.run.cache-code", "list", None,
+                      "Code paths every run reads (dataset-relative, whitespace- or comma-"
+                      "separated; repeatable): part of the run-cache key, and what makes a run "
+                      "without declared inputs cacheable.")
 RUN_SUBSTITUTIONS = _key("datalad.run.substitutions.<NAME>", "list", None,
                          "A custom {NAME} placeholder for run commands, inputs, outputs.")
 # --- procedures --------------------------------------------------------------------------

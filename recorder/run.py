@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
-from . import annex, environment, gitrepo, preflight, proc, protect, runmerge, subdatasets
+from . import annex, cache, environment, gitrepo, preflight, proc, protect, runmerge, subdatasets
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -72,6 +72,7 @@ class RunSpec:
     recorded_digest: str | None = None
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
     env_record: tuple[str, ...] = ()  # declared variables whose values the record keeps
+    cache: bool = True  # may restore an earlier run's outputs (recorder/cache.py); --no-cache
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -335,14 +336,15 @@ def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> R
             prepared = _prepare(ds, spec)
         spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
-            ran = _run_command(ds, spec, prepared, on_event)
+            spec, ran = _from_cache(ds, spec, prepared, on_event)
+            ran = ran or _run_command(ds, spec, prepared, on_event)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
-        spec = prepared.spec
-        ran = _run_command(ds, spec, prepared, on_event)
+        spec, ran = _from_cache(ds, prepared.spec, prepared, on_event)
+        ran = ran or _run_command(ds, spec, prepared, on_event)
         return _save_run(ds, spec, prepared, ran)
 
 
@@ -396,6 +398,31 @@ def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
         return ds.relpath(pwd / spec)
     except RecorderError:
         return spec
+
+
+def _from_cache(ds: Dataset, spec: RunSpec, prepared: _Prepared,
+                on_event: OnEvent | None) -> tuple[RunSpec, _Ran | None]:
+    """The run-cache (recorder/cache.py): when an earlier run in history has this run's key
+    and its outputs are here, they are restored instead of executing; the run is then saved
+    as any run, its record naming the commit (``"rr": {"cached_from": COMMIT}``)."""
+    if "cached_from" in spec.rr_info:  # a replayed record's: this run says its own
+        spec = replace(spec, rr_info={k: v for k, v in spec.rr_info.items()
+                                      if k != "cached_from"})
+    if not spec.cache or not cache.enabled(ds):
+        return spec, None
+    p = prepared.plan
+    found = cache.lookup(ds, build_record(ds, spec, 0, p.in_hits, p.out_hits),
+                         run_env=spec.env, check_dirty=spec.explicit)
+    if found.hit is None:
+        cache.emit_miss(on_event, found.reasons)
+        return spec, None
+    commit = found.hit["commit"]
+    cache.restore(ds, found.hit)
+    emit(on_event, cache.restored_event(commit))
+    command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits,
+                                              "/tmp/rr-run-cached"))
+    return (replace(spec, rr_info={**spec.rr_info, "cached_from": commit}),
+            _Ran(command, 0, 0.0, protect.ObjectWatch(ds, False)))
 
 
 def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,

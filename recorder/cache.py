@@ -1,0 +1,579 @@
+"""The run-cache: outputs of an earlier run restored instead of executing the command again.
+
+A run's *key* is made of what decides its outcome, as its record and the tree it ran on say:
+
+- the command as recorded (placeholders unexpanded: ``{dspath}`` and ``{tmpdir}`` differ
+  between clones and runs; what ``{inputs}``/``{outputs}`` expand to is covered below), its
+  ``pwd``, the declared outputs as recorded, and whether the run was ``--explicit``;
+- the content of every declared input and extra input (a container image) in the tree the
+  run starts from: an annexed file by its annex key, a file in git by its blob id, a
+  directory by its tree id, a glob by the tree id of the directory before its first wildcard
+  (a superset of what the glob matches: safe);
+- the content of the declared code paths (``rr.run.cache-code``);
+- the container image digest (``rr.container.digest``) and the declared environment
+  (``rr.env.vars``).
+
+Besides the key, the files the command names (``python code/train.py``: ``code/train.py``)
+are *implicit code*: an earlier run is used only when each such file it saw has the same
+content now.
+
+A *cache entry* is a run commit anywhere in this dataset's history (any branch, remote
+branch or tag) whose record yields the key: its outputs are the paths that commit changed.
+The entry hits when every annexed output's content is here.  Restoring writes those paths
+as the entry's commit has them (``git checkout COMMIT -- PATHS``: the same keys, locked or
+unlocked as committed, new files written, never annexed content in place); the run is then
+saved as any run, its record with ``"rr": {"cached_from": COMMIT}``.
+
+Safety: a command can read what it does not declare.  So a run is *not* cacheable without a
+declared input or declared code (``rr.run.cache-code``), nor is a record with a non-zero
+exit, an ``--explicit`` record that declares no outputs, a run-merge, a record that touches
+subdatasets or names inputs outside the dataset or absent from its tree, or a run whose
+inputs have unsaved changes.  ``rr run --no-cache`` (and ``rr.run.cache=false``) executes.
+
+The index (``.git/rr-cache/index.json``, in the common git directory) is derived from
+history: rebuilt when any branch, remote branch, tag or HEAD moved, reusing what it knows
+about older commits; one ``git log`` of the run commits, one ``git diff-tree --stdin`` and
+two ``git cat-file`` batches for any number of new commits.  Deleting it loses nothing; a
+fresh clone finds the same entries.
+"""
+
+from __future__ import annotations
+
+import glob as globmod
+import hashlib
+import json
+import os
+import posixpath
+import re
+import shlex
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from . import annex, environment, gitrepo
+from . import config as cfgkeys
+from . import record as records
+from .dataset import Dataset
+from .errors import RecorderError, RecordError
+from .results import Event, EventKind, OnEvent, emit
+
+INDEX_VERSION = 1
+INDEX_DIR = "rr-cache"
+INDEX_FILE = "index.json"
+_SMALL = 1024  # annex symlinks and pointer files are smaller; bigger blobs are not read
+_GREP = r"--grep=^\[DATALAD RUNCMD\] "
+
+Entry = dict[str, Any]
+"""One run commit as the index keeps it: ``commit``, ``key`` (None: not cacheable),
+``why`` (why not), ``recipe`` (the command and pwd: what explanations compare with),
+``parts`` (the key's components), ``code`` (implicit code path -> id at the parent),
+``outputs`` ([path, mode, blob, annex key or None]; mode '000000': deleted)."""
+
+
+# --- the index ----------------------------------------------------------------------------
+
+
+def enabled(ds: Dataset) -> bool:
+    """Whether the dataset's configuration lets rr use the run-cache."""
+    return bool(ds.config.typed(cfgkeys.RUN_CACHE))
+
+
+def code_paths(ds: Dataset) -> list[str]:
+    """The declared code paths (``rr.run.cache-code``), dataset-relative, sorted."""
+    found = {posixpath.normpath(n.strip("/"))
+             for value in ds.config.get_all(cfgkeys.RUN_CACHE_CODE)
+             for n in re.split(r"[\s,]+", value) if n}
+    return sorted(p for p in found if p not in (".", "") and not p.startswith(".."))
+
+
+def common_dir(ds: Dataset) -> Path:
+    """The git directory shared by all worktrees (a linked worktree's ``commondir``)."""
+    gd = ds.git_dir
+    pointer = gd / "commondir"
+    if pointer.is_file():
+        return (gd / pointer.read_text(encoding="utf-8").strip()).resolve()
+    return gd
+
+
+def index_path(ds: Dataset) -> Path:
+    return common_dir(ds) / INDEX_DIR / INDEX_FILE
+
+
+def _tips(ds: Dataset) -> list[str]:
+    """The commits history is read from: branches, remote branches, tags (git-annex's own
+    branches left out), HEAD."""
+    tips: set[str] = set()
+    for sha, names in gitrepo.refs_by_commit(ds.root, ["refs/heads", "refs/remotes",
+                                                       "refs/tags"]).items():
+        if any(n != "git-annex" and not n.endswith("/git-annex") and "synced/" not in n
+               for n in names):
+            tips.add(sha)
+    head = ds.head()
+    if head:
+        tips.add(head)
+    return sorted(tips)
+
+
+class Index(NamedTuple):
+    entries: list[Entry]  # newest first
+    by_commit: dict[str, Entry]
+    by_key: dict[str, list[Entry]]
+
+    @classmethod
+    def of(cls, entries: list[Entry]) -> Index:
+        by_key: dict[str, list[Entry]] = {}
+        for e in entries:
+            if e.get("key"):
+                by_key.setdefault(e["key"], []).append(e)
+        return cls(entries, {e["commit"]: e for e in entries}, by_key)
+
+
+def load_index(ds: Dataset) -> Index:
+    """The index, brought up to date with the history first when the refs moved."""
+    tips = _tips(ds)
+    code = code_paths(ds)
+    signature = hashlib.sha256(json.dumps([INDEX_VERSION, tips, code]).encode()).hexdigest()
+    path = index_path(ds)
+    data: dict[str, Any] = {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    if data.get("refs") == signature and isinstance(data.get("entries"), list):
+        return Index.of(data["entries"])
+    known: dict[str, Entry] = {}
+    if data.get("code") == code and isinstance(data.get("entries"), list):
+        known = {e["commit"]: e for e in data["entries"] if isinstance(e, dict)}
+    entries = _build(ds, tips, known, code)
+    _write(path, {"version": INDEX_VERSION, "refs": signature, "code": code,
+                  "entries": entries})
+    return Index.of(entries)
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    """Write the index atomically (a temp file renamed); a failure only costs a rebuild."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.time_ns()}")
+        tmp.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _build(ds: Dataset, tips: list[str], known: dict[str, Entry], code: list[str]
+           ) -> list[Entry]:
+    """Entries for every run commit reachable from ``tips``, newest first; commits in
+    ``known`` are taken as they are, the others read in one stream."""
+    if not tips:
+        return []
+    log = gitrepo.iter_log(ds.root, tips, reverse=False, topo=False, extra=["-E", _GREP])
+    try:
+        record_dir = ds.record_directory()
+    except RecorderError:
+        record_dir = ""
+    fresh: dict[str, Entry] = {}
+    pending: list[tuple[str, str, dict[str, Any]]] = []  # (commit, parent, record)
+    for e in log:
+        if e.sha in known:
+            continue
+        try:
+            loaded = records.load_record(e.message, ds.root, record_dir)
+        except RecordError:
+            fresh[e.sha] = _uncacheable(e.sha, "its run record is malformed")
+            continue
+        if loaded is None:
+            continue
+        rec = loaded[1]
+        why = _record_problem(rec, len(e.parents))
+        if why:
+            fresh[e.sha] = _uncacheable(e.sha, why, rec)
+            continue
+        pending.append((e.sha, e.parents[0], rec))
+    changes = gitrepo.diff_tree_commits(ds.root, [c for c, _, _ in pending])
+    requests: dict[str, list[str]] = {}
+    for commit, parent, rec in pending:
+        requests[commit] = [f"{parent}:{p}" for p in _wanted(rec, code)]
+    out_blobs = [b for c, _, _ in pending for mode, b, _ in changes.get(c, [])
+                 if mode not in ("000000", "160000")]
+    ids = _resolve(ds.root, [s for specs in requests.values() for s in specs], out_blobs)
+    for commit, parent, rec in pending:
+        fresh[commit] = _entry(commit, parent, rec, code, ids, changes.get(commit, []),
+                               record_dir)
+    return [known.get(e.sha) or fresh[e.sha] for e in log if e.sha in known or e.sha in fresh]
+
+
+def _uncacheable(commit: str, why: str, rec: dict[str, Any] | None = None) -> Entry:
+    return {"commit": commit, "key": None, "why": why,
+            "recipe": _recipe(rec) if rec else None, "parts": None, "code": {},
+            "outputs": []}
+
+
+def _record_problem(rec: dict[str, Any], parents: int) -> str:
+    """Why a record in history cannot be a cache entry ('' when it can)."""
+    if parents > 1:
+        return "a run-merge (the command made commits of its own)"
+    if parents == 0:
+        return "the first commit of the history"
+    if rec.get("exit") not in (0, None):
+        return f"its command exited with code {rec.get('exit')}"
+    return _spec_problem(rec)
+
+
+def _spec_problem(rec: dict[str, Any]) -> str:
+    """Why a run (recorded or about to run) is not cacheable by what it declares."""
+    rr = rec.get("rr") or {}
+    if rr.get("explicit") and not rec.get("outputs"):
+        return "an --explicit run that declares no outputs"
+    if str(rec.get("pwd", ".")).startswith(".."):
+        return "its command runs outside the dataset"
+    return ""
+
+
+# --- keys -------------------------------------------------------------------------------
+
+
+def _ds_path(pwd: str, spec: str) -> str | None:
+    """A record's path spec as a dataset-relative path (None: outside the dataset)."""
+    if os.path.isabs(spec):
+        return None
+    path = posixpath.normpath(posixpath.join(pwd or ".", spec))
+    if path == "." or path == "":
+        return "."
+    if path.startswith("../") or path == ".." or "\n" in path:
+        return None
+    return path
+
+
+def _fixed(path: str) -> str:
+    """The directory a glob starts in (the path itself when it has no wildcard)."""
+    if not globmod.has_magic(path):
+        return path
+    parts = path.split("/")
+    fixed: list[str] = []
+    for part in parts:
+        if globmod.has_magic(part):
+            break
+        fixed.append(part)
+    return "/".join(fixed) or "."
+
+
+def _look(path: str) -> str:
+    """What to look up in a tree for a dataset-relative path ('' is the root tree)."""
+    p = _fixed(path)
+    return "" if p == "." else p
+
+
+def _declared(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(component, dataset-relative spec, path looked up) of the declared inputs and extra
+    inputs; a spec outside the dataset has path None."""
+    pwd = str(rec.get("pwd", "."))
+    rr = rec.get("rr") or {}
+    out = []
+    for kind, field in (("input", "inputs"), ("image" if rr.get("container") else "input",
+                                               "extra_inputs")):
+        for spec in rec.get(field) or []:
+            path = _ds_path(pwd, str(spec))
+            out.append((kind, path or str(spec), "\0" if path is None else _look(path)))
+    return out
+
+
+def _tokens(rec: dict[str, Any]) -> list[str]:
+    """Dataset-relative paths the command names (implicit code candidates): words of the
+    command (and the value of ``--opt=value``) that are relative paths without
+    placeholders or wildcards, other than the declared inputs and outputs."""
+    cmd = str(rec.get("cmd", ""))
+    try:
+        words = shlex.split(cmd)
+    except ValueError:
+        words = cmd.split()
+    pwd = str(rec.get("pwd", "."))
+    skip = {_ds_path(pwd, str(s)) for f in ("inputs", "outputs", "extra_inputs")
+            for s in rec.get(f) or []}
+    found: list[str] = []
+    for word in words:
+        for w in (word, word.partition("=")[2]):
+            if not w or len(w) > 1024 or w.startswith("-") or "{" in w or \
+                    globmod.has_magic(w) or os.path.isabs(w) or w in (".", ".."):
+                continue
+            path = _ds_path(pwd, w)
+            if path and path != "." and path not in skip and path not in found and \
+                    not path.startswith(".git/") and path != ".git":
+                found.append(path)
+    return found[:64]
+
+
+def _wanted(rec: dict[str, Any], code: Sequence[str]) -> list[str]:
+    """Every path whose id the key of ``rec`` needs, at the run's base."""
+    paths = [look for _, _, look in _declared(rec) if look != "\0"]
+    paths += list(code) + _tokens(rec)
+    return [p for p in dict.fromkeys(paths) if "\n" not in p]
+
+
+def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
+             ) -> dict[str, str | None]:
+    """``spec -> id`` for ``REV:PATH`` specs and blob ids: 'annex:KEY' for annexed content,
+    'blob:SHA', 'tree:SHA', 'commit:SHA' (a subdataset), None when absent.  Two ``git
+    cat-file`` calls for all of them."""
+    wanted = list(dict.fromkeys([*specs, *blobs]))
+    infos = gitrepo.object_infos(root, wanted)
+    small = sorted({i[0] for i in infos if i and i[1] == "blob" and i[2] <= _SMALL})
+    contents = gitrepo.cat_file_batch(root, small)
+    ids: dict[str, str | None] = {}
+    for spec, info in zip(wanted, infos):
+        if info is None:
+            ids[spec] = None
+            continue
+        sha, kind, _size = info
+        got = contents.get(sha)
+        key = annex.key_of_link(got[1]) if got else None
+        ids[spec] = f"annex:{key}" if key else f"{kind}:{sha}"
+    return ids
+
+
+def _recipe(rec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps([rec.get("cmd"), rec.get("pwd", ".")]).encode()
+                          ).hexdigest()[:16]
+
+
+def _parts(rec: dict[str, Any], base: str, code: Sequence[str], ids: Mapping[str, str | None],
+           env: Mapping[str, str | None] | None = None) -> tuple[dict[str, Any] | None, str]:
+    """The key's components for ``rec`` run on ``base`` (ids looked up as ``BASE:PATH``),
+    or (None, why not cacheable)."""
+    why = _spec_problem(rec)
+    if why:
+        return None, why
+    declared = _declared(rec)
+    inputs: dict[str, str] = {}
+    images: dict[str, str] = {}
+    for kind, spec, look in declared:
+        if look == "\0":
+            return None, f"{kind} {spec} lies outside the dataset"
+        got = ids.get(f"{base}:{look}")
+        if got is None:
+            return None, f"{kind} {spec} is not in the tree it runs on (or in a subdataset)"
+        if got.startswith("commit:"):
+            return None, f"{kind} {spec} is a subdataset"
+        (images if kind == "image" else inputs)[spec] = got
+    if not any(k == "input" for k, _, _ in declared) and not code:
+        return None, ("it declares no inputs (declare them with -i, or the code it reads "
+                      "with rr.run.cache-code)")
+    code_ids: dict[str, str] = {}
+    for p in code:
+        code_ids[p] = ids.get(f"{base}:{p}") or "absent"
+    rr = rec.get("rr") or {}
+    container = rr.get("container") if isinstance(rr.get("container"), dict) else {}
+    recorded_env = ((rr.get("env") or {}).get("vars") or {}) if isinstance(rr.get("env"),
+                                                                             dict) else {}
+    parts = {
+        "cmd": str(rec.get("cmd", "")), "pwd": str(rec.get("pwd", ".")),
+        "outputs": [str(o) for o in rec.get("outputs") or []],
+        "explicit": bool(rr.get("explicit")), "inputs": inputs, "image_files": images,
+        "code": code_ids, "image": (container or {}).get("digest"),
+        "env": dict(env if env is not None else recorded_env),
+    }
+    return parts, ""
+
+
+def key_of(parts: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8",
+                                                                  "surrogateescape")
+                          ).hexdigest()
+
+
+def _entry(commit: str, parent: str, rec: dict[str, Any], code: Sequence[str],
+           ids: Mapping[str, str | None], changes: Sequence[tuple[str, str, str]],
+           record_dir: str) -> Entry:
+    parts, why = _parts(rec, parent, code, ids)
+    if any(mode == "160000" for mode, _, _ in changes):
+        parts, why = None, "it changed a subdataset"
+    if parts is None:
+        return _uncacheable(commit, why, rec)
+    side = record_dir.strip("/") + "/" if record_dir else None
+    outputs = []
+    for mode, blob, path in changes:
+        if side and path.startswith(side):
+            continue  # a sidecar record: the new run writes its own
+        got = ids.get(blob) if mode != "000000" else None
+        key = got[6:] if got and got.startswith("annex:") else None
+        outputs.append([path, mode, blob, key])
+    changed = {o[0] for o in outputs}
+    implicit = {t: ids[f"{parent}:{t}"] for t in _tokens(rec)
+                if t not in changed and ids.get(f"{parent}:{t}") and t not in code}
+    return {"commit": commit, "key": key_of(parts), "why": "", "recipe": _recipe(rec),
+            "parts": parts, "code": implicit, "outputs": outputs}
+
+
+# --- lookup ---------------------------------------------------------------------------------
+
+
+class Lookup(NamedTuple):
+    """What the cache says about a run about to execute."""
+
+    hit: Entry | None  # the entry to restore
+    reasons: list[str]  # why it missed (for -v), or why it is not cacheable
+
+
+def current_parts(ds: Dataset, rec: dict[str, Any], run_env: Mapping[str, str] | None = None,
+                  base: str = "HEAD") -> tuple[dict[str, Any] | None, str, dict[str, Any]]:
+    """(parts, why not cacheable, ids) of a run about to execute on ``base``: the record it
+    would write, its declared variables' values as the command would see them now."""
+    code = code_paths(ds)
+    rr = rec.get("rr") or {}
+    names = list(((rr.get("env") or {}).get("vars") or {}).keys()) \
+        if isinstance(rr.get("env"), dict) else []
+    env = environment.declared_values(names, run_env or {})
+    ids = _resolve(ds.root, [f"{base}:{p}" for p in _wanted(rec, code)])
+    parts, why = _parts(rec, base, code, ids, env)
+    return parts, why, ids
+
+
+def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | None = None,
+           check_dirty: bool = False) -> Lookup:
+    """The cache entry for a run about to execute (``rec``: the record it would write), or
+    the reasons it misses.  ``check_dirty``: the worktree may have unsaved changes (an
+    ``--explicit`` run): a run with a changed input is not looked up."""
+    if ds.head() is None:
+        return Lookup(None, ["no commits yet"])
+    parts, why, ids = current_parts(ds, rec, run_env)
+    if parts is None:
+        return Lookup(None, [f"not cacheable: {why}"])
+    if check_dirty:
+        looked = [p for p in _wanted(rec, code_paths(ds))]
+        dirty = [p for p in ds.dirty_paths()
+                 if any(p == w or w == "" or p.startswith(w.rstrip("/") + "/")
+                        for w in looked)]
+        if dirty:
+            return Lookup(None, [f"not cacheable now: {dirty[0]} has unsaved changes"])
+    index = load_index(ds)
+    key = key_of(parts)
+    reasons: list[str] = []
+    candidates = index.by_key.get(key, [])
+    for entry in candidates:
+        problem = _unusable(ds, entry)
+        if not problem:
+            return Lookup(entry, [])
+        reasons.append(f"{entry['commit'][:7]} has the same key, but {problem}")
+    if not candidates:
+        reasons.append(_nearest(index, rec, parts))
+    return Lookup(None, reasons)
+
+
+def _unusable(ds: Dataset, entry: Entry) -> str:
+    """Why a cache entry with the right key cannot be restored here ('' when it can)."""
+    code = entry.get("code") or {}
+    if code:
+        now = _resolve(ds.root, [f"HEAD:{p}" for p in code])
+        for p, old in code.items():
+            new = now.get(f"HEAD:{p}")
+            if new != old:
+                return f"the command names {p}, which changed: {_short(old)} -> {_short(new)}"
+    keys = [o[3] for o in entry["outputs"] if o[3]]
+    if keys:
+        present = annex.content_present(ds.root, sorted(set(keys)))
+        absent = [o[0] for o in entry["outputs"] if o[3] and not present.get(o[3])]
+        if absent:
+            more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+            return f"the content of its output {absent[0]}{more} is not here (rr get it)"
+    return ""
+
+
+def _nearest(index: Index, rec: dict[str, Any], parts: Mapping[str, Any]) -> str:
+    """What changed since the newest earlier run of the same command in the same place."""
+    recipe = _recipe(rec)
+    for entry in index.entries:
+        if entry.get("recipe") != recipe:
+            continue
+        if entry.get("parts") is None:
+            return f"its last run {entry['commit'][:7]} is not cacheable: {entry['why']}"
+        changes = differences(entry["parts"], parts)
+        return f"since {entry['commit'][:7]}: " + "; ".join(changes or ["the key differs"])
+    return "no earlier run of this command in this dataset's history"
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    text = str(value)
+    if text.startswith(("blob:", "tree:", "commit:")):
+        kind, _, sha = text.partition(":")
+        return f"{kind} {sha[:10]}"
+    if text.startswith("annex:"):
+        return text[6:]
+    return text
+
+
+def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """The components that differ between two keys' parts, in words."""
+    out: list[str] = []
+    if old.get("cmd") != new.get("cmd"):
+        out.append(f"the command text changed: {old.get('cmd')!r} -> {new.get('cmd')!r}")
+    if old.get("pwd") != new.get("pwd"):
+        out.append(f"pwd changed: {old.get('pwd')} -> {new.get('pwd')}")
+    if old.get("outputs") != new.get("outputs") or old.get("explicit") != new.get("explicit"):
+        out.append("the declared outputs changed")
+    for name, label in (("inputs", "input"), ("image_files", "image file"),
+                        ("code", "code")):
+        a, b = old.get(name) or {}, new.get(name) or {}
+        for p in sorted(set(a) | set(b)):
+            if a.get(p) != b.get(p):
+                if p not in a:
+                    out.append(f"{label} {p} is new")
+                elif p not in b:
+                    out.append(f"{label} {p} is no longer declared")
+                else:
+                    out.append(f"{label} {p} changed: {_short(a[p])} -> {_short(b[p])}")
+    if old.get("image") != new.get("image"):
+        out.append(f"the image digest changed: {_short(old.get('image'))} -> "
+                   f"{_short(new.get('image'))}")
+    a, b = old.get("env") or {}, new.get("env") or {}
+    for n in sorted(set(a) | set(b)):
+        if n not in a:
+            out.append(f"variable {n} is newly declared ({b[n]!r})")
+        elif n not in b:
+            out.append(f"variable {n} is no longer declared")
+        elif a[n] != b[n]:
+            out.append(f"variable {n} changed: {a[n]!r} -> {b[n]!r}")
+    return out
+
+
+# --- restoring ------------------------------------------------------------------------------
+
+
+def restore(ds: Dataset, entry: Entry) -> list[str]:
+    """Write the entry's outputs into the worktree as its commit has them (and remove what
+    it deleted); returns the paths.  ``git checkout`` writes new files: annexed content is
+    never written in place."""
+    written = [o[0] for o in entry["outputs"] if o[1] != "000000"]
+    deleted = [o[0] for o in entry["outputs"] if o[1] == "000000"]
+    if written:
+        gitrepo.checkout_paths(ds.root, entry["commit"], written)
+    for rel in deleted:
+        full = ds.root / rel
+        if full.is_symlink() or full.is_file():
+            full.unlink()
+    return written + deleted
+
+
+def restored_event(commit: str) -> Event:
+    return Event(EventKind.NOTE, f"restored from cache: {commit[:7]}",
+                 {"cached_from": commit})
+
+
+def miss_event(reasons: Sequence[str]) -> Event:
+    """A cache miss and its reasons: shown with -v (``fields["verbose"]``)."""
+    return Event(EventKind.NOTE, "cache miss: " + "; ".join(reasons),
+                 {"verbose": True, "cache": "miss"})
+
+
+def emit_miss(on_event: OnEvent | None, reasons: Sequence[str]) -> None:
+    if reasons:
+        emit(on_event, miss_event(reasons))
+
+
+__all__ = ["Index", "Lookup", "load_index", "lookup", "restore", "differences",
+           "current_parts", "key_of", "code_paths", "enabled", "index_path",
+           "restored_event", "miss_event", "emit_miss"]
