@@ -381,13 +381,15 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
           on_event: OnEvent | None = None, jobs: int | None = None,
-          scheduler: str | None = None):
+          scheduler: str | None = None, cache: bool = True):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
     ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``on_event``
     gets a STEP event before each step, an ANNOUNCE of each expanded command just before it
     executes, a WARN about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
+    ``cache=False`` (``--no-cache``): every run executes, none is restored from the
+    run-cache.
     """
     from . import engine
     from . import rerun as _rerun
@@ -396,7 +398,32 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        on_event=on_event, target=target)
+                        on_event=on_event, target=target, cache=cache)
+
+
+def rerun_explain(revision: str | None = None, *, dataset: PathArg = None,
+                  since: str | None = None) -> Iterator[Result]:
+    """``rr rerun --explain``: for each run record of the plan (as :func:`rerun` would take
+    it), whether it would be restored from the run-cache on HEAD now (``cached_from``) or
+    what changed since its own key (``changes``: input path with old and new key, image
+    digest, declared variable, command text), or why it is not cacheable (``why``).
+    Executes and changes nothing."""
+    from . import stale as _stale  # noqa: PLC0415  start-up time
+
+    return _stale.explain(_find(dataset), revision, since)
+
+
+def stale(paths: Sequence[str] = (), *, dataset: PathArg = None) -> Iterator[Result]:
+    """``rr status --stale``: outputs on HEAD out of date because a declared input, declared
+    code, a file the command names or the container image changed since the run commit that
+    wrote them; one ``Result`` per file (``commit``, ``changes``, ``update``: the
+    ``rr rerun COMMIT`` that brings it up to date).  ``paths``: relative to the working
+    directory."""
+    from . import stale as _stale  # noqa: PLC0415  start-up time
+
+    ds = _find(dataset)
+    rel = [ds.relpath(Path(p).absolute()) for p in paths]
+    return _stale.stale(ds, rel)
 
 
 def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
@@ -557,12 +584,14 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
-              on_event: OnEvent | None = None) -> Iterator[Any]:
+              on_event: OnEvent | None = None, cache: bool = True) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
     one) and write its history.  Yields one ``Result`` per job and one for the history.
+    Each row is a unit of the run-cache: a row run before is restored, not executed
+    (``cache=False``, ``--no-cache``: every row executes).
     ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events."""
     from . import array as _array
     from . import engine
@@ -580,7 +609,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     if not params and array is None:
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
-               "sidecar": sidecar, "container": container, "gpus": gpus}
+               "sidecar": sidecar, "container": container, "gpus": gpus, "cache": cache}
     planned, relpwd = _array.plan(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                                   params=params, table=array,
                                   cwd=None if cwd is None else Path(cwd), options=options)

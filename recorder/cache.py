@@ -453,7 +453,7 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     reasons: list[str] = []
     candidates = index.by_key.get(key, [])
     for entry in candidates:
-        problem = _unusable(ds, entry)
+        problem = why_unusable(ds, entry)
         if not problem:
             return Lookup(entry, [])
         reasons.append(f"{entry['commit'][:7]} has the same key, but {problem}")
@@ -462,7 +462,7 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     return Lookup(None, reasons)
 
 
-def _unusable(ds: Dataset, entry: Entry) -> str:
+def why_unusable(ds: Dataset, entry: Entry) -> str:
     """Why a cache entry with the right key cannot be restored here ('' when it can)."""
     code = entry.get("code") or {}
     if code:
@@ -540,6 +540,57 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     return out
 
 
+# --- the same key now ---------------------------------------------------------------------
+
+
+def parts_now(ds: Dataset, entries: Sequence[Entry], *, base: str = "HEAD",
+              env: Mapping[str, str | None] | None = None) -> dict[str, dict[str, Any]]:
+    """For cacheable entries: their key's parts as they would be for the same record run on
+    ``base`` now (the inputs', image files' and code's ids there, the dataset's declared
+    code paths; with ``env``, the declared variables' values from it, else as recorded),
+    and the implicit code's ids under the part ``"implicit"`` (recorded ones under
+    ``"implicit_was"``).  Two ``git cat-file`` calls for all entries."""
+    code = code_paths(ds)
+    specs: list[str] = []
+    for e in entries:
+        p = e["parts"]
+        paths = [_look(x) for x in [*p["inputs"], *p["image_files"]]]
+        specs += [f"{base}:{x}" for x in [*paths, *code, *(e.get("code") or {})]]
+    ids = _resolve(ds.root, specs)
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        p = e["parts"]
+
+        def now(x: str) -> str:
+            return ids.get(f"{base}:{_look(x)}") or "absent"
+
+        new = dict(p, inputs={x: now(x) for x in p["inputs"]},
+                   image_files={x: now(x) for x in p["image_files"]},
+                   code={x: ids.get(f"{base}:{x}") or "absent" for x in code})
+        if env is not None:
+            new["env"] = {n: env.get(n) for n in p.get("env") or {}}
+        new["implicit"] = {x: ids.get(f"{base}:{x}") for x in e.get("code") or {}}
+        new["implicit_was"] = dict(e.get("code") or {})
+        out[e["commit"]] = new
+    return out
+
+
+def changes_now(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """What changed between an entry's parts and :func:`parts_now`, in words (the implicit
+    code included)."""
+    changes = differences(old, new)
+    was, now = new.get("implicit_was") or {}, new.get("implicit") or {}
+    for x in sorted(was):
+        if was[x] != now.get(x):
+            changes.append(f"code {x} (named in the command) changed: {_short(was[x])} -> "
+                           f"{_short(now.get(x))}")
+    return changes
+
+
+def key_now(new: Mapping[str, Any]) -> str:
+    return key_of({k: v for k, v in new.items() if k not in ("implicit", "implicit_was")})
+
+
 # --- restoring ------------------------------------------------------------------------------
 
 
@@ -574,6 +625,7 @@ def emit_miss(on_event: OnEvent | None, reasons: Sequence[str]) -> None:
         emit(on_event, miss_event(reasons))
 
 
-__all__ = ["Index", "Lookup", "load_index", "lookup", "restore", "differences",
+__all__ = ["Index", "Lookup", "load_index", "lookup", "restore", "differences", "parts_now",
+           "changes_now", "key_now", "why_unusable",
            "current_parts", "key_of", "code_paths", "enabled", "index_path",
            "restored_event", "miss_event", "emit_miss"]

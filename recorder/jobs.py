@@ -162,7 +162,8 @@ def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
                                   explicit=opts.get("explicit", False),
                                   assume_ready=opts.get("assume_ready"),
                                   sidecar=opts.get("sidecar"), cwd=cwd)
-        spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)})
+        spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)},
+                                   cache=opts.get("cache", True))  # rows are cache units
         if opts.get("container") is not None or opts.get("gpus"):
             call = registry.wrap_spec(ds, spec, opts.get("container") or None,
                                       gpus=opts.get("gpus", False))

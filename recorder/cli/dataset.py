@@ -10,7 +10,7 @@ import typer
 
 from . import options as opt
 from . import render
-from .base import call, exit_if
+from .base import call, exit_if, usage_error
 
 # recorder.api is imported inside each command: `rr --help` does not load the operations
 
@@ -85,6 +85,9 @@ def status(
     recursive: opt.Recursive = False,
     annex: bool = typer.Option(False, "--annex", help="Also list every annexed file: whether "
                                "its content is here and its size, and a total."),
+    stale: bool = typer.Option(False, "--stale", help="List outputs out of date: a declared "
+                               "input, declared code or the image changed since the run that "
+                               "wrote them (and the rr rerun that updates them)."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
 ) -> None:
@@ -94,8 +97,19 @@ def status(
     Paths are shown relative to the dataset's root (as datalad status -d .).
 
     Example: rr status -r --annex data/
+
+    Example: rr status --stale  (outputs whose inputs or code changed since their run)
     """
     from .. import api  # noqa: PLC0415  start-up time
+
+    if stale:
+        if recursive or annex:
+            usage_error("--stale takes no -r or --annex")
+        found = call(lambda: list(api.stale(paths or (), dataset=dataset)))
+        exit_if(render.render_results(found, as_json, line=lambda r: r.message))
+        if not as_json and not found:
+            render.out("no stale outputs")
+        return
 
     results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex)
     failed = call(render.render_results, results, as_json, line=render.status_line)
