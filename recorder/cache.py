@@ -495,7 +495,7 @@ def _nearest(index: Index, rec: dict[str, Any], parts: Mapping[str, Any]) -> str
 
 
 def _short(value: Any) -> str:
-    if value is None:
+    if value is None or value == "absent":
         return "(absent)"
     text = str(value)
     if text.startswith(("blob:", "tree:", "commit:")):
