@@ -46,6 +46,7 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -595,18 +596,45 @@ def key_now(new: Mapping[str, Any]) -> str:
 
 
 def restore(ds: Dataset, entry: Entry) -> list[str]:
-    """Write the entry's outputs into the worktree as its commit has them (and remove what
-    it deleted); returns the paths.  ``git checkout`` writes new files: annexed content is
-    never written in place."""
-    written = [o[0] for o in entry["outputs"] if o[1] != "000000"]
+    """Write the entry's outputs into the worktree as its commit has them, and remove what
+    it deleted; returns the paths.  Every file is written anew (the old one unlinked first):
+    a file in git from its blob, an annexed file as the symlink or the unlocked copy of its
+    content (the same key), never annexed content in place.  Saving the run stages them."""
+    written = [o for o in entry["outputs"] if o[1] != "000000"]
     deleted = [o[0] for o in entry["outputs"] if o[1] == "000000"]
-    if written:
-        gitrepo.checkout_paths(ds.root, entry["commit"], written)
+    blobs = gitrepo.cat_file_batch(ds.root, sorted({o[2] for o in written}))
+    unlocked = [o[3] for o in written if o[3] and o[1] != "120000"]
+    where = annex.content_locations(ds.root, sorted(set(unlocked))) if unlocked else {}
     for rel in deleted:
         full = ds.root / rel
         if full.is_symlink() or full.is_file():
             full.unlink()
-    return written + deleted
+    for path, mode, blob, key in written:
+        full = ds.root / path
+        if full.is_symlink() or full.is_file():
+            full.unlink()
+        elif full.is_dir():
+            shutil.rmtree(full)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        got = blobs.get(blob)
+        if got is None:
+            raise RecorderError(f"the run-cache cannot read {path} of commit "
+                                f"{entry['commit'][:10]}", hint="rerun with --no-cache")
+        if mode == "120000":
+            os.symlink(os.fsdecode(got[1]), full)
+            continue
+        if key and mode != "120000" and where.get(key):
+            shutil.copyfile(ds.root / where[key], full)  # an unlocked file: its content
+        else:
+            full.write_bytes(got[1])
+        os.chmod(full, 0o755 & ~_umask() if mode == "100755" else 0o644 & ~_umask())
+    return [o[0] for o in written] + deleted
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def restored_event(commit: str) -> Event:
