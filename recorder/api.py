@@ -102,7 +102,8 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         explicit: bool = False, assume_ready: str | None = None, dry_run: bool = False,
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         on_event: OnEvent | None = None, cwd: PathArg = None,
-        jobs: int | None = None, scheduler: str | None = None, cache: bool = True) -> Result:
+        jobs: int | None = None, scheduler: str | None = None, cache: bool = True,
+        verbose: bool = False) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
@@ -110,7 +111,8 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     ``cwd``: the working directory when it is inside the dataset, else the dataset root.
     ``jobs`` and ``scheduler`` are for arrays (:func:`run_array`): a usage error here.
     ``cache=False`` (``--no-cache``) executes even when an earlier run with the same key
-    could be restored from history (recorder/cache.py).
+    could be restored from history (recorder/cache.py); ``verbose``: ``on_event`` also gets
+    a NOTE saying why the run-cache missed (``fields["cache"] == "miss"``).
     ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
     starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
     ... by name; ``--json`` is its ``to_dict()``).
@@ -128,10 +130,10 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     spec = _run.prepare_spec(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
                              sidecar=sidecar, cwd=None if cwd is None else Path(cwd))
-    if not cache:
+    if not cache or verbose:
         from dataclasses import replace
 
-        spec = replace(spec, cache=False)
+        spec = replace(spec, cache=cache, cache_verbose=verbose)
     runtime = None
     if container is not None or gpus:
         from .containers import registry
@@ -381,7 +383,7 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
           on_event: OnEvent | None = None, jobs: int | None = None,
-          scheduler: str | None = None, cache: bool = True):
+          scheduler: str | None = None, cache: bool = True, verbose: bool = False):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
     ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``on_event``
@@ -389,7 +391,7 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     executes, a WARN about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
     ``cache=False`` (``--no-cache``): every run executes, none is restored from the
-    run-cache.
+    run-cache; ``verbose``: a NOTE says why each run that executes was not restored.
     """
     from . import engine
     from . import rerun as _rerun
@@ -398,7 +400,7 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        on_event=on_event, target=target, cache=cache)
+                        on_event=on_event, target=target, cache=cache, verbose=verbose)
 
 
 def rerun_explain(revision: str | None = None, *, dataset: PathArg = None,

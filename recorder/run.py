@@ -73,6 +73,7 @@ class RunSpec:
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
     env_record: tuple[str, ...] = ()  # declared variables whose values the record keeps
     cache: bool = True  # may restore an earlier run's outputs (recorder/cache.py); --no-cache
+    cache_verbose: bool = False  # say why the cache missed (an event; -v)
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -414,7 +415,8 @@ def _from_cache(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     found = cache.lookup(ds, build_record(ds, spec, 0, p.in_hits, p.out_hits),
                          run_env=spec.env, check_dirty=spec.explicit)
     if found.hit is None:
-        cache.emit_miss(on_event, found.reasons)
+        if spec.cache_verbose:
+            cache.emit_miss(on_event, found.reasons)
         return spec, None
     commit = found.hit["commit"]
     cache.restore(ds, found.hit)

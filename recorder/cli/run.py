@@ -123,7 +123,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   dry_run=dry_run is not None,
                   sidecar=sidecar, container=container, gpus=gpus,
                   on_event=render.event_handler(as_json, verbose=verbose), cwd=os.getcwd(),
-                  cache=not no_cache, **extra)
+                  cache=not no_cache, verbose=verbose, **extra)
     for note in result.notes:
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
@@ -270,7 +270,8 @@ def rerun(
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
                                 continue_=continue_, on_event=on_event, jobs=jobs,
-                                scheduler=scheduler, cache=not no_cache):
+                                scheduler=scheduler, cache=not no_cache,
+                                verbose=verbose):
             out.append(result)
             if as_json:
                 render.json_line(result.to_dict())

@@ -149,6 +149,7 @@ class Replay:
     target: Target = SERIAL  # --jobs / --scheduler: where an array's jobs run
     # runs may be restored from the run-cache (rr rerun sets it; --verify never: it re-executes)
     cache: bool = False
+    cache_verbose: bool = False  # -v: say why the cache missed
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:

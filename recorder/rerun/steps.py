@@ -89,7 +89,7 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
         explicit=replay.explicit or was_explicit, assume_ready=replay.assume_ready,
         chain=list(rec.get("chain") or []) + [step.commit],
         expected_exit=int(rec.get("exit", 0) or 0), extra_unlock=extra_unlock,
-        rr_info=rr_info, cache=replay.cache,
+        rr_info=rr_info, cache=replay.cache, cache_verbose=replay.cache_verbose,
     )
     if rr_info.get("container"):
         spec = registry.prepare_rerun(ds, spec, rr_info)
