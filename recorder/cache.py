@@ -39,6 +39,7 @@ fresh clone finds the same entries.
 
 from __future__ import annotations
 
+import fnmatch
 import glob as globmod
 import hashlib
 import json
@@ -454,6 +455,7 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     reasons: list[str] = []
     candidates = index.by_key.get(key, [])
     for entry in candidates:
+        entry = with_declared_outputs(ds, entry)
         problem = why_unusable(ds, entry)
         if not problem:
             return Lookup(entry, [])
@@ -461,6 +463,43 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     if not candidates:
         reasons.append(_nearest(index, rec, parts))
     return Lookup(None, reasons)
+
+
+def with_declared_outputs(ds: Dataset, entry: Entry, base: str = "HEAD") -> Entry:
+    """The entry with every file under its declared outputs that differs between its commit
+    and ``base`` among the outputs to restore, not only the files its commit changed: an
+    output the command wrote unchanged, and which was changed later, must come back as the
+    command made it.  A glob output is matched within the directory before its wildcard;
+    '.' (the whole dataset) is left at the changed files.  Two ``git ls-tree`` and one
+    ``git cat-file`` call."""
+    parts = entry.get("parts") or {}
+    pwd = str(parts.get("pwd", "."))
+    specs = [p for p in (_ds_path(pwd, str(o)) for o in parts.get("outputs") or [])
+             if p and p != "."]
+    if not specs:
+        return entry
+    looks = sorted({_look(p) for p in specs} - {""})
+    if not looks:
+        return entry
+    then = gitrepo.tree_entries(ds.root, entry["commit"], looks)
+    now = gitrepo.tree_entries(ds.root, base, looks)
+
+    def declared(path: str) -> bool:
+        return any(path == p or path.startswith(p.rstrip("/") + "/") or
+                   (globmod.has_magic(p) and fnmatch.fnmatchcase(path, p)) for p in specs)
+
+    known = {o[0] for o in entry["outputs"]}
+    extra = [(path, mode, blob) for path, (mode, blob) in then.items()
+             if path not in known and now.get(path) != (mode, blob) and declared(path)
+             and mode != "160000"]
+    if not extra:
+        return entry
+    ids = _resolve(ds.root, [], [b for _, _, b in extra])
+    more = []
+    for path, mode, blob in extra:
+        got = ids.get(blob)
+        more.append([path, mode, blob, got[6:] if got and got.startswith("annex:") else None])
+    return dict(entry, outputs=[*entry["outputs"], *more])
 
 
 def why_unusable(ds: Dataset, entry: Entry) -> str:
@@ -654,6 +693,6 @@ def emit_miss(on_event: OnEvent | None, reasons: Sequence[str]) -> None:
 
 
 __all__ = ["Index", "Lookup", "load_index", "lookup", "restore", "differences", "parts_now",
-           "changes_now", "key_now", "why_unusable",
+           "changes_now", "key_now", "why_unusable", "with_declared_outputs",
            "current_parts", "key_of", "code_paths", "enabled", "index_path",
            "restored_event", "miss_event", "emit_miss"]

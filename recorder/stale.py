@@ -65,7 +65,7 @@ def explain(ds: Dataset, revision: str | None = None, since: str | None = None
         problems = []
         same = index.by_key.get(cache.key_now(new), [])
         for candidate in [entry] + [c for c in same if c is not entry]:  # itself first
-            problem = cache.why_unusable(ds, candidate)
+            problem = cache.why_unusable(ds, cache.with_declared_outputs(ds, candidate))
             if not problem:
                 text = f"would be restored from cache: {candidate['commit'][:7]}"
                 if off:

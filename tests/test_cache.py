@@ -251,3 +251,22 @@ def test_appending_rows_runs_only_the_new_jobs(ds, tmp_path):
     assert git("status", "--porcelain", cwd=ds) == ""
     rr("run", "--no-cache", *args[1:], cwd=ds)
     assert marker.read_text().split() == ["01", "02", "03", "01", "02", "03"]
+
+
+@pytest.mark.slow
+def test_a_declared_output_the_entry_left_unchanged_is_restored_too(ds, tmp_path):
+    marker = tmp_path / "marker"
+    (ds / "in.txt").write_text("in\n")
+    (ds / "b.txt").write_text("const\n")
+    rr("save", "-m", "input, and b.txt as the command writes it", cwd=ds)
+    cmd = f"cat in.txt > a.txt; echo const > b.txt; echo x >> {marker}"
+    rr("run", "-i", "in.txt", "-o", "a.txt", "-o", "b.txt", cmd, cwd=ds)
+    assert git("diff-tree", "--no-commit-id", "--name-only", "-r", "HEAD", cwd=ds).split() == \
+        ["a.txt"]
+    (ds / "b.txt").unlink()
+    (ds / "b.txt").write_text("by hand\n")
+    rr("save", "-m", "b.txt by hand", cwd=ds)
+    proc = rr("run", "-i", "in.txt", "-o", "a.txt", "-o", "b.txt", cmd, cwd=ds)
+    assert "restored from cache" in proc.stderr and runs(marker) == 1
+    assert (ds / "b.txt").read_text() == "const\n"
+    assert git("status", "--porcelain", cwd=ds) == ""
