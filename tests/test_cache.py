@@ -270,3 +270,31 @@ def test_a_declared_output_the_entry_left_unchanged_is_restored_too(ds, tmp_path
     assert "restored from cache" in proc.stderr and runs(marker) == 1
     assert (ds / "b.txt").read_text() == "const\n"
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+@pytest.mark.slow
+def test_container_run_cached_and_a_new_image_invalidates(ds, busybox_image, tmp_path):
+    import subprocess
+
+    rr("containers-add", "bb", "--url", f"dhub://{busybox_image}", cwd=ds)
+    (ds / "in.txt").write_text("in\n")
+    rr("save", "-m", "input", cwd=ds)
+    args = ("containers-run", "-n", "bb", "-i", "in.txt", "-o", "n.txt")
+    cmd = "cat in.txt > n.txt; ls /etc | wc -l >> n.txt"
+    proc = rr(*args, cmd, cwd=ds)
+    assert "restored from cache" not in proc.stderr
+    first = git("rev-parse", "HEAD", cwd=ds).strip()
+    assert record(ds)["rr"]["container"]["digest"]
+    proc = rr(*args, "-v", cmd, cwd=ds)
+    assert f"restored from cache: {first[:7]}" in proc.stderr
+    assert "rr: running:" not in proc.stderr
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN touch /etc/extra\n")
+    subprocess.run(["docker", "build", "-q", "--network", "none", "-t", "rrtest/busybox:c2",
+                    str(ctx)], check=True, capture_output=True)
+    rr("containers-add", "bb", "--update", "--url", "dhub://rrtest/busybox:c2", cwd=ds)
+    proc = rr(*args, "-v", cmd, cwd=ds)
+    assert "rr: running:" in proc.stderr and "restored from cache" not in proc.stderr
+    assert "the image digest changed: sha256:" in proc.stderr
+    assert git("rev-parse", "HEAD", cwd=ds).strip() != first
