@@ -66,6 +66,9 @@ INDEX_FILE = "index.json"
 _SMALL = 1024  # annex symlinks and pointer files are smaller; bigger blobs are not read
 _GREP = r"--grep=^\[DATALAD RUNCMD\] "
 
+_NO_INPUTS = ("it declares no inputs (declare them with -i, or the code it reads with "
+              "rr.run.cache-code)")
+
 Entry = dict[str, Any]
 """One run commit as the index keeps it: ``commit``, ``key`` (None: not cacheable),
 ``why`` (why not), ``recipe`` (the command and pwd: what explanations compare with),
@@ -360,9 +363,8 @@ def _parts(rec: dict[str, Any], base: str, code: Sequence[str], ids: Mapping[str
         if got.startswith("commit:"):
             return None, f"{kind} {spec} is a subdataset"
         (images if kind == "image" else inputs)[spec] = got
-    if not any(k == "input" for k, _, _ in declared) and not code:
-        return None, ("it declares no inputs (declare them with -i, or the code it reads "
-                      "with rr.run.cache-code)")
+    if not rec.get("inputs") and not code:
+        return None, _NO_INPUTS
     code_ids: dict[str, str] = {}
     for p in code:
         code_ids[p] = ids.get(f"{base}:{p}") or "absent"
@@ -440,6 +442,8 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     ``--explicit`` run): a run with a changed input is not looked up."""
     if ds.head() is None:
         return Lookup(None, ["no commits yet"])
+    if not rec.get("inputs") and not code_paths(ds):  # decided without starting git
+        return Lookup(None, [f"not cacheable: {_NO_INPUTS}"])
     parts, why, ids = current_parts(ds, rec, run_env)
     if parts is None:
         return Lookup(None, [f"not cacheable: {why}"])
@@ -639,6 +643,29 @@ def restore(ds: Dataset, entry: Entry) -> list[str]:
     it deleted; returns the paths.  Every file is written anew (the old one unlinked first):
     a file in git from its blob, an annexed file as the symlink or the unlocked copy of its
     content (the same key), never annexed content in place.  Saving the run stages them."""
+    try:
+        return _restore(ds, entry)
+    except BaseException:
+        # interrupted or failed half-way: the outputs go back to HEAD's (nothing ran)
+        _back_to_head(ds, [o[0] for o in entry["outputs"]])
+        raise
+
+
+def _back_to_head(ds: Dataset, paths: list[str]) -> None:
+    try:
+        kinds = gitrepo.object_infos(ds.root, [f"HEAD:{p}" for p in paths])
+        tracked = [p for p, k in zip(paths, kinds) if k is not None]
+        for p, k in zip(paths, kinds):
+            full = ds.root / p
+            if k is None and (full.is_symlink() or full.is_file()):
+                full.unlink()
+        if tracked:
+            gitrepo.checkout_paths(ds.root, "HEAD", tracked)
+    except (RecorderError, OSError):
+        pass  # the error that got us here is the one to report
+
+
+def _restore(ds: Dataset, entry: Entry) -> list[str]:
     written = [o for o in entry["outputs"] if o[1] != "000000"]
     deleted = [o[0] for o in entry["outputs"] if o[1] == "000000"]
     blobs = gitrepo.cat_file_batch(ds.root, sorted({o[2] for o in written}))
