@@ -267,8 +267,15 @@ def _fixed(path: str) -> str:
 
 
 def _look(path: str) -> str:
-    """What to look up in a tree for a dataset-relative path ('' is the root tree)."""
+    """What to look up in a tree for a dataset-relative path ('' is the root tree).  A glob
+    whose only wildcard is in its last part (``data/*.csv``) is looked up as
+    ``DIR\0PATTERN``: the entries of DIR that match, each by its id; any other glob by the
+    directory before its first wildcard (a superset: safe)."""
     p = _fixed(path)
+    if p != path and "**" not in path:
+        head, _, last = path.rpartition("/")
+        if (head or ".") == p or (not head and p == "."):
+            return f"{'' if p == '.' else p}\0{last}"
     return "" if p == "." else p
 
 
@@ -321,12 +328,15 @@ def _wanted(rec: dict[str, Any], code: Sequence[str]) -> list[str]:
 def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
              ) -> dict[str, str | None]:
     """``spec -> id`` for ``REV:PATH`` specs and blob ids: 'annex:KEY' for annexed content,
-    'blob:SHA', 'tree:SHA', 'commit:SHA' (a subdataset), None when absent.  Two ``git
-    cat-file`` calls for all of them."""
+    'blob:SHA', 'tree:SHA', 'commit:SHA' (a subdataset), None when absent; for a
+    ``REV:DIR\0PATTERN`` spec 'glob:DIGEST' of the entries of DIR that match PATTERN.  Two
+    ``git cat-file`` calls for all of them."""
     wanted = list(dict.fromkeys([*specs, *blobs]))
-    infos = gitrepo.object_infos(root, wanted)
-    small = sorted({i[0] for i in infos if i and i[1] == "blob" and i[2] <= _SMALL})
-    contents = gitrepo.cat_file_batch(root, small)
+    objects = [w.partition("\0")[0] for w in wanted]
+    infos = gitrepo.object_infos(root, objects)
+    small = {i[0] for i in infos if i and i[1] == "blob" and i[2] <= _SMALL}
+    trees = {i[0] for w, i in zip(wanted, infos) if i and i[1] == "tree" and "\0" in w}
+    contents = gitrepo.cat_file_batch(root, sorted(small | trees))
     ids: dict[str, str | None] = {}
     for spec, info in zip(wanted, infos):
         if info is None:
@@ -334,9 +344,33 @@ def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
             continue
         sha, kind, _size = info
         got = contents.get(sha)
-        key = annex.key_of_link(got[1]) if got else None
+        if "\0" in spec:
+            pattern = spec.partition("\0")[2]
+            if kind != "tree" or got is None:
+                ids[spec] = None
+                continue
+            matched = [f"{name} {oid}" for name, oid in _tree_entries(got[1], len(sha) // 2)
+                       if fnmatch.fnmatchcase(name, pattern)
+                       and (pattern.startswith(".") or not name.startswith("."))]
+            ids[spec] = "glob:" + hashlib.sha256("\n".join(sorted(matched)).encode(
+                "utf-8", "surrogateescape")).hexdigest()[:40]
+            continue
+        key = annex.key_of_link(got[1]) if got and kind == "blob" else None
         ids[spec] = f"annex:{key}" if key else f"{kind}:{sha}"
     return ids
+
+
+def _tree_entries(raw: bytes, width: int = 20) -> list[tuple[str, str]]:
+    """(name, object id) of a raw tree object's entries (ids of ``width`` bytes)."""
+    out = []
+    pos = 0
+    while pos < len(raw):
+        nul = raw.index(b"\0", pos)
+        _mode, _, name = raw[pos:nul].partition(b" ")
+        oid = raw[nul + 1:nul + 1 + width].hex()
+        out.append((name.decode("utf-8", "surrogateescape"), oid))
+        pos = nul + 1 + width
+    return out
 
 
 def _recipe(rec: dict[str, Any]) -> str:
@@ -482,7 +516,7 @@ def with_declared_outputs(ds: Dataset, entry: Entry, base: str = "HEAD") -> Entr
              if p and p != "."]
     if not specs:
         return entry
-    looks = sorted({_look(p) for p in specs} - {""})
+    looks = sorted({_fixed(p) for p in specs} - {".", ""})
     if not looks:
         return entry
     then = gitrepo.tree_entries(ds.root, entry["commit"], looks)
@@ -542,7 +576,7 @@ def _short(value: Any) -> str:
     if value is None or value == "absent":
         return "(absent)"
     text = str(value)
-    if text.startswith(("blob:", "tree:", "commit:")):
+    if text.startswith(("blob:", "tree:", "commit:", "glob:")):
         kind, _, sha = text.partition(":")
         return f"{kind} {sha[:10]}"
     if text.startswith("annex:"):

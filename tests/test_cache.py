@@ -298,3 +298,23 @@ def test_container_run_cached_and_a_new_image_invalidates(ds, busybox_image, tmp
     assert "rr: running:" in proc.stderr and "restored from cache" not in proc.stderr
     assert "the image digest changed: sha256:" in proc.stderr
     assert git("rev-parse", "HEAD", cwd=ds).strip() != first
+
+
+@pytest.mark.slow
+def test_a_glob_input_is_keyed_by_what_it_matches(ds, tmp_path):
+    marker = tmp_path / "marker"
+    (ds / "data").mkdir()
+    (ds / "data" / "a.csv").write_text("1\n")
+    (ds / "data" / "notes.md").write_text("x\n")
+    rr("save", "-m", "data", cwd=ds)
+    args = ("run", "-i", "data/*.csv", "-o", "n.txt", f"cat data/*.csv > n.txt; echo x >> {marker}")
+    rr(*args, cwd=ds)
+    # a file the glob does not match changes: still restored
+    (ds / "data" / "more.md").write_text("y\n")
+    rr("save", "-m", "unmatched", cwd=ds)
+    assert "restored from cache" in rr(*args, cwd=ds).stderr and runs(marker) == 1
+    # a file it matches is added: executed, and -v says which input
+    (ds / "data" / "b.csv").write_text("2\n")
+    rr("save", "-m", "matched", cwd=ds)
+    proc = rr("run", "-v", *args[1:], cwd=ds)
+    assert runs(marker) == 2 and "input data/*.csv changed: glob " in proc.stderr
