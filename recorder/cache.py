@@ -321,8 +321,28 @@ def _tokens(rec: dict[str, Any]) -> list[str]:
 def _wanted(rec: dict[str, Any], code: Sequence[str]) -> list[str]:
     """Every path whose id the key of ``rec`` needs, at the run's base."""
     paths = [look for _, _, look in _declared(rec) if look != "\0"]
+    # the directories above each input: one of them may be a subdataset (its commit decides)
+    paths += [a for look in paths for a in _ancestors(look.partition("\0")[0])]
     paths += list(code) + _tokens(rec)
     return [p for p in dict.fromkeys(paths) if "\n" not in p]
+
+
+def _ancestors(path: str) -> list[str]:
+    """The directories above a dataset-relative path, the root ('') first."""
+    parts = path.split("/") if path else []
+    return ["/".join(parts[:i]) for i in range(0, len(parts))]
+
+
+def _in_subdataset(ids: Mapping[str, str | None], base: str, look: str) -> str | None:
+    """The id of an input in a subdataset: the subdataset's commit recorded in the tree (a
+    superset of the input: any change in the subdataset changes it); None when ``look`` is
+    in no subdataset."""
+    path = look.partition("\0")[0]
+    for a in [*reversed(_ancestors(path)), path]:
+        got = ids.get(f"{base}:{a}")
+        if got and got.startswith("commit:"):
+            return f"{got} ({a})"
+    return None
 
 
 def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
@@ -349,7 +369,7 @@ def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
             if kind != "tree" or got is None:
                 ids[spec] = None
                 continue
-            matched = [f"{name} {oid}" for name, oid in _tree_entries(got[1], len(sha) // 2)
+            matched = [f"{name} {oid}" for name, oid, _ in _tree_entries(got[1], len(sha) // 2)
                        if fnmatch.fnmatchcase(name, pattern)
                        and (pattern.startswith(".") or not name.startswith("."))]
             ids[spec] = "glob:" + hashlib.sha256("\n".join(sorted(matched)).encode(
@@ -357,18 +377,45 @@ def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
             continue
         key = annex.key_of_link(got[1]) if got and kind == "blob" else None
         ids[spec] = f"annex:{key}" if key else f"{kind}:{sha}"
+    _gitlinks(root, ids, [w for w, i in zip(wanted, infos) if i is None and "\0" not in w])
     return ids
 
 
-def _tree_entries(raw: bytes, width: int = 20) -> list[tuple[str, str]]:
-    """(name, object id) of a raw tree object's entries (ids of ``width`` bytes)."""
+def _gitlinks(root: Path, ids: dict[str, str | None], missing: Sequence[str]) -> None:
+    """A subdataset's commit is not in this repository (``cat-file`` says missing): read it
+    from the tree that holds it, when that tree's id was resolved (one more ``cat-file``)."""
+    holders: dict[str, list[tuple[str, str]]] = {}
+    for spec in missing:
+        rev, _, path = spec.partition(":")
+        if not path:
+            continue
+        head, _, name = path.rpartition("/")
+        holder = ids.get(f"{rev}:{head}")
+        if holder and holder.startswith("tree:"):
+            holders.setdefault(holder[5:], []).append((spec, name))
+    if not holders:
+        return
+    raws = gitrepo.cat_file_batch(root, sorted(holders))
+    for tree, items in holders.items():
+        got = raws.get(tree)
+        if got is None:
+            continue
+        links = {name: oid for name, oid, mode in _tree_entries(got[1], len(tree) // 2)
+                 if mode == "160000"}
+        for spec, name in items:
+            if name in links:
+                ids[spec] = f"commit:{links[name]}"
+
+
+def _tree_entries(raw: bytes, width: int = 20) -> list[tuple[str, str, str]]:
+    """(name, object id, mode) of a raw tree object's entries (ids of ``width`` bytes)."""
     out = []
     pos = 0
     while pos < len(raw):
         nul = raw.index(b"\0", pos)
-        _mode, _, name = raw[pos:nul].partition(b" ")
+        mode, _, name = raw[pos:nul].partition(b" ")
         oid = raw[nul + 1:nul + 1 + width].hex()
-        out.append((name.decode("utf-8", "surrogateescape"), oid))
+        out.append((name.decode("utf-8", "surrogateescape"), oid, mode.decode("ascii")))
         pos = nul + 1 + width
     return out
 
@@ -392,10 +439,10 @@ def _parts(rec: dict[str, Any], base: str, code: Sequence[str], ids: Mapping[str
         if look == "\0":
             return None, f"{kind} {spec} lies outside the dataset"
         got = ids.get(f"{base}:{look}")
+        if got is None or got.startswith("commit:"):
+            got = _in_subdataset(ids, base, look)
         if got is None:
-            return None, f"{kind} {spec} is not in the tree it runs on (or in a subdataset)"
-        if got.startswith("commit:"):
-            return None, f"{kind} {spec} is a subdataset"
+            return None, f"{kind} {spec} is not in the tree it runs on"
         (images if kind == "image" else inputs)[spec] = got
     if not rec.get("inputs") and not code:
         return None, _NO_INPUTS
@@ -576,7 +623,10 @@ def _short(value: Any) -> str:
     if value is None or value == "absent":
         return "(absent)"
     text = str(value)
-    if text.startswith(("blob:", "tree:", "commit:", "glob:")):
+    if text.startswith("commit:"):
+        sha, _, where = text[7:].partition(" ")
+        return f"subdataset {where.strip('()')} at {sha[:10]}" if where else f"commit {sha[:10]}"
+    if text.startswith(("blob:", "tree:", "glob:")):
         kind, _, sha = text.partition(":")
         return f"{kind} {sha[:10]}"
     if text.startswith("annex:"):
@@ -633,6 +683,7 @@ def parts_now(ds: Dataset, entries: Sequence[Entry], *, base: str = "HEAD",
     for e in entries:
         p = e["parts"]
         paths = [_look(x) for x in [*p["inputs"], *p["image_files"]]]
+        paths += [a for x in paths for a in _ancestors(x.partition("\0")[0])]
         specs += [f"{base}:{x}" for x in [*paths, *code, *(e.get("code") or {})]]
     ids = _resolve(ds.root, specs)
     out: dict[str, dict[str, Any]] = {}
@@ -640,7 +691,10 @@ def parts_now(ds: Dataset, entries: Sequence[Entry], *, base: str = "HEAD",
         p = e["parts"]
 
         def now(x: str) -> str:
-            return ids.get(f"{base}:{_look(x)}") or "absent"
+            got = ids.get(f"{base}:{_look(x)}")
+            if got is None or got.startswith("commit:"):
+                got = _in_subdataset(ids, base, _look(x))
+            return got or "absent"
 
         new = dict(p, inputs={x: now(x) for x in p["inputs"]},
                    image_files={x: now(x) for x in p["image_files"]},

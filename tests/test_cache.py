@@ -318,3 +318,22 @@ def test_a_glob_input_is_keyed_by_what_it_matches(ds, tmp_path):
     rr("save", "-m", "matched", cwd=ds)
     proc = rr("run", "-v", *args[1:], cwd=ds)
     assert runs(marker) == 2 and "input data/*.csv changed: glob " in proc.stderr
+
+
+@pytest.mark.slow
+def test_an_input_in_a_subdataset_is_keyed_by_the_subdatasets_commit(ds, tmp_path):
+    marker = tmp_path / "marker"
+    rr("create", "-d", ".", "sub", cwd=ds)
+    (ds / "sub" / "data.txt").write_text("d1\n")
+    rr("save", "-r", "-m", "data", cwd=ds)
+    args = ("run", "-v", "-i", "sub/data.txt", "-o", "n.txt",
+            f"cat sub/data.txt > n.txt; echo x >> {marker}")
+    rr(*args, cwd=ds)
+    assert "restored from cache" in rr(*args, cwd=ds).stderr and runs(marker) == 1
+    (ds / "sub" / "data.txt").unlink()
+    (ds / "sub" / "data.txt").write_text("d2\n")
+    rr("save", "-r", "-m", "new data", cwd=ds)
+    proc = rr(*args, cwd=ds)
+    assert runs(marker) == 2
+    assert "input sub/data.txt changed: subdataset sub at " in proc.stderr
+    assert (ds / "n.txt").read_text() == "d2\n"
