@@ -7,8 +7,10 @@ A run's *key* is made of what decides its outcome, as its record and the tree it
   ``pwd``, the declared outputs as recorded, and whether the run was ``--explicit``;
 - the content of every declared input and extra input (a container image) in the tree the
   run starts from: an annexed file by its annex key, a file in git by its blob id, a
-  directory by its tree id, a glob by the tree id of the directory before its first wildcard
-  (a superset of what the glob matches: safe);
+  directory by its tree id, a glob whose wildcard is in its last part by the entries it
+  matches, another glob by the tree id of the directory before its first wildcard (a
+  superset of what it matches: safe), an input in a subdataset by the subdataset's commit
+  recorded in the tree (a superset too);
 - the content of the declared code paths (``rr.run.cache-code``);
 - the container image digest (``rr.container.digest``) and the declared environment
   (``rr.env.vars``).
@@ -26,9 +28,9 @@ saved as any run, its record with ``"rr": {"cached_from": COMMIT}``.
 
 Safety: a command can read what it does not declare.  So a run is *not* cacheable without a
 declared input or declared code (``rr.run.cache-code``), nor is a record with a non-zero
-exit, an ``--explicit`` record that declares no outputs, a run-merge, a record that touches
-subdatasets or names inputs outside the dataset or absent from its tree, or a run whose
-inputs have unsaved changes.  ``rr run --no-cache`` (and ``rr.run.cache=false``) executes.
+exit, an ``--explicit`` record that declares no outputs, a run-merge, a record whose commit
+changed a subdataset or that names inputs outside the dataset or absent from its tree, or a
+run whose inputs have unsaved changes.  ``rr run --no-cache`` (and ``rr.run.cache=false``) executes.
 
 The index (``.git/rr-cache/index.json``, in the common git directory) is derived from
 history: rebuilt when any branch, remote branch, tag or HEAD moved, reusing what it knows
