@@ -531,7 +531,8 @@ def lookup(ds: Dataset, rec: dict[str, Any], *, run_env: Mapping[str, str] | Non
     if parts is None:
         return Lookup(None, [f"not cacheable: {why}"])
     if check_dirty:
-        looked = [p for p in _wanted(rec, code_paths(ds))]
+        looked = [look.partition("\0")[0] for _, _, look in _declared(rec) if look != "\0"]
+        looked += [*code_paths(ds), *_tokens(rec)]
         dirty = [p for p in ds.dirty_paths()
                  if any(p == w or w == "" or p.startswith(w.rstrip("/") + "/")
                         for w in looked)]

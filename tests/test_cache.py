@@ -337,3 +337,17 @@ def test_an_input_in_a_subdataset_is_keyed_by_the_subdatasets_commit(ds, tmp_pat
     assert runs(marker) == 2
     assert "input sub/data.txt changed: subdataset sub at " in proc.stderr
     assert (ds / "n.txt").read_text() == "d2\n"
+
+
+@pytest.mark.slow
+def test_explicit_runs_in_a_dirty_dataset(counted):
+    ds, marker, cmd = counted
+    run(ds, cmd, "--explicit")
+    (ds / "junk.txt").write_text("unsaved\n")
+    proc = run(ds, cmd, "--explicit")
+    assert "restored from cache" in proc.stderr and runs(marker) == 1
+    (ds / "in.txt").unlink()
+    (ds / "in.txt").write_text("unsaved input\n")
+    proc = run(ds, cmd, "--explicit", "-v")
+    assert runs(marker) == 2
+    assert "not cacheable now: in.txt has unsaved changes" in proc.stderr
