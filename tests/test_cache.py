@@ -351,3 +351,19 @@ def test_explicit_runs_in_a_dirty_dataset(counted):
     proc = run(ds, cmd, "--explicit", "-v")
     assert runs(marker) == 2
     assert "not cacheable now: in.txt has unsaved changes" in proc.stderr
+
+
+def test_a_restore_that_fails_puts_the_outputs_back(ds):
+    from recorder.errors import RecorderError
+
+    (ds / "out.txt").write_text("as committed\n")
+    rr("save", "-m", "out", cwd=ds)
+    head = git("rev-parse", "HEAD", cwd=ds).strip()
+    blob = git("rev-parse", "HEAD:.datalad/config", cwd=ds).strip()
+    entry = {"commit": head, "outputs": [["out.txt", "100644", blob, None],
+                                         ["new.txt", "100644", "0" * 40, None]]}
+    with pytest.raises(RecorderError, match="the run-cache cannot read new.txt"):
+        cache.restore(Dataset(ds), entry)
+    assert (ds / "out.txt").is_symlink() and (ds / "out.txt").read_text() == "as committed\n"
+    assert not (ds / "new.txt").exists()
+    assert git("status", "--porcelain", cwd=ds) == ""
