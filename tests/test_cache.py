@@ -150,6 +150,8 @@ def test_fresh_clone_hits_the_same_cache(counted, tmp_path):
     assert f"restored from cache: {first[:7]}" in proc.stderr
     assert runs(marker) == 2
     assert (clone2 / "out.txt").read_bytes() == (ds / "out.txt").read_bytes()
+    # a restored run needs no input: in.txt's content was not fetched
+    assert (clone2 / "in.txt").is_symlink() and not (clone2 / "in.txt").exists()
 
 
 @pytest.mark.slow
