@@ -145,9 +145,10 @@ def load_index(ds: Dataset) -> Index:
     data: dict[str, Any] = {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION:
-            data = {}
-    except (OSError, ValueError):
+        if not isinstance(data, dict) or data.get("version") != INDEX_VERSION or \
+                not _well_formed(data.get("entries")):
+            data = {}  # damaged: rebuilt from history
+    except (OSError, ValueError, RecursionError):
         data = {}
     if data.get("refs") == signature and isinstance(data.get("entries"), list):
         return Index.of(data["entries"])
@@ -158,6 +159,28 @@ def load_index(ds: Dataset) -> Index:
     _write(path, {"version": INDEX_VERSION, "refs": signature, "code": code,
                   "entries": entries})
     return Index.of(entries)
+
+
+def _well_formed(entries: Any) -> bool:
+    """Whether the index's entries have the shape :func:`_entry` gives them."""
+    if not isinstance(entries, list):
+        return False
+    for e in entries:
+        if not (isinstance(e, dict) and isinstance(e.get("commit"), str)
+                and isinstance(e.get("key"), (str, type(None)))
+                and isinstance(e.get("why"), str)
+                and (e.get("parts") is None or _parts_shaped(e["parts"]))
+                and isinstance(e.get("code"), dict) and isinstance(e.get("outputs"), list)
+                and all(isinstance(o, list) and len(o) == 4 and
+                        all(isinstance(x, (str, type(None))) for x in o)
+                        for o in e["outputs"])):
+            return False
+    return True
+
+
+def _parts_shaped(parts: Any) -> bool:
+    return isinstance(parts, dict) and all(
+        isinstance(parts.get(k), dict) for k in ("inputs", "image_files", "code", "env"))
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:

@@ -166,6 +166,11 @@ def test_index_is_derived_from_history(counted):
     index.write_text("{not json")  # damaged: rebuilt
     assert "restored from cache" in run(ds, cmd).stderr
     assert runs(marker) == 1
+    data = json.loads(index.read_text())
+    data["entries"][0]["outputs"] = "broken"
+    index.write_text(json.dumps(data))
+    assert "restored from cache" in run(ds, cmd).stderr
+    assert runs(marker) == 1
 
 
 @pytest.mark.slow
