@@ -642,6 +642,12 @@ def _nearest(index: Index, rec: dict[str, Any], parts: Mapping[str, Any]) -> str
             return f"its last run {entry['commit'][:7]} is not cacheable: {entry['why']}"
         changes = differences(entry["parts"], parts)
         return f"since {entry['commit'][:7]}: " + "; ".join(changes or ["the key differs"])
+    for entry in index.entries:  # the newest run that wrote the same outputs from there
+        old = entry.get("parts")
+        if old and old.get("outputs") == parts.get("outputs") and parts.get("outputs") and \
+                old.get("pwd") == parts.get("pwd"):
+            return f"since {entry['commit'][:7]} (the same outputs): " + \
+                "; ".join(differences(old, parts))
     return "no earlier run of this command in this dataset's history"
 
 

@@ -84,6 +84,11 @@ def test_changed_input_invalidates_and_minus_v_says_why(counted):
     assert runs(marker) == 2
     assert "rr: note: cache miss: since " in proc.stderr
     assert "input in.txt changed: MD5E-s4--" in proc.stderr
+    # another command for the same outputs: the command text is named
+    proc = run(ds, cmd.replace("head -c 3000", "head -c 3001"), "-v")
+    assert runs(marker) == 3
+    assert "(the same outputs): the command text changed: 'cat in.txt" in proc.stderr
+    marker.write_text("x\nx\n")
     # without -v, a miss says nothing
     (ds / "in.txt").unlink()
     (ds / "in.txt").write_text("three\n")
