@@ -412,8 +412,11 @@ def _ask_cache(ds: Dataset, spec: RunSpec, p: Plan) -> tuple[RunSpec, cache.Look
                                       if k != "cached_from"})
     if not spec.cache or not cache.enabled(ds):
         return spec, None
-    return spec, cache.lookup(ds, build_record(ds, spec, 0, p.in_hits, p.out_hits),
-                              run_env=spec.env, check_dirty=spec.explicit)
+    try:
+        return spec, cache.lookup(ds, build_record(ds, spec, 0, p.in_hits, p.out_hits),
+                                  run_env=spec.env, check_dirty=spec.explicit)
+    except RecorderError as exc:  # the cache is an optimisation: the command runs
+        return spec, cache.Lookup(None, [f"the run-cache could not be read: {exc.message}"])
 
 
 def _from_cache(ds: Dataset, spec: RunSpec, prepared: _Prepared,
