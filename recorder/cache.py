@@ -347,6 +347,7 @@ def _wanted(rec: dict[str, Any], code: Sequence[str]) -> list[str]:
     """Every path whose id the key of ``rec`` needs, at the run's base."""
     paths = [look for _, _, look in _declared(rec) if look != "\0"]
     # the directories above each input: one of them may be a subdataset (its commit decides)
+    paths += [look.partition("\0")[0] for look in paths if "\0" in look]  # a glob's dir
     paths += [a for look in paths for a in _ancestors(look.partition("\0")[0])]
     paths += list(code) + _tokens(rec)
     return [p for p in dict.fromkeys(paths) if "\n" not in p]
@@ -715,6 +716,7 @@ def parts_now(ds: Dataset, entries: Sequence[Entry], *, base: str = "HEAD",
     for e in entries:
         p = e["parts"]
         paths = [_look(x) for x in [*p["inputs"], *p["image_files"]]]
+        paths += [x.partition("\0")[0] for x in paths if "\0" in x]
         paths += [a for x in paths for a in _ancestors(x.partition("\0")[0])]
         specs += [f"{base}:{x}" for x in [*paths, *code, *(e.get("code") or {})]]
     ids = _resolve(ds.root, specs)

@@ -349,6 +349,10 @@ def test_an_input_in_a_subdataset_is_keyed_by_the_subdatasets_commit(ds, tmp_pat
     assert runs(marker) == 2
     assert "input sub/data.txt changed: subdataset sub at " in proc.stderr
     assert (ds / "n.txt").read_text() == "d2\n"
+    # a glob in the subdataset: keyed by its commit too
+    globbed = ("run", "-i", "sub/*.txt", "-o", "m.txt", f"cat sub/*.txt > m.txt; echo x >> {marker}")
+    rr(*globbed, cwd=ds)
+    assert "restored from cache" in rr(*globbed, cwd=ds).stderr and runs(marker) == 3
 
 
 @pytest.mark.slow
