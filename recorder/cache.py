@@ -318,15 +318,26 @@ def _declared(rec: dict[str, Any]) -> list[tuple[str, str, str]]:
     return out
 
 
+def _words(text: str, depth: int = 3) -> list[str]:
+    """The shell words of ``text``, and the words of each word that is itself a command (a
+    container call quotes the user's command: ``... 'python3 code/train.py'``)."""
+    try:
+        words = shlex.split(text)
+    except ValueError:
+        words = text.split()
+    out = []
+    for w in words:
+        out.append(w)
+        if depth > 1 and any(c.isspace() for c in w):
+            out += _words(w, depth - 1)
+    return out
+
+
 def _tokens(rec: dict[str, Any]) -> list[str]:
     """Dataset-relative paths the command names (implicit code candidates): words of the
     command (and the value of ``--opt=value``) that are relative paths without
     placeholders or wildcards, other than the declared inputs and outputs."""
-    cmd = str(rec.get("cmd", ""))
-    try:
-        words = shlex.split(cmd)
-    except ValueError:
-        words = cmd.split()
+    words = _words(str(rec.get("cmd", "")))
     pwd = str(rec.get("pwd", "."))
     skip = {_ds_path(pwd, str(s)) for f in ("inputs", "outputs", "extra_inputs")
             for s in rec.get(f) or []}

@@ -290,9 +290,11 @@ def test_container_run_cached_and_a_new_image_invalidates(ds, busybox_image, tmp
 
     rr("containers-add", "bb", "--url", f"dhub://{busybox_image}", cwd=ds)
     (ds / "in.txt").write_text("in\n")
+    (ds / "code").mkdir()
+    (ds / "code" / "count.sh").write_text("cat in.txt; ls /etc | wc -l\n")
     rr("save", "-m", "input", cwd=ds)
     args = ("containers-run", "-n", "bb", "-i", "in.txt", "-o", "n.txt")
-    cmd = "cat in.txt > n.txt; ls /etc | wc -l >> n.txt"
+    cmd = "sh code/count.sh > n.txt"
     proc = rr(*args, cmd, cwd=ds)
     assert "restored from cache" not in proc.stderr
     first = git("rev-parse", "HEAD", cwd=ds).strip()
@@ -300,6 +302,14 @@ def test_container_run_cached_and_a_new_image_invalidates(ds, busybox_image, tmp
     proc = rr(*args, "-v", cmd, cwd=ds)
     assert f"restored from cache: {first[:7]}" in proc.stderr
     assert "rr: running:" not in proc.stderr
+    # the script the command names, inside the container call, is implicit code
+    (ds / "code" / "count.sh").unlink()
+    (ds / "code" / "count.sh").write_text("cat in.txt in.txt; ls /etc | wc -l\n")
+    rr("save", "-m", "code", cwd=ds)
+    proc = rr(*args, "-v", cmd, cwd=ds)
+    assert "rr: running:" in proc.stderr
+    assert "the command names code/count.sh, which changed" in proc.stderr
+    first = git("rev-parse", "HEAD", cwd=ds).strip()
     ctx = tmp_path / "ctx"
     ctx.mkdir()
     (ctx / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN touch /etc/extra\n")
