@@ -634,6 +634,10 @@ def why_unusable(ds: Dataset, entry: Entry) -> str:
             new = now.get(f"HEAD:{p}")
             if new != old:
                 return f"the command names {p}, which changed: {_short(old)} -> {_short(new)}"
+    for o in entry["outputs"]:
+        full = ds.root / o[0]
+        if full.is_dir() and not full.is_symlink():  # never removed to make room
+            return f"its output {o[0]} is a directory here"
     keys = [o[3] for o in entry["outputs"] if o[3]]
     if keys:
         present = annex.content_present(ds.root, sorted(set(keys)))
@@ -812,8 +816,6 @@ def _restore(ds: Dataset, entry: Entry) -> list[str]:
         full = ds.root / path
         if full.is_symlink() or full.is_file():
             full.unlink()
-        elif full.is_dir():
-            shutil.rmtree(full)
         full.parent.mkdir(parents=True, exist_ok=True)
         got = blobs.get(blob)
         if got is None:
