@@ -107,7 +107,8 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
         sidecar: bool | None = None, container: str | None = None, gpus: bool = False,
         on_event: OnEvent | None = None, cwd: PathArg = None,
         jobs: int | None = None, scheduler: str | None = None,
-        env_record: Sequence[str] = (), log: bool | None = None) -> Result:
+        env_record: Sequence[str] = (), log: bool | None = None, cache: bool = True,
+        verbose: bool = False) -> Result:
     """Run a command, then save its outputs with a DataLad-compatible run record.
 
     The command runs in ``cwd`` and relative inputs/outputs are taken from there, even when
@@ -117,6 +118,9 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     ``env_record``: environment variables whose values the record keeps (beside the
     dataset's ``rr.run.env-record`` list); ``log``: keep the command's output in the
     dataset (None: as ``rr.run.log`` says).
+    ``cache=False`` (``--no-cache``) executes even when an earlier run with the same key
+    could be restored from history (recorder/cache.py); ``verbose``: ``on_event`` also gets
+    a NOTE saying why the run-cache missed (``fields["cache"] == "miss"``).
     ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
     starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
     ... by name; ``--json`` is its ``to_dict()``).
@@ -135,6 +139,10 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
                              expand=expand, explicit=explicit, assume_ready=assume_ready,
                              sidecar=sidecar, cwd=None if cwd is None else Path(cwd),
                              env_record=env_record, log=log)
+    if not cache or verbose:
+        from dataclasses import replace
+
+        spec = replace(spec, cache=cache, cache_verbose=verbose)
     runtime = None
     if container is not None or gpus:
         from .containers import registry
@@ -468,13 +476,15 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None, continue_: bool = False,
           on_event: OnEvent | None = None, jobs: int | None = None,
-          scheduler: str | None = None):
+          scheduler: str | None = None, cache: bool = True, verbose: bool = False):
     """Replay run records; returns an iterator of results, one per step of the plan.
 
     ``revision`` may be a range ``A..B``; ``since=""`` replays all history.  ``on_event``
     gets a STEP event before each step, an ANNOUNCE of each expanded command just before it
     executes, a WARN about a step.
     ``jobs`` > 1 or ``scheduler``: the jobs of an array run in parallel on Dask.
+    ``cache=False`` (``--no-cache``): every run executes, none is restored from the
+    run-cache; ``verbose``: a NOTE says why each run that executes was not restored.
     """
     from . import engine
     from . import rerun as _rerun
@@ -483,7 +493,32 @@ def rerun(revision: str | None = None, *, dataset: PathArg = None, since: str | 
     ds = _find(dataset)
     return _rerun.rerun(ds, revision, since=since, onto=onto, branch=branch, message=message,
                         explicit=explicit, assume_ready=assume_ready, continue_=continue_,
-                        on_event=on_event, target=target)
+                        on_event=on_event, target=target, cache=cache, verbose=verbose)
+
+
+def rerun_explain(revision: str | None = None, *, dataset: PathArg = None,
+                  since: str | None = None) -> Iterator[Result]:
+    """``rr rerun --explain``: for each run record of the plan (as :func:`rerun` would take
+    it), whether it would be restored from the run-cache on HEAD now (``cached_from``) or
+    what changed since its own key (``changes``: input path with old and new key, image
+    digest, declared variable, command text), or why it is not cacheable (``why``).
+    Executes and changes nothing."""
+    from . import stale as _stale  # noqa: PLC0415  start-up time
+
+    return _stale.explain(_find(dataset), revision, since)
+
+
+def stale(paths: Sequence[str] = (), *, dataset: PathArg = None) -> Iterator[Result]:
+    """``rr status --stale``: outputs on HEAD out of date because a declared input, declared
+    code, a file the command names or the container image changed since the run commit that
+    wrote them; one ``Result`` per file (``commit``, ``changes``, ``update``: the
+    ``rr rerun COMMIT`` that brings it up to date).  ``paths``: relative to the working
+    directory."""
+    from . import stale as _stale  # noqa: PLC0415  start-up time
+
+    ds = _find(dataset)
+    rel = [ds.relpath(Path(p).absolute()) for p in paths]
+    return _stale.stale(ds, rel)
 
 
 def rerun_verify(revision: str | None = None, *, dataset: PathArg = None,
@@ -692,12 +727,14 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
               jobs: int | None = None, scheduler: str | None = None,
               continue_: bool = False, array_id: str | None = None, cwd: PathArg = None,
               on_event: OnEvent | None = None, env_record: Sequence[str] = (),
-              log: bool | None = None) -> Iterator[Any]:
+              log: bool | None = None, cache: bool = True) -> Iterator[Any]:
     """Run a command once per row of parameters (``params``: ``NAME=V1,V2``, their Cartesian
     product; ``array``: a CSV/TSV table), every row its own run record, committed in row
     order.  ``jobs``/``scheduler`` go to the execution engine (serial without them).
     ``continue_``: run what did not succeed of an unfinished array (``array_id``, or the only
     one) and write its history.  Yields one ``Result`` per job and one for the history.
+    Each row is a unit of the run-cache: a row run before is restored, not executed
+    (``cache=False``, ``--no-cache``: every row executes).
     ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events."""
     from . import array as _array
     from . import engine
@@ -716,7 +753,7 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
         raise RecorderError("an array needs --param NAME=V1,V2 or --array TABLE")
     options = {"expand": expand, "explicit": explicit, "assume_ready": assume_ready,
                "sidecar": sidecar, "container": container, "gpus": gpus,
-               "env_record": list(env_record), "log": log}
+               "env_record": list(env_record), "log": log, "cache": cache}
     planned, relpwd = _array.plan(ds, cmd, message=message, inputs=inputs, outputs=outputs,
                                   params=params, table=array,
                                   cwd=None if cwd is None else Path(cwd), options=options)

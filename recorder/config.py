@@ -85,6 +85,13 @@ RUN_RECORD_ENVIRONMENT = _key("rr.run.record-environment", "bool", True,
                               "under rr.resources.")
 RUN_LOG = _key("rr.run.log", "bool", False,
                "Every rr run keeps its command's output as a log file, as with --log.")
+RUN_CACHE = _key("rr.run.cache", "bool", True,
+                 "The run-cache: rr run and rr rerun restore the outputs of an earlier run with "
+                 "the same key instead of executing (false: always execute).")
+RUN_CACHE_CODE = _key("rr.run.cache-code", "list", None,
+                      "Code paths every run reads (dataset-relative, whitespace- or comma-"
+                      "separated; repeatable): part of the run-cache key, and what makes a run "
+                      "without declared inputs cacheable.")
 RUN_SUBSTITUTIONS = _key("datalad.run.substitutions.<NAME>", "list", None,
                          "A custom {NAME} placeholder for run commands, inputs, outputs.")
 # --- procedures --------------------------------------------------------------------------

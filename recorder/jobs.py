@@ -164,7 +164,8 @@ def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
                                   sidecar=opts.get("sidecar"), cwd=cwd,
                                   env_record=opts.get("env_record") or (),
                                   log=opts.get("log"))
-        spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)})
+        spec = dataclasses.replace(spec, rr_info={"array": dict(task.array)},
+                                   cache=opts.get("cache", True))  # rows are cache units
         if opts.get("container") is not None or opts.get("gpus"):
             call = registry.wrap_spec(ds, spec, opts.get("container") or None,
                                       gpus=opts.get("gpus", False))

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import config as cfgkeys
-from . import (annex, environment, gitrepo, preflight, proc, protect, runlog, runmerge,
-               subdatasets)
+from . import (annex, cache, environment, gitrepo, preflight, proc, protect, runlog,
+               runmerge, subdatasets)
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
@@ -74,6 +74,8 @@ class RunSpec:
     job: bool = False  # an array job: writes no shared ref (the notes); the driver does
     env_record: tuple[str, ...] = ()  # declared variables whose values the record keeps
     log: bool = False  # keep the command's output in .rr/logs (rr.log; see runlog.py)
+    cache: bool = True  # may restore an earlier run's outputs (recorder/cache.py); --no-cache
+    cache_verbose: bool = False  # say why the cache missed (an event; -v)
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -343,14 +345,15 @@ def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> R
             prepared = _prepare(ds, spec)
         spec = prepared.spec
         with announce_inflight(ds.git_dir, prepared.declared, spec.cmd):
-            ran = _run_command(ds, spec, prepared, on_event)
+            spec, ran = _from_cache(ds, spec, prepared, on_event)
+            ran = ran or _run_command(ds, spec, prepared, on_event)
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
         ensure_clean(ds)
         prepared = _prepare(ds, spec)
-        spec = prepared.spec
-        ran = _run_command(ds, spec, prepared, on_event)
+        spec, ran = _from_cache(ds, prepared.spec, prepared, on_event)
+        ran = ran or _run_command(ds, spec, prepared, on_event)
         return _save_run(ds, spec, prepared, ran)
 
 
@@ -363,6 +366,7 @@ class _Prepared(NamedTuple):  # NamedTuples: cheaper to define than dataclasses 
     head: str | None
     subs: dict[str, str]  # installed subdatasets' HEADs
     spec: RunSpec  # the run as prepared (its container image's digest known)
+    found: cache.Lookup | None = None  # the run-cache's answer (None: not asked)
 
 
 class _Ran(NamedTuple):
@@ -376,7 +380,8 @@ class _Ran(NamedTuple):
 
 
 def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
-    """Under the dataset lock: check, fetch inputs, unlock outputs."""
+    """Under the dataset lock: check, ask the run-cache, fetch inputs, unlock outputs (a
+    run the cache restores needs neither)."""
     # under the lock: an rr process committing holds git's index.lock legitimately
     gitrepo.ensure_no_index_lock(ds.root)
     if not spec.pwd.exists() and ds.contains(spec.pwd):
@@ -386,19 +391,21 @@ def _prepare(ds: Dataset, spec: RunSpec) -> _Prepared:
     extra_root = _to_root(ds, spec.pwd, p.extra_hits)
     out_root = _to_root(ds, spec.pwd, p.out_hits)
     existed_before = {r for r in out_root if os.path.lexists(ds.root / r)}
-    if spec.assume_ready not in ("inputs", "both"):
-        fetch_inputs(ds, in_root)
     fetch_inputs(ds, extra_root)  # extra inputs (container images) are always fetched
     if spec.digest_pending:
         # containers only when a container runs (start-up of rr run)
         from .containers.registry import refresh_digest  # noqa: PLC0415
 
         spec = refresh_digest(ds, spec)
-    if spec.assume_ready not in ("outputs", "both"):
+    spec, found = _ask_cache(ds, spec, p)  # the image digest is part of the key
+    hit = found is not None and found.hit is not None
+    if spec.assume_ready not in ("inputs", "both") and not hit:
+        fetch_inputs(ds, in_root)
+    if spec.assume_ready not in ("outputs", "both") and not hit:
         unlock_outputs(ds, out_root + [x for x in spec.extra_unlock if x not in out_root])
     declared = sorted(set(out_root) | {_root_pattern(ds, spec.pwd, o) for o in spec.outputs})
     return _Prepared(p, in_root, declared, existed_before, gitrepo.current_branch(ds.root),
-                     ds.head(), runmerge.sub_heads(ds), spec)
+                     ds.head(), runmerge.sub_heads(ds), spec, found)
 
 
 def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
@@ -406,6 +413,42 @@ def _root_pattern(ds: Dataset, pwd: Path, spec: str) -> str:
         return ds.relpath(pwd / spec)
     except RecorderError:
         return spec
+
+
+def _ask_cache(ds: Dataset, spec: RunSpec, p: Plan) -> tuple[RunSpec, cache.Lookup | None]:
+    """The run-cache's answer for the run about to execute (None: not to be asked)."""
+    if "cached_from" in spec.rr_info:  # a replayed record's: this run says its own
+        spec = replace(spec, rr_info={k: v for k, v in spec.rr_info.items()
+                                      if k != "cached_from"})
+    if not spec.cache or not cache.enabled(ds):
+        return spec, None
+    try:
+        return spec, cache.lookup(ds, build_record(ds, spec, 0, p.in_hits, p.out_hits),
+                                  run_env=spec.env, check_dirty=spec.explicit)
+    except RecorderError as exc:  # the cache is an optimisation: the command runs
+        return spec, cache.Lookup(None, [f"the run-cache could not be read: {exc.message}"])
+
+
+def _from_cache(ds: Dataset, spec: RunSpec, prepared: _Prepared,
+                on_event: OnEvent | None) -> tuple[RunSpec, _Ran | None]:
+    """The run-cache (recorder/cache.py): when an earlier run in history has this run's key
+    and its outputs are here, they are restored instead of executing; the run is then saved
+    as any run, its record naming the commit (``"rr": {"cached_from": COMMIT}``)."""
+    found = prepared.found
+    p = prepared.plan
+    if found is None:
+        return spec, None
+    if found.hit is None:
+        if spec.cache_verbose:
+            cache.emit_miss(on_event, found.reasons)
+        return spec, None
+    commit = found.hit["commit"]
+    cache.restore(ds, found.hit)
+    emit(on_event, cache.restored_event(commit))
+    command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits,
+                                              "/tmp/rr-run-cached"))
+    return (replace(spec, rr_info={**spec.rr_info, "cached_from": commit}),
+            _Ran(command, 0, 0.0, protect.ObjectWatch(ds, False)))
 
 
 def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,

@@ -113,8 +113,9 @@ def test_sweep_one_record_per_job_and_one_job_replays(finished):
     # one job replays alone (on its parent, on a branch of its own): the same accuracy
     job = jobs[1]
     try:
-        proc = rr("rerun", "--branch", "sweep-replay", "--onto", f"{job}^", job, cwd=ds,
-                  env={"RR_OFFLINE": "1"})
+        # executed (the run-cache would restore it from the job's own commit)
+        proc = rr("rerun", "--no-cache", "--branch", "sweep-replay", "--onto", f"{job}^", job,
+                  cwd=ds, env={"RR_OFFLINE": "1"})
         assert "sweep/max_iter-5/model.joblib" in proc.stderr  # shown before it ran
         replayed = json.loads((ds / "sweep" / "max_iter-5" / "accuracy.json").read_text())
         assert replayed["accuracy"] == accuracies["5"]

@@ -103,6 +103,9 @@ def status(
     untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
                                   help="Untracked files: none, a directory of them as one "
                                   "path, or each file."),
+    stale: bool = typer.Option(False, "--stale", help="List outputs out of date: a declared "
+                               "input, declared code or the image changed since the run that "
+                               "wrote them (and the rr rerun that updates them)."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per path.")] = False,
 ) -> None:
@@ -112,8 +115,19 @@ def status(
     Paths are shown relative to the dataset's root (as datalad status -d .).
 
     Example: rr status -r --annex data/
+
+    Example: rr status --stale  (outputs whose inputs or code changed since their run)
     """
     from .. import api  # noqa: PLC0415  start-up time
+
+    if stale:
+        if recursive or annex:
+            usage_error("--stale takes no -r or --annex")
+        found = call(lambda: list(api.stale(paths or (), dataset=dataset)))
+        exit_if(render.render_results(found, as_json, line=lambda r: r.message))
+        if not as_json and not found:
+            render.out("no stale outputs")
+        return
 
     results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex,
                    untracked=untracked)

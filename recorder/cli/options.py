@@ -102,6 +102,13 @@ Gpus = Annotated[bool, gpus()]
 MetricsFiles = Annotated[List[str], metrics_file()]
 TransferJobs = Annotated[Optional[int], jobs("Transfers at once (git-annex's --jobs).")]
 
+# the run-cache (recorder/cache.py): rr run, rr containers-run, rr rerun
+NoCache = Annotated[bool, typer.Option(
+    "--no-cache", help="Execute even when an earlier run in history with the same key "
+    "(command, inputs, code, image digest, declared variables) could be restored.")]
+Verbose = Annotated[bool, typer.Option(
+    "-v", "--verbose", help="Say why the run-cache missed, for every run that executes.")]
+
 # the array options, shared by rr run and rr containers-run
 Params = Annotated[List[str], typer.Option(
     "--param", help="NAME=V1,V2,...: run once per value ({NAME} in the command, -i and -o); "

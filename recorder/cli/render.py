@@ -74,16 +74,19 @@ def render_event(event: Event) -> None:
 
 
 def event_handler(as_json: bool = False, *, announce_json: bool = False, steps: bool = False,
-             progress: Progress | None = None) -> Callable[[Event], None]:
+             progress: Progress | None = None, verbose: bool = False) -> Callable[[Event], None]:
     """The CLI's one event handler, given to an operation as ``on_event``: it renders each
     event synchronously (an ANNOUNCE is on stderr before the command starts).  With --json,
     announcements are left out unless ``announce_json`` (rr rerun shows what a record makes
     it execute also then); STEP events are shown with ``steps`` on a terminal without
-    --json; JOB events go to ``progress``; FILE events to nothing (see ``transfer_bar``)."""
+    --json; JOB events go to ``progress``; FILE events to nothing (see ``transfer_bar``);
+    events marked ``verbose`` (why the run-cache missed) only with ``verbose`` (-v)."""
     show_steps = steps and not as_json and sys.stderr.isatty()
 
     def handle(event: Event) -> None:
         kind = event.kind
+        if event.fields.get("verbose") and not verbose:
+            return
         if kind is EventKind.JOB:
             if progress is not None:
                 progress.event(event)

@@ -51,6 +51,8 @@ def run(
     continue_: opt.ArrayContinue = False,
     env_record: opt.EnvRecord = [],
     log: opt.RunLog = None,
+    no_cache: opt.NoCache = False,
+    verbose: opt.Verbose = False,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -62,10 +64,14 @@ def run(
 
     Array (one record per row, committed in row order): rr run --param subject=01,02 -J 2
     -i 'raw/{subject}.csv' -o 'out/{subject}.txt' "wc -l {inputs} > {outputs}"
+
+    Run-cache: when history has a run with the same command, inputs, code, image and
+    declared variables, its outputs are restored instead ("restored from cache: COMMIT");
+    --no-cache executes, -v says why a run was not restored.
     """
     _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
          container, gpus, dataset, as_json, params, array, jobs, scheduler, continue_,
-         env_record=env_record, log=log)
+         env_record=env_record, log=log, no_cache=no_cache, verbose=verbose)
 
 
 def containers_run(
@@ -90,6 +96,8 @@ def containers_run(
     continue_: opt.ArrayContinue = False,
     env_record: opt.EnvRecord = [],
     log: opt.RunLog = None,
+    no_cache: opt.NoCache = False,
+    verbose: opt.Verbose = False,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -99,18 +107,19 @@ def containers_run(
     """
     _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
          container or "", gpus, dataset, as_json, params, array, jobs, scheduler, continue_,
-         env_record=env_record, log=log)
+         env_record=env_record, log=log, no_cache=no_cache, verbose=verbose)
 
 
 def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run, sidecar,
          container, gpus, dataset, as_json, params=(), array=None, jobs=None,
-         scheduler=None, continue_=False, env_record=(), log=None) -> None:
+         scheduler=None, continue_=False, env_record=(), log=None, no_cache=False,
+         verbose=False) -> None:
     from .. import api  # noqa: PLC0415  start-up time
 
     if params or array is not None or continue_:
         _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                    sidecar, container, gpus, dataset, as_json, params, array, jobs,
-                   scheduler, continue_, env_record, log)
+                   scheduler, continue_, env_record, log, no_cache)
         return
 
     # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
@@ -125,7 +134,8 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                   assume_ready=assume_ready.value if assume_ready else None,
                   dry_run=dry_run is not None,
                   sidecar=sidecar, container=container, gpus=gpus,
-                  on_event=render.event_handler(as_json), cwd=os.getcwd(), **extra)
+                  on_event=render.event_handler(as_json, verbose=verbose), cwd=os.getcwd(),
+                  cache=not no_cache, verbose=verbose, **extra)
     for note in result.notes:
         render.render_event(Event(EventKind.NOTE, note))
     if as_json:
@@ -145,7 +155,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
 
 def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                sidecar, container, gpus, dataset, as_json, params, array, jobs, scheduler,
-               continue_, env_record=(), log=None) -> None:
+               continue_, env_record=(), log=None, no_cache=False) -> None:
     from .. import api  # noqa: PLC0415  start-up time
 
     progress = render.Progress()
@@ -165,6 +175,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             jobs=jobs, scheduler=scheduler, continue_=continue_,
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
             env_record=env_record, log=log,
+            cache=not no_cache,
             on_event=render.event_handler(as_json, progress=progress))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 
@@ -207,6 +218,11 @@ def rerun(
     report_md: Optional[str] = typer.Option(None, "--report-md", metavar="FILE",
                                             help="With --verify: also write a Markdown "
                                             "report to FILE."),
+    explain: bool = typer.Option(False, "--explain", help="Change nothing: say per record "
+                                 "whether it would be restored from the run-cache (and from "
+                                 "which commit), or what changed since its own key."),
+    no_cache: opt.NoCache = False,
+    verbose: opt.Verbose = False,
     continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
     abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
@@ -226,6 +242,9 @@ def rerun(
     Example: rr rerun --jobs 4 --since=raw-data  (an array's jobs 4 at a time)
 
     Example: rr rerun --verify --since=raw-data  (does each record still come out the same?)
+
+    Example: rr rerun --explain --since=  (which records the run-cache would restore, and why
+    not the others)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
@@ -235,6 +254,13 @@ def rerun(
                 report=report, script=script, explicit=explicit, continue_=continue_,
                 abort=abort, assume_ready=assume_ready.value if assume_ready else None,
                 jobs=jobs, scheduler=scheduler, dataset=dataset, as_json=as_json)
+        return
+    if explain:
+        _explain(revision, since, onto=onto, branch=branch, message=message, report=report,
+                 script=script, explicit=explicit, continue_=continue_, abort=abort,
+                 assume_ready=assume_ready, jobs=jobs, scheduler=scheduler,
+                 no_cache=no_cache, ignore=ignore, no_notes=no_notes, dataset=dataset,
+                 as_json=as_json)
         return
     if ignore:
         usage_error("--ignore goes with --verify")
@@ -261,7 +287,7 @@ def rerun(
         render.info(f"rr: stopped replay dropped; {where}")
         return
     # what a record makes rr execute is always shown first (on stderr, also with --json)
-    on_event = render.event_handler(as_json, announce_json=True, steps=True)
+    on_event = render.event_handler(as_json, announce_json=True, steps=True, verbose=verbose)
 
     def replay() -> list:
         out = []
@@ -269,7 +295,8 @@ def rerun(
                                 branch=branch, message=message, explicit=explicit,
                                 assume_ready=assume_ready.value if assume_ready else None,
                                 continue_=continue_, on_event=on_event, jobs=jobs,
-                                scheduler=scheduler):
+                                scheduler=scheduler, cache=not no_cache,
+                                verbose=verbose):
             out.append(result)
             if as_json:
                 render.json_line(result.to_dict())
@@ -282,6 +309,23 @@ def rerun(
         ran, changed = api.replay_totals(results)
         render.info(f"rr: replayed {ran} run(s), {changed} with new results, "
                     f"{ran - changed} unchanged")
+
+
+def _explain(revision: Optional[str], since: Optional[str], *, dataset: Optional[str],
+             as_json: bool, **others: Any) -> None:
+    """rr rerun --explain: one line (or JSON object) per run record of the plan."""
+    from .. import api  # noqa: PLC0415  start-up time
+
+    given = [name for name, value in others.items() if value not in (None, False, [])]
+    if given:
+        option = given[0].rstrip("_").replace("_", "-")
+        usage_error(f"--explain changes nothing and takes no --{option}")
+
+    def line(r: Any) -> str:
+        return f"{r.commit[:7]} {r.subject[:50]!r}: {r.message}"
+
+    exit_if(call(lambda: render.render_results(
+        api.rerun_explain(revision, dataset=dataset, since=since), as_json, line=line)))
 
 
 def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no_notes: bool,

@@ -34,7 +34,8 @@ from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch
                     unstage, unstaged_paths, untracked_paths)
 from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit_tree,
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
-                      iter_diff_raw, object_types, small_blobs, tree_entries, tree_files)
+                      iter_diff_raw, object_infos, object_types, small_blobs, tree_entries,
+                      tree_files)
 from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
                    newest_remote_branch,
                    init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
@@ -67,7 +68,7 @@ __all__ = [
     "untracked_paths",
     "NULL_SHA", "DiffEntry", "cat_file_batch", "changed_files", "commit_tree", "diff_names",
     "diff_tree_commits", "empty_tree", "fast_import", "hash_files_raw", "iter_diff_raw",
-    "object_types", "small_blobs", "tree_entries", "tree_files",
+    "object_infos", "object_types", "small_blobs", "tree_entries", "tree_files",
     "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",
     "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",
     "update_ref", "update_refs",

@@ -70,6 +70,22 @@ def object_types(root: PathLike, specs: Sequence[str]) -> list[str]:
     return [line.strip() for line in out.splitlines()]
 
 
+def object_infos(root: PathLike, specs: Sequence[str]) -> list[tuple[str, str, int] | None]:
+    """(object id, type, size) of each spec (``REV:PATH`` or an object id), in order; None
+    for one that does not resolve.  One ``git cat-file --batch-check``."""
+    if not specs:
+        return []
+    data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+    out = call_git(["cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+                   root, input=data)
+    result: list[tuple[str, str, int] | None] = []
+    for line in out.splitlines():
+        parts = line.split()
+        ok = len(parts) == 3 and parts[2].isdigit()
+        result.append((parts[0], parts[1], int(parts[2])) if ok else None)
+    return result + [None] * (len(specs) - len(result))
+
+
 def small_blobs(root: PathLike, shas: Iterable[str], limit: int = 1024) -> dict[str, bytes]:
     """Contents of the blobs among ``shas`` no larger than ``limit`` bytes (annex symlinks
     and pointer files are small; big files in git are not read): two ``cat-file`` calls."""

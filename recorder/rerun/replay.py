@@ -47,7 +47,8 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
           onto: str | None = None, branch: str | None = None, message: str | None = None,
           explicit: bool = False, assume_ready: str | None = None,
           continue_: bool = False, on_event: OnEvent | None = None,
-          target: engine.Target = engine.SERIAL) -> Iterator[Result]:
+          target: engine.Target = engine.SERIAL, cache: bool = True,
+          verbose: bool = False) -> Iterator[Result]:
     """Replay the plan step by step, yielding one result per step.
 
     ``on_event`` gets a STEP event before each step starts (for progress), an ANNOUNCE of
@@ -55,11 +56,14 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     directory outside the dataset).  ``target``
     (``engine.check(jobs, scheduler)``) parallel: the consecutive jobs of one array run in
     parallel on Dask (see ``front_batch``), with the same result as one after the other.
+    ``cache``: a run whose key an earlier run in history has is restored from it
+    (recorder/cache.py); False (``--no-cache``): every run executes.  ``verbose``: a NOTE
+    says why each run that executes was not restored.
     """
     if continue_:
         if revision or since is not None or onto is not None or branch:
             raise UsageError("--continue takes no revision, --since, --onto or --branch")
-        yield from _continue(ds, on_event, target)
+        yield from _continue(ds, on_event, target, cache, verbose)
         return
     if has_stopped_replay(ds):
         raise RecorderError("a stopped replay is waiting in this dataset",
@@ -92,7 +96,7 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
     replay = Replay(ds, plan.steps, {}, origin_sha, origin_sha, branch_name, message,
                      explicit, assume_ready, total, 0, origin_branch=origin_branch,
                      origin_sha=origin_sha, new_branch=bool(branch), on_event=on_event,
-                     target=target)
+                     target=target, cache=cache, cache_verbose=verbose)
     if branch or start_sha:
         at = start_sha or origin_sha
         checkout(ds, at, new_branch=branch)
@@ -123,10 +127,12 @@ def _ensure_no_run_going(ds: Dataset) -> None:
 
 
 def _continue(ds: Dataset, on_event: OnEvent | None,
-              target: engine.Target = engine.SERIAL) -> Iterator[Result]:
+              target: engine.Target = engine.SERIAL, cache: bool = True,
+              verbose: bool = False) -> Iterator[Result]:
     replay = Replay.load(ds)
     replay.on_event = on_event
     replay.target = target
+    replay.cache, replay.cache_verbose = cache, verbose
     _ensure_no_run_going(ds)
     if gitrepo.sequencer_in_progress(ds.root):
         raise RecorderError("a cherry-pick or merge is still in progress",

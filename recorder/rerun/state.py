@@ -147,6 +147,9 @@ class Replay:
     on_event: OnEvent | None = None  # STEP before each step, ANNOUNCE, WARN
     saved: bool = False
     target: Target = SERIAL  # --jobs / --scheduler: where an array's jobs run
+    # runs may be restored from the run-cache (rr rerun sets it; --verify never: it re-executes)
+    cache: bool = False
+    cache_verbose: bool = False  # -v: say why the cache missed
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:

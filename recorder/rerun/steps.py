@@ -95,6 +95,7 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
         chain=list(rec.get("chain") or []) + [step.commit],
         expected_exit=int(rec.get("exit", 0) or 0), extra_unlock=extra_unlock,
         rr_info=rr_info, env_record=environment.declared_names(ds, names), log=logged,
+        cache=replay.cache, cache_verbose=replay.cache_verbose,
     )
     if rr_info.get("container"):
         spec = registry.prepare_rerun(ds, spec, rr_info)

@@ -151,7 +151,7 @@ show cd "$work"
 show rr clone ml-project collaborator
 show cd collaborator
 show git checkout -q randomforest
-show rr rerun --since=random-forest
+show rr rerun --no-cache --since=random-forest
 if git diff --quiet origin/randomforest -- accuracy.json; then
   echo "reproduced: accuracy.json is identical to the recorded one"
 else
