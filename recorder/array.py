@@ -10,9 +10,11 @@ worktrees, job refs, the history written in row order); the state of an array li
 
 from __future__ import annotations
 
+import bisect
 import csv
 import fnmatch
 import glob
+import io
 import itertools
 import os
 import shlex
@@ -54,24 +56,37 @@ class Job:
 
 
 def parse_params(params: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """``NAME=V1,V2`` options as (name, values)."""
+    """``NAME=V1,V2`` options as (name, values); an empty value is refused as a table row
+    with a missing value is."""
     out: list[tuple[str, list[str]]] = []
     for p in params:
         name, sep, values = p.partition("=")
         if not sep or not values:
             raise UsageError(f"--param {p!r} is not NAME=VALUE[,VALUE...]",
                              hint="e.g. --param subject=01,02,03")
-        out.append((name.strip(), values.split(",")))
+        split = values.split(",")
+        if not all(split):
+            raise UsageError(f"--param {p!r} has an empty value",
+                             hint="drop the extra comma: every value must be non-empty")
+        out.append((name.strip(), split))
     return out
 
 
 def read_table(path: str) -> tuple[list[str], list[list[str]]]:
-    """A CSV/TSV table (by extension, else sniffed): header = names, values kept as strings."""
+    """A CSV/TSV table (by extension, else sniffed), read with the csv module as such files
+    are written (quoted line breaks stay in the value, a UTF-8 BOM is not part of the first
+    header): header = names, values kept as strings."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read the --array table {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UsageError(f"the --array table {path} is not UTF-8 text (line {line}, byte "
+                         f"{exc.start})", hint="save the table as UTF-8") from None
     ext = os.path.splitext(path)[1].lower()
     if ext in (".tsv", ".tab"):
         delimiter = "\t"
@@ -82,14 +97,28 @@ def read_table(path: str) -> tuple[list[str], list[list[str]]]:
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",\t;").delimiter
         except csv.Error:
             delimiter = ","
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter)
-            if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    starts: list[int] = []  # the line each row starts on
+    line = 1
+    try:
+        for r in reader:
+            if any(c.strip() for c in r):
+                rows.append(r)
+                starts.append(line)
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        hint = (f"a value may hold at most {csv.field_size_limit()} characters"
+                if "limit" in str(exc) else "quote values holding the delimiter, quotes or "
+                                            "line breaks, as a spreadsheet writes them")
+        raise UsageError(f"line {reader.line_num} of the --array table {path} cannot be read: "
+                         f"{exc}", hint=hint) from None
     if len(rows) < 2:
         raise UsageError(f"the --array table {path} has no rows",
                          hint="its first line names the parameters, each further line is a job")
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
-    for n, row in enumerate(body, start=2):
+    for n, row in zip(starts[1:], body):
         if len(row) > len(header):
             raise UsageError(f"line {n} of {path} has {len(row)} values for {len(header)} "
                              "columns")
@@ -202,9 +231,13 @@ def make_jobs(rows: Sequence[dict[str, str]], cmd: str, inputs: Sequence[str],
 
 def check_overlaps(planned: Sequence[Job], relpwd: str) -> None:
     """No two jobs may declare the same output, one inside the other, or globs matching each
-    other's: their changes are put together without a merge."""
+    other's: their changes are put together without a merge.  Near-linear: a glob is compared
+    only with the paths and globs that share its fixed beginning or its fixed ending (whichever
+    are fewer), found by bisection in sorted lists."""
     literal: dict[str, int] = {}
-    ancestors: dict[str, int] = {}
+    # every directory above a literal output -> up to two jobs below it (two: one differs
+    # from any given job)
+    ancestors: dict[str, list[int]] = {}
     globs: list[tuple[str, int]] = []
 
     def clash(a: int, b: int, path: str) -> UsageError:
@@ -219,41 +252,98 @@ def check_overlaps(planned: Sequence[Job], relpwd: str) -> None:
             if glob.has_magic(p):
                 globs.append((p, job.index))
                 continue
-            for other in (literal.get(p), ancestors.get(p)):
-                if other is not None and other != job.index:
-                    raise clash(other, job.index, p)
+            other = literal.get(p)
+            if other is not None and other != job.index:
+                raise clash(other, job.index, p)
+            below = [j for j in ancestors.get(p, ()) if j != job.index]
+            if below:
+                raise clash(below[0], job.index, p)
             parts = p.split("/")
             for k in range(1, len(parts)):
                 anc = "/".join(parts[:k])
                 if literal.get(anc, job.index) != job.index:
                     raise clash(literal[anc], job.index, p)
-                ancestors.setdefault(anc, job.index)
+                owners = ancestors.setdefault(anc, [])
+                if len(owners) < 2 and job.index not in owners:
+                    owners.append(job.index)
             literal[p] = job.index
-    if not globs:
-        return
-    everything = list(literal.items()) + [(g, i) for g, i in globs]
-    for g, i in globs:
-        for path, j in everything:
-            if i == j:
-                continue
-            parts = path.split("/")
-            prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
-            if any(fnmatch.fnmatchcase(x, g) for x in prefixes) or \
-                    fnmatch.fnmatchcase(g, path) or g.startswith(path + "/") or \
-                    (glob.has_magic(path) and _globs_may_meet(g, path)):
-                raise clash(i, j, f"{g} and {path}")
+    if globs:
+        _check_glob_overlaps(globs, literal, ancestors, clash)
 
 
-def _globs_may_meet(a: str, b: str) -> bool:
-    """Whether two globs may match a common path (conservative: their fixed beginnings and
-    endings agree)."""
-    def fixed(g: str) -> tuple[str, str]:
-        first = min(g.find(c) for c in "*?[" if c in g)
-        last = max(g.rfind(c) for c in "*?]" if c in g)
-        return g[:first], g[last + 1:]
+def _fixed(g: str) -> tuple[str, str]:
+    """A glob's fixed beginning and ending (before its first and after its last magic)."""
+    first = min(g.find(c) for c in "*?[" if c in g)
+    last = max(g.rfind(c) for c in "*?]" if c in g)
+    return g[:first], g[last + 1:]
 
-    (pa, sa), (pb, sb) = fixed(a), fixed(b)
-    return (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa))
+
+class _Affixes:
+    """Strings (with a payload) found by a beginning or an ending: the items whose key starts
+    with a text (a range of a sorted list) and, for globs' fixed parts, the items whose key is
+    a beginning of the text (a dict)."""
+
+    def __init__(self, items: Sequence[tuple[str, str, Any]]) -> None:
+        self.fwd = sorted((p, n) for n, (p, _, _) in enumerate(items))
+        self.bwd = sorted((s[::-1], n) for n, (_, s, _) in enumerate(items))
+        self.fwd_keys = [k for k, _ in self.fwd]
+        self.bwd_keys = [k for k, _ in self.bwd]
+        self.by_prefix: dict[str, list[int]] = {}
+        self.by_suffix: dict[str, list[int]] = {}
+        for n, (p, s, _) in enumerate(items):
+            self.by_prefix.setdefault(p, []).append(n)
+            self.by_suffix.setdefault(s[::-1], []).append(n)
+
+    @staticmethod
+    def _range(keys: list[str], text: str) -> tuple[int, int]:
+        return (bisect.bisect_left(keys, text), bisect.bisect_left(keys, text + "\U0010ffff"))
+
+    def candidates(self, prefix: str, suffix: str, *, both_ways: bool) -> Iterator[int]:
+        """The items whose key starts with ``prefix`` (``both_ways``: or is a beginning of it)
+        or those whose key ends with ``suffix`` (or ...): whichever are fewer."""
+        rsuffix = suffix[::-1]
+        lo_f, hi_f = self._range(self.fwd_keys, prefix)
+        lo_b, hi_b = self._range(self.bwd_keys, rsuffix)
+        short_f = [n for k in range(len(prefix)) for n in self.by_prefix.get(prefix[:k], ())] \
+            if both_ways else []
+        short_b = [n for k in range(len(rsuffix)) for n in self.by_suffix.get(rsuffix[:k], ())] \
+            if both_ways else []
+        if (hi_f - lo_f) + len(short_f) <= (hi_b - lo_b) + len(short_b):
+            yield from (n for _, n in self.fwd[lo_f:hi_f])
+            yield from short_f
+        else:
+            yield from (n for _, n in self.bwd[lo_b:hi_b])
+            yield from short_b
+
+
+def _check_glob_overlaps(globs: list[tuple[str, int]], literal: dict[str, int],
+                         ancestors: dict[str, list[int]], clash: Any) -> None:
+    """Globs against the literal outputs (and the directories above them) and each other."""
+    nodes: list[tuple[str, str, tuple[int, ...]]] = \
+        [(p, p, (j,)) for p, j in literal.items()] + \
+        [(a, a, tuple(js)) for a, js in ancestors.items() if a not in literal]
+    node_index = _Affixes(nodes)
+    fixed = [(*_fixed(g), (g, i)) for g, i in globs]
+    glob_index = _Affixes(fixed)
+    for (pg, sg, (g, i)) in fixed:
+        # a literal output (or a directory above one) the glob matches
+        for n in node_index.candidates(pg, sg, both_ways=False):
+            path, _, owners = nodes[n]
+            other = next((j for j in owners if j != i), None)
+            if other is not None and fnmatch.fnmatchcase(path, g):
+                raise clash(i, other, f"{g} and {path}")
+        # a literal output above the glob's fixed part
+        parts = pg.split("/")
+        for k in range(1, len(parts)):
+            j = literal.get("/".join(parts[:k]))
+            if j is not None and j != i:
+                raise clash(i, j, f"{g} and {'/'.join(parts[:k])}")
+        # another job's glob that may match a path this one matches
+        for n in glob_index.candidates(pg, sg, both_ways=True):
+            ph, sh, (h, j) = fixed[n]
+            if j != i and (pg.startswith(ph) or ph.startswith(pg)) and \
+                    (sg.endswith(sh) or sh.endswith(sg)):
+                raise clash(i, j, f"{g} and {h}")
 
 
 # --- the driver -----------------------------------------------------------------------------
