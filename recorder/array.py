@@ -19,7 +19,7 @@ import itertools
 import os
 import shlex
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,58 +278,73 @@ def _fixed(g: str) -> tuple[str, str]:
     return g[:first], g[last + 1:]
 
 
-class _Affixes:
-    """Strings (with a payload) found by a beginning or an ending: the items whose key starts
-    with a text (a range of a sorted list) and, for globs' fixed parts, the items whose key is
-    a beginning of the text (a dict)."""
+class _Keys:
+    """Distinct strings, found by a text: those that start with it (a range of a sorted list)
+    and, ``both_ways``, those that are a beginning of it (a set)."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = sorted(set(keys))
+        self.set = set(self.keys)
+
+    def compatible(self, text: str, *, both_ways: bool = True) -> tuple[range, list[str]]:
+        """The positions in ``keys`` of the keys starting with ``text`` and the keys that are
+        a shorter beginning of it."""
+        lo = bisect.bisect_left(self.keys, text)
+        hi = bisect.bisect_left(self.keys, text + "\U0010ffff")
+        short = [text[:k] for k in range(len(text)) if text[:k] in self.set] if both_ways \
+            else []
+        return range(lo, hi), short
+
+    def found(self, text: str, *, both_ways: bool = True) -> Iterator[str]:
+        positions, short = self.compatible(text, both_ways=both_ways)
+        yield from (self.keys[n] for n in positions)
+        yield from short
+
+
+class _Buckets:
+    """Items grouped by one key (a glob's fixed beginning, or its reversed ending), each group
+    indexed by the other key."""
 
     def __init__(self, items: Sequence[tuple[str, str, Any]]) -> None:
-        self.fwd = sorted((p, n) for n, (p, _, _) in enumerate(items))
-        self.bwd = sorted((s[::-1], n) for n, (_, s, _) in enumerate(items))
-        self.fwd_keys = [k for k, _ in self.fwd]
-        self.bwd_keys = [k for k, _ in self.bwd]
-        self.by_prefix: dict[str, list[int]] = {}
-        self.by_suffix: dict[str, list[int]] = {}
-        for n, (p, s, _) in enumerate(items):
-            self.by_prefix.setdefault(p, []).append(n)
-            self.by_suffix.setdefault(s[::-1], []).append(n)
+        self.groups: dict[str, dict[str, list[Any]]] = {}
+        for first, second, payload in items:
+            self.groups.setdefault(first, {}).setdefault(second, []).append(payload)
+        self.index = _Keys(self.groups)
+        self.inner: dict[str, _Keys] = {}
 
-    @staticmethod
-    def _range(keys: list[str], text: str) -> tuple[int, int]:
-        return (bisect.bisect_left(keys, text), bisect.bisect_left(keys, text + "\U0010ffff"))
+    def count(self, first: str) -> int:
+        positions, short = self.index.compatible(first)
+        return len(positions) + len(short)
 
-    def candidates(self, prefix: str, suffix: str, *, both_ways: bool) -> Iterator[int]:
-        """The items whose key starts with ``prefix`` (``both_ways``: or is a beginning of it)
-        or those whose key ends with ``suffix`` (or ...): whichever are fewer."""
-        rsuffix = suffix[::-1]
-        lo_f, hi_f = self._range(self.fwd_keys, prefix)
-        lo_b, hi_b = self._range(self.bwd_keys, rsuffix)
-        short_f = [n for k in range(len(prefix)) for n in self.by_prefix.get(prefix[:k], ())] \
-            if both_ways else []
-        short_b = [n for k in range(len(rsuffix)) for n in self.by_suffix.get(rsuffix[:k], ())] \
-            if both_ways else []
-        if (hi_f - lo_f) + len(short_f) <= (hi_b - lo_b) + len(short_b):
-            yield from (n for _, n in self.fwd[lo_f:hi_f])
-            yield from short_f
-        else:
-            yield from (n for _, n in self.bwd[lo_b:hi_b])
-            yield from short_b
+    def matches(self, first: str, second: str) -> Iterator[Any]:
+        """The payloads whose first key and second key are each compatible with these."""
+        for key in self.index.found(first):
+            inner = self.inner.get(key)
+            if inner is None:
+                inner = self.inner[key] = _Keys(self.groups[key])
+            for other in inner.found(second):
+                yield from self.groups[key][other]
 
 
 def _check_glob_overlaps(globs: list[tuple[str, int]], literal: dict[str, int],
                          ancestors: dict[str, list[int]], clash: Any) -> None:
     """Globs against the literal outputs (and the directories above them) and each other."""
-    nodes: list[tuple[str, str, tuple[int, ...]]] = \
-        [(p, p, (j,)) for p, j in literal.items()] + \
-        [(a, a, tuple(js)) for a, js in ancestors.items() if a not in literal]
-    node_index = _Affixes(nodes)
-    fixed = [(*_fixed(g), (g, i)) for g, i in globs]
-    glob_index = _Affixes(fixed)
-    for (pg, sg, (g, i)) in fixed:
-        # a literal output (or a directory above one) the glob matches
-        for n in node_index.candidates(pg, sg, both_ways=False):
-            path, _, owners = nodes[n]
-            other = next((j for j in owners if j != i), None)
+    owners: dict[str, tuple[int, ...]] = {a: tuple(js) for a, js in ancestors.items()}
+    owners.update((p, (j,)) for p, j in literal.items())
+    forward = _Keys(owners)
+    backward = _Keys(p[::-1] for p in owners)
+    fixed = [(*_fixed(g), g, i) for g, i in globs]
+    by_start = _Buckets([(pg, sg[::-1], (g, i)) for pg, sg, g, i in fixed])
+    by_end = _Buckets([(sg[::-1], pg, (g, i)) for pg, sg, g, i in fixed])
+    for pg, sg, g, i in fixed:
+        # a literal output (or a directory above one) the glob matches: it starts with the
+        # glob's fixed beginning and ends with its fixed ending (look among the fewer)
+        starts, _ = forward.compatible(pg, both_ways=False)
+        ends, _ = backward.compatible(sg[::-1], both_ways=False)
+        paths = (forward.keys[n] for n in starts) if len(starts) <= len(ends) else \
+            (backward.keys[n][::-1] for n in ends)
+        for path in paths:
+            other = next((j for j in owners[path] if j != i), None)
             if other is not None and fnmatch.fnmatchcase(path, g):
                 raise clash(i, other, f"{g} and {path}")
         # a literal output above the glob's fixed part
@@ -338,11 +353,12 @@ def _check_glob_overlaps(globs: list[tuple[str, int]], literal: dict[str, int],
             j = literal.get("/".join(parts[:k]))
             if j is not None and j != i:
                 raise clash(i, j, f"{g} and {'/'.join(parts[:k])}")
-        # another job's glob that may match a path this one matches
-        for n in glob_index.candidates(pg, sg, both_ways=True):
-            ph, sh, (h, j) = fixed[n]
-            if j != i and (pg.startswith(ph) or ph.startswith(pg)) and \
-                    (sg.endswith(sh) or sh.endswith(sg)):
+        # another job's glob that may match a path this one matches: fixed beginnings and
+        # fixed endings agree (one is a beginning / an ending of the other)
+        candidates = by_start.matches(pg, sg[::-1]) if by_start.count(pg) <= \
+            by_end.count(sg[::-1]) else by_end.matches(sg[::-1], pg)
+        for h, j in candidates:
+            if j != i:
                 raise clash(i, j, f"{g} and {h}")
 
 
