@@ -433,6 +433,7 @@ def resume(ds: Dataset, array_id: str | None) -> jobs.JobsState:
             raise RecorderError(f"there are {len(ids)} unfinished arrays: {', '.join(ids)}",
                                 hint="name one: rr run --continue ID")
         array_id = ids[0]
+    jobs.check_id(array_id)
     if array_id not in ids:
         raise RecorderError(f"no unfinished array {array_id!r} in this dataset",
                             hint=f"unfinished: {', '.join(ids)}" if ids else None)

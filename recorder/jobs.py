@@ -216,13 +216,27 @@ def state_dir(ds: Dataset) -> Path:
     return ds.git_dir / STATE_DIR
 
 
+# what new_id makes (with a prefix such as "rerun-"): one file name, never a path
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def check_id(jobs_id: str) -> str:
+    """``jobs_id`` if it is an id rr could have made (a name, never a path), else a one-line
+    error."""
+    if not isinstance(jobs_id, str) or not _ID.fullmatch(jobs_id):
+        raise RecorderError(f"{jobs_id!r} is not an array id",
+                            hint="ids look like 20261203-184101-ab12: rr run --continue lists "
+                                 "the unfinished ones")
+    return jobs_id
+
+
 def state_path(ds: Dataset, jobs_id: str) -> Path:
-    return state_dir(ds) / f"{jobs_id}.json"
+    return state_dir(ds) / f"{check_id(jobs_id)}.json"
 
 
 def job_dir(ds: Dataset, jobs_id: str) -> Path:
-    """Where the worktrees of a set of jobs live."""
-    return state_dir(ds) / jobs_id
+    """Where the worktrees of a set of jobs live (always inside ``state_dir``)."""
+    return state_dir(ds) / check_id(jobs_id)
 
 
 def job_ref(jobs_id: str, index: int | str) -> str:
@@ -256,7 +270,8 @@ def unfinished(ds: Dataset) -> list[str]:
     d = state_dir(ds)
     if not d.is_dir():
         return []
-    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in d.iterdir()
+                  if p.name.endswith(".json") and _ID.fullmatch(p.name[:-5]))
 
 
 def load_state(ds: Dataset, jobs_id: str) -> JobsState:
@@ -274,7 +289,7 @@ def load_state(ds: Dataset, jobs_id: str) -> JobsState:
         raise RecorderError(f"the state file {path} was written by a newer rr (version "
                             f"{version}; this rr reads version {STATE_VERSION})",
                             hint="continue with the rr that started these jobs")
-    problem = _state_problem(data, jobs_id)
+    problem = _state_problem(data, jobs_id, str(job_dir(ds, jobs_id)))
     if problem:
         raise RecorderError(f"the state file {path} is damaged: {problem}",
                             hint=_REMOVE_HINT.format(path=path))
@@ -287,34 +302,72 @@ _REMOVE_HINT = ("remove it (the jobs it names are then forgotten; their commits 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
-def _state_problem(data: Any, jobs_id: str) -> str:
-    """What is wrong with a state file's content ("" when nothing)."""
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "expand": (str, type(None)), "explicit": (bool,), "assume_ready": (str, type(None)),
+    "sidecar": (bool, type(None)), "container": (str, type(None)), "gpus": (bool,)}
+
+
+def _is_strs(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _state_problem(data: Any, jobs_id: str, wtdir: str) -> str:
+    """What is wrong with a state file's content ("" when nothing): every field rr reads has
+    its type, paths stay inside the dataset."""
     if not isinstance(data, dict):
         return "not a JSON object"
     if data.get("version") != STATE_VERSION:
         return "'version' is not a version number"
-    if data.get("id") != jobs_id:
+    if data.get("id") != jobs_id or not _ID.fullmatch(jobs_id):
         return "'id' is not the file's name"
     if not isinstance(data.get("base"), str) or not _SHA.fullmatch(data["base"]):
         return "'base' is not a commit id"
     for key in ("ref", "pwd"):
         if not isinstance(data.get(key), str) or not data[key]:
             return f"'{key}' is missing"
-    if not isinstance(data.get("options"), dict):
+    if data["ref"] != "HEAD" and not data["ref"].startswith("refs/heads/"):
+        return "'ref' is not a branch"
+    pwd = data["pwd"]
+    if os.path.isabs(pwd) or os.path.normpath(pwd).split(os.sep)[0] == ".." or "\0" in pwd:
+        return "'pwd' is not a directory inside the dataset"
+    options = data.get("options")
+    if not isinstance(options, dict):
         return "'options' is not an object"
+    for key, types in _OPTION_TYPES.items():
+        if not isinstance(options.get(key), types) and key in options:
+            return f"option {key!r} has the wrong type"
+    if not isinstance(data.get("message"), (str, type(None))) or \
+            not isinstance(data.get("command", ""), str):
+        return "'message' or 'command' is not text"
     if not isinstance(data.get("jobs"), list):
         return "'jobs' is not a list"
     statuses = set(JobStatus)
+    seen: set[int] = set()
     for j in data["jobs"]:
-        if not isinstance(j, dict) or not isinstance(j.get("index"), int):
-            return "a job has no index"
+        if not isinstance(j, dict) or not isinstance(j.get("index"), int) or \
+                isinstance(j["index"], bool) or j["index"] < 0 or j["index"] in seen:
+            return "a job has no index of its own"
+        seen.add(j["index"])
         if j.get("status") not in statuses:
             return f"job {j['index']} has an unknown status"
-        if not isinstance(j.get("params"), dict) or not isinstance(j.get("cmd"), str) or \
-                not isinstance(j.get("inputs"), list) or not isinstance(j.get("outputs"), list):
+        params = j.get("params")
+        if not isinstance(params, dict) or \
+                not all(isinstance(v, str) for v in params.values()) or \
+                not isinstance(j.get("cmd"), str) or not _is_strs(j.get("inputs")) or \
+                not _is_strs(j.get("outputs")):
             return f"job {j['index']} has no params, cmd, inputs or outputs"
-        if not isinstance(j.get("worktree", ""), str):
-            return f"job {j['index']}'s worktree is not a path"
+        if not isinstance(j.get("message"), (str, type(None))):
+            return f"job {j['index']}'s message is not text"
+        worktree = j.get("worktree", "")
+        if not isinstance(worktree, str) or (worktree and (
+                os.path.dirname(os.path.normpath(worktree)) != os.path.normpath(wtdir) or
+                os.path.basename(worktree) in ("", ".", ".."))):
+            return f"job {j['index']}'s worktree is not a path of these jobs"
+        for key, types in (("error", (str,)), ("commit", (str,)), ("new", (bool,)),
+                           ("duration", (int, float))):
+            if key in j and (not isinstance(j[key], types) or isinstance(j[key], bool) and
+                             key != "new"):
+                return f"job {j['index']}'s {key!r} has the wrong type"
     return ""
 
 
