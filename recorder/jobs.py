@@ -431,14 +431,15 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
         return None
     notes_ref = f"refs/notes/{gitrepo.NOTES_REF}"
     notes_tip = gitrepo.resolve_commit(ds.root, notes_ref)
-    stream.append(_notes_stream(jobs_id, marks, notes_tip))
+    notes_mark = marks[-1][1] + 1
+    stream.append(_notes_stream(jobs_id, marks, notes_tip, notes_mark))
     marks_file = state_dir(ds) / f"{jobs_id}.marks"
     gitrepo.fast_import(ds.root, b"".join(stream), marks_file)
     by_mark = dict(line.split(" ", 1) for line in
                    marks_file.read_text().splitlines() if line)
     marks_file.unlink(missing_ok=True)
-    tip = by_mark[f":{len(marks)}"].strip()
-    new_notes = by_mark[f":{len(marks) + 1}"].strip()
+    tip = by_mark[f":{marks[-1][1]}"].strip()
+    new_notes = by_mark[f":{notes_mark}"].strip()
     updates = [f"update {ref} {tip} {base}",
                f"update {notes_ref} {new_notes} {notes_tip or '0' * len(tip)}",
                f"delete {JOB_REFS}/{jobs_id}/tip", f"delete {JOB_REFS}/{jobs_id}/notes"]
@@ -469,20 +470,70 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
     return tip
 
 
+def _job_commits(ds: Dataset, base: str, tips: list[str],
+                 objects: dict[str, tuple[str, bytes] | None]
+                 ) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
+    """Each job tip's own commits (oldest first, ``base`` excluded) and every such commit's
+    parents.  A job whose command committed has more than its run commit (a run-merge whose
+    second parent is the command's commits): those are kept, read with one ``git rev-list``
+    for all such jobs; the usual job (one commit on ``base``) needs no git call."""
+    parents: dict[str, tuple[str, ...]] = {}
+    complex_tips = []
+    for sha in tips:
+        ps = _parents(objects.get(sha))
+        parents[sha] = ps
+        if ps != (base,):
+            complex_tips.append(sha)
+    own: dict[str, list[str]] = {sha: [sha] for sha in tips}
+    if not complex_tips:
+        return own, parents
+    order: list[str] = []
+    for line in gitrepo.rev_list(ds.root, ["--topo-order", "--reverse", "--parents",
+                                           *dict.fromkeys(complex_tips), f"^{base}"]):
+        sha, *rest = line.split()
+        parents[sha] = tuple(rest)
+        order.append(sha)
+    position = {sha: n for n, sha in enumerate(order)}
+    for tip in dict.fromkeys(complex_tips):
+        seen, todo = set(), [tip]
+        while todo:
+            c = todo.pop()
+            if c in seen or c not in position:
+                continue
+            seen.add(c)
+            todo.extend(parents.get(c, ()))
+        own[tip] = sorted(seen, key=position.__getitem__)
+    return own, parents
+
+
+def _parents(obj: tuple[str, bytes] | None) -> tuple[str, ...]:
+    head = (obj or ("", b""))[1].split(b"\n\n", 1)[0]
+    return tuple(line[7:].decode() for line in head.split(b"\n") if line.startswith(b"parent "))
+
+
 def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, str]],
                     stop_at_clash: bool
                     ) -> tuple[list[bytes], list[tuple[JobState, int]],
                                list[tuple[JobState, str]]]:
-    """fast-import's commands for the jobs' commits, their marks, and the jobs written or
-    refused (a replay's list ends at its first clash)."""
+    """fast-import's commands for the jobs' commits (each job's own commits too, their
+    merges kept), the marks of the jobs' tips, and the jobs written or refused (a replay's
+    list ends at its first clash)."""
+    base = state["base"]
     shas = [sha for _, sha in ordered]
-    diffs = gitrepo.diff_tree_commits(ds.root, shas)
     objects = gitrepo.cat_file_batch(ds.root, shas)
+    own, parents = _job_commits(ds, base, shas, objects)
+    extra = list(dict.fromkeys(c for sha in shas for c in own[sha] if c not in objects))
+    if extra:
+        objects.update(gitrepo.cat_file_batch(ds.root, extra))
+    diffs = gitrepo.diff_tree_commits(ds.root, list(dict.fromkeys(
+        c for sha in shas for c in own[sha])))
     touched: dict[str, int] = {}
     stream: list[bytes] = []
     marks: list[tuple[JobState, int]] = []
+    next_mark = 0
+    current = base  # the tip so far: a commit id, or ":mark"
     for j, sha in ordered:
-        changes = diffs.get(sha, [])
+        changes = [c for commit in own[sha] for c in diffs.get(commit, [])]
         clash = next((p for _, _, p in changes if p in touched), None)
         if clash is not None:  # outputs declared apart, changes not: never merged silently
             j["status"] = JobStatus.FAILED
@@ -493,31 +544,45 @@ def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState,
             continue
         for _, _, p in changes:
             touched[p] = j["index"]
-        _kind, raw = objects[sha] or ("", b"")
-        head, _, msg = raw.partition(b"\n\n")
-        lines = head.split(b"\n")
-        author = next(x for x in lines if x.startswith(b"author "))
-        committer = next(x for x in lines if x.startswith(b"committer "))
-        mark = len(marks) + 1
-        out = [f"commit {JOB_REFS}/{state['id']}/tip\nmark :{mark}\n".encode(), author, b"\n",
-               committer, b"\n", f"data {len(msg)}\n".encode(), msg, b"\n"]
-        if not marks:
-            out.append(f"from {state['base']}\n".encode())
-        for mode, blob, path in changes:
-            quoted = _fi_path(path)
-            if mode == "000000":
-                out.append(b"D " + quoted + b"\n")
-            else:
-                out.append(f"M {mode} {blob} ".encode() + quoted + b"\n")
-        stream.append(b"".join(out) + b"\n")
-        marks.append((j, mark))
+        mapped = {base: current}
+        for commit in own[sha]:
+            next_mark += 1
+            mapped[commit] = f":{next_mark}"
+            ps = [mapped.get(p, p) for p in parents.get(commit, ())]
+            stream.append(_commit_command(state["id"], next_mark, objects.get(commit), ps,
+                                          diffs.get(commit, [])))
+        current = f":{next_mark}"
+        marks.append((j, next_mark))
     return stream, marks, ordered
 
 
-def _notes_stream(jobs_id: str, marks: list[tuple[JobState, int]], notes_tip: str | None
-                  ) -> bytes:
+def _commit_command(jobs_id: str, mark: int, obj: tuple[str, bytes] | None,
+                    parents: list[str], changes: list[tuple[str, str, str]]) -> bytes:
+    """One commit for fast-import: author, committer and message as they were, its parents
+    (``:mark`` or commit ids), its changes against its first parent."""
+    _kind, raw = obj or ("", b"")
+    head, _, msg = raw.partition(b"\n\n")
+    lines = head.split(b"\n")
+    author = next(x for x in lines if x.startswith(b"author "))
+    committer = next(x for x in lines if x.startswith(b"committer "))
+    out = [f"commit {JOB_REFS}/{jobs_id}/tip\nmark :{mark}\n".encode(), author, b"\n",
+           committer, b"\n", f"data {len(msg)}\n".encode(), msg, b"\n"]
+    if parents:
+        out.append(f"from {parents[0]}\n".encode())
+    out += [f"merge {p}\n".encode() for p in parents[1:]]
+    for mode, blob, path in changes:
+        quoted = _fi_path(path)
+        if mode == "000000":
+            out.append(b"D " + quoted + b"\n")
+        else:
+            out.append(f"M {mode} {blob} ".encode() + quoted + b"\n")
+    return b"".join(out) + b"\n"
+
+
+def _notes_stream(jobs_id: str, marks: list[tuple[JobState, int]], notes_tip: str | None,
+                  notes_mark: int) -> bytes:
     """fast-import's commands for the notes (durations) of the jobs' commits."""
-    lines = [f"commit {JOB_REFS}/{jobs_id}/notes\nmark :{len(marks) + 1}\n"
+    lines = [f"commit {JOB_REFS}/{jobs_id}/notes\nmark :{notes_mark}\n"
              f"committer rr <rr@localhost> {int(time.time())} +0000\ndata 0\n".encode()]
     if notes_tip:
         lines.append(f"from {notes_tip}\n".encode())
