@@ -379,6 +379,7 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
     pwd = runop.resolve_pwd(ds, cwd)
     relpwd = Path(os.path.relpath(pwd, ds.root)).as_posix()
     check_overlaps(planned, relpwd)
+    check_subdatasets(ds, planned, relpwd)
     for job in planned:  # placeholders, inputs that exist, outputs inside the dataset
         spec = runop.prepare_spec(ds, job.cmd, message=job.message, inputs=job.inputs,
                                   outputs=job.outputs, expand=options.get("expand"),
@@ -394,6 +395,31 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
             exc.message = f"job {job.index} ({show_params(job.params)}): {exc.message}"
             raise
     return planned, relpwd
+
+
+def check_subdatasets(ds: Dataset, planned: Sequence[Job], relpwd: str) -> None:
+    """No job may declare an output in a subdataset, the subdataset itself or a directory
+    holding one: a job's worktree cannot record a subdataset's commit at both levels, so
+    such an array is refused before anything runs (a loop of ``rr run`` records them)."""
+    if not (ds.root / ".gitmodules").exists():
+        return
+    subs = [Path(p).parts for p in ds.subdatasets()]
+    if not subs:
+        return
+    for job in planned:
+        for out in job.outputs:
+            p = os.path.normpath(os.path.join(relpwd, out.replace("{{", "{").replace("}}", "}")))
+            parts = Path(p).parts if p != "." else ()
+            for sub in subs:
+                n = min(len(parts), len(sub))
+                if all(fnmatch.fnmatchcase(s, o) for s, o in zip(sub[:n], parts[:n])):
+                    where = "/".join(sub)
+                    raise UsageError(
+                        f"job {job.index} ({show_params(job.params)}): output {out!r} is in or "
+                        f"holds the subdataset {where}: array jobs do not record into "
+                        "subdatasets",
+                        hint=f"run the array inside the subdataset (cd {shlex.quote(where)} "
+                             "&& rr run --param ...), or a loop of rr run")
 
 
 def dry_run(ds: Dataset, planned: Sequence[Job], relpwd: str) -> Iterator[Result]:
@@ -412,8 +438,10 @@ def start(ds: Dataset, planned: Sequence[Job], relpwd: str, *, cmd_message: str 
     if base is None:
         raise RecorderError("the dataset has no commit yet", hint="save something first")
     branch = gitrepo.current_branch(ds.root)
+    array_id = jobs.new_id()
+    jobs.lock(ds, array_id)  # held until execute() ends
     state: jobs.JobsState = {
-        "version": jobs.STATE_VERSION, "id": jobs.new_id(), "base": base,
+        "version": jobs.STATE_VERSION, "id": array_id, "base": base,
         "ref": f"refs/heads/{branch}" if branch else "HEAD", "pwd": relpwd,
         "options": options, "message": cmd_message, "command": command,
         "jobs": [{"index": j.index, "params": j.params, "cmd": j.cmd, "inputs": j.inputs,
@@ -437,6 +465,7 @@ def resume(ds: Dataset, array_id: str | None) -> jobs.JobsState:
     if array_id not in ids:
         raise RecorderError(f"no unfinished array {array_id!r} in this dataset",
                             hint=f"unfinished: {', '.join(ids)}" if ids else None)
+    jobs.lock(ds, array_id)  # a driver still running these jobs: refused here
     state = jobs.load_state(ds, array_id)
     preflight.check_run(ds)
     runop.ensure_clean(ds)
@@ -455,7 +484,17 @@ def execute(ds: Dataset, state: jobs.JobsState, *, target: engine.Target = engin
             on_event: OnEvent | None = None) -> Iterator[Result]:
     """Run the array's jobs that have not succeeded, then write the history of all.
     ``on_event``: first an ANNOUNCE of the jobs about to run (fields ``array``, ``jobs``),
-    then the engine's JOB events (``index``: the job's index in the array)."""
+    then the engine's JOB events (``index``: the job's index in the array).  The array's
+    lock (taken by ``start`` or ``resume``) is held until the end."""
+    try:
+        jobs.lock(ds, state["id"])
+        yield from _execute(ds, state, target, on_event)
+    finally:
+        jobs.unlock(ds, state["id"])
+
+
+def _execute(ds: Dataset, state: jobs.JobsState, target: engine.Target,
+             on_event: OnEvent | None) -> Iterator[Result]:
     array_id = state["id"]
     wtdir = str(jobs.job_dir(ds, array_id))
     done = jobs.kept(ds, array_id)
@@ -541,22 +580,48 @@ def finish(ds: Dataset, state: jobs.JobsState) -> Iterator[Result]:
     refs = jobs.kept(ds, array_id)
     ordered = [(j, refs[jobs.job_ref(array_id, j["index"])]) for j in state["jobs"]
                if jobs.job_ref(array_id, j["index"]) in refs]
+    base = state["base"]
+    again = f"rr run --continue {array_id}"
+    interrupted = False
+    tip: str | None = None
     try:
         tip = jobs.write_history(ds, state, ordered, what=f"rr run --array ({array_id})",
-                                 hint=f"rr run --continue {array_id}")
+                                 hint=again)
+    except KeyboardInterrupt:
+        interrupted = True
+    except (RecorderError, OSError) as exc:
+        # no record lost: the finished jobs stay under their refs, --continue writes them
+        error = exc if isinstance(exc, RecorderError) else RecorderError(
+            f"the jobs' history could not be written: {exc.strerror or exc}")
+        if again not in (error.hint or ""):
+            kept = f"the finished jobs are kept under {jobs.JOB_REFS}/{array_id}/"
+            error.hint = (f"{error.hint}; " if error.hint else "") + \
+                f"{kept}; once the cause is fixed, write their history with: {again}"
+        raise error from None
     finally:
         jobs.save_state(ds, state)
         jobs.remove_worktrees(ds, state)
+    written = state["base"] != base
     failed = [j for j in state["jobs"]
               if j["status"] not in (JobStatus.COMMITTED, JobStatus.NOTNEEDED)]
-    if not failed:
+    if not failed and (written or not ordered):
         jobs.state_path(ds, array_id).unlink(missing_ok=True)
         _rmdir(jobs.job_dir(ds, array_id))
     n = sum(1 for j in state["jobs"] if j["status"] == JobStatus.COMMITTED and j.get("new"))
-    message = f"{n} job(s) committed" + (f" on {jobs.ref_name(state['ref'])} ({tip[:8]})"
-                                         if tip else "")
+    where = f" on {jobs.ref_name(state['ref'])} ({state['base'][:8]})"
+    if interrupted:  # the signal waited for the branch, the work tree and the state file
+        if written:
+            error = Interrupted(f"interrupted after the jobs' history was written: {n} job(s) "
+                                f"committed{where}")
+            error.hint = f"{len(failed)} job(s) did not succeed: {again}" if failed else None
+        else:
+            error = Interrupted(f"interrupted before the jobs' history was written; the "
+                                f"finished jobs are kept under {jobs.JOB_REFS}/{array_id}/")
+            error.hint = f"write their history (and run the rest) with: {again}"
+        raise error
+    message = f"{n} job(s) committed" + (where if tip else "")
     if failed:
-        message += (f"; {len(failed)} failed: rr run --continue {array_id} runs them again")
+        message += (f"; {len(failed)} failed: {again} runs them again")
     yield Result("run-array", state["pwd"], ERROR if failed else OK, "done",
                  message=message, extra={"id": array_id, "commit": tip,
                                          "committed": n, "failed": len(failed)})

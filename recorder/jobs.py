@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import os
 import re
@@ -87,9 +89,10 @@ class JobsState(TypedDict, total=False):
     jobs: list[JobState]
 
 __all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
-           "JobsState", "Target", "job_dir", "job_ref", "keep", "kept", "load_state",
-           "new_id", "ref_name", "remove", "remove_worktrees", "run_all", "run_job",
-           "save_state", "state_dir", "state_path", "unfinished", "write_history"]
+           "JobsState", "Target", "check_id", "job_dir", "job_ref", "keep", "kept",
+           "load_state", "lock", "lock_path", "new_id", "ref_name", "remove",
+           "remove_worktrees", "run_all", "run_job", "save_state", "state_dir", "state_path",
+           "unfinished", "unlock", "write_history"]
 
 
 # --- one job --------------------------------------------------------------------------------
@@ -264,6 +267,65 @@ def save_state(ds: Dataset, state: JobsState) -> None:
     tmp.write_text(json.dumps({"version": STATE_VERSION, **state}, indent=1),
                    encoding="utf-8")
     tmp.replace(path)
+
+
+# lock files of the sets of jobs this process drives -> their descriptors
+_LOCKS: dict[str, int] = {}
+
+
+def lock_path(ds: Dataset, jobs_id: str) -> Path:
+    return state_dir(ds) / f"{check_id(jobs_id)}.lock"
+
+
+def lock(ds: Dataset, jobs_id: str) -> None:
+    """Hold the lock of a set of jobs until :func:`unlock` (or the end of this process): a
+    second rr driving the same jobs (``rr run --continue`` while the first still runs) is
+    refused before it touches their state, worktrees or refs."""
+    path = lock_path(ds, jobs_id)
+    key = str(path)
+    if key in _LOCKS:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RecorderError(f"cannot lock array {jobs_id} ({path}): {exc.strerror or exc}",
+                            hint="rr needs to write to the dataset's .git directory") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        try:
+            who = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another rr"
+        except OSError:
+            who = "another rr"
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise RecorderError(f"cannot lock array {jobs_id} ({path}): "
+                                f"{exc.strerror or exc}") from None
+        raise RecorderError(f"array {jobs_id} is being run by {who}: its jobs are not run "
+                            "twice",
+                            hint=f"wait for it to finish (or stop it), then: rr run --continue "
+                                 f"{jobs_id}") from None
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    _LOCKS[key] = fd
+
+
+def unlock(ds: Dataset, jobs_id: str) -> None:
+    """Let go of the lock of a set of jobs (its file removed once its state file is gone)."""
+    path = lock_path(ds, jobs_id)
+    fd = _LOCKS.pop(str(path), None)
+    if fd is None:
+        return
+    try:
+        if not state_path(ds, jobs_id).exists():
+            path.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def unfinished(ds: Dataset) -> list[str]:
@@ -444,7 +506,10 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
                f"update {notes_ref} {new_notes} {notes_tip or '0' * len(tip)}",
                f"delete {JOB_REFS}/{jobs_id}/tip", f"delete {JOB_REFS}/{jobs_id}/notes"]
     updates += [f"delete {job_ref(jobs_id, j['index'])}" for j, _ in ordered]
-    # the work tree and the branch move together: signals wait until both have
+    # the work tree, the state file and the branch move together: signals wait until all
+    # have; the state file says the jobs are committed before the branch moves (their job
+    # refs go with the same ref transaction), so a --continue after a SIGKILL in between
+    # never runs them again
     with deferred_signals():
         try:
             gitrepo.read_tree_update(ds.root, base, tip)  # refuses to overwrite local changes
@@ -454,19 +519,32 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
                 f"{exc.message}); the jobs' history was not written",
                 hint=f"the finished jobs are kept under {JOB_REFS}/{jobs_id}/; save or undo "
                      f"those changes, then: {hint}" if hint else None) from None
+        before = [(j, j["status"], j.get("new"), j.get("commit")) for j, _ in marks]
+        for j, mark in marks:
+            j["status"] = JobStatus.COMMITTED
+            j["new"] = True
+            j["commit"] = by_mark[f":{mark}"].strip()
+        state["base"] = tip
         try:
+            save_state(ds, state)
             gitrepo.update_refs(ds.root, updates)
-        except RecorderError:
+        except (RecorderError, OSError):
+            for j, status, new, commit in before:
+                j["status"] = status
+                j.pop("new", None)
+                j.pop("commit", None)
+                if new is not None:
+                    j["new"] = new
+                if commit is not None:
+                    j["commit"] = commit
+            state["base"] = base
+            with contextlib.suppress(RecorderError, OSError):
+                save_state(ds, state)
             gitrepo.read_tree_update(ds.root, tip, base)
             raise
-    for j, mark in marks:
-        j["status"] = JobStatus.COMMITTED
-        j["new"] = True
-        j["commit"] = by_mark[f":{mark}"].strip()
     for j, sha in ordered:  # clashing jobs: their commits stay reachable for inspection
         if j["status"] == JobStatus.FAILED:
             keep(ds, jobs_id, f"failed-{j['index']}", sha)
-    state["base"] = tip
     return tip
 
 
@@ -544,11 +622,14 @@ def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState,
             continue
         for _, _, p in changes:
             touched[p] = j["index"]
-        mapped = {base: current}
+        # the commit a job started from (a first parent that is not one of its own: the
+        # base, or an older base of a job kept from before --continue) becomes the tip so far
+        mapped: dict[str, str] = {}
         for commit in own[sha]:
             next_mark += 1
             mapped[commit] = f":{next_mark}"
-            ps = [mapped.get(p, p) for p in parents.get(commit, ())]
+            ps = [mapped.get(p, current if k == 0 else p)
+                  for k, p in enumerate(parents.get(commit, ()))]
             stream.append(_commit_command(state["id"], next_mark, objects.get(commit), ps,
                                           diffs.get(commit, [])))
         current = f":{next_mark}"
