@@ -1,0 +1,99 @@
+"""Signals in every window (issue 20, item 7): a SIGINT/SIGTERM that arrives while a tool is
+being started (between the fork and the code that stops it) still stops that tool; a
+consumer interrupted between two records of ``git annex get`` stops it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from recorder import proc
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def signal_while_starting(monkeypatch):
+    """Every tool started gets a signal to rr right after its fork, before the caller could
+    register it; the started pids are collected."""
+    started: list[int] = []
+    real = proc._start_tool
+    which: list[int] = [signal.SIGINT]
+
+    def start_then_signal(*args, **kwargs):
+        child = real(*args, **kwargs)
+        started.append(child.pid)
+        os.kill(os.getpid(), which[0])
+        time.sleep(0.1)  # the signal is surely pending now
+        return child
+
+    monkeypatch.setattr(proc, "_start_tool", start_then_signal)
+    previous = signal.signal(signal.SIGTERM, proc._raise_terminated)
+    yield started, which
+    signal.signal(signal.SIGTERM, previous)
+    for pid in started:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+CALLS = {
+    "capture": lambda: proc.capture(["sleep", "30"]),
+    "popen_lines": lambda: proc.popen_lines(["sleep", "30"]).__enter__(),
+    "stream_into": lambda: proc.stream_into(["sleep", "30"], lambda fh: None),
+}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("call", sorted(CALLS))
+def test_a_signal_while_a_tool_starts_stops_the_tool(signal_while_starting, call, sig):
+    started, which = signal_while_starting
+    which[0] = sig
+    with pytest.raises(KeyboardInterrupt):
+        CALLS[call]()
+    assert started and not alive(started[-1])
+
+
+def test_no_signal_handler_is_left_behind_by_starting_tools():
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    assert proc.capture(["true"]).returncode == 0
+    with proc.popen_lines(["true"]) as child:
+        child.wait()
+    assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_a_tool_does_not_inherit_held_signals():
+    out = proc.capture(["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]).stdout.decode()
+    blocked = int(out.split("SigBlk:")[1].split()[0], 16)
+    assert not blocked & ((1 << (signal.SIGINT - 1)) | (1 << (signal.SIGTERM - 1)))
+
+
+def test_rr_interrupted_while_starting_many_tools_leaves_none(ds):
+    """rr status starts git processes; SIGINT at random moments never leaves one behind."""
+    from .conftest import RR
+
+    for delay in (0.05, 0.1, 0.15, 0.2, 0.3):
+        p = subprocess.Popen([RR, "status"], cwd=ds, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=30)
+    # every git started from the dataset is gone
+    left = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == str(ds):
+                    left.append(entry)
+            except OSError:
+                pass
+    assert left == []
