@@ -4,6 +4,7 @@ consumer interrupted between two records of ``git annex get`` stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -97,3 +98,39 @@ def test_rr_interrupted_while_starting_many_tools_leaves_none(ds):
             except OSError:
                 pass
     assert left == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_dask_cluster_starts_leaves_no_worker(ds):
+    """SIGINT as soon as rr forks its first Dask process (the cluster is starting): rr ends
+    with 130, no worker is left, nothing is written; --continue runs the array."""
+    import psutil
+
+    from .conftest import RR, git, rr
+
+    head = git("rev-parse", "HEAD", cwd=ds)
+    child = subprocess.Popen([RR, "run", "-J", "2", "--param", "i=1,2", "-o", "o{i}",
+                              "echo {i} > o{i}"], cwd=ds, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    me = psutil.Process(child.pid)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 60
+    while not seen:
+        assert time.monotonic() < deadline and child.poll() is None
+        with contextlib.suppress(psutil.Error):
+            seen = {p.pid for p in me.children(recursive=True)
+                    if "git" not in p.name()}
+        time.sleep(0.01)
+    child.send_signal(signal.SIGINT)
+    _out, err = child.communicate(timeout=60)
+    assert child.returncode == 130, err
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert [p for p in seen if alive(p)] == []
+    assert git("rev-parse", "HEAD", cwd=ds) == head
+    assert git("status", "--porcelain", cwd=ds) == ""
+    assert git("worktree", "list", cwd=ds).count("\n") == 1
+    if list((ds / ".git").glob("rr-arrays/*.json")):
+        rr("run", "--continue", cwd=ds)
+        assert (ds / "o2").read_text() == "2\n"
+
