@@ -87,6 +87,10 @@ def read_table(path: str) -> tuple[list[str], list[list[str]]]:
         line = raw[:exc.start].count(b"\n") + 1
         raise UsageError(f"the --array table {path} is not UTF-8 text (line {line}, byte "
                          f"{exc.start})", hint="save the table as UTF-8") from None
+    if "\0" in text:  # no command, path or message can carry it
+        line = text[:text.index("\0")].count("\n") + 1
+        raise UsageError(f"line {line} of the --array table {path} holds a NUL byte",
+                         hint="is it a text table? save it as UTF-8 CSV or TSV")
     ext = os.path.splitext(path)[1].lower()
     if ext in (".tsv", ".tab"):
         delimiter = "\t"

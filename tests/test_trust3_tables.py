@@ -53,6 +53,7 @@ def test_crlf_tables(tmp_path):
     (b"s,v\nab,\"x\n", "cannot be read: unexpected end"),  # a quote left open at the end
     (b"s,v\n\"a\"b,1\n", "cannot be read"),  # text after a closing quote
     (b"s,v\n" + b"a" * 200_000 + b",1\n", "line 2 .* field larger than field limit"),
+    (b"s,v\nx,1\na\0b,2\n", "line 3 of .* holds a NUL byte"),
 ])
 def test_unreadable_tables_are_one_line(tmp_path, data, match):
     with pytest.raises(UsageError, match=match) as info:
