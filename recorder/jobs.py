@@ -525,8 +525,10 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
             j["new"] = True
             j["commit"] = by_mark[f":{mark}"].strip()
         state["base"] = tip
+        persisted = state_path(ds, jobs_id).exists()  # an array's; a replay keeps none
         try:
-            save_state(ds, state)
+            if persisted:
+                save_state(ds, state)
             gitrepo.update_refs(ds.root, updates)
         except (RecorderError, OSError):
             for j, status, new, commit in before:
@@ -538,8 +540,9 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
                 if commit is not None:
                     j["commit"] = commit
             state["base"] = base
-            with contextlib.suppress(RecorderError, OSError):
-                save_state(ds, state)
+            if persisted:
+                with contextlib.suppress(RecorderError, OSError):
+                    save_state(ds, state)
             gitrepo.read_tree_update(ds.root, tip, base)
             raise
     for j, sha in ordered:  # clashing jobs: their commits stay reachable for inspection
