@@ -134,3 +134,20 @@ def test_ctrl_c_while_the_dask_cluster_starts_leaves_no_worker(ds):
         rr("run", "--continue", cwd=ds)
         assert (ds / "o2").read_text() == "2\n"
 
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_rr_imports_is_no_traceback_of_rr(ds):
+    """SIGINT before main() set its handlers: rr's own imports (typer, its modules) end with
+    "rr: interrupted" and 130, not a traceback; Python's start-up before rr's code runs is
+    beyond rr."""
+    from .conftest import RR
+
+    for delay in (0.05, 0.08, 0.1, 0.12, 0.15, 0.18, 0.2, 0.25):
+        p = subprocess.Popen([RR, "status"], cwd=ds, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=30)
+        if "Traceback" in err:
+            assert "recorder" not in err and "typer" not in err, err
