@@ -418,8 +418,8 @@ def _state_problem(data: Any, jobs_id: str, wtdir: str) -> str:
                 not isinstance(j.get("cmd"), str) or not _is_strs(j.get("inputs")) or \
                 not _is_strs(j.get("outputs")):
             return f"job {j['index']} has no params, cmd, inputs or outputs"
-        if not isinstance(j.get("message"), (str, type(None))):
-            return f"job {j['index']}'s message is not text"
+        if "message" not in j or not isinstance(j["message"], (str, type(None))):
+            return f"job {j['index']}'s message is not text (or null)"
         worktree = j.get("worktree", "")
         if not isinstance(worktree, str) or (worktree and (
                 os.path.dirname(os.path.normpath(worktree)) != os.path.normpath(wtdir) or

@@ -95,6 +95,25 @@ def test_a_state_file_with_wrong_types_or_paths_is_damaged(ds, damage, says):
     assert "\n" not in info.value.message
 
 
+@pytest.mark.parametrize("key", ["version", "id", "base", "ref", "pwd", "options", "jobs"])
+def test_a_state_file_missing_a_key_is_damaged(ds, key):
+    state = good_state(ds)
+    del state[key]
+    write(ds, state)
+    with pytest.raises(RecorderError, match="is damaged: |newer rr"):
+        jobs.load_state(Dataset(ds), ID)
+
+
+@pytest.mark.parametrize("key", ["index", "status", "params", "cmd", "inputs", "outputs",
+                                 "message"])
+def test_a_job_missing_a_key_is_damaged(ds, key):
+    state = good_state(ds)
+    del state["jobs"][0][key]
+    write(ds, state)
+    with pytest.raises(RecorderError, match="is damaged: "):
+        jobs.load_state(Dataset(ds), ID)
+
+
 def test_the_worktree_of_a_failed_job_in_another_set_is_refused(ds):
     state = good_state(ds)
     state["jobs"][1]["worktree"] = str(jobs.job_dir(Dataset(ds), "20261203-000000-0000") / "1")
