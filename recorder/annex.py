@@ -6,7 +6,7 @@ import json
 import re
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from . import config as cfgkeys
@@ -206,7 +206,7 @@ def has_annex_branch(root: str | os.PathLike[str]) -> bool:
 
 
 def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
-             jobs: int | None = None) -> Iterator[dict]:
+             jobs: int | None = None) -> Generator[dict, None, None]:
     """``git annex get`` that yields each file's JSON record as it completes (for progress);
     ``jobs``: that many transfers at once, done by git-annex."""
     ensure_available()

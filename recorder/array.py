@@ -10,14 +10,16 @@ worktrees, job refs, the history written in row order); the state of an array li
 
 from __future__ import annotations
 
+import bisect
 import csv
 import fnmatch
 import glob
+import io
 import itertools
 import os
 import shlex
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,24 +56,41 @@ class Job:
 
 
 def parse_params(params: Sequence[str]) -> list[tuple[str, list[str]]]:
-    """``NAME=V1,V2`` options as (name, values)."""
+    """``NAME=V1,V2`` options as (name, values); an empty value is refused as a table row
+    with a missing value is."""
     out: list[tuple[str, list[str]]] = []
     for p in params:
         name, sep, values = p.partition("=")
         if not sep or not values:
             raise UsageError(f"--param {p!r} is not NAME=VALUE[,VALUE...]",
                              hint="e.g. --param subject=01,02,03")
-        out.append((name.strip(), values.split(",")))
+        split = values.split(",")
+        if not all(split):
+            raise UsageError(f"--param {p!r} has an empty value",
+                             hint="drop the extra comma: every value must be non-empty")
+        out.append((name.strip(), split))
     return out
 
 
 def read_table(path: str) -> tuple[list[str], list[list[str]]]:
-    """A CSV/TSV table (by extension, else sniffed): header = names, values kept as strings."""
+    """A CSV/TSV table (by extension, else sniffed), read with the csv module as such files
+    are written (quoted line breaks stay in the value, a UTF-8 BOM is not part of the first
+    header): header = names, values kept as strings."""
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise UsageError(f"cannot read the --array table {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UsageError(f"the --array table {path} is not UTF-8 text (line {line}, byte "
+                         f"{exc.start})", hint="save the table as UTF-8") from None
+    if "\0" in text:  # no command, path or message can carry it
+        line = text[:text.index("\0")].count("\n") + 1
+        raise UsageError(f"line {line} of the --array table {path} holds a NUL byte",
+                         hint="is it a text table? save it as UTF-8 CSV or TSV")
     ext = os.path.splitext(path)[1].lower()
     if ext in (".tsv", ".tab"):
         delimiter = "\t"
@@ -82,14 +101,28 @@ def read_table(path: str) -> tuple[list[str], list[list[str]]]:
             delimiter = csv.Sniffer().sniff(text[:4096], delimiters=",\t;").delimiter
         except csv.Error:
             delimiter = ","
-    rows = [r for r in csv.reader(text.splitlines(), delimiter=delimiter)
-            if any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    rows: list[list[str]] = []
+    starts: list[int] = []  # the line each row starts on
+    line = 1
+    try:
+        for r in reader:
+            if any(c.strip() for c in r):
+                rows.append(r)
+                starts.append(line)
+            line = reader.line_num + 1
+    except csv.Error as exc:
+        hint = (f"a value may hold at most {csv.field_size_limit()} characters"
+                if "limit" in str(exc) else "quote values holding the delimiter, quotes or "
+                                            "line breaks, as a spreadsheet writes them")
+        raise UsageError(f"line {reader.line_num} of the --array table {path} cannot be read: "
+                         f"{exc}", hint=hint) from None
     if len(rows) < 2:
         raise UsageError(f"the --array table {path} has no rows",
                          hint="its first line names the parameters, each further line is a job")
     header = [h.strip() for h in rows[0]]
     body = rows[1:]
-    for n, row in enumerate(body, start=2):
+    for n, row in zip(starts[1:], body):
         if len(row) > len(header):
             raise UsageError(f"line {n} of {path} has {len(row)} values for {len(header)} "
                              "columns")
@@ -202,9 +235,13 @@ def make_jobs(rows: Sequence[dict[str, str]], cmd: str, inputs: Sequence[str],
 
 def check_overlaps(planned: Sequence[Job], relpwd: str) -> None:
     """No two jobs may declare the same output, one inside the other, or globs matching each
-    other's: their changes are put together without a merge."""
+    other's: their changes are put together without a merge.  Near-linear: a glob is compared
+    only with the paths and globs that share its fixed beginning or its fixed ending (whichever
+    are fewer), found by bisection in sorted lists."""
     literal: dict[str, int] = {}
-    ancestors: dict[str, int] = {}
+    # every directory above a literal output -> up to two jobs below it (two: one differs
+    # from any given job)
+    ancestors: dict[str, list[int]] = {}
     globs: list[tuple[str, int]] = []
 
     def clash(a: int, b: int, path: str) -> UsageError:
@@ -219,41 +256,114 @@ def check_overlaps(planned: Sequence[Job], relpwd: str) -> None:
             if glob.has_magic(p):
                 globs.append((p, job.index))
                 continue
-            for other in (literal.get(p), ancestors.get(p)):
-                if other is not None and other != job.index:
-                    raise clash(other, job.index, p)
+            other = literal.get(p)
+            if other is not None and other != job.index:
+                raise clash(other, job.index, p)
+            below = [j for j in ancestors.get(p, ()) if j != job.index]
+            if below:
+                raise clash(below[0], job.index, p)
             parts = p.split("/")
             for k in range(1, len(parts)):
                 anc = "/".join(parts[:k])
                 if literal.get(anc, job.index) != job.index:
                     raise clash(literal[anc], job.index, p)
-                ancestors.setdefault(anc, job.index)
+                owners = ancestors.setdefault(anc, [])
+                if len(owners) < 2 and job.index not in owners:
+                    owners.append(job.index)
             literal[p] = job.index
-    if not globs:
-        return
-    everything = list(literal.items()) + [(g, i) for g, i in globs]
-    for g, i in globs:
-        for path, j in everything:
-            if i == j:
-                continue
-            parts = path.split("/")
-            prefixes = ["/".join(parts[:k]) for k in range(1, len(parts) + 1)]
-            if any(fnmatch.fnmatchcase(x, g) for x in prefixes) or \
-                    fnmatch.fnmatchcase(g, path) or g.startswith(path + "/") or \
-                    (glob.has_magic(path) and _globs_may_meet(g, path)):
-                raise clash(i, j, f"{g} and {path}")
+    if globs:
+        _check_glob_overlaps(globs, literal, ancestors, clash)
 
 
-def _globs_may_meet(a: str, b: str) -> bool:
-    """Whether two globs may match a common path (conservative: their fixed beginnings and
-    endings agree)."""
-    def fixed(g: str) -> tuple[str, str]:
-        first = min(g.find(c) for c in "*?[" if c in g)
-        last = max(g.rfind(c) for c in "*?]" if c in g)
-        return g[:first], g[last + 1:]
+def _fixed(g: str) -> tuple[str, str]:
+    """A glob's fixed beginning and ending (before its first and after its last magic)."""
+    first = min(g.find(c) for c in "*?[" if c in g)
+    last = max(g.rfind(c) for c in "*?]" if c in g)
+    return g[:first], g[last + 1:]
 
-    (pa, sa), (pb, sb) = fixed(a), fixed(b)
-    return (pa.startswith(pb) or pb.startswith(pa)) and (sa.endswith(sb) or sb.endswith(sa))
+
+class _Keys:
+    """Distinct strings, found by a text: those that start with it (a range of a sorted list)
+    and, ``both_ways``, those that are a beginning of it (a set)."""
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        self.keys = sorted(set(keys))
+        self.set = set(self.keys)
+
+    def compatible(self, text: str, *, both_ways: bool = True) -> tuple[range, list[str]]:
+        """The positions in ``keys`` of the keys starting with ``text`` and the keys that are
+        a shorter beginning of it."""
+        lo = bisect.bisect_left(self.keys, text)
+        hi = bisect.bisect_left(self.keys, text + "\U0010ffff")
+        short = [text[:k] for k in range(len(text)) if text[:k] in self.set] if both_ways \
+            else []
+        return range(lo, hi), short
+
+    def found(self, text: str, *, both_ways: bool = True) -> Iterator[str]:
+        positions, short = self.compatible(text, both_ways=both_ways)
+        yield from (self.keys[n] for n in positions)
+        yield from short
+
+
+class _Buckets:
+    """Items grouped by one key (a glob's fixed beginning, or its reversed ending), each group
+    indexed by the other key."""
+
+    def __init__(self, items: Sequence[tuple[str, str, Any]]) -> None:
+        self.groups: dict[str, dict[str, list[Any]]] = {}
+        for first, second, payload in items:
+            self.groups.setdefault(first, {}).setdefault(second, []).append(payload)
+        self.index = _Keys(self.groups)
+        self.inner: dict[str, _Keys] = {}
+
+    def count(self, first: str) -> int:
+        positions, short = self.index.compatible(first)
+        return len(positions) + len(short)
+
+    def matches(self, first: str, second: str) -> Iterator[Any]:
+        """The payloads whose first key and second key are each compatible with these."""
+        for key in self.index.found(first):
+            inner = self.inner.get(key)
+            if inner is None:
+                inner = self.inner[key] = _Keys(self.groups[key])
+            for other in inner.found(second):
+                yield from self.groups[key][other]
+
+
+def _check_glob_overlaps(globs: list[tuple[str, int]], literal: dict[str, int],
+                         ancestors: dict[str, list[int]], clash: Any) -> None:
+    """Globs against the literal outputs (and the directories above them) and each other."""
+    owners: dict[str, tuple[int, ...]] = {a: tuple(js) for a, js in ancestors.items()}
+    owners.update((p, (j,)) for p, j in literal.items())
+    forward = _Keys(owners)
+    backward = _Keys(p[::-1] for p in owners)
+    fixed = [(*_fixed(g), g, i) for g, i in globs]
+    by_start = _Buckets([(pg, sg[::-1], (g, i)) for pg, sg, g, i in fixed])
+    by_end = _Buckets([(sg[::-1], pg, (g, i)) for pg, sg, g, i in fixed])
+    for pg, sg, g, i in fixed:
+        # a literal output (or a directory above one) the glob matches: it starts with the
+        # glob's fixed beginning and ends with its fixed ending (look among the fewer)
+        starts, _ = forward.compatible(pg, both_ways=False)
+        ends, _ = backward.compatible(sg[::-1], both_ways=False)
+        paths = (forward.keys[n] for n in starts) if len(starts) <= len(ends) else \
+            (backward.keys[n][::-1] for n in ends)
+        for path in paths:
+            other = next((j for j in owners[path] if j != i), None)
+            if other is not None and fnmatch.fnmatchcase(path, g):
+                raise clash(i, other, f"{g} and {path}")
+        # a literal output above the glob's fixed part
+        parts = pg.split("/")
+        for k in range(1, len(parts)):
+            j = literal.get("/".join(parts[:k]))
+            if j is not None and j != i:
+                raise clash(i, j, f"{g} and {'/'.join(parts[:k])}")
+        # another job's glob that may match a path this one matches: fixed beginnings and
+        # fixed endings agree (one is a beginning / an ending of the other)
+        candidates = by_start.matches(pg, sg[::-1]) if by_start.count(pg) <= \
+            by_end.count(sg[::-1]) else by_end.matches(sg[::-1], pg)
+        for h, j in candidates:
+            if j != i:
+                raise clash(i, j, f"{g} and {h}")
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -273,6 +383,7 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
     pwd = runop.resolve_pwd(ds, cwd)
     relpwd = Path(os.path.relpath(pwd, ds.root)).as_posix()
     check_overlaps(planned, relpwd)
+    check_subdatasets(ds, planned, relpwd)
     for job in planned:  # placeholders, inputs that exist, outputs inside the dataset
         spec = runop.prepare_spec(ds, job.cmd, message=job.message, inputs=job.inputs,
                                   outputs=job.outputs, expand=options.get("expand"),
@@ -292,6 +403,31 @@ def plan(ds: Dataset, cmd: str | Sequence[str], *, message: str | None, inputs: 
     return planned, relpwd
 
 
+def check_subdatasets(ds: Dataset, planned: Sequence[Job], relpwd: str) -> None:
+    """No job may declare an output in a subdataset, the subdataset itself or a directory
+    holding one: a job's worktree cannot record a subdataset's commit at both levels, so
+    such an array is refused before anything runs (a loop of ``rr run`` records them)."""
+    if not (ds.root / ".gitmodules").exists():
+        return
+    subs = [Path(p).parts for p in ds.subdatasets()]
+    if not subs:
+        return
+    for job in planned:
+        for out in job.outputs:
+            p = os.path.normpath(os.path.join(relpwd, out.replace("{{", "{").replace("}}", "}")))
+            parts = Path(p).parts if p != "." else ()
+            for sub in subs:
+                n = min(len(parts), len(sub))
+                if all(fnmatch.fnmatchcase(s, o) for s, o in zip(sub[:n], parts[:n])):
+                    where = "/".join(sub)
+                    raise UsageError(
+                        f"job {job.index} ({show_params(job.params)}): output {out!r} is in or "
+                        f"holds the subdataset {where}: array jobs do not record into "
+                        "subdatasets",
+                        hint=f"run the array inside the subdataset (cd {shlex.quote(where)} "
+                             "&& rr run --param ...), or a loop of rr run")
+
+
 def dry_run(ds: Dataset, planned: Sequence[Job], relpwd: str) -> Iterator[Result]:
     for job in planned:
         yield Result("run", relpwd, "ok", "dry-run", message=job.cmd,
@@ -308,8 +444,10 @@ def start(ds: Dataset, planned: Sequence[Job], relpwd: str, *, cmd_message: str 
     if base is None:
         raise RecorderError("the dataset has no commit yet", hint="save something first")
     branch = gitrepo.current_branch(ds.root)
+    array_id = jobs.new_id()
+    jobs.lock(ds, array_id)  # held until execute() ends
     state: jobs.JobsState = {
-        "version": jobs.STATE_VERSION, "id": jobs.new_id(), "base": base,
+        "version": jobs.STATE_VERSION, "id": array_id, "base": base,
         "ref": f"refs/heads/{branch}" if branch else "HEAD", "pwd": relpwd,
         "options": options, "message": cmd_message, "command": command,
         "jobs": [{"index": j.index, "params": j.params, "cmd": j.cmd, "inputs": j.inputs,
@@ -329,9 +467,11 @@ def resume(ds: Dataset, array_id: str | None) -> jobs.JobsState:
             raise RecorderError(f"there are {len(ids)} unfinished arrays: {', '.join(ids)}",
                                 hint="name one: rr run --continue ID")
         array_id = ids[0]
+    jobs.check_id(array_id)
     if array_id not in ids:
         raise RecorderError(f"no unfinished array {array_id!r} in this dataset",
                             hint=f"unfinished: {', '.join(ids)}" if ids else None)
+    jobs.lock(ds, array_id)  # a driver still running these jobs: refused here
     state = jobs.load_state(ds, array_id)
     preflight.check_run(ds)
     runop.ensure_clean(ds)
@@ -350,7 +490,17 @@ def execute(ds: Dataset, state: jobs.JobsState, *, target: engine.Target = engin
             on_event: OnEvent | None = None) -> Iterator[Result]:
     """Run the array's jobs that have not succeeded, then write the history of all.
     ``on_event``: first an ANNOUNCE of the jobs about to run (fields ``array``, ``jobs``),
-    then the engine's JOB events (``index``: the job's index in the array)."""
+    then the engine's JOB events (``index``: the job's index in the array).  The array's
+    lock (taken by ``start`` or ``resume``) is held until the end."""
+    try:
+        jobs.lock(ds, state["id"])
+        yield from _execute(ds, state, target, on_event)
+    finally:
+        jobs.unlock(ds, state["id"])
+
+
+def _execute(ds: Dataset, state: jobs.JobsState, target: engine.Target,
+             on_event: OnEvent | None) -> Iterator[Result]:
     array_id = state["id"]
     wtdir = str(jobs.job_dir(ds, array_id))
     done = jobs.kept(ds, array_id)
@@ -436,22 +586,48 @@ def finish(ds: Dataset, state: jobs.JobsState) -> Iterator[Result]:
     refs = jobs.kept(ds, array_id)
     ordered = [(j, refs[jobs.job_ref(array_id, j["index"])]) for j in state["jobs"]
                if jobs.job_ref(array_id, j["index"]) in refs]
+    base = state["base"]
+    again = f"rr run --continue {array_id}"
+    interrupted = False
+    tip: str | None = None
     try:
         tip = jobs.write_history(ds, state, ordered, what=f"rr run --array ({array_id})",
-                                 hint=f"rr run --continue {array_id}")
+                                 hint=again)
+    except KeyboardInterrupt:
+        interrupted = True
+    except (RecorderError, OSError) as exc:
+        # no record lost: the finished jobs stay under their refs, --continue writes them
+        error = exc if isinstance(exc, RecorderError) else RecorderError(
+            f"the jobs' history could not be written: {exc.strerror or exc}")
+        if again not in (error.hint or ""):
+            kept = f"the finished jobs are kept under {jobs.JOB_REFS}/{array_id}/"
+            error.hint = (f"{error.hint}; " if error.hint else "") + \
+                f"{kept}; once the cause is fixed, write their history with: {again}"
+        raise error from None
     finally:
         jobs.save_state(ds, state)
         jobs.remove_worktrees(ds, state)
+    written = state["base"] != base
     failed = [j for j in state["jobs"]
               if j["status"] not in (JobStatus.COMMITTED, JobStatus.NOTNEEDED)]
-    if not failed:
+    if not failed and (written or not ordered):
         jobs.state_path(ds, array_id).unlink(missing_ok=True)
         _rmdir(jobs.job_dir(ds, array_id))
     n = sum(1 for j in state["jobs"] if j["status"] == JobStatus.COMMITTED and j.get("new"))
-    message = f"{n} job(s) committed" + (f" on {jobs.ref_name(state['ref'])} ({tip[:8]})"
-                                         if tip else "")
+    where = f" on {jobs.ref_name(state['ref'])} ({state['base'][:8]})"
+    if interrupted:  # the signal waited for the branch, the work tree and the state file
+        if written:
+            error = Interrupted(f"interrupted after the jobs' history was written: {n} job(s) "
+                                f"committed{where}")
+            error.hint = f"{len(failed)} job(s) did not succeed: {again}" if failed else None
+        else:
+            error = Interrupted(f"interrupted before the jobs' history was written; the "
+                                f"finished jobs are kept under {jobs.JOB_REFS}/{array_id}/")
+            error.hint = f"write their history (and run the rest) with: {again}"
+        raise error
+    message = f"{n} job(s) committed" + (where if tip else "")
     if failed:
-        message += (f"; {len(failed)} failed: rr run --continue {array_id} runs them again")
+        message += (f"; {len(failed)} failed: {again} runs them again")
     yield Result("run-array", state["pwd"], ERROR if failed else OK, "done",
                  message=message, extra={"id": array_id, "commit": tip,
                                          "committed": n, "failed": len(failed)})

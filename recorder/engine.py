@@ -55,6 +55,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from .errors import EngineError, UsageError
+from .lock import deferred_signals
 from .results import Event, job_event
 
 A = TypeVar("A")
@@ -477,7 +478,11 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
 
 def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
     n = len(items)
-    with _quiet(debug):
+    # a signal while the cluster starts (seconds on a loaded machine) waits until it is up
+    # and is raised in the try below, whose shutdown stops the workers: an interrupted start
+    # would leave forked workers behind
+    held: list[int] = []
+    with _quiet(debug), deferred_signals(held):
         cluster, client = _start(target, debug)
     events: queue.Queue = queue.Queue()
     topic = f"rr-engine-{uuid.uuid4().hex}"
@@ -487,6 +492,8 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
     running: set[int] = set()      # submitted, not yet ended
     finished = False
     try:
+        for sig in dict.fromkeys(held):
+            os.kill(os.getpid(), sig)  # handled here: the shutdown below runs
         with _quiet(debug):
             client.subscribe_topic(topic, lambda event: events.put(("started", event[1])))
             for index in range(n):

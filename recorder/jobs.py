@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import os
 import re
@@ -87,9 +89,10 @@ class JobsState(TypedDict, total=False):
     jobs: list[JobState]
 
 __all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
-           "JobsState", "Target", "job_dir", "job_ref", "keep", "kept", "load_state",
-           "new_id", "ref_name", "remove", "remove_worktrees", "run_all", "run_job",
-           "save_state", "state_dir", "state_path", "unfinished", "write_history"]
+           "JobsState", "Target", "check_id", "job_dir", "job_ref", "keep", "kept",
+           "load_state", "lock", "lock_path", "new_id", "ref_name", "remove",
+           "remove_worktrees", "run_all", "run_job", "save_state", "state_dir", "state_path",
+           "unfinished", "unlock", "write_history"]
 
 
 # --- one job --------------------------------------------------------------------------------
@@ -219,13 +222,27 @@ def state_dir(ds: Dataset) -> Path:
     return ds.git_dir / STATE_DIR
 
 
+# what new_id makes (with a prefix such as "rerun-"): one file name, never a path
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def check_id(jobs_id: str) -> str:
+    """``jobs_id`` if it is an id rr could have made (a name, never a path), else a one-line
+    error."""
+    if not isinstance(jobs_id, str) or not _ID.fullmatch(jobs_id):
+        raise RecorderError(f"{jobs_id!r} is not an array id",
+                            hint="ids look like 20261203-184101-ab12: rr run --continue lists "
+                                 "the unfinished ones")
+    return jobs_id
+
+
 def state_path(ds: Dataset, jobs_id: str) -> Path:
-    return state_dir(ds) / f"{jobs_id}.json"
+    return state_dir(ds) / f"{check_id(jobs_id)}.json"
 
 
 def job_dir(ds: Dataset, jobs_id: str) -> Path:
-    """Where the worktrees of a set of jobs live."""
-    return state_dir(ds) / jobs_id
+    """Where the worktrees of a set of jobs live (always inside ``state_dir``)."""
+    return state_dir(ds) / check_id(jobs_id)
 
 
 def job_ref(jobs_id: str, index: int | str) -> str:
@@ -255,11 +272,71 @@ def save_state(ds: Dataset, state: JobsState) -> None:
     tmp.replace(path)
 
 
+# lock files of the sets of jobs this process drives -> their descriptors
+_LOCKS: dict[str, int] = {}
+
+
+def lock_path(ds: Dataset, jobs_id: str) -> Path:
+    return state_dir(ds) / f"{check_id(jobs_id)}.lock"
+
+
+def lock(ds: Dataset, jobs_id: str) -> None:
+    """Hold the lock of a set of jobs until :func:`unlock` (or the end of this process): a
+    second rr driving the same jobs (``rr run --continue`` while the first still runs) is
+    refused before it touches their state, worktrees or refs."""
+    path = lock_path(ds, jobs_id)
+    key = str(path)
+    if key in _LOCKS:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise RecorderError(f"cannot lock array {jobs_id} ({path}): {exc.strerror or exc}",
+                            hint="rr needs to write to the dataset's .git directory") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        try:
+            who = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another rr"
+        except OSError:
+            who = "another rr"
+        os.close(fd)
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            raise RecorderError(f"cannot lock array {jobs_id} ({path}): "
+                                f"{exc.strerror or exc}") from None
+        raise RecorderError(f"array {jobs_id} is being run by {who}: its jobs are not run "
+                            "twice",
+                            hint=f"wait for it to finish (or stop it), then: rr run --continue "
+                                 f"{jobs_id}") from None
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    _LOCKS[key] = fd
+
+
+def unlock(ds: Dataset, jobs_id: str) -> None:
+    """Let go of the lock of a set of jobs (its file removed once its state file is gone)."""
+    path = lock_path(ds, jobs_id)
+    fd = _LOCKS.pop(str(path), None)
+    if fd is None:
+        return
+    try:
+        if not state_path(ds, jobs_id).exists():
+            path.unlink(missing_ok=True)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def unfinished(ds: Dataset) -> list[str]:
     d = state_dir(ds)
     if not d.is_dir():
         return []
-    return sorted(p.name[:-5] for p in d.iterdir() if p.name.endswith(".json"))
+    return sorted(p.name[:-5] for p in d.iterdir()
+                  if p.name.endswith(".json") and _ID.fullmatch(p.name[:-5]))
 
 
 def load_state(ds: Dataset, jobs_id: str) -> JobsState:
@@ -277,7 +354,7 @@ def load_state(ds: Dataset, jobs_id: str) -> JobsState:
         raise RecorderError(f"the state file {path} was written by a newer rr (version "
                             f"{version}; this rr reads version {STATE_VERSION})",
                             hint="continue with the rr that started these jobs")
-    problem = _state_problem(data, jobs_id)
+    problem = _state_problem(data, jobs_id, str(job_dir(ds, jobs_id)))
     if problem:
         raise RecorderError(f"the state file {path} is damaged: {problem}",
                             hint=_REMOVE_HINT.format(path=path))
@@ -290,34 +367,72 @@ _REMOVE_HINT = ("remove it (the jobs it names are then forgotten; their commits 
 _SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 
 
-def _state_problem(data: Any, jobs_id: str) -> str:
-    """What is wrong with a state file's content ("" when nothing)."""
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "expand": (str, type(None)), "explicit": (bool,), "assume_ready": (str, type(None)),
+    "sidecar": (bool, type(None)), "container": (str, type(None)), "gpus": (bool,)}
+
+
+def _is_strs(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _state_problem(data: Any, jobs_id: str, wtdir: str) -> str:
+    """What is wrong with a state file's content ("" when nothing): every field rr reads has
+    its type, paths stay inside the dataset."""
     if not isinstance(data, dict):
         return "not a JSON object"
     if data.get("version") != STATE_VERSION:
         return "'version' is not a version number"
-    if data.get("id") != jobs_id:
+    if data.get("id") != jobs_id or not _ID.fullmatch(jobs_id):
         return "'id' is not the file's name"
     if not isinstance(data.get("base"), str) or not _SHA.fullmatch(data["base"]):
         return "'base' is not a commit id"
     for key in ("ref", "pwd"):
         if not isinstance(data.get(key), str) or not data[key]:
             return f"'{key}' is missing"
-    if not isinstance(data.get("options"), dict):
+    if data["ref"] != "HEAD" and not data["ref"].startswith("refs/heads/"):
+        return "'ref' is not a branch"
+    pwd = data["pwd"]
+    if os.path.isabs(pwd) or os.path.normpath(pwd).split(os.sep)[0] == ".." or "\0" in pwd:
+        return "'pwd' is not a directory inside the dataset"
+    options = data.get("options")
+    if not isinstance(options, dict):
         return "'options' is not an object"
+    for key, types in _OPTION_TYPES.items():
+        if not isinstance(options.get(key), types) and key in options:
+            return f"option {key!r} has the wrong type"
+    if not isinstance(data.get("message"), (str, type(None))) or \
+            not isinstance(data.get("command", ""), str):
+        return "'message' or 'command' is not text"
     if not isinstance(data.get("jobs"), list):
         return "'jobs' is not a list"
     statuses = set(JobStatus)
+    seen: set[int] = set()
     for j in data["jobs"]:
-        if not isinstance(j, dict) or not isinstance(j.get("index"), int):
-            return "a job has no index"
+        if not isinstance(j, dict) or not isinstance(j.get("index"), int) or \
+                isinstance(j["index"], bool) or j["index"] < 0 or j["index"] in seen:
+            return "a job has no index of its own"
+        seen.add(j["index"])
         if j.get("status") not in statuses:
             return f"job {j['index']} has an unknown status"
-        if not isinstance(j.get("params"), dict) or not isinstance(j.get("cmd"), str) or \
-                not isinstance(j.get("inputs"), list) or not isinstance(j.get("outputs"), list):
+        params = j.get("params")
+        if not isinstance(params, dict) or \
+                not all(isinstance(v, str) for v in params.values()) or \
+                not isinstance(j.get("cmd"), str) or not _is_strs(j.get("inputs")) or \
+                not _is_strs(j.get("outputs")):
             return f"job {j['index']} has no params, cmd, inputs or outputs"
-        if not isinstance(j.get("worktree", ""), str):
-            return f"job {j['index']}'s worktree is not a path"
+        if "message" not in j or not isinstance(j["message"], (str, type(None))):
+            return f"job {j['index']}'s message is not text (or null)"
+        worktree = j.get("worktree", "")
+        if not isinstance(worktree, str) or (worktree and (
+                os.path.dirname(os.path.normpath(worktree)) != os.path.normpath(wtdir) or
+                os.path.basename(worktree) in ("", ".", ".."))):
+            return f"job {j['index']}'s worktree is not a path of these jobs"
+        for key, types in (("error", (str,)), ("commit", (str,)), ("new", (bool,)),
+                           ("duration", (int, float))):
+            if key in j and (not isinstance(j[key], types) or isinstance(j[key], bool) and
+                             key != "new"):
+                return f"job {j['index']}'s {key!r} has the wrong type"
     return ""
 
 
@@ -381,19 +496,23 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
         return None
     notes_ref = f"refs/notes/{gitrepo.NOTES_REF}"
     notes_tip = gitrepo.resolve_commit(ds.root, notes_ref)
-    stream.append(_notes_stream(jobs_id, marks, notes_tip))
+    notes_mark = marks[-1][1] + 1
+    stream.append(_notes_stream(jobs_id, marks, notes_tip, notes_mark))
     marks_file = state_dir(ds) / f"{jobs_id}.marks"
     gitrepo.fast_import(ds.root, b"".join(stream), marks_file)
     by_mark = dict(line.split(" ", 1) for line in
                    marks_file.read_text().splitlines() if line)
     marks_file.unlink(missing_ok=True)
-    tip = by_mark[f":{len(marks)}"].strip()
-    new_notes = by_mark[f":{len(marks) + 1}"].strip()
+    tip = by_mark[f":{marks[-1][1]}"].strip()
+    new_notes = by_mark[f":{notes_mark}"].strip()
     updates = [f"update {ref} {tip} {base}",
                f"update {notes_ref} {new_notes} {notes_tip or '0' * len(tip)}",
                f"delete {JOB_REFS}/{jobs_id}/tip", f"delete {JOB_REFS}/{jobs_id}/notes"]
     updates += [f"delete {job_ref(jobs_id, j['index'])}" for j, _ in ordered]
-    # the work tree and the branch move together: signals wait until both have
+    # the work tree, the state file and the branch move together: signals wait until all
+    # have; the state file says the jobs are committed before the branch moves (their job
+    # refs go with the same ref transaction), so a --continue after a SIGKILL in between
+    # never runs them again
     with deferred_signals():
         try:
             gitrepo.read_tree_update(ds.root, base, tip)  # refuses to overwrite local changes
@@ -403,36 +522,102 @@ def _write_history(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, 
                 f"{exc.message}); the jobs' history was not written",
                 hint=f"the finished jobs are kept under {JOB_REFS}/{jobs_id}/; save or undo "
                      f"those changes, then: {hint}" if hint else None) from None
+        before = [(j, j["status"], j.get("new"), j.get("commit")) for j, _ in marks]
+        for j, mark in marks:
+            j["status"] = JobStatus.COMMITTED
+            j["new"] = True
+            j["commit"] = by_mark[f":{mark}"].strip()
+        state["base"] = tip
+        persisted = state_path(ds, jobs_id).exists()  # an array's; a replay keeps none
         try:
+            if persisted:
+                save_state(ds, state)
             gitrepo.update_refs(ds.root, updates)
-        except RecorderError:
+        except (RecorderError, OSError):
+            for j, status, new, commit in before:
+                j["status"] = status
+                j.pop("new", None)
+                j.pop("commit", None)
+                if new is not None:
+                    j["new"] = new
+                if commit is not None:
+                    j["commit"] = commit
+            state["base"] = base
+            if persisted:
+                with contextlib.suppress(RecorderError, OSError):
+                    save_state(ds, state)
             gitrepo.read_tree_update(ds.root, tip, base)
             raise
-    for j, mark in marks:
-        j["status"] = JobStatus.COMMITTED
-        j["new"] = True
-        j["commit"] = by_mark[f":{mark}"].strip()
     for j, sha in ordered:  # clashing jobs: their commits stay reachable for inspection
         if j["status"] == JobStatus.FAILED:
             keep(ds, jobs_id, f"failed-{j['index']}", sha)
-    state["base"] = tip
     return tip
+
+
+def _job_commits(ds: Dataset, base: str, tips: list[str],
+                 objects: dict[str, tuple[str, bytes] | None]
+                 ) -> tuple[dict[str, list[str]], dict[str, tuple[str, ...]]]:
+    """Each job tip's own commits (oldest first, ``base`` excluded) and every such commit's
+    parents.  A job whose command committed has more than its run commit (a run-merge whose
+    second parent is the command's commits): those are kept, read with one ``git rev-list``
+    for all such jobs; the usual job (one commit on ``base``) needs no git call."""
+    parents: dict[str, tuple[str, ...]] = {}
+    complex_tips = []
+    for sha in tips:
+        ps = _parents(objects.get(sha))
+        parents[sha] = ps
+        if ps != (base,):
+            complex_tips.append(sha)
+    own: dict[str, list[str]] = {sha: [sha] for sha in tips}
+    if not complex_tips:
+        return own, parents
+    order: list[str] = []
+    for line in gitrepo.rev_list(ds.root, ["--topo-order", "--reverse", "--parents",
+                                           *dict.fromkeys(complex_tips), f"^{base}"]):
+        sha, *rest = line.split()
+        parents[sha] = tuple(rest)
+        order.append(sha)
+    position = {sha: n for n, sha in enumerate(order)}
+    for tip in dict.fromkeys(complex_tips):
+        seen, todo = set(), [tip]
+        while todo:
+            c = todo.pop()
+            if c in seen or c not in position:
+                continue
+            seen.add(c)
+            todo.extend(parents.get(c, ()))
+        own[tip] = sorted(seen, key=position.__getitem__)
+    return own, parents
+
+
+def _parents(obj: tuple[str, bytes] | None) -> tuple[str, ...]:
+    head = (obj or ("", b""))[1].split(b"\n\n", 1)[0]
+    return tuple(line[7:].decode() for line in head.split(b"\n") if line.startswith(b"parent "))
 
 
 def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState, str]],
                     stop_at_clash: bool
                     ) -> tuple[list[bytes], list[tuple[JobState, int]],
                                list[tuple[JobState, str]]]:
-    """fast-import's commands for the jobs' commits, their marks, and the jobs written or
-    refused (a replay's list ends at its first clash)."""
+    """fast-import's commands for the jobs' commits (each job's own commits too, their
+    merges kept), the marks of the jobs' tips, and the jobs written or refused (a replay's
+    list ends at its first clash)."""
+    base = state["base"]
     shas = [sha for _, sha in ordered]
-    diffs = gitrepo.diff_tree_commits(ds.root, shas)
     objects = gitrepo.cat_file_batch(ds.root, shas)
+    own, parents = _job_commits(ds, base, shas, objects)
+    extra = list(dict.fromkeys(c for sha in shas for c in own[sha] if c not in objects))
+    if extra:
+        objects.update(gitrepo.cat_file_batch(ds.root, extra))
+    diffs = gitrepo.diff_tree_commits(ds.root, list(dict.fromkeys(
+        c for sha in shas for c in own[sha])))
     touched: dict[str, int] = {}
     stream: list[bytes] = []
     marks: list[tuple[JobState, int]] = []
+    next_mark = 0
+    current = base  # the tip so far: a commit id, or ":mark"
     for j, sha in ordered:
-        changes = diffs.get(sha, [])
+        changes = [c for commit in own[sha] for c in diffs.get(commit, [])]
         clash = next((p for _, _, p in changes if p in touched), None)
         if clash is not None:  # outputs declared apart, changes not: never merged silently
             j["status"] = JobStatus.FAILED
@@ -443,31 +628,48 @@ def _history_stream(ds: Dataset, state: JobsState, ordered: list[tuple[JobState,
             continue
         for _, _, p in changes:
             touched[p] = j["index"]
-        _kind, raw = objects[sha] or ("", b"")
-        head, _, msg = raw.partition(b"\n\n")
-        lines = head.split(b"\n")
-        author = next(x for x in lines if x.startswith(b"author "))
-        committer = next(x for x in lines if x.startswith(b"committer "))
-        mark = len(marks) + 1
-        out = [f"commit {JOB_REFS}/{state['id']}/tip\nmark :{mark}\n".encode(), author, b"\n",
-               committer, b"\n", f"data {len(msg)}\n".encode(), msg, b"\n"]
-        if not marks:
-            out.append(f"from {state['base']}\n".encode())
-        for mode, blob, path in changes:
-            quoted = _fi_path(path)
-            if mode == "000000":
-                out.append(b"D " + quoted + b"\n")
-            else:
-                out.append(f"M {mode} {blob} ".encode() + quoted + b"\n")
-        stream.append(b"".join(out) + b"\n")
-        marks.append((j, mark))
+        # the commit a job started from (a first parent that is not one of its own: the
+        # base, or an older base of a job kept from before --continue) becomes the tip so far
+        mapped: dict[str, str] = {}
+        for commit in own[sha]:
+            next_mark += 1
+            mapped[commit] = f":{next_mark}"
+            ps = [mapped.get(p, current if k == 0 else p)
+                  for k, p in enumerate(parents.get(commit, ()))]
+            stream.append(_commit_command(state["id"], next_mark, objects.get(commit), ps,
+                                          diffs.get(commit, [])))
+        current = f":{next_mark}"
+        marks.append((j, next_mark))
     return stream, marks, ordered
 
 
-def _notes_stream(jobs_id: str, marks: list[tuple[JobState, int]], notes_tip: str | None
-                  ) -> bytes:
+def _commit_command(jobs_id: str, mark: int, obj: tuple[str, bytes] | None,
+                    parents: list[str], changes: list[tuple[str, str, str]]) -> bytes:
+    """One commit for fast-import: author, committer and message as they were, its parents
+    (``:mark`` or commit ids), its changes against its first parent."""
+    _kind, raw = obj or ("", b"")
+    head, _, msg = raw.partition(b"\n\n")
+    lines = head.split(b"\n")
+    author = next(x for x in lines if x.startswith(b"author "))
+    committer = next(x for x in lines if x.startswith(b"committer "))
+    out = [f"commit {JOB_REFS}/{jobs_id}/tip\nmark :{mark}\n".encode(), author, b"\n",
+           committer, b"\n", f"data {len(msg)}\n".encode(), msg, b"\n"]
+    if parents:
+        out.append(f"from {parents[0]}\n".encode())
+    out += [f"merge {p}\n".encode() for p in parents[1:]]
+    for mode, blob, path in changes:
+        quoted = _fi_path(path)
+        if mode == "000000":
+            out.append(b"D " + quoted + b"\n")
+        else:
+            out.append(f"M {mode} {blob} ".encode() + quoted + b"\n")
+    return b"".join(out) + b"\n"
+
+
+def _notes_stream(jobs_id: str, marks: list[tuple[JobState, int]], notes_tip: str | None,
+                  notes_mark: int) -> bytes:
     """fast-import's commands for the notes (durations) of the jobs' commits."""
-    lines = [f"commit {JOB_REFS}/{jobs_id}/notes\nmark :{len(marks) + 1}\n"
+    lines = [f"commit {JOB_REFS}/{jobs_id}/notes\nmark :{notes_mark}\n"
              f"committer rr <rr@localhost> {int(time.time())} +0000\ndata 0\n".encode()]
     if notes_tip:
         lines.append(f"from {notes_tip}\n".encode())

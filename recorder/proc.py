@@ -109,6 +109,55 @@ def _start_tool(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdi
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
 
 
+_HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_Held = tuple[dict[int, Any], list[int]] | None
+
+
+def _hold_signals() -> _Held:
+    """Hold SIGINT/SIGTERM/SIGHUP back while a tool is being started: a signal between the
+    fork and the ``try`` that stops the tool would leave it running unseen in its own
+    session.  The caller lets them through with :func:`_let_signals` once it is inside that
+    ``try``, where a held signal is then raised.  (Handlers, not the signal mask: a child
+    inherits the mask.)  Off the main thread Python runs no handler: nothing to hold."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    got: list[int] = []
+
+    def remember(signum: int, _frame: object) -> None:
+        got.append(signum)
+
+    previous: dict[int, Any] = {}
+    for sig in _HELD:
+        handler = signal.getsignal(sig)
+        if handler is not None and handler != signal.SIG_IGN:
+            previous[sig] = signal.signal(sig, remember)
+    return previous, got
+
+
+def _let_signals(held: _Held) -> None:
+    if held is None:
+        return
+    previous, got = held
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    for sig in dict.fromkeys(got):
+        os.kill(os.getpid(), sig)  # handled now, inside the caller's try
+
+
+def _spawn(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdin: int | None,
+           stdout: int | None, stderr: int | None, env: Mapping[str, str] | None = None
+           ) -> tuple[subprocess.Popen[bytes], _Held]:
+    """:func:`_start_tool` with signals held; the caller lets them through (inside the
+    ``try`` that stops the tool) with ``_let_signals(held)``."""
+    held = _hold_signals()
+    try:
+        return _start_tool(argv, cwd, stdin=stdin, stdout=stdout, stderr=stderr,
+                           env=env), held
+    except BaseException:
+        _let_signals(held)
+        raise
+
+
 def stop_tool(child: subprocess.Popen[bytes], grace: float = TOOL_GRACE) -> None:
     """Terminate a tool's whole process group (SIGTERM, SIGKILL after ``grace``) and reap it.
 
@@ -143,10 +192,11 @@ def capture(
     stderr_to_terminal: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` to completion and capture stdout (and stderr unless it goes to the terminal)."""
-    child = _start_tool(argv, cwd, stdin=subprocess.PIPE if input is not None else
-                        subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=None if stderr_to_terminal else subprocess.PIPE, env=env)
+    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE if input is not None else
+                         subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=None if stderr_to_terminal else subprocess.PIPE, env=env)
     try:
+        _let_signals(held)
         out, err = child.communicate(input)
     except BaseException:
         stop_tool(child)
@@ -172,9 +222,10 @@ def popen_lines(
     Leaving the block before the tool has been waited for (an exception, an interrupt, a
     generator closed early) stops the tool and its process group.
     """
-    child = _start_tool(argv, cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE, env=env)
+    child, held = _spawn(argv, cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
     try:
+        _let_signals(held)
         yield child
     finally:
         if child.returncode is None:
@@ -184,10 +235,11 @@ def popen_lines(
 def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
                 cwd: str | os.PathLike[str] | None = None) -> tuple[int, str]:
     """Start ``argv``, let ``write`` stream into its stdin, return (exit code, output)."""
-    child = _start_tool(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT)
+    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
     assert child.stdin is not None and child.stdout is not None
     try:
+        _let_signals(held)
         try:
             write(child.stdin)
         except BrokenPipeError:

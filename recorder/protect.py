@@ -254,11 +254,14 @@ def _suspect(key: str, path: Path | str, st: os.stat_result, since_ns: int, writ
 
 
 def _objects_of(ds: Dataset, paths: Sequence[str]) -> Iterable[tuple[str, Path, os.stat_result]]:
-    """(key, object path, stat) of the locked annexed files at or under ``paths``."""
+    """(key, object path, stat) of the files at or under ``paths`` that are locked annexed
+    files now: a file the command (or rr, for an output) replaced by a file of its own is not
+    annexed content, and a link that leads anywhere but into the object store is not either."""
     files = [p for p in paths if annex.is_locked_annexed(ds.root / p)]
     dirs = [p for p in paths if (ds.root / p).is_dir() and not (ds.root / p).is_symlink()]
     if dirs:
-        files += gitrepo.ls_files_symlinks(ds.root, dirs)
+        files += [p for p in gitrepo.ls_files_symlinks(ds.root, dirs)
+                  if annex.is_locked_annexed(ds.root / p)]
     for rel in files:
         full = ds.root / rel
         try:
@@ -266,7 +269,13 @@ def _objects_of(ds: Dataset, paths: Sequence[str]) -> Iterable[tuple[str, Path, 
             st = os.lstat(target)
         except OSError:
             continue
-        yield os.path.basename(target), target, st
+        key = os.path.basename(target)
+        # annex/objects/H1/H2/KEY/KEY (of this repository or, in a linked worktree, of the
+        # repository it belongs to)
+        parents = target.parents
+        if len(parents) > 5 and parents[0].name == key and parents[3].name == "objects" and \
+                parents[4].name == "annex" and stat.S_ISREG(st.st_mode):
+            yield key, target, st
 
 
 def damaged_objects(ds: Dataset, since_ns: int, paths: Sequence[str] | None = None, *,

@@ -5,6 +5,7 @@ holds it."""
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import posixpath
@@ -339,9 +340,12 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
         else:
             missing = annex.missing_content(ds.root, paths)
         if missing:
-            for rec in annex.iter_get(ds.root, missing, jobs):
-                if on_event is not None:
-                    on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
+            # closed at once when the consumer is interrupted between two records: the
+            # git annex get stops then, not when the generator is collected
+            with contextlib.closing(annex.iter_get(ds.root, missing, jobs)) as records:
+                for rec in records:
+                    if on_event is not None:
+                        on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
 
 
 # --- listing ----------------------------------------------------------------------------

@@ -10,9 +10,24 @@ if docker image inspect "$tag" >/dev/null 2>&1; then
   echo "build: $tag exists" >&2
   exit 0
 fi
+# another apt-get running (a package install, unattended upgrades) holds apt's locks: wait
+# for them (DPkg::Lock::Timeout, seconds) instead of failing with "Could not get lock"; an
+# apt too old to wait for the lists lock is retried
+apt_wait=(-o DPkg::Lock::Timeout=600)
+apt_retry() {
+  local n
+  for n in 1 2 3 4 5 6 7 8 9 10; do
+    "$@" && return 0
+    echo "build: $1 failed (apt locked?), retrying in 10 s ($n/10)" >&2
+    sleep 10
+  done
+  "$@"
+}
 command -v debootstrap >/dev/null || {
   echo "build: installing debootstrap" >&2
-  apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+  apt_retry apt-get "${apt_wait[@]}" update -qq >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt_retry apt-get "${apt_wait[@]}" install -y -qq debootstrap >/dev/null
 }
 mirror=$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)
 mirror=${mirror:-http://deb.debian.org/debian}

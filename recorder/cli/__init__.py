@@ -25,15 +25,32 @@ import importlib
 import os
 import signal
 import sys
-from typing import Any
 
-import typer
 
-from .. import __version__
-from . import render
-from .base import COMMAND_AFTER_OPTIONS, STATE, AnnexModeOption, CommandAfterOptions, call
-from .render import Progress as _Progress  # noqa: F401  tests draw it
-from .render import render_results
+def _early_interrupt(_signum: int, _frame: object) -> None:
+    """SIGINT/SIGTERM/SIGHUP while rr is still importing (before ``main`` sets its handlers):
+    nothing has started yet; end as every interrupt does, without a traceback."""
+    try:
+        os.write(2, b"rr: interrupted\n")
+    finally:
+        os._exit(130)
+
+
+if os.path.basename(sys.argv[0]) == "rr":  # the console script, not an embedding process
+    for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(_sig) not in (signal.SIG_IGN, None):
+            signal.signal(_sig, _early_interrupt)
+
+from typing import Any  # noqa: E402  after the handlers: importing takes a while
+
+import typer  # noqa: E402
+
+from .. import __version__  # noqa: E402
+from . import render  # noqa: E402
+from .base import (COMMAND_AFTER_OPTIONS, STATE, AnnexModeOption,  # noqa: E402
+                   CommandAfterOptions, call)
+from .render import Progress as _Progress  # noqa: F401, E402  tests draw it
+from .render import render_results  # noqa: E402
 
 __all__ = ["app", "call", "main", "render_results"]
 
@@ -168,7 +185,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, _raise_terminated)
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, _early_interrupt):
         signal.signal(signal.SIGINT, _interrupted)
     first = sys.argv[1:2]
     # options before the command (rr --debug run ...), rr --help and unknown names: everything

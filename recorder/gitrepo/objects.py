@@ -162,12 +162,13 @@ def diff_names(root: PathLike, old: str, new: str) -> list[str]:
 def diff_tree_commits(root: PathLike, commits: Sequence[str]
                       ) -> dict[str, list[tuple[str, str, str]]]:
     """For each commit, its changes against its first parent as (mode, blob, path); a
-    deletion has mode '000000'.  One ``git diff-tree --stdin`` for all of them."""
+    deletion has mode '000000'.  One ``git diff-tree --stdin`` for all of them (a merge, a
+    run-merge: against its first parent too, not the empty combined diff)."""
     if not commits:
         return {}
     data = "".join(f"{c}\n" for c in commits).encode()
-    out = call_git(["diff-tree", "--stdin", "-r", "-z", "--no-renames", "--always"], root,
-                   input=data)
+    out = call_git(["diff-tree", "--stdin", "-r", "-z", "--no-renames", "--always", "-m",
+                    "--first-parent"], root, input=data)
     result: dict[str, list[tuple[str, str, str]]] = {c: [] for c in commits}
     items = out.split("\0")
     current = None
