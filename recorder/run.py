@@ -279,6 +279,9 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     out_hits = out.hits + out.unmatched  # outputs that do not exist yet stay as written
     for p in out.unmatched:
         ds.relpath(spec.pwd / p)  # an output outside the dataset is an error
+        problem = records.path_problem(p)  # a name no file system takes: before anything runs
+        if problem is not None:
+            raise UsageError(f"output {p[:60]!r}{'...' if len(p) > 60 else ''} {problem}")
     # validate the command's placeholders with a stand-in tmpdir before anything is touched
     expand(spec.cmd, command_values(ds, spec, inp.hits + inp.unmatched, out_hits,
                                     "/tmp/rr-run-check"))

@@ -393,9 +393,11 @@ def _guess_cmdexec(full: Path) -> str:
 def prepare_rerun(ds: Dataset, spec: RunSpec, rr_info: dict[str, Any]) -> RunSpec:
     """Before replaying a container run: the spec that notes when the image changed since
     the record."""
-    info = rr_info.get("container") or {}
-    image = info.get("image")
-    if not image:
+    info = rr_info.get("container")
+    # a record may name its container by a string only (no image to check), or hold some
+    # other type a validated record never has: nothing to prepare either way
+    image = info.get("image") if isinstance(info, dict) else None
+    if not isinstance(image, str) or not image:
         return spec
     _ensure_recorded_image_inside(ds, image)
     return replace(spec, rr_info=dict(spec.rr_info, container=dict(info)),
@@ -407,7 +409,7 @@ def refresh_digest(ds: Dataset, spec: RunSpec) -> RunSpec:
     """After the image content was fetched: the spec with the digest recorded and a change
     noted."""
     info = spec.rr_info.get("container")
-    if not info or not spec.digest_pending:
+    if not isinstance(info, dict) or not spec.digest_pending:
         return spec
     _ensure_recorded_image_inside(ds, info["image"])
     current = image_digest(ds.root / info["image"])

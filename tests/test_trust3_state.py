@@ -1,0 +1,66 @@
+"""Issue 20 item 5: state, paths and I/O that cannot trap rr (JSON output, records of odd
+types, paths over the file-system limits, .gitmodules loops, FIFOs, symlinks, config hints)."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import git, one_error_line, rr
+
+
+def _commit_record(ds, record: dict, subject: str = "x") -> None:
+    git("commit", "-q", "--allow-empty", "-m",
+        f"[DATALAD RUNCMD] {subject}\n\n=== Do not change lines below ===\n"
+        f"{json.dumps(record, indent=1)}\n^^^ Do not change lines above ^^^", cwd=ds)
+
+
+def test_json_is_valid_json_when_a_note_says_infinity(ds):
+    rr("run", "-o", "a.txt", "echo a > a.txt", cwd=ds)
+    # a collaborator's note (or a hand-made one) with a duration no JSON has
+    git("notes", "--ref=rr", "add", "-f", "-m", '{"duration": 1e999}', "HEAD", cwd=ds)
+    out = rr("log", "--json", cwd=ds).stdout
+    for line in out.splitlines():
+        row = json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        assert row["duration"] is None or isinstance(row["duration"], float)
+    assert "Infinity" not in out and "NaN" not in out
+
+
+def test_json_is_valid_json_when_a_record_says_nan(ds):
+    _commit_record(ds, {"cmd": "echo a", "exit": 0, "pwd": ".", "rr": {"duration": 0.5}})
+    # a record whose duration is not finite is a malformed record: shown as a note
+    msg = git("log", "-1", "--format=%B", cwd=ds).replace('"duration": 0.5', '"duration": NaN')
+    git("commit", "-q", "--amend", "--allow-empty", "-m", msg, cwd=ds)
+    out = rr("log", "--json", cwd=ds).stdout
+    rows = [json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+            for line in out.splitlines()]
+    assert rows[0]["duration"] is None and "duration" in rows[0]["note"]
+
+
+def test_rerun_of_a_record_naming_its_container_by_a_string_is_no_traceback(ds):
+    _commit_record(ds, {"cmd": "echo b > b.txt", "exit": 0, "pwd": ".", "outputs": ["b.txt"],
+                        "rr": {"container": "nosuch"}})
+    proc = rr("rerun", cwd=ds, check=False)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert (ds / "b.txt").read_text() == "b\n"
+
+
+def test_record_container_of_a_wrong_type_is_one_line(ds):
+    for value in (5, ["x"], True, {"name": 5}):
+        _commit_record(ds, {"cmd": "echo b > b.txt", "exit": 0, "pwd": ".",
+                            "rr": {"container": value}})
+        proc = rr("rerun", cwd=ds, check=False)
+        assert proc.returncode != 0
+        assert "container" in one_error_line(proc.stderr)
+        git("reset", "-q", "--hard", "HEAD~1", cwd=ds)
+
+
+def test_output_over_the_name_limit_is_one_line_before_anything_runs(ds):
+    long = "a" * 300
+    for out in (long, f"sub/{long}", f"{'d/' * 2100}x"):
+        proc = rr("run", "-o", out, "touch ran", cwd=ds, check=False)
+        assert proc.returncode != 0
+        line = one_error_line(proc.stderr)
+        assert "bytes" in line
+        assert not (ds / "ran").exists()
+    assert not git("status", "--porcelain", cwd=ds).strip()
