@@ -396,8 +396,10 @@ def prepare_rerun(ds: Dataset, spec: RunSpec, rr_info: dict[str, Any]) -> RunSpe
     info = rr_info.get("container")
     # a record may name its container by a string only (no image to check), or hold some
     # other type a validated record never has: nothing to prepare either way
-    image = info.get("image") if isinstance(info, dict) else None
-    if not isinstance(image, str) or not image:
+    if not isinstance(info, dict) or not isinstance(info.get("image"), str):
+        return spec
+    image = info["image"]
+    if not image:
         return spec
     _ensure_recorded_image_inside(ds, image)
     return replace(spec, rr_info=dict(spec.rr_info, container=dict(info)),
