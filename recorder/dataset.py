@@ -260,10 +260,15 @@ class Dataset:
         try:
             return self.ensure_inside(value, self.root, follow_final=True, what=key)
         except RecorderError as exc:
+            if os.path.normpath(value) == os.path.normpath(default):
+                # the default itself was refused (a symlink in its place): never recommend it
+                hint = (f"replace {default} by a directory inside the dataset, or set {key} "
+                        f"to another relative path: git config -f {DATALAD_CONFIG} {key} PATH")
+            else:
+                hint = (f"set it to a relative path, e.g. "
+                        f"git config -f {DATALAD_CONFIG} {key} {default}")
             raise UnsafePathError(f"{key} is not a path inside the dataset: {exc.message}",
-                                  hint=f"set it to a relative path, e.g. "
-                                       f"git config -f {DATALAD_CONFIG} {key} {default}"
-                                  ) from None
+                                  hint=hint) from None
 
     def record_directory(self) -> str:
         """Where sidecar run records live (``datalad.run.record-directory``), relative to

@@ -64,3 +64,17 @@ def test_output_over_the_name_limit_is_one_line_before_anything_runs(ds):
         assert "bytes" in line
         assert not (ds / "ran").exists()
     assert not git("status", "--porcelain", cwd=ds).strip()
+
+
+def test_the_hint_for_a_refused_default_record_directory_does_not_recommend_it(ds, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (ds / ".datalad" / "runinfo").symlink_to(outside)
+    git("add", ".datalad/runinfo", cwd=ds)
+    git("commit", "-q", "-m", "runinfo leads out", cwd=ds)
+    proc = rr("run", "--sidecar", "yes", "-o", "x", "echo 1 > x", cwd=ds, check=False)
+    assert proc.returncode != 0
+    one_error_line(proc.stderr)
+    hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
+    assert not hint.rstrip().endswith("record-directory .datalad/runinfo"), hint
+    assert not list(outside.iterdir())
