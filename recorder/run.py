@@ -449,7 +449,13 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Res
             entries = ds.status(candidates, untracked="all") if candidates else []
         else:
             candidates = []
-            entries = _unclaimed(ds, ds.status(untracked="all"))
+            changed = ds.status(untracked="all")
+            entries = _unclaimed(ds, changed)
+            if changed and not entries:
+                # a claim never turns changes into "nothing changed": keep the run for a save
+                paths = [e.path for e in changed]
+                raise RecorderError(f"every change ({len(changed)} path(s)) is claimed by an "
+                                    "rr run --explicit still going")
         entries = [e for e in entries if e.state != "unmerged"]
         paths = [e.path for e in entries]
         sidecar = spec.sidecar if spec.sidecar is not None else \
