@@ -61,6 +61,38 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     return records
 
 
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
+                      paths: Sequence[str]) -> list[dict]:
+    """``git annex ARGS --batch -z --json``, the paths fed on stdin as bytes."""
+    ensure_available()
+    argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+            "--json-error-messages", "--batch", "-z"]
+    result = proc.capture(argv, cwd=root, check=False,
+                          input=b"".join(os.fsencode(p) + b"\0" for p in paths))
+    records = []
+    for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if line.strip().startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    failed = [r for r in records if not r.get("success", True)]
+    if failed:
+        raise AnnexError(args[0], failed)
+    if result.returncode != 0:
+        raise CommandError(argv[:3], result.returncode,
+                           result.stderr.decode("utf-8", "replace"))
+    return records
+
+
 def init(root: str | os.PathLike[str], description: str | None = None) -> None:
     ensure_available()
     argv = ["git", "annex", "init", "--quiet"]
@@ -75,8 +107,15 @@ def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
     When git-annex fails after moving a file's content into the object store (a full disk),
     it cannot copy it back and leaves an empty file: the content is moved back here.
     """
+    # git-annex silently skips a path argument that is not UTF-8 (exit 0, nothing added),
+    # but takes it on stdin in batch mode: such paths go that way, byte for byte
+    odd = [p for p in paths if not _is_utf8(p)]
     try:
-        return _annex_json(root, ["add"], paths)
+        records = _annex_json(root, ["add"], [p for p in paths if _is_utf8(p)]) \
+            if len(odd) < len(paths) or not paths else []
+        if odd:
+            records += _annex_batch_json(root, ["add"], odd)
+        return records
     except AnnexError as exc:
         put_back_stranded_content(Path(root), exc.failed)
         raise

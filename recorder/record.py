@@ -188,6 +188,18 @@ def _type_name(value: Any) -> str:
                                                                           type(value).__name__)
 
 
+def not_utf8(text: str) -> str | None:
+    """The bytes of ``text`` that are not UTF-8 (as read from the command line or the file
+    system: surrogate escapes), shown as ``\\xNN``, or None.  A run record is JSON text in a
+    UTF-8 commit message: such bytes cannot be recorded faithfully."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        bad = [c for c in text if "\udc80" <= c <= "\udcff"]
+        return "".join(f"\\x{ord(c) - 0xdc00:02x}" for c in bad[:4]) or "a lone surrogate"
+
+
 def path_problem(value: str) -> str | None:
     """Why ``value`` cannot be a path on this system (NUL, a path or a name over the limits
     of Linux file systems), or None."""

@@ -226,6 +226,8 @@ def prepare_spec(
         raise UsageError(f"the command is too long ({size} bytes; a shell command can have "
                          f"at most {records.MAX_COMMAND_BYTES})",
                          hint="put it into a script in the dataset and run that")
+    refuse_non_utf8(command=command, message=message, inputs=inputs, outputs=outputs,
+                    extra_inputs=extra_inputs, pwd=os.path.relpath(resolve_pwd(ds, cwd), ds.root))
     if expand not in (None, *EXPAND_CHOICES):
         raise UsageError(f"--expand must be one of {', '.join(EXPAND_CHOICES)}")
     if assume_ready not in (None, *EXPAND_CHOICES):
@@ -239,6 +241,26 @@ def prepare_spec(
     return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
                    extra_inputs=list(extra_inputs), message=message, expand=expand,
                    explicit=explicit, assume_ready=assume_ready, sidecar=sidecar)
+
+
+def refuse_non_utf8(**texts: str | Sequence[str] | None) -> None:
+    """Before anything runs: a command, message, path or value holding bytes that are not
+    UTF-8 cannot go into a run record (JSON in a UTF-8 commit message): one line naming
+    them, instead of a command that runs and then is not recorded."""
+    for what, value in texts.items():
+        for text in [value] if isinstance(value, str) else list(value or ()):
+            bad = records.not_utf8(text)
+            if bad is not None:
+                name = {"command": "the command", "message": "the message", "pwd":
+                        "the working directory", "inputs": "an input", "outputs": "an output",
+                        "extra_inputs": "an extra input"}.get(what, what)
+                hint = {"command": "write such bytes with printf escapes, e.g. "
+                                   "\"$(printf '\\377')\"",
+                        "message": "give a message in UTF-8",
+                        "pwd": "run from a directory whose path is UTF-8 (the dataset's "
+                               "root, with -d)"}.get(what, "name it by a glob, e.g. 'data/*'")
+                raise UsageError(f"{name} holds bytes that are not UTF-8 ({bad}); a run "
+                                 "record is UTF-8 text and cannot keep them", hint=hint)
 
 
 def command_values(ds: Dataset, spec: RunSpec, in_hits: Sequence[str],
@@ -303,6 +325,10 @@ def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[s
                  out_hits_after: Sequence[str]) -> dict[str, Any]:
     inputs = list(in_hits) if spec.expand in ("inputs", "both") else list(spec.inputs)
     outputs = list(out_hits_after) if spec.expand in ("outputs", "both") else list(spec.outputs)
+    # a glob's hits whose names are not UTF-8 cannot be recorded: the globs stand for them
+    inputs = inputs if all(records.not_utf8(p) is None for p in inputs) else list(spec.inputs)
+    outputs = outputs if all(records.not_utf8(p) is None for p in outputs) else \
+        list(spec.outputs)
     rr = dict(spec.rr_info)
     if spec.explicit:
         rr["explicit"] = True

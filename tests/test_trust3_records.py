@@ -98,3 +98,73 @@ def test_changes_all_claimed_by_a_live_run_are_not_nothing_changed(ds, tmp_path)
         slow.wait()
 
 
+
+
+# --- bytes that are not UTF-8 --------------------------------------------------------------
+
+ODD = os.fsdecode(b"n\xff.txt")  # a file name that is not UTF-8 (surrogate-escaped)
+
+
+
+@pytest.mark.parametrize("args", [
+    ["echo \udcff > ran.txt"],
+    ["-m", "msg \udcfe", "echo 1 > ran.txt"],
+    ["-o", "out\udcfd", "echo 1 > ran.txt"],
+    ["-i", "in\udcfc", "echo 1 > ran.txt"],
+    ["--param", "v=a,\udcfb", "-o", "{v}.out", "echo {v} > {v}.out; echo 1 > ran.txt"],
+], ids=["command", "message", "output", "input", "param"])
+def test_bytes_that_are_not_utf8_are_refused_before_anything_runs(ds, args):
+    before = git("rev-parse", "HEAD", cwd=ds)
+    proc = rr("run", *args, cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "not UTF-8" in one_error_line(proc.stderr)
+    assert not (ds / "ran.txt").exists() and not (ds / "a.out").exists()
+    assert git("rev-parse", "HEAD", cwd=ds) == before
+    assert not git("status", "--porcelain", cwd=ds).strip()
+
+
+def test_a_run_in_a_directory_not_named_in_utf8_is_refused_before_it_runs(ds):
+    odd = ds / os.fsdecode(b"d\xfb")
+    odd.mkdir()
+    (odd / "keep").write_text("k\n")
+    rr("save", "-m", "odd dir", cwd=ds)
+    proc = rr("run", "echo 1 > ran.txt", cwd=odd, check=False)
+    assert proc.returncode != 0
+    assert "not UTF-8" in one_error_line(proc.stderr)
+    assert not (odd / "ran.txt").exists()
+
+
+def _tracked(ds) -> set[bytes]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ds, check=True,
+                         capture_output=True).stdout
+    return set(out.split(b"\0")) - {b""}
+
+
+def test_run_saves_a_file_whose_name_is_not_utf8(ds):
+    proc = rr("run", 'printf x > "$(printf "n\\377.txt")"; echo ok > ok.txt', cwd=ds)
+    assert "saved 2 path(s)" in proc.stderr
+    assert {b"n\xff.txt", b"ok.txt"} <= _tracked(ds)
+    assert not git("status", "--porcelain", cwd=ds).strip()
+    assert "[DATALAD RUNCMD]" in last_message(ds)
+
+
+def test_run_with_expanded_globs_over_names_not_utf8_records_the_globs(ds):
+    rr("run", "--expand", "both", "-o", "e*",
+       'mkdir -p "$(printf "e\\372")"; echo 2 > "$(printf "e\\372")/g"', cwd=ds)
+    assert b"e\xfa/g" in _tracked(ds)
+    assert '"e*"' in last_message(ds)
+
+
+def test_save_saves_names_not_utf8_whole_and_named(ds):
+    (ds / ODD).write_text("x\n")
+    (ds / "plain.txt").write_text("p\n")
+    rr("save", "-m", "all", cwd=ds)
+    assert {b"n\xff.txt", b"plain.txt"} <= _tracked(ds)
+    assert not git("status", "--porcelain", cwd=ds).strip()
+    named = ds / os.fsdecode(b"m\xfe.txt")
+    named.write_text("y\n")
+    (ds / "other.txt").write_text("o\n")
+    rr("save", "-m", "named", named.name, cwd=ds)
+    assert b"m\xfe.txt" in _tracked(ds)
+    # the other change is neither committed nor left staged
+    assert git("status", "--porcelain", cwd=ds).strip() == "?? other.txt"
