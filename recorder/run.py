@@ -608,6 +608,9 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
     not switch to another branch: no run is recorded across branches."""
     now = gitrepo.current_branch(ds.root)
     head = ds.head()
+    if now == prepared.branch and prepared.head and head != prepared.head and (
+            not head or not gitrepo.is_ancestor(ds.root, prepared.head, head)):
+        _refuse_rewritten(ds, prepared.head, head)
     if now == prepared.branch and (now is not None or head == prepared.head or (
             prepared.head and head and gitrepo.is_ancestor(ds.root, prepared.head, head))):
         return
@@ -622,6 +625,19 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
                 " (carrying the outputs along)")
     raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; rr does not "
                         "record a run across branches", hint=hint)
+
+
+def _refuse_rewritten(ds: Dataset, before: str, head: str | None) -> None:
+    """The command amended or rewound HEAD (``git commit --amend``, ``git reset``): the run
+    cannot be a commit or a merge on top of the commit it started from; rr adds nothing to
+    the rewritten branch and says how to record the run where it started."""
+    raise RecorderError(
+        f"the command rewrote history: the commit before it ({before[:10]}) is not an "
+        f"ancestor of HEAD ({(head or 'no commit')[:10]}) any more; rr does not record a run "
+        "on a rewritten branch",
+        hint=f"to record the run on the commit it started from, put the branch back first "
+             f"(the files stay as they are): git -C {shlex.quote(str(ds.root))} reset --soft "
+             f"{before[:12]}")
 
 
 def _kept_run_message(ds: Dataset) -> str | None:

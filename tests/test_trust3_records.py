@@ -168,3 +168,29 @@ def test_save_saves_names_not_utf8_whole_and_named(ds):
     assert b"m\xfe.txt" in _tracked(ds)
     # the other change is neither committed nor left staged
     assert git("status", "--porcelain", cwd=ds).strip() == "?? other.txt"
+
+
+# --- a command that amends or rewinds HEAD -------------------------------------------------
+
+@pytest.mark.parametrize("rewrite", [
+    "git add b.txt && git commit -q --amend -m amended",
+    "git reset -q --soft HEAD~1",
+    "git reset -q --hard HEAD~1 && echo b > b.txt",
+], ids=["amend", "reset-soft", "reset-hard"])
+def test_a_command_that_rewrites_head_is_refused_and_the_hint_saves_the_run(ds, rewrite):
+    (ds / "a.txt").write_text("a\n")
+    rr("save", "-m", "a", cwd=ds)
+    started = git("rev-parse", "HEAD", cwd=ds).strip()
+    proc = rr("run", f"echo b > b.txt && {rewrite}", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "rewrote history" in one_error_line(proc.stderr)
+    # rr added no commit of its own to the rewritten branch
+    assert "[DATALAD RUNCMD]" not in git("log", "--format=%B", cwd=ds)
+    assert "Remaining changes" not in git("log", "--format=%B", cwd=ds)
+    hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
+    assert f"reset --soft {started[:12]}" in hint and "rr save -F .git/COMMIT_EDITMSG" in hint
+    git("reset", "-q", "--soft", started, cwd=ds)
+    rr("save", "-F", ".git/COMMIT_EDITMSG", cwd=ds)
+    assert git("rev-parse", "HEAD~1", cwd=ds).strip() == started
+    assert '"cmd": "echo b > b.txt && ' in last_message(ds)
+    assert "b.txt" in git("ls-files", cwd=ds)
