@@ -4,8 +4,12 @@ types, paths over the file-system limits, .gitmodules loops, FIFOs, symlinks, co
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
-from .conftest import git, one_error_line, rr
+import pytest
+
+from .conftest import RR, git, one_error_line, rr
 
 
 def _commit_record(ds, record: dict, subject: str = "x") -> None:
@@ -78,3 +82,45 @@ def test_the_hint_for_a_refused_default_record_directory_does_not_recommend_it(d
     hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
     assert not hint.rstrip().endswith("record-directory .datalad/runinfo"), hint
     assert not list(outside.iterdir())
+
+
+# --- containers-add of special files -------------------------------------------------------
+
+def _special(tmp_path, kind: str) -> str:
+    if kind == "fifo":
+        path = tmp_path / "image.fifo"
+        os.mkfifo(path)
+        return f"file://{path}"
+    if kind == "zero":
+        return "file:///dev/zero"
+    if kind == "link-to-device":
+        link = tmp_path / "image.sif"
+        link.symlink_to("/dev/zero")
+        return str(link)
+    directory = tmp_path / "imagedir"
+    directory.mkdir()
+    (directory / "manifest.json").write_text("[]")
+    os.mkfifo(directory / "layer.tar")
+    return f"file://{directory}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["fifo", "zero", "link-to-device", "dir-with-fifo"])
+def test_containers_add_refuses_a_special_file_before_opening_it(ds, tmp_path, kind):
+    url = _special(tmp_path, kind)
+    before = git("rev-parse", "HEAD", cwd=ds)
+    proc = subprocess.run([RR, "containers-add", "img", "--url", url], cwd=ds, timeout=60,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "not a regular file" in one_error_line(proc.stderr)
+    assert git("rev-parse", "HEAD", cwd=ds) == before
+    assert not git("status", "--porcelain", cwd=ds).strip()
+
+
+@pytest.mark.slow
+def test_containers_add_refuses_an_image_in_the_dataset_that_is_a_fifo(ds):
+    os.mkfifo(ds / "img.fifo")
+    proc = subprocess.run([RR, "containers-add", "img", "--image", "img.fifo"], cwd=ds,
+                          timeout=60, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "FIFO" in one_error_line(proc.stderr)

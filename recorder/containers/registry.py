@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import string
 import sys
 import tarfile
@@ -478,6 +479,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
             raise UsageError(f"unsupported image URL or missing file: {url}",
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
                                   "podman://IMAGE, shub://, oras://, library:// or a .sif path")
+        _ensure_plain_files(local_source)  # before anything opens it
     rel_image = image or (existing.image if existing and not url else
                           f"{ds.config.get(cfgkeys.CONTAINERS_LOCATION) or DEFAULT_LOCATION}"
                           f"/{name}/image")
@@ -485,6 +487,8 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
     rel_image = ds.relpath(full)
     if not url and not full.exists() and not full.is_symlink():
         raise UsageError(f"no image at {rel_image}", hint="give --url to obtain it")
+    if not url and full.exists():
+        _ensure_plain_files(full)
     runtime = _runtime_for(url, scheme, local_source)
     # everything checked: now change the dataset, and put it back on any failure
     config_file = ds.root / DATALAD_CONFIG
@@ -566,6 +570,43 @@ def _local_source(url: str) -> Path:
                              f"{parsed.netloc!r}: {url}")
         return Path(unquote(parsed.path)).absolute()
     return Path(url).expanduser().absolute()
+
+
+def _ensure_plain_files(source: Path) -> None:
+    """A local image is a regular file or a directory of them: a FIFO would block rr
+    forever, a device (``/dev/zero``) never end, a socket not open; refused before any of
+    them is opened, also when a symlink (or a directory's entry) leads to one."""
+    def special(path: str) -> str | None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            return None
+        return ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+
+    problem = special(str(source))
+    bad = str(source)
+    if problem is None and source.is_dir():
+        seen: set[tuple[int, int]] = set()
+        for dirpath, dirs, files in os.walk(source, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                problem, bad = "a directory that contains itself (a symlink loop)", dirpath
+                break
+            seen.add((st.st_dev, st.st_ino))
+            for name in files + dirs:
+                problem = special(os.path.join(dirpath, name))
+                if problem is not None:
+                    bad = os.path.join(dirpath, name)
+                    break
+            if problem is not None:
+                break
+    if problem is not None:
+        raise UsageError(f"the image {bad} is {problem}, not a regular file",
+                         hint="give the path of an image file (or of a directory of files)")
 
 
 def _docker_archive(source: Path) -> bool:
