@@ -20,7 +20,7 @@ from . import annex, gitrepo, preflight, proc, protect, runmerge, subdatasets
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
-                     RecorderError, RunNotSavedError, UsageError)
+                     RecorderError, RunNotSavedError, UnsafePathError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
 from .results import NOTNEEDED, OK, OnEvent, Result, Status, announce, emit
 from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
@@ -183,6 +183,13 @@ def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
             full = ds.root / rel
             if annex.is_locked_annexed(full) and full.exists():
                 to_unlock.append(rel)
+    for rel in to_unlock:
+        if not ds.resolves_inside(rel):  # dressed as annexed content, but leads out
+            raise UnsafePathError(f"output {rel} is a symlink that looks like annexed content "
+                                  f"but leads outside the dataset (to "
+                                  f"{os.path.realpath(ds.root / rel)})",
+                                  hint=f"remove the link or declare another output: "
+                                       f"git rm {shlex.quote(rel)}")
     for rel in to_unlock:
         annex.copy_out(ds.root / rel)
     return removed

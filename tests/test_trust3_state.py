@@ -124,3 +124,26 @@ def test_containers_add_refuses_an_image_in_the_dataset_that_is_a_fifo(ds):
                           timeout=60, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "FIFO" in one_error_line(proc.stderr)
+
+
+# --- an output dressed as annexed content ---------------------------------------------------
+
+@pytest.mark.parametrize("where", ["leak", "d/leak"])
+def test_an_output_symlink_dressed_as_annexed_content_leading_out_is_refused(ds, tmp_path,
+                                                                            where):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET\n")
+    link = ds / where
+    link.parent.mkdir(exist_ok=True)
+    (ds / "x" / "annex" / "objects").mkdir(parents=True)
+    # x/annex/objects/../../../../ is the dataset's parent (tmp_path)
+    link.symlink_to("../" * where.count("/") + "x/annex/objects/../../../../secret.txt")
+    assert link.read_text() == "SECRET\n"
+    rr("save", "-m", "a link", cwd=ds)
+    before = git("rev-parse", "HEAD", cwd=ds)
+    proc = rr("run", "-o", where.split("/")[0], "touch ran", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "leads outside the dataset" in one_error_line(proc.stderr)
+    assert not (ds / "ran").exists()
+    assert link.is_symlink()  # not replaced by a copy of the outside file
+    assert git("rev-parse", "HEAD", cwd=ds) == before
