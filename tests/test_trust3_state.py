@@ -147,3 +147,26 @@ def test_an_output_symlink_dressed_as_annexed_content_leading_out_is_refused(ds,
     assert not (ds / "ran").exists()
     assert link.is_symlink()  # not replaced by a copy of the outside file
     assert git("rev-parse", "HEAD", cwd=ds) == before
+
+
+# --- .gitmodules paths that resolve to the dataset or an ancestor -------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path,target", [("lnk", "."), ("a/lnk", ".."), ("a/b/lnk", "..")],
+                         ids=["self", "root-from-below", "ancestor"])
+def test_a_gitmodules_path_resolving_to_the_dataset_or_an_ancestor_is_refused(ds, path,
+                                                                             target):
+    rr("create", str(ds / "sub"), cwd=ds)
+    rr("save", "-m", "sub", cwd=ds)
+    link = ds / path
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    git("config", "-f", ".gitmodules", "submodule.lnk.path", path, cwd=ds)
+    git("config", "-f", ".gitmodules", "submodule.lnk.url", "./sub", cwd=ds)
+    git("add", ".gitmodules", path, cwd=ds)
+    git("commit", "-q", "-m", "a looping entry", cwd=ds)
+    for args in (["get", "-r", "."], ["subdatasets", "-r"], ["update", "-r"]):
+        proc = subprocess.run([RR, *args], cwd=ds, timeout=120, capture_output=True,
+                              text=True)
+        assert proc.returncode != 0, args
+        assert "symlink" in one_error_line(proc.stderr), args
