@@ -202,7 +202,8 @@ def is_locked_annexed(full: Path) -> bool:
 
 
 def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False) -> list[dict]:
-    return _annex_json(root, ["drop", *(["--force"] if force else [])], paths)
+    return _annex_json(root, ["drop", *(["--force"] if force else _semitrust_args(root))],
+                       paths)
 
 
 def _jobs(jobs: int | None) -> list[str]:
@@ -320,6 +321,73 @@ def used_keys(root: str | os.PathLike[str]) -> set[str]:
             if rec.get("key")}
 
 
+_TRUST_LOG = "trust.log"
+
+
+def borrowed_trust(root: str | os.PathLike[str]) -> list[str]:
+    """The repositories (uuids) that count as *trusted* only on a sibling's word.
+
+    git-annex takes a trusted repository's claim to hold a key without checking it, and it
+    merges trust.log from every fetched ``refs/remotes/*/git-annex`` (a collaborator's
+    branch can mark its own repository trusted and claim keys it does not have).  A trust
+    counts as the user's own only when set in this repository's git config
+    (``remote.NAME.annex-trustlevel``) or when the winning trust.log line is in this
+    repository's git-annex branch and in none of the siblings' (``git annex trust`` here,
+    not pushed yet); every other trusted repository is checked as a semitrusted one.
+    """
+    refs = [r for r in gitrepo.refs_under(root, "refs/remotes/") if r.endswith("/git-annex")]
+    specs = [f"refs/heads/git-annex:{_TRUST_LOG}"] + [f"{r}:{_TRUST_LOG}" for r in refs]
+    blobs = gitrepo.cat_file_batch(root, specs)
+    local_lines: set[str] = set()
+    sibling_lines: set[str] = set()
+    winner: dict[str, tuple[float, str, str]] = {}  # uuid -> (timestamp, value, line)
+    for spec, blob in blobs.items():
+        if blob is None or blob[0] != "blob":
+            continue
+        for line in blob[1].decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            stamp = 0.0
+            if len(parts) > 2 and parts[2].startswith("timestamp="):
+                try:
+                    stamp = float(parts[2][len("timestamp="):].rstrip("s"))
+                except ValueError:
+                    stamp = 0.0
+            (local_lines if spec.startswith("refs/heads/") else sibling_lines).add(line)
+            if parts[0] not in winner or stamp >= winner[parts[0]][0]:
+                winner[parts[0]] = (stamp, parts[1], line)
+    trusted = {u: line for u, (_s, value, line) in winner.items() if value == "1"}
+    if not trusted:
+        return []
+    config: dict[str, dict[str, str]] = {}
+    for key, value in gitrepo.config_list(root):
+        named = cfgkeys.key_parts(key, "remote")
+        if named:
+            config.setdefault(named[0], {})[named[1].lower()] = value
+    own = {c.get("annex-uuid") or _remote_uuid(root, name) for name, c in config.items()
+           if c.get("annex-trustlevel", "").lower() == "trusted"}
+    return sorted(u for u, line in trusted.items()
+                  if u not in own and (line in sibling_lines or line not in local_lines))
+
+
+def _remote_uuid(root: str | os.PathLike[str], name: str) -> str | None:
+    """The uuid of remote ``name`` as git-annex finds it (it records annex-uuid once it has
+    talked to the remote; a remote only fetched by git has none yet)."""
+    done = proc.capture(["git", "annex", "info", "--fast", "--json", "--", name], cwd=root,
+                        check=False)
+    try:
+        uuid = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1]
+                          ).get("uuid")
+    except (ValueError, IndexError, AttributeError):
+        return None
+    return uuid if isinstance(uuid, str) else None
+
+
+def _semitrust_args(root: str | os.PathLike[str]) -> list[str]:
+    return [f"--semitrust={u}" for u in borrowed_trust(root)]
+
+
 def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
               force: bool = False) -> list[dict]:
     """``git annex drop --key`` for each of ``keys`` (one batch process): without ``force``
@@ -329,7 +397,7 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
         return []
     ensure_available()
     argv = ["git", "annex", "drop", "--batch-keys", "--json", "--json-error-messages",
-            *(["--force"] if force else [])]
+            *(["--force"] if force else _semitrust_args(root))]
     result = proc.capture(argv, cwd=root, input="".join(f"{k}\n" for k in keys).encode(),
                           check=False)
     records = []
@@ -345,7 +413,9 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
 def drop_all(root: str | os.PathLike[str]) -> list[dict]:
     """Drop the content of the worktree's files, then of every other version, that enough
     other copies hold; an AnnexError names (the file of) what is not safely elsewhere."""
-    return _annex_json(root, ["drop"], ["."]) + _annex_json(root, ["drop", "--all"], [])
+    trust = _semitrust_args(root)
+    return _annex_json(root, ["drop", *trust], ["."]) + \
+        _annex_json(root, ["drop", *trust, "--all"], [])
 
 
 def ensure_archive_remote(root: str | os.PathLike[str]) -> None:
