@@ -59,3 +59,59 @@ def test_a_sibling_that_really_has_the_copy_still_lets_drop_work(ds, tmp_path):
     annex("get", "p.dat", cwd=liar)  # now its claim is true: checking it succeeds
     rr("drop", "p.dat", cwd=ds)
     assert not (ds / "p.dat").exists()
+
+
+# --- rr remove of a subdataset: what exists here alone -------------------------------------
+
+def _with_sub(ds: Path, tmp_path: Path) -> tuple[Path, Path]:
+    src = tmp_path / "src"
+    rr("create", str(src), cwd=tmp_path)
+    (src / "f.txt").write_text("f\n")
+    rr("save", "-m", "f", cwd=src)
+    rr("clone", "-d", ".", str(src), "sub", cwd=ds)
+    sub = ds / "sub"
+    return src, sub
+
+
+def _lone(sub: Path, src: Path, case: str) -> None:
+    if case == "ignored":
+        (sub / ".gitignore").write_text("*.log\n")
+        rr("save", "-m", "ignore logs", cwd=sub)
+        git("push", "-q", "origin", "HEAD:refs/heads/pushed", cwd=sub)
+        (sub / "notes.log").write_text("only here\n")
+    elif case == "stash":
+        (sub / ".gitnote").write_text("kept in git\n")  # .git* files stay in git
+        rr("save", "-m", "note", cwd=sub)
+        git("push", "-q", "origin", "HEAD:refs/heads/pushed", cwd=sub)
+        (sub / ".gitnote").write_text("changed, then stashed\n")
+        git("stash", "-q", cwd=sub)
+    elif case == "tag":
+        git("checkout", "-q", "-b", "side", cwd=sub)
+        git("commit", "-q", "--allow-empty", "-m", "only a tag holds me", cwd=sub)
+        git("tag", "keep", cwd=sub)
+        git("checkout", "-q", "-", cwd=sub)
+        git("branch", "-q", "-D", "side", cwd=sub)
+    elif case == "stale-refs":
+        git("commit", "-q", "--allow-empty", "-m", "pushed, then the sibling went", cwd=sub)
+        git("push", "-q", "origin", "HEAD:refs/heads/pushed", cwd=sub)
+        src.rename(src.with_name("src-moved"))  # the remote-tracking refs stay
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["ignored", "stash", "tag", "stale-refs"])
+def test_remove_refuses_a_subdataset_whose_things_exist_here_alone(ds, tmp_path, case):
+    src, sub = _with_sub(ds, tmp_path)
+    rr("save", "-m", "sub", cwd=ds)
+    _lone(sub, src, case)
+    proc = rr("remove", "sub", cwd=ds, check=False)
+    assert proc.returncode != 0, proc.stderr
+    assert "sub" in proc.stderr and "Traceback" not in proc.stderr
+    assert (sub / ".git").exists()
+
+
+@pytest.mark.slow
+def test_remove_of_a_subdataset_whose_sibling_has_everything_still_works(ds, tmp_path):
+    _src, sub = _with_sub(ds, tmp_path)
+    rr("save", "-m", "sub", cwd=ds)
+    rr("remove", "sub", cwd=ds)
+    assert not sub.exists()

@@ -23,7 +23,8 @@ from .config import (config_get, config_list, config_parses, config_remove_secti
 from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
                       add_note, append_notes, notes_side, describe, first_parent_chain,
                       head_commit_time, is_ancestor, iter_log, last_commit_touching,
-                      merge_notes, rev_list, unpushed_commits)
+                      merge_notes, rev_list, unpushed_commits, commits_only_here,
+                      ignored_paths)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
                     checkout_tracking,
                     checkout_paths, clean_untracked, forget, iter_status, ls_files,
@@ -55,7 +56,7 @@ __all__ = [
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
     "append_notes", "notes_side", "describe", "first_parent_chain",
     "head_commit_time", "is_ancestor", "iter_log", "last_commit_touching", "merge_notes",
-    "rev_list", "unpushed_commits",
+    "rev_list", "unpushed_commits", "commits_only_here", "ignored_paths",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
     "checkout_tracking", "newest_remote_branch",
     "clean_untracked", "forget", "iter_status", "ls_files", "ls_files_stage",
