@@ -161,8 +161,9 @@ def _losses(root: Path, shown: str) -> list[str]:
     # its branches, tags and stash, against what each sibling answers it has now
     unpushed = gitrepo.commits_only_here(root)
     if unpushed:
-        out.append(f"the subdataset {shown}: {len(unpushed)} commit(s) of it (branches, "
-                   f"tags or stash) are on no sibling that answers (e.g. {unpushed[0][:10]})")
+        out.append(f"the subdataset {shown}: {len(unpushed)} commit(s) of it are on no "
+                   f"sibling that answers (its branches, tags and stash; e.g. "
+                   f"{unpushed[0][:10]})")
     for inner in installed_paths(root):
         out += _losses(root / inner, f"{shown}/{inner}")
     return out
