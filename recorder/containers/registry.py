@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from .. import config as cfgkeys
-from .. import gitrepo, proc, subdatasets
+from .. import annex, gitrepo, proc, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
 from ..save import save
@@ -519,6 +519,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         verb = "Update" if (update and url) else "Configure"
         result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
                       message=f"[DATALAD] {verb} containerized environment '{name}'")
+        _register_file_url(ds, rel_image, url, local_source)
     except BaseException:
         if config_before is not None:
             config_file.write_bytes(config_before)
@@ -570,6 +571,20 @@ def _local_source(url: str) -> Path:
                              f"{parsed.netloc!r}: {url}")
         return Path(unquote(parsed.path)).absolute()
     return Path(url).expanduser().absolute()
+
+
+def _register_file_url(ds: Dataset, rel_image: str, url: str | None,
+                       local_source: Path | None) -> None:
+    """A ``file://`` image file is registered with git-annex under its URL, as DataLad's
+    containers-add does: a clone can get the image from it (a directory image, or one kept
+    in git, has no key to register)."""
+    if not url or not url.startswith("file:") or local_source is None or \
+            not local_source.is_file() or not ds.is_annex:
+        return
+    key = annex.lookupkey(ds.root, rel_image)
+    if key:
+        annex.registerurls(ds.root, [(key, url if url.startswith("file://")
+                                      else local_source.as_uri())])
 
 
 def _ensure_plain_files(source: Path) -> None:
