@@ -25,3 +25,26 @@ def test_containers_add_file_url_registers_it_and_a_clone_gets_the_image_from_it
     git("config", "annex.security.allowed-url-schemes", "http https ftp file", cwd=clone)
     rr("get", rel, cwd=clone)
     assert (clone / rel).read_bytes() == image.read_bytes()
+
+
+@pytest.mark.slow
+def test_an_installed_subdataset_with_an_absolute_origin_gets_and_installs_after_a_move(
+        tmp_path):
+    old = tmp_path / "X"
+    old.mkdir()
+    src = old / "src"
+    rr("create", str(src), cwd=old)
+    (src / "d.dat").write_text("data\n")
+    rr("create", str(src / "inner"), cwd=src)
+    (src / "inner" / "i.dat").write_text("inner\n")
+    rr("save", "-m", "content", cwd=src)
+    rr("create", str(old / "super"), cwd=old)
+    rr("clone", "-d", ".", "../src", "sub", cwd=old / "super")
+    assert git("remote", "get-url", "origin", cwd=old / "super" / "sub").strip() == str(src)
+    new = tmp_path / "Y"
+    old.rename(new)  # the project moved: the subdataset's absolute origin is gone
+    sup = new / "super"
+    rr("get", "sub/d.dat", cwd=sup)
+    assert (sup / "sub" / "d.dat").read_text() == "data\n"
+    rr("get", "-r", ".", cwd=sup)
+    assert (sup / "sub" / "inner" / "i.dat").read_text() == "inner\n"
