@@ -194,3 +194,24 @@ def test_a_command_that_rewrites_head_is_refused_and_the_hint_saves_the_run(ds, 
     assert git("rev-parse", "HEAD~1", cwd=ds).strip() == started
     assert '"cmd": "echo b > b.txt && ' in last_message(ds)
     assert "b.txt" in git("ls-files", cwd=ds)
+
+
+def test_save_with_a_message_not_utf8_is_one_line_and_stages_nothing(ds):
+    (ds / "w.txt").write_text("w\n")
+    proc = rr("save", "-m", "m\udcf8", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "not UTF-8" in one_error_line(proc.stderr)
+    assert git("status", "--porcelain", cwd=ds).strip() == "?? w.txt"
+
+
+def test_a_save_that_fails_leaves_nothing_staged(ds):
+    hook = ds / ".git" / "hooks" / "pre-commit"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text("#!/bin/sh\necho refused by the hook >&2\nexit 1\n")
+    hook.chmod(0o755)
+    (ds / "w.txt").write_text("w\n")
+    (ds / "big.dat").write_bytes(os.urandom(4096))
+    proc = rr("save", "-m", "w", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert sorted(git("status", "--porcelain", cwd=ds).split("\n")) == \
+        ["", "?? big.dat", "?? w.txt"]
