@@ -172,6 +172,7 @@ def test_save_saves_names_not_utf8_whole_and_named(ds):
 
 # --- a command that amends or rewinds HEAD -------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rewrite", [
     "git add b.txt && git commit -q --amend -m amended",
     "git reset -q --soft HEAD~1",
