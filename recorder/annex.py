@@ -39,6 +39,14 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     """Run ``git annex ARGS --json -- PATHS`` (chunked for huge lists) and parse the records."""
     ensure_available()
     records: list[dict] = []
+    # git-annex silently skips a path argument that is not UTF-8 (exit 0, nothing done), but
+    # takes it on stdin in batch mode: such paths go that way, byte for byte
+    odd = [p for p in paths if not _is_utf8(p)] if args[0] in _BATCH_Z else []
+    if odd:
+        records += _annex_batch_json(root, args, odd, check=check)
+        paths = [p for p in paths if _is_utf8(p)]
+        if not paths:
+            return records
     for chunk in _chunks(paths) if paths else [[]]:
         # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
         # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
@@ -69,8 +77,11 @@ def _is_utf8(path: str) -> bool:
         return False
 
 
+_BATCH_Z = ("add", "get", "drop", "copy", "find", "whereis")  # take --batch -z paths
+
+
 def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
-                      paths: Sequence[str]) -> list[dict]:
+                      paths: Sequence[str], *, check: bool = True) -> list[dict]:
     """``git annex ARGS --batch -z --json``, the paths fed on stdin as bytes."""
     ensure_available()
     argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
@@ -85,9 +96,9 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
             except ValueError:
                 continue
     failed = [r for r in records if not r.get("success", True)]
-    if failed:
+    if check and failed:
         raise AnnexError(args[0], failed)
-    if result.returncode != 0:
+    if check and result.returncode != 0:
         raise CommandError(argv[:3], result.returncode,
                            result.stderr.decode("utf-8", "replace"))
     return records
@@ -107,15 +118,8 @@ def add(root: str | os.PathLike[str], paths: Sequence[str]) -> list[dict]:
     When git-annex fails after moving a file's content into the object store (a full disk),
     it cannot copy it back and leaves an empty file: the content is moved back here.
     """
-    # git-annex silently skips a path argument that is not UTF-8 (exit 0, nothing added),
-    # but takes it on stdin in batch mode: such paths go that way, byte for byte
-    odd = [p for p in paths if not _is_utf8(p)]
     try:
-        records = _annex_json(root, ["add"], [p for p in paths if _is_utf8(p)]) \
-            if len(odd) < len(paths) or not paths else []
-        if odd:
-            records += _annex_batch_json(root, ["add"], odd)
-        return records
+        return _annex_json(root, ["add"], paths)
     except AnnexError as exc:
         put_back_stranded_content(Path(root), exc.failed)
         raise
@@ -233,6 +237,12 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
     """``git annex get`` that yields each file's JSON record as it completes (for progress);
     ``jobs``: that many transfers at once, done by git-annex."""
     ensure_available()
+    odd = [p for p in paths if not _is_utf8(p)]
+    if odd:  # names that are not UTF-8: on stdin (see _annex_json)
+        yield from _annex_batch_json(root, ["get", *_jobs(jobs)], odd)
+        paths = [p for p in paths if _is_utf8(p)]
+        if not paths:
+            return
     for chunk in _chunks(paths) if paths else [["."]]:
         argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *_jobs(jobs), "--json",
                 "--json-error-messages", "--", *chunk]

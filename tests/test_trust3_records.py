@@ -216,3 +216,18 @@ def test_a_save_that_fails_leaves_nothing_staged(ds):
     assert proc.returncode != 0
     assert sorted(git("status", "--porcelain", cwd=ds).split("\n")) == \
         ["", "?? big.dat", "?? w.txt"]
+
+
+@pytest.mark.slow
+def test_get_and_drop_handle_names_not_utf8(ds, tmp_path):
+    (ds / ODD).write_text("odd content\n")
+    rr("save", "-m", "odd", cwd=ds)
+    clone = tmp_path / "clone"
+    rr("clone", str(ds), str(clone), cwd=tmp_path)
+    rr("get", ODD, cwd=clone)
+    assert (clone / ODD).read_text() == "odd content\n"
+    rr("drop", ODD, cwd=clone)
+    assert not (clone / ODD).exists() and (clone / ODD).is_symlink()
+    proc = rr("drop", ODD, cwd=ds, check=False)  # the last copy: refused, not skipped
+    assert proc.returncode != 0
+    assert (ds / ODD).read_text() == "odd content\n"
