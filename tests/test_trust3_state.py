@@ -170,3 +170,22 @@ def test_a_gitmodules_path_resolving_to_the_dataset_or_an_ancestor_is_refused(ds
                               text=True)
         assert proc.returncode != 0, args
         assert "symlink" in one_error_line(proc.stderr), args
+
+
+@pytest.mark.parametrize("args", [
+    ["containers-add", "a" * 300, "--url", "IMAGE"],
+    ["create", "a" * 300],
+    ["clone", ".", "../" + "a" * 300],
+    ["download-url", "--path", "a" * 300, "IMAGE_URL"],
+], ids=["containers-add", "create", "clone", "download-url"])
+def test_a_name_over_the_file_system_limit_is_one_line(ds, tmp_path, args):
+    image = tmp_path / "i.sif"
+    image.write_bytes(os.urandom(100))
+    args = [str(image) if a == "IMAGE" else image.as_uri() if a == "IMAGE_URL" else a
+            for a in args]
+    before = git("rev-parse", "HEAD", cwd=ds)
+    proc = rr(*args, cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "too long" in one_error_line(proc.stderr)
+    assert git("rev-parse", "HEAD", cwd=ds) == before
+    assert not git("status", "--porcelain", cwd=ds).strip()
