@@ -256,7 +256,9 @@ class Dataset:
             value = self.config.get(key) or default
         if os.path.isabs(value):
             raise UnsafePathError(f"{key} must be a path inside the dataset, not an absolute "
-                                  f"path: {value}")
+                                  f"path: {value}",
+                                  hint=f"set it to a relative path, e.g. "
+                                       f"git config -f {DATALAD_CONFIG} {key} {default}")
         try:
             return self.ensure_inside(value, self.root, follow_final=True, what=key)
         except RecorderError as exc:

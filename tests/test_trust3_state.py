@@ -189,3 +189,17 @@ def test_a_name_over_the_file_system_limit_is_one_line(ds, tmp_path, args):
     assert "too long" in one_error_line(proc.stderr)
     assert git("rev-parse", "HEAD", cwd=ds) == before
     assert not git("status", "--porcelain", cwd=ds).strip()
+
+
+def test_the_hint_for_a_refused_containers_location_does_not_recommend_it(ds, tmp_path):
+    image = tmp_path / "i.sif"
+    image.write_bytes(os.urandom(100))
+    (ds / ".datalad" / "environments").symlink_to(tmp_path)
+    git("add", ".datalad/environments", cwd=ds)
+    git("commit", "-q", "-m", "environments lead out", cwd=ds)
+    proc = rr("containers-add", "c", "--url", str(image), cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "datalad.containers.location" in one_error_line(proc.stderr)
+    hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
+    assert not hint.rstrip().endswith("location .datalad/environments"), hint
+    assert not (tmp_path / "c").exists()

@@ -480,8 +480,9 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
                                   "podman://IMAGE, shub://, oras://, library:// or a .sif path")
         _ensure_plain_files(local_source)  # before anything opens it
+    # the location is checked as a config value: a refused one names its key
     rel_image = image or (existing.image if existing and not url else
-                          f"{ds.config.get(cfgkeys.CONTAINERS_LOCATION) or DEFAULT_LOCATION}"
+                          f"{ds.config_path(cfgkeys.CONTAINERS_LOCATION, DEFAULT_LOCATION)}"
                           f"/{name}/image")
     full = Path(os.path.normpath(ds.root / rel_image))
     rel_image = ds.relpath(full)
