@@ -577,6 +577,7 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     """Record a command that made commits of its own as DataLad >= 1.6 does: a run-merge in
     every dataset that gained commits, bottom-up (see recorder/runmerge.py)."""
     assert prepared.head is not None or not own_commits.top
+    runmerge.ensure_not_rewritten(ds, own_commits, prepared.subs)
     # --explicit: the declared outputs (and the sidecar) only; DataLad saves everything when
     # none of the declared outputs is there to save
     if spec.explicit and own_commits.top and prepared.head is not None:

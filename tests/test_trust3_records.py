@@ -231,3 +231,24 @@ def test_get_and_drop_handle_names_not_utf8(ds, tmp_path):
     proc = rr("drop", ODD, cwd=ds, check=False)  # the last copy: refused, not skipped
     assert proc.returncode != 0
     assert (ds / ODD).read_text() == "odd content\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rewrite", [
+    "git add b.txt && git commit -q --amend -m amended",
+    "git reset -q --soft HEAD~1",
+], ids=["amend", "reset-soft"])
+def test_a_command_that_rewrites_a_subdatasets_head_gets_no_commit_of_rrs(ds, rewrite):
+    rr("create", str(ds / "sub"), cwd=ds)
+    (ds / "sub" / "a.txt").write_text("a\n")
+    rr("save", "-m", "sub", cwd=ds)
+    started = git("rev-parse", "HEAD", cwd=ds / "sub").strip()
+    proc = rr("run", f"echo b > sub/b.txt && cd sub && {rewrite}", cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "rewrote the history of subdataset sub" in one_error_line(proc.stderr)
+    assert "Remaining changes" not in git("log", "--format=%B", cwd=ds / "sub")
+    assert "[DATALAD RUNCMD]" not in git("log", "--format=%B", cwd=ds / "sub")
+    git("reset", "-q", "--soft", started, cwd=ds / "sub")
+    rr("save", "-F", ".git/COMMIT_EDITMSG", cwd=ds)
+    assert '"cmd": "echo b > sub/b.txt' in last_message(ds)
+    assert git("rev-parse", "HEAD~1", cwd=ds / "sub").strip() == started
