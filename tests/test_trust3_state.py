@@ -203,3 +203,11 @@ def test_the_hint_for_a_refused_containers_location_does_not_recommend_it(ds, tm
     hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
     assert not hint.rstrip().endswith("location .datalad/environments"), hint
     assert not (tmp_path / "c").exists()
+
+
+def test_json_output_stays_utf8_for_a_file_name_that_is_not(ds):
+    (ds / os.fsdecode(b"v\xf9.txt")).write_text("v\n")
+    out = subprocess.run([RR, "status", "--json"], cwd=ds, capture_output=True,
+                         check=True).stdout
+    rows = [json.loads(line.decode("utf-8")) for line in out.splitlines()]
+    assert os.fsencode(rows[0]["path"]) == b"v\xf9.txt"

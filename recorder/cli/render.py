@@ -49,11 +49,17 @@ def out(text: str) -> None:
 
 def json_text(obj: Any) -> str:
     """One JSON text that any JSON parser reads: a non-finite number (``Infinity``, ``NaN``,
-    which ``json.dumps`` writes though JSON has no such values) becomes ``null``."""
+    which ``json.dumps`` writes though JSON has no such values) becomes ``null``; bytes that
+    are not UTF-8 (surrogate escapes) are written as ``\\u`` escapes, never raw."""
     try:
-        return json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+        text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not UTF-8: escaped (\udcff), so that
+        text = json.dumps(_finite(obj), allow_nan=False)  # the output stays UTF-8 JSON
+    return text
 
 
 def _finite(obj: Any) -> Any:
