@@ -252,3 +252,13 @@ def test_a_command_that_rewrites_a_subdatasets_head_gets_no_commit_of_rrs(ds, re
     rr("save", "-F", ".git/COMMIT_EDITMSG", cwd=ds)
     assert '"cmd": "echo b > sub/b.txt' in last_message(ds)
     assert git("rev-parse", "HEAD~1", cwd=ds / "sub").strip() == started
+
+
+def test_a_message_file_that_is_not_utf8_is_one_line(ds, tmp_path):
+    msg = tmp_path / "msg.txt"
+    msg.write_bytes(b"msg \xff\n")
+    (ds / "k.txt").write_text("k\n")
+    proc = rr("save", "-F", str(msg), cwd=ds, check=False)
+    assert proc.returncode != 0
+    assert "not UTF-8" in one_error_line(proc.stderr)
+    assert git("status", "--porcelain", cwd=ds).strip() == "?? k.txt"
