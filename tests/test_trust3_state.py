@@ -211,3 +211,15 @@ def test_json_output_stays_utf8_for_a_file_name_that_is_not(ds):
                          check=True).stdout
     rows = [json.loads(line.decode("utf-8")) for line in out.splitlines()]
     assert os.fsencode(rows[0]["path"]) == b"v\xf9.txt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_download_url_of_a_special_file_is_refused_before_it_is_opened(ds, tmp_path, kind):
+    url = _special(tmp_path, kind)
+    git("config", "annex.security.allowed-url-schemes", "http https ftp file", cwd=ds)
+    proc = subprocess.run([RR, "download-url", url], cwd=ds, timeout=60,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "not a regular file" in one_error_line(proc.stderr)
+    assert not git("status", "--porcelain", cwd=ds).strip()
