@@ -223,3 +223,18 @@ def test_download_url_of_a_special_file_is_refused_before_it_is_opened(ds, tmp_p
     assert proc.returncode != 0
     assert "not a regular file" in one_error_line(proc.stderr)
     assert not git("status", "--porcelain", cwd=ds).strip()
+
+
+def test_the_hint_never_recommends_a_default_that_is_refused_too(ds, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (ds / ".datalad" / "runinfo").symlink_to(outside)
+    git("config", "-f", ".datalad/config", "datalad.run.record-directory", "../x", cwd=ds)
+    git("add", ".datalad", cwd=ds)
+    git("commit", "-q", "-m", "both lead out", cwd=ds)
+    proc = rr("run", "--sidecar", "yes", "-o", "x", "echo 1 > x", cwd=ds, check=False)
+    assert proc.returncode != 0
+    one_error_line(proc.stderr)
+    hint = [x for x in proc.stderr.splitlines() if x.startswith("rr: hint:")][0]
+    assert ".datalad/runinfo" not in hint.split("git config")[-1], hint
+    assert "../x" not in hint.split("git config")[-1], hint
