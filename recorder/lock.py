@@ -220,7 +220,7 @@ def _proven(path: Path, pid: int) -> InFlight | None:
             data = None
         proven = (held and data is not None and data.get("pid") == pid
                   and isinstance(token, str) and len(token) >= 16
-                  and start is not None and start == process_start(pid) and _alive(pid))
+                  and start == process_start(pid) and _alive(pid))  # None == None: no /proc
         if not proven:
             if not held:  # nobody holds it: no run will ever finish it
                 with contextlib.suppress(OSError):
