@@ -233,8 +233,9 @@ def prepare_spec(
         raise UsageError(f"the command is too long ({size} bytes; a shell command can have "
                          f"at most {records.MAX_COMMAND_BYTES})",
                          hint="put it into a script in the dataset and run that")
+    pwd = resolve_pwd(ds, cwd)
     refuse_non_utf8(command=command, message=message, inputs=inputs, outputs=outputs,
-                    extra_inputs=extra_inputs, pwd=os.path.relpath(resolve_pwd(ds, cwd), ds.root))
+                    extra_inputs=extra_inputs, pwd=os.path.relpath(pwd, ds.root))
     if expand not in (None, *EXPAND_CHOICES):
         raise UsageError(f"--expand must be one of {', '.join(EXPAND_CHOICES)}")
     if assume_ready not in (None, *EXPAND_CHOICES):
@@ -245,7 +246,7 @@ def prepare_spec(
     raw["outputs"] = list(outputs)
     in_specs = expand_specs(list(inputs), raw, "input")
     out_specs = expand_specs(list(outputs), raw, "output")
-    return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
+    return RunSpec(cmd=command, pwd=pwd, inputs=in_specs, outputs=out_specs,
                    extra_inputs=list(extra_inputs), message=message, expand=expand,
                    explicit=explicit, assume_ready=assume_ready, sidecar=sidecar)
 
