@@ -39,6 +39,14 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     """Run ``git annex ARGS --json -- PATHS`` (chunked for huge lists) and parse the records."""
     ensure_available()
     records: list[dict] = []
+    # git-annex silently skips a path argument that is not UTF-8 (exit 0, nothing done), but
+    # takes it on stdin in batch mode: such paths go that way, byte for byte
+    odd = [p for p in paths if not _is_utf8(p)] if args[0] in _BATCH_Z else []
+    if odd:
+        records += _annex_batch_json(root, args, odd, check=check)
+        paths = [p for p in paths if _is_utf8(p)]
+        if not paths:
+            return records
     for chunk in _chunks(paths) if paths else [[]]:
         # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
         # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
@@ -58,6 +66,41 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
                 raise AnnexError(args[0], failed)
             raise CommandError(argv[:3], result.returncode,
                                result.stderr.decode("utf-8", "replace"))
+    return records
+
+
+def _is_utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+_BATCH_Z = ("add", "get", "drop", "copy", "find", "whereis")  # take --batch -z paths
+
+
+def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
+                      paths: Sequence[str], *, check: bool = True) -> list[dict]:
+    """``git annex ARGS --batch -z --json``, the paths fed on stdin as bytes."""
+    ensure_available()
+    argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+            "--json-error-messages", "--batch", "-z"]
+    result = proc.capture(argv, cwd=root, check=False,
+                          input=b"".join(os.fsencode(p) + b"\0" for p in paths))
+    records = []
+    for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
+        if line.strip().startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+    failed = [r for r in records if not r.get("success", True)]
+    if check and failed:
+        raise AnnexError(args[0], failed)
+    if check and result.returncode != 0:
+        raise CommandError(argv[:3], result.returncode,
+                           result.stderr.decode("utf-8", "replace"))
     return records
 
 
@@ -167,7 +210,7 @@ def drop(root: str | os.PathLike[str], paths: Sequence[str], force: bool = False
          all_keys: bool = False) -> list[dict]:
     """``git annex drop`` of ``paths`` (``all_keys``: of every key the repository has, every
     version, ``--all``); without ``force`` only what enough other copies hold."""
-    args = ["drop", *(["--force"] if force else [])]
+    args = ["drop", *(["--force"] if force else _semitrust_args(root))]
     if all_keys:
         return _annex_json(root, [*args, "--all"], [])
     return _annex_json(root, args, paths)
@@ -210,6 +253,12 @@ def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
     """``git annex get`` that yields each file's JSON record as it completes (for progress);
     ``jobs``: that many transfers at once, done by git-annex."""
     ensure_available()
+    odd = [p for p in paths if not _is_utf8(p)]
+    if odd:  # names that are not UTF-8: on stdin (see _annex_json)
+        yield from _annex_batch_json(root, ["get", *_jobs(jobs)], odd)
+        paths = [p for p in paths if _is_utf8(p)]
+        if not paths:
+            return
     for chunk in _chunks(paths) if paths else [["."]]:
         argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *_jobs(jobs), "--json",
                 "--json-error-messages", "--", *chunk]
@@ -304,6 +353,73 @@ def used_keys(root: str | os.PathLike[str]) -> set[str]:
             if rec.get("key")}
 
 
+_TRUST_LOG = "trust.log"
+
+
+def borrowed_trust(root: str | os.PathLike[str]) -> list[str]:
+    """The repositories (uuids) that count as *trusted* only on a sibling's word.
+
+    git-annex takes a trusted repository's claim to hold a key without checking it, and it
+    merges trust.log from every fetched ``refs/remotes/*/git-annex`` (a collaborator's
+    branch can mark its own repository trusted and claim keys it does not have).  A trust
+    counts as the user's own only when set in this repository's git config
+    (``remote.NAME.annex-trustlevel``) or when the winning trust.log line is in this
+    repository's git-annex branch and in none of the siblings' (``git annex trust`` here,
+    not pushed yet); every other trusted repository is checked as a semitrusted one.
+    """
+    refs = [r for r in gitrepo.refs_under(root, "refs/remotes/") if r.endswith("/git-annex")]
+    specs = [f"refs/heads/git-annex:{_TRUST_LOG}"] + [f"{r}:{_TRUST_LOG}" for r in refs]
+    blobs = gitrepo.cat_file_batch(root, specs)
+    local_lines: set[str] = set()
+    sibling_lines: set[str] = set()
+    winner: dict[str, tuple[float, str, str]] = {}  # uuid -> (timestamp, value, line)
+    for spec, blob in blobs.items():
+        if blob is None or blob[0] != "blob":
+            continue
+        for line in blob[1].decode("utf-8", "replace").splitlines():
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            stamp = 0.0
+            if len(parts) > 2 and parts[2].startswith("timestamp="):
+                try:
+                    stamp = float(parts[2][len("timestamp="):].rstrip("s"))
+                except ValueError:
+                    stamp = 0.0
+            (local_lines if spec.startswith("refs/heads/") else sibling_lines).add(line)
+            if parts[0] not in winner or stamp >= winner[parts[0]][0]:
+                winner[parts[0]] = (stamp, parts[1], line)
+    trusted = {u: line for u, (_s, value, line) in winner.items() if value == "1"}
+    if not trusted:
+        return []
+    config: dict[str, dict[str, str]] = {}
+    for key, value in gitrepo.config_list(root):
+        named = cfgkeys.key_parts(key, "remote")
+        if named:
+            config.setdefault(named[0], {})[named[1].lower()] = value
+    own = {c.get("annex-uuid") or _remote_uuid(root, name) for name, c in config.items()
+           if c.get("annex-trustlevel", "").lower() == "trusted"}
+    return sorted(u for u, line in trusted.items()
+                  if u not in own and (line in sibling_lines or line not in local_lines))
+
+
+def _remote_uuid(root: str | os.PathLike[str], name: str) -> str | None:
+    """The uuid of remote ``name`` as git-annex finds it (it records annex-uuid once it has
+    talked to the remote; a remote only fetched by git has none yet)."""
+    done = proc.capture(["git", "annex", "info", "--fast", "--json", "--", name], cwd=root,
+                        check=False)
+    try:
+        uuid = json.loads(done.stdout.decode("utf-8", "replace").strip().splitlines()[-1]
+                          ).get("uuid")
+    except (ValueError, IndexError, AttributeError):
+        return None
+    return uuid if isinstance(uuid, str) else None
+
+
+def _semitrust_args(root: str | os.PathLike[str]) -> list[str]:
+    return [f"--semitrust={u}" for u in borrowed_trust(root)]
+
+
 def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
               force: bool = False) -> list[dict]:
     """``git annex drop --key`` for each of ``keys`` (one batch process): without ``force``
@@ -313,7 +429,7 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
         return []
     ensure_available()
     argv = ["git", "annex", "drop", "--batch-keys", "--json", "--json-error-messages",
-            *(["--force"] if force else [])]
+            *(["--force"] if force else _semitrust_args(root))]
     result = proc.capture(argv, cwd=root, input="".join(f"{k}\n" for k in keys).encode(),
                           check=False)
     records = []
@@ -329,7 +445,9 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
 def drop_all(root: str | os.PathLike[str]) -> list[dict]:
     """Drop the content of the worktree's files, then of every other version, that enough
     other copies hold; an AnnexError names (the file of) what is not safely elsewhere."""
-    return _annex_json(root, ["drop"], ["."]) + _annex_json(root, ["drop", "--all"], [])
+    trust = _semitrust_args(root)
+    return _annex_json(root, ["drop", *trust], ["."]) + \
+        _annex_json(root, ["drop", *trust, "--all"], [])
 
 
 def ensure_archive_remote(root: str | os.PathLike[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .dataset import Dataset
-from .errors import RecorderError
+from .errors import RecorderError, UsageError
 from .results import OnEvent, Result
 
 if TYPE_CHECKING:
@@ -97,7 +97,14 @@ def _read_message_file(ds: Dataset, path: str | os.PathLike[str]) -> str:
     candidates = [p] if p.is_absolute() else [Path.cwd() / p, ds.root / p]
     for c in candidates:
         if c.is_file():
-            return c.read_text(encoding="utf-8")
+            try:
+                return c.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"the message file {path} is not UTF-8 text (byte "
+                                 f"{exc.start})", hint="save it as UTF-8") from None
+            except OSError as exc:
+                raise RecorderError(f"cannot read the message file {path}: "
+                                    f"{exc.strerror or exc}") from None
     raise RecorderError(f"message file not found: {path}")
 
 
@@ -126,7 +133,6 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     ... by name; ``--json`` is its ``to_dict()``).
     """
     from . import run as _run
-    from .errors import UsageError
 
     if jobs is not None or scheduler is not None:
         from . import engine  # only then: a plain run does not load the engine
@@ -705,7 +711,6 @@ def remove(paths: Sequence[str], *, dataset: PathArg = None, force: bool = False
     from . import remove as _remove
 
     if reckless not in (None, "kill"):
-        from .errors import UsageError
 
         raise UsageError(f"--reckless {reckless} is not supported; rr takes --reckless kill "
                          "(the same as --force)")
@@ -739,7 +744,6 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     from . import array as _array
     from . import engine
     from . import run as _run
-    from .errors import UsageError
 
     target = engine.check(jobs, scheduler)
     ds = Dataset.find(dataset)

@@ -256,14 +256,27 @@ class Dataset:
             value = self.config.get(key) or default
         if os.path.isabs(value):
             raise UnsafePathError(f"{key} must be a path inside the dataset, not an absolute "
-                                  f"path: {value}")
+                                  f"path: {value}", hint=self._config_path_hint(key, default,
+                                                                                value))
         try:
             return self.ensure_inside(value, self.root, follow_final=True, what=key)
         except RecorderError as exc:
             raise UnsafePathError(f"{key} is not a path inside the dataset: {exc.message}",
-                                  hint=f"set it to a relative path, e.g. "
-                                       f"git config -f {DATALAD_CONFIG} {key} {default}"
-                                  ) from None
+                                  hint=self._config_path_hint(key, default, value)) from None
+
+    def _config_path_hint(self, key: str, default: str, refused: str) -> str:
+        """How to fix a refused path setting: the default when it is not the refused value
+        and is itself acceptable here, else a placeholder (never the refused value)."""
+        usable = os.path.normpath(refused) != os.path.normpath(default)
+        if usable:
+            try:
+                self.ensure_inside(default, self.root, follow_final=True, what=key)
+            except RecorderError:
+                usable = False
+        if usable:
+            return f"set it to a relative path, e.g. git config -f {DATALAD_CONFIG} {key} {default}"
+        return (f"replace {default} by a directory inside the dataset, or set {key} to another "
+                f"relative path: git config -f {DATALAD_CONFIG} {key} PATH")
 
     def record_directory(self) -> str:
         """Where sidecar run records live (``datalad.run.record-directory``), relative to

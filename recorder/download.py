@@ -31,6 +31,18 @@ def _target(ds: Dataset, url: str, path: str | None, several: bool) -> str:
     return ds.relpath(full)
 
 
+def _ensure_regular(path: str, url: str) -> None:
+    """A file:// URL names a regular file: a FIFO would block the download for ever, a device
+    (/dev/zero) never end; refused before git-annex opens it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # git-annex says what is wrong with a missing file
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{url} is not a regular file (a FIFO, device, socket or directory)",
+                         hint="give the URL of a file")
+
+
 def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
                  message: str | None = None, archive: bool = False) -> Result:
     """Download ``urls`` into the dataset (their sources registered with git-annex), extract
@@ -41,8 +53,11 @@ def download_url(ds: Dataset, urls: list[str], *, path: str | None = None,
     if not ds.is_annex:
         raise RecorderError("download-url needs a dataset with git-annex (to record sources)")
     for url in urls:
-        if urlparse(url).scheme not in ("http", "https", "ftp", "file"):
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https", "ftp", "file"):
             raise UsageError(f"not a downloadable URL: {url}")
+        if parsed.scheme == "file":
+            _ensure_regular(unquote(parsed.path), url)
     targets = [_target(ds, u, path, len(urls) > 1) for u in urls]
     for t in targets:
         if os.path.lexists(ds.root / t):

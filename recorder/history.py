@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -126,6 +127,7 @@ def _note_duration(note: str) -> float | None:
             value = json.loads(line).get("duration")  # a verdict line has none
         except (ValueError, AttributeError):
             continue
-        if isinstance(value, (int, float)):
-            return float(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and math.isfinite(value) and value >= 0:
+            return float(value)  # a sibling's note may say 1e999 or NaN: not a duration
     return None

@@ -20,6 +20,7 @@ import fcntl
 import fnmatch
 import json
 import os
+import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -144,26 +145,44 @@ class InFlight(NamedTuple):
 
 @contextlib.contextmanager
 def announce_inflight(git_dir: Path, outputs: Sequence[str], command: str) -> Iterator[None]:
-    """Make the declared outputs of a running ``--explicit`` command known to others."""
+    """Make the declared outputs of a running ``--explicit`` command known to others.
+
+    The entry ``rr-runs/<pid>`` proves itself: this process holds an ``flock`` on it for as
+    long as the command runs (a lock dies with its process: an entry left by a SIGKILL, or
+    written by anyone else, is not held), and it names the process's start time and a random
+    token, so that a live process that merely has that pid (reuse) is not taken for the run.
+    The entry is locked before it appears under its name, so no reader sees it unheld."""
     directory = git_dir / INFLIGHT_DIR
     path = directory / str(os.getpid())
+    fd = -1
     try:
         directory.mkdir(exist_ok=True)
-        path.write_text(json.dumps({"outputs": list(outputs), "command": command[:200]}),
-                        encoding="utf-8")
+        tmp = directory / f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, json.dumps({"outputs": list(outputs), "command": command[:200],
+                                 "pid": os.getpid(), "start": process_start(os.getpid()),
+                                 "token": secrets.token_hex(16)}).encode("utf-8"))
+        os.replace(tmp, path)
     except OSError:
-        path = None  # type: ignore[assignment]
+        if fd >= 0:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        fd = -1
     try:
         yield
     finally:
-        if path is not None:
+        if fd >= 0:
             with contextlib.suppress(OSError):
                 path.unlink()
+            os.close(fd)
 
 
 def inflight_runs(git_dir: Path) -> list[InFlight]:
-    """The ``--explicit`` runs of other live processes in this dataset (stale entries of
-    processes that died are removed)."""
+    """The ``--explicit`` runs of other live processes in this dataset, each proven (see
+    :func:`announce_inflight`); entries that prove nothing (stale, forged, of a reused pid)
+    are removed and claim nothing."""
     directory = git_dir / INFLIGHT_DIR
     try:
         names = os.listdir(directory)
@@ -173,18 +192,54 @@ def inflight_runs(git_dir: Path) -> list[InFlight]:
     for name in names:
         if not name.isdigit() or int(name) == os.getpid():
             continue
-        pid = int(name)
-        if not _alive(pid):
-            with contextlib.suppress(OSError):
-                (directory / name).unlink()
-            continue
-        try:
-            data = json.loads((directory / name).read_text(encoding="utf-8"))
-            outputs = tuple(str(o) for o in data.get("outputs", []))
-            runs.append(InFlight(pid, outputs, str(data.get("command", ""))))
-        except (OSError, ValueError, AttributeError):
-            continue
+        run = _proven(directory / name, int(name))
+        if run is not None:
+            runs.append(run)
     return runs
+
+
+def _proven(path: Path, pid: int) -> InFlight | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            held = exc.errno in (errno.EWOULDBLOCK, errno.EACCES)
+        else:
+            held = False
+        try:
+            data = json.loads(os.read(fd, 1 << 20).decode("utf-8"))
+            outputs = tuple(str(o) for o in data.get("outputs", []))
+            command = str(data.get("command", ""))
+            start = data.get("start")
+            token = data.get("token")
+        except (OSError, ValueError, AttributeError, TypeError):
+            data = None
+        proven = (held and data is not None and data.get("pid") == pid
+                  and isinstance(token, str) and len(token) >= 16
+                  and start == process_start(pid) and _alive(pid))  # None == None: no /proc
+        if not proven:
+            if not held:  # nobody holds it: no run will ever finish it
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            return None
+        return InFlight(pid, outputs, command)
+    finally:
+        os.close(fd)
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/PID/stat field 22), or
+    None: with the pid, it names one process over the machine's uptime."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
+import math
 import os
 import re
 from pathlib import Path
@@ -187,17 +188,36 @@ def _type_name(value: Any) -> str:
                                                                           type(value).__name__)
 
 
-def _check_path(name: str, value: str) -> None:
+def not_utf8(text: str) -> str | None:
+    """The bytes of ``text`` that are not UTF-8 (as read from the command line or the file
+    system: surrogate escapes), shown as ``\\xNN``, or None.  A run record is JSON text in a
+    UTF-8 commit message: such bytes cannot be recorded faithfully."""
+    try:
+        text.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        bad = [c for c in text if "\udc80" <= c <= "\udcff"]
+        return "".join(f"\\x{ord(c) - 0xdc00:02x}" for c in bad[:4]) or "a lone surrogate"
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a path on this system (NUL, a path or a name over the limits
+    of Linux file systems), or None."""
     if "\0" in value:
-        raise RecordError(f"field '{name}' holds a NUL character")
+        return "holds a NUL character"
     raw = value.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PATH_BYTES:
-        raise RecordError(f"field '{name}' holds a path of {len(raw)} bytes "
-                          f"(at most {MAX_PATH_BYTES})")
+        return f"is a path of {len(raw)} bytes (at most {MAX_PATH_BYTES})"
     for part in raw.split(b"/"):
         if len(part) > MAX_NAME_BYTES:
-            raise RecordError(f"field '{name}' holds a path with a name of {len(part)} bytes "
-                              f"(at most {MAX_NAME_BYTES})")
+            return f"holds a name of {len(part)} bytes (at most {MAX_NAME_BYTES})"
+    return None
+
+
+def _check_path(name: str, value: str) -> None:
+    problem = path_problem(value)
+    if problem is not None:
+        raise RecordError(f"field '{name}' {problem}")
 
 
 def validate(record: dict[str, Any]) -> dict[str, Any]:
@@ -258,8 +278,9 @@ def _validate_rr(info: dict[str, Any]) -> None:
     if "explicit" in info and not isinstance(info["explicit"], bool):
         raise wrong("explicit", "true or false", info["explicit"])
     if "duration" in info and (isinstance(info["duration"], bool) or
-                               not isinstance(info["duration"], (int, float))):
-        raise wrong("duration", "a number", info["duration"])
+                               not isinstance(info["duration"], (int, float)) or
+                               not math.isfinite(info["duration"])):
+        raise wrong("duration", "a finite number", info["duration"])
     _validate_measured(info, wrong)
     container = info.get("container")
     if container is None or isinstance(container, str):

@@ -154,10 +154,16 @@ def _losses(root: Path, shown: str) -> list[str]:
     if dirty:
         out.append(f"the subdataset {shown}: it has unsaved changes ({', '.join(dirty[:3])}"
                    f"{' ...' if len(dirty) > 3 else ''})")
-    unpushed = gitrepo.unpushed_commits(root)
+    ignored = gitrepo.ignored_paths(root)
+    if ignored:
+        out.append(f"the subdataset {shown}: it has ignored files that were never saved "
+                   f"({', '.join(ignored[:3])}{' ...' if len(ignored) > 3 else ''})")
+    # its branches, tags and stash, against what each sibling answers it has now
+    unpushed = gitrepo.commits_only_here(root)
     if unpushed:
         out.append(f"the subdataset {shown}: {len(unpushed)} commit(s) of it are on no "
-                   f"sibling (e.g. {unpushed[0][:10]})")
+                   f"sibling that answers (its branches, tags and stash; e.g. "
+                   f"{unpushed[0][:10]})")
     for inner in installed_paths(root):
         out += _losses(root / inner, f"{shown}/{inner}")
     return out

@@ -21,7 +21,7 @@ from . import (annex, cache, environment, gitrepo, preflight, proc, protect, run
 from . import record as records
 from .dataset import Dataset
 from .errors import (CommandFailedError, DirtyDatasetError, InputNotFoundError, Interrupted,
-                     RecorderError, RunNotSavedError, UsageError)
+                     RecorderError, RunNotSavedError, UnsafePathError, UsageError)
 from .lock import announce_inflight, dataset_lock, inflight_runs
 from .results import NOTNEEDED, OK, OnEvent, Result, Status, announce, emit
 from .placeholders import (Fragment, PathList, QuotedPath, expand, expand_specs, field_names,
@@ -189,6 +189,13 @@ def unlock_outputs(ds: Dataset, root_paths: Sequence[str]) -> list[str]:
             if annex.is_locked_annexed(full) and full.exists():
                 to_unlock.append(rel)
     for rel in to_unlock:
+        if not ds.resolves_inside(rel):  # dressed as annexed content, but leads out
+            raise UnsafePathError(f"output {rel} is a symlink that looks like annexed content "
+                                  f"but leads outside the dataset (to "
+                                  f"{os.path.realpath(ds.root / rel)})",
+                                  hint=f"remove the link or declare another output: "
+                                       f"git rm {shlex.quote(rel)}")
+    for rel in to_unlock:
         annex.copy_out(ds.root / rel)
     return removed
 
@@ -233,6 +240,9 @@ def prepare_spec(
         raise UsageError(f"the command is too long ({size} bytes; a shell command can have "
                          f"at most {records.MAX_COMMAND_BYTES})",
                          hint="put it into a script in the dataset and run that")
+    pwd = resolve_pwd(ds, cwd)
+    refuse_non_utf8(command=command, message=message, inputs=inputs, outputs=outputs,
+                    extra_inputs=extra_inputs, pwd=os.path.relpath(pwd, ds.root))
     if expand not in (None, *EXPAND_CHOICES):
         raise UsageError(f"--expand must be one of {', '.join(EXPAND_CHOICES)}")
     if assume_ready not in (None, *EXPAND_CHOICES):
@@ -243,11 +253,31 @@ def prepare_spec(
     raw["outputs"] = list(outputs)
     in_specs = expand_specs(list(inputs), raw, "input")
     out_specs = expand_specs(list(outputs), raw, "output")
-    return RunSpec(cmd=command, pwd=resolve_pwd(ds, cwd), inputs=in_specs, outputs=out_specs,
+    return RunSpec(cmd=command, pwd=pwd, inputs=in_specs, outputs=out_specs,
                    extra_inputs=list(extra_inputs), message=message, expand=expand,
                    explicit=explicit, assume_ready=assume_ready, sidecar=sidecar,
                    env_record=environment.declared_names(ds, env_record),
                    log=ds.config.typed(cfgkeys.RUN_LOG) if log is None else log)
+
+
+def refuse_non_utf8(**texts: str | Sequence[str] | None) -> None:
+    """Before anything runs: a command, message, path or value holding bytes that are not
+    UTF-8 cannot go into a run record (JSON in a UTF-8 commit message): one line naming
+    them, instead of a command that runs and then is not recorded."""
+    for what, value in texts.items():
+        for text in [value] if isinstance(value, str) else list(value or ()):
+            bad = records.not_utf8(text)
+            if bad is not None:
+                name = {"command": "the command", "message": "the message", "pwd":
+                        "the working directory", "inputs": "an input", "outputs": "an output",
+                        "extra_inputs": "an extra input"}.get(what, what)
+                hint = {"command": "write such bytes with printf escapes, e.g. "
+                                   "\"$(printf '\\377')\"",
+                        "message": "give a message in UTF-8",
+                        "pwd": "run from a directory whose path is UTF-8 (the dataset's "
+                               "root, with -d)"}.get(what, "name it by a glob, e.g. 'data/*'")
+                raise UsageError(f"{name} holds bytes that are not UTF-8 ({bad}); a run "
+                                 "record is UTF-8 text and cannot keep them", hint=hint)
 
 
 def command_values(ds: Dataset, spec: RunSpec, in_hits: Sequence[str],
@@ -288,6 +318,9 @@ def plan(ds: Dataset, spec: RunSpec, *, for_dry_run: bool = False) -> Plan:
     out_hits = out.hits + out.unmatched  # outputs that do not exist yet stay as written
     for p in out.unmatched:
         ds.relpath(spec.pwd / p)  # an output outside the dataset is an error
+        problem = records.path_problem(p)  # a name no file system takes: before anything runs
+        if problem is not None:
+            raise UsageError(f"output {p[:60]!r}{'...' if len(p) > 60 else ''} {problem}")
     # validate the command's placeholders with a stand-in tmpdir before anything is touched
     expand(spec.cmd, command_values(ds, spec, inp.hits + inp.unmatched, out_hits,
                                     "/tmp/rr-run-check"))
@@ -312,6 +345,10 @@ def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[s
     (``environment.measure``: rr.env's facts, rr.resources; rr.log)."""
     inputs = list(in_hits) if spec.expand in ("inputs", "both") else list(spec.inputs)
     outputs = list(out_hits_after) if spec.expand in ("outputs", "both") else list(spec.outputs)
+    # a glob's hits whose names are not UTF-8 cannot be recorded: the globs stand for them
+    inputs = inputs if all(records.not_utf8(p) is None for p in inputs) else list(spec.inputs)
+    outputs = outputs if all(records.not_utf8(p) is None for p in outputs) else \
+        list(spec.outputs)
     rr = dict(spec.rr_info)
     if spec.explicit:
         rr["explicit"] = True
@@ -516,7 +553,13 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Res
             entries = ds.status(candidates, untracked="all") if candidates else []
         else:
             candidates = []
-            entries = _unclaimed(ds, ds.status(untracked="all"))
+            changed = ds.status(untracked="all")
+            entries = _unclaimed(ds, changed)
+            if changed and not entries:
+                # a claim never turns changes into "nothing changed": keep the run for a save
+                paths = [e.path for e in changed]
+                raise RecorderError(f"every change ({len(changed)} path(s)) is claimed by an "
+                                    "rr run --explicit still going")
         entries = [e for e in entries if e.state != "unmerged"]
         paths = [e.path for e in entries]
         sidecar = spec.sidecar if spec.sidecar is not None else \
@@ -605,6 +648,7 @@ def _save_run_merge(ds: Dataset, spec: RunSpec, prepared: _Prepared,
     """Record a command that made commits of its own as DataLad >= 1.6 does: a run-merge in
     every dataset that gained commits, bottom-up (see recorder/runmerge.py)."""
     assert prepared.head is not None or not own_commits.top
+    runmerge.ensure_not_rewritten(ds, own_commits, prepared.subs)
     # --explicit: the declared outputs (and the sidecar) only; DataLad saves everything when
     # none of the declared outputs is there to save
     if spec.explicit and own_commits.top and prepared.head is not None:
@@ -643,6 +687,9 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
     not switch to another branch: no run is recorded across branches."""
     now = gitrepo.current_branch(ds.root)
     head = ds.head()
+    if now == prepared.branch and prepared.head and head != prepared.head and (
+            not head or not gitrepo.is_ancestor(ds.root, prepared.head, head)):
+        _refuse_rewritten(ds, prepared.head, head)
     if now == prepared.branch and (now is not None or head == prepared.head or (
             prepared.head and head and gitrepo.is_ancestor(ds.root, prepared.head, head))):
         return
@@ -657,6 +704,19 @@ def _ensure_same_branch(ds: Dataset, prepared: _Prepared) -> None:
                 " (carrying the outputs along)")
     raise RecorderError(f"HEAD moved from {was} to {is_} while the command ran; rr does not "
                         "record a run across branches", hint=hint)
+
+
+def _refuse_rewritten(ds: Dataset, before: str, head: str | None) -> None:
+    """The command amended or rewound HEAD (``git commit --amend``, ``git reset``): the run
+    cannot be a commit or a merge on top of the commit it started from; rr adds nothing to
+    the rewritten branch and says how to record the run where it started."""
+    raise RecorderError(
+        f"the command rewrote history: the commit before it ({before[:10]}) is not an "
+        f"ancestor of HEAD ({(head or 'no commit')[:10]}) any more; rr does not record a run "
+        "on a rewritten branch",
+        hint=f"to record the run on the commit it started from, put the branch back first "
+             f"(the files stay as they are): git -C {shlex.quote(str(ds.root))} reset --soft "
+             f"{before[:12]}")
 
 
 def _kept_run_message(ds: Dataset) -> str | None:

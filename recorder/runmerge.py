@@ -100,6 +100,27 @@ def detect(ds: Dataset, head_before: str | None, subs_before: dict[str, str],
     return Moved(top, subs)
 
 
+def ensure_not_rewritten(ds: Dataset, moved: Moved, subs_before: dict[str, str]) -> None:
+    """Before anything is committed: every subdataset whose HEAD the command moved must have
+    moved forward (a commit or merge on top of the one before); an amended or rewound one
+    gets no commit of rr's, and the hint says how to put it back.  (The top dataset is
+    checked by run.py before it comes here.)"""
+    for path in moved.subs:
+        before = subs_before.get(path)
+        sub = Dataset(ds.root / path)
+        head = sub.head()
+        if before is None or head == before:
+            continue
+        if head is None or not gitrepo.is_ancestor(sub.root, before, head):
+            raise RecorderError(
+                f"the command rewrote the history of subdataset {path}: the commit before it "
+                f"({before[:10]}) is not an ancestor of HEAD ({(head or 'no commit')[:10]}) "
+                "any more; rr does not record a run on a rewritten branch",
+                hint=f"to record the run on the commit it started from, put that branch back "
+                     f"first (the files stay as they are): git -C {sub.root} reset --soft "
+                     f"{before[:12]}")
+
+
 def check_dirty_committed(ds: Dataset, head_before: str, declared: Sequence[str]) -> None:
     """An ``--explicit`` run with declared outputs whose command committed other files is an
     error unless ``datalad.run.dirty-committed`` says otherwise (DataLad's semantics: only

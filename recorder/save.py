@@ -114,20 +114,44 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
     itself are deferred: into ``received`` when given, else re-raised after it.
     ``head``: HEAD's commit when the caller knows it (None: no commit yet; False: ask git).
     """
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the commit message holds bytes that are not UTF-8",
+                         hint="give the message in UTF-8") from None
     with dataset_lock(ds.git_dir):
         before = ds.head() if isinstance(head, bool) else head
-        paths = stage(ds, entries, message, to_git)
-        staged = gitrepo.staged_paths(ds.root, paths if only else None, head=before)
-        ensure_staged(ds, entries, staged)
-        if not (staged if not only else staged & set(paths)):
-            return None
-        with deferred_signals(received):
-            sha = gitrepo.commit(ds.root, message, only=paths if only else None,
-                                 hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH),
-                                 head=before, plain=_plain_commit(ds))
+        try:
+            paths = stage(ds, entries, message, to_git)
+            staged = gitrepo.staged_paths(ds.root, paths if only else None, head=before)
+            ensure_staged(ds, entries, staged)
+            if not (staged if not only else staged & set(paths)):
+                return None
+            with deferred_signals(received):
+                sha = gitrepo.commit(ds.root, message, only=paths if only else None,
+                                     hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH),
+                                     head=before, plain=_plain_commit(ds))
+        except BaseException:
+            _unstage_after_failure(ds, entries, before)
+            raise
         if sha == before:
             raise RecorderError("git commit exited 0 but made no commit")
         return sha
+
+
+def _unstage_after_failure(ds: Dataset, entries: Sequence[StatusEntry],
+                           before: str | None) -> None:
+    """A save that failed leaves nothing staged that was not staged before it (the files
+    stay as they are); HEAD is checked first: a commit that was made is not undone."""
+    if ds.head() != before:
+        return
+    paths = [e.path.rstrip("/") for e in entries if not e.staged and not e.submodule]
+    if not paths or before is None:
+        return
+    try:
+        gitrepo.unstage(ds.root, paths)
+    except (RecorderError, OSError):
+        pass  # the original failure is what the user must see
 
 
 def _plain_commit(ds: Dataset) -> bool:

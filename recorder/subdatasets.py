@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from . import annex, gitrepo
+from . import config as cfgkeys
 from .dataset import Dataset
 from .errors import CommandError, RecorderError
 from .results import Event, EventKind, OnEvent, Result
@@ -146,10 +147,12 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
     :func:`sources` that has the recorded commit, and check that commit out.  Which source
     was used is said on stderr (``say``).  rr clones itself rather than `git submodule
     update`, which refuses local paths since git 2.38 (protocol.file.allow).  An installed
-    subdataset is returned as it is."""
+    subdataset is returned as it is (its origin mended when it moved: mend_moved_origin)."""
     full = ds.root / rel
     if (full / ".git").exists():
-        return Dataset(full)
+        sub = Dataset(full)
+        mend_moved_origin(ds, rel, sub, say)
+        return sub
     entry = gitmodules(ds).get(rel)
     if entry is None:
         raise RecorderError(f"not a registered subdataset: {rel}")
@@ -184,6 +187,29 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
     sub = Dataset(full)
     init_annex_if_needed(sub)
     return sub
+
+
+def mend_moved_origin(ds: Dataset, rel: str, sub: Dataset,
+                      say: Callable[[str], None] | None = None) -> None:
+    """An installed subdataset whose ``origin`` is an absolute local path that is gone (the
+    project directory was moved, the clone made from ``../src``) gets the first source a
+    fresh install would use in its place, the recorded relative URL resolved from here
+    (DataLad's fallback): its content can be got again.  Nothing changes otherwise."""
+    url = gitrepo.remotes(sub.root).get("origin")
+    if not url or is_url(url) or not os.path.isabs(url) or os.path.exists(url):
+        return
+    entry = gitmodules(ds).get(rel)
+    recorded = (entry or {}).get("url", "")
+    if not _is_relative(recorded):
+        return
+    for src in sources(ds, rel, recorded):
+        if is_url(src.url) or not os.path.isdir(src.url) or \
+                os.path.realpath(src.url) == os.path.realpath(sub.root):
+            continue
+        gitrepo.config_set(sub.root, cfgkeys.remote_key("origin", "url"), src.url)
+        (say or _say)(f"rr: the origin of subdataset {rel} ({url}) is gone; it is now "
+                      f"{src.url} ({src.why})")
+        return
 
 
 def _from_main_worktree(ds: Dataset, rel: str, full: Path, sha: str | None) -> Path | None:

@@ -3,6 +3,7 @@ the command class for commands that take a command line after their options."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -37,6 +38,16 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             raise
         render.err("rr: interrupted")
         raise typer.Exit(130) from None
+    except OSError as exc:
+        # a name over the file-system limit (255 bytes a name, 4095 a path) can come from any
+        # argument that becomes a path: one line naming it, not a traceback
+        if STATE["debug"] or exc.errno != errno.ENAMETOOLONG:
+            raise
+        name = str(exc.filename or "")
+        shown = name if len(name) <= 80 else name[:60] + "..." + name[-12:]
+        render.error(f"a file name is too long for the file system: {shown}",
+                     "names can be at most 255 bytes, paths 4095")
+        raise typer.Exit(1) from None
 
 
 def usage_error(message: str, hint: str | None = None) -> NoReturn:

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -47,8 +48,33 @@ def out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+def json_text(obj: Any) -> str:
+    """One JSON text that any JSON parser reads: a non-finite number (``Infinity``, ``NaN``,
+    which ``json.dumps`` writes though JSON has no such values) becomes ``null``; bytes that
+    are not UTF-8 (surrogate escapes) are written as ``\\u`` escapes, never raw."""
+    try:
+        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a file name that is not UTF-8: escaped (\udcff), so that
+        text = json.dumps(_finite(obj), allow_nan=False)  # the output stays UTF-8 JSON
+    return text
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def json_line(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(obj) + "\n")
 
 
 def announce(command: str) -> None:
@@ -196,7 +222,7 @@ def render_table(table: Table, fmt: str = "table") -> str:
     """A table as aligned text (``table``), ``csv``, ``md`` or ``json`` (one object per row)."""
     columns, rows = table.columns, table.rows
     if fmt == "json":
-        return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + ("\n" if rows else "")
+        return "\n".join(json_text(r) for r in rows) + ("\n" if rows else "")
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")

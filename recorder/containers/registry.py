@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import string
 import sys
 import tarfile
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from .. import config as cfgkeys
-from .. import gitrepo, proc, subdatasets
+from .. import annex, gitrepo, proc, subdatasets
 from ..dataset import DATALAD_CONFIG, Dataset
 from ..errors import PlaceholderError, RecorderError, UsageError
 from ..save import save
@@ -393,8 +394,12 @@ def _guess_cmdexec(full: Path) -> str:
 def prepare_rerun(ds: Dataset, spec: RunSpec, rr_info: dict[str, Any]) -> RunSpec:
     """Before replaying a container run: the spec that notes when the image changed since
     the record."""
-    info = rr_info.get("container") or {}
-    image = info.get("image")
+    info = rr_info.get("container")
+    # a record may name its container by a string only (no image to check), or hold some
+    # other type a validated record never has: nothing to prepare either way
+    if not isinstance(info, dict) or not isinstance(info.get("image"), str):
+        return spec
+    image = info["image"]
     if not image:
         return spec
     _ensure_recorded_image_inside(ds, image)
@@ -407,7 +412,7 @@ def refresh_digest(ds: Dataset, spec: RunSpec) -> RunSpec:
     """After the image content was fetched: the spec with the digest recorded and a change
     noted."""
     info = spec.rr_info.get("container")
-    if not info or not spec.digest_pending:
+    if not isinstance(info, dict) or not spec.digest_pending:
         return spec
     _ensure_recorded_image_inside(ds, info["image"])
     current = image_digest(ds.root / info["image"])
@@ -474,13 +479,17 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
             raise UsageError(f"unsupported image URL or missing file: {url}",
                              hint="use dhub://IMAGE or docker://IMAGE (local Docker engine), "
                                   "podman://IMAGE, shub://, oras://, library:// or a .sif path")
+        _ensure_plain_files(local_source)  # before anything opens it
+    # the location is checked as a config value: a refused one names its key
     rel_image = image or (existing.image if existing and not url else
-                          f"{ds.config.get(cfgkeys.CONTAINERS_LOCATION) or DEFAULT_LOCATION}"
+                          f"{ds.config_path(cfgkeys.CONTAINERS_LOCATION, DEFAULT_LOCATION)}"
                           f"/{name}/image")
     full = Path(os.path.normpath(ds.root / rel_image))
     rel_image = ds.relpath(full)
     if not url and not full.exists() and not full.is_symlink():
         raise UsageError(f"no image at {rel_image}", hint="give --url to obtain it")
+    if not url and full.exists():
+        _ensure_plain_files(full)
     runtime = _runtime_for(url, scheme, local_source)
     # everything checked: now change the dataset, and put it back on any failure
     config_file = ds.root / DATALAD_CONFIG
@@ -511,6 +520,7 @@ def add(ds: Dataset, name: str, *, url: str | None = None, image: str | None = N
         verb = "Update" if (update and url) else "Configure"
         result = save(ds, [rel_image, DATALAD_CONFIG], base=ds.root,
                       message=f"[DATALAD] {verb} containerized environment '{name}'")
+        _register_file_url(ds, rel_image, url, local_source)
     except BaseException:
         if config_before is not None:
             config_file.write_bytes(config_before)
@@ -562,6 +572,57 @@ def _local_source(url: str) -> Path:
                              f"{parsed.netloc!r}: {url}")
         return Path(unquote(parsed.path)).absolute()
     return Path(url).expanduser().absolute()
+
+
+def _register_file_url(ds: Dataset, rel_image: str, url: str | None,
+                       local_source: Path | None) -> None:
+    """A ``file://`` image file is registered with git-annex under its URL, as DataLad's
+    containers-add does: a clone can get the image from it (a directory image, or one kept
+    in git, has no key to register)."""
+    if not url or not url.startswith("file:") or local_source is None or \
+            not local_source.is_file() or not ds.is_annex:
+        return
+    key = annex.lookupkey(ds.root, rel_image)
+    if key:
+        annex.registerurls(ds.root, [(key, url if url.startswith("file://")
+                                      else local_source.as_uri())])
+
+
+def _ensure_plain_files(source: Path) -> None:
+    """A local image is a regular file or a directory of them: a FIFO would block rr
+    forever, a device (``/dev/zero``) never end, a socket not open; refused before any of
+    them is opened, also when a symlink (or a directory's entry) leads to one."""
+    def special(path: str) -> str | None:
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:
+            return f"unreadable ({exc.strerror})"
+        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+            return None
+        return ("a FIFO" if stat.S_ISFIFO(mode) else "a character device" if stat.S_ISCHR(mode)
+                else "a block device" if stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+
+    problem = special(str(source))
+    bad = str(source)
+    if problem is None and source.is_dir():
+        seen: set[tuple[int, int]] = set()
+        for dirpath, dirs, files in os.walk(source, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen:
+                problem, bad = "a directory that contains itself (a symlink loop)", dirpath
+                break
+            seen.add((st.st_dev, st.st_ino))
+            for name in files + dirs:
+                problem = special(os.path.join(dirpath, name))
+                if problem is not None:
+                    bad = os.path.join(dirpath, name)
+                    break
+            if problem is not None:
+                break
+    if problem is not None:
+        raise UsageError(f"the image {bad} is {problem}, not a regular file",
+                         hint="give the path of an image file (or of a directory of files)")
 
 
 def _docker_archive(source: Path) -> bool:

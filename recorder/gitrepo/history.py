@@ -96,6 +96,42 @@ def unpushed_commits(root: PathLike) -> list[str]:
                            "--branches", "--not", "--remotes"], root)
 
 
+def commits_only_here(root: PathLike) -> list[str]:
+    """Commits that are lost with this repository: those of HEAD, the local branches (not
+    git-annex's own), the tags and the stash that no sibling has *now*.  What a sibling has
+    is asked of it (``git ls-remote``): a remote-tracking ref is only what it had when last
+    fetched, and a sibling that no longer answers proves nothing."""
+    if head_sha(root) is None:
+        return []
+    have: list[str] = []
+    for name in _remote_names(root):
+        done = run(["ls-remote", "--heads", "--tags", "--", name], root, check=False)
+        if done.returncode != 0:
+            continue
+        for line in done.stdout.decode("utf-8", "replace").splitlines():
+            sha = line.split("\t", 1)[0].strip()
+            if len(sha) in (40, 64) and all(c in "0123456789abcdef" for c in sha):
+                have.append(sha)
+    stash = call_git_optional(["log", "-g", "--format=%H", "refs/stash"], root) or ""
+    starts = ["HEAD", "--exclude=git-annex", "--exclude=synced/*", "--branches", "--tags",
+              *stash.split()]
+    out = run(["rev-list", "--ignore-missing", *starts, "--not", *sorted(set(have))], root,
+              check=False)
+    return out.stdout.decode("utf-8", "replace").split()
+
+
+def _remote_names(root: PathLike) -> list[str]:
+    return call_git_lines(["remote"], root)
+
+
+def ignored_paths(root: PathLike) -> list[str]:
+    """Ignored files in the worktree (a directory of them as ``dir/``): never saved, they
+    exist only here."""
+    out = call_git_optional(["ls-files", "-z", "--others", "--ignored", "--exclude-standard",
+                             "--directory"], root) or ""
+    return [p for p in out.split("\0") if p]
+
+
 # --- notes ------------------------------------------------------------------------------
 
 NOTES_REF = "rr"  # durations of runs

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from ._runner import (PathLike, call_git, call_git_paths, call_git_z, call_git_z_paths, git_dir,
-                      run)
+from ._runner import (LITERAL_PATHSPECS, PathLike, call_git, call_git_paths, call_git_z,
+                      call_git_z_paths, git_dir, run)
 from .refs import head_sha
 
 
@@ -184,7 +184,7 @@ def forget(root: PathLike, paths: Sequence[str]) -> None:
 def unstage(root: PathLike, paths: Sequence[str]) -> None:
     """Reset the index entries of ``paths`` to HEAD's (``git reset -- PATHS``)."""
     if paths:
-        call_git(["reset", "-q", "--", *paths], root)
+        call_git(["reset", "-q", "--", *paths], root, env=LITERAL_PATHSPECS)
 
 
 # --- checkout and reset -----------------------------------------------------------------

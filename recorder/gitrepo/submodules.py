@@ -78,6 +78,12 @@ def _bad_submodule_path(root: PathLike, path: str) -> str | None:
         return f"the path leads outside the dataset through a symlink (-> {real})"
     if any(p.lower() == ".git" for p in rel.split("/")):
         return "the path leads into .git through a symlink"
+    if rel == ".":
+        return "the path resolves to the dataset itself through a symlink"
+    if rel != "/".join(parts):
+        # git keeps no submodule behind a symlink; one leading to an ancestor (lnk -> ..)
+        # would make every recursive command descend lnk/lnk/... for ever
+        return f"the path goes through a symlink (-> {rel})"
     return None
 
 
