@@ -26,25 +26,10 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     """
     if plain and head and only is None and _no_commit_hooks(root, hooks_path):
         return _commit_plumbing(root, message, head)
-    msg_path = Path(git_dir(root)) / "RR_COMMIT_MSG"
-    msg_path.write_text(message, encoding="utf-8")
-    args = ["commit", "-q", "--no-edit", "-F", str(msg_path)]
-    if _only_annex_precommit_hook(root, hooks_path):
-        # git-annex's own pre-commit hook fixes up files staged behind its back; rr stages
-        # through git-annex, so the hook (a git-annex process walking the tree) is skipped
-        args.append("--no-verify")
-    if allow_empty:
-        args.append("--allow-empty")
-    try:
-        if only is not None:
-            call_git_paths([*args, "--only"], root, only)
-        else:
-            call_git(args, root)
-    finally:
-        msg_path.unlink(missing_ok=True)
-    sha = head_sha(root)
-    assert sha is not None
-    return sha
+    extra = ["--allow-empty"] if allow_empty else []
+    if only is not None:
+        return _git_commit(root, message, [*extra, "--only"], hooks_path, only)
+    return _git_commit(root, message, extra, hooks_path)
 
 
 def commit_amend(root: PathLike, message: str, *,
@@ -52,14 +37,27 @@ def commit_amend(root: PathLike, message: str, *,
     """Replace HEAD's commit by one with the index and ``message`` (``git commit --amend``:
     same parents and author); the new sha.  rr's duration note moves with it (git's
     notes.rewriteRef); a verification verdict does not (it was about the old commit)."""
+    return _git_commit(root, message, ["--amend", "--allow-empty"], hooks_path,
+                       config=["-c", "notes.rewriteRef=refs/notes/rr"])
+
+
+def _git_commit(root: PathLike, message: str, extra: list[str],
+                hooks_path: str | None | bool, paths: Sequence[str] | None = None,
+                config: Sequence[str] = ()) -> str:
+    """``git commit`` with ``message`` from a file (git's whitespace clean-up, as ``-F``);
+    the new HEAD."""
     msg_path = Path(git_dir(root)) / "RR_COMMIT_MSG"
     msg_path.write_text(message, encoding="utf-8")
-    args = ["-c", "notes.rewriteRef=refs/notes/rr", "commit", "-q", "--amend",
-            "--allow-empty", "--no-edit", "-F", str(msg_path)]
+    args = [*config, "commit", "-q", "--no-edit", "-F", str(msg_path), *extra]
     if _only_annex_precommit_hook(root, hooks_path):
-        args.append("--no-verify")  # rr stages through git-annex: see commit()
+        # git-annex's own pre-commit hook fixes up files staged behind its back; rr stages
+        # through git-annex, so the hook (a git-annex process walking the tree) is skipped
+        args.append("--no-verify")
     try:
-        call_git(args, root)
+        if paths is not None:
+            call_git_paths(args, root, paths)
+        else:
+            call_git(args, root)
     finally:
         msg_path.unlink(missing_ok=True)
     sha = head_sha(root)
