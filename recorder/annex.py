@@ -53,19 +53,25 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
         argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
                 "--json-error-messages", "--", *chunk]
         result = proc.capture(argv, cwd=root, check=False)
-        for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    records.append(json.loads(line))
-                except ValueError:
-                    continue
+        records += _json_records(result.stdout)
         if check and result.returncode != 0:
             failed = [r for r in records if not r.get("success", True)]
             if failed:
                 raise AnnexError(args[0], failed)
             raise CommandError(argv[:3], result.returncode,
                                result.stderr.decode("utf-8", "replace"))
+    return records
+
+
+def _json_records(out: bytes) -> list[dict]:
+    """git-annex's ``--json`` records, one per line (other lines passed over)."""
+    records = []
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        if line.strip().startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
     return records
 
 
@@ -88,13 +94,7 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
             "--json-error-messages", "--batch", "-z"]
     result = proc.capture(argv, cwd=root, check=False,
                           input=b"".join(os.fsencode(p) + b"\0" for p in paths))
-    records = []
-    for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
-        if line.strip().startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+    records = _json_records(result.stdout)
     failed = [r for r in records if not r.get("success", True)]
     if check and failed:
         raise AnnexError(args[0], failed)
@@ -432,13 +432,7 @@ def drop_keys(root: str | os.PathLike[str], keys: Sequence[str],
             *(["--force"] if force else _semitrust_args(root))]
     result = proc.capture(argv, cwd=root, input="".join(f"{k}\n" for k in keys).encode(),
                           check=False)
-    records = []
-    for line in result.stdout.decode("utf-8", "surrogateescape").splitlines():
-        if line.strip().startswith("{"):
-            try:
-                records.append(json.loads(line))
-            except ValueError:
-                continue
+    records = _json_records(result.stdout)
     return records
 
 
