@@ -144,7 +144,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
     if result.status == "dry-run" and dry_run == DryRun.command:
         render.out(result.command)
     elif result.status == "dry-run":
-        render.dry_run(result, os.getcwd())
+        render.dry_run(result, os.getcwd(), verbose=verbose)
     elif result.status == "notneeded":
         render.info("rr: the command changed nothing; no commit made")
     else:
