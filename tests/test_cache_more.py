@@ -54,3 +54,36 @@ def test_dry_run_says_whether_the_cache_would_restore(counted):
     assert "would execute (-v says why" in run(ds, cmd, "--dry-run").stdout
     assert "would execute: --no-cache" in run(ds, cmd, "--dry-run", "--no-cache", "-v").stdout
     assert runs(marker) == 1
+
+
+@pytest.mark.slow
+def test_array_jobs_say_why_the_cache_missed_with_minus_v(ds, tmp_path):
+    marker = tmp_path / "marker"
+    (ds / "raw").mkdir()
+    for s in ("01", "02"):
+        (ds / "raw" / f"{s}.txt").write_text(f"subject {s}\n")
+    table = tmp_path / "rows.csv"
+    table.write_text("s\n01\n02\n")
+    rr("save", "-m", "raw", cwd=ds)
+    cmd = f"mkdir -p out; cat {{inputs}} > {{outputs}}; echo {{s}} >> {marker}"
+    args = ("--array", str(table), "-i", "raw/{s}.txt", "-o", "out/{s}.txt", cmd)
+    proc = rr("run", "-v", *args, cwd=ds)
+    assert "rr: note: job 0 (s=01): cache miss: no earlier run of this command" in proc.stderr
+    assert "job 1 (s=02): cache miss" in proc.stderr
+    (ds / "raw" / "02.txt").unlink()
+    (ds / "raw" / "02.txt").write_text("subject 02, again\n")
+    rr("save", "-m", "raw 02 changed", cwd=ds)
+    quiet = rr("run", *args, cwd=ds)
+    assert "cache miss" not in quiet.stderr and "restored from cache" not in quiet.stderr
+    assert marker.read_text().split() == ["01", "02", "02"]
+    (ds / "raw" / "02.txt").unlink()
+    (ds / "raw" / "02.txt").write_text("subject 02, once more\n")
+    rr("save", "-m", "raw 02 changed again", cwd=ds)
+    proc = rr("run", "-v", *args, cwd=ds)
+    assert "job 0 (s=01): restored from cache" in proc.stderr
+    assert "job 1 (s=02): cache miss: since" in proc.stderr
+    assert "input raw/02.txt changed" in proc.stderr
+    assert marker.read_text().split() == ["01", "02", "02", "02"]
+    got = [json.loads(line) for line in rr("run", "--no-cache", "--json", *args, cwd=ds)
+           .stdout.splitlines()]
+    assert all("cache" not in r for r in got)  # --no-cache: the cache says nothing
