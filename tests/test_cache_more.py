@@ -87,3 +87,25 @@ def test_array_jobs_say_why_the_cache_missed_with_minus_v(ds, tmp_path):
     got = [json.loads(line) for line in rr("run", "--no-cache", "--json", *args, cwd=ds)
            .stdout.splitlines()]
     assert all("cache" not in r for r in got)  # --no-cache: the cache says nothing
+
+
+@pytest.mark.slow
+def test_stale_names_an_output_it_cannot_judge(ds):
+    (ds / "in.txt").write_text("one\n")
+    rr("save", "-m", "input", cwd=ds)
+    rr("run", "-o", "gen.txt", "echo hi > gen.txt", cwd=ds)
+    gen = git("rev-parse", "HEAD", cwd=ds).strip()
+    rr("run", "-i", "in.txt", "-o", "n.txt", "wc -l in.txt > n.txt", cwd=ds)
+    # not named: left out as before; named: said
+    assert rr("status", "--stale", cwd=ds).stdout == "no stale outputs\n"
+    lines = rr("status", "--stale", "gen.txt", "n.txt", cwd=ds).stdout.splitlines()
+    assert lines == [f"gen.txt: cannot tell: its run {gen[:7]} is not cacheable: it declares "
+                     "no inputs (declare them with -i, or the code it reads with "
+                     "rr.run.cache-code)"]
+    got = json.loads(rr("status", "--stale", "--json", "gen.txt", cwd=ds).stdout)
+    assert got["state"] == "unknown" and got["commit"] == gen and "no inputs" in got["why"]
+    # a path named through its directory, from a subdirectory
+    (ds / "sub").mkdir()
+    rr("run", "-o", "sub/x.txt", "echo x > sub/x.txt", cwd=ds)
+    out = rr("status", "--stale", ".", cwd=ds / "sub").stdout
+    assert out.startswith("sub/x.txt: cannot tell: its run ")
