@@ -109,3 +109,35 @@ def test_stale_names_an_output_it_cannot_judge(ds):
     rr("run", "-o", "sub/x.txt", "echo x > sub/x.txt", cwd=ds)
     out = rr("status", "--stale", ".", cwd=ds / "sub").stdout
     assert out.startswith("sub/x.txt: cannot tell: its run ")
+
+
+def rr_field(ds: Path, rev: str = "HEAD") -> dict:
+    from recorder import record as records
+
+    parsed = records.parse_message(git("log", "-1", "--format=%B", rev, cwd=ds))
+    assert parsed is not None and parsed.record is not None
+    return parsed.record.get("rr") or {}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_replay_records_the_variables_and_machine_of_its_own_run(ds, jobs):
+    rr("run", "--env-record", "SEED", "-o", "a.txt", "echo $SEED > a.txt", cwd=ds,
+       env={"SEED": "1"})
+    rr("run", "--env-record", "SEED", "-o", "b.txt", "echo $SEED > b.txt", cwd=ds,
+       env={"SEED": "1"})
+    # the records say they ran elsewhere (another OS, a GPU): a replay keeps none of that
+    message = git("log", "-1", "--format=%B", cwd=ds)
+    forged = message.replace('"arch": ', '"gpu": [{"name": "X", "driver": "1"}], "arch": ')
+    forged = forged.replace('"os": "', '"os": "Plan9 ')
+    assert forged != message
+    git("commit", "-q", "--amend", "-m", forged, cwd=ds)
+    assert rr_field(ds)["env"]["os"].startswith("Plan9")
+    git("config", "rr.run.env-record", "EXTRA", cwd=ds)
+    rr("rerun", "-J", jobs, "--since=HEAD~2", cwd=ds, env={"SEED": "2", "EXTRA": "x"})
+    for rev in ("HEAD", "HEAD~1"):
+        info = rr_field(ds, rev)
+        assert info["env"]["vars"] == {"SEED": "2", "EXTRA": "x"}
+        assert not info["env"]["os"].startswith("Plan9") and "gpu" not in info["env"]
+        assert "resources" in info
+    assert (ds / "a.txt").read_text() == "2\n" and (ds / "b.txt").read_text() == "2\n"
