@@ -127,7 +127,9 @@ def run(cmd: str | Sequence[str], *, dataset: PathArg = None, message: str | Non
     dataset (None: as ``rr.run.log`` says).
     ``cache=False`` (``--no-cache``) executes even when an earlier run with the same key
     could be restored from history (recorder/cache.py); ``verbose``: ``on_event`` also gets
-    a NOTE saying why the run-cache missed (``fields["cache"] == "miss"``).
+    a NOTE saying why the run-cache missed (``fields["cache"] == "miss"``).  A ``dry_run``
+    result says what the run-cache would do: ``cache`` (``cached_from``: the commit it would
+    be restored from, or None; ``reasons``: why not).
     ``on_event`` (``results.Event``) gets an ANNOUNCE of the expanded command before it
     starts.  Returns a ``results.Result`` (``commit``, ``record``, ``exit_code``, ``saved``,
     ... by name; ``--json`` is its ``to_dict()``).
@@ -740,7 +742,10 @@ def run_array(cmd: str | Sequence[str] = (), *, dataset: PathArg = None,
     one) and write its history.  Yields one ``Result`` per job and one for the history.
     Each row is a unit of the run-cache: a row run before is restored, not executed
     (``cache=False``, ``--no-cache``: every row executes).
-    ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events."""
+    ``on_event`` gets an ANNOUNCE of the jobs before they start, then JOB events, and after
+    each job what the run-cache said in it (restored from, or why it missed) as NOTE events
+    marked ``verbose`` (``fields["cache"] == "job"``, ``index``); a job's result has the same
+    lines in ``cache``."""
     from . import array as _array
     from . import engine
     from . import run as _run

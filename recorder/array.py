@@ -32,7 +32,8 @@ from .dataset import Dataset
 from .errors import Interrupted, PlaceholderError, RecorderError, UsageError
 from .jobs import JobOutcome, JobStatus, JobTask
 from .placeholders import BUILTIN, field_names
-from .results import ERROR, NOTNEEDED, OK, Event, OnEvent, Result, announce, emit, job_event
+from .results import (ERROR, NOTNEEDED, OK, Event, EventKind, OnEvent, Result, announce, emit,
+                      job_event)
 
 # placeholders rr fills in itself: run's, and those of container call formats
 RESERVED = frozenset((*BUILTIN, "extra_inputs", "python", "img", "cmd", "img_dspath",
@@ -532,6 +533,7 @@ def _execute(ds: Dataset, state: jobs.JobsState, target: engine.Target,
     interrupted = False
     try:
         for pos, outcome in jobs.run_all(tasks, target, on_event=event):
+            _cache_notes(on_event, by_index[tasks[pos].index], outcome)
             yield _record_outcome(ds, array_id, by_index[tasks[pos].index], outcome)
     except KeyboardInterrupt:
         interrupted = True
@@ -548,6 +550,17 @@ def _execute(ds: Dataset, state: jobs.JobsState, target: engine.Target,
     yield from finish(ds, state)
 
 
+def _cache_notes(on_event: OnEvent | None, j: jobs.JobState,
+                 outcome: JobOutcome | BaseException) -> None:
+    """What the run-cache said in a job (restored from, or why it missed), as NOTE events
+    marked ``verbose`` (shown with -v): jobs have no ``on_event`` of their own."""
+    if on_event is None or not isinstance(outcome, JobOutcome):
+        return
+    for text in outcome.cache:
+        emit(on_event, Event(EventKind.NOTE, f"job {j['index']} ({show_params(j['params'])}): "
+                             f"{text}", {"verbose": True, "cache": "job", "index": j["index"]}))
+
+
 def _record_outcome(ds: Dataset, array_id: str, j: jobs.JobState,
                     outcome: JobOutcome | BaseException) -> Result:
     params = show_params(j["params"])
@@ -559,6 +572,8 @@ def _record_outcome(ds: Dataset, array_id: str, j: jobs.JobState,
         return Result("run", f"job {j['index']}", ERROR, message=f"{params}: {j['error']}",
                       extra=extra)
     extra["duration"] = round(outcome.duration, 3)
+    if outcome.cache:
+        extra["cache"] = list(outcome.cache)
     if outcome.status == JobStatus.OK:
         assert outcome.commit is not None
         jobs.keep(ds, array_id, j["index"], outcome.commit)

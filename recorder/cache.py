@@ -62,7 +62,7 @@ from .dataset import Dataset
 from .errors import RecorderError, RecordError
 from .results import Event, EventKind, OnEvent, emit
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: the outputs of uncacheable runs too (rr status --stale names them)
 INDEX_DIR = "rr-cache"
 INDEX_FILE = "index.json"
 _SMALL = 1024  # annex symlinks and pointer files are smaller; bigger blobs are not read
@@ -207,6 +207,7 @@ def _build(ds: Dataset, tips: list[str], known: dict[str, Entry], code: list[str
         record_dir = ""
     fresh: dict[str, Entry] = {}
     pending: list[tuple[str, str, dict[str, Any]]] = []  # (commit, parent, record)
+    refused: list[str] = []  # single-parent run commits that are not cacheable
     for e in log:
         if e.sha in known:
             continue
@@ -221,9 +222,13 @@ def _build(ds: Dataset, tips: list[str], known: dict[str, Entry], code: list[str
         why = _record_problem(rec, len(e.parents))
         if why:
             fresh[e.sha] = _uncacheable(e.sha, why, rec)
+            if len(e.parents) == 1:
+                refused.append(e.sha)
             continue
         pending.append((e.sha, e.parents[0], rec))
-    changes = gitrepo.diff_tree_commits(ds.root, [c for c, _, _ in pending])
+    changes = gitrepo.diff_tree_commits(ds.root, [c for c, _, _ in pending] + refused)
+    for commit in refused:  # what they wrote: rr status --stale says it cannot tell
+        fresh[commit]["outputs"] = _outputs(changes.get(commit, []), {}, record_dir)
     requests: dict[str, list[str]] = {}
     for commit, parent, rec in pending:
         requests[commit] = [f"{parent}:{p}" for p in _wanted(rec, code)]
@@ -234,6 +239,21 @@ def _build(ds: Dataset, tips: list[str], known: dict[str, Entry], code: list[str
         fresh[commit] = _entry(commit, parent, rec, code, ids, changes.get(commit, []),
                                record_dir)
     return [known.get(e.sha) or fresh[e.sha] for e in log if e.sha in known or e.sha in fresh]
+
+
+def _outputs(changes: Sequence[tuple[str, str, str]], ids: Mapping[str, str | None],
+             record_dir: str) -> list[list[str | None]]:
+    """A run commit's outputs as an entry keeps them: [path, mode, blob, annex key or None]
+    of what it changed (a sidecar record and subdatasets left out)."""
+    side = record_dir.strip("/") + "/" if record_dir else None
+    outputs: list[list[str | None]] = []
+    for mode, blob, path in changes:
+        if (side and path.startswith(side)) or mode == "160000":
+            continue  # a sidecar record: the new run writes its own
+        got = ids.get(blob) if mode != "000000" else None
+        key = got[6:] if got and got.startswith("annex:") else None
+        outputs.append([path, mode, blob, key])
+    return outputs
 
 
 def _uncacheable(commit: str, why: str, rec: dict[str, Any] | None = None) -> Entry:
@@ -512,16 +532,9 @@ def _entry(commit: str, parent: str, rec: dict[str, Any], code: Sequence[str],
     parts, why = _parts(rec, parent, code, ids)
     if any(mode == "160000" for mode, _, _ in changes):
         parts, why = None, "it changed a subdataset"
+    outputs = _outputs(changes, ids, record_dir)
     if parts is None:
-        return _uncacheable(commit, why, rec)
-    side = record_dir.strip("/") + "/" if record_dir else None
-    outputs = []
-    for mode, blob, path in changes:
-        if side and path.startswith(side):
-            continue  # a sidecar record: the new run writes its own
-        got = ids.get(blob) if mode != "000000" else None
-        key = got[6:] if got and got.startswith("annex:") else None
-        outputs.append([path, mode, blob, key])
+        return dict(_uncacheable(commit, why, rec), outputs=outputs)
     changed = {o[0] for o in outputs}
     implicit = {t: ids[f"{parent}:{t}"] for t in _tokens(rec)
                 if t not in changed and ids.get(f"{parent}:{t}") and t not in code}

@@ -44,7 +44,7 @@ from .dataset import Dataset
 from .engine import JobStatus, Target
 from .errors import Interrupted, RecorderError
 from .lock import dataset_lock, deferred_signals
-from .results import OnEvent
+from .results import Event, EventKind, OnEvent
 from .run import RunSpec
 
 STATE_DIR = "rr-arrays"
@@ -131,6 +131,7 @@ class JobOutcome:
     error: str = ""  # of a failed job: the kind of error (CommandFailedError, ...)
     notes: tuple[str, ...] = ()
     command_exit: int | None = None  # of a job that ran to the end: the command's exit code
+    cache: tuple[str, ...] = ()  # what the run-cache said: restored from, or why it missed
 
 
 # the worktree dir of a set of jobs -> this process's reusable worktree (its config read once)
@@ -173,7 +174,9 @@ def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
             call = registry.wrap_spec(ds, spec, opts.get("container") or None,
                                       gpus=opts.get("gpus", False))
             spec = runop.with_container(spec, call)
-    return dataclasses.replace(spec, job=True, env=dict(spec.env, **JOB_ENV))
+    # why the cache missed is collected always (cheap): the driver shows it with -v
+    return dataclasses.replace(spec, job=True, env=dict(spec.env, **JOB_ENV),
+                               cache_verbose=True)
 
 
 def run_job(task: JobTask) -> JobOutcome:
@@ -183,9 +186,16 @@ def run_job(task: JobTask) -> JobOutcome:
     ds = _slot(task)
     wt = str(ds.root)
     started = time.monotonic()
+    said: list[str] = []  # the run-cache's notes (jobs have no on_event: the driver shows them)
+
+    def collect(event: Event) -> None:
+        if event.kind is EventKind.NOTE and ("cache" in event.fields or
+                                             "cached_from" in event.fields):
+            said.append(event.text)
+
     try:
         with proc.tool_env_overlay(JOB_ENV):
-            result = runop.execute(ds, _job_spec(ds, task))
+            result = runop.execute(ds, _job_spec(ds, task), on_event=collect)
     except Interrupted as exc:
         if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt from None
@@ -196,11 +206,12 @@ def run_job(task: JobTask) -> JobOutcome:
     except RecorderError as exc:
         return JobOutcome(task.index, JobStatus.FAILED, None, exc.message, exc.hint or "", wt,
                           time.monotonic() - started, exit_code=exc.exit_code,
-                          error=type(exc).__name__)
+                          error=type(exc).__name__, cache=tuple(said))
     _SLOTS[task.wtdir] = ds
     return JobOutcome(task.index, JobStatus(result.status), result.commit, "", "", wt,
                       result.duration, notes=tuple(result.notes),
-                      command_exit=result.extra.get("exit") if result.extra else None)
+                      command_exit=result.extra.get("exit") if result.extra else None,
+                      cache=tuple(said))
 
 
 def run_all(tasks: Sequence[JobTask], target: Target = engine.SERIAL,

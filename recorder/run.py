@@ -334,8 +334,31 @@ def dry_run(ds: Dataset, spec: RunSpec) -> Result:
     command = expand(spec.cmd, command_values(ds, spec, p.in_hits, p.out_hits,
                                               "{tmpdir}"))
     rec = build_record(ds, spec, 0, p.in_hits, p.out_hits)
-    return run_result(Status.DRY_RUN, None, rec, command, 0, _record_pwd(ds, spec.pwd),
-                      p.in_hits, p.out_hits)
+    result = run_result(Status.DRY_RUN, None, rec, command, 0, _record_pwd(ds, spec.pwd),
+                        p.in_hits, p.out_hits)
+    return result._replace(extra={**(result.extra or {}), "cache": _dry_run_cache(ds, spec, p)})
+
+
+def _dry_run_cache(ds: Dataset, spec: RunSpec, p: Plan) -> dict[str, Any]:
+    """What the run-cache would do for the run: ``cached_from`` (the commit it would be
+    restored from, or None) and ``reasons`` (why not: off, not cacheable, what changed)."""
+    if not spec.cache:
+        return {"cached_from": None, "reasons": ["--no-cache"]}
+    if not cache.enabled(ds):
+        return {"cached_from": None, "reasons": ["the run-cache is off (rr.run.cache)"]}
+    if spec.digest_pending:  # the image digest is part of the key (its content may be absent)
+        # containers only when a container runs (start-up of rr run)
+        from .containers.registry import refresh_digest  # noqa: PLC0415
+
+        try:
+            spec = refresh_digest(ds, spec)
+        except RecorderError as exc:
+            return {"cached_from": None, "reasons": [exc.message]}
+    _, found = _ask_cache(ds, spec, p)
+    if found is None:
+        return {"cached_from": None, "reasons": []}
+    return {"cached_from": found.hit["commit"] if found.hit else None,
+            "reasons": list(found.reasons)}
 
 
 def build_record(ds: Dataset, spec: RunSpec, exit_code: int, in_hits: Sequence[str],

@@ -88,8 +88,9 @@ def stale(ds: Dataset, paths: Sequence[str] = ()) -> Iterator[Result]:
     a file the command names or the container image changed since that commit's parent.  One
     ``Result`` per stale file (``state`` 'stale'): ``commit``, ``changes``, ``update`` (the
     command that brings it up to date).  ``paths`` (dataset-relative) limit the files.
-    Records that are not cacheable (no declared inputs or code) cannot be judged and are
-    left out."""
+    Records that are not cacheable (no declared inputs or code) cannot be judged: their
+    outputs are left out, but for the files ``paths`` name, which get a ``Result`` with
+    ``state`` 'unknown' ("cannot tell: ...") and ``why``."""
     if ds.head() is None:
         return
     index = cache.load_index(ds)
@@ -104,11 +105,17 @@ def stale(ds: Dataset, paths: Sequence[str] = ()) -> Iterator[Result]:
     if wanted:
         owner = {p: v for p, v in owner.items()
                  if any(p == w or p.startswith(w + "/") for w in wanted)}
-    owner = {p: v for p, v in owner.items() if v[1] and v[0].get("parts")}
+    owner = {p: v for p, v in owner.items() if v[1] and (v[0].get("parts") or wanted)}
     if not owner:
         return
     head = gitrepo.tree_entries(ds.root, "HEAD", sorted(owner))
     current = {p: e for p, (e, blob) in owner.items() if head.get(p, ("", ""))[1] == blob}
+    for path in sorted(p for p, e in current.items() if not e.get("parts")):
+        entry = current.pop(path)  # a path the user named, whose run cannot be judged
+        yield Result("stale", path, Status.OK, state="unknown",
+                     message=f"{path}: cannot tell: its run {entry['commit'][:7]} is not "
+                             f"cacheable: {entry['why']}",
+                     extra={"commit": entry["commit"], "changes": [], "why": entry["why"]})
     entries = list({e["commit"]: e for e in current.values()}.values())
     now = cache.parts_now(ds, entries)
     for path in sorted(current):

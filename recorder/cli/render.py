@@ -252,7 +252,7 @@ def _cell(v: Any) -> str:
 # --- runs, replays, arrays ---------------------------------------------------------------
 
 
-def dry_run(result: Result, location: str) -> None:
+def dry_run(result: Result, location: str, verbose: bool = False) -> None:
     """DataLad's --dry-run=basic layout (location is the full path, path lists as lists)."""
     out("Dry run information")
     out(f" location: {location}")
@@ -263,6 +263,19 @@ def dry_run(result: Result, location: str) -> None:
     out(f" command:\n  {result.record['cmd']}")
     if result.command != result.record["cmd"]:
         out(f" expanded command:\n  {result.command}")
+    found = (result.extra or {}).get("cache")
+    if found:
+        out(f" run-cache:\n  {cache_line(found, verbose)}")
+
+
+def cache_line(found: dict, verbose: bool = False) -> str:
+    """What the run-cache would do for a dry run (``result.extra["cache"]``)."""
+    if found.get("cached_from"):
+        return f"would be restored from cache: {found['cached_from'][:7]}"
+    reasons = found.get("reasons") or []
+    if not verbose or not reasons:
+        return "would execute" + (" (-v says why the cache misses)" if reasons else "")
+    return "would execute: " + "; ".join(reasons)
 
 
 def step(result: Result) -> None:

@@ -119,7 +119,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
     if params or array is not None or continue_:
         _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                    sidecar, container, gpus, dataset, as_json, params, array, jobs,
-                   scheduler, continue_, env_record, log, no_cache)
+                   scheduler, continue_, env_record, log, no_cache, verbose)
         return
 
     # -J/--scheduler without an array: api.run checks them (one message, exit code 2)
@@ -144,7 +144,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
     if result.status == "dry-run" and dry_run == DryRun.command:
         render.out(result.command)
     elif result.status == "dry-run":
-        render.dry_run(result, os.getcwd())
+        render.dry_run(result, os.getcwd(), verbose=verbose)
     elif result.status == "notneeded":
         render.info("rr: the command changed nothing; no commit made")
     else:
@@ -155,7 +155,7 @@ def _run(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
 
 def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dry_run,
                sidecar, container, gpus, dataset, as_json, params, array, jobs, scheduler,
-               continue_, env_record=(), log=None, no_cache=False) -> None:
+               continue_, env_record=(), log=None, no_cache=False, verbose=False) -> None:
     from .. import api  # noqa: PLC0415  start-up time
 
     progress = render.Progress()
@@ -176,7 +176,7 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
             array_id=words[0] if continue_ and words else None, cwd=os.getcwd(),
             env_record=env_record, log=log,
             cache=not no_cache,
-            on_event=render.event_handler(as_json, progress=progress))
+            on_event=render.event_handler(as_json, progress=progress, verbose=verbose))
         return render.render_results(progress.around(results), as_json, line=render.array_line)
 
     exit_if(call(go))
