@@ -47,15 +47,24 @@ class MetricsRow:
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
+    _flatten_into(out, obj, prefix)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], obj: Any, prefix: str) -> None:
+    """flatten's walk, into one dict (a key seen twice keeps its first place, the last
+    value)."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
+            if isinstance(v, (dict, list)):
+                _flatten_into(out, v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
     elif isinstance(obj, list) and prefix:
         for i, v in enumerate(obj):
-            out.update(flatten(v, f"{prefix}{i}."))
+            _flatten_into(out, v, f"{prefix}{i}.")
     else:
         out[prefix[:-1] if prefix else "value"] = obj
-    return out
 
 
 def parse(name: str, data: bytes) -> dict[str, Any]:

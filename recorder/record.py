@@ -173,6 +173,7 @@ def load_record(text: str, root: Path, record_dir: str,
 MAX_COMMAND_BYTES = 128 * 1024 - 1
 MAX_PATH_BYTES = 4095
 MAX_NAME_BYTES = 255
+_SHORT_PATH = MAX_NAME_BYTES // 4  # characters that cannot make a name over MAX_NAME_BYTES
 _SIDECAR_ID_RE = re.compile(r"[0-9a-fA-F]{1,128}")
 _PATH_FIELDS = ("inputs", "outputs", "extra_inputs")
 
@@ -205,6 +206,8 @@ def path_problem(value: str) -> str | None:
     of Linux file systems), or None."""
     if "\0" in value:
         return "holds a NUL character"
+    if len(value) <= _SHORT_PATH:  # at most 4 bytes a character: within every limit
+        return None
     raw = value.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PATH_BYTES:
         return f"is a path of {len(raw)} bytes (at most {MAX_PATH_BYTES})"
@@ -235,7 +238,9 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
         raise RecordError("looks like a run commit but the record has no command ('cmd')")
     if not isinstance(record["cmd"], str):
         raise wrong("cmd", "a string")
-    size = len(record["cmd"].encode("utf-8", "surrogateescape"))
+    # at most 4 bytes a character: a short command needs no encoding to know its size
+    size = len(record["cmd"]) if len(record["cmd"]) * 4 <= MAX_COMMAND_BYTES else \
+        len(record["cmd"].encode("utf-8", "surrogateescape"))
     if size > MAX_COMMAND_BYTES:
         raise RecordError(f"field 'cmd' is {size} bytes long; a command can be at most "
                           f"{MAX_COMMAND_BYTES} bytes")
