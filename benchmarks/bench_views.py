@@ -1,0 +1,64 @@
+"""rr's history views against the floor, as ratios in one run (issue #22 items 3 and 4).
+
+    python benchmarks/bench_views.py [--commits 1000] [--rounds 7]
+
+For each of ``rr log``, ``rr rerun --report --since=``, ``rr metrics show -A`` over COMMITS
+run commits (each with a metrics file), and ``rr --help``: the median over paired rounds
+of rr's time against ``git log`` of the same commits (the git work) and against
+``python -c pass`` (the interpreter's start-up), each round timing all of them back to
+back, so that a loaded machine slows both sides alike.  Read the ratios, not the times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench_history import history
+from common import RR
+
+
+def _once(cmd: list[str], cwd: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commits", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=7)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="rr-bench-views-") as tmp:
+        ds = Path(tmp) / "hist"
+        history(ds, args.commits)
+        floors = {"git log": ["git", "log", "--format=%H%x00%P%x00%an%x00%aI%x00%B", "-z"],
+                  "python -c pass": [sys.executable, "-c", "pass"]}
+        cases = {"rr log": [RR, "log"],
+                 "rr rerun --report": [RR, "rerun", "--report", "--since="],
+                 "rr metrics show -A": [RR, "metrics", "show", "-A", "metrics.json"],
+                 "rr --help": [RR, "--help"]}
+        for cmd in (*floors.values(), *cases.values()):  # warm caches and bytecode
+            _once(cmd, ds)
+        times: dict[str, list[float]] = {k: [] for k in (*floors, *cases)}
+        for _ in range(args.rounds):
+            for name, cmd in (*floors.items(), *cases.items()):
+                times[name].append(_once(cmd, ds))
+        print(f"\n{args.commits} run commits, {args.rounds} paired rounds (medians)")
+        print(f"{'case':24} {'ms':>7} {'x git log':>10} {'x python -c pass':>17}")
+        for name in (*floors, *cases):
+            git_ratio = statistics.median(a / b for a, b in zip(times[name], times["git log"]))
+            py_ratio = statistics.median(a / b for a, b in zip(times[name],
+                                                                times["python -c pass"]))
+            print(f"{name:24} {1000 * statistics.median(times[name]):7.1f} "
+                  f"{git_ratio:9.2f}x {py_ratio:16.2f}x")
+
+
+if __name__ == "__main__":
+    main()
