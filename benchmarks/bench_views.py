@@ -7,11 +7,16 @@ run commits (each with a metrics file), and ``rr --help``: the median over paire
 of rr's time against ``git log`` of the same commits (the git work) and against
 ``python -c pass`` (the interpreter's start-up), each round timing all of them back to
 back, so that a loaded machine slows both sides alike.  Read the ratios, not the times.
+
+With ``--baseline DIR`` (a checkout of rr, e.g. a worktree of main), each rr case also runs
+with that checkout's ``recorder`` first on the import path, in the same rounds: before and
+after a change, side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -23,10 +28,10 @@ from bench_history import history
 from common import RR
 
 
-def _once(cmd: list[str], cwd: Path) -> float:
+def _once(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     t = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+                   stderr=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t
 
 
@@ -34,6 +39,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--baseline", help="a checkout of rr to time beside this one")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rr-bench-views-") as tmp:
         ds = Path(tmp) / "hist"
@@ -44,15 +50,21 @@ def main() -> None:
                  "rr rerun --report": [RR, "rerun", "--report", "--since="],
                  "rr metrics show -A": [RR, "metrics", "show", "-A", "metrics.json"],
                  "rr --help": [RR, "--help"]}
-        for cmd in (*floors.values(), *cases.values()):  # warm caches and bytecode
-            _once(cmd, ds)
-        times: dict[str, list[float]] = {k: [] for k in (*floors, *cases)}
+        runs: list[tuple[str, list[str], dict[str, str] | None]] = [
+            *((name, cmd, None) for name, cmd in floors.items()),
+            *((name, cmd, None) for name, cmd in cases.items())]
+        if args.baseline:
+            env = dict(os.environ, PYTHONPATH=os.path.abspath(args.baseline))
+            runs += [(f"{name} (baseline)", cmd, env) for name, cmd in cases.items()]
+        for _name, cmd, env in runs:  # warm caches and bytecode
+            _once(cmd, ds, env)
+        times: dict[str, list[float]] = {name: [] for name, _, _ in runs}
         for _ in range(args.rounds):
-            for name, cmd in (*floors.items(), *cases.items()):
-                times[name].append(_once(cmd, ds))
+            for name, cmd, env in runs:
+                times[name].append(_once(cmd, ds, env))
         print(f"\n{args.commits} run commits, {args.rounds} paired rounds (medians)")
         print(f"{'case':24} {'ms':>7} {'x git log':>10} {'x python -c pass':>17}")
-        for name in (*floors, *cases):
+        for name in times:
             git_ratio = statistics.median(a / b for a, b in zip(times[name], times["git log"]))
             py_ratio = statistics.median(a / b for a, b in zip(times[name],
                                                                 times["python -c pass"]))
