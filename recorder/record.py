@@ -176,6 +176,7 @@ MAX_NAME_BYTES = 255
 _SHORT_PATH = MAX_NAME_BYTES // 4  # characters that cannot make a name over MAX_NAME_BYTES
 _SIDECAR_ID_RE = re.compile(r"[0-9a-fA-F]{1,128}")
 _PATH_FIELDS = ("inputs", "outputs", "extra_inputs")
+_LIST_FIELDS = (*_PATH_FIELDS, "chain")
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -253,17 +254,18 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
     if "exit" in record and record["exit"] is not None and (
             isinstance(record["exit"], bool) or not isinstance(record["exit"], int)):
         raise wrong("exit", "a whole number or null")
-    for name in (*_PATH_FIELDS, "chain"):
-        if record.get(name) is None:  # absent or null: read as empty, as DataLad does
+    for name in _LIST_FIELDS:
+        value = record.get(name)
+        if value is None:  # absent or null: read as empty, as DataLad does
             continue
-        value = record[name]
         if not isinstance(value, list):
             raise wrong(name, "a list of strings")
+        paths = name != "chain"
         for item in value:
             if not isinstance(item, str):
                 raise RecordError(f"field '{name}' must be a list of strings, but holds "
                                   f"{_type_name(item)} ({_show(item)})")
-            if name != "chain":
+            if paths and (len(item) > _SHORT_PATH or "\0" in item):  # else no problem
                 _check_path(name, item)
     if "dsid" in record and record["dsid"] is not None and not isinstance(record["dsid"], str):
         raise wrong("dsid", "a string")
