@@ -31,11 +31,11 @@ DEFAULT_RECORD_DIR = ".datalad/runinfo"
 SHORTY_LENGTH = 40
 
 # anchored at the start of the message; both parts greedy, so the last markers win (as DataLad)
-_RECORD_RE = re.compile(
-    r"\[DATALAD RUNCMD\] (?P<message>.*)=== Do not change lines below ===\n"
-    r"(?P<record>.*)\n\^\^\^ Do not change lines above \^\^\^",
-    re.DOTALL,
-)
+# a run message: TAG, the message, BELOW and a newline, the record, a newline and ABOVE; the
+# last ABOVE, and the last BELOW before it (DataLad's greedy regular expression, found with
+# two searches from the end instead of backtracking over the message)
+_BELOW_LINE = BELOW + "\n"
+_ABOVE_LINE = "\n" + ABOVE
 
 FIELDS = ("chain", "cmd", "dsid", "exit", "extra_inputs", "inputs", "outputs", "pwd")
 
@@ -126,12 +126,13 @@ def parse_message(text: str) -> ParsedMessage | None:
     """
     if not text.startswith(TAG):
         return None
-    match = _RECORD_RE.match(text)
-    if match is None:
+    end = text.rfind(_ABOVE_LINE)
+    start = text.rfind(_BELOW_LINE, len(TAG), end) if end >= 0 else -1
+    if start < 0:
         return None
-    message = match.group("message").rstrip()
+    message = text[len(TAG):start].rstrip()
     try:
-        value = json.loads(match.group("record"))
+        value = json.loads(text[start + len(_BELOW_LINE):end])
     except (ValueError, RecursionError) as exc:
         raise RecordError("run record is not valid JSON") from exc
     if isinstance(value, dict):
