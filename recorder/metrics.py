@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import io
 import json
 import os
@@ -67,9 +68,16 @@ def _flatten_into(out: dict[str, Any], obj: Any, prefix: str) -> None:
         out[prefix[:-1] if prefix else "value"] = obj
 
 
+@functools.lru_cache(maxsize=256)
+def _suffix(name: str) -> str:
+    """The file type of a metrics file (its suffix, lower case): once per name, not per
+    revision."""
+    return Path(name).suffix.lower()
+
+
 def parse(name: str, data: bytes) -> dict[str, Any]:
     text = data.decode("utf-8")
-    suffix = Path(name).suffix.lower()
+    suffix = _suffix(name)
     if suffix in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]  # noqa: PLC0415  heavy
