@@ -1,6 +1,9 @@
 """History views start few processes: counts, not times (issue #22 items 3 and 4)."""
 
 import json
+import os
+import subprocess
+import sys
 
 from .conftest import git, rr
 
@@ -40,3 +43,17 @@ def test_rerun_report_of_all_history_reads_it_in_one_git_log(ds, tmp_path):
     # rev-parse of the revision, the config (two processes), one `git log` of the whole
     # history (no `git log -1` for the tip's parents, no merge-base of HEAD with itself)
     assert count <= 4, count
+
+
+def test_rr_help_lists_what_the_whole_application_lists():
+    """rr --help is built from the commands' names and help texts only: the same text as the
+    whole application's help (a command gaining its own short help or hidden flag would
+    show here)."""
+    env = dict(os.environ, COLUMNS="100")
+    whole = subprocess.run([sys.executable, "-c", "from recorder.cli import app; "
+                            "app(['--help'], prog_name='rr')"], capture_output=True, text=True,
+                           env=env)
+    assert whole.returncode == 0, whole.stderr
+    shown = rr("--help", env={"COLUMNS": "100"})
+    assert shown.stdout == whole.stdout
+    assert "  metrics " in shown.stdout and "  log " in shown.stdout
