@@ -47,18 +47,21 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
     if ds.head() is None:
         return []
     rev = revision_range or "HEAD"
-    for end in dict.fromkeys(rev.replace("...", "..").split("..")):  # both ends of a range
-        if gitrepo.resolve_commit(ds.root, end or "HEAD") is None:
-            shown = end if len(end) <= 80 else end[:77] + "..."
-            raise UsageError(f"unknown revision: {shown}")
+    # HEAD is a commit (read above, without a process): checked only should git log fail
+    _check_revisions(ds, rev, skip_head=True)
     try:
         record_dir = ds.record_directory()
     except RecorderError:  # each sidecar record is noted as unreadable below, the log goes on
         record_dir = ds.config.get(cfgkeys.RUN_RECORD_DIRECTORY) or ""
     rows = []
     # the durations and the verdicts of rr rerun --verify: both notes refs in the one stream
-    for e in gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
-                              notes_ref=gitrepo.NOTES_REFS):
+    try:
+        entries = gitrepo.iter_log(ds.root, [rev], reverse=False, topo=False,
+                                   notes_ref=gitrepo.NOTES_REFS)
+    except RecorderError:
+        _check_revisions(ds, rev, skip_head=False)  # an unknown HEAD says so, as before
+        raise
+    for e in entries:
         note = None
         try:
             loaded = records.load_record(e.message, ds.root, record_dir)
@@ -82,6 +85,16 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
             rr_info.get("duration", _note_duration(e.note)),
             list(rec.get("chain") or []), note, _note_verifications(e.note)))
     return rows
+
+
+def _check_revisions(ds: Dataset, rev: str, *, skip_head: bool) -> None:
+    """UsageError naming an end of ``rev`` (a revision or a range) that is no commit."""
+    for end in dict.fromkeys(rev.replace("...", "..").split("..")):  # both ends of a range
+        if skip_head and end in ("", "HEAD"):
+            continue
+        if gitrepo.resolve_commit(ds.root, end or "HEAD") is None:
+            shown = end if len(end) <= 80 else end[:77] + "..."
+            raise UsageError(f"unknown revision: {shown}")
 
 
 def _note_verifications(note: str) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import functools
 import io
 import json
 import os
@@ -47,20 +48,36 @@ class MetricsRow:
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
+    _flatten_into(out, obj, prefix)
+    return out
+
+
+def _flatten_into(out: dict[str, Any], obj: Any, prefix: str) -> None:
+    """flatten's walk, into one dict (a key seen twice keeps its first place, the last
+    value)."""
     if isinstance(obj, dict):
         for k, v in obj.items():
-            out.update(flatten(v, f"{prefix}{k}."))
+            if isinstance(v, (dict, list)):
+                _flatten_into(out, v, f"{prefix}{k}.")
+            else:
+                out[f"{prefix}{k}"] = v
     elif isinstance(obj, list) and prefix:
         for i, v in enumerate(obj):
-            out.update(flatten(v, f"{prefix}{i}."))
+            _flatten_into(out, v, f"{prefix}{i}.")
     else:
         out[prefix[:-1] if prefix else "value"] = obj
-    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _suffix(name: str) -> str:
+    """The file type of a metrics file (its suffix, lower case): once per name, not per
+    revision."""
+    return Path(name).suffix.lower()
 
 
 def parse(name: str, data: bytes) -> dict[str, Any]:
     text = data.decode("utf-8")
-    suffix = Path(name).suffix.lower()
+    suffix = _suffix(name)
     if suffix in (".yaml", ".yml"):
         try:
             import yaml  # type: ignore[import-untyped]  # noqa: PLC0415  heavy

@@ -31,11 +31,11 @@ DEFAULT_RECORD_DIR = ".datalad/runinfo"
 SHORTY_LENGTH = 40
 
 # anchored at the start of the message; both parts greedy, so the last markers win (as DataLad)
-_RECORD_RE = re.compile(
-    r"\[DATALAD RUNCMD\] (?P<message>.*)=== Do not change lines below ===\n"
-    r"(?P<record>.*)\n\^\^\^ Do not change lines above \^\^\^",
-    re.DOTALL,
-)
+# a run message: TAG, the message, BELOW and a newline, the record, a newline and ABOVE; the
+# last ABOVE, and the last BELOW before it (DataLad's greedy regular expression, found with
+# two searches from the end instead of backtracking over the message)
+_BELOW_LINE = BELOW + "\n"
+_ABOVE_LINE = "\n" + ABOVE
 
 FIELDS = ("chain", "cmd", "dsid", "exit", "extra_inputs", "inputs", "outputs", "pwd")
 
@@ -126,12 +126,13 @@ def parse_message(text: str) -> ParsedMessage | None:
     """
     if not text.startswith(TAG):
         return None
-    match = _RECORD_RE.match(text)
-    if match is None:
+    end = text.rfind(_ABOVE_LINE)
+    start = text.rfind(_BELOW_LINE, len(TAG), end) if end >= 0 else -1
+    if start < 0:
         return None
-    message = match.group("message").rstrip()
+    message = text[len(TAG):start].rstrip()
     try:
-        value = json.loads(match.group("record"))
+        value = json.loads(text[start + len(_BELOW_LINE):end])
     except (ValueError, RecursionError) as exc:
         raise RecordError("run record is not valid JSON") from exc
     if isinstance(value, dict):
@@ -173,8 +174,10 @@ def load_record(text: str, root: Path, record_dir: str,
 MAX_COMMAND_BYTES = 128 * 1024 - 1
 MAX_PATH_BYTES = 4095
 MAX_NAME_BYTES = 255
+_SHORT_PATH = MAX_NAME_BYTES // 4  # characters that cannot make a name over MAX_NAME_BYTES
 _SIDECAR_ID_RE = re.compile(r"[0-9a-fA-F]{1,128}")
 _PATH_FIELDS = ("inputs", "outputs", "extra_inputs")
+_LIST_FIELDS = (*_PATH_FIELDS, "chain")
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -205,6 +208,8 @@ def path_problem(value: str) -> str | None:
     of Linux file systems), or None."""
     if "\0" in value:
         return "holds a NUL character"
+    if len(value) <= _SHORT_PATH:  # at most 4 bytes a character: within every limit
+        return None
     raw = value.encode("utf-8", "surrogateescape")
     if len(raw) > MAX_PATH_BYTES:
         return f"is a path of {len(raw)} bytes (at most {MAX_PATH_BYTES})"
@@ -235,7 +240,9 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
         raise RecordError("looks like a run commit but the record has no command ('cmd')")
     if not isinstance(record["cmd"], str):
         raise wrong("cmd", "a string")
-    size = len(record["cmd"].encode("utf-8", "surrogateescape"))
+    # at most 4 bytes a character: a short command needs no encoding to know its size
+    size = len(record["cmd"]) if len(record["cmd"]) * 4 <= MAX_COMMAND_BYTES else \
+        len(record["cmd"].encode("utf-8", "surrogateescape"))
     if size > MAX_COMMAND_BYTES:
         raise RecordError(f"field 'cmd' is {size} bytes long; a command can be at most "
                           f"{MAX_COMMAND_BYTES} bytes")
@@ -248,17 +255,18 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
     if "exit" in record and record["exit"] is not None and (
             isinstance(record["exit"], bool) or not isinstance(record["exit"], int)):
         raise wrong("exit", "a whole number or null")
-    for name in (*_PATH_FIELDS, "chain"):
-        if record.get(name) is None:  # absent or null: read as empty, as DataLad does
+    for name in _LIST_FIELDS:
+        value = record.get(name)
+        if value is None:  # absent or null: read as empty, as DataLad does
             continue
-        value = record[name]
         if not isinstance(value, list):
             raise wrong(name, "a list of strings")
+        paths = name != "chain"
         for item in value:
             if not isinstance(item, str):
                 raise RecordError(f"field '{name}' must be a list of strings, but holds "
                                   f"{_type_name(item)} ({_show(item)})")
-            if name != "chain":
+            if paths and (len(item) > _SHORT_PATH or "\0" in item):  # else no problem
                 _check_path(name, item)
     if "dsid" in record and record["dsid"] is not None and not isinstance(record["dsid"], str):
         raise wrong("dsid", "a string")

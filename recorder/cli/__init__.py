@@ -22,6 +22,7 @@ application (for tests and embedding).
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -54,7 +55,7 @@ from .render import render_results  # noqa: E402
 
 __all__ = ["app", "call", "main", "render_results"]
 
-_app = typer.Typer(
+_SETTINGS: dict[str, Any] = dict(
     name="rr",
     help="rr records how results were made: every run's command, inputs and outputs go into "
          "a DataLad-compatible run record in the commit, and can be replayed with rr rerun.",
@@ -63,6 +64,7 @@ _app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+_app = typer.Typer(**_SETTINGS)
 
 
 def _version(value: bool) -> None:
@@ -146,6 +148,24 @@ def _register(only: str | None = None) -> typer.Typer:
     return _app
 
 
+def _summaries() -> typer.Typer:
+    """The application as ``rr --help`` shows it: each command's name and help text, none
+    of its options (typer reads every option of every command to build them: ~a fifth of
+    ``rr --help``)."""
+    app = typer.Typer(**_SETTINGS)
+    app.registered_callback = _app.registered_callback
+    for name, module, fn, _settings in _COMMANDS:
+        app.command(name, help=inspect.getdoc(_attr(module, fn)))(_summary_only)
+    for name, module, sub in _GROUPS:
+        info = typer.models.TyperInfo(_attr(module, sub))
+        app.add_typer(typer.Typer(), name=name, help=typer.main.solve_typer_info_help(info))
+    return app
+
+
+def _summary_only() -> None:  # pragma: no cover - never called: rr --help exits first
+    raise AssertionError("rr --help only")
+
+
 def __getattr__(name: str) -> typer.Typer:
     if name == "app":  # the whole application
         return _register()
@@ -191,7 +211,7 @@ def main() -> None:
     # options before the command (rr --debug run ...), rr --help and unknown names: everything
     only = first[0] if first and not first[0].startswith("-") else None
     try:
-        _register(only)()
+        (_summaries() if sys.argv[1:] == ["--help"] else _register(only))()
     except KeyboardInterrupt:
         render.err("rr: interrupted")
         sys.exit(130)

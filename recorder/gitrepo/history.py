@@ -40,13 +40,12 @@ def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
         args.append("--topo-order")
     args += [*extra, *revs, "--"]
     items = call_git(args, root).split("\0")
-    entries = []
-    for i in range(0, len(items) - (fields - 1), fields):
-        sha, parents, author, date, message = items[i:i + 5]
-        note = items[i + 5] if refs else ""
-        entries.append(LogEntry(sha.strip(), tuple(parents.split()), author, date, message,
-                                note.strip()))
-    return entries
+    # the fields of every entry, column by column (zip stops at the last whole entry)
+    notes = items[5::fields] if refs else [""] * (len(items) // fields)
+    return [LogEntry(sha.strip(), tuple(parents.split()), author, date, message, note.strip())
+            for sha, parents, author, date, message, note in zip(
+                items[0::fields], items[1::fields], items[2::fields], items[3::fields],
+                items[4::fields], notes)]
 
 
 def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:

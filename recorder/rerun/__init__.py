@@ -14,10 +14,25 @@ position to ``.git/rr-rerun.json`` so that ``rr rerun --continue`` resumes it.
 - ``verify``: ``--verify``, each record re-executed as a job at its parent and compared.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .plan import build_plan, report, script, write_script
-from .replay import abort, rerun
 from .state import Plan, Step, has_stopped_replay, replay_totals, step_result
-from . import verify
+
+if TYPE_CHECKING:
+    from . import verify
+    from .replay import abort, rerun
+
+# loaded when first used: --report and --script read the plan only (start-up time)
+_LAZY = {"abort": "replay", "rerun": "replay", "verify": "verify"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{_LAZY[name]}")
+    return module if name == _LAZY[name] else getattr(module, name)
 
 __all__ = ["Plan", "Step", "abort", "build_plan", "has_stopped_replay", "replay_totals",
            "report", "rerun", "script", "step_result", "verify", "write_script"]

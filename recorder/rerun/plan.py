@@ -42,19 +42,23 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     rev_sha = gitrepo.resolve_commit(ds.root, rev)
     if rev_sha is None:
         raise UsageError(f"unknown revision: {short(rev)}")
-    head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
-    if not head_entry.parents:
-        revs, desc = [rev_sha], rev
-    elif since is None:
-        revs, desc = [f"{rev_sha}^..{rev_sha}"], f"{rev}^..{rev}"
-    elif since.strip() == "":
-        revs, desc = [rev_sha], f"all history up to {rev}"
+    if since is not None and since.strip() == "":
+        # all history up to rev: one git log, whose last entry is rev itself
+        entries = gitrepo.iter_log(ds.root, [rev_sha])
+        tip = next(e for e in reversed(entries) if e.sha == rev_sha)
+        desc = f"all history up to {rev}" if tip.parents else rev
     else:
-        since_sha = gitrepo.resolve_commit(ds.root, since)
-        if since_sha is None:
-            raise UsageError(f"unknown revision: {short(since)}")
-        revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
-    entries = gitrepo.iter_log(ds.root, revs)
+        head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
+        if not head_entry.parents:
+            revs, desc = [rev_sha], rev
+        elif since is None:
+            revs, desc = [f"{rev_sha}^..{rev_sha}"], f"{rev}^..{rev}"
+        else:
+            since_sha = gitrepo.resolve_commit(ds.root, since)
+            if since_sha is None:
+                raise UsageError(f"unknown revision: {short(since)}")
+            revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
+        entries = gitrepo.iter_log(ds.root, revs)
     record_dir = ds.record_directory()
     dsid = ds.id
     steps: list[Step] = []
@@ -126,7 +130,7 @@ def report(ds: Dataset, revision: str | None = None, *, since: str | None = None
     if start is not None or branch is not None:
         yield {"action": "checkout", "commit": base, "branch": branch}
     reachable: set[str] | None = None
-    if base and not gitrepo.is_ancestor(ds.root, plan.revision, base):
+    if base and base != plan.revision and not gitrepo.is_ancestor(ds.root, plan.revision, base):
         reachable = set(gitrepo.rev_list(ds.root, [base]))
     for step in plan.steps:
         out: dict[str, Any] = {
