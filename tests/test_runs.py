@@ -257,3 +257,21 @@ def test_odd_records_and_metrics_are_shown_never_a_traceback(ds, tmp_path):
     out = tmp_path / "odd.html"
     rr("report", "-o", str(out), cwd=ds)
     assert out.read_text(encoding="utf-8").count('<tr data-commit="') == 5
+
+
+@pytest.mark.slow
+def test_all_includes_the_siblings_branches(tmp_path):
+    """-a lists the runs on remote-tracking branches too (a collaborator's, after rr update),
+    as rr metrics show -a does; git-annex's branches never."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    rr("create", str(a))
+    rr("run", "-o", "x", "echo 1 > x", cwd=a)
+    rr("clone", str(a), str(b))
+    rr("run", "-o", "y", "echo 2 > y", cwd=a)
+    rr("update", cwd=b)
+    rows = list(csv.DictReader(io.StringIO(rr("runs", "-a", "--csv", cwd=b).stdout)))
+    branches = {r["subject"]: r["branch"] for r in rows}
+    assert set(branches) == {"echo 2 > y", "echo 1 > x"}  # (same second: any order)
+    assert branches["echo 2 > y"].startswith("origin/")
+    assert [r["subject"] for r in csv.DictReader(io.StringIO(
+        rr("runs", "--csv", cwd=b).stdout))] == ["echo 1 > x"]

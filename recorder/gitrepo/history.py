@@ -225,13 +225,17 @@ class SourcedLogEntry(NamedTuple):
 
 def iter_run_log(root: PathLike, revs: Sequence[str], *, all_branches: bool = False,
                  notes_refs: Sequence[str] = NOTES_REFS) -> list[SourcedLogEntry]:
-    """The run commits of ``revs`` (or with ``all_branches`` of every branch but git-annex's),
+    """The run commits of ``revs`` (or with ``all_branches`` of every branch and remote-tracking
+    branch but git-annex's),
     newest first, with their notes and the ref each was reached from: one ``git log``."""
     fmt = "%H%x00%P%x00%an%x00%aI%x00%B%x00%N%x00%S"
     args = ["log", "-z", "--source", f"--format={fmt}", RUN_GREP]
     args += [f"--notes={ref}" for ref in notes_refs]
     if all_branches:
-        args += ["--exclude=git-annex", "--exclude=synced/*", "--branches"]
+        # the siblings' branches too (what rr update fetched), as rr metrics show -a reads them
+        args += ["--exclude=git-annex", "--exclude=synced/*", "--branches",
+                 "--exclude=*/git-annex", "--exclude=*/HEAD", "--exclude=*/synced/*",
+                 "--remotes"]
     args += [*revs, "--"]
     items = call_git(args, root).split("\0")
     entries = []
