@@ -199,3 +199,14 @@ def slurm(tmp_path_factory) -> None:
         pytest.skip(reason)
     yield
     slurm_cluster.release(shared)
+
+
+@pytest.fixture
+def counted(ds, tmp_path):
+    """A dataset with an input, and a command that copies it and appends a line to a marker
+    outside the dataset each time it executes: (dataset, marker, command)."""
+    marker = tmp_path / "marker"
+    (ds / "in.txt").write_text("one\n")
+    rr("save", "-m", "input", cwd=ds)
+    cmd = f"cat in.txt > out.txt; head -c 3000 /dev/urandom >> out.txt; echo x >> {marker}"
+    return ds, marker, cmd

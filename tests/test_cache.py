@@ -24,17 +24,6 @@ def runs(marker: Path) -> int:
     return len(marker.read_text().splitlines()) if marker.exists() else 0
 
 
-@pytest.fixture
-def counted(ds, tmp_path):
-    """A dataset with an input, and a command that copies it and appends a line to a marker
-    outside the dataset each time it executes: (dataset, marker, command)."""
-    marker = tmp_path / "marker"
-    (ds / "in.txt").write_text("one\n")
-    rr("save", "-m", "input", cwd=ds)
-    cmd = f"cat in.txt > out.txt; head -c 3000 /dev/urandom >> out.txt; echo x >> {marker}"
-    return ds, marker, cmd
-
-
 def run(ds: Path, cmd: str, *args: str, check: bool = True):
     return rr("run", "-i", "in.txt", "-o", "out.txt", *args, cmd, cwd=ds, check=check)
 

@@ -10,23 +10,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import git, rr
-
-
-def runs(marker: Path) -> int:
-    return len(marker.read_text().splitlines()) if marker.exists() else 0
-
-
-@pytest.fixture
-def counted(ds, tmp_path):
-    marker = tmp_path / "marker"
-    (ds / "in.txt").write_text("one\n")
-    rr("save", "-m", "input", cwd=ds)
-    cmd = f"cat in.txt > out.txt; echo x >> {marker}"
-    return ds, marker, cmd
-
-
-def run(ds: Path, cmd: str, *args: str, check: bool = True):
-    return rr("run", "-i", "in.txt", "-o", "out.txt", *args, cmd, cwd=ds, check=check)
+from .test_cache import run, runs
 
 
 @pytest.mark.slow
