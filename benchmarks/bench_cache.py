@@ -15,15 +15,13 @@ built from 1,000 run commits against the one ``git log`` it reads.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import RR, report, sh
+from common import RR, report, run_commits, sh
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,26 +51,14 @@ def lines(path: Path) -> int:
 
 def synthetic(ds: Path, n: int) -> None:
     """``n`` run commits with a declared input and an output each, written by fast-import."""
-    sh([RR, "create", "-c", "text2git", str(ds)], cwd=ds.parent)
-    dsid = subprocess.run(["git", "config", "-f", ".datalad/config", "datalad.dataset.id"],
-                          cwd=ds, check=True, capture_output=True, text=True).stdout.strip()
-    out = []
-    for i in range(n):
+    def step(i: int, dsid: str):
         rec = {"chain": [], "cmd": f"cat in{i % 7}.txt > out{i % 10}.txt", "dsid": dsid,
                "exit": 0, "extra_inputs": [], "inputs": [f"in{i % 7}.txt"],
                "outputs": [f"out{i % 10}.txt"], "pwd": "."}
-        msg = (f"[DATALAD RUNCMD] step {i}\n\n=== Do not change lines below ===\n"
-               f"{json.dumps(rec, indent=1, sort_keys=True)}\n"
-               "^^^ Do not change lines above ^^^\n").encode()
-        body = f"{i}\n".encode()
-        out.append(f"commit refs/heads/master\ncommitter rr <rr@example.invalid> "
-                   f"{1700000000 + i} +0000\ndata {len(msg)}\n".encode() + msg +
-                   (b"from refs/heads/master^0\n" if i == 0 else b"") +
-                   (f"M 100644 inline in{i % 7}.txt\ndata 2\n{i % 3}\n".encode()) +
-                   f"M 100644 inline out{i % 10}.txt\ndata {len(body)}\n".encode() + body +
-                   b"\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=ds, input=b"".join(out), check=True)
-    sh(["git", "reset", "-q", "--hard", "master"], cwd=ds)
+        return f"step {i}", rec, {f"in{i % 7}.txt": f"{i % 3}\n".encode(),
+                                  f"out{i % 10}.txt": f"{i}\n".encode()}
+
+    run_commits(ds, n, step, text2git=True)
 
 
 def main() -> None:

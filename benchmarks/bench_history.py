@@ -15,31 +15,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RR, report, sh
+from common import RR, report, run_commits, sh
 
 
 def history(path: Path, n: int) -> None:
-    sh([RR, "create", "-c", "text2git", str(path)], cwd=path.parent)
-    dsid = subprocess.run(["git", "config", "-f", ".datalad/config", "datalad.dataset.id"],
-                          cwd=path, check=True, capture_output=True, text=True).stdout.strip()
-    chunks = []
-    for i in range(n):
+    def step(i: int, dsid: str):
         record = {"chain": [], "cmd": "python3 train.py", "dsid": dsid, "exit": 0,
                   "extra_inputs": [], "inputs": ["data.csv"], "outputs": ["metrics.json"],
                   "pwd": "."}
-        msg = (f"[DATALAD RUNCMD] step {i}\n\n=== Do not change lines below ===\n"
-               f"{json.dumps(record, indent=1, sort_keys=True)}\n"
-               "^^^ Do not change lines above ^^^\n").encode()
         blob = json.dumps({"accuracy": i / n, "loss": 1 - i / n}).encode()
-        start = b"from refs/heads/master^0\n" if i == 0 else b""
-        chunks.append(b"commit refs/heads/master\n"
-                      + f"committer rr <rr@example.invalid> {1700000000 + i} +0000\n".encode()
-                      + f"data {len(msg)}\n".encode() + msg + b"\n" + start
-                      + f"M 100644 inline metrics.json\ndata {len(blob)}\n".encode() + blob
-                      + b"\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks),
-                   check=True)
-    sh(["git", "reset", "-q", "--hard", "master"], cwd=path)
+        return f"step {i}", record, {"metrics.json": blob}
+
+    run_commits(path, n, step, text2git=True)
 
 
 def main() -> None:

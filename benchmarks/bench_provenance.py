@@ -11,36 +11,22 @@ and a `cat-file --batch` or two, so their ratio to it stays flat as the history 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from common import RR, report, sh
+from common import RR, report, run_commits, sh
 
 
 def chain(path: Path, n: int) -> None:
-    sh([RR, "create", "-c", "text2git", str(path)], cwd=path.parent)
-    chunks = []
-    for i in range(n):
+    def step(i: int, _dsid: str):
         record = {"chain": [], "cmd": f"python3 step.py s{i - 1}.txt s{i}.txt", "exit": 0,
                   "extra_inputs": [], "inputs": [f"s{i - 1}.txt"] if i else [],
                   "outputs": [f"s{i}.txt"], "pwd": "."}
-        msg = (f"[DATALAD RUNCMD] step {i}\n\n=== Do not change lines below ===\n"
-               f"{json.dumps(record, indent=1, sort_keys=True)}\n"
-               "^^^ Do not change lines above ^^^\n").encode()
-        blob = f"{i}\n".encode()
-        start = b"from refs/heads/master^0\n" if i == 0 else b""
-        chunks.append(b"commit refs/heads/master\n"
-                      + f"committer rr <rr@example.invalid> {1700000000 + i} +0000\n".encode()
-                      + f"data {len(msg)}\n".encode() + msg + b"\n" + start
-                      + f"M 100644 inline s{i}.txt\ndata {len(blob)}\n".encode() + blob
-                      + b"\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks),
-                   check=True)
-    sh(["git", "reset", "-q", "--hard", "master"], cwd=path)
+        return f"step {i}", record, {f"s{i}.txt": f"{i}\n".encode()}
+
+    run_commits(path, n, step, text2git=True)
 
 
 def main() -> None:

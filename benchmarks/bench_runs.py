@@ -18,15 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RR, report, sh
+from common import RR, report, run_commits, sh
 
 
 def history(path: Path, n: int) -> None:
-    sh([RR, "create", str(path)], cwd=path.parent)
-    dsid = subprocess.run(["git", "config", "-f", ".datalad/config", "datalad.dataset.id"],
-                          cwd=path, check=True, capture_output=True, text=True).stdout.strip()
-    chunks = []
-    for i in range(n):
+    def step(i: int, dsid: str):
         lr, seed = [0.1, 0.01, 0.001, 0.0001][i % 4], i // 4
         record = {"chain": [], "cmd": f"python3 train.py {lr} {seed}", "dsid": dsid,
                   "exit": 0, "extra_inputs": [], "inputs": ["data.csv"],
@@ -34,20 +30,10 @@ def history(path: Path, n: int) -> None:
                   "rr": {"array": {"id": "a1", "index": i,
                                    "params": {"lr": str(lr), "seed": str(seed)}},
                          "duration": 1.5}}
-        msg = (f"[DATALAD RUNCMD] train lr={lr} seed={seed}\n\n"
-               "=== Do not change lines below ===\n"
-               f"{json.dumps(record, indent=1, sort_keys=True)}\n"
-               "^^^ Do not change lines above ^^^\n").encode()
         blob = json.dumps({"accuracy": 0.5 + (i % 97) / 200, "loss": 1 / (i + 1)}).encode()
-        start = b"from refs/heads/master^0\n" if i == 0 else b""
-        chunks.append(b"commit refs/heads/master\n"
-                      + f"committer rr <rr@example.invalid> {1700000000 + i} +0000\n".encode()
-                      + f"data {len(msg)}\n".encode() + msg + b"\n" + start
-                      + f"M 100644 inline out/{i}/metrics.json\ndata {len(blob)}\n".encode()
-                      + blob + b"\n")
-    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks),
-                   check=True)
-    sh(["git", "reset", "-q", "--hard", "master"], cwd=path)
+        return f"train lr={lr} seed={seed}", record, {f"out/{i}/metrics.json": blob}
+
+    run_commits(path, n, step)
 
 
 def floor(ds: Path) -> None:

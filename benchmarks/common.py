@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import statistics
@@ -63,3 +64,34 @@ def report(title: str, rows: list[tuple[str, float, float]]) -> None:
     print(f"{'case':44} {'seconds':>9} {'ratio':>8}")
     for name, secs, ratio in rows:
         print(f"{name:44} {secs:9.3f} {ratio:8.3f}x")
+
+
+def dataset_id(path: Path) -> str:
+    return subprocess.run(["git", "config", "-f", ".datalad/config", "datalad.dataset.id"],
+                          cwd=path, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def run_commits(path: Path, n: int, step, text2git: bool = False) -> None:
+    """A new dataset at ``path`` with ``n`` run commits written by one ``git fast-import``
+    (seconds for thousands of commits, where ``rr run`` would take minutes).
+
+    ``step(i, dsid)`` returns ``(subject, record, files)``: the commit's subject, its run
+    record (a dict, stored as DataLad does) and ``{path: bytes}`` of the files it writes.
+    """
+    sh([RR, "create", *(["-c", "text2git"] if text2git else []), str(path)], cwd=path.parent)
+    dsid = dataset_id(path)
+    chunks = []
+    for i in range(n):
+        subject, record, files = step(i, dsid)
+        msg = (f"[DATALAD RUNCMD] {subject}\n\n=== Do not change lines below ===\n"
+               f"{json.dumps(record, indent=1, sort_keys=True)}\n"
+               "^^^ Do not change lines above ^^^\n").encode()
+        chunks.append(b"commit refs/heads/master\n"
+                      + f"committer rr <rr@example.invalid> {1700000000 + i} +0000\n".encode()
+                      + f"data {len(msg)}\n".encode() + msg + b"\n"
+                      + (b"from refs/heads/master^0\n" if i == 0 else b""))
+        for name, blob in files.items():
+            chunks.append(f"M 100644 inline {name}\ndata {len(blob)}\n".encode() + blob + b"\n")
+    subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks),
+                   check=True)
+    sh(["git", "reset", "-q", "--hard", "master"], cwd=path)
