@@ -16,8 +16,10 @@ A run's *key* is made of what decides its outcome, as its record and the tree it
   (``rr.env.vars``).
 
 Besides the key, the files the command names (``python code/train.py``: ``code/train.py``)
-are *implicit code*: an earlier run is used only when each such file it saw has the same
-content now.
+are *implicit code*, and so are the dataset's Python modules such a script imports (``import
+utils``, ``from .lib import x``, ``python -m pkg.main``: resolved as Python would from the
+script's directory, transitively, in git's copy of each file at the run's base): an earlier
+run is used only when each such file it saw has the same content now.
 
 A *cache entry* is a run commit anywhere in this dataset's history (any branch, remote
 branch or tag) whose record yields the key: its outputs are the paths that commit changed.
@@ -62,7 +64,8 @@ from .dataset import Dataset
 from .errors import RecorderError, RecordError
 from .results import Event, EventKind, OnEvent, emit
 
-INDEX_VERSION = 2  # 2: the outputs of uncacheable runs too (rr status --stale names them)
+INDEX_VERSION = 3  # 2: the outputs of uncacheable runs too (rr status --stale names them);
+# 3: the dataset's Python modules the named scripts import are implicit code too
 INDEX_DIR = "rr-cache"
 INDEX_FILE = "index.json"
 _SMALL = 1024  # annex symlinks and pointer files are smaller; bigger blobs are not read
@@ -235,9 +238,10 @@ def _build(ds: Dataset, tips: list[str], known: dict[str, Entry], code: list[str
     out_blobs = [b for c, _, _ in pending for mode, b, _ in changes.get(c, [])
                  if mode not in ("000000", "160000")]
     ids = _resolve(ds.root, [s for specs in requests.values() for s in specs], out_blobs)
+    imported = _imported_code(ds.root, [(c, p, rec) for c, p, rec in pending], ids)
     for commit, parent, rec in pending:
         fresh[commit] = _entry(commit, parent, rec, code, ids, changes.get(commit, []),
-                               record_dir)
+                               record_dir, imported.get(commit))
     return [known.get(e.sha) or fresh[e.sha] for e in log if e.sha in known or e.sha in fresh]
 
 
@@ -528,7 +532,7 @@ def key_of(parts: Mapping[str, Any]) -> str:
 
 def _entry(commit: str, parent: str, rec: dict[str, Any], code: Sequence[str],
            ids: Mapping[str, str | None], changes: Sequence[tuple[str, str, str]],
-           record_dir: str) -> Entry:
+           record_dir: str, imported: Mapping[str, str] | None = None) -> Entry:
     parts, why = _parts(rec, parent, code, ids)
     if any(mode == "160000" for mode, _, _ in changes):
         parts, why = None, "it changed a subdataset"
@@ -538,8 +542,158 @@ def _entry(commit: str, parent: str, rec: dict[str, Any], code: Sequence[str],
     changed = {o[0] for o in outputs}
     implicit = {t: ids[f"{parent}:{t}"] for t in _tokens(rec)
                 if t not in changed and ids.get(f"{parent}:{t}") and t not in code}
-    return {"commit": commit, "key": key_of(parts), "why": "", "recipe": _recipe(rec),
-            "parts": parts, "code": implicit, "outputs": outputs}
+    modules = {m: i for m, i in (imported or {}).items()
+               if m not in changed and m not in code and m not in implicit}
+    entry = {"commit": commit, "key": key_of(parts), "why": "", "recipe": _recipe(rec),
+             "parts": parts, "code": {**implicit, **modules}, "outputs": outputs}
+    if modules:
+        entry["imported"] = sorted(modules)
+    return entry
+
+
+# --- Python modules a named script imports --------------------------------------------------
+
+_PY_MAX = 1 << 20  # bigger scripts are not parsed (their own id still counts)
+_IMPORT_ROUNDS = 6  # import depth followed
+_IMPORT_LIMIT = 256  # modules per run at most
+
+
+def _python_starts(rec: dict[str, Any]) -> tuple[list[str], list[tuple[str, str]]]:
+    """The dataset's Python scripts the command names (``*.py`` words) and the modules it runs
+    with ``python -m NAME``, as (module name, directory it is looked up from)."""
+    scripts = [t for t in _tokens(rec) if t.endswith(".py")]
+    words = _words(str(rec.get("cmd", "")))
+    pwd = _ds_path(str(rec.get("pwd", ".")), ".") or ""
+    mains = [(words[i + 1], "" if pwd == "." else pwd) for i, w in enumerate(words[:-1])
+             if w == "-m" and i and "python" in posixpath.basename(words[i - 1])
+             and re.fullmatch(r"[A-Za-z_][\w.]*", words[i + 1])]
+    return scripts, mains
+
+
+def _module_paths(name: str, level: int, where: str, top: str) -> list[str]:
+    """Dataset paths that ``import name`` (``level`` dots) in the file ``where`` may load, for a
+    program whose first import directory is ``top``: each package's ``__init__.py`` on the
+    way, the module's ``.py``, and the package's ``__init__.py``/``__main__.py``."""
+    if level:
+        base = posixpath.dirname(where)
+        for _ in range(level - 1):
+            base = posixpath.dirname(base)
+    else:
+        base = top
+    parts = [p for p in name.split(".") if p]
+    out = []
+    for i in range(1, len(parts) + 1):
+        stem = posixpath.join(base, *parts[:i]) if base else "/".join(parts[:i])
+        out += [f"{stem}.py", f"{stem}/__init__.py"]
+    if not parts and level:
+        out.append(posixpath.join(base, "__init__.py") if base else "__init__.py")
+    return [posixpath.normpath(p) for p in out if not posixpath.normpath(p).startswith("..")]
+
+
+_READABLE = ("blob:", "annex:")
+
+
+def _sources(root: Path, oids: Iterable[str]) -> dict[str, bytes | None]:
+    """The content of files by id ('blob:SHA' from git, 'annex:KEY' from the annex object
+    store when present); None for what is absent or bigger than ``_PY_MAX``."""
+    oids = sorted(oids)
+    out: dict[str, bytes | None] = dict.fromkeys(oids)
+    blobs = [o[5:] for o in oids if o.startswith("blob:")]
+    if blobs:
+        sizes = {i[0]: i[2] for i in gitrepo.object_infos(root, blobs) if i}
+        contents = gitrepo.cat_file_batch(
+            root, [b for b in blobs if sizes.get(b, _PY_MAX + 1) <= _PY_MAX])
+        for b in blobs:
+            got = contents.get(b)
+            out[f"blob:{b}"] = got[1] if got else None
+    keys = [o[6:] for o in oids if o.startswith("annex:")]
+    for key, loc in annex.content_locations(root, keys).items():
+        full = root / loc if loc else None
+        try:
+            if full is not None and full.stat().st_size <= _PY_MAX:
+                out[f"annex:{key}"] = full.read_bytes()
+        except OSError:
+            pass
+    return out
+
+
+def _imports_of(source: bytes) -> list[tuple[str, int]]:
+    """(module, level) of every import statement in Python ``source`` (also ``from m import
+    name``: ``m.name`` may be a submodule); nothing when it does not parse."""
+    import ast  # noqa: PLC0415 - only when a run names a Python script
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(a.name, 0) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            found.append((mod, node.level))
+            found += [(f"{mod}.{a.name}" if mod else a.name, node.level)
+                      for a in node.names if a.name != "*"]
+    return found
+
+
+def _imported_code(root: Path, runs: Sequence[tuple[str, str, dict[str, Any]]],
+                   ids: Mapping[str, str | None]) -> dict[str, dict[str, str]]:
+    """``commit -> {path: id}`` of the dataset's Python modules the scripts each run names
+    import (transitively), as they were at the run's parent (an annexed file is read when
+    its content is here); a few ``git cat-file`` calls per import level for all runs
+    together."""
+    parsed: dict[str, list[tuple[str, int]]] = {}  # blob id -> imports
+    out: dict[str, dict[str, str]] = {}
+    # per run: files to parse next (path, its id, top directory), modules seen
+    todo: dict[str, list[tuple[str, str, str]]] = {}
+    for commit, parent, rec in runs:
+        scripts, mains = _python_starts(rec)
+        first = [(s, ids.get(f"{parent}:{s}") or "", posixpath.dirname(s)) for s in scripts]
+        first = [f for f in first if f[1].startswith(_READABLE)]
+        pending = [(p, top) for name, top in mains for p in _module_paths(name, 0, "", top)]
+        if first or pending:
+            todo[commit] = first
+            if pending:
+                todo[commit] += [("\0" + p, "", top) for p, top in pending]
+            out[commit] = {}
+    parents = {commit: parent for commit, parent, _ in runs}
+    for _ in range(_IMPORT_ROUNDS):
+        # candidate paths to look up (from `python -m` or the imports parsed last round)
+        lookups = [f"{parents[c]}:{p[1:]}" for c, files in todo.items() for p, _, _ in files
+                   if p.startswith("\0")]
+        found = _resolve(root, lookups) if lookups else {}
+        wanted: set[str] = set()
+        for commit, files in todo.items():
+            kept = []
+            for path, oid, top in files:
+                if path.startswith("\0"):
+                    path = path[1:]
+                    oid = found.get(f"{parents[commit]}:{path}") or ""
+                    if not oid.startswith(_READABLE):
+                        continue
+                    if path in out[commit] or len(out[commit]) >= _IMPORT_LIMIT:
+                        continue
+                    out[commit][path] = oid
+                kept.append((path, oid, top))
+                if oid not in parsed:
+                    wanted.add(oid)
+            todo[commit] = kept
+        for oid, source in _sources(root, wanted).items():
+            parsed[oid] = _imports_of(source) if source is not None else []
+        nxt: dict[str, list[tuple[str, str, str]]] = {}
+        for commit, files in todo.items():
+            cands = {(p, top) for path, oid, top in files
+                     for name, level in parsed.get(oid, [])
+                     for p in _module_paths(name, level, path, top)}
+            new = sorted(c for c in cands if c[0] not in out[commit])
+            if new:
+                nxt[commit] = [("\0" + p, "", top) for p, top in new]
+        if not nxt:
+            break
+        todo = nxt
+    return {c: m for c, m in out.items() if m}
 
 
 # --- lookup ---------------------------------------------------------------------------------
@@ -646,7 +800,9 @@ def why_unusable(ds: Dataset, entry: Entry) -> str:
         for p, old in code.items():
             new = now.get(f"HEAD:{p}")
             if new != old:
-                return f"the command names {p}, which changed: {_short(old)} -> {_short(new)}"
+                how = "a script it names imports" if p in (entry.get("imported") or ()) \
+                    else "the command names"
+                return f"{how} {p}, which changed: {_short(old)} -> {_short(new)}"
     for o in entry["outputs"]:
         full = ds.root / o[0]
         if full.is_dir() and not full.is_symlink():  # never removed to make room
@@ -765,6 +921,7 @@ def parts_now(ds: Dataset, entries: Sequence[Entry], *, base: str = "HEAD",
             new["env"] = {n: env.get(n) for n in p.get("env") or {}}
         new["implicit"] = {x: ids.get(f"{base}:{x}") for x in e.get("code") or {}}
         new["implicit_was"] = dict(e.get("code") or {})
+        new["imported"] = list(e.get("imported") or [])
         out[e["commit"]] = new
     return out
 
@@ -774,15 +931,19 @@ def changes_now(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     code included)."""
     changes = differences(old, new)
     was, now = new.get("implicit_was") or {}, new.get("implicit") or {}
+    imported = set(new.get("imported") or ())
     for x in sorted(was):
         if was[x] != now.get(x):
-            changes.append(f"code {x} (named in the command) changed: {_short(was[x])} -> "
+            how = "imported by a script the command names" if x in imported \
+                else "named in the command"
+            changes.append(f"code {x} ({how}) changed: {_short(was[x])} -> "
                            f"{_short(now.get(x))}")
     return changes
 
 
 def key_now(new: Mapping[str, Any]) -> str:
-    return key_of({k: v for k, v in new.items() if k not in ("implicit", "implicit_was")})
+    return key_of({k: v for k, v in new.items()
+                   if k not in ("implicit", "implicit_was", "imported")})
 
 
 # --- restoring ------------------------------------------------------------------------------
