@@ -5,7 +5,9 @@ parameters against a metric, each metric over history per branch, the provenance
 inline SVG (Graphviz, from rr graph's data) and the verification verdicts and environment
 facts that records carry.  Charts are Vega-Lite specs drawn in the browser by Vega, Vega-Lite
 and vega-embed, whose JavaScript is inlined (recorder/assets/, fetched pinned from npm by
-tools/fetch-report-js.sh); the page's Content-Security-Policy forbids every network request.
+tools/fetch-report-js.sh); where rr was installed without it (a plain ``pip install``), the
+page's own small SVG renderer draws the same data.  The page's Content-Security-Policy
+forbids every network request.
 """
 
 from __future__ import annotations
@@ -33,15 +35,20 @@ HISTORY_METRICS = 12  # metrics charted over history, the first in column order
 DETAIL_LIMIT = 500  # rows of the verification and environment section
 
 
+def javascript_installed() -> bool:
+    """Whether Vega's JavaScript is here (tools/fetch-report-js.sh); without it the report's
+    charts are drawn by rr's own small SVG renderer (no tooltips' formatting, no legend
+    layout of Vega's, the same data)."""
+    return all((ASSETS / file).is_file() for file in JS_FILES.values())
+
+
 def _javascript() -> dict[str, str]:
     found = {}
     for name, file in JS_FILES.items():
         try:
             found[name] = (ASSETS / file).read_text(encoding="utf-8")
         except OSError:
-            raise RecorderError(f"rr report needs {file} in {ASSETS}, which is not there",
-                                hint="run tools/fetch-report-js.sh (npm, pinned versions) "
-                                     "or tools/setup.sh") from None
+            return dict.fromkeys(JS_FILES, "")  # the built-in renderer draws the charts
     return found
 
 
@@ -245,7 +252,7 @@ def _script_json(value: Any) -> str:
 def render(ds: Dataset, revision_range: str | None = None, *,
            all_branches: bool = False) -> str:
     """The report's HTML text."""
-    js = _javascript()  # missing JavaScript is reported before any history is read
+    js = _javascript()
     rows = runsop.iter_runs(ds, revision_range, all_branches=all_branches)
     t = runsop.table(rows)
     charts = _chart_data(rows, t)
@@ -261,6 +268,10 @@ def render(ds: Dataset, revision_range: str | None = None, *,
     summary = (f"{len(rows)} run{'s' if len(rows) != 1 else ''} of {html.escape(what)} "
                f"({', '.join(html.escape(b) for b in branches) or 'no branch'}) in "
                f"{html.escape(ds.root.name)}, written by rr {__version__}")
+    if not js["vega"]:
+        summary += (" · charts drawn by rr's built-in renderer (for Vega's interactive "
+                    "charts: tools/fetch-report-js.sh in rr's source, then write the "
+                    "report again)")
     values = {
         "version": html.escape(__version__),
         "title": html.escape(f"rr report: {ds.root.name}"),

@@ -198,12 +198,36 @@ def test_errors_are_one_line(ds, tmp_path, monkeypatch):
     out = tmp_path / "empty.html"
     rr("report", "-o", str(out), cwd=ds)  # no run commits: a report that says so
     assert "No run commits." in out.read_text(encoding="utf-8")
-    monkeypatch.setattr(reportop, "ASSETS", tmp_path / "none")
-    from recorder import api
-    from recorder.errors import RecorderError
 
-    with pytest.raises(RecorderError, match="rr report needs vega.min.js"):
-        api.report(str(tmp_path / "x.html"), dataset=ds)
+
+@pytest.mark.slow
+def test_report_without_vega_in_a_browser(sweep, browser, tmp_path, monkeypatch):  # noqa: F811
+    """rr installed by a plain pip install has no Vega JavaScript: the report is written all
+    the same, its charts drawn by the page's own SVG renderer, and it says so."""
+    from selenium.webdriver.common.by import By
+
+    from recorder import api
+
+    monkeypatch.setattr(reportop, "ASSETS", tmp_path / "none")
+    assert not reportop.javascript_installed()
+    out = api.report(str(tmp_path / "plain.html"), all=True, dataset=sweep["path"])
+    text = out.read_text(encoding="utf-8")
+    assert "vegaEmbed(" in text and "function vegaEmbed" not in text  # no Vega inlined
+    assert len(text) < 200_000
+    assert _open(browser, out) == [out.as_uri()]
+    assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+    assert "charts drawn by rr's built-in renderer" in browser.find_element(
+        By.CSS_SELECTOR, "p.meta").text
+    # one line per run with numeric parameters and a metric, as Vega draws them
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#pc svg polyline")) == 5
+    charts = browser.find_elements(By.CSS_SELECTOR, "#history svg")
+    assert len(charts) == 2  # accuracy and loss
+    for el in [browser.find_element(By.CSS_SELECTOR, "#pc svg"), *charts]:
+        w, h = _size(el)
+        assert w > 100 and h > 100
+    dots = browser.find_elements(By.CSS_SELECTOR, "#history svg circle")
+    assert len(dots) >= 2 * 5
+    assert "accuracy" in browser.find_element(By.ID, "history").text
 
 
 def test_parallel_coordinates_with_text_parameters():
