@@ -509,3 +509,13 @@ def key_of_link(target: str | bytes) -> str | None:
     if "\n" in text or not annex_objects_marker(text):
         return None
     return text.rsplit("/", 1)[-1] or None
+
+
+def set_trust(root: str | os.PathLike[str], level: str, repository: str = "here") -> None:
+    """``git annex untrust|dead REPOSITORY``: how much git-annex believes ``repository``
+    holds content (DataLad's clone --reckless: auto/shared-* untrust ``here``, ephemeral
+    declares it dead so that its copies are never counted by anyone)."""
+    if level not in ("untrust", "dead"):
+        raise ValueError(level)
+    ensure_available()
+    proc.capture(["git", "annex", level, "--quiet", "--", repository], cwd=root)

@@ -267,11 +267,14 @@ def containers_exec(image: str, cmd: Sequence[str], *, runtime: str = "docker",
                                      repo_tag=repo_tag)
 
 
-def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
-    """Clone a dataset; with ``dataset`` register the clone there as a subdataset."""
+def clone(source: str, path: str | None = None, *, dataset: PathArg = None,
+          reckless: str | None = None):
+    """Clone a dataset; with ``dataset`` register the clone there as a subdataset;
+    ``reckless``: DataLad's auto, ephemeral or shared-MODE set-up (``sharing.clone``)."""
     from . import sharing
 
-    return sharing.clone(source, path, None if dataset is None else str(dataset))
+    return sharing.clone(source, path, None if dataset is None else str(dataset),
+                         reckless=reckless)
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,

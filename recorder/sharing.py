@@ -17,8 +17,9 @@ from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .results import NOTNEEDED, OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
-from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
-                          recorded_url, split_by_dataset)
+from .subdatasets import (check_reckless, ephemeral_annex, fetch, finish_reckless,
+                          inherited_reckless, init_annex_if_needed, install, installed, is_url,
+                          linked_annex, prepare_reckless, recorded_url, split_by_dataset)
 
 # --- clone ------------------------------------------------------------------------------
 
@@ -31,10 +32,17 @@ def _default_name(source: str) -> str:
     return name[:-4] if name.endswith(".git") else name
 
 
-def clone(source: str, path: str | None = None, dataset: str | None = None) -> Result:
+def clone(source: str, path: str | None = None, dataset: str | None = None,
+          reckless: str | None = None) -> Result:
     """Clone ``source`` to ``path`` (registered as a subdataset of ``dataset``): a ``clone``
-    result (``path``; fields ``source``, ``id``, ``registered_in``, ``commit``)."""
+    result (``path``; fields ``source``, ``id``, ``registered_in``, ``commit``, and
+    ``reckless`` when the clone was set up in one of DataLad's reckless modes: ``auto``,
+    ``ephemeral``, ``shared-MODE``; see :func:`subdatasets.check_reckless`).  With
+    ``dataset`` and no ``reckless`` the mode the superdataset was cloned with is used."""
+    reckless = check_reckless(reckless)
     superds = Dataset.find(dataset) if dataset is not None else None
+    if reckless is None and superds is not None:
+        reckless = inherited_reckless(superds)
     base = Path.cwd()
     if superds is not None and path is not None and not os.path.isabs(path):
         # with -d, a relative PATH is relative to the dataset (as `rr clone -d . SRC data/raw`)
@@ -46,6 +54,13 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
         if not src_path.exists() and not (target.exists() and any(target.iterdir())):
             raise RecorderError(f"clone source does not exist: {source}")
         src = str(src_path)
+    origin_annex: Path | None = None
+    if reckless == "ephemeral":
+        origin_annex, why = ephemeral_annex(src)
+        if origin_annex is None:
+            raise RecorderError(f"cannot make an ephemeral clone of {source}: {why}",
+                                hint="clone it without --reckless ephemeral (or with "
+                                     "--reckless auto: hardlinks from a local origin)")
     if target.exists() and any(target.iterdir()):
         registered = superds is None or superds.relpath(target) in superds.subdatasets()
         if registered and _same_source(target, src):  # cloned before: nothing to do (DataLad)
@@ -62,7 +77,7 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
     # without --explicit going on there cannot take the new directory as its output
     with dataset_lock(superds.git_dir, what="rr clone -d") if superds is not None \
             else contextlib.nullcontext():
-        return _clone_into(src, source, target, superds)
+        return _clone_into(src, source, target, superds, reckless, origin_annex)
 
 
 def _same_source(target: Path, src: str) -> bool:
@@ -77,7 +92,8 @@ def _same_source(target: Path, src: str) -> bool:
     return os.path.realpath(os.path.join(target, origin)) == os.path.realpath(src)
 
 
-def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> Result:
+def _clone_into(src: str, source: str, target: Path, superds: Dataset | None,
+                reckless: str | None = None, origin_annex: Path | None = None) -> Result:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         gitrepo.clone(src, target, cwd=target.parent)
@@ -88,7 +104,9 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         branch = gitrepo.newest_remote_branch(target, "origin")  # the newest branch
         if branch is not None:
             gitrepo.checkout_tracking(target, branch, "origin")
+    prepare_reckless(target, reckless)
     init_annex_if_needed(sub)
+    finish_reckless(sub, reckless, origin_annex)
     if not is_url(src):
         _add_origins_origins(sub, Path(src))
     try:  # the run notes (durations), which git clone leaves behind
@@ -97,6 +115,8 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         pass  # the clone is complete without them; rr update fetches them again
     extra: dict[str, Any] = {"source": source, "id": sub.id, "registered_in": None,
                              "commit": None}
+    if reckless is not None:  # only then: a plain clone's JSON stays as it was
+        extra["reckless"] = reckless
     if superds is not None:
         with dataset_lock(superds.git_dir):
             rel = superds.relpath(target)

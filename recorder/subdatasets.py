@@ -15,12 +15,12 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import annex, gitrepo
 from . import config as cfgkeys
 from .dataset import Dataset
-from .errors import CommandError, RecorderError
+from .errors import CommandError, RecorderError, UsageError
 from .results import Event, EventKind, OnEvent, Result
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
@@ -36,6 +36,138 @@ def init_annex_if_needed(ds: Dataset) -> None:
     if annex.has_annex_branch(ds.root):
         annex.init(ds.root)
         ds.reload_config()
+
+
+# --- clone --reckless (DataLad's reckless modes) ------------------------------------------
+# auto: content hardlinked from a local origin (annex.hardlink), this repository untrusted;
+# shared-MODE: git init --shared=MODE (group-writable repository and annex), untrusted;
+# ephemeral: .git/annex is a symlink to the (local, non-bare) origin's, this repository is
+# private (annex.private) and declared dead: the clone uses the origin's content without
+# copying it and is never counted as a copy.  The mode is kept in .git/config
+# (datalad.clone.reckless) and subdatasets installed later are set up the same way.
+
+_SHARED_MODE = re.compile(r"^shared-(false|true|umask|group|all|world|everybody|0[0-7]{3})$")
+
+
+def check_reckless(mode: str | None) -> str | None:
+    """``mode`` if it is one of DataLad's reckless modes, else a UsageError."""
+    if mode is None or mode in ("auto", "ephemeral") or _SHARED_MODE.match(mode):
+        return mode
+    raise UsageError(f"--reckless must be auto, ephemeral or shared-MODE (MODE as git init "
+                     f"--shared takes it: group, all, umask, 0660, ...), not {mode!r}")
+
+
+def inherited_reckless(ds: Dataset) -> str | None:
+    """The reckless mode ``ds`` was cloned with (its .git/config, never the committed
+    .datalad/config: a dataset does not choose how it is set up on this machine)."""
+    mode = ds.config.get_local(cfgkeys.CLONE_RECKLESS)
+    try:
+        return check_reckless(mode or None)
+    except UsageError:
+        raise RecorderError(f"{cfgkeys.CLONE_RECKLESS} in {ds.root} is not a reckless mode: "
+                            f"{mode!r}", hint=f"git -C {ds.root} config --unset "
+                            f"{cfgkeys.CLONE_RECKLESS}") from None
+
+
+def local_path(source: str) -> Path | None:
+    """The directory a local source names (a path, or a file:// URL on this host)."""
+    if source.startswith("file://"):
+        parts = urlsplit(source)
+        if parts.netloc not in ("", "localhost"):
+            return None
+        return Path(unquote(parts.path))
+    if is_url(source):
+        return None
+    return Path(os.path.abspath(os.path.expanduser(source)))
+
+
+def ephemeral_annex(source: str) -> tuple[Path | None, str]:
+    """The annex directory an ephemeral clone of ``source`` links to, or None and why it
+    cannot be one: only a local, non-bare repository with an annex (a bare one keeps its
+    objects in another layout, hashdirlower: the clone's links would not find them)."""
+    path = local_path(source)
+    if path is None:
+        return None, "it is not local (an ephemeral clone links to its origin's annex)"
+    git = path / ".git"
+    if git.is_file():  # "gitdir: PATH"
+        text = git.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("gitdir:"):
+            git = Path(os.path.normpath(path / text[len("gitdir:"):].strip()))
+    if not git.is_dir():
+        if (path / "HEAD").is_file() and (path / "objects").is_dir():
+            return None, ("it is a bare repository (its annex has another layout); clone "
+                          "a non-bare clone of it")
+        return None, "it is not a git repository with a work tree"
+    annex_dir = git / "annex"
+    if not (annex_dir / "objects").is_dir() and not (annex_dir.is_dir() and
+                                                      gitrepo.config_get(path,
+                                                                         cfgkeys.ANNEX_UUID)):
+        return None, "it has no git-annex object store"
+    return Path(os.path.realpath(annex_dir)), ""
+
+
+def prepare_reckless(root: Path, mode: str | None) -> None:
+    """What must be set before git-annex is initialised in a fresh clone at ``root``."""
+    if mode is None:
+        return
+    if mode.startswith("shared-"):
+        gitrepo.init_shared(root, mode[len("shared-"):])
+    elif mode == "auto":
+        gitrepo.config_set(root, cfgkeys.ANNEX_HARDLINK, "true")
+    elif mode == "ephemeral":
+        gitrepo.config_set(root, cfgkeys.ANNEX_PRIVATE, "true")
+
+
+def finish_reckless(sub: Dataset, mode: str | None, origin_annex: Path | None) -> None:
+    """After git-annex is initialised in the fresh clone ``sub``: trust, the link to the
+    origin's annex (``ephemeral``), and the mode recorded for subdatasets installed later."""
+    if mode is None:
+        return
+    if sub.is_annex:
+        if mode == "ephemeral":
+            gitrepo.config_set(sub.root, cfgkeys.remote_key("origin", "annex-ignore"), "true")
+            if origin_annex is not None:
+                _link_annex(sub, origin_annex)
+            # after the link: annex.private keeps this in the (now shared) private journal,
+            # which a link made afterwards would have thrown away (DataLad's order loses it)
+            annex.set_trust(sub.root, "dead")
+        else:
+            annex.set_trust(sub.root, "untrust")
+    gitrepo.config_set(sub.root, cfgkeys.CLONE_RECKLESS, mode)
+    sub.reload_config()
+
+
+def _link_annex(sub: Dataset, origin_annex: Path) -> None:
+    """Replace the fresh clone's own .git/annex (nothing in it but what git annex init
+    wrote) by a symlink to the origin's, as DataLad's ephemeral clones have it."""
+    own = sub.git_dir / "annex"
+    objects = own / "objects"
+    if objects.is_dir() and any(objects.iterdir()):  # never: content was not got yet
+        raise RecorderError(f"{own} already holds content; it was not replaced by a link")
+    if own.is_symlink():
+        own.unlink()
+    elif own.exists():
+        rmtree(own)
+    own.symlink_to(origin_annex, target_is_directory=True)
+
+
+def linked_annex(root: Path) -> Path | None:
+    """Where the annex of the repository at ``root`` really is when it is another
+    repository's (an ephemeral clone: .git/annex or .git/annex/objects a symlink); None
+    when it is its own.  Content there is the other repository's: never dropped from here."""
+    git = root / ".git"
+    if git.is_file():
+        try:
+            text = git.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+        if not text.startswith("gitdir:"):
+            return None
+        git = Path(os.path.normpath(root / text[len("gitdir:"):].strip()))
+    for part in (git / "annex", git / "annex" / "objects"):
+        if part.is_symlink():
+            return Path(os.path.realpath(part))
+    return None
 
 
 # --- where a registered subdataset can be installed from ----------------------------------

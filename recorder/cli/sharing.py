@@ -20,19 +20,29 @@ def clone(
     path: Optional[str] = typer.Argument(None, help="Where to put the clone."),
     dataset: Annotated[Optional[str], opt.dataset(
         "Register the clone as a subdataset of this dataset.")] = None,
+    reckless: Optional[str] = typer.Option(
+        None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="DataLad's: auto: "
+        "content hardlinked from a local origin, this clone untrusted; ephemeral: the clone "
+        "uses the local origin's annex (a symlink), is private and dead (never counted as a "
+        "copy, never drops); shared-MODE: git init --shared=MODE, untrusted.  Kept in "
+        "datalad.clone.reckless: subdatasets installed later follow it."),
     as_json: opt.Json = False,
 ) -> None:
     """Clone a dataset (content stays where it is until you get it).
 
     Example: rr clone -d . ../imagenette data/raw
+
+    Example: rr clone --reckless ephemeral /scratch/imagenette work  (no copy of content)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    result = call(api.clone, source, path, dataset=dataset)
+    result = call(api.clone, source, path, dataset=dataset, reckless=reckless)
     if as_json:
         render.json_line(result.to_dict())
     else:
         where = f", registered in {result.registered_in}" if result.registered_in else ""
+        mode = (result.extra or {}).get("reckless")
+        where += f" (reckless {mode})" if mode else ""
         if result.status == "notneeded":
             render.info(f"rr: {result.path} is already a clone of {source}; nothing to do")
         else:
