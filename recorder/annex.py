@@ -249,18 +249,22 @@ def has_annex_branch(root: str | os.PathLike[str]) -> bool:
 
 
 def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
-             jobs: int | None = None) -> Generator[dict, None, None]:
+             jobs: int | None = None, source: str | None = None
+             ) -> Generator[dict, None, None]:
     """``git annex get`` that yields each file's JSON record as it completes (for progress);
-    ``jobs``: that many transfers at once, done by git-annex."""
+    ``jobs``: that many transfers at once, done by git-annex; ``source``: only from that
+    remote (``--from``, DataLad's get -s)."""
     ensure_available()
+    via = ["--from", source] if source else []
     odd = [p for p in paths if not _is_utf8(p)]
     if odd:  # names that are not UTF-8: on stdin (see _annex_json)
-        yield from _annex_batch_json(root, ["get", *_jobs(jobs)], odd)
+        yield from _annex_batch_json(root, ["get", *via, *_jobs(jobs)], odd)
         paths = [p for p in paths if _is_utf8(p)]
         if not paths:
             return
     for chunk in _chunks(paths) if paths else [["."]]:
-        argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *_jobs(jobs), "--json",
+        argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *via, *_jobs(jobs),
+                "--json",
                 "--json-error-messages", "--", *chunk]
         failed = []
         # leaving early (an interrupt, or the consumer closing this generator) stops the

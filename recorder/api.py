@@ -279,28 +279,33 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None,
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
-        no_data: bool = False) -> list[str]:
+        no_data: bool = False, source: str | None = None,
+        recursion_limit: int | None = None) -> list[str]:
     """Fetch annexed content (installing subdatasets on the way; ``no_data``: only install
-    them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred."""
+    them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred;
+    ``source``: only from the sibling of that name; ``recursion_limit``: with ``recursive``,
+    that many levels of subdatasets down."""
     from . import engine, sharing
 
     engine.check(jobs)
     return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_event=on_event,
-                       jobs=jobs, no_data=no_data)
+                       jobs=jobs, no_data=no_data, source=source,
+                       recursion_limit=recursion_limit)
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-         force: bool = False, what: str = "filecontent", reckless: str | None = None
-         ) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None,
+         recursion_limit: int | None = None) -> Result:
     """Drop annexed content; refuses to drop the last known copy unless ``force``.  The
     result's ``dropped``: the number of files dropped; ``uninstalled``: the subdatasets
-    uninstalled.  ``what`` and ``reckless`` as DataLad's (``sharing.drop``)."""
+    uninstalled.  ``what``, ``reckless`` and ``recursion_limit`` as DataLad's
+    (``sharing.drop``)."""
     from . import sharing
 
     ds = Dataset.find(dataset)
     with _changing(ds, "rr drop"):
         return sharing.drop(ds, list(paths), recursive=recursive, force=force, what=what,
-                            reckless=reckless)
+                            reckless=reckless, recursion_limit=recursion_limit)
 
 
 def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: PathArg = None):

@@ -17,7 +17,8 @@ from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .results import NOTNEEDED, OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
-from .subdatasets import (check_reckless, ephemeral_annex, fetch, finish_reckless,
+from .subdatasets import (check_reckless, check_recursion, deeper, ephemeral_annex, fetch,
+                          finish_reckless, may_descend,
                           inherited_reckless, init_annex_if_needed, install, installed, is_url,
                           linked_annex, prepare_reckless, recorded_url, split_by_dataset)
 
@@ -189,14 +190,20 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str],
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
-        no_data: bool = False) -> list[str]:
+        no_data: bool = False, source: str | None = None,
+        recursion_limit: int | None = None) -> list[str]:
     """Fetch the content of ``paths`` (``no_data``: only install the subdatasets on the way,
-    DataLad's ``get -n``); a path that does not exist does not keep the others from being
+    DataLad's ``get -n``; ``source``: only from the sibling of that name, DataLad's
+    ``get -s``; ``recursion_limit``: with ``recursive``, that many levels of subdatasets
+    down, DataLad's ``-R``); a path that does not exist does not keep the others from being
     fetched (as DataLad: it is reported, and the whole get fails)."""
+    depth = check_recursion(recursive, recursion_limit)
+    if source is not None and not source.strip():
+        raise UsageError("-s/--source names a sibling: it cannot be empty")
     missing: list[str] = []
     rels = _resolve_paths(ds, paths, missing)
     if rels:
-        _get_existing(ds, rels, recursive, on_event, jobs, no_data)
+        _get_existing(ds, rels, recursive, on_event, jobs, no_data, source, depth)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise RecorderError(f"path does not exist: {missing[0]}{more}",
@@ -206,15 +213,16 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
 
 
 def _get_existing(ds: Dataset, rels: list[str], recursive: bool, on_event: OnEvent | None,
-                  jobs: int | None, no_data: bool = False) -> None:
-    fetch(ds, rels, on_event, jobs, no_data=no_data)
-    if recursive:
+                  jobs: int | None, no_data: bool = False, source: str | None = None,
+                  depth: int | None = None) -> None:
+    fetch(ds, rels, on_event, jobs, no_data=no_data, source=source)
+    if recursive and may_descend(depth):
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
             if inner is not None:
                 child = install(ds, sub)
-                get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
-                    jobs=jobs, no_data=no_data)
+                _get_existing(child, _resolve_paths(child, [str(child.root / inner)]), True,
+                              on_event, jobs, no_data, source, deeper(depth))
 
 
 def _inner_path(rels: Sequence[str], sub: str) -> str | None:
@@ -232,14 +240,22 @@ RECKLESS = ("modification", "availability", "undead", "kill")
 
 
 def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-         force: bool = False, what: str = "filecontent", reckless: str | None = None) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None,
+         recursion_limit: int | None = None) -> Result:
     """Drop annexed content: a ``drop`` result, fields ``dropped`` (the number of files
     dropped), ``records`` (git-annex's, one per file, failures included) and
     ``uninstalled`` (subdatasets).  As DataLad's drop: ``what`` filecontent (the files'
     content), allkeys (every version of every key), datasets (uninstall the subdatasets
     named: their checkout goes, their registration stays), all (both); ``reckless``
     modification (drop changed content too), availability/undead (no copy check: as
-    ``force``), kill (nothing checked)."""
+    ``force``), kill (nothing checked); ``recursion_limit``: with ``recursive``, that many
+    levels of subdatasets down.
+
+    Content is never dropped from a dataset whose annex is another repository's (an
+    ephemeral clone, :func:`subdatasets.linked_annex`): whatever the options, as DataLad
+    refuses it, since that content is the other repository's own copy; uninstalling such a
+    subdataset (``datasets``) deletes its checkout only."""
+    depth = check_recursion(recursive, recursion_limit)
     if what not in DROP_WHAT:
         raise UsageError(f"--what must be one of {', '.join(DROP_WHAT)}, not {what!r}")
     if reckless is not None and reckless not in RECKLESS:
@@ -248,9 +264,17 @@ def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
     subs: list[str] = []
     if what in ("datasets", "all"):
         subs = _subdatasets_to_uninstall(ds, paths)
+    linked = _linked_annexes(ds, _resolve_paths(ds, paths), recursive, depth, set(subs))
+    if linked:
+        where, target = linked[0]
+        raise RecorderError(f"refusing to drop content in {where}: its annex is "
+                            f"{target} (an ephemeral clone's): dropping there would delete "
+                            "the origin's own copy; nothing was dropped",
+                            hint="drop it in the origin; rr drop --what datasets uninstalls "
+                                 "such a subdataset without touching that content")
     records = _drop(ds, paths, recursive, force, all_keys=what in ("allkeys", "all"),
                     modified_ok=reckless in ("modification", "kill"),
-                    skip=set(subs))
+                    skip=set(subs), depth=depth)
     uninstalled = [_uninstall(ds, sub, force) for sub in subs]
     return Result("drop", None, OK, extra={
         "dropped": sum(1 for r in records if r.get("success")), "records": records,
@@ -296,9 +320,34 @@ def _uninstall(ds: Dataset, rel: str, force: bool) -> str:
     return rel
 
 
+def _linked_annexes(ds: Dataset, rels: Sequence[str], recursive: bool, depth: int | None,
+                    skip: set[str], prefix: str = "") -> list[tuple[str, Path]]:
+    """The datasets :func:`_drop` would drop content in whose annex is another repository's
+    (dataset shown, where its annex is), found before anything is dropped."""
+    out: list[tuple[str, Path]] = []
+    for owner, group in split_by_dataset(ds, list(rels)).items():
+        if owner:
+            if installed(ds, owner) and owner not in skip and (
+                    any(p != owner for p in group) or (recursive and may_descend(depth))):
+                sub = Dataset(ds.root / owner)
+                inner = ["." if p == owner else p[len(owner) + 1:] for p in group]
+                out += _linked_annexes(sub, inner, recursive, deeper(depth), set(),
+                                       f"{prefix}{owner}/")
+            continue
+        target = linked_annex(ds.root) if ds.is_annex else None
+        if target is not None:
+            out.append((prefix.rstrip("/") or str(ds.root), target))
+        if recursive and may_descend(depth):
+            for sub in ds.subdatasets():
+                if installed(ds, sub) and _inner_path(group, sub) == "." and sub not in skip:
+                    out += _linked_annexes(Dataset(ds.root / sub), ["."], True, deeper(depth),
+                                           set(), f"{prefix}{sub}/")
+    return out
+
+
 def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
           all_keys: bool = False, modified_ok: bool = False,
-          skip: set[str] = set()) -> list[dict]:
+          skip: set[str] = set(), depth: int | None = None) -> list[dict]:
     rels = _resolve_paths(ds, paths)
     records: list[dict] = []
     for owner, group in split_by_dataset(ds, rels).items():
@@ -307,9 +356,10 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
                 continue
             if owner in skip:  # uninstalled after: its content is dropped and checked there
                 continue
-            if recursive or any(p != owner for p in group):
+            if any(p != owner for p in group) or (recursive and may_descend(depth)):
                 records += _drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
-                                 recursive, force, all_keys=all_keys, modified_ok=modified_ok)
+                                 recursive, force, all_keys=all_keys, modified_ok=modified_ok,
+                                 depth=deeper(depth))
             continue
         if ds.is_annex:
             if not modified_ok:
@@ -322,11 +372,12 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
                 raise RecorderError(
                     exc.message, hint="rr refuses to drop the last known copy; make another "
                     "copy first (rr push), or pass --force to lose it") from None
-        if recursive:
+        if recursive and may_descend(depth):
             for sub in ds.subdatasets():
                 if installed(ds, sub) and _inner_path(group, sub) == "." and sub not in skip:
                     records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force,
-                                     all_keys=all_keys, modified_ok=modified_ok)
+                                     all_keys=all_keys, modified_ok=modified_ok,
+                                     depth=deeper(depth))
     return records
 
 

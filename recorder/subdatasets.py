@@ -38,6 +38,33 @@ def init_annex_if_needed(ds: Dataset) -> None:
         ds.reload_config()
 
 
+# --- -R/--recursion-limit ----------------------------------------------------------------
+# DataLad's: with -r, how many levels of subdatasets down a command goes (1: only the
+# dataset's own subdatasets).  A depth is None (no limit) or the levels still allowed.
+
+
+def check_recursion(recursive: bool, recursion_limit: int | None) -> int | None:
+    """The depth a command with ``recursive`` goes to (None: no limit); a limit without
+    ``recursive`` or below 0 is a UsageError."""
+    if recursion_limit is None:
+        return None
+    if recursion_limit < 0:
+        raise UsageError(f"-R/--recursion-limit must be 0 or more, not {recursion_limit}")
+    if not recursive:
+        raise UsageError("-R/--recursion-limit limits -r/--recursive: add -r")
+    return recursion_limit
+
+
+def may_descend(depth: int | None) -> bool:
+    """Whether one more level of subdatasets is allowed."""
+    return depth is None or depth > 0
+
+
+def deeper(depth: int | None) -> int | None:
+    """The depth left one level of subdatasets down."""
+    return None if depth is None else depth - 1
+
+
 # --- clone --reckless (DataLad's reckless modes) ------------------------------------------
 # auto: content hardlinked from a local origin (annex.hardlink), this repository untrusted;
 # shared-MODE: git init --shared=MODE (group-writable repository and annex), untrusted;
@@ -475,9 +502,10 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
           on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "",
-          no_data: bool = False) -> None:
+          no_data: bool = False, source: str | None = None) -> None:
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them
-    (``no_data``: only install the subdatasets they are in);
+    (``no_data``: only install the subdatasets they are in; ``source``: only from the
+    sibling of that name, which each dataset content is got in must have);
     ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record).
     A path that the installed subdataset does not have is an error (``prefix``: where ``ds``
     is in the dataset the user named, for the message)."""
@@ -489,7 +517,7 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
                 if rel != "." and not os.path.lexists(sub.root / rel) \
                         and not _registered_below(sub, rel):
                     raise RecorderError(f"path does not exist: {prefix}{path}")
-            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data)
+            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data, source)
             continue
         if not ds.is_annex or no_data:
             continue
@@ -498,12 +526,26 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
         else:
             missing = annex.missing_content(ds.root, paths)
         if missing:
+            if source is not None:
+                ensure_sibling(ds, source, prefix)
             # closed at once when the consumer is interrupted between two records: the
             # git annex get stops then, not when the generator is collected
-            with contextlib.closing(annex.iter_get(ds.root, missing, jobs)) as records:
+            with contextlib.closing(annex.iter_get(ds.root, missing, jobs, source)) as records:
                 for rec in records:
                     if on_event is not None:
                         on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
+
+
+def ensure_sibling(ds: Dataset, name: str, prefix: str = "") -> None:
+    """``name`` is a sibling of ``ds`` (a git remote or a git-annex special remote)."""
+    head = f"remote.{name}."
+    if any(key.startswith(head) for key, _v in gitrepo.config_list(ds.root)):
+        return
+    where = f"the subdataset {prefix.rstrip('/')}" if prefix else "this dataset"
+    known = sorted({parts[0] for key, _v in gitrepo.config_list(ds.root)
+                    if (parts := cfgkeys.key_parts(key, "remote"))})
+    raise RecorderError(f"{where} has no sibling {name}; nothing was got from it there",
+                        hint=f"its siblings: {', '.join(known) or 'none'}")
 
 
 # --- listing ----------------------------------------------------------------------------

@@ -52,8 +52,12 @@ def clone(
 def get(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     no_data: bool = typer.Option(False, "-n", "--no-data", help="Only install the "
                                  "subdatasets on the way (-r: all of them), no content."),
+    source: Optional[str] = typer.Option(None, "-s", "--source", metavar="SIBLING",
+                                         help="Get content only from this sibling (a git "
+                                         "sibling or a special remote), in every dataset."),
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per file fetched (git-annex's "
@@ -65,6 +69,8 @@ def get(
     Example: rr get -r -J 4 data/raw/train
 
     Example: rr get -n -r .   (install every subdataset, fetch no content)
+
+    Example: rr get -s backup -r -R 1 data/   (from the sibling backup; one level down)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
@@ -74,18 +80,20 @@ def get(
                 render.json_line({"action": "get", **(event.fields or {})})
 
         rels = call(api.get, paths or (), dataset=dataset, recursive=recursive,
-                    on_event=each_file, jobs=jobs, no_data=no_data)
+                    on_event=each_file, jobs=jobs, no_data=no_data, source=source,
+                    recursion_limit=recursion_limit)
         render.json_line({"action": "get", "status": "ok", "paths": rels})
         return
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
-             jobs=jobs, no_data=no_data)
+             jobs=jobs, no_data=no_data, source=source, recursion_limit=recursion_limit)
     render.info("rr: subdatasets installed" if no_data else "rr: content is here")
 
 
 def drop(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
     what: str = typer.Option("filecontent", "--what", metavar="filecontent|allkeys|datasets|"
                              "all", help="The files' content; every version of every key; "
@@ -100,12 +108,16 @@ def drop(
 ) -> None:
     """Drop annexed content that is safely stored elsewhere.
 
+    Never in an ephemeral clone (rr clone --reckless ephemeral): its annex is the origin's.
+
     Example: rr drop data/raw/train
+
+    Example: rr drop -r -R 1 .   (here and in the dataset's own subdatasets, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force,
-                  what=what, reckless=reckless)
+                  what=what, reckless=reckless, recursion_limit=recursion_limit)
     if as_json:
         render.json_line(result.to_dict())
         return
