@@ -210,7 +210,12 @@ class Dataset:
         if _within(real, self.real_root):
             return True
         shared = self._shared_annex_objects()
-        return shared is not None and _within(real, shared)
+        if shared is not None and _within(real, shared):
+            return True
+        # an ephemeral clone (rr clone --reckless ephemeral): .git/annex is a symlink, made
+        # on this machine, to the origin's; its objects are this dataset's content
+        own = self.root / ".git" / "annex"
+        return own.is_symlink() and _within(real, Path(os.path.realpath(own / "objects")))
 
     def _shared_annex_objects(self) -> Path | None:
         """The annex object store of the repository this linked worktree belongs to (an

@@ -301,12 +301,15 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) -> Dataset:
+def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None,
+            reckless: str | None = None) -> Dataset:
     """Install the registered subdataset at ``rel``: clone it from the first of its
     :func:`sources` that has the recorded commit, and check that commit out.  Which source
     was used is said on stderr (``say``).  rr clones itself rather than `git submodule
     update`, which refuses local paths since git 2.38 (protocol.file.allow).  An installed
-    subdataset is returned as it is (its origin mended when it moved: mend_moved_origin)."""
+    subdataset is returned as it is (its origin mended when it moved: mend_moved_origin).
+    The clone is set up in the ``reckless`` mode, by default the one ``ds`` was cloned with
+    (DataLad's inheritance); an ephemeral one only from a local source."""
     full = ds.root / rel
     if (full / ".git").exists():
         sub = Dataset(full)
@@ -325,10 +328,17 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
         (say or _say)(f"rr: installed subdataset {rel} as a worktree of {shared} (sharing its "
                       "annex)")
         return Dataset(full)
+    mode = check_reckless(reckless) if reckless is not None else inherited_reckless(ds)
     passed: list[str] = []
     used: Source | None = None
+    origin_annex: Path | None = None
     full.mkdir(parents=True, exist_ok=True)
     for src in sources(ds, rel, url):
+        if mode == "ephemeral":
+            origin_annex, why = ephemeral_annex(src.url)
+            if origin_annex is None:
+                passed.append(f"{src.url} (ephemeral: {why})")
+                continue
         problem = _clone_at(src.url, full, ds.root, sha)
         if problem is None:
             used = src
@@ -344,7 +354,9 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
                   (f"; passed over: {'; '.join(passed)}" if passed else ""))
     gitrepo.register_submodule(ds.root, entry["name"], used.url)
     sub = Dataset(full)
+    prepare_reckless(full, mode)
     init_annex_if_needed(sub)
+    finish_reckless(sub, mode, origin_annex)
     return sub
 
 
