@@ -328,16 +328,18 @@ def siblings_list(*, dataset: PathArg = None):
 
 
 def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
-         jobs: int | None = None, recursive: bool = False):
+         jobs: int | None = None, recursive: bool = False,
+         recursion_limit: int | None = None):
     """Push history (branch, tags, git-annex branch) and annexed content to a sibling;
     ``jobs`` content transfers at once; ``recursive``: installed subdatasets first, each to
-    its own sibling of the same name."""
+    its own sibling of the same name (``recursion_limit``: that many levels down)."""
     from . import engine, sharing
 
     engine.check(jobs)
     ds = Dataset.find(dataset)
     with _changing(ds, "rr push"):
-        return sharing.push(ds, to=to, data=data, jobs=jobs, recursive=recursive)
+        return sharing.push(ds, to=to, data=data, jobs=jobs, recursive=recursive,
+                            recursion_limit=recursion_limit)
 
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
@@ -678,21 +680,23 @@ def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):
 
 
 def update(*, sibling: str | None = None, how: str = "fetch", how_subds: str | None = None,
-           follow: str = "parentds", recursive: bool = False, dataset: PathArg = None):
+           follow: str = "parentds", recursive: bool = False, dataset: PathArg = None,
+           recursion_limit: int | None = None):
     """Fetch from a sibling (all by default), the git-annex branch included, and bring the
     current branch up to date as ``how`` says (fetch, merge, ff-only, reset); returns an
     iterator of ``Result`` records.  The request is checked before anything is fetched."""
     from . import update as _update
 
     return _update.update(_find(dataset), sibling=sibling, how=how, how_subds=how_subds,
-                          follow=follow, recursive=recursive)
+                          follow=follow, recursive=recursive, recursion_limit=recursion_limit)
 
 
 # --- subdatasets ---
 
 
 def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-                fulfilled: bool | None = None, contains: Sequence[str] = ()):
+                fulfilled: bool | None = None, contains: Sequence[str] = (),
+                recursion_limit: int | None = None):
     """The registered subdatasets (at or under ``paths``), one ``Result`` each: state present
     or absent, recorded commit (gitshasum), URL (gitmodule_url), dataset id; with
     ``recursive`` also those inside installed ones.  As DataLad's: ``fulfilled`` True/False
@@ -702,7 +706,8 @@ def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive
 
     ds = _find(dataset)
     within = [ds.relpath(p) for p in contains]
-    for res in _subdatasets.iter_subdatasets(ds, list(paths), recursive=recursive):
+    for res in _subdatasets.iter_subdatasets(ds, list(paths), recursive=recursive,
+                                             recursion_limit=recursion_limit):
         if fulfilled is not None and not res.failed and \
                 (res.state == "present") != fulfilled:
             continue

@@ -500,10 +500,13 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
 
 
 def push(ds: Dataset, to: str | None = None, data: str = "auto",
-         jobs: int | None = None, recursive: bool = False) -> Result:
+         jobs: int | None = None, recursive: bool = False,
+         recursion_limit: int | None = None) -> Result:
     """Push to sibling ``to``: a ``push`` result (fields ``to``, ``branch``, ``copied``: the
     files of content copied, ``refs``; with ``recursive`` ``subdatasets``: what happened in
-    each installed subdataset, pushed first, bottom-up, to its own sibling of that name)."""
+    each installed subdataset, pushed first, bottom-up, to its own sibling of that name;
+    ``recursion_limit``: that many levels of subdatasets down)."""
+    depth = check_recursion(recursive, recursion_limit)
     if data not in ("auto", "anything", "nothing"):
         raise UsageError("--data must be auto, anything or nothing")
     remotes = gitrepo.remotes(ds.root)
@@ -520,7 +523,7 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
                             hint="check out a branch first (git checkout -b NAME)")
     subs: list[dict[str, Any]] = []
     if recursive:
-        subs = _push_subdatasets(ds, to, data, jobs, "")
+        subs = _push_subdatasets(ds, to, data, jobs, "", depth)
         failed = [s for s in subs if s["status"] == "error"]
         if failed:
             raise RecorderError(
@@ -548,17 +551,20 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
 
 
 def _push_subdatasets(ds: Dataset, to: str, data: str, jobs: int | None,
-                      prefix: str) -> list[dict[str, Any]]:
-    """Each installed subdataset, its own subdatasets first, to its sibling ``to`` (as
-    DataLad's push -r): ``{"path", "status", "message"}`` each; one without such a sibling
-    is passed over (notneeded); a detached one is pushed only if it is needed."""
+                      prefix: str, depth: int | None = None) -> list[dict[str, Any]]:
+    """Each installed subdataset (``depth`` levels down; None: all), its own subdatasets
+    first, to its sibling ``to`` (as DataLad's push -r): ``{"path", "status", "message"}``
+    each; one without such a sibling is passed over (notneeded); a detached one is pushed
+    only if it is needed."""
     done: list[dict[str, Any]] = []
+    if not may_descend(depth):
+        return done
     for rel in sorted(ds.subdatasets()):
         if not installed(ds, rel):
             continue
         sub = Dataset(ds.root / rel)
         path = prefix + rel
-        done += _push_subdatasets(sub, to, data, jobs, path + "/")
+        done += _push_subdatasets(sub, to, data, jobs, path + "/", deeper(depth))
         if to not in gitrepo.remotes(sub.root):
             done.append({"path": path, "status": "notneeded", "message": f"no sibling {to}"})
             continue

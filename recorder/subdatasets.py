@@ -564,11 +564,14 @@ def ensure_sibling(ds: Dataset, name: str, prefix: str = "") -> None:
 
 
 def iter_subdatasets(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
-                     base: Path | None = None) -> Iterator[Result]:
+                     base: Path | None = None, recursion_limit: int | None = None
+                     ) -> Iterator[Result]:
     """One result per registered subdataset (at or under ``paths``; into installed ones with
-    ``recursive``): state ``present`` or ``absent``, the recorded commit, URL and dataset id,
-    with DataLad's `subdatasets` field names (gitshasum, gitmodule_url, ...).  The paths are
-    checked (inside the dataset, existing or registered) before anything is reported."""
+    ``recursive``, ``recursion_limit`` levels down: 1 is the dataset's own): state
+    ``present`` or ``absent``, the recorded commit, URL and dataset id, with DataLad's
+    `subdatasets` field names (gitshasum, gitmodule_url, ...).  The paths are checked
+    (inside the dataset, existing or registered) before anything is reported."""
+    depth = check_recursion(recursive, recursion_limit)
     rels = []
     for p in paths:
         rel = ds.ensure_inside(p, base)
@@ -576,7 +579,7 @@ def iter_subdatasets(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool 
         if not os.path.lexists(full) and not _registered_below(ds, rel):
             raise RecorderError(f"path does not exist: {p}")
         rels.append(rel)
-    yield from _iter_in(ds, rels or ["."], recursive, "")
+    yield from _iter_in(ds, rels or ["."], recursive, "", depth)
 
 
 def _registered_below(ds: Dataset, rel: str) -> bool:
@@ -589,8 +592,8 @@ def _registered_below(ds: Dataset, rel: str) -> bool:
     return False
 
 
-def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str
-             ) -> Iterator[Result]:
+def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str,
+             depth: int | None = None) -> Iterator[Result]:
     entries = gitmodules(ds)
     if not entries:
         return
@@ -603,8 +606,9 @@ def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str
         present = installed(ds, sub)
         if inner == ".":
             yield _result(ds, sub, entry, links.get(sub), present, prefix)
-        if recursive and present:
-            yield from _iter_in(Dataset(ds.root / sub), [inner], True, f"{prefix}{sub}/")
+        if recursive and present and may_descend(deeper(depth)):
+            yield from _iter_in(Dataset(ds.root / sub), [inner], True, f"{prefix}{sub}/",
+                                deeper(depth))
 
 
 def _inner(rels: Sequence[str], sub: str) -> str | None:

@@ -194,6 +194,7 @@ def subdatasets(
     paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
                                       "paths (default: all)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     fulfilled: Optional[str] = typer.Option(None, "--fulfilled", metavar="true|false",
                                             help="Only installed (true) or absent (false) "
                                             "subdatasets."),
@@ -208,6 +209,8 @@ def subdatasets(
     the dataset id and the URL they are installed from.
 
     Example: rr subdatasets -r
+
+    Example: rr subdatasets -r -R 2   (two levels: the subdatasets and theirs)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
@@ -226,7 +229,8 @@ def subdatasets(
 
     exit_if(call(lambda: render.render_results(
         api.subdatasets(paths or (), dataset=dataset, recursive=recursive,
-                        fulfilled=wanted, contains=contains), as_json,
+                        fulfilled=wanted, contains=contains,
+                        recursion_limit=recursion_limit), as_json,
         line=line)))
 
 

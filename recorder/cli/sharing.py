@@ -201,6 +201,7 @@ def push(
                                   "send: auto (this version), anything (all versions), nothing."),
     recursive: Annotated[bool, opt.recursive(
         "Installed subdatasets first, each to its own sibling of that name.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
@@ -208,11 +209,13 @@ def push(
     """Push history, tags and annexed content to a sibling.
 
     Example: rr push --to origin -J 4
+
+    Example: rr push --to origin -r -R 1   (the dataset's own subdatasets first, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs,
-                  recursive=recursive)
+                  recursive=recursive, recursion_limit=recursion_limit)
     if as_json:
         render.json_line(result.to_dict())
     else:
@@ -250,6 +253,7 @@ def update(
                                   "(parentds, rr's default) or to its own sibling's branch "
                                   "(sibling, DataLad's default)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per result.")] = False,
 ) -> None:
@@ -265,7 +269,7 @@ def update(
 
     results = call(api.update, sibling=sibling, how=how.value,
                    how_subds=how_subds.value if how_subds else None, follow=follow.value,
-                   recursive=recursive, dataset=dataset)
+                   recursive=recursive, recursion_limit=recursion_limit, dataset=dataset)
     exit_if(call(render.render_results, results, as_json, line=line))
 
 
