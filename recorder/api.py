@@ -639,7 +639,8 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool | str = False, untracked: str = "normal") -> "_status.StatusRecords":
+           annex: bool | str = False, untracked: str = "normal",
+           recursion_limit: int | None = None) -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` (True, or DataLad's mode "basic", "availability", "all") also each
@@ -647,12 +648,14 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
     availability/all).
     Paths are relative to the working directory; the records' paths to the dataset.  The
     iterator's ``totals`` (``status.StatusTotals``) count what it yielded: changed paths,
-    annexed files present and their sizes."""
+    annexed files present and their sizes.  ``recursion_limit``: with ``recursive``, that many
+    levels of subdatasets down."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.StatusRecords(_status.status(_find(dataset), list(paths),
                                                 recursive=recursive, annex_info=annex,
-                                                untracked=untracked))
+                                                untracked=untracked,
+                                                recursion_limit=recursion_limit))
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,

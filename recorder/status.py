@@ -23,6 +23,7 @@ from . import annex, gitrepo, protect
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .results import IMPOSSIBLE, Result
+from .subdatasets import check_recursion, deeper, may_descend
 
 _ANNEX_MODES = ("120000", "100644", "100755")
 _STATE = {"typechange": "modified", "renamed": "added"}
@@ -102,21 +103,23 @@ _MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
 
 def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
            annex_info: bool | str = False, base: Path | None = None,
-           untracked: str = "normal") -> Iterator[Result]:
+           untracked: str = "normal", recursion_limit: int | None = None) -> Iterator[Result]:
     """One record per changed path (state added, modified, deleted, untracked, damaged);
     with ``annex_info`` (True, or DataLad's mode: basic, availability, all) also every
     annexed file (``clean`` when unchanged), type ``file``, with ``key``, ``backend``,
     ``keyname``, ``bytesize``, ``humansize``, ``has_content`` (and ``objloc`` with
     availability/all).  ``untracked`` as DataLad's: ``no`` (none), ``normal`` (a directory of
     untracked files as one record), ``all`` (each file).  Paths are checked here, before
-    anything is reported (an error is raised by this call, not while iterating)."""
+    anything is reported (an error is raised by this call, not while iterating).
+    ``recursion_limit``: with ``recursive``, that many levels of subdatasets down."""
     if untracked not in UNTRACKED_MODES:
         raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
+    depth = check_recursion(recursive, recursion_limit)
     rels: list[str] | None = None
     missing: list[Result] = []
     if paths:
         rels, missing = _resolve(ds, paths, base, "status")
-    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info, untracked)
+    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info, untracked, depth)
                   if rels is None or rels else iter(()))
 
 
@@ -173,7 +176,8 @@ def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:
 
 
 def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool,
-               annex_info: bool | str, untracked: str = "normal") -> Iterator[Result]:
+               annex_info: bool | str, untracked: str = "normal",
+               depth: int | None = None) -> Iterator[Result]:
     own, inner = _split(ds, rels)
     dirty_subs: set[str] = set()
     if own is None or own:
@@ -184,14 +188,14 @@ def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool
             yield res
     for sub, sub_rels in inner.items():
         yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", sub_rels, recursive,
-                              annex_info, untracked)
-    if recursive:
+                              annex_info, untracked, deeper(depth))
+    if recursive and may_descend(depth):
         for sub in ds.subdatasets():
             if sub in inner or not _installed(ds, sub) or not _in_scope(sub, own):
                 continue
             if sub in dirty_subs or annex_info:
                 yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", None,
-                                      recursive, annex_info, untracked)
+                                      recursive, annex_info, untracked, deeper(depth))
 
 
 def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,

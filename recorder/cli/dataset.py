@@ -96,6 +96,7 @@ def save(
 def status(
     paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     annex: Optional[str] = typer.Option(None, "--annex", metavar="[basic|availability|all]",
                                         help="Also list every annexed file: its key, size, "
                                         "whether its content is here (availability/all: and "
@@ -117,12 +118,14 @@ def status(
     Example: rr status -r --annex data/
 
     Example: rr status --stale  (outputs whose inputs or code changed since their run)
+
+    Example: rr status -r -R 1  (the dataset and its own subdatasets, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     if stale:
-        if recursive or annex:
-            usage_error("--stale takes no -r or --annex")
+        if recursive or annex or recursion_limit is not None:
+            usage_error("--stale takes no -r, -R or --annex")
         found = call(lambda: list(api.stale(paths or (), dataset=dataset)))
         exit_if(render.render_results(found, as_json, line=lambda r: r.message))
         if not as_json and not found:
@@ -130,7 +133,7 @@ def status(
         return
 
     results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex,
-                   untracked=untracked)
+                   untracked=untracked, recursion_limit=recursion_limit)
     failed = call(render.render_results, results, as_json, line=render.status_line)
     if not as_json:
         if results.totals.clean and not failed:
