@@ -669,14 +669,17 @@ def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None 
                         untracked=untracked)
 
 
-def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):
+def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+           recursion_limit: int | None = None):
     """Make annexed files editable (``git annex unlock``); ``rr save`` annexes them again.
-    Returns one ``Result`` per file; absent content is ``impossible``."""
+    Returns one ``Result`` per file; absent content is ``impossible``.  ``recursive``: the
+    files of the installed subdatasets under the paths too (``recursion_limit`` levels)."""
     from . import unlock as _unlock
 
     ds = _find(dataset)
     with _changing(ds, "rr unlock"):
-        return _unlock.unlock(ds, list(paths))
+        return _unlock.unlock(ds, list(paths), recursive=recursive,
+                              recursion_limit=recursion_limit)
 
 
 # --- update ---

@@ -329,19 +329,18 @@ def _linked_annexes(ds: Dataset, rels: Sequence[str], recursive: bool, depth: in
         if owner:
             if installed(ds, owner) and owner not in skip and (
                     any(p != owner for p in group) or (recursive and may_descend(depth))):
-                sub = Dataset(ds.root / owner)
                 inner = ["." if p == owner else p[len(owner) + 1:] for p in group]
-                out += _linked_annexes(sub, inner, recursive, deeper(depth), set(),
-                                       f"{prefix}{owner}/")
+                out += _linked_annexes(Dataset(ds.root / owner), inner, recursive,
+                                       deeper(depth), set(), f"{prefix}{owner}/")
             continue
         target = linked_annex(ds.root) if ds.is_annex else None
         if target is not None:
             out.append((prefix.rstrip("/") or str(ds.root), target))
         if recursive and may_descend(depth):
-            for sub in ds.subdatasets():
-                if installed(ds, sub) and _inner_path(group, sub) == "." and sub not in skip:
-                    out += _linked_annexes(Dataset(ds.root / sub), ["."], True, deeper(depth),
-                                           set(), f"{prefix}{sub}/")
+            for rel in ds.subdatasets():
+                if installed(ds, rel) and _inner_path(group, rel) == "." and rel not in skip:
+                    out += _linked_annexes(Dataset(ds.root / rel), ["."], True, deeper(depth),
+                                           set(), f"{prefix}{rel}/")
     return out
 
 

@@ -173,6 +173,9 @@ def diff(
 
 def unlock(
     paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    recursive: Annotated[bool, opt.recursive(
+        "The files of installed subdatasets under the paths too.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per file.")] = False,
 ) -> None:
@@ -181,10 +184,13 @@ def unlock(
     Files whose content is not here cannot be unlocked (rr get them first).
 
     Example: rr unlock data/labels.csv
+
+    Example: rr unlock -r data/   (in data/'s subdatasets too)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    results = call(api.unlock, paths or (), dataset=dataset)
+    results = call(api.unlock, paths or (), dataset=dataset, recursive=recursive,
+                   recursion_limit=recursion_limit)
 
     def line(r: Any) -> str:
         return f"unlock({r.status}): {r.path} ({r.type or 'file'})" + \
