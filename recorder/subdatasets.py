@@ -546,6 +546,37 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
                 for rec in records:
                     if on_event is not None:
                         on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
+            if source is not None:
+                # git annex get --from passes over, without a word, what it does not know
+                # the remote to have: success only for what was got
+                absent = _absent_files(ds, missing)
+                if absent:
+                    more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+                    raise RecorderError(f"{source} did not provide the content of "
+                                        f"{prefix}{absent[0]}{more}",
+                                        hint=f"rr get without -s tries every place it is "
+                                             f"known to be (git annex whereis {absent[0]})")
+
+
+def _absent_files(ds: Dataset, rels: Sequence[str]) -> list[str]:
+    """The locked annexed files at or under ``rels`` (not in subdatasets) whose content is
+    not here."""
+    out: list[str] = []
+    for rel in rels:
+        full = ds.root / rel
+        if full.is_symlink() or not full.is_dir():
+            if annex.missing_content(ds.root, [rel]):
+                out.append(rel)
+            continue
+        for dirpath, dirnames, filenames in os.walk(full):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git" and
+                                 not os.path.lexists(os.path.join(dirpath, d, ".git")))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink() and not path.exists() and \
+                        annex.annex_objects_marker(os.readlink(path)):
+                    out.append(path.relative_to(ds.root).as_posix())
+    return out
 
 
 def ensure_sibling(ds: Dataset, name: str, prefix: str = "") -> None:
