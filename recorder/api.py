@@ -659,14 +659,15 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,
-         dataset: PathArg = None, recursive: bool = False, untracked: str = "normal"):
+         dataset: PathArg = None, recursive: bool = False, untracked: str = "normal",
+         recursion_limit: int | None = None):
     """What differs between two states, one ``Result`` per path (an iterator): ``from_``
     (default HEAD) and ``to`` (default: the working tree, untracked files as ``untracked``
     says: no, normal, all); annexed files compared by key."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive,
-                        untracked=untracked)
+                        untracked=untracked, recursion_limit=recursion_limit)
 
 
 def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,

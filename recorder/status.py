@@ -321,13 +321,16 @@ def _presence(ds: Dataset, keys: dict[str, tuple[str, str]],
 
 def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
          paths: Sequence[str] = (), *, recursive: bool = False,
-         base: Path | None = None, untracked: str = "normal") -> Iterator[Result]:
+         base: Path | None = None, untracked: str = "normal",
+         recursion_limit: int | None = None) -> Iterator[Result]:
     """What differs between ``frm`` (default HEAD) and ``to`` (default: the working tree,
     untracked files included as ``untracked`` says: no, normal, all - as ``datalad diff``),
     one record per path.  Revisions and
-    paths are checked here, before anything is reported: an unknown revision is an error."""
+    paths are checked here, before anything is reported: an unknown revision is an error.
+    ``recursion_limit``: with ``recursive``, that many levels of subdatasets down."""
     if untracked not in UNTRACKED_MODES:
         raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
+    depth = check_recursion(recursive, recursion_limit)
     frm_sha = _commit(ds, frm or "HEAD", allow_unborn=frm is None)
     to_sha = _commit(ds, to) if to is not None else None
     rels: list[str] | None = None
@@ -336,7 +339,8 @@ def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
         rels, missing = _resolve(ds, paths, base, "diff")
         if to is not None:  # a path may exist only in a revision
             rels, missing = rels + [m.path or "." for m in missing], []
-    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive, untracked)
+    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive, untracked,
+                                    depth)
                   if rels is None or rels else iter(()))
 
 
@@ -358,7 +362,8 @@ def _commit(ds: Dataset, rev: str, allow_unborn: bool = False) -> str:
 
 
 def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str] | None,
-             recursive: bool, untracked: str = "normal") -> Iterator[Result]:
+             recursive: bool, untracked: str = "normal",
+             depth: int | None = None) -> Iterator[Result]:
     own, inner = _split(ds, rels)
     changed_subs: dict[str, tuple[str | None, str | None]] = {}
     if own is None or own:
@@ -372,12 +377,12 @@ def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str]
     for sub, sub_rels in inner.items():
         yield from _diff_sub(ds, prefix, sub, _recorded(ds, frm, sub),
                              _recorded(ds, to, sub) if to else None, to is None, sub_rels,
-                             recursive, untracked)
-    if recursive:
+                             recursive, untracked, deeper(depth))
+    if recursive and may_descend(depth):
         for sub, (old, new) in changed_subs.items():
             if sub not in inner and _installed(ds, sub):
                 yield from _diff_sub(ds, prefix, sub, old, new, to is None, None, recursive,
-                                     untracked)
+                                     untracked, deeper(depth))
 
 
 def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
@@ -386,7 +391,7 @@ def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
 
 def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | None,
               worktree: bool, rels: list[str] | None, recursive: bool,
-              untracked: str = "normal") -> Iterator[Result]:
+              untracked: str = "normal", depth: int | None = None) -> Iterator[Result]:
     """Inside an installed subdataset: from the commit recorded at ``frm`` (none: the empty
     tree) to the one recorded at ``to`` (or its working tree)."""
     subds = Dataset(ds.root / sub)
@@ -400,7 +405,7 @@ def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | No
     if not worktree and new is None:
         return  # removed at --to: the parent's record says so
     yield from _diff_in(subds, where + "/", old or _EMPTY_TREE, None if worktree else new,
-                        rels, recursive, untracked)
+                        rels, recursive, untracked, depth)
 
 
 def _index_second(ds: Dataset) -> int | None:

@@ -1,5 +1,5 @@
 """DataLad's daily options: get -s/--source, -R/--recursion-limit (get, drop, push, update,
-status, subdatasets, unlock), unlock -r."""
+status, diff, subdatasets, unlock), unlock -r."""
 
 from __future__ import annotations
 
@@ -83,6 +83,14 @@ def test_subdatasets_and_status_recursion_limit(nest):
     assert "sub/new.txt" in limited and "sub/subsub/new.txt" not in limited
     assert "sub/subsub" in limited  # the subsubdataset itself is modified, seen from sub
     assert "sub/new.txt" not in changed()
+
+    def differs(*args: str) -> set[str]:
+        out = rr("diff", "--json", *args, cwd=nest).stdout
+        return {json.loads(line)["path"] for line in out.splitlines()}
+
+    assert "sub/subsub/new.txt" in differs("-r")
+    assert "sub/new.txt" in differs("-r", "-R", "1")
+    assert "sub/subsub/new.txt" not in differs("-r", "-R", "1")
 
 
 @pytest.mark.slow
@@ -169,7 +177,7 @@ def test_get_from_a_named_source(nest, tmp_path):
 
 
 @pytest.mark.parametrize("command", [
-    ["get", "."], ["drop", "."], ["status"], ["subdatasets"], ["unlock"],
+    ["get", "."], ["drop", "."], ["status"], ["diff"], ["subdatasets"], ["unlock"],
     ["push", "--to", "x"], ["update"]])
 def test_recursion_limit_needs_recursive_and_a_level(ds, command):
     res = rr_in(*command, "-R", "1", cwd=ds)

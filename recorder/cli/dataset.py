@@ -151,6 +151,7 @@ def diff(
     to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
                                      "(default: the working tree, untracked files included)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
                                   help="Untracked files (against the working tree): none, a "
                                   "directory of them as one path, or each file."),
@@ -163,11 +164,13 @@ def diff(
     content key (an unlocked file with its recorded content is unchanged).
 
     Example: rr diff --from ready4analysis --to HEAD -r
+
+    Example: rr diff -r -R 1   (one level of subdatasets down)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     results = call(api.diff, paths or (), from_=from_, to=to, dataset=dataset,
-                   recursive=recursive, untracked=untracked)
+                   recursive=recursive, untracked=untracked, recursion_limit=recursion_limit)
     exit_if(call(render.render_results, results, as_json, line=render.state_line))
 
 
