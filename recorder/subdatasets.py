@@ -514,22 +514,24 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
           on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "",
-          no_data: bool = False, source: str | None = None) -> None:
+          no_data: bool = False, source: str | None = None,
+          reckless: str | None = None) -> None:
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them
     (``no_data``: only install the subdatasets they are in; ``source``: only from the
-    sibling of that name, which each dataset content is got in must have);
+    sibling of that name, which each dataset content is got in must have; ``reckless``: the
+    subdatasets installed on the way set up so, see :func:`install`);
     ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record).
     A path that the installed subdataset does not have is an error (``prefix``: where ``ds``
     is in the dataset the user named, for the message)."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
-            sub = install(ds, owner)
+            sub = install(ds, owner, reckless=reckless)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
             for path, rel in zip(paths, inner):
                 if rel != "." and not os.path.lexists(sub.root / rel) \
                         and not _registered_below(sub, rel):
                     raise RecorderError(f"path does not exist: {prefix}{path}")
-            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data, source)
+            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data, source, reckless)
             continue
         if not ds.is_annex or no_data:
             continue

@@ -222,3 +222,22 @@ def test_mixed_with_datalad_both_ways(origin, tmp_path):
     assert res.exit_code == 1 and "ephemeral clone" in one_error_line(res.stderr)
     rr("run", "-o", "big.bin", "head -c 10 /dev/zero > big.bin", cwd=dl)
     _origin_intact(origin)
+
+
+@pytest.mark.slow
+def test_get_reckless_sets_up_the_subdatasets_it_installs(origin, tmp_path):
+    sup = tmp_path / "sup"
+    rr("create", str(sup))
+    rr("clone", "-d", ".", str(origin), "data", cwd=sup)
+    clone = tmp_path / "clone"
+    rr("clone", str(sup), str(clone))
+    res = rr_in("get", "--reckless", "careless", "data", cwd=clone)
+    assert res.exit_code == 2 and "--reckless must be" in one_error_line(res.stderr)
+    assert not (clone / "data" / ".git").exists()
+    rr("get", "--reckless", "ephemeral", "data/big.bin", cwd=clone)
+    link = clone / "data" / ".git" / "annex"
+    assert link.is_symlink() and link.resolve().samefile(origin / ".git" / "annex")
+    assert _config(clone, "datalad.clone.reckless") == ""  # the superdataset stays as it was
+    res = rr_in("drop", "-r", ".", cwd=clone)
+    assert res.exit_code == 1 and "data" in one_error_line(res.stderr)
+    _origin_intact(origin)

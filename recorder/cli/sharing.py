@@ -58,6 +58,10 @@ def get(
     source: Optional[str] = typer.Option(None, "-s", "--source", metavar="SIBLING",
                                          help="Get content only from this sibling (a git "
                                          "sibling or a special remote), in every dataset."),
+    reckless: Optional[str] = typer.Option(
+        None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="Set the subdatasets "
+        "installed on the way up so, as rr clone --reckless (default: as this dataset was "
+        "cloned)."),
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per file fetched (git-annex's "
@@ -81,12 +85,13 @@ def get(
 
         rels = call(api.get, paths or (), dataset=dataset, recursive=recursive,
                     on_event=each_file, jobs=jobs, no_data=no_data, source=source,
-                    recursion_limit=recursion_limit)
+                    recursion_limit=recursion_limit, reckless=reckless)
         render.json_line({"action": "get", "status": "ok", "paths": rels})
         return
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
-             jobs=jobs, no_data=no_data, source=source, recursion_limit=recursion_limit)
+             jobs=jobs, no_data=no_data, source=source, recursion_limit=recursion_limit,
+             reckless=reckless)
     render.info("rr: subdatasets installed" if no_data else "rr: content is here")
 
 
