@@ -58,7 +58,7 @@ def clone(source: str, path: str | None = None, dataset: str | None = None,
     origin_annex: Path | None = None
     if reckless == "ephemeral":
         origin_annex, why = ephemeral_annex(src)
-        if origin_annex is None:
+        if why:
             raise RecorderError(f"cannot make an ephemeral clone of {source}: {why}",
                                 hint="clone it without --reckless ephemeral (or with "
                                      "--reckless auto: hardlinks from a local origin)")

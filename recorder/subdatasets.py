@@ -110,8 +110,10 @@ def local_path(source: str) -> Path | None:
 
 def ephemeral_annex(source: str) -> tuple[Path | None, str]:
     """The annex directory an ephemeral clone of ``source`` links to, or None and why it
-    cannot be one: only a local, non-bare repository with an annex (a bare one keeps its
-    objects in another layout, hashdirlower: the clone's links would not find them)."""
+    cannot be one: only a local, non-bare repository (a bare one keeps its objects in
+    another layout, hashdirlower: the clone's links would not find them).  A repository
+    without git-annex at all can be: (None, "") - there is nothing to link, and its
+    subdatasets installed later are ephemeral."""
     path = local_path(source)
     if path is None:
         return None, "it is not local (an ephemeral clone links to its origin's annex)"
@@ -126,10 +128,10 @@ def ephemeral_annex(source: str) -> tuple[Path | None, str]:
                           "a non-bare clone of it")
         return None, "it is not a git repository with a work tree"
     annex_dir = git / "annex"
-    if not (annex_dir / "objects").is_dir() and not (annex_dir.is_dir() and
-                                                      gitrepo.config_get(path,
-                                                                         cfgkeys.ANNEX_UUID)):
-        return None, "it has no git-annex object store"
+    if not annex_dir.is_dir():
+        if annex.has_annex_branch(path):
+            return None, f"git-annex is not initialised there (git -C {path} annex init)"
+        return None, ""
     return Path(os.path.realpath(annex_dir)), ""
 
 
@@ -336,7 +338,7 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None,
     for src in sources(ds, rel, url):
         if mode == "ephemeral":
             origin_annex, why = ephemeral_annex(src.url)
-            if origin_annex is None:
+            if why:
                 passed.append(f"{src.url} (ephemeral: {why})")
                 continue
         problem = _clone_at(src.url, full, ds.root, sha)
