@@ -280,12 +280,13 @@ def clone(source: str, path: str | None = None, *, dataset: PathArg = None,
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
         no_data: bool = False, source: str | None = None,
-        recursion_limit: int | None = None, reckless: str | None = None) -> list[str]:
+        recursion_limit: int | str | None = None, reckless: str | None = None) -> list[str]:
     """Fetch annexed content (installing subdatasets on the way; ``no_data``: only install
     them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred;
     ``source``: only from the sibling of that name; ``recursion_limit``: with ``recursive``,
-    that many levels of subdatasets down; ``reckless``: subdatasets installed on the way are
-    set up in that mode (DataLad's auto, ephemeral, shared-MODE, as ``clone``)."""
+    that many levels of subdatasets down ("existing": only those installed already);
+    ``reckless``: subdatasets installed on the way are set up in that mode (DataLad's auto,
+    ephemeral, shared-MODE, as ``clone``)."""
     from . import engine, sharing
 
     engine.check(jobs)

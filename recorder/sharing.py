@@ -191,21 +191,30 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str],
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
         no_data: bool = False, source: str | None = None,
-        recursion_limit: int | None = None, reckless: str | None = None) -> list[str]:
+        recursion_limit: int | str | None = None, reckless: str | None = None) -> list[str]:
     """Fetch the content of ``paths`` (``no_data``: only install the subdatasets on the way,
     DataLad's ``get -n``; ``source``: only from the sibling of that name, DataLad's
     ``get -s``; ``recursion_limit``: with ``recursive``, that many levels of subdatasets
-    down, DataLad's ``-R``; ``reckless``: subdatasets installed on the way are set up in that
+    down, DataLad's ``-R``, or ``"existing"``: only the subdatasets installed already, none
+    installed by the recursion; ``reckless``: subdatasets installed on the way are set up in that
     mode, as by ``clone``); a path that does not exist does not keep the others from being
     fetched (as DataLad: it is reported, and the whole get fails)."""
-    depth = check_recursion(recursive, recursion_limit)
+    existing = recursion_limit == "existing"
+    if isinstance(recursion_limit, str) and not existing:
+        raise UsageError(f"-R/--recursion-limit takes a number of levels or 'existing', not "
+                         f"{recursion_limit!r}")
+    depth = check_recursion(recursive, None if isinstance(recursion_limit, str) else
+                            recursion_limit)
+    if existing and not recursive:
+        raise UsageError("-R/--recursion-limit limits -r/--recursive: add -r")
     reckless = check_reckless(reckless)
     if source is not None and not source.strip():
         raise UsageError("-s/--source names a sibling: it cannot be empty")
     missing: list[str] = []
     rels = _resolve_paths(ds, paths, missing)
     if rels:
-        _get_existing(ds, rels, recursive, on_event, jobs, no_data, source, depth, reckless)
+        _get_existing(ds, rels, recursive, on_event, jobs, no_data, source, depth, reckless,
+                      existing)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise RecorderError(f"path does not exist: {missing[0]}{more}",
@@ -216,15 +225,17 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
 
 def _get_existing(ds: Dataset, rels: list[str], recursive: bool, on_event: OnEvent | None,
                   jobs: int | None, no_data: bool = False, source: str | None = None,
-                  depth: int | None = None, reckless: str | None = None) -> None:
+                  depth: int | None = None, reckless: str | None = None,
+                  existing: bool = False) -> None:
     fetch(ds, rels, on_event, jobs, no_data=no_data, source=source, reckless=reckless)
     if recursive and may_descend(depth):
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
-            if inner is not None:
+            if inner is not None and not (existing and not installed(ds, sub)):
                 child = install(ds, sub, reckless=reckless)
                 _get_existing(child, _resolve_paths(child, [str(child.root / inner)]), True,
-                              on_event, jobs, no_data, source, deeper(depth), reckless)
+                              on_event, jobs, no_data, source, deeper(depth), reckless,
+                              existing)
 
 
 def _inner_path(rels: Sequence[str], sub: str) -> str | None:

@@ -46,6 +46,13 @@ def test_get_recursion_limit(fresh):
     rr("get", "-n", "-r", "-R", "1", ".", cwd=fresh)
     assert (fresh / "sub" / ".git").exists()
     assert not (fresh / "sub" / "subsub" / ".git").exists()
+    # DataLad's test_recurse_existing: content in the datasets there, none installed
+    rr("get", "-r", "-R", "existing", ".", cwd=fresh)
+    assert _present(fresh / "f0.bin") and _present(fresh / "sub" / "f1.bin")
+    assert not (fresh / "sub" / "subsub" / ".git").exists()
+    res = rr_in("get", "-r", "-R", "sometimes", ".", cwd=fresh)
+    assert res.exit_code == 2
+    assert "a number of levels or 'existing'" in one_error_line(res.stderr)
     rr("get", "-r", "-R", "1", ".", cwd=fresh)
     assert _present(fresh / "f0.bin") and _present(fresh / "sub" / "f1.bin")
     assert not (fresh / "sub" / "subsub" / ".git").exists()

@@ -52,7 +52,10 @@ def clone(
 def get(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
-    recursion_limit: opt.RecursionLimit = None,
+    recursion_limit: Optional[str] = typer.Option(
+        None, "-R", "--recursion-limit", metavar="LEVELS|existing", help="With -r: only this "
+        "many levels of subdatasets down (1: the dataset's own subdatasets); existing: only "
+        "those installed already, none installed on the way."),
     no_data: bool = typer.Option(False, "-n", "--no-data", help="Only install the "
                                  "subdatasets on the way (-r: all of them), no content."),
     source: Optional[str] = typer.Option(None, "-s", "--source", metavar="SIBLING",
@@ -78,6 +81,9 @@ def get(
     """
     from .. import api  # noqa: PLC0415  start-up time
 
+    limit: Any = recursion_limit
+    if recursion_limit is not None and recursion_limit.lstrip("-").isdigit():
+        limit = int(recursion_limit)
     if as_json:
         def each_file(event: Any) -> None:
             if event.kind.value == "file":
@@ -85,12 +91,12 @@ def get(
 
         rels = call(api.get, paths or (), dataset=dataset, recursive=recursive,
                     on_event=each_file, jobs=jobs, no_data=no_data, source=source,
-                    recursion_limit=recursion_limit, reckless=reckless)
+                    recursion_limit=limit, reckless=reckless)
         render.json_line({"action": "get", "status": "ok", "paths": rels})
         return
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
-             jobs=jobs, no_data=no_data, source=source, recursion_limit=recursion_limit,
+             jobs=jobs, no_data=no_data, source=source, recursion_limit=limit,
              reckless=reckless)
     render.info("rr: subdatasets installed" if no_data else "rr: content is here")
 
