@@ -241,3 +241,21 @@ def test_get_reckless_sets_up_the_subdatasets_it_installs(origin, tmp_path):
     res = rr_in("drop", "-r", ".", cwd=clone)
     assert res.exit_code == 1 and "data" in one_error_line(res.stderr)
     _origin_intact(origin)
+
+
+@needs_datalad
+@pytest.mark.slow
+def test_datalad_installs_by_rrs_setting_and_rr_by_datalads(origin, tmp_path):
+    sup = tmp_path / "sup"
+    rr("create", str(sup))
+    rr("clone", "-d", ".", str(origin), "data", cwd=sup)
+    eph = tmp_path / "rr-eph"
+    rr("clone", "--reckless", "ephemeral", str(sup), str(eph))
+    subprocess.run(["datalad", "get", "-n", "data"], cwd=eph, check=True, capture_output=True)
+    assert (eph / "data" / ".git" / "annex").resolve().samefile(origin / ".git" / "annex")
+    auto = tmp_path / "dl-auto"
+    subprocess.run(["datalad", "clone", "--reckless", "auto", str(sup), str(auto)], check=True,
+                   capture_output=True)
+    rr("get", "-n", "data", cwd=auto)
+    assert _config(auto / "data", "annex.hardlink") == "true"
+    assert _trust_here(auto / "data") == "untrusted"
