@@ -21,6 +21,7 @@ from . import annex, gitrepo
 from . import config as cfgkeys
 from .dataset import Dataset
 from .errors import CommandError, RecorderError, UsageError
+from .lock import deferred_signals
 from .results import Event, EventKind, OnEvent, Result
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
@@ -173,11 +174,12 @@ def _link_annex(sub: Dataset, origin_annex: Path) -> None:
     objects = own / "objects"
     if objects.is_dir() and any(objects.iterdir()):  # never: content was not got yet
         raise RecorderError(f"{own} already holds content; it was not replaced by a link")
-    if own.is_symlink():
-        own.unlink()
-    elif own.exists():
-        rmtree(own)
-    own.symlink_to(origin_annex, target_is_directory=True)
+    with deferred_signals():  # Ctrl-C waits: never a clone left without an annex
+        if own.is_symlink():
+            own.unlink()
+        elif own.exists():
+            rmtree(own)
+        own.symlink_to(origin_annex, target_is_directory=True)
 
 
 def linked_annex(root: Path) -> Path | None:
