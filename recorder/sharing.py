@@ -17,8 +17,8 @@ from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .results import NOTNEEDED, OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
-from .subdatasets import (check_reckless, check_recursion, deeper, ephemeral_annex, fetch,
-                          finish_reckless, may_descend,
+from .recursion import check_recursion, deeper, may_descend
+from .subdatasets import (check_reckless, ephemeral_annex, fetch, finish_reckless,
                           inherited_reckless, init_annex_if_needed, install, installed, is_url,
                           linked_annex, prepare_reckless, recorded_url, split_by_dataset)
 

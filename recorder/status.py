@@ -23,7 +23,7 @@ from . import annex, gitrepo, protect
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .results import IMPOSSIBLE, Result
-from .subdatasets import check_recursion, deeper, may_descend
+from .recursion import check_recursion, deeper, may_descend
 
 _ANNEX_MODES = ("120000", "100644", "100755")
 _STATE = {"typechange": "modified", "renamed": "added"}

@@ -22,6 +22,7 @@ from . import config as cfgkeys
 from .dataset import Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .lock import deferred_signals
+from .recursion import check_recursion, deeper, may_descend
 from .results import Event, EventKind, OnEvent, Result
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
@@ -37,33 +38,6 @@ def init_annex_if_needed(ds: Dataset) -> None:
     if annex.has_annex_branch(ds.root):
         annex.init(ds.root)
         ds.reload_config()
-
-
-# --- -R/--recursion-limit ----------------------------------------------------------------
-# DataLad's: with -r, how many levels of subdatasets down a command goes (1: only the
-# dataset's own subdatasets).  A depth is None (no limit) or the levels still allowed.
-
-
-def check_recursion(recursive: bool, recursion_limit: int | None) -> int | None:
-    """The depth a command with ``recursive`` goes to (None: no limit); a limit without
-    ``recursive`` or below 0 is a UsageError."""
-    if recursion_limit is None:
-        return None
-    if recursion_limit < 0:
-        raise UsageError(f"-R/--recursion-limit must be 0 or more, not {recursion_limit}")
-    if not recursive:
-        raise UsageError("-R/--recursion-limit limits -r/--recursive: add -r")
-    return recursion_limit
-
-
-def may_descend(depth: int | None) -> bool:
-    """Whether one more level of subdatasets is allowed."""
-    return depth is None or depth > 0
-
-
-def deeper(depth: int | None) -> int | None:
-    """The depth left one level of subdatasets down."""
-    return None if depth is None else depth - 1
 
 
 # --- clone --reckless (DataLad's reckless modes) ------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from . import annex, gitrepo
 from .dataset import Dataset
-from .subdatasets import check_recursion, deeper, installed, may_descend
+from .recursion import check_recursion, deeper, may_descend
+from .subdatasets import installed
 from .results import IMPOSSIBLE, NOTNEEDED, OK, Result
 
 

@@ -25,7 +25,8 @@ from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
 from .sharing import merge_sibling_notes
 from .save import save as save_paths
-from .subdatasets import check_recursion, deeper, installed, may_descend
+from .recursion import check_recursion, deeper, may_descend
+from .subdatasets import installed
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
 FOLLOWS = ("sibling", "parentds")
