@@ -561,12 +561,11 @@ def _absent_files(ds: Dataset, rels: Sequence[str]) -> list[str]:
 
 def ensure_sibling(ds: Dataset, name: str, prefix: str = "") -> None:
     """``name`` is a sibling of ``ds`` (a git remote or a git-annex special remote)."""
-    head = f"remote.{name}."
-    if any(key.startswith(head) for key, _v in gitrepo.config_list(ds.root)):
-        return
-    where = f"the subdataset {prefix.rstrip('/')}" if prefix else "this dataset"
     known = sorted({parts[0] for key, _v in gitrepo.config_list(ds.root)
                     if (parts := cfgkeys.key_parts(key, "remote"))})
+    if name in known:
+        return
+    where = f"the subdataset {prefix.rstrip('/')}" if prefix else "this dataset"
     raise RecorderError(f"{where} has no sibling {name}; nothing was got from it there",
                         hint=f"its siblings: {', '.join(known) or 'none'}")
 
