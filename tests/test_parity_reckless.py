@@ -59,6 +59,9 @@ def test_ephemeral_clone_links_the_origins_annex_private_and_dead(origin, tmp_pa
     # the origin knows nothing of it
     assert _config(eph, "annex.uuid") not in git("cat-file", "blob", "git-annex:uuid.log",
                                                  cwd=origin)
+    # DataLad's test_ephemeral, case 2: a file:// URL is local too
+    rr("clone", "--reckless", "ephemeral", f"file://{origin}", str(tmp_path / "eph2"))
+    assert (tmp_path / "eph2" / ".git" / "annex").resolve().samefile(origin / ".git" / "annex")
 
 
 @pytest.mark.slow
