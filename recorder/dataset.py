@@ -212,10 +212,11 @@ class Dataset:
         shared = self._shared_annex_objects()
         if shared is not None and _within(real, shared):
             return True
-        # an ephemeral clone (rr clone --reckless ephemeral): .git/annex is a symlink, made
-        # on this machine, to the origin's; its objects are this dataset's content
+        # an ephemeral clone (rr clone --reckless ephemeral): .git/annex (or its objects) is a
+        # symlink, made on this machine, to the origin's; those objects are this dataset's
         own = self.root / ".git" / "annex"
-        return own.is_symlink() and _within(real, Path(os.path.realpath(own / "objects")))
+        return (own.is_symlink() or (own / "objects").is_symlink()) and \
+            _within(real, Path(os.path.realpath(own / "objects")))
 
     def _shared_annex_objects(self) -> Path | None:
         """The annex object store of the repository this linked worktree belongs to (an
