@@ -262,3 +262,18 @@ def test_datalad_installs_by_rrs_setting_and_rr_by_datalads(origin, tmp_path):
     rr("get", "-n", "data", cwd=auto)
     assert _config(auto / "data", "annex.hardlink") == "true"
     assert _trust_here(auto / "data") == "untrusted"
+
+
+@pytest.mark.slow
+def test_an_annex_whose_objects_are_linked_elsewhere_never_drops(origin, tmp_path):
+    """The other layout (only .git/annex/objects a symlink, as some tools make it): the same."""
+    clone = tmp_path / "clone"
+    rr("clone", str(origin), str(clone))
+    objects = clone / ".git" / "annex" / "objects"
+    if objects.exists():
+        objects.rmdir()
+    objects.symlink_to(origin / ".git" / "annex" / "objects", target_is_directory=True)
+    assert (clone / "big.bin").exists()
+    res = rr_in("drop", "--force", "big.bin", cwd=clone)
+    assert res.exit_code == 1 and "refusing to drop content" in one_error_line(res.stderr)
+    _origin_intact(origin)
