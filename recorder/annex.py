@@ -249,18 +249,22 @@ def has_annex_branch(root: str | os.PathLike[str]) -> bool:
 
 
 def iter_get(root: str | os.PathLike[str], paths: Sequence[str],
-             jobs: int | None = None) -> Generator[dict, None, None]:
+             jobs: int | None = None, source: str | None = None
+             ) -> Generator[dict, None, None]:
     """``git annex get`` that yields each file's JSON record as it completes (for progress);
-    ``jobs``: that many transfers at once, done by git-annex."""
+    ``jobs``: that many transfers at once, done by git-annex; ``source``: only from that
+    remote (``--from``, DataLad's get -s)."""
     ensure_available()
+    via = ["--from", source] if source else []
     odd = [p for p in paths if not _is_utf8(p)]
     if odd:  # names that are not UTF-8: on stdin (see _annex_json)
-        yield from _annex_batch_json(root, ["get", *_jobs(jobs)], odd)
+        yield from _annex_batch_json(root, ["get", *via, *_jobs(jobs)], odd)
         paths = [p for p in paths if _is_utf8(p)]
         if not paths:
             return
     for chunk in _chunks(paths) if paths else [["."]]:
-        argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *_jobs(jobs), "--json",
+        argv = ["git", "annex", "get", "-c", cfgkeys.ANNEX_DOTFILES_ON, *via, *_jobs(jobs),
+                "--json",
                 "--json-error-messages", "--", *chunk]
         failed = []
         # leaving early (an interrupt, or the consumer closing this generator) stops the
@@ -509,3 +513,13 @@ def key_of_link(target: str | bytes) -> str | None:
     if "\n" in text or not annex_objects_marker(text):
         return None
     return text.rsplit("/", 1)[-1] or None
+
+
+def set_trust(root: str | os.PathLike[str], level: str, repository: str = "here") -> None:
+    """``git annex untrust|dead REPOSITORY``: how much git-annex believes ``repository``
+    holds content (DataLad's clone --reckless: auto/shared-* untrust ``here``, ephemeral
+    declares it dead so that its copies are never counted by anyone)."""
+    if level not in ("untrust", "dead"):
+        raise ValueError(level)
+    ensure_available()
+    proc.capture(["git", "annex", level, "--quiet", "--", repository], cwd=root)

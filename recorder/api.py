@@ -267,37 +267,47 @@ def containers_exec(image: str, cmd: Sequence[str], *, runtime: str = "docker",
                                      repo_tag=repo_tag)
 
 
-def clone(source: str, path: str | None = None, *, dataset: PathArg = None):
-    """Clone a dataset; with ``dataset`` register the clone there as a subdataset."""
+def clone(source: str, path: str | None = None, *, dataset: PathArg = None,
+          reckless: str | None = None):
+    """Clone a dataset; with ``dataset`` register the clone there as a subdataset;
+    ``reckless``: DataLad's auto, ephemeral or shared-MODE set-up (``sharing.clone``)."""
     from . import sharing
 
-    return sharing.clone(source, path, None if dataset is None else str(dataset))
+    return sharing.clone(source, path, None if dataset is None else str(dataset),
+                         reckless=reckless)
 
 
 def get(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
-        no_data: bool = False) -> list[str]:
+        no_data: bool = False, source: str | None = None,
+        recursion_limit: int | str | None = None, reckless: str | None = None) -> list[str]:
     """Fetch annexed content (installing subdatasets on the way; ``no_data``: only install
-    them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred."""
+    them); ``jobs`` transfers at once; ``on_event`` gets a FILE event per file transferred;
+    ``source``: only from the sibling of that name; ``recursion_limit``: with ``recursive``,
+    that many levels of subdatasets down ("existing": only those installed already);
+    ``reckless``: subdatasets installed on the way are set up in that mode (DataLad's auto,
+    ephemeral, shared-MODE, as ``clone``)."""
     from . import engine, sharing
 
     engine.check(jobs)
     return sharing.get(Dataset.find(dataset), list(paths), recursive=recursive, on_event=on_event,
-                       jobs=jobs, no_data=no_data)
+                       jobs=jobs, no_data=no_data, source=source,
+                       recursion_limit=recursion_limit, reckless=reckless)
 
 
 def drop(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-         force: bool = False, what: str = "filecontent", reckless: str | None = None
-         ) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None,
+         recursion_limit: int | None = None) -> Result:
     """Drop annexed content; refuses to drop the last known copy unless ``force``.  The
     result's ``dropped``: the number of files dropped; ``uninstalled``: the subdatasets
-    uninstalled.  ``what`` and ``reckless`` as DataLad's (``sharing.drop``)."""
+    uninstalled.  ``what``, ``reckless`` and ``recursion_limit`` as DataLad's
+    (``sharing.drop``)."""
     from . import sharing
 
     ds = Dataset.find(dataset)
     with _changing(ds, "rr drop"):
         return sharing.drop(ds, list(paths), recursive=recursive, force=force, what=what,
-                            reckless=reckless)
+                            reckless=reckless, recursion_limit=recursion_limit)
 
 
 def siblings_add(name: str, url: str, *, data_dir: str | None = None, dataset: PathArg = None):
@@ -320,16 +330,18 @@ def siblings_list(*, dataset: PathArg = None):
 
 
 def push(*, to: str | None = None, data: str = "auto", dataset: PathArg = None,
-         jobs: int | None = None, recursive: bool = False):
+         jobs: int | None = None, recursive: bool = False,
+         recursion_limit: int | None = None):
     """Push history (branch, tags, git-annex branch) and annexed content to a sibling;
     ``jobs`` content transfers at once; ``recursive``: installed subdatasets first, each to
-    its own sibling of the same name."""
+    its own sibling of the same name (``recursion_limit``: that many levels down)."""
     from . import engine, sharing
 
     engine.check(jobs)
     ds = Dataset.find(dataset)
     with _changing(ds, "rr push"):
-        return sharing.push(ds, to=to, data=data, jobs=jobs, recursive=recursive)
+        return sharing.push(ds, to=to, data=data, jobs=jobs, recursive=recursive,
+                            recursion_limit=recursion_limit)
 
 
 def metrics(files: Sequence[str] = (), *, dataset: PathArg = None, all_tags: bool = False,
@@ -629,7 +641,8 @@ def rerun_script(revision: str | None = None, *, dataset: PathArg = None,
 
 
 def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-           annex: bool | str = False, untracked: str = "normal") -> "_status.StatusRecords":
+           annex: bool | str = False, untracked: str = "normal",
+           recursion_limit: int | None = None) -> "_status.StatusRecords":
     """What changed in the dataset, one ``Result`` per path (an iterator): states added,
     modified, deleted, untracked (and damaged: annexed content changed through its link);
     with ``annex`` (True, or DataLad's mode "basic", "availability", "all") also each
@@ -637,54 +650,62 @@ def status(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: boo
     availability/all).
     Paths are relative to the working directory; the records' paths to the dataset.  The
     iterator's ``totals`` (``status.StatusTotals``) count what it yielded: changed paths,
-    annexed files present and their sizes."""
+    annexed files present and their sizes.  ``recursion_limit``: with ``recursive``, that many
+    levels of subdatasets down."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.StatusRecords(_status.status(_find(dataset), list(paths),
                                                 recursive=recursive, annex_info=annex,
-                                                untracked=untracked))
+                                                untracked=untracked,
+                                                recursion_limit=recursion_limit))
 
 
 def diff(paths: Sequence[str] = (), *, from_: str | None = None, to: str | None = None,
-         dataset: PathArg = None, recursive: bool = False, untracked: str = "normal"):
+         dataset: PathArg = None, recursive: bool = False, untracked: str = "normal",
+         recursion_limit: int | None = None):
     """What differs between two states, one ``Result`` per path (an iterator): ``from_``
     (default HEAD) and ``to`` (default: the working tree, untracked files as ``untracked``
     says: no, normal, all); annexed files compared by key."""
     from . import status as _status  # noqa: PLC0415  start-up time
 
     return _status.diff(_find(dataset), from_, to, list(paths), recursive=recursive,
-                        untracked=untracked)
+                        untracked=untracked, recursion_limit=recursion_limit)
 
 
-def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None):
+def unlock(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
+           recursion_limit: int | None = None):
     """Make annexed files editable (``git annex unlock``); ``rr save`` annexes them again.
-    Returns one ``Result`` per file; absent content is ``impossible``."""
+    Returns one ``Result`` per file; absent content is ``impossible``.  ``recursive``: the
+    files of the installed subdatasets under the paths too (``recursion_limit`` levels)."""
     from . import unlock as _unlock
 
     ds = _find(dataset)
     with _changing(ds, "rr unlock"):
-        return _unlock.unlock(ds, list(paths))
+        return _unlock.unlock(ds, list(paths), recursive=recursive,
+                              recursion_limit=recursion_limit)
 
 
 # --- update ---
 
 
 def update(*, sibling: str | None = None, how: str = "fetch", how_subds: str | None = None,
-           follow: str = "parentds", recursive: bool = False, dataset: PathArg = None):
+           follow: str = "parentds", recursive: bool = False, dataset: PathArg = None,
+           recursion_limit: int | None = None):
     """Fetch from a sibling (all by default), the git-annex branch included, and bring the
     current branch up to date as ``how`` says (fetch, merge, ff-only, reset); returns an
     iterator of ``Result`` records.  The request is checked before anything is fetched."""
     from . import update as _update
 
     return _update.update(_find(dataset), sibling=sibling, how=how, how_subds=how_subds,
-                          follow=follow, recursive=recursive)
+                          follow=follow, recursive=recursive, recursion_limit=recursion_limit)
 
 
 # --- subdatasets ---
 
 
 def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive: bool = False,
-                fulfilled: bool | None = None, contains: Sequence[str] = ()):
+                fulfilled: bool | None = None, contains: Sequence[str] = (),
+                recursion_limit: int | None = None):
     """The registered subdatasets (at or under ``paths``), one ``Result`` each: state present
     or absent, recorded commit (gitshasum), URL (gitmodule_url), dataset id; with
     ``recursive`` also those inside installed ones.  As DataLad's: ``fulfilled`` True/False
@@ -694,7 +715,8 @@ def subdatasets(paths: Sequence[str] = (), *, dataset: PathArg = None, recursive
 
     ds = _find(dataset)
     within = [ds.relpath(p) for p in contains]
-    for res in _subdatasets.iter_subdatasets(ds, list(paths), recursive=recursive):
+    for res in _subdatasets.iter_subdatasets(ds, list(paths), recursive=recursive,
+                                             recursion_limit=recursion_limit):
         if fulfilled is not None and not res.failed and \
                 (res.state == "present") != fulfilled:
             continue

@@ -131,6 +131,10 @@ REMOTE_PUBLISH_DEPENDS = _key("remote.<NAME>.datalad-publish-depends", "list", N
                               "Siblings pushed before sibling NAME.", scope="git")
 REMOTE_ANNEX_IGNORE = _key("remote.<NAME>.annex-ignore", "bool", False,
                            "git-annex does not use sibling NAME.", scope="git")
+CLONE_RECKLESS = _key("datalad.clone.reckless", "str", None,
+                      "How this dataset was cloned (rr clone --reckless auto|ephemeral|"
+                      "shared-MODE), set in .git/config; subdatasets installed in it later "
+                      "are set up the same way (as DataLad).", scope="git")
 METRICS_FILE = _key("rr.metrics.file", "list", None,
                     "Metrics files rr metrics reads (committed in .datalad/config).")
 
@@ -148,6 +152,8 @@ EXPORT_LICENSE = _key("rr.export.license", "str", None,
 ANNEX_UUID = "annex.uuid"  # present once git-annex is initialised in a repository
 ANNEX_DOTFILES_ON = "annex.dotfiles=true"  # a `git annex -c` setting: dotfiles are annexed too
 ANNEX_ALWAYSCOMMIT = "annex.alwayscommit"  # set to false for a job's git-annex (the driver commits)
+ANNEX_HARDLINK = "annex.hardlink"  # clone --reckless auto: content hardlinked from a local origin
+ANNEX_PRIVATE = "annex.private"  # clone --reckless ephemeral: this repository never recorded
 RR_ARCHIVES_REMOTE = "rr-archives"  # the special remote that serves files from archives
 
 

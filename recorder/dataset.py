@@ -210,7 +210,13 @@ class Dataset:
         if _within(real, self.real_root):
             return True
         shared = self._shared_annex_objects()
-        return shared is not None and _within(real, shared)
+        if shared is not None and _within(real, shared):
+            return True
+        # an ephemeral clone (rr clone --reckless ephemeral): .git/annex (or its objects) is a
+        # symlink, made on this machine, to the origin's; those objects are this dataset's
+        own = self.root / ".git" / "annex"
+        return (own.is_symlink() or (own / "objects").is_symlink()) and \
+            _within(real, Path(os.path.realpath(own / "objects")))
 
     def _shared_annex_objects(self) -> Path | None:
         """The annex object store of the repository this linked worktree belongs to (an

@@ -25,7 +25,7 @@ from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .lock import dataset_lock, deferred_signals
 from .results import Result
-from .subdatasets import gitmodules, installed, installed_paths, rmtree
+from .subdatasets import gitmodules, installed, installed_paths, linked_annex, rmtree
 
 DEFAULT_MESSAGE = "[DATALAD] removed content"
 
@@ -218,7 +218,9 @@ def _drop_everything(root: Path, shown: str) -> None:
     git-annex finds safely elsewhere; an error names what is not."""
     for inner in installed_paths(root):
         _drop_everything(root / inner, f"{shown}/{inner}")
-    if not Dataset(root).is_annex:
+    if not Dataset(root).is_annex or linked_annex(root) is not None:
+        # an ephemeral clone: its annex is the origin's, whose copies must stay; deleting
+        # the checkout (a symlink to that annex) takes none of them
         return
     try:
         annex.drop_all(root)
@@ -278,6 +280,8 @@ def _drop_unused(ds: Dataset, keys: dict[str, list[str]], force: bool) -> dict[s
     """Drop the content of the removed files that no remaining file uses: {file: fate}."""
     if not keys:
         return {}
+    if linked_annex(ds.root) is not None:  # an ephemeral clone's: the origin's copies stay
+        return {f: "kept" for files in keys.values() for f in files}
     used = annex.used_keys(ds.root)
     fates: dict[str, str] = {}
     candidates = [k for k in keys if k not in used]

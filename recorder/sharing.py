@@ -17,8 +17,10 @@ from .dataset import DATALAD_CONFIG, Dataset
 from .errors import CommandError, RecorderError, UsageError
 from .results import NOTNEEDED, OK, OnEvent, Result
 from .lock import dataset_lock, deferred_signals
-from .subdatasets import (fetch, init_annex_if_needed, install, installed, is_url,
-                          recorded_url, split_by_dataset)
+from .recursion import check_recursion, deeper, may_descend
+from .subdatasets import (check_reckless, ephemeral_annex, fetch, finish_reckless,
+                          inherited_reckless, init_annex_if_needed, install, installed, is_url,
+                          linked_annex, prepare_reckless, recorded_url, split_by_dataset)
 
 # --- clone ------------------------------------------------------------------------------
 
@@ -31,10 +33,17 @@ def _default_name(source: str) -> str:
     return name[:-4] if name.endswith(".git") else name
 
 
-def clone(source: str, path: str | None = None, dataset: str | None = None) -> Result:
+def clone(source: str, path: str | None = None, dataset: str | None = None,
+          reckless: str | None = None) -> Result:
     """Clone ``source`` to ``path`` (registered as a subdataset of ``dataset``): a ``clone``
-    result (``path``; fields ``source``, ``id``, ``registered_in``, ``commit``)."""
+    result (``path``; fields ``source``, ``id``, ``registered_in``, ``commit``, and
+    ``reckless`` when the clone was set up in one of DataLad's reckless modes: ``auto``,
+    ``ephemeral``, ``shared-MODE``; see :func:`subdatasets.check_reckless`).  With
+    ``dataset`` and no ``reckless`` the mode the superdataset was cloned with is used."""
+    reckless = check_reckless(reckless)
     superds = Dataset.find(dataset) if dataset is not None else None
+    if reckless is None and superds is not None:
+        reckless = inherited_reckless(superds)
     base = Path.cwd()
     if superds is not None and path is not None and not os.path.isabs(path):
         # with -d, a relative PATH is relative to the dataset (as `rr clone -d . SRC data/raw`)
@@ -46,6 +55,13 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
         if not src_path.exists() and not (target.exists() and any(target.iterdir())):
             raise RecorderError(f"clone source does not exist: {source}")
         src = str(src_path)
+    origin_annex: Path | None = None
+    if reckless == "ephemeral":
+        origin_annex, why = ephemeral_annex(src)
+        if why:
+            raise RecorderError(f"cannot make an ephemeral clone of {source}: {why}",
+                                hint="clone it without --reckless ephemeral (or with "
+                                     "--reckless auto: hardlinks from a local origin)")
     if target.exists() and any(target.iterdir()):
         registered = superds is None or superds.relpath(target) in superds.subdatasets()
         if registered and _same_source(target, src):  # cloned before: nothing to do (DataLad)
@@ -62,7 +78,7 @@ def clone(source: str, path: str | None = None, dataset: str | None = None) -> R
     # without --explicit going on there cannot take the new directory as its output
     with dataset_lock(superds.git_dir, what="rr clone -d") if superds is not None \
             else contextlib.nullcontext():
-        return _clone_into(src, source, target, superds)
+        return _clone_into(src, source, target, superds, reckless, origin_annex)
 
 
 def _same_source(target: Path, src: str) -> bool:
@@ -77,7 +93,8 @@ def _same_source(target: Path, src: str) -> bool:
     return os.path.realpath(os.path.join(target, origin)) == os.path.realpath(src)
 
 
-def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) -> Result:
+def _clone_into(src: str, source: str, target: Path, superds: Dataset | None,
+                reckless: str | None = None, origin_annex: Path | None = None) -> Result:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         gitrepo.clone(src, target, cwd=target.parent)
@@ -88,7 +105,9 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         branch = gitrepo.newest_remote_branch(target, "origin")  # the newest branch
         if branch is not None:
             gitrepo.checkout_tracking(target, branch, "origin")
+    prepare_reckless(target, reckless)
     init_annex_if_needed(sub)
+    finish_reckless(sub, reckless, origin_annex)
     if not is_url(src):
         _add_origins_origins(sub, Path(src))
     try:  # the run notes (durations), which git clone leaves behind
@@ -97,6 +116,8 @@ def _clone_into(src: str, source: str, target: Path, superds: Dataset | None) ->
         pass  # the clone is complete without them; rr update fetches them again
     extra: dict[str, Any] = {"source": source, "id": sub.id, "registered_in": None,
                              "commit": None}
+    if reckless is not None:  # only then: a plain clone's JSON stays as it was
+        extra["reckless"] = reckless
     if superds is not None:
         with dataset_lock(superds.git_dir):
             rel = superds.relpath(target)
@@ -169,14 +190,31 @@ def _resolve_paths(ds: Dataset, paths: Sequence[str],
 
 def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
         on_event: OnEvent | None = None, jobs: int | None = None,
-        no_data: bool = False) -> list[str]:
+        no_data: bool = False, source: str | None = None,
+        recursion_limit: int | str | None = None, reckless: str | None = None) -> list[str]:
     """Fetch the content of ``paths`` (``no_data``: only install the subdatasets on the way,
-    DataLad's ``get -n``); a path that does not exist does not keep the others from being
+    DataLad's ``get -n``; ``source``: only from the sibling of that name, DataLad's
+    ``get -s``; ``recursion_limit``: with ``recursive``, that many levels of subdatasets
+    down, DataLad's ``-R``, or ``"existing"``: only the subdatasets installed already, none
+    installed by the recursion; ``reckless``: subdatasets installed on the way are set up in that
+    mode, as by ``clone``); a path that does not exist does not keep the others from being
     fetched (as DataLad: it is reported, and the whole get fails)."""
+    existing = recursion_limit == "existing"
+    if isinstance(recursion_limit, str) and not existing:
+        raise UsageError(f"-R/--recursion-limit takes a number of levels or 'existing', not "
+                         f"{recursion_limit!r}")
+    depth = check_recursion(recursive, None if isinstance(recursion_limit, str) else
+                            recursion_limit)
+    if existing and not recursive:
+        raise UsageError("-R/--recursion-limit limits -r/--recursive: add -r")
+    reckless = check_reckless(reckless)
+    if source is not None and not source.strip():
+        raise UsageError("-s/--source names a sibling: it cannot be empty")
     missing: list[str] = []
     rels = _resolve_paths(ds, paths, missing)
     if rels:
-        _get_existing(ds, rels, recursive, on_event, jobs, no_data)
+        _get_existing(ds, rels, recursive, on_event, jobs, no_data, source, depth, reckless,
+                      existing)
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise RecorderError(f"path does not exist: {missing[0]}{more}",
@@ -186,15 +224,18 @@ def get(ds: Dataset, paths: Sequence[str], recursive: bool = False,
 
 
 def _get_existing(ds: Dataset, rels: list[str], recursive: bool, on_event: OnEvent | None,
-                  jobs: int | None, no_data: bool = False) -> None:
-    fetch(ds, rels, on_event, jobs, no_data=no_data)
-    if recursive:
+                  jobs: int | None, no_data: bool = False, source: str | None = None,
+                  depth: int | None = None, reckless: str | None = None,
+                  existing: bool = False) -> None:
+    fetch(ds, rels, on_event, jobs, no_data=no_data, source=source, reckless=reckless)
+    if recursive and may_descend(depth):
         for sub in ds.subdatasets():
             inner = _inner_path(rels, sub)
-            if inner is not None:
-                child = install(ds, sub)
-                get(child, [str(child.root / inner)], recursive=True, on_event=on_event,
-                    jobs=jobs, no_data=no_data)
+            if inner is not None and not (existing and not installed(ds, sub)):
+                child = install(ds, sub, reckless=reckless)
+                _get_existing(child, _resolve_paths(child, [str(child.root / inner)]), True,
+                              on_event, jobs, no_data, source, deeper(depth), reckless,
+                              existing)
 
 
 def _inner_path(rels: Sequence[str], sub: str) -> str | None:
@@ -212,14 +253,22 @@ RECKLESS = ("modification", "availability", "undead", "kill")
 
 
 def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
-         force: bool = False, what: str = "filecontent", reckless: str | None = None) -> Result:
+         force: bool = False, what: str = "filecontent", reckless: str | None = None,
+         recursion_limit: int | None = None) -> Result:
     """Drop annexed content: a ``drop`` result, fields ``dropped`` (the number of files
     dropped), ``records`` (git-annex's, one per file, failures included) and
     ``uninstalled`` (subdatasets).  As DataLad's drop: ``what`` filecontent (the files'
     content), allkeys (every version of every key), datasets (uninstall the subdatasets
     named: their checkout goes, their registration stays), all (both); ``reckless``
     modification (drop changed content too), availability/undead (no copy check: as
-    ``force``), kill (nothing checked)."""
+    ``force``), kill (nothing checked); ``recursion_limit``: with ``recursive``, that many
+    levels of subdatasets down.
+
+    Content is never dropped from a dataset whose annex is another repository's (an
+    ephemeral clone, :func:`subdatasets.linked_annex`): whatever the options, as DataLad
+    refuses it, since that content is the other repository's own copy; uninstalling such a
+    subdataset (``datasets``) deletes its checkout only."""
+    depth = check_recursion(recursive, recursion_limit)
     if what not in DROP_WHAT:
         raise UsageError(f"--what must be one of {', '.join(DROP_WHAT)}, not {what!r}")
     if reckless is not None and reckless not in RECKLESS:
@@ -228,9 +277,17 @@ def drop(ds: Dataset, paths: Sequence[str], recursive: bool = False,
     subs: list[str] = []
     if what in ("datasets", "all"):
         subs = _subdatasets_to_uninstall(ds, paths)
+    linked = _linked_annexes(ds, _resolve_paths(ds, paths), recursive, depth, set(subs))
+    if linked:
+        where, target = linked[0]
+        raise RecorderError(f"refusing to drop content in {where}: its annex is "
+                            f"{target} (an ephemeral clone's): dropping there would delete "
+                            "the origin's own copy; nothing was dropped",
+                            hint="drop it in the origin; rr drop --what datasets uninstalls "
+                                 "such a subdataset without touching that content")
     records = _drop(ds, paths, recursive, force, all_keys=what in ("allkeys", "all"),
                     modified_ok=reckless in ("modification", "kill"),
-                    skip=set(subs))
+                    skip=set(subs), depth=depth)
     uninstalled = [_uninstall(ds, sub, force) for sub in subs]
     return Result("drop", None, OK, extra={
         "dropped": sum(1 for r in records if r.get("success")), "records": records,
@@ -276,9 +333,33 @@ def _uninstall(ds: Dataset, rel: str, force: bool) -> str:
     return rel
 
 
+def _linked_annexes(ds: Dataset, rels: Sequence[str], recursive: bool, depth: int | None,
+                    skip: set[str], prefix: str = "") -> list[tuple[str, Path]]:
+    """The datasets :func:`_drop` would drop content in whose annex is another repository's
+    (dataset shown, where its annex is), found before anything is dropped."""
+    out: list[tuple[str, Path]] = []
+    for owner, group in split_by_dataset(ds, list(rels)).items():
+        if owner:
+            if installed(ds, owner) and owner not in skip and (
+                    any(p != owner for p in group) or (recursive and may_descend(depth))):
+                inner = ["." if p == owner else p[len(owner) + 1:] for p in group]
+                out += _linked_annexes(Dataset(ds.root / owner), inner, recursive,
+                                       deeper(depth), set(), f"{prefix}{owner}/")
+            continue
+        target = linked_annex(ds.root) if ds.is_annex else None
+        if target is not None:
+            out.append((prefix.rstrip("/") or str(ds.root), target))
+        if recursive and may_descend(depth):
+            for rel in ds.subdatasets():
+                if installed(ds, rel) and _inner_path(group, rel) == "." and rel not in skip:
+                    out += _linked_annexes(Dataset(ds.root / rel), ["."], True, deeper(depth),
+                                           set(), f"{prefix}{rel}/")
+    return out
+
+
 def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
           all_keys: bool = False, modified_ok: bool = False,
-          skip: set[str] = set()) -> list[dict]:
+          skip: set[str] = set(), depth: int | None = None) -> list[dict]:
     rels = _resolve_paths(ds, paths)
     records: list[dict] = []
     for owner, group in split_by_dataset(ds, rels).items():
@@ -287,9 +368,10 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
                 continue
             if owner in skip:  # uninstalled after: its content is dropped and checked there
                 continue
-            if recursive or any(p != owner for p in group):
+            if any(p != owner for p in group) or (recursive and may_descend(depth)):
                 records += _drop(Dataset(ds.root / owner), [str(ds.root / p) for p in group],
-                                 recursive, force, all_keys=all_keys, modified_ok=modified_ok)
+                                 recursive, force, all_keys=all_keys, modified_ok=modified_ok,
+                                 depth=deeper(depth))
             continue
         if ds.is_annex:
             if not modified_ok:
@@ -302,11 +384,12 @@ def _drop(ds: Dataset, paths: Sequence[str], recursive: bool, force: bool, *,
                 raise RecorderError(
                     exc.message, hint="rr refuses to drop the last known copy; make another "
                     "copy first (rr push), or pass --force to lose it") from None
-        if recursive:
+        if recursive and may_descend(depth):
             for sub in ds.subdatasets():
                 if installed(ds, sub) and _inner_path(group, sub) == "." and sub not in skip:
                     records += _drop(Dataset(ds.root / sub), [str(ds.root / sub)], True, force,
-                                     all_keys=all_keys, modified_ok=modified_ok)
+                                     all_keys=all_keys, modified_ok=modified_ok,
+                                     depth=deeper(depth))
     return records
 
 
@@ -429,10 +512,13 @@ def add_sibling(ds: Dataset, name: str, url: str, data_dir: str | None = None) -
 
 
 def push(ds: Dataset, to: str | None = None, data: str = "auto",
-         jobs: int | None = None, recursive: bool = False) -> Result:
+         jobs: int | None = None, recursive: bool = False,
+         recursion_limit: int | None = None) -> Result:
     """Push to sibling ``to``: a ``push`` result (fields ``to``, ``branch``, ``copied``: the
     files of content copied, ``refs``; with ``recursive`` ``subdatasets``: what happened in
-    each installed subdataset, pushed first, bottom-up, to its own sibling of that name)."""
+    each installed subdataset, pushed first, bottom-up, to its own sibling of that name;
+    ``recursion_limit``: that many levels of subdatasets down)."""
+    depth = check_recursion(recursive, recursion_limit)
     if data not in ("auto", "anything", "nothing"):
         raise UsageError("--data must be auto, anything or nothing")
     remotes = gitrepo.remotes(ds.root)
@@ -449,7 +535,7 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
                             hint="check out a branch first (git checkout -b NAME)")
     subs: list[dict[str, Any]] = []
     if recursive:
-        subs = _push_subdatasets(ds, to, data, jobs, "")
+        subs = _push_subdatasets(ds, to, data, jobs, "", depth)
         failed = [s for s in subs if s["status"] == "error"]
         if failed:
             raise RecorderError(
@@ -477,17 +563,20 @@ def push(ds: Dataset, to: str | None = None, data: str = "auto",
 
 
 def _push_subdatasets(ds: Dataset, to: str, data: str, jobs: int | None,
-                      prefix: str) -> list[dict[str, Any]]:
-    """Each installed subdataset, its own subdatasets first, to its sibling ``to`` (as
-    DataLad's push -r): ``{"path", "status", "message"}`` each; one without such a sibling
-    is passed over (notneeded); a detached one is pushed only if it is needed."""
+                      prefix: str, depth: int | None = None) -> list[dict[str, Any]]:
+    """Each installed subdataset (``depth`` levels down; None: all), its own subdatasets
+    first, to its sibling ``to`` (as DataLad's push -r): ``{"path", "status", "message"}``
+    each; one without such a sibling is passed over (notneeded); a detached one is pushed
+    only if it is needed."""
     done: list[dict[str, Any]] = []
+    if not may_descend(depth):
+        return done
     for rel in sorted(ds.subdatasets()):
         if not installed(ds, rel):
             continue
         sub = Dataset(ds.root / rel)
         path = prefix + rel
-        done += _push_subdatasets(sub, to, data, jobs, path + "/")
+        done += _push_subdatasets(sub, to, data, jobs, path + "/", deeper(depth))
         if to not in gitrepo.remotes(sub.root):
             done.append({"path": path, "status": "notneeded", "message": f"no sibling {to}"})
             continue

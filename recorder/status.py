@@ -23,6 +23,7 @@ from . import annex, gitrepo, protect
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
 from .results import IMPOSSIBLE, Result
+from .recursion import check_recursion, deeper, may_descend
 
 _ANNEX_MODES = ("120000", "100644", "100755")
 _STATE = {"typechange": "modified", "renamed": "added"}
@@ -102,21 +103,23 @@ _MODE_TYPE = {"120000": "symlink", "160000": "dataset", "040000": "directory"}
 
 def status(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
            annex_info: bool | str = False, base: Path | None = None,
-           untracked: str = "normal") -> Iterator[Result]:
+           untracked: str = "normal", recursion_limit: int | None = None) -> Iterator[Result]:
     """One record per changed path (state added, modified, deleted, untracked, damaged);
     with ``annex_info`` (True, or DataLad's mode: basic, availability, all) also every
     annexed file (``clean`` when unchanged), type ``file``, with ``key``, ``backend``,
     ``keyname``, ``bytesize``, ``humansize``, ``has_content`` (and ``objloc`` with
     availability/all).  ``untracked`` as DataLad's: ``no`` (none), ``normal`` (a directory of
     untracked files as one record), ``all`` (each file).  Paths are checked here, before
-    anything is reported (an error is raised by this call, not while iterating)."""
+    anything is reported (an error is raised by this call, not while iterating).
+    ``recursion_limit``: with ``recursive``, that many levels of subdatasets down."""
     if untracked not in UNTRACKED_MODES:
         raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
+    depth = check_recursion(recursive, recursion_limit)
     rels: list[str] | None = None
     missing: list[Result] = []
     if paths:
         rels, missing = _resolve(ds, paths, base, "status")
-    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info, untracked)
+    return _chain(missing, _status_in(ds, "", rels, recursive, annex_info, untracked, depth)
                   if rels is None or rels else iter(()))
 
 
@@ -173,7 +176,8 @@ def _chain(first: list[Result], rest: Iterator[Result]) -> Iterator[Result]:
 
 
 def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool,
-               annex_info: bool | str, untracked: str = "normal") -> Iterator[Result]:
+               annex_info: bool | str, untracked: str = "normal",
+               depth: int | None = None) -> Iterator[Result]:
     own, inner = _split(ds, rels)
     dirty_subs: set[str] = set()
     if own is None or own:
@@ -184,14 +188,14 @@ def _status_in(ds: Dataset, prefix: str, rels: list[str] | None, recursive: bool
             yield res
     for sub, sub_rels in inner.items():
         yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", sub_rels, recursive,
-                              annex_info, untracked)
-    if recursive:
+                              annex_info, untracked, deeper(depth))
+    if recursive and may_descend(depth):
         for sub in ds.subdatasets():
             if sub in inner or not _installed(ds, sub) or not _in_scope(sub, own):
                 continue
             if sub in dirty_subs or annex_info:
                 yield from _status_in(Dataset(ds.root / sub), f"{prefix}{sub}/", None,
-                                      recursive, annex_info, untracked)
+                                      recursive, annex_info, untracked, deeper(depth))
 
 
 def _status_one(ds: Dataset, prefix: str, rels: list[str] | None,
@@ -317,13 +321,16 @@ def _presence(ds: Dataset, keys: dict[str, tuple[str, str]],
 
 def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
          paths: Sequence[str] = (), *, recursive: bool = False,
-         base: Path | None = None, untracked: str = "normal") -> Iterator[Result]:
+         base: Path | None = None, untracked: str = "normal",
+         recursion_limit: int | None = None) -> Iterator[Result]:
     """What differs between ``frm`` (default HEAD) and ``to`` (default: the working tree,
     untracked files included as ``untracked`` says: no, normal, all - as ``datalad diff``),
     one record per path.  Revisions and
-    paths are checked here, before anything is reported: an unknown revision is an error."""
+    paths are checked here, before anything is reported: an unknown revision is an error.
+    ``recursion_limit``: with ``recursive``, that many levels of subdatasets down."""
     if untracked not in UNTRACKED_MODES:
         raise UsageError(f"--untracked must be no, normal or all, not {untracked!r}")
+    depth = check_recursion(recursive, recursion_limit)
     frm_sha = _commit(ds, frm or "HEAD", allow_unborn=frm is None)
     to_sha = _commit(ds, to) if to is not None else None
     rels: list[str] | None = None
@@ -332,7 +339,8 @@ def diff(ds: Dataset, frm: str | None = None, to: str | None = None,
         rels, missing = _resolve(ds, paths, base, "diff")
         if to is not None:  # a path may exist only in a revision
             rels, missing = rels + [m.path or "." for m in missing], []
-    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive, untracked)
+    return _chain(missing, _diff_in(ds, "", frm_sha, to_sha, rels, recursive, untracked,
+                                    depth)
                   if rels is None or rels else iter(()))
 
 
@@ -354,7 +362,8 @@ def _commit(ds: Dataset, rev: str, allow_unborn: bool = False) -> str:
 
 
 def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str] | None,
-             recursive: bool, untracked: str = "normal") -> Iterator[Result]:
+             recursive: bool, untracked: str = "normal",
+             depth: int | None = None) -> Iterator[Result]:
     own, inner = _split(ds, rels)
     changed_subs: dict[str, tuple[str | None, str | None]] = {}
     if own is None or own:
@@ -368,12 +377,12 @@ def _diff_in(ds: Dataset, prefix: str, frm: str, to: str | None, rels: list[str]
     for sub, sub_rels in inner.items():
         yield from _diff_sub(ds, prefix, sub, _recorded(ds, frm, sub),
                              _recorded(ds, to, sub) if to else None, to is None, sub_rels,
-                             recursive, untracked)
-    if recursive:
+                             recursive, untracked, deeper(depth))
+    if recursive and may_descend(depth):
         for sub, (old, new) in changed_subs.items():
             if sub not in inner and _installed(ds, sub):
                 yield from _diff_sub(ds, prefix, sub, old, new, to is None, None, recursive,
-                                     untracked)
+                                     untracked, deeper(depth))
 
 
 def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
@@ -382,7 +391,7 @@ def _recorded(ds: Dataset, rev: str, sub: str) -> str | None:
 
 def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | None,
               worktree: bool, rels: list[str] | None, recursive: bool,
-              untracked: str = "normal") -> Iterator[Result]:
+              untracked: str = "normal", depth: int | None = None) -> Iterator[Result]:
     """Inside an installed subdataset: from the commit recorded at ``frm`` (none: the empty
     tree) to the one recorded at ``to`` (or its working tree)."""
     subds = Dataset(ds.root / sub)
@@ -396,7 +405,7 @@ def _diff_sub(ds: Dataset, prefix: str, sub: str, old: str | None, new: str | No
     if not worktree and new is None:
         return  # removed at --to: the parent's record says so
     yield from _diff_in(subds, where + "/", old or _EMPTY_TREE, None if worktree else new,
-                        rels, recursive, untracked)
+                        rels, recursive, untracked, depth)
 
 
 def _index_second(ds: Dataset) -> int | None:

@@ -15,12 +15,14 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import annex, gitrepo
 from . import config as cfgkeys
 from .dataset import Dataset
-from .errors import CommandError, RecorderError
+from .errors import CommandError, RecorderError, UsageError
+from .lock import deferred_signals
+from .recursion import check_recursion, deeper, may_descend
 from .results import Event, EventKind, OnEvent, Result
 
 _URL_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://|^[^/]+@[^/:]+:|^[^/:]+:[^/]")
@@ -36,6 +38,141 @@ def init_annex_if_needed(ds: Dataset) -> None:
     if annex.has_annex_branch(ds.root):
         annex.init(ds.root)
         ds.reload_config()
+
+
+# --- clone --reckless (DataLad's reckless modes) ------------------------------------------
+# auto: content hardlinked from a local origin (annex.hardlink), this repository untrusted;
+# shared-MODE: git init --shared=MODE (group-writable repository and annex), untrusted;
+# ephemeral: .git/annex is a symlink to the (local, non-bare) origin's, this repository is
+# private (annex.private) and declared dead: the clone uses the origin's content without
+# copying it and is never counted as a copy.  The mode is kept in .git/config
+# (datalad.clone.reckless) and subdatasets installed later are set up the same way.
+
+_SHARED_MODE = re.compile(r"^shared-(false|true|umask|group|all|world|everybody|0[0-7]{3})$")
+
+
+def check_reckless(mode: str | None) -> str | None:
+    """``mode`` if it is one of DataLad's reckless modes, else a UsageError."""
+    if mode is None or mode in ("auto", "ephemeral") or _SHARED_MODE.match(mode):
+        return mode
+    raise UsageError(f"--reckless must be auto, ephemeral or shared-MODE (MODE as git init "
+                     f"--shared takes it: group, all, umask, 0660, ...), not {mode!r}")
+
+
+def inherited_reckless(ds: Dataset) -> str | None:
+    """The reckless mode ``ds`` was cloned with (its .git/config, never the committed
+    .datalad/config: a dataset does not choose how it is set up on this machine)."""
+    mode = ds.config.get_local(cfgkeys.CLONE_RECKLESS)
+    try:
+        return check_reckless(mode or None)
+    except UsageError:
+        raise RecorderError(f"{cfgkeys.CLONE_RECKLESS} in {ds.root} is not a reckless mode: "
+                            f"{mode!r}", hint=f"git -C {ds.root} config --unset "
+                            f"{cfgkeys.CLONE_RECKLESS}") from None
+
+
+def local_path(source: str) -> Path | None:
+    """The directory a local source names (a path, or a file:// URL on this host)."""
+    if source.startswith("file://"):
+        parts = urlsplit(source)
+        if parts.netloc not in ("", "localhost"):
+            return None
+        return Path(unquote(parts.path))
+    if is_url(source):
+        return None
+    return Path(os.path.abspath(os.path.expanduser(source)))
+
+
+def ephemeral_annex(source: str) -> tuple[Path | None, str]:
+    """The annex directory an ephemeral clone of ``source`` links to, or None and why it
+    cannot be one: only a local, non-bare repository (a bare one keeps its objects in
+    another layout, hashdirlower: the clone's links would not find them).  A repository
+    without git-annex at all can be: (None, "") - there is nothing to link, and its
+    subdatasets installed later are ephemeral."""
+    path = local_path(source)
+    if path is None:
+        return None, "it is not local (an ephemeral clone links to its origin's annex)"
+    git = path / ".git"
+    if git.is_file():  # "gitdir: PATH"
+        text = git.read_text(encoding="utf-8", errors="replace").strip()
+        if text.startswith("gitdir:"):
+            git = Path(os.path.normpath(path / text[len("gitdir:"):].strip()))
+    if not git.is_dir():
+        if (path / "HEAD").is_file() and (path / "objects").is_dir():
+            return None, ("it is a bare repository (its annex has another layout); clone "
+                          "a non-bare clone of it")
+        return None, "it is not a git repository with a work tree"
+    annex_dir = git / "annex"
+    if not annex_dir.is_dir():
+        if annex.has_annex_branch(path):
+            return None, f"git-annex is not initialised there (git -C {path} annex init)"
+        return None, ""
+    return Path(os.path.realpath(annex_dir)), ""
+
+
+def prepare_reckless(root: Path, mode: str | None) -> None:
+    """What must be set before git-annex is initialised in a fresh clone at ``root``."""
+    if mode is None:
+        return
+    if mode.startswith("shared-"):
+        gitrepo.init_shared(root, mode[len("shared-"):])
+    elif mode == "auto":
+        gitrepo.config_set(root, cfgkeys.ANNEX_HARDLINK, "true")
+    elif mode == "ephemeral":
+        gitrepo.config_set(root, cfgkeys.ANNEX_PRIVATE, "true")
+
+
+def finish_reckless(sub: Dataset, mode: str | None, origin_annex: Path | None) -> None:
+    """After git-annex is initialised in the fresh clone ``sub``: trust, the link to the
+    origin's annex (``ephemeral``), and the mode recorded for subdatasets installed later."""
+    if mode is None:
+        return
+    if sub.is_annex:
+        if mode == "ephemeral":
+            gitrepo.config_set(sub.root, cfgkeys.remote_key("origin", "annex-ignore"), "true")
+            if origin_annex is not None:
+                _link_annex(sub, origin_annex)
+            # after the link: annex.private keeps this in the (now shared) private journal,
+            # which a link made afterwards would have thrown away (DataLad's order loses it)
+            annex.set_trust(sub.root, "dead")
+        else:
+            annex.set_trust(sub.root, "untrust")
+    gitrepo.config_set(sub.root, cfgkeys.CLONE_RECKLESS, mode)
+    sub.reload_config()
+
+
+def _link_annex(sub: Dataset, origin_annex: Path) -> None:
+    """Replace the fresh clone's own .git/annex (nothing in it but what git annex init
+    wrote) by a symlink to the origin's, as DataLad's ephemeral clones have it."""
+    own = sub.git_dir / "annex"
+    objects = own / "objects"
+    if objects.is_dir() and any(objects.iterdir()):  # never: content was not got yet
+        raise RecorderError(f"{own} already holds content; it was not replaced by a link")
+    with deferred_signals():  # Ctrl-C waits: never a clone left without an annex
+        if own.is_symlink():
+            own.unlink()
+        elif own.exists():
+            rmtree(own)
+        own.symlink_to(origin_annex, target_is_directory=True)
+
+
+def linked_annex(root: Path) -> Path | None:
+    """Where the annex of the repository at ``root`` really is when it is another
+    repository's (an ephemeral clone: .git/annex or .git/annex/objects a symlink); None
+    when it is its own.  Content there is the other repository's: never dropped from here."""
+    git = root / ".git"
+    if git.is_file():
+        try:
+            text = git.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+        if not text.startswith("gitdir:"):
+            return None
+        git = Path(os.path.normpath(root / text[len("gitdir:"):].strip()))
+    for part in (git / "annex", git / "annex" / "objects"):
+        if part.is_symlink():
+            return Path(os.path.realpath(part))
+    return None
 
 
 # --- where a registered subdataset can be installed from ----------------------------------
@@ -142,12 +279,15 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) -> Dataset:
+def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None,
+            reckless: str | None = None) -> Dataset:
     """Install the registered subdataset at ``rel``: clone it from the first of its
     :func:`sources` that has the recorded commit, and check that commit out.  Which source
     was used is said on stderr (``say``).  rr clones itself rather than `git submodule
     update`, which refuses local paths since git 2.38 (protocol.file.allow).  An installed
-    subdataset is returned as it is (its origin mended when it moved: mend_moved_origin)."""
+    subdataset is returned as it is (its origin mended when it moved: mend_moved_origin).
+    The clone is set up in the ``reckless`` mode, by default the one ``ds`` was cloned with
+    (DataLad's inheritance); an ephemeral one only from a local source."""
     full = ds.root / rel
     if (full / ".git").exists():
         sub = Dataset(full)
@@ -166,10 +306,17 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
         (say or _say)(f"rr: installed subdataset {rel} as a worktree of {shared} (sharing its "
                       "annex)")
         return Dataset(full)
+    mode = check_reckless(reckless) if reckless is not None else inherited_reckless(ds)
     passed: list[str] = []
     used: Source | None = None
+    origin_annex: Path | None = None
     full.mkdir(parents=True, exist_ok=True)
     for src in sources(ds, rel, url):
+        if mode == "ephemeral":
+            origin_annex, why = ephemeral_annex(src.url)
+            if why:
+                passed.append(f"{src.url} (ephemeral: {why})")
+                continue
         problem = _clone_at(src.url, full, ds.root, sha)
         if problem is None:
             used = src
@@ -185,7 +332,9 @@ def install(ds: Dataset, rel: str, *, say: Callable[[str], None] | None = None) 
                   (f"; passed over: {'; '.join(passed)}" if passed else ""))
     gitrepo.register_submodule(ds.root, entry["name"], used.url)
     sub = Dataset(full)
+    prepare_reckless(full, mode)
     init_annex_if_needed(sub)
+    finish_reckless(sub, mode, origin_annex)
     return sub
 
 
@@ -343,21 +492,24 @@ def split_by_dataset(ds: Dataset, root_paths: Sequence[str]) -> dict[str, list[s
 
 def fetch(ds: Dataset, root_paths: Sequence[str],
           on_event: OnEvent | None = None, jobs: int | None = None, prefix: str = "",
-          no_data: bool = False) -> None:
+          no_data: bool = False, source: str | None = None,
+          reckless: str | None = None) -> None:
     """Fetch annexed content of ``root_paths`` in whichever (sub)dataset holds them
-    (``no_data``: only install the subdatasets they are in);
+    (``no_data``: only install the subdatasets they are in; ``source``: only from the
+    sibling of that name, which each dataset content is got in must have; ``reckless``: the
+    subdatasets installed on the way set up so, see :func:`install`);
     ``on_event`` gets a FILE event per file transferred (fields: git-annex's JSON record).
     A path that the installed subdataset does not have is an error (``prefix``: where ``ds``
     is in the dataset the user named, for the message)."""
     for owner, paths in split_by_dataset(ds, root_paths).items():
         if owner:
-            sub = install(ds, owner)
+            sub = install(ds, owner, reckless=reckless)
             inner = ["." if p == owner else p[len(owner) + 1:] for p in paths]
             for path, rel in zip(paths, inner):
                 if rel != "." and not os.path.lexists(sub.root / rel) \
                         and not _registered_below(sub, rel):
                     raise RecorderError(f"path does not exist: {prefix}{path}")
-            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data)
+            fetch(sub, inner, on_event, jobs, f"{prefix}{owner}/", no_data, source, reckless)
             continue
         if not ds.is_annex or no_data:
             continue
@@ -366,23 +518,70 @@ def fetch(ds: Dataset, root_paths: Sequence[str],
         else:
             missing = annex.missing_content(ds.root, paths)
         if missing:
+            if source is not None:
+                ensure_sibling(ds, source, prefix)
             # closed at once when the consumer is interrupted between two records: the
             # git annex get stops then, not when the generator is collected
-            with contextlib.closing(annex.iter_get(ds.root, missing, jobs)) as records:
+            with contextlib.closing(annex.iter_get(ds.root, missing, jobs, source)) as records:
                 for rec in records:
                     if on_event is not None:
                         on_event(Event(EventKind.FILE, f"got {rec.get('file', '')}", rec))
+            if source is not None:
+                # git annex get --from passes over, without a word, what it does not know
+                # the remote to have: success only for what was got
+                absent = _absent_files(ds, missing)
+                if absent:
+                    more = f" (and {len(absent) - 1} more)" if len(absent) > 1 else ""
+                    raise RecorderError(f"{source} did not provide the content of "
+                                        f"{prefix}{absent[0]}{more}",
+                                        hint=f"rr get without -s tries every place it is "
+                                             f"known to be (git annex whereis {absent[0]})")
+
+
+def _absent_files(ds: Dataset, rels: Sequence[str]) -> list[str]:
+    """The locked annexed files at or under ``rels`` (not in subdatasets) whose content is
+    not here."""
+    out: list[str] = []
+    for rel in rels:
+        full = ds.root / rel
+        if full.is_symlink() or not full.is_dir():
+            if annex.missing_content(ds.root, [rel]):
+                out.append(rel)
+            continue
+        for dirpath, dirnames, filenames in os.walk(full):
+            dirnames[:] = sorted(d for d in dirnames if d != ".git" and
+                                 not os.path.lexists(os.path.join(dirpath, d, ".git")))
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if path.is_symlink() and not path.exists() and \
+                        annex.annex_objects_marker(os.readlink(path)):
+                    out.append(path.relative_to(ds.root).as_posix())
+    return out
+
+
+def ensure_sibling(ds: Dataset, name: str, prefix: str = "") -> None:
+    """``name`` is a sibling of ``ds`` (a git remote or a git-annex special remote)."""
+    known = sorted({parts[0] for key, _v in gitrepo.config_list(ds.root)
+                    if (parts := cfgkeys.key_parts(key, "remote"))})
+    if name in known:
+        return
+    where = f"the subdataset {prefix.rstrip('/')}" if prefix else "this dataset"
+    raise RecorderError(f"{where} has no sibling {name}; nothing was got from it there",
+                        hint=f"its siblings: {', '.join(known) or 'none'}")
 
 
 # --- listing ----------------------------------------------------------------------------
 
 
 def iter_subdatasets(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool = False,
-                     base: Path | None = None) -> Iterator[Result]:
+                     base: Path | None = None, recursion_limit: int | None = None
+                     ) -> Iterator[Result]:
     """One result per registered subdataset (at or under ``paths``; into installed ones with
-    ``recursive``): state ``present`` or ``absent``, the recorded commit, URL and dataset id,
-    with DataLad's `subdatasets` field names (gitshasum, gitmodule_url, ...).  The paths are
-    checked (inside the dataset, existing or registered) before anything is reported."""
+    ``recursive``, ``recursion_limit`` levels down: 1 is the dataset's own): state
+    ``present`` or ``absent``, the recorded commit, URL and dataset id, with DataLad's
+    `subdatasets` field names (gitshasum, gitmodule_url, ...).  The paths are checked
+    (inside the dataset, existing or registered) before anything is reported."""
+    depth = check_recursion(recursive, recursion_limit)
     rels = []
     for p in paths:
         rel = ds.ensure_inside(p, base)
@@ -390,7 +589,7 @@ def iter_subdatasets(ds: Dataset, paths: Sequence[str] = (), *, recursive: bool 
         if not os.path.lexists(full) and not _registered_below(ds, rel):
             raise RecorderError(f"path does not exist: {p}")
         rels.append(rel)
-    yield from _iter_in(ds, rels or ["."], recursive, "")
+    yield from _iter_in(ds, rels or ["."], recursive, "", depth)
 
 
 def _registered_below(ds: Dataset, rel: str) -> bool:
@@ -403,8 +602,8 @@ def _registered_below(ds: Dataset, rel: str) -> bool:
     return False
 
 
-def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str
-             ) -> Iterator[Result]:
+def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str,
+             depth: int | None = None) -> Iterator[Result]:
     entries = gitmodules(ds)
     if not entries:
         return
@@ -417,8 +616,9 @@ def _iter_in(ds: Dataset, rels: Sequence[str], recursive: bool, prefix: str
         present = installed(ds, sub)
         if inner == ".":
             yield _result(ds, sub, entry, links.get(sub), present, prefix)
-        if recursive and present:
-            yield from _iter_in(Dataset(ds.root / sub), [inner], True, f"{prefix}{sub}/")
+        if recursive and present and may_descend(deeper(depth)):
+            yield from _iter_in(Dataset(ds.root / sub), [inner], True, f"{prefix}{sub}/",
+                                deeper(depth))
 
 
 def _inner(rels: Sequence[str], sub: str) -> str | None:

@@ -15,12 +15,18 @@ from pathlib import Path
 
 from . import annex, gitrepo
 from .dataset import Dataset
+from .recursion import check_recursion, deeper, may_descend
+from .subdatasets import installed
 from .results import IMPOSSIBLE, NOTNEEDED, OK, Result
 
 
-def unlock(ds: Dataset, paths: Sequence[str], *, base: Path | None = None) -> list[Result]:
+def unlock(ds: Dataset, paths: Sequence[str], *, base: Path | None = None,
+           recursive: bool = False, recursion_limit: int | None = None) -> list[Result]:
     """One record per file (``path`` relative to ``ds``); every path is checked first, paths
-    inside installed subdatasets are unlocked there.  The caller holds the dataset lock."""
+    inside installed subdatasets are unlocked there; with ``recursive`` the files of the
+    installed subdatasets under the directories named too (``recursion_limit`` levels down
+    from ``ds``), as DataLad's unlock -r.  The caller holds the dataset lock."""
+    depth = check_recursion(recursive, recursion_limit)
     rels = [ds.ensure_inside(p, base) for p in paths] if paths else ["."]
     by_ds: dict[str, list[str]] = {}
     results = []
@@ -34,6 +40,36 @@ def unlock(ds: Dataset, paths: Sequence[str], *, base: Path | None = None) -> li
         prefix = f"{owner}/" if owner else ""
         inner = [r[len(prefix):] if r != owner else "." for r in group]
         results += _unlock_in(sub, prefix, inner)
+        if recursive:
+            results += _unlock_below(sub, prefix, inner, _levels_left(ds, owner, depth))
+    return results
+
+
+def _levels_left(ds: Dataset, owner: str, depth: int | None) -> int | None:
+    """``depth`` (levels below ``ds``) as seen from the (sub)dataset ``owner`` of ``ds``."""
+    if depth is None or not owner:
+        return depth
+    parts = Path(owner).parts
+    level = sum(1 for n in range(1, len(parts) + 1)
+                if (ds.root.joinpath(*parts[:n]) / ".git").exists())
+    return depth - level
+
+
+def _unlock_below(ds: Dataset, prefix: str, rels: list[str], depth: int | None
+                  ) -> list[Result]:
+    """The files of the installed subdatasets of ``ds`` inside the directories ``rels``
+    (their own subdatasets' too, ``depth`` levels down)."""
+    results: list[Result] = []
+    if not may_descend(depth):
+        return results
+    dirs = [r for r in rels if (ds.root / r).is_dir() and not (ds.root / r).is_symlink()]
+    for sub in sorted(ds.subdatasets()):
+        if not installed(ds, sub) or not any(
+                d == "." or sub == d or sub.startswith(d.rstrip("/") + "/") for d in dirs):
+            continue
+        child = Dataset(ds.root / sub)
+        results += _unlock_in(child, f"{prefix}{sub}/", ["."])
+        results += _unlock_below(child, f"{prefix}{sub}/", ["."], deeper(depth))
     return results
 
 

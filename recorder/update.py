@@ -25,6 +25,7 @@ from .lock import dataset_lock, deferred_signals
 from .results import ERROR, IMPOSSIBLE, NOTNEEDED, OK, Result
 from .sharing import merge_sibling_notes
 from .save import save as save_paths
+from .recursion import check_recursion, deeper, may_descend
 from .subdatasets import installed
 
 HOWS = ("fetch", "merge", "ff-only", "reset")
@@ -33,9 +34,12 @@ FOLLOWS = ("sibling", "parentds")
 
 def update(ds: Dataset, *, sibling: str | None = None, how: str = "fetch",
            how_subds: str | None = None, follow: str = "parentds",
-           recursive: bool = False) -> Iterator[Result]:
+           recursive: bool = False, recursion_limit: int | None = None) -> Iterator[Result]:
     """Check the request (raising before anything is fetched), then return the iterator of
-    results: one per fetch and one per dataset brought up to date."""
+    results: one per fetch and one per dataset brought up to date (``recursion_limit``:
+    with ``recursive``, that many levels of subdatasets down)."""
+    depth = check_recursion(recursive, recursion_limit)
+    recursive = recursive and may_descend(depth)
     if how not in HOWS:
         raise UsageError(f"--how must be one of {', '.join(HOWS)}, not {how!r}")
     if how_subds is not None and how_subds not in HOWS:
@@ -53,22 +57,22 @@ def update(ds: Dataset, *, sibling: str | None = None, how: str = "fetch",
         if not recursive:
             return iter([nothing])
         return itertools.chain([nothing], _update_subdatasets(ds, ".", sibling, how_subds or how,
-                                                              follow))
+                                                              follow, depth))
     if how != "fetch":
         _check_can_move(ds, how, recursive)
         _target(ds, sibling, remotes)  # a detached HEAD or no sibling to follow: now
-    return _iter_update(ds, ".", sibling, how, how_subds or how, follow, recursive)
+    return _iter_update(ds, ".", sibling, how, how_subds or how, follow, recursive, depth)
 
 
 def _iter_update(ds: Dataset, rel: str, sibling: str | None, how: str, how_subds: str,
-                 follow: str, recursive: bool) -> Iterator[Result]:
+                 follow: str, recursive: bool, depth: int | None = None) -> Iterator[Result]:
     with dataset_lock(ds.git_dir, what="rr update"):
         yield from _fetch_all(ds, rel, sibling)
         if how != "fetch":
             _check_can_move(ds, how, recursive)  # again, under the lock
             yield _bring_up_to_date(ds, rel, sibling, how)
     if recursive:
-        yield from _update_subdatasets(ds, rel, sibling, how_subds, follow)
+        yield from _update_subdatasets(ds, rel, sibling, how_subds, follow, depth)
 
 
 # --- fetching -------------------------------------------------------------------------------
@@ -223,14 +227,16 @@ def _bring_up_to_date(ds: Dataset, rel: str, sibling: str | None, how: str) -> R
 # --- subdatasets ----------------------------------------------------------------------------
 
 
-def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
-                        ) -> Iterator[Result]:
-    """Each installed subdataset, one by one (a failure in one is its result, the others go
-    on); with ``--follow sibling`` the new states of those that moved are then saved in
-    ``ds``, as DataLad saves them."""
+def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str,
+                        depth: int | None = None) -> Iterator[Result]:
+    """Each installed subdataset (``depth`` levels down; None: all), one by one (a failure
+    in one is its result, the others go on); with ``--follow sibling`` the new states of
+    those that moved are then saved in ``ds``, as DataLad saves them."""
+    if not may_descend(depth):
+        return
     direct = {(s if rel == "." else f"{rel}/{s}"): s for s in ds.subdatasets()}
     moved: list[str] = []
-    for result in _each_subdataset(ds, rel, sibling, how, follow):
+    for result in _each_subdataset(ds, rel, sibling, how, follow, deeper(depth)):
         yield result
         if result.action == "update" and result.status == OK and result.path in direct and \
                 result.state in ("fast-forward", "merged", "reset"):
@@ -248,8 +254,8 @@ def _update_subdatasets(ds: Dataset, rel: str, sibling: str | None, how: str, fo
                          {"commit": saved.commit})
 
 
-def _each_subdataset(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str
-                     ) -> Iterator[Result]:
+def _each_subdataset(ds: Dataset, rel: str, sibling: str | None, how: str, follow: str,
+                     depth: int | None = None) -> Iterator[Result]:
     for sub_rel in sorted(ds.subdatasets()):
         if not installed(ds, sub_rel):
             continue
@@ -262,7 +268,7 @@ def _each_subdataset(ds: Dataset, rel: str, sibling: str | None, how: str, follo
                          f"no sibling {sibling} here" if sibling else "no sibling here")
             if how != "fetch" and follow == "parentds":
                 yield _to_recorded(ds, sub, path, sub_rel, how)
-            yield from _update_subdatasets(sub, path, sibling, how, follow)
+            yield from _update_subdatasets(sub, path, sibling, how, follow, depth)
             continue
         try:
             with dataset_lock(sub.git_dir, what="rr update"):
@@ -276,7 +282,7 @@ def _each_subdataset(ds: Dataset, rel: str, sibling: str | None, how: str, follo
                     yield _bring_up_to_date(sub, path, name, how)
         except RecorderError as exc:
             yield Result("update", path, IMPOSSIBLE, "", "dataset", exc.message)
-        yield from _update_subdatasets(sub, path, sibling, how, follow)
+        yield from _update_subdatasets(sub, path, sibling, how, follow, depth)
 
 
 def _to_recorded(ds: Dataset, sub: Dataset, path: str, sub_rel: str, how: str) -> Result:

@@ -96,6 +96,7 @@ def save(
 def status(
     paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     annex: Optional[str] = typer.Option(None, "--annex", metavar="[basic|availability|all]",
                                         help="Also list every annexed file: its key, size, "
                                         "whether its content is here (availability/all: and "
@@ -117,12 +118,14 @@ def status(
     Example: rr status -r --annex data/
 
     Example: rr status --stale  (outputs whose inputs or code changed since their run)
+
+    Example: rr status -r -R 1  (the dataset and its own subdatasets, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     if stale:
-        if recursive or annex:
-            usage_error("--stale takes no -r or --annex")
+        if recursive or annex or recursion_limit is not None:
+            usage_error("--stale takes no -r, -R or --annex")
         found = call(lambda: list(api.stale(paths or (), dataset=dataset)))
         exit_if(render.render_results(found, as_json, line=lambda r: r.message))
         if not as_json and not found:
@@ -130,7 +133,7 @@ def status(
         return
 
     results = call(api.status, paths or (), dataset=dataset, recursive=recursive, annex=annex,
-                   untracked=untracked)
+                   untracked=untracked, recursion_limit=recursion_limit)
     failed = call(render.render_results, results, as_json, line=render.status_line)
     if not as_json:
         if results.totals.clean and not failed:
@@ -148,6 +151,7 @@ def diff(
     to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
                                      "(default: the working tree, untracked files included)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
                                   help="Untracked files (against the working tree): none, a "
                                   "directory of them as one path, or each file."),
@@ -160,16 +164,21 @@ def diff(
     content key (an unlocked file with its recorded content is unchanged).
 
     Example: rr diff --from ready4analysis --to HEAD -r
+
+    Example: rr diff -r -R 1   (one level of subdatasets down)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     results = call(api.diff, paths or (), from_=from_, to=to, dataset=dataset,
-                   recursive=recursive, untracked=untracked)
+                   recursive=recursive, untracked=untracked, recursion_limit=recursion_limit)
     exit_if(call(render.render_results, results, as_json, line=render.state_line))
 
 
 def unlock(
     paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    recursive: Annotated[bool, opt.recursive(
+        "The files of installed subdatasets under the paths too.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per file.")] = False,
 ) -> None:
@@ -178,10 +187,13 @@ def unlock(
     Files whose content is not here cannot be unlocked (rr get them first).
 
     Example: rr unlock data/labels.csv
+
+    Example: rr unlock -r data/   (in data/'s subdatasets too)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    results = call(api.unlock, paths or (), dataset=dataset)
+    results = call(api.unlock, paths or (), dataset=dataset, recursive=recursive,
+                   recursion_limit=recursion_limit)
 
     def line(r: Any) -> str:
         return f"unlock({r.status}): {r.path} ({r.type or 'file'})" + \
@@ -194,6 +206,7 @@ def subdatasets(
     paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
                                       "paths (default: all)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     fulfilled: Optional[str] = typer.Option(None, "--fulfilled", metavar="true|false",
                                             help="Only installed (true) or absent (false) "
                                             "subdatasets."),
@@ -208,6 +221,8 @@ def subdatasets(
     the dataset id and the URL they are installed from.
 
     Example: rr subdatasets -r
+
+    Example: rr subdatasets -r -R 2   (two levels: the subdatasets and theirs)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
@@ -226,7 +241,8 @@ def subdatasets(
 
     exit_if(call(lambda: render.render_results(
         api.subdatasets(paths or (), dataset=dataset, recursive=recursive,
-                        fulfilled=wanted, contains=contains), as_json,
+                        fulfilled=wanted, contains=contains,
+                        recursion_limit=recursion_limit), as_json,
         line=line)))
 
 

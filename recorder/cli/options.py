@@ -131,3 +131,9 @@ RunLog = Annotated[Optional[bool], typer.Option(
 ArrayContinue = Annotated[bool, typer.Option(
     "--continue", help="Run the jobs of an unfinished array that did not succeed (give its ID "
     "as the command when there are several) and write its history.")]
+
+# DataLad's -R/--recursion-limit, beside -r wherever DataLad has it (get, drop, push, update,
+# status, diff, subdatasets, unlock)
+RecursionLimit = Annotated[Optional[int], typer.Option(
+    "-R", "--recursion-limit", metavar="LEVELS", help="With -r: only this many levels of "
+    "subdatasets down (1: the dataset's own subdatasets).")]

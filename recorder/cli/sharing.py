@@ -20,19 +20,29 @@ def clone(
     path: Optional[str] = typer.Argument(None, help="Where to put the clone."),
     dataset: Annotated[Optional[str], opt.dataset(
         "Register the clone as a subdataset of this dataset.")] = None,
+    reckless: Optional[str] = typer.Option(
+        None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="DataLad's: auto: "
+        "content hardlinked from a local origin, this clone untrusted; ephemeral: the clone "
+        "uses the local origin's annex (a symlink), is private and dead (never counted as a "
+        "copy, never drops); shared-MODE: git init --shared=MODE, untrusted.  Kept in "
+        "datalad.clone.reckless: subdatasets installed later follow it."),
     as_json: opt.Json = False,
 ) -> None:
     """Clone a dataset (content stays where it is until you get it).
 
     Example: rr clone -d . ../imagenette data/raw
+
+    Example: rr clone --reckless ephemeral /scratch/imagenette work  (no copy of content)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
-    result = call(api.clone, source, path, dataset=dataset)
+    result = call(api.clone, source, path, dataset=dataset, reckless=reckless)
     if as_json:
         render.json_line(result.to_dict())
     else:
         where = f", registered in {result.registered_in}" if result.registered_in else ""
+        mode = (result.extra or {}).get("reckless")
+        where += f" (reckless {mode})" if mode else ""
         if result.status == "notneeded":
             render.info(f"rr: {result.path} is already a clone of {source}; nothing to do")
         else:
@@ -42,8 +52,19 @@ def clone(
 def get(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    recursion_limit: Optional[str] = typer.Option(
+        None, "-R", "--recursion-limit", metavar="LEVELS|existing", help="With -r: only this "
+        "many levels of subdatasets down (1: the dataset's own subdatasets); existing: only "
+        "those installed already, none installed on the way."),
     no_data: bool = typer.Option(False, "-n", "--no-data", help="Only install the "
                                  "subdatasets on the way (-r: all of them), no content."),
+    source: Optional[str] = typer.Option(None, "-s", "--source", metavar="SIBLING",
+                                         help="Get content only from this sibling (a git "
+                                         "sibling or a special remote), in every dataset."),
+    reckless: Optional[str] = typer.Option(
+        None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="Set the subdatasets "
+        "installed on the way up so, as rr clone --reckless (default: as this dataset was "
+        "cloned)."),
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per file fetched (git-annex's "
@@ -55,27 +76,35 @@ def get(
     Example: rr get -r -J 4 data/raw/train
 
     Example: rr get -n -r .   (install every subdataset, fetch no content)
+
+    Example: rr get -s backup -r -R 1 data/   (from the sibling backup; one level down)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
+    limit: Any = recursion_limit
+    if recursion_limit is not None and recursion_limit.lstrip("-").isdigit():
+        limit = int(recursion_limit)
     if as_json:
         def each_file(event: Any) -> None:
             if event.kind.value == "file":
                 render.json_line({"action": "get", **(event.fields or {})})
 
         rels = call(api.get, paths or (), dataset=dataset, recursive=recursive,
-                    on_event=each_file, jobs=jobs, no_data=no_data)
+                    on_event=each_file, jobs=jobs, no_data=no_data, source=source,
+                    recursion_limit=limit, reckless=reckless)
         render.json_line({"action": "get", "status": "ok", "paths": rels})
         return
     with render.transfer_bar() as on_event:
         call(api.get, paths or (), dataset=dataset, recursive=recursive, on_event=on_event,
-             jobs=jobs, no_data=no_data)
+             jobs=jobs, no_data=no_data, source=source, recursion_limit=limit,
+             reckless=reckless)
     render.info("rr: subdatasets installed" if no_data else "rr: content is here")
 
 
 def drop(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
     what: str = typer.Option("filecontent", "--what", metavar="filecontent|allkeys|datasets|"
                              "all", help="The files' content; every version of every key; "
@@ -90,12 +119,16 @@ def drop(
 ) -> None:
     """Drop annexed content that is safely stored elsewhere.
 
+    Never in an ephemeral clone (rr clone --reckless ephemeral): its annex is the origin's.
+
     Example: rr drop data/raw/train
+
+    Example: rr drop -r -R 1 .   (here and in the dataset's own subdatasets, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.drop, paths or (), dataset=dataset, recursive=recursive, force=force,
-                  what=what, reckless=reckless)
+                  what=what, reckless=reckless, recursion_limit=recursion_limit)
     if as_json:
         render.json_line(result.to_dict())
         return
@@ -179,6 +212,7 @@ def push(
                                   "send: auto (this version), anything (all versions), nothing."),
     recursive: Annotated[bool, opt.recursive(
         "Installed subdatasets first, each to its own sibling of that name.")] = False,
+    recursion_limit: opt.RecursionLimit = None,
     jobs: opt.TransferJobs = None,
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
@@ -186,11 +220,13 @@ def push(
     """Push history, tags and annexed content to a sibling.
 
     Example: rr push --to origin -J 4
+
+    Example: rr push --to origin -r -R 1   (the dataset's own subdatasets first, no deeper)
     """
     from .. import api  # noqa: PLC0415  start-up time
 
     result = call(api.push, to=to, data=data.value, dataset=dataset, jobs=jobs,
-                  recursive=recursive)
+                  recursive=recursive, recursion_limit=recursion_limit)
     if as_json:
         render.json_line(result.to_dict())
     else:
@@ -228,6 +264,7 @@ def update(
                                   "(parentds, rr's default) or to its own sibling's branch "
                                   "(sibling, DataLad's default)."),
     recursive: opt.Recursive = False,
+    recursion_limit: opt.RecursionLimit = None,
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json("One JSON object per result.")] = False,
 ) -> None:
@@ -243,7 +280,7 @@ def update(
 
     results = call(api.update, sibling=sibling, how=how.value,
                    how_subds=how_subds.value if how_subds else None, follow=follow.value,
-                   recursive=recursive, dataset=dataset)
+                   recursive=recursive, recursion_limit=recursion_limit, dataset=dataset)
     exit_if(call(render.render_results, results, as_json, line=line))
 
 

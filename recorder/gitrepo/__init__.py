@@ -38,7 +38,8 @@ from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit
                       tree_files)
 from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
                    newest_remote_branch,
-                   init, object_id, ref_names, refs_by_commit, refs_under, resolve_commit, tag,
+                   init, init_shared, object_id, ref_names, refs_by_commit, refs_under,
+                   resolve_commit, tag,
                    update_ref, update_refs)
 from .remotes import (FetchOutcome, GitStatus, MergeOutcome, PushOutcome,
                       cherry_pick_commit, clone, fetch, fetch_branch, fetch_commit, fetch_notes,
@@ -70,6 +71,7 @@ __all__ = [
     "diff_tree_commits", "empty_tree", "fast_import", "hash_files_raw", "iter_diff_raw",
     "object_infos", "object_types", "small_blobs", "tree_entries", "tree_files",
     "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",
+    "init_shared",
     "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",
     "update_ref", "update_refs",
     "FetchOutcome", "GitStatus", "MergeOutcome", "PushOutcome",

@@ -13,6 +13,12 @@ def init(path: PathLike, *, bare: bool = False) -> None:
     call_git(["init", "-q", *(["--bare"] if bare else [])], path)
 
 
+def init_shared(path: PathLike, mode: str) -> None:
+    """``git init --shared=MODE`` of an existing repository: core.sharedRepository set and
+    the permissions of what is there adjusted (DataLad's clone --reckless shared-MODE)."""
+    call_git(["init", "-q", f"--shared={mode}"], path)
+
+
 def head_sha(root: PathLike) -> str | None:
     """The commit HEAD points to (None before the first commit).  Read from HEAD and a loose
     branch ref when they are plain files (git writes both atomically), else asked of git."""
