@@ -5,10 +5,11 @@ functions of the package, never these."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from .. import proc
+from ..errors import CommandError
 
 PathLike = str | os.PathLike[str]
 
@@ -110,3 +111,21 @@ def git_dir(root: PathLike) -> str:
         result = call_git(["rev-parse", "--absolute-git-dir"], root).strip()
     _GIT_DIRS[key] = result
     return result
+
+
+def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16) -> Iterator[bytes]:
+    """stdout of ``git ARGS`` in pieces as git writes them (read while git still works, never
+    held whole); a non-zero exit raises CommandError after the last piece, as :func:`run`.
+    Closing the generator early stops git."""
+    argv = ["git", *args]
+    with proc.popen_lines(argv, cwd=cwd) as child:
+        assert child.stdout is not None and child.stderr is not None
+        fd = child.stdout.fileno()
+        while True:
+            piece = os.read(fd, size)
+            if not piece:
+                break
+            yield piece
+        err = child.stderr.read()
+        if child.wait() != 0:
+            raise CommandError(argv, child.returncode, err.decode("utf-8", "replace"))
