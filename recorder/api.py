@@ -218,6 +218,14 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
     return rows
 
 
+def log_rows(revision_range: str | None = None, *, dataset: PathArg = None):
+    """``log``'s rows one by one as the history is read (an iterator, newest first): what
+    ``rr log`` prints, never holding the whole history."""
+    from . import history  # noqa: PLC0415  start-up time
+
+    return history.iter_rows(_find(dataset), revision_range)
+
+
 def show_output(commit: str = "HEAD", *, dataset: PathArg = None) -> tuple[str, bytes]:
     """(path, content) of the log the run at ``commit`` kept (``rr run --log``); its annexed
     content is fetched when it is not here."""
