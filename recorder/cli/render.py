@@ -77,6 +77,13 @@ def json_line(obj: Any) -> None:
     sys.stdout.write(json_text(obj) + "\n")
 
 
+def json_lines(objs: Iterable[Any]) -> None:
+    """A JSON line of each of ``objs`` as it comes."""
+    write = sys.stdout.write
+    for obj in objs:
+        write(json_text(obj) + "\n")
+
+
 def announce(command: str) -> None:
     info(f"rr: running: {command}")
 
