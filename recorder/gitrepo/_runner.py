@@ -5,8 +5,10 @@ functions of the package, never these."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from .. import proc
 from ..errors import CommandError
@@ -113,13 +115,17 @@ def git_dir(root: PathLike) -> str:
     return result
 
 
-def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16) -> Iterator[bytes]:
+def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
+               input: bytes | None = None) -> Iterator[bytes]:
     """stdout of ``git ARGS`` in pieces as git writes them (read while git still works, never
-    held whole); a non-zero exit raises CommandError after the last piece, as :func:`run`.
-    Closing the generator early stops git."""
+    held whole; ``input`` written to its stdin meanwhile); a non-zero exit raises
+    CommandError after the last piece, as :func:`run`.  Closing the generator early stops
+    git."""
     argv = ["git", *args]
-    with proc.popen_lines(argv, cwd=cwd) as child:
+    with proc.popen_lines(argv, cwd=cwd, stdin_pipe=input is not None) as child:
         assert child.stdout is not None and child.stderr is not None
+        if input is not None:
+            threading.Thread(target=_feed, args=(child.stdin, input), daemon=True).start()
         fd = child.stdout.fileno()
         while True:
             piece = os.read(fd, size)
@@ -129,3 +135,11 @@ def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16) -> Itera
         err = child.stderr.read()
         if child.wait() != 0:
             raise CommandError(argv, child.returncode, err.decode("utf-8", "replace"))
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    try:
+        stdin.write(data)
+        stdin.close()
+    except (BrokenPipeError, ValueError, OSError):  # git ended (or was stopped) first
+        pass

@@ -152,6 +152,37 @@ def _raw_entry(chunk: str) -> LogEntry:
                     email=email, changes=tuple(changes))
 
 
+def read_blobs(root: PathLike, specs: Sequence[str]) -> Iterator[tuple[str, bytes] | None]:
+    """The objects ``specs`` name (``REV:PATH``), in order, as (object type, content) or None
+    for a missing one: one ``git cat-file --batch``, read as git writes it (metrics of every
+    commit of a history without holding them all)."""
+    if not specs:
+        return
+    data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+    pieces = stream_git(["cat-file", "--batch"], root, input=data)
+    buf = bytearray()
+    left = len(specs)
+    for piece in pieces:
+        buf += piece
+        pos = 0
+        while left:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                break
+            parts = buf[pos:end].split()
+            if len(parts) == 3 and parts[2].isdigit():
+                size = int(parts[2])
+                if len(buf) < end + 2 + size:  # the content (and its newline) is not all here
+                    break
+                yield parts[1].decode(), bytes(buf[end + 1:end + 1 + size])
+                pos = end + 2 + size
+            else:
+                yield None
+                pos = end + 1
+            left -= 1
+        del buf[:pos]
+
+
 def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
              topo: bool = True, extra: Sequence[str] = (),
              notes_ref: str | Sequence[str] | None = None) -> list[LogEntry]:
