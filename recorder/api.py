@@ -366,9 +366,11 @@ def metrics_table(files: Sequence[str] = (), *, dataset: PathArg = None,
     prints it."""
     from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
-    return _metrics.table(metrics(files, dataset=dataset, all_tags=all_tags,
-                                  all_branches=all_branches, all_commits=all_commits,
-                                  revisions=revisions, as_frame=False, per_file=per_file))
+    # the rows as the files are read: a table, never a list of rows besides it
+    return _metrics.table(_metrics.iter_show(_find(dataset), list(files), all_tags=all_tags,
+                                             all_branches=all_branches,
+                                             all_commits=all_commits,
+                                             revisions=list(revisions), per_file=per_file))
 
 
 def metrics_diff_table(a: str | None = None, b: str | None = None, *,

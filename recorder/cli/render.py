@@ -237,15 +237,18 @@ def render_table(table: Table, fmt: str = "table") -> str:
         for r in rows:
             w.writerow(r)
         return buf.getvalue()
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     if fmt == "md":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        lines += ["| " + " | ".join([_cell(r.get(c)) for c in columns]) + " |" for r in rows]
         return "\n".join(lines) + "\n"
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    # the cells twice (their widths, then the lines) rather than all of them kept
+    widths = [len(c) for c in columns]
+    for r in rows:
+        widths = [max(w, len(_cell(r.get(c)))) for w, c in zip(widths, columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    lines += ["  ".join([_cell(r.get(c)).ljust(w) for c, w in zip(columns, widths)]).rstrip()
+              for r in rows]
+    return "\n".join(lines) + "\n"
 
 
 def _cell(v: Any) -> str:

@@ -126,6 +126,7 @@ def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
         assert child.stdout is not None and child.stderr is not None
         if input is not None:
             threading.Thread(target=_feed, args=(child.stdin, input), daemon=True).start()
+            del input  # the feeder's alone
         fd = child.stdout.fileno()
         while True:
             piece = os.read(fd, size)

@@ -159,9 +159,11 @@ def read_blobs(root: PathLike, specs: Sequence[str]) -> Iterator[tuple[str, byte
     if not specs:
         return
     data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
-    pieces = stream_git(["cat-file", "--batch"], root, input=data)
-    buf = bytearray()
     left = len(specs)
+    del specs  # git has them (the generator keeps no list of a whole history)
+    pieces = stream_git(["cat-file", "--batch"], root, input=data)
+    del data
+    buf = bytearray()
     for piece in pieces:
         buf += piece
         pos = 0
