@@ -33,7 +33,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_history import history
 from common import RR
 
 
@@ -51,6 +50,15 @@ def _once(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
+def _history(path: Path, n: int) -> None:
+    """bench_history's history, built in a child process: this one stays small, as the
+    pages a child has before it execs count in its peak RSS."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
+                    "from bench_history import history; history(Path(sys.argv[1]), "
+                    "int(sys.argv[2]))", str(path), str(n)], cwd=here, check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--commits", type=int, default=1000)
@@ -61,7 +69,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rr-bench-views-") as tmp:
         ds = Path(tmp) / "hist"
-        history(ds, args.commits)
+        _history(ds, args.commits)
         floors = {"git log": ["git", "log", "--format=%H%x00%P%x00%an%x00%aI%x00%B", "-z"],
                   "python -c pass": [sys.executable, "-c", "pass"]}
         cases = {"rr log": [RR, "log"],
@@ -84,7 +92,7 @@ def main() -> None:
         small: dict[str, float] = {}
         if args.memory_against and args.memory_against != args.commits:
             short = Path(tmp) / "short"
-            history(short, args.memory_against)
+            _history(short, args.memory_against)
             for name, cmd, env in runs:
                 if name.startswith("rr "):
                     small[name] = statistics.median(_once(cmd, short, env)[2] for _ in range(3))
