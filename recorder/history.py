@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from . import config as cfgkeys
@@ -41,6 +41,14 @@ class LogRow:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def json_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without its copies (what ``rr log --json`` writes: the same keys
+        and values, several times faster)."""
+        return {name: getattr(self, name) for name in _LOG_FIELDS}
+
+
+_LOG_FIELDS = tuple(f.name for f in fields(LogRow))
 
 
 def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:

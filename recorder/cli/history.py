@@ -55,8 +55,7 @@ def _print_log(rows: Iterator[Any], as_json: bool, as_csv: bool) -> None:
     if first is not None:
         rows = itertools.chain([first], rows)
     if as_json:
-        for r in rows:
-            render.json_line(r.to_dict())
+        render.json_lines(r.json_dict() for r in rows)
         return
     if as_csv:
         writer = csv.writer(sys.stdout)

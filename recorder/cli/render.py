@@ -56,6 +56,8 @@ def json_text(obj: Any) -> str:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     except ValueError:
         text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    if text.isascii():  # no surrogate escapes (the common case, checked without encoding)
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a file name that is not UTF-8: escaped (\udcff), so that
