@@ -127,14 +127,20 @@ def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
         if input is not None:
             threading.Thread(target=_feed, args=(child.stdin, input), daemon=True).start()
             del input  # the feeder's alone
+        # stderr read meanwhile: git blocked on a full stderr pipe would never end stdout
+        errors: list[bytes] = []
+        stderr = child.stderr
+        drain = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
+        drain.start()
         fd = child.stdout.fileno()
         while True:
             piece = os.read(fd, size)
             if not piece:
                 break
             yield piece
-        err = child.stderr.read()
+        drain.join()
         if child.wait() != 0:
+            err = errors[0] if errors else b""
             raise CommandError(argv, child.returncode, err.decode("utf-8", "replace"))
 
 
