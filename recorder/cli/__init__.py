@@ -82,6 +82,8 @@ def _cached_help() -> None:
         st = os.stat(typer_file)
         if head != stamp or typer_stat != f"{st.st_mtime_ns} {st.st_size}":
             return
+        if not text.isascii() and (sys.stdout.encoding or "").lower() not in ("utf-8", "utf8"):
+            return  # click's own writer knows what to do with such a terminal
     except (OSError, ValueError):
         return
     try:
