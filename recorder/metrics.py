@@ -277,24 +277,26 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
         if wanted:  # annexed metrics: read with one git-annex call at the end
             waiting.append((name, sha, objs))
             continue
-        yield from _rows(name, sha, files, objs, {}, per_file, bad,
+        yield from _rows(name, sha, files, objs, keys, {}, per_file, bad,
                          unshown if index == 0 else [])
     contents = annex.read_keys(ds.root, sorted(wanted)) if wanted else {}
     first = len(revs) - len(waiting)
     for index, (name, sha, objs) in enumerate(waiting, start=first):
-        yield from _rows(name, sha, files, objs, contents, per_file, bad,
+        keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
+        yield from _rows(name, sha, files, objs, keys, contents, per_file, bad,
                          unshown if index == 0 else [])
 
 
 def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | None],
-          contents: dict[str, bytes | None], per_file: bool, bad: dict[str, str],
-          unshown: list[str]) -> list[MetricsRow]:
-    """The row of one revision (with ``per_file`` its row per file); ``bad`` the notes of
-    malformed records by commit, ``unshown`` more notes for the first row."""
+          keys: list[str | None], contents: dict[str, bytes | None], per_file: bool,
+          bad: dict[str, str], unshown: list[str]) -> list[MetricsRow]:
+    """The row of one revision (with ``per_file`` its row per file): ``objs`` its files'
+    objects, ``keys`` their annex keys; ``bad`` the notes of malformed records by commit,
+    ``unshown`` more notes for the first row."""
     rows = []
     many = len(files) > 1 and not per_file
     row = MetricsRow(name, sha)
-    for f, obj in zip(files, objs):
+    for f, obj, key in zip(files, objs, keys):
         if per_file:
             row = MetricsRow(name, sha, file=f)
             rows.append(row)
@@ -302,7 +304,6 @@ def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | 
             row.notes.append(f"{f}: missing")
             continue
         data = obj[1]
-        key = _annex_key(data)
         if key:
             content = contents.get(key)
             if content is None:
