@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -57,7 +57,7 @@ def log(ds: Dataset, revision_range: str | None = None) -> list[LogRow]:
 
 
 def iter_rows(ds: Dataset, revision_range: str | None = None, *,
-              reverse: bool = False) -> Iterator[LogRow]:
+              reverse: bool = False) -> Generator[LogRow, None, None]:
     """:func:`log`'s rows one by one, as the history is read (with ``reverse`` oldest
     first): the history is never held whole."""
     if ds.head() is None:

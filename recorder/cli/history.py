@@ -3,10 +3,11 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
+import contextlib
 import csv
 import sys
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Annotated, Any, List, Optional
 
 import typer
@@ -50,7 +51,12 @@ def log_(
     call(lambda: _print_log(api.log_rows(revision_range, dataset=dataset), as_json, as_csv))
 
 
-def _print_log(rows: Iterator[Any], as_json: bool, as_csv: bool) -> None:
+def _print_log(rows: Generator[Any, None, None], as_json: bool, as_csv: bool) -> None:
+    with contextlib.closing(rows):  # the stream of git's output ends here on an error too
+        _print_rows(rows, as_json, as_csv)
+
+
+def _print_rows(rows: Iterator[Any], as_json: bool, as_csv: bool) -> None:
     first = next(rows, None)  # the checks and the first read before any output
     if first is not None:
         rows = itertools.chain([first], rows)

@@ -82,8 +82,13 @@ def json_line(obj: Any) -> None:
 def json_lines(objs: Iterable[Any]) -> None:
     """A JSON line of each of ``objs`` as it comes."""
     write = sys.stdout.write
-    for obj in objs:
-        write(json_text(obj) + "\n")
+    try:
+        for obj in objs:
+            write(json_text(obj) + "\n")
+    finally:  # a stream (of git's output) ends here, not when the error is collected
+        close = getattr(objs, "close", None)
+        if close is not None:
+            close()
 
 
 def announce(command: str) -> None:

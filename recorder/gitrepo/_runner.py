@@ -129,8 +129,8 @@ def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
             del input  # the feeder's alone
         # stderr read meanwhile: git blocked on a full stderr pipe would never end stdout
         errors: list[bytes] = []
-        stderr = child.stderr
-        drain = threading.Thread(target=lambda: errors.append(stderr.read()), daemon=True)
+        drain = threading.Thread(target=_drain, args=(child.stderr.fileno(), errors),
+                                 daemon=True)
         drain.start()
         fd = child.stdout.fileno()
         while True:
@@ -140,13 +140,29 @@ def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
             yield piece
         drain.join()
         if child.wait() != 0:
-            err = errors[0] if errors else b""
+            err = b"".join(errors)
             raise CommandError(argv, child.returncode, err.decode("utf-8", "replace"))
 
 
+# The threads beside a stream read and write the pipes' descriptors themselves, never
+# through the file objects: those have locks that stopping the tool (proc.stop_tool closes
+# them) would wait for, forever when the interpreter is ending.
+
+
 def _feed(stdin: IO[bytes], data: bytes) -> None:
+    fd = stdin.fileno()
+    view = memoryview(data)
     try:
-        stdin.write(data)
+        while view:
+            view = view[os.write(fd, view):]
         stdin.close()
-    except (BrokenPipeError, ValueError, OSError):  # git ended (or was stopped) first
+    except (ValueError, OSError):  # git ended (or was stopped) first
+        pass
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    try:
+        while piece := os.read(fd, 1 << 16):
+            into.append(piece)
+    except OSError:  # stopped: closed meanwhile
         pass
