@@ -99,12 +99,17 @@ def _row(e: gitrepo.LogEntry, ds: Dataset, record_dir: str) -> LogRow | None:
     container = rr_info.get("container")
     if isinstance(container, dict):
         container = container.get("name")
+    note = e.note
+    if "duration" in rr_info:
+        duration = rr_info["duration"]
+    else:
+        duration = _note_duration(note) if note else None
+    # the record was parsed for this row alone: its lists are the row's, not copies
     return LogRow(
         e.sha, e.date, e.author, message.splitlines()[0] if message else "",
-        str(rec.get("cmd", "")), container, list(rec.get("inputs") or []),
-        list(rec.get("outputs") or []), rec.get("exit"),
-        rr_info.get("duration", _note_duration(e.note)),
-        list(rec.get("chain") or []), None, _note_verifications(e.note))
+        str(rec.get("cmd", "")), container, rec.get("inputs") or [],
+        rec.get("outputs") or [], rec.get("exit"), duration,
+        rec.get("chain") or [], None, _note_verifications(note) if note else [])
 
 
 def _check_revisions(ds: Dataset, rev: str, *, skip_head: bool) -> None:
