@@ -218,6 +218,14 @@ def log(revision_range: str | None = None, *, dataset: PathArg = None, as_frame:
     return rows
 
 
+def log_rows(revision_range: str | None = None, *, dataset: PathArg = None):
+    """``log``'s rows one by one as the history is read (an iterator, newest first): what
+    ``rr log`` prints, never holding the whole history."""
+    from . import history  # noqa: PLC0415  start-up time
+
+    return history.iter_rows(_find(dataset), revision_range)
+
+
 def show_output(commit: str = "HEAD", *, dataset: PathArg = None) -> tuple[str, bytes]:
     """(path, content) of the log the run at ``commit`` kept (``rr run --log``); its annexed
     content is fetched when it is not here."""
@@ -370,9 +378,11 @@ def metrics_table(files: Sequence[str] = (), *, dataset: PathArg = None,
     prints it."""
     from . import metrics as _metrics  # noqa: PLC0415  start-up time
 
-    return _metrics.table(metrics(files, dataset=dataset, all_tags=all_tags,
-                                  all_branches=all_branches, all_commits=all_commits,
-                                  revisions=revisions, as_frame=False, per_file=per_file))
+    # the rows as the files are read: a table, never a list of rows besides it
+    return _metrics.table(_metrics.iter_show(_find(dataset), list(files), all_tags=all_tags,
+                                             all_branches=all_branches,
+                                             all_commits=all_commits,
+                                             revisions=list(revisions), per_file=per_file))
 
 
 def metrics_diff_table(a: str | None = None, b: str | None = None, *,

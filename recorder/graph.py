@@ -11,7 +11,7 @@ from typing import NamedTuple
 from . import proc
 from .dataset import Dataset
 from .errors import RecorderError, UsageError
-from .history import log
+from .history import iter_rows
 
 
 def _q(text: str) -> str:
@@ -31,7 +31,7 @@ class GraphRun(NamedTuple):
 
 
 def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
-    rows = reversed(log(ds, revision_range))
+    rows = iter_rows(ds, revision_range, reverse=True)  # oldest first, as git log --reverse
     return runs_to_dot(GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
                                 r.outputs, r.chain) for r in rows)
 

@@ -13,10 +13,11 @@ import io
 import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from . import annex, gitrepo
 from . import config as cfgkeys
@@ -37,8 +38,10 @@ class MetricsRow:
     file: str | None = None  # with per_file: the one file of this row
 
     def flat(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"revision": self.revision,
-                               "commit": self.commit[:8] if self.commit else None}
+        short = self.commit[:8] if self.commit else None
+        if short == self.revision:  # one string for both (a table of every commit)
+            short = self.revision
+        out: dict[str, Any] = {"revision": self.revision, "commit": short}
         if self.file is not None:
             out["file"] = self.file
         out.update(self.values)
@@ -59,8 +62,8 @@ def _flatten_into(out: dict[str, Any], obj: Any, prefix: str) -> None:
         for k, v in obj.items():
             if isinstance(v, (dict, list)):
                 _flatten_into(out, v, f"{prefix}{k}.")
-            else:
-                out[f"{prefix}{k}"] = v
+            else:  # the keys of every revision's file are the same: one string each
+                out[sys.intern(f"{prefix}{k}")] = v
     elif isinstance(obj, list) and prefix:
         for i, v in enumerate(obj):
             _flatten_into(out, v, f"{prefix}{i}.")
@@ -244,6 +247,16 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
          revisions: Sequence[str] = (), per_file: bool = False) -> list[MetricsRow]:
     """One row per revision (values of several files as ``FILE:KEY`` columns), or with
     ``per_file`` one row per revision and file (the outputs of a sweep side by side)."""
+    return list(iter_show(ds, files, all_tags=all_tags, all_branches=all_branches,
+                          all_commits=all_commits, revisions=revisions, per_file=per_file))
+
+
+def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
+              all_branches: bool = False, all_commits: bool = False,
+              revisions: Sequence[str] = (), per_file: bool = False) -> Iterator[MetricsRow]:
+    """:func:`show`'s rows one by one, as the files are read (one ``cat-file --batch``
+    streamed); the rows from the first revision with annexed metrics on wait for the one
+    git-annex call that reads the annexed contents of all revisions."""
     bad: dict[str, str] = {}
     files = [_rel(ds, f) for f in files] if files else default_files(ds, bad)
     if not files:
@@ -251,47 +264,65 @@ def show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
                             hint="register one with 'rr metrics add FILE'")
     revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
     files = _expand(ds, files, revs)
-    specs = [f"{sha}:{f}" for _, sha in revs for f in files]
-    blobs = gitrepo.cat_file_batch(ds.root, specs)
-    keys = {spec: _annex_key(obj[1]) for spec, obj in blobs.items() if obj is not None}
-    wanted = sorted({k for k in keys.values() if k})
-    if wanted:  # annexed metrics: one git-annex call for all revisions
-        contents = annex.read_keys(ds.root, wanted)
-    else:
-        contents = {}
+    # bad records at commits not shown: noted on the first row
+    shown = {sha for _, sha in revs}
+    unshown = [note for sha, note in bad.items() if sha not in shown]
+    blobs = gitrepo.read_blobs(ds.root, [f"{sha}:{f}" for _, sha in revs for f in files])
+    waiting: list[tuple[str, str, list[tuple[str, bytes] | None]]] = []
+    wanted: set[str] = set()
+    for index, (name, sha) in enumerate(revs):
+        objs = [next(blobs) for _ in files]
+        keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
+        wanted.update(k for k in keys if k)
+        if wanted:  # annexed metrics: read with one git-annex call at the end
+            waiting.append((name, sha, objs))
+            continue
+        yield from _rows(name, sha, files, objs, keys, {}, per_file, bad,
+                         unshown if index == 0 else [])
+    contents = annex.read_keys(ds.root, sorted(wanted)) if wanted else {}
+    first = len(revs) - len(waiting)
+    for index, (name, sha, objs) in enumerate(waiting, start=first):
+        keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
+        yield from _rows(name, sha, files, objs, keys, contents, per_file, bad,
+                         unshown if index == 0 else [])
+
+
+def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | None],
+          keys: list[str | None], contents: dict[str, bytes | None], per_file: bool,
+          bad: dict[str, str], unshown: list[str]) -> list[MetricsRow]:
+    """The row of one revision (with ``per_file`` its row per file): ``objs`` its files'
+    objects, ``keys`` their annex keys; ``bad`` the notes of malformed records by commit,
+    ``unshown`` more notes for the first row."""
     rows = []
     many = len(files) > 1 and not per_file
-    for name, sha in revs:
-        row = MetricsRow(name, sha)
-        for f in files:
-            if per_file:
-                row = MetricsRow(name, sha, file=f)
-                rows.append(row)
-            obj = blobs.get(f"{sha}:{f}")
-            if obj is None:
-                row.notes.append(f"{f}: missing")
-                continue
-            data = obj[1]
-            key = keys.get(f"{sha}:{f}")
-            if key:
-                content = contents.get(key)
-                if content is None:
-                    row.notes.append(f"{f}: annexed content not here (rr get it)")
-                    continue
-                data = content
-            try:
-                values = parse(f, data)
-            except (ValueError, UnicodeDecodeError) as exc:
-                row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
-                continue
-            for k, v in values.items():
-                row.values[f"{f}:{k}" if many else k] = v
-        if sha in bad:
-            row.notes.append(bad.pop(sha))
-        if not per_file:
+    row = MetricsRow(name, sha)
+    for f, obj, key in zip(files, objs, keys):
+        if per_file:
+            row = MetricsRow(name, sha, file=f)
             rows.append(row)
-    if bad and rows:  # bad records at commits not shown: noted on the first row
-        rows[0].notes.extend(bad.values())
+        if obj is None:
+            row.notes.append(f"{f}: missing")
+            continue
+        data = obj[1]
+        if key:
+            content = contents.get(key)
+            if content is None:
+                row.notes.append(f"{f}: annexed content not here (rr get it)")
+                continue
+            data = content
+        try:
+            values = parse(f, data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
+            continue
+        for k, v in values.items():
+            row.values[f"{f}:{k}" if many else k] = v
+    if sha in bad:
+        row.notes.append(bad.pop(sha))
+    if not per_file:
+        rows.append(row)
+    if rows:
+        rows[0].notes.extend(unshown)
     return rows
 
 
@@ -364,23 +395,59 @@ class Table:
     appearance; ``note`` last and only when some row has one) and the rows as dicts."""
 
     columns: list[str]
-    rows: list[dict[str, Any]]
+    rows: Sequence[dict[str, Any]]
 
 
-def table(rows: Sequence[MetricsRow] | Sequence[DiffRow]) -> Table:
+class _Rows(Sequence[dict[str, Any]]):
+    """A table's rows kept as their values, a tuple each, and their keys, one tuple shared by
+    the rows with the same keys (a row per commit of a long history in a third of the
+    memory of a dict each); each row read back as a dict, keys in their order."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+        self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    def append(self, row: dict[str, Any]) -> None:
+        keys = tuple(row)
+        self._rows.append((self._shapes.setdefault(keys, keys), tuple(row.values())))
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [dict(zip(*row)) for row in self._rows[index]]
+        return dict(zip(*self._rows[index]))
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for keys, values in self._rows:
+            yield dict(zip(keys, values))
+
+
+def table(rows: Iterable[MetricsRow] | Iterable[DiffRow]) -> Table:
     """The table of ``show`` rows (a row per revision, or per revision and file) or of
-    ``diff`` rows (a row per key)."""
-    dicts = [r.flat() if isinstance(r, MetricsRow) else r.to_dict() for r in rows]
-    columns: list[str] = []
-    for d in dicts:
+    ``diff`` rows (a row per key), read one by one."""
+    dicts = _Rows()
+    columns: dict[str, None] = {}
+    notes = False
+    for r in rows:
+        d = r.flat() if isinstance(r, MetricsRow) else r.to_dict()
+        dicts.append(d)
         for k in d:
             if k not in columns:
-                columns.append(k)
+                columns[k] = None
+        notes = notes or bool(d.get("note"))
     if "note" in columns:  # notes last, and only when some row has one
-        columns.remove("note")
-        if any(d.get("note") for d in dicts):
-            columns.append("note")
-    return Table(columns, dicts)
+        del columns["note"]
+        if notes:
+            columns["note"] = None
+    return Table(list(columns), dicts)
 
 
 def plot(ds: Dataset, key: str, output: str, *, files: Sequence[str] = (),

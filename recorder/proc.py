@@ -216,13 +216,16 @@ def popen_lines(
     cwd: str | os.PathLike[str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    stdin_pipe: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``argv`` with stdout piped for line-wise reading; the caller reads and waits.
+    """Start ``argv`` with stdout piped for line-wise reading (with ``stdin_pipe`` stdin too,
+    for the caller to write); the caller reads and waits.
 
     Leaving the block before the tool has been waited for (an exception, an interrupt, a
     generator closed early) stops the tool and its process group.
     """
-    child, held = _spawn(argv, cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+                         stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=env)
     try:
         _let_signals(held)

@@ -157,13 +157,13 @@ def test_csv_json_md_round_trip_and_frame(sweep):
 def test_one_git_log_one_cat_file(sweep, monkeypatch):
     """The history is read in one stream: one git log, one cat-file, whatever the count."""
     calls: list[list[str]] = []
-    real = proc.capture
+    real = proc._spawn  # every process rr starts (captured or streamed)
 
     def counting(argv, *a, **kw):
         calls.append(list(argv))
         return real(argv, *a, **kw)
 
-    monkeypatch.setattr(proc, "capture", counting)
+    monkeypatch.setattr(proc, "_spawn", counting)
     api.runs_table(dataset=sweep["path"], all=True)
     git_calls = [c[1] for c in calls if c[0] == "git"]
     assert git_calls.count("log") == 1 and git_calls.count("cat-file") == 1, calls

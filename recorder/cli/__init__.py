@@ -21,8 +21,6 @@ application (for tests and embedding).
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import os
 import signal
 import sys
@@ -42,6 +40,83 @@ if os.path.basename(sys.argv[0]) == "rr":  # the console script, not an embeddin
         if signal.getsignal(_sig) not in (signal.SIG_IGN, None):
             signal.signal(_sig, _early_interrupt)
 
+
+# --- rr --help without typer ---------------------------------------------------------------
+# The top-level help is text typer renders from the commands' names and summaries; it depends
+# only on the sources of recorder/cli, typer's version and the width of the terminal.  It is
+# rendered once (by typer) and kept next to the bytecode, stamped with what it was made of;
+# ``rr --help`` prints it from there without importing typer (about a third of its time).
+
+
+def _help_width() -> int:
+    """The width click formats help to (shutil.get_terminal_size, HelpFormatter)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return max(min(columns or 80, 80) - 2, 50)
+
+
+def _help_cache() -> tuple[str, str]:
+    """(the cache file of rr --help at this width, the stamp of what the text is made of)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size)
+                     for e in os.scandir(here) if e.name.endswith(".py"))
+    tag = sys.implementation.cache_tag
+    stamp = repr((sys.argv[0].rsplit("/", 1)[-1], sys.version, sources))
+    return os.path.join(here, "__pycache__", f"rr-help-{_help_width()}.{tag}.txt"), stamp
+
+
+def _cached_help() -> None:
+    """``rr --help`` printed from the cached text, when it is still what typer renders: the
+    process ends here (exit code 0, as typer's), before typer is imported."""
+    try:
+        path, stamp = _help_cache()
+        with open(path, encoding="utf-8") as fh:
+            head, typer_file, typer_stat, text = fh.read().split("\n", 3)
+        st = os.stat(typer_file)
+        if head != stamp or typer_stat != f"{st.st_mtime_ns} {st.st_size}":
+            return
+        if not text.isascii() and (sys.stdout.encoding or "").lower() not in ("utf-8", "utf8"):
+            return  # click's own writer knows what to do with such a terminal
+    except (OSError, ValueError):
+        return
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        sys.exit(141)
+    sys.exit(0)
+
+
+def _store_help(text: str) -> None:
+    """Keep the text typer rendered for ``rr --help`` for the next time (where the bytecode
+    is written; nothing when it cannot be)."""
+    import typer  # noqa: PLC0415  loaded already
+
+    try:
+        path, stamp = _help_cache()
+        st = os.stat(typer.__file__ or "")
+        if not os.path.isdir(os.path.dirname(path)):
+            return
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(f"{stamp}\n{typer.__file__}\n{st.st_mtime_ns} {st.st_size}\n{text}")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+if os.path.basename(sys.argv[0]) == "rr" and sys.argv[1:] == ["--help"]:
+    _cached_help()
+
+import importlib  # noqa: E402  after rr --help's text
+import inspect  # noqa: E402
 from typing import Any  # noqa: E402  after the handlers: importing takes a while
 
 import typer  # noqa: E402
@@ -162,6 +237,25 @@ def _summaries() -> typer.Typer:
     return app
 
 
+def _help() -> None:
+    """``rr --help`` rendered by typer, and kept for the next time (see _cached_help)."""
+    import contextlib  # noqa: PLC0415  rr --help only
+    import io  # noqa: PLC0415  rr --help only
+
+    buf = io.StringIO()
+    code: Any = 0
+    with contextlib.redirect_stdout(buf):
+        try:
+            _summaries()()
+        except SystemExit as exc:
+            code = exc.code
+    sys.stdout.write(buf.getvalue())
+    if code in (0, None) and os.path.basename(sys.argv[0]) == "rr":
+        _store_help(buf.getvalue())
+    sys.stdout.flush()
+    sys.exit(code)
+
+
 def _summary_only() -> None:  # pragma: no cover - never called: rr --help exits first
     raise AssertionError("rr --help only")
 
@@ -211,7 +305,10 @@ def main() -> None:
     # options before the command (rr --debug run ...), rr --help and unknown names: everything
     only = first[0] if first and not first[0].startswith("-") else None
     try:
-        (_summaries() if sys.argv[1:] == ["--help"] else _register(only))()
+        if sys.argv[1:] == ["--help"]:
+            _help()
+        else:
+            _register(only)()
     except KeyboardInterrupt:
         render.err("rr: interrupted")
         sys.exit(130)

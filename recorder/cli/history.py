@@ -3,9 +3,12 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each (~6 ms of `rr --help`)
 
+import contextlib
 import csv
 import sys
-from typing import Annotated, List, Optional
+import itertools
+from collections.abc import Generator, Iterator
+from typing import Annotated, Any, List, Optional
 
 import typer
 
@@ -43,10 +46,22 @@ def log_(
         sys.stdout.flush()
         return
 
-    rows = call(api.log, revision_range, dataset=dataset, as_frame=False)
+    # the rows are printed as the history is read: an error (an unknown revision) comes
+    # before the first
+    call(lambda: _print_log(api.log_rows(revision_range, dataset=dataset), as_json, as_csv))
+
+
+def _print_log(rows: Generator[Any, None, None], as_json: bool, as_csv: bool) -> None:
+    with contextlib.closing(rows):  # the stream of git's output ends here on an error too
+        _print_rows(rows, as_json, as_csv)
+
+
+def _print_rows(rows: Iterator[Any], as_json: bool, as_csv: bool) -> None:
+    first = next(rows, None)  # the checks and the first read before any output
+    if first is not None:
+        rows = itertools.chain([first], rows)
     if as_json:
-        for r in rows:
-            render.json_line(r.to_dict())
+        render.json_lines(r.json_dict() for r in rows)
         return
     if as_csv:
         writer = csv.writer(sys.stdout)
@@ -58,19 +73,20 @@ def log_(
                              "" if r.exit is None else r.exit,
                              "" if r.duration is None else r.duration])
         return
+    out = sys.stdout.write
     for r in rows:
         exit_text = "" if r.exit in (0, None) else f" [exit {r.exit}]"
         took = f" ({r.duration:.1f}s)" if r.duration is not None else ""
-        render.out(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}{took}")
-        render.out(f"    $ {r.command}")
+        out(f"{r.commit[:8]} {r.date[:19]} {r.author}: {r.message}{exit_text}{took}\n"
+            f"    $ {r.command}\n")
         if r.inputs:
-            render.out(f"    inputs:  {' '.join(r.inputs)}")
+            out(f"    inputs:  {' '.join(r.inputs)}\n")
         if r.outputs:
-            render.out(f"    outputs: {' '.join(r.outputs)}")
+            out(f"    outputs: {' '.join(r.outputs)}\n")
         if r.verified:
-            render.out(f"    verification: {r.verified}")
+            out(f"    verification: {r.verified}\n")
         if r.note:
-            render.out(f"    note: {r.note}")
+            out(f"    note: {r.note}\n")
 
 
 def graph(

@@ -56,6 +56,8 @@ def json_text(obj: Any) -> str:
         text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
     except ValueError:
         text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
+    if text.isascii():  # no surrogate escapes (the common case, checked without encoding)
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a file name that is not UTF-8: escaped (\udcff), so that
@@ -75,6 +77,18 @@ def _finite(obj: Any) -> Any:
 
 def json_line(obj: Any) -> None:
     sys.stdout.write(json_text(obj) + "\n")
+
+
+def json_lines(objs: Iterable[Any]) -> None:
+    """A JSON line of each of ``objs`` as it comes."""
+    write = sys.stdout.write
+    try:
+        for obj in objs:
+            write(json_text(obj) + "\n")
+    finally:  # a stream (of git's output) ends here, not when the error is collected
+        close = getattr(objs, "close", None)
+        if close is not None:
+            close()
 
 
 def announce(command: str) -> None:
@@ -230,15 +244,27 @@ def render_table(table: Table, fmt: str = "table") -> str:
         for r in rows:
             w.writerow(r)
         return buf.getvalue()
-    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     if fmt == "md":
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join(c) + " |" for c in cells]
+        lines += ["| " + " | ".join([_cell(r.get(c)) for c in columns]) + " |" for r in rows]
         return "\n".join(lines) + "\n"
-    widths = [max([len(c), *(len(row[i]) for row in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+    # each row's cells kept as one string until the widths are known (a row per commit of a
+    # long history: a third of the memory of a list of cells each)
+    widths = [len(c) for c in columns]
+    kept: list[str | list[str]] = []
+    for r in rows:
+        cells = [_cell(r.get(c)) for c in columns]
+        widths = list(map(max, widths, map(len, cells)))
+        joined = _SEP.join(cells)
+        kept.append(joined if joined.count(_SEP) == len(cells) - 1 else cells)
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    for row in kept:
+        cells = row.split(_SEP) if isinstance(row, str) else row
+        lines.append("  ".join([v.ljust(w) for v, w in zip(cells, widths)]).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+_SEP = "\x1f"  # between a row's cells while kept (a row whose cells hold it is kept as a list)
 
 
 def _cell(v: Any) -> str:

@@ -270,9 +270,9 @@ def rerun(
             usage_error(f"{flag} goes with --verify")
 
     if report:
-        for item in call(lambda: list(api.rerun_report(revision, dataset=dataset, since=since,
-                                                       onto=onto, branch=branch))):
-            render.json_line(item)
+        # printed as the history is read: the plan's errors come before the first line
+        call(lambda: render.json_lines(api.rerun_report(revision, dataset=dataset, since=since,
+                                                        onto=onto, branch=branch)))
         return
     if script is not None:
         text = call(api.rerun_script, revision, dataset=dataset, since=since,

@@ -25,7 +25,8 @@ from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEn
                       add_note, append_notes, commit_message, commits_only_here, notes_side,
                       describe, first_parent_chain, head_commit_time, ignored_paths, is_ancestor,
                       iter_log, iter_log_raw, iter_run_log, last_commit_touching, merge_notes,
-                      rev_list, unpushed_commits, RawLogEntry, SourcedLogEntry)
+                      read_blobs, read_log, rev_list, unpushed_commits, RawLogEntry,
+                      SourcedLogEntry)
 from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch,
                     checkout_tracking,
                     checkout_paths, clean_untracked, forget, iter_status, ls_files,
@@ -60,7 +61,7 @@ __all__ = [
     "append_notes", "commit_message", "commits_only_here", "notes_side", "describe",
     "first_parent_chain", "head_commit_time", "ignored_paths", "is_ancestor", "iter_log",
     "iter_log_raw", "iter_run_log", "last_commit_touching", "merge_notes", "RawLogEntry",
-    "SourcedLogEntry", "rev_list", "unpushed_commits",
+    "SourcedLogEntry", "read_blobs", "read_log", "rev_list", "unpushed_commits",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
     "checkout_tracking", "newest_remote_branch",
     "clean_untracked", "forget", "iter_status", "ls_files", "ls_files_stage",

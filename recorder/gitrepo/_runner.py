@@ -5,10 +5,13 @@ functions of the package, never these."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from .. import proc
+from ..errors import CommandError
 
 PathLike = str | os.PathLike[str]
 
@@ -110,3 +113,56 @@ def git_dir(root: PathLike) -> str:
         result = call_git(["rev-parse", "--absolute-git-dir"], root).strip()
     _GIT_DIRS[key] = result
     return result
+
+
+def stream_git(args: Sequence[str], cwd: PathLike, size: int = 1 << 16,
+               input: bytes | None = None) -> Iterator[bytes]:
+    """stdout of ``git ARGS`` in pieces as git writes them (read while git still works, never
+    held whole; ``input`` written to its stdin meanwhile); a non-zero exit raises
+    CommandError after the last piece, as :func:`run`.  Closing the generator early stops
+    git."""
+    argv = ["git", *args]
+    with proc.popen_lines(argv, cwd=cwd, stdin_pipe=input is not None) as child:
+        assert child.stdout is not None and child.stderr is not None
+        if input is not None:
+            threading.Thread(target=_feed, args=(child.stdin, input), daemon=True).start()
+            del input  # the feeder's alone
+        # stderr read meanwhile: git blocked on a full stderr pipe would never end stdout
+        errors: list[bytes] = []
+        drain = threading.Thread(target=_drain, args=(child.stderr.fileno(), errors),
+                                 daemon=True)
+        drain.start()
+        fd = child.stdout.fileno()
+        while True:
+            piece = os.read(fd, size)
+            if not piece:
+                break
+            yield piece
+        drain.join()
+        if child.wait() != 0:
+            err = b"".join(errors)
+            raise CommandError(argv, child.returncode, err.decode("utf-8", "replace"))
+
+
+# The threads beside a stream read and write the pipes' descriptors themselves, never
+# through the file objects: those have locks that stopping the tool (proc.stop_tool closes
+# them) would wait for, forever when the interpreter is ending.
+
+
+def _feed(stdin: IO[bytes], data: bytes) -> None:
+    fd = stdin.fileno()
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+        stdin.close()
+    except (ValueError, OSError):  # git ended (or was stopped) first
+        pass
+
+
+def _drain(fd: int, into: list[bytes]) -> None:
+    try:
+        while piece := os.read(fd, 1 << 16):
+            into.append(piece)
+    except OSError:  # stopped: closed meanwhile
+        pass

@@ -4,48 +4,193 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from ..errors import CommandError
 from ._runner import (PathLike, call_git, call_git_lines, call_git_optional, call_git_success,
-                      git_dir, run)
+                      git_dir, run, stream_git)
 from .objects import cat_file_batch, fast_import
 from .refs import head_sha, resolve_commit, update_refs
 
 
 class LogEntry(NamedTuple):
+    """One commit as :func:`read_log` reads it; the fields a call did not ask for are empty."""
+
     sha: str
     parents: tuple[str, ...]
     author: str
     date: str  # strict ISO 8601 author date
     message: str  # the raw message (%B)
-    note: str = ""
+    note: str = ""  # the notes of each notes ref asked for, one after the other
+    source: str = ""  # with ``source``: the ref the commit was reached from (git log --source)
+    email: str = ""  # with ``raw``: the author's email
+    changes: tuple[tuple[str, str, str, str], ...] = ()  # with ``raw``: (path, new mode,
+    # new blob, letter) of each path changed against the first parent; a deletion's mode
+    # is '000000', a merge lists none
+
+
+# the older names of the one entry type
+SourcedLogEntry = LogEntry
+RawLogEntry = LogEntry
+
+RUN_GREP = "--grep=^\\[DATALAD RUNCMD\\]"  # run commits only: DataLad's tag opens the message
+# with all_branches: every branch and the siblings' remote-tracking branches (what rr update
+# fetched), not git-annex's own
+_ALL_BRANCHES = ("--exclude=git-annex", "--exclude=synced/*", "--branches",
+                 "--exclude=*/git-annex", "--exclude=*/HEAD", "--exclude=*/synced/*",
+                 "--remotes")
+_RAW_MARK = "\x01rr-commit\x01"
+
+
+def read_log(root: PathLike, revs: Sequence[str], *, reverse: bool = False,
+             topo: bool = False, notes_refs: str | Sequence[str] | None = None,
+             runs_only: bool = False, source: bool = False, all_branches: bool = False,
+             raw: bool = False, extra: Sequence[str] = ()) -> Iterator[LogEntry]:
+    """The one reader of history: one ``git log`` of ``revs``, read as git writes it and
+    parsed commit by commit (a generator: the history is never held whole).
+
+    Each commit's sha, parents, author, date and raw message; with ``notes_refs`` (one notes
+    ref or several) its notes in them, one after the other; with ``runs_only`` only run
+    commits (DataLad's tag opens the message); with ``source`` the ref each was reached from;
+    with ``all_branches`` every branch and remote-tracking branch but git-annex's besides
+    ``revs``; with ``raw`` the author's email and the paths each changed (``git log --raw``,
+    topological order).  ``reverse`` and ``topo`` as git log's --reverse and --topo-order;
+    ``extra`` more git log options.  A failing git log raises CommandError when the stream
+    ends."""
+    refs = [notes_refs] if isinstance(notes_refs, str) else list(notes_refs or [])
+    fields = ["%H", "%P", "%an", *(["%ae"] if raw else []), "%aI", "%B"]
+    if refs or raw:
+        fields.append("%N" if refs else "")
+    if source:
+        fields.append("%S")
+    args = ["log", "-z"]
+    if raw:
+        args += ["--raw", "--no-abbrev", "--no-renames"]
+        topo = True
+    if source:
+        args.append("--source")
+    fmt = "%x00".join(fields) + ("%x00" if raw else "")
+    args.append(f"--format={'%x01rr-commit%x01' if raw else ''}{fmt}")
+    if runs_only:
+        args.append(RUN_GREP)
+    args += [f"--notes={ref}" for ref in refs] if refs or not raw else ["--no-notes"]
+    if reverse:
+        args.append("--reverse")
+    if topo:
+        args.append("--topo-order")
+    if all_branches:
+        args += _ALL_BRANCHES
+    args += [*extra, *revs, "--"]
+    pieces = stream_git(args, root)
+    if raw:
+        return _raw_entries(pieces)
+    return _entries(pieces, len(fields), bool(refs), source)
+
+
+def _entries(pieces: Iterator[bytes], size: int, notes: bool, source: bool
+             ) -> Iterator[LogEntry]:
+    """Entries of ``size`` NUL-separated fields (entries are NUL-separated too, ``-z``)."""
+    tail = b""
+    pending: list[str] = []
+    done = False
+    while not done:
+        piece = next(pieces, None)
+        if piece is None:  # the last field of the last entry has no NUL after it
+            done = True
+            pending += tail.decode("utf-8", "surrogateescape").split("\0")
+        else:
+            tail += piece
+            cut = tail.rfind(b"\0")
+            if cut < 0:
+                continue
+            pending += tail[:cut].decode("utf-8", "surrogateescape").split("\0")
+            tail = tail[cut + 1:]
+        whole = len(pending) - len(pending) % size
+        for i in range(0, whole, size):
+            sha, parents, author, date, message, *more = pending[i:i + size]
+            yield LogEntry(sha.strip(), tuple(parents.split()), author, date, message,
+                           more[0].strip() if notes else "",
+                           more[-1].strip() if source else "")
+        del pending[:whole]
+
+
+def _raw_entries(pieces: Iterator[bytes]) -> Iterator[LogEntry]:
+    """Entries of ``git log --raw`` output, each opened by _RAW_MARK."""
+    mark = _RAW_MARK.encode()
+    tail = b""
+    done = False
+    while not done:
+        piece = next(pieces, None)
+        if piece is None:
+            done = True
+            chunks = tail.split(mark)
+            tail = b""
+        else:
+            tail += piece
+            cut = tail.rfind(mark)
+            if cut <= 0:
+                continue
+            chunks = tail[:cut].split(mark)
+            tail = tail[cut:]
+        for chunk in chunks:
+            if chunk:
+                yield _raw_entry(chunk.decode("utf-8", "surrogateescape"))
+
+
+def _raw_entry(chunk: str) -> LogEntry:
+    parts = chunk.split("\0", 7)
+    sha, parents, author, email, date, message, note = parts[:7]
+    rest = parts[7].lstrip("\0\n").split("\0") if len(parts) > 7 else []
+    changes = []
+    for i in range(0, len(rest) - 1, 2):
+        meta = rest[i].lstrip(":").split(" ")
+        if len(meta) < 5:
+            continue
+        changes.append((rest[i + 1], meta[1], meta[3], meta[4][:1]))
+    return LogEntry(sha, tuple(parents.split()), author, date, message, note.strip(),
+                    email=email, changes=tuple(changes))
+
+
+def read_blobs(root: PathLike, specs: Sequence[str]) -> Iterator[tuple[str, bytes] | None]:
+    """The objects ``specs`` name (``REV:PATH``), in order, as (object type, content) or None
+    for a missing one: one ``git cat-file --batch``, read as git writes it (metrics of every
+    commit of a history without holding them all)."""
+    if not specs:
+        return
+    data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
+    left = len(specs)
+    del specs  # git has them (the generator keeps no list of a whole history)
+    pieces = stream_git(["cat-file", "--batch"], root, input=data)
+    del data
+    buf = bytearray()
+    for piece in pieces:
+        buf += piece
+        pos = 0
+        while left:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                break
+            parts = buf[pos:end].split()
+            if len(parts) == 3 and parts[2].isdigit():
+                size = int(parts[2])
+                if len(buf) < end + 2 + size:  # the content (and its newline) is not all here
+                    break
+                yield parts[1].decode(), bytes(buf[end + 1:end + 1 + size])
+                pos = end + 2 + size
+            else:
+                yield None
+                pos = end + 1
+            left -= 1
+        del buf[:pos]
 
 
 def iter_log(root: PathLike, revs: Sequence[str], *, reverse: bool = True,
              topo: bool = True, extra: Sequence[str] = (),
              notes_ref: str | Sequence[str] | None = None) -> list[LogEntry]:
-    """One ``git log`` call for a whole range: sha, parents, author, date and message
-    (and with ``notes_ref``, one notes ref or several, the notes of each commit in them,
-    one after the other)."""
-    refs = [notes_ref] if isinstance(notes_ref, str) else list(notes_ref or [])
-    fields = 6 if refs else 5
-    fmt = "%H%x00%P%x00%an%x00%aI%x00%B" + ("%x00%N" if refs else "")
-    args = ["log", "-z", f"--format={fmt}"]
-    args += [f"--notes={ref}" for ref in refs]
-    if reverse:
-        args.append("--reverse")
-    if topo:
-        args.append("--topo-order")
-    args += [*extra, *revs, "--"]
-    items = call_git(args, root).split("\0")
-    # the fields of every entry, column by column (zip stops at the last whole entry)
-    notes = items[5::fields] if refs else [""] * (len(items) // fields)
-    return [LogEntry(sha.strip(), tuple(parents.split()), author, date, message, note.strip())
-            for sha, parents, author, date, message, note in zip(
-                items[0::fields], items[1::fields], items[2::fields], items[3::fields],
-                items[4::fields], notes)]
+    """:func:`read_log` as a list, oldest first in topological order by default."""
+    return list(read_log(root, revs, reverse=reverse, topo=topo, extra=extra,
+                         notes_refs=notes_ref))
 
 
 def is_ancestor(root: PathLike, ancestor: str, descendant: str) -> bool:
@@ -208,82 +353,20 @@ def append_notes(root: PathLike, ref: str, lines: Mapping[str, Sequence[str]]) -
     return new_tip
 
 
-# --- the run log of rr runs and rr report -----------------------------------------------------
-
-RUN_GREP = "--grep=^\\[DATALAD RUNCMD\\]"  # run commits only: DataLad's tag opens the message
-
-
-class SourcedLogEntry(NamedTuple):
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    date: str  # strict ISO 8601 author date
-    message: str  # the raw message (%B)
-    note: str  # the notes of each of ``notes_refs``, one after the other
-    source: str  # the ref the commit was reached from (git log --source: refs/heads/NAME, HEAD)
+# --- the older readers, kept as lists ------------------------------------------------------
 
 
 def iter_run_log(root: PathLike, revs: Sequence[str], *, all_branches: bool = False,
-                 notes_refs: Sequence[str] = NOTES_REFS) -> list[SourcedLogEntry]:
-    """The run commits of ``revs`` (or with ``all_branches`` of every branch and remote-tracking
-    branch but git-annex's),
-    newest first, with their notes and the ref each was reached from: one ``git log``."""
-    fmt = "%H%x00%P%x00%an%x00%aI%x00%B%x00%N%x00%S"
-    args = ["log", "-z", "--source", f"--format={fmt}", RUN_GREP]
-    args += [f"--notes={ref}" for ref in notes_refs]
-    if all_branches:
-        # the siblings' branches too (what rr update fetched), as rr metrics show -a reads them
-        args += ["--exclude=git-annex", "--exclude=synced/*", "--branches",
-                 "--exclude=*/git-annex", "--exclude=*/HEAD", "--exclude=*/synced/*",
-                 "--remotes"]
-    args += [*revs, "--"]
-    items = call_git(args, root).split("\0")
-    entries = []
-    for i in range(0, len(items) - 6, 7):
-        sha, parents, author, date, message, note, source = items[i:i + 7]
-        entries.append(SourcedLogEntry(sha.strip(), tuple(parents.split()), author, date,
-                                       message, note.strip(), source.strip()))
-    return entries
-
-
-class RawLogEntry(NamedTuple):
-    """One commit of :func:`iter_log_raw`: its log fields and what it changed."""
-
-    sha: str
-    parents: tuple[str, ...]
-    author: str
-    email: str
-    date: str  # strict ISO 8601 author date
-    message: str  # the raw message (%B)
-    note: str
-    changes: tuple[tuple[str, str, str, str], ...]  # (path, new mode, new blob, letter)
-
-
-_RAW_MARK = "\x01rr-commit\x01"
+                 notes_refs: Sequence[str] = NOTES_REFS) -> list[LogEntry]:
+    """The run commits of ``revs`` (or with ``all_branches`` of every branch and
+    remote-tracking branch but git-annex's), newest first, with their notes and the ref each
+    was reached from: :func:`read_log` as a list."""
+    return list(read_log(root, revs, runs_only=True, source=True, all_branches=all_branches,
+                         notes_refs=list(notes_refs)))
 
 
 def iter_log_raw(root: PathLike, revs: Sequence[str],
-                 notes_ref: str | Sequence[str] | None = None) -> list[RawLogEntry]:
-    """One ``git log --raw`` for a whole range, newest first in topological order: each
-    commit's fields with the paths it changed against its first parent (merges list none);
-    a deletion has mode '000000'."""
-    refs = [notes_ref] if isinstance(notes_ref, str) else list(notes_ref or [])
-    fmt = f"{_RAW_MARK}%H%x00%P%x00%an%x00%ae%x00%aI%x00%B%x00{'%N' if refs else ''}%x00"
-    args = ["log", "-z", "--raw", "--no-abbrev", "--no-renames", "--topo-order",
-            f"--format={fmt.replace(chr(1), '%x01')}"]
-    args += [f"--notes={ref}" for ref in refs] if refs else ["--no-notes"]
-    out = call_git([*args, *revs, "--"], root)
-    entries = []
-    for chunk in out.split(_RAW_MARK)[1:]:
-        parts = chunk.split("\0", 7)
-        sha, parents, author, email, date, message, note = parts[:7]
-        rest = parts[7].lstrip("\0\n").split("\0") if len(parts) > 7 else []
-        changes = []
-        for i in range(0, len(rest) - 1, 2):
-            meta = rest[i].lstrip(":").split(" ")
-            if len(meta) < 5:
-                continue
-            changes.append((rest[i + 1], meta[1], meta[3], meta[4][:1]))
-        entries.append(RawLogEntry(sha, tuple(parents.split()), author, email, date, message,
-                                   note.strip(), tuple(changes)))
-    return entries
+                 notes_ref: str | Sequence[str] | None = None) -> list[LogEntry]:
+    """:func:`read_log` with ``raw`` as a list: newest first in topological order, each
+    commit's paths changed against its first parent."""
+    return list(read_log(root, revs, raw=True, notes_refs=notes_ref))

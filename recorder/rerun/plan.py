@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shlex
 from collections.abc import Iterator
@@ -36,33 +37,56 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
     """The steps of a replay; every record of the range is read and validated here, before
     anything runs.  A malformed record is an error, or with ``lenient`` (report, script) a
     step that is not re-executed and carries a note."""
-    if ds.head() is None:
-        raise RecorderError("cannot rerun: nothing recorded yet (the dataset has no commits)")
-    rev, since = _split_range(revision, since)
-    rev_sha = gitrepo.resolve_commit(ds.root, rev)
-    if rev_sha is None:
-        raise UsageError(f"unknown revision: {short(rev)}")
-    if since is not None and since.strip() == "":
-        # all history up to rev: one git log, whose last entry is rev itself
-        entries = gitrepo.iter_log(ds.root, [rev_sha])
-        tip = next(e for e in reversed(entries) if e.sha == rev_sha)
-        desc = f"all history up to {rev}" if tip.parents else rev
-    else:
-        head_entry = gitrepo.iter_log(ds.root, [rev_sha], extra=["-1", "--no-walk"])[0]
-        if not head_entry.parents:
-            revs, desc = [rev_sha], rev
-        elif since is None:
-            revs, desc = [f"{rev_sha}^..{rev_sha}"], f"{rev}^..{rev}"
+    reading = _Reading(ds, revision, since, lenient)
+    steps = list(reading.steps)
+    return reading.finish(steps) or Plan(reading.revision, reading.desc, steps, reading.since)
+
+
+class _Reading:
+    """A plan as the history is read (one ``git log``, commit by commit): ``steps`` its
+    steps, ``finish`` its checks once read (``build_plan`` reads them all first; ``--report``
+    and ``--script`` stream them after the first run step)."""
+
+    def __init__(self, ds: Dataset, revision: str | None, since: str | None,
+                 lenient: bool) -> None:
+        if ds.head() is None:
+            raise RecorderError("cannot rerun: nothing recorded yet (the dataset has no "
+                                "commits)")
+        rev, since = _split_range(revision, since)
+        rev_sha = gitrepo.resolve_commit(ds.root, rev)
+        if rev_sha is None:
+            raise UsageError(f"unknown revision: {short(rev)}")
+        self.revision, self.since, self.lenient = rev_sha, since, lenient
+        self._tip_of: str | None = None
+        if since is not None and since.strip() == "":
+            # all history up to rev: one git log, whose last entry is rev itself (the
+            # description says which once it is read)
+            entries = gitrepo.read_log(ds.root, [rev_sha], reverse=True, topo=True)
+            self._tip_of, self.desc = rev, rev
         else:
-            since_sha = gitrepo.resolve_commit(ds.root, since)
-            if since_sha is None:
-                raise UsageError(f"unknown revision: {short(since)}")
-            revs, desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
-        entries = gitrepo.iter_log(ds.root, revs)
-    record_dir = ds.record_directory()
-    dsid = ds.id
-    steps: list[Step] = []
-    for e in entries:
+            head_entry = list(gitrepo.read_log(ds.root, [rev_sha], extra=["-1", "--no-walk"]))[0]
+            if not head_entry.parents:
+                revs, self.desc = [rev_sha], rev
+            elif since is None:
+                revs, self.desc = [f"{rev_sha}^..{rev_sha}"], f"{rev}^..{rev}"
+            else:
+                since_sha = gitrepo.resolve_commit(ds.root, since)
+                if since_sha is None:
+                    raise UsageError(f"unknown revision: {short(since)}")
+                revs, self.desc = [f"{since_sha}..{rev_sha}"], f"{since}..{rev}"
+            entries = gitrepo.read_log(ds.root, revs, reverse=True, topo=True)
+        self.steps = self._steps(ds, entries)
+
+    def _steps(self, ds: Dataset, entries: Iterator[gitrepo.LogEntry]) -> Iterator[Step]:
+        record_dir = ds.record_directory()
+        dsid = ds.id
+        for e in entries:
+            if self._tip_of is not None and e.sha == self.revision:
+                self.desc = f"all history up to {self._tip_of}" if e.parents else self._tip_of
+            yield self._step(ds, e, record_dir, dsid)
+
+    def _step(self, ds: Dataset, e: gitrepo.LogEntry, record_dir: str,
+              dsid: str | None) -> Step:
         step = Step("skip-or-pick", e.sha, list(e.parents), e.author, e.date,
                     raw_message=e.message)
         try:
@@ -71,7 +95,7 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
                 raise RecordError(f"commit {e.sha[:10]} has a malformed run record: "
                                   "no 'pwd' field")
         except RecordError as exc:
-            if not lenient:
+            if not self.lenient:
                 raise
             loaded = None
             step.note = exc.message
@@ -89,19 +113,41 @@ def build_plan(ds: Dataset, revision: str | None = None, since: str | None = Non
                 step.action = "run"
         if step.action != "run" and len(e.parents) > 1:
             step.action = "merge"
-        steps.append(step)
-    if not any(s.action == "run" for s in steps):
-        if any(s.record is not None for s in steps):
-            raise RecorderError(f"no run commit in {desc} can be re-executed in this dataset")
-        if lenient and any(s.note for s in steps):
-            return Plan(rev_sha, desc, [s for s in steps if s.note], since)
-        raise RecorderError(f"no run commits found in {desc}",
-                            hint="give a range (A..B) or --since to replay more history")
-    if since is None or since.strip() == "":
-        while steps and steps[0].action != "run" and not (
-                lenient and steps[0].note and steps[0].record is None):
-            steps.pop(0)
-    return Plan(rev_sha, desc, steps, since)
+        return step
+
+    def finish(self, steps: list[Step]) -> Plan | None:
+        """The checks of a plan whose steps are ``steps`` (all of them, or those up to the
+        first run step): an error when none is a run step, the plan of the notes alone when
+        leniently only notes are left; the leading steps that are no run dropped (from
+        ``steps``) unless the range was given.  None: the plan is ``steps``."""
+        lenient, since = self.lenient, self.since
+        if not any(s.action == "run" for s in steps):
+            if any(s.record is not None for s in steps):
+                raise RecorderError(f"no run commit in {self.desc} can be re-executed in this "
+                                    "dataset")
+            if lenient and any(s.note for s in steps):
+                return Plan(self.revision, self.desc, [s for s in steps if s.note], since)
+            raise RecorderError(f"no run commits found in {self.desc}",
+                                hint="give a range (A..B) or --since to replay more history")
+        if since is None or since.strip() == "":
+            while steps and steps[0].action != "run" and not (
+                    lenient and steps[0].note and steps[0].record is None):
+                steps.pop(0)
+        return None
+
+    def plan(self) -> tuple[Plan, Iterator[Step]]:
+        """The plan read up to its first run step (checked as :func:`build_plan` checks it)
+        and its steps, all of them, the later ones read as they are iterated."""
+        head: list[Step] = []
+        for step in self.steps:
+            head.append(step)
+            if step.action == "run":
+                break
+        done = self.finish(head)
+        if done is not None:
+            return done, iter(done.steps)
+        return (Plan(self.revision, self.desc, head, self.since),
+                itertools.chain(head, self.steps))
 
 
 def resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
@@ -122,8 +168,8 @@ def resolve_onto(ds: Dataset, plan: Plan, onto: str | None) -> str | None:
 
 def report(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            onto: str | None = None, branch: str | None = None) -> Iterator[dict[str, Any]]:
-    """One dict per step of the plan, nothing executed."""
-    plan = build_plan(ds, revision, since, lenient=True)
+    """One dict per step of the plan, nothing executed (the steps as the history is read)."""
+    plan, steps = _Reading(ds, revision, since, lenient=True).plan()
     start = resolve_onto(ds, plan, onto)
     head = ds.head()
     base = start or head
@@ -132,7 +178,7 @@ def report(ds: Dataset, revision: str | None = None, *, since: str | None = None
     reachable: set[str] | None = None
     if base and base != plan.revision and not gitrepo.is_ancestor(ds.root, plan.revision, base):
         reachable = set(gitrepo.rev_list(ds.root, [base]))
-    for step in plan.steps:
+    for step in steps:
         out: dict[str, Any] = {
             "action": step.action, "commit": step.commit, "parents": step.parents,
             "author": step.author, "date": step.date, "subject": step.subject,
@@ -154,7 +200,7 @@ class _ShellVar(str):
 def script(ds: Dataset, revision: str | None = None, *, since: str | None = None,
            script_name: str = "-") -> str:
     """A POSIX shell script that reproduces the run commits of the range."""
-    plan = build_plan(ds, revision, since, lenient=True)
+    plan, steps = _Reading(ds, revision, since, lenient=True).plan()
     args = f"--script={script_name}" + (f" --since={since}" if since is not None else "")
     where = f"dataset {ds.id} at {ds.root}" if ds.id else f"dataset at {ds.root}"
     lines = [
@@ -167,7 +213,7 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
         f"# in {where}",
     ]
     subs = substitutions(ds.config.values)
-    for step in plan.steps:
+    for step in steps:
         if step.action != "run" or step.record is None:
             if step.note and step.record is None and step.run_message is None \
                     and step.raw_message.startswith(records.TAG):
