@@ -3,6 +3,7 @@
 - ``_runner``: the private runner (builds the argv, starts git through :mod:`recorder.proc`)
 - ``refs``: the repository, HEAD, branches, tags, ref transactions
 - ``history``: logs, ancestry, rr's notes
+- ``notes``: many notes written as one notes commit
 - ``objects``: trees, blobs, diffs, commits written without a checkout
 - ``index``: status, listing, staging, checkout and reset of the work tree
 - ``commit``: committing the index, and the checks around it
@@ -32,6 +33,7 @@ from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch
                     ls_files_stage, ls_files_symlinks, read_tree_update, reset_hard, rm,
                     sequencer_in_progress, set_branch_and_checkout, staged_paths, unmerged_paths,
                     unstage, unstaged_paths, untracked_paths)
+from .notes import add_notes
 from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit_tree,
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
                       iter_diff_raw, object_infos, object_types, small_blobs, tree_entries,
@@ -59,7 +61,7 @@ __all__ = [
     "append_notes", "commit_message", "commits_only_here", "notes_side", "describe",
     "first_parent_chain", "head_commit_time", "ignored_paths", "is_ancestor", "iter_log",
     "iter_log_raw", "iter_run_log", "last_commit_touching", "merge_notes", "RawLogEntry",
-    "SourcedLogEntry", "rev_list", "unpushed_commits",
+    "SourcedLogEntry", "rev_list", "unpushed_commits", "add_notes",
     "StatusEntry", "abort_sequencer", "add", "checkout", "checkout_branch", "checkout_paths",
     "checkout_tracking", "newest_remote_branch",
     "clean_untracked", "forget", "iter_status", "ls_files", "ls_files_stage",
