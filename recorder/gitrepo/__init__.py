@@ -54,7 +54,8 @@ from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_re
 
 __all__ = [
     "PathLike", "git_dir", "nul_paths",
-    "commit", "commit_amend", "deferred_maintenance", "ensure_no_index_lock", "stripspace", "write_commit_editmsg",
+    "commit", "commit_amend", "deferred_maintenance", "ensure_no_index_lock", "stripspace",
+    "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
     "config_unset_all", "upstream",
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
