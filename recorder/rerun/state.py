@@ -150,6 +150,12 @@ class Replay:
     # runs may be restored from the run-cache (rr rerun sets it; --verify never: it re-executes)
     cache: bool = False
     cache_verbose: bool = False  # -v: say why the cache missed
+    # not kept in the state file: the tree is known clean (checked under the replay's dataset
+    # lock, and every step since left it so) ...
+    clean: bool = False
+    # ... and the duration notes of the records replayed (commit -> note), written as one
+    # notes commit when the replay ends or stops
+    durations: dict[str, str] = field(default_factory=dict)
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
@@ -165,8 +171,10 @@ class Replay:
     def warn(self, text: str) -> None:
         self.emit(Event(EventKind.WARN, text))
 
-    def save_state(self, failed: Step, *, touched: Sequence[str] = (),
+    def save_state(self, failed: Step | None, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:
+        """Write the state file: the replay waits at step ``failed`` (None: after its last
+        step, for its end), ``touched`` the paths that step changed."""
         remaining = self.steps[self.steps.index(failed):] if failed in self.steps else []
         self.touched = sorted(set(self.touched) | set(touched))
         self.interrupted = interrupted
