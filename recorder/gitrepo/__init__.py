@@ -35,6 +35,7 @@ from .index import (StatusEntry, abort_sequencer, add, checkout, checkout_branch
                     unstage, unstaged_paths, untracked_paths)
 from .notes import add_notes
 from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit_tree,
+                      diff_raw_many,
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
                       iter_diff_raw, object_infos, object_types, small_blobs, tree_entries,
                       tree_files)
@@ -69,7 +70,8 @@ __all__ = [
     "ls_files_symlinks", "read_tree_update", "reset_hard", "rm", "sequencer_in_progress",
     "set_branch_and_checkout", "staged_paths", "unmerged_paths", "unstage", "unstaged_paths",
     "untracked_paths",
-    "NULL_SHA", "DiffEntry", "cat_file_batch", "changed_files", "commit_tree", "diff_names",
+    "NULL_SHA", "DiffEntry", "cat_file_batch", "changed_files", "commit_tree", "diff_raw_many",
+    "diff_names",
     "diff_tree_commits", "empty_tree", "fast_import", "hash_files_raw", "iter_diff_raw",
     "object_infos", "object_types", "small_blobs", "tree_entries", "tree_files",
     "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",

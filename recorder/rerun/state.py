@@ -15,6 +15,7 @@ from typing import Any
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
+from ..gitrepo import DiffEntry
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
 from ..results import OK, Event, EventKind, OnEvent, Result, Status
 
@@ -156,6 +157,8 @@ class Replay:
     # ... and the duration notes of the records replayed (commit -> note), written as one
     # notes commit when the replay ends or stops
     durations: dict[str, str] = field(default_factory=dict)
+    # what each run step's commit changed (steps.replay_spec), read for all at once
+    diffs: dict[str, list[DiffEntry]] | None = None
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
