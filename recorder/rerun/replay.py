@@ -255,14 +255,11 @@ class _Held:
 
 
 def _write_notes(replay: Replay) -> None:
-    """The duration notes of the records replayed so far, as one notes commit."""
+    """The duration notes of the records replayed so far, as one notes commit; as the note
+    rr run writes, a note that cannot be written (no git identity) is left out silently."""
     durations, replay.durations = replay.durations, {}
-    try:
-        with deferred_signals():
-            gitrepo.add_notes(replay.ds.root, durations)
-    except RecorderError as exc:
-        replay.warn(f"the durations of {len(durations)} replayed run(s) could not be noted "
-                    f"(rr's notes, refs/notes/{gitrepo.NOTES_REF}): {exc.message}")
+    with contextlib.suppress(RecorderError), deferred_signals():
+        gitrepo.add_notes(replay.ds.root, durations)
 
 
 def _finish(replay: Replay) -> None:
