@@ -74,7 +74,9 @@ def _sequential_notes(root, ref: str, notes: dict[str, str]) -> None:
         git("notes", f"--ref={ref}", "add", "-f", "-m", text, sha, cwd=root)
 
 
-@pytest.mark.parametrize("existing,new", [(0, 30), (0, 300), (60, 60), (150, 200)])
+@pytest.mark.parametrize("existing,new", [
+    (0, 30), pytest.param(0, 300, marks=pytest.mark.slow),
+    pytest.param(60, 60, marks=pytest.mark.slow), pytest.param(150, 200, marks=pytest.mark.slow)])
 def test_add_notes_writes_the_tree_git_notes_add_writes(tmp_path, existing, new):
     """Byte for byte, also where git's notes code fans the tree out (its heuristic is not
     fast-import's), with notes already there and a note replaced (add -f)."""
@@ -161,6 +163,7 @@ def test_a_caller_that_stops_reading_leaves_a_state_continue_finishes(ds):
     assert git("status", "--porcelain", cwd=ds) == ""
 
 
+@pytest.mark.slow
 def test_notes_of_the_records_done_survive_a_stopped_replay(ds, tmp_path):
     flag = tmp_path / "flag"
     flag.write_text("")
