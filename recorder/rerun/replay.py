@@ -173,14 +173,16 @@ def _continue(ds: Dataset, on_event: OnEvent | None,
 def _drive(replay: Replay) -> Iterator[Result]:
     ds = replay.ds
     with signals_interrupt(), contextlib.ExitStack() as records:
-        # entered once around all the records of the replay, left however it ends: git's
-        # auto maintenance once after the last commit, the dataset lock over each stretch of
-        # steps replayed one after the other, the duration notes as one notes commit (also
-        # of a replay that stops); what serves every record (a long-lived process) goes here
+        # entered once around all the records of the replay, left however it ends (last in,
+        # first out): git's auto maintenance once after the last commit, the dataset lock
+        # over each stretch of steps replayed one after the other, the duration notes as one
+        # notes commit (also of a replay that stops)
         records.enter_context(gitrepo.deferred_maintenance(ds.root))
         serial = _Held(replay)
         records.callback(serial.release)
         records.callback(_write_notes, replay)
+        # what serves every record (a long-lived process) enters HERE, so that it ends first,
+        # before the notes and under the lock: records.enter_context(annex.add_session(...))
         while replay.steps:
             step = replay.steps[0]
             started = time.monotonic()
