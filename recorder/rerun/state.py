@@ -15,8 +15,8 @@ from typing import Any
 from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
-from ..gitrepo import DiffEntry
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
+from ..gitrepo import DiffEntry
 from ..results import OK, Event, EventKind, OnEvent, Result, Status
 
 CONTINUE = "'rr rerun --continue'"
