@@ -8,8 +8,9 @@ add`` of its output, and a plumbing commit (``write-tree``, ``commit-tree``, ``u
 Each round times the floor and rr rerun (and rr from SRC) back to back over the same records
 on the same dataset (reset to the same commit before each), and the ratios of that round
 are taken: load on the machine changes between rounds, not within one.  The medians of the
-paired ratios are reported, with the single ratios beside them.  Per-record cost is (time of
-the replay) / (number of records).
+paired ratios are reported, with the single ratios beside them, and the same of CPU time
+(user + system of every process, which the load of other work changes less than wall
+time).  Per-record cost is (time of the replay) / (number of records).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import tempfile
@@ -54,10 +56,20 @@ def build(path: Path, n: int) -> str:
 
 def replay(cmd: list[str] | str, ds: Path, tip: str, env: dict[str, str] | None = None
            ) -> float:
+    return timed_replay(cmd, ds, tip, env)[0]
+
+
+def timed_replay(cmd: list[str] | str, ds: Path, tip: str, env: dict[str, str] | None = None
+                 ) -> tuple[float, float]:
+    """Wall time and CPU time (user + system, of all the processes it waited for) of a
+    replay from ``tip``."""
     sh(["git", "reset", "-q", "--hard", tip], cwd=ds)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     sh(cmd, cwd=ds, env=env)
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def paired(n: int, ds: Path, tip: str, repeat: int, src: str | None) -> None:
@@ -68,7 +80,7 @@ def paired(n: int, ds: Path, tip: str, repeat: int, src: str | None) -> None:
     there = with_source(src) if src else None
     replay(floor_script(n), ds, tip)  # warm both paths once
     replay(rerun, ds, tip, here)
-    floors, news, olds, ratios, against = [], [], [], [], []
+    floors, news, olds, ratios, against, cpu, cpu_against = [], [], [], [], [], [], []
     cases: list[tuple[str, list[str] | str, dict[str, str] | None]] = [
         ("floor", floor_script(n), None), ("here", rerun, here)]
     if there is not None:
@@ -77,8 +89,13 @@ def paired(n: int, ds: Path, tip: str, repeat: int, src: str | None) -> None:
         # each case first, second and last in turn: what one leaves behind (git-annex's
         # journal, the page cache) is not always charged to the same one
         turn = round_ % len(cases)
-        took = {name: replay(cmd, ds, tip, env) for name, cmd, env in cases[turn:] + cases[:turn]}
+        both = {name: timed_replay(cmd, ds, tip, env)
+                for name, cmd, env in cases[turn:] + cases[:turn]}
+        took = {name: wall for name, (wall, _) in both.items()}
         f, r = took["floor"], took["here"]
+        cpu.append(both["here"][1] / both["floor"][1])
+        if there is not None:
+            cpu_against.append(both["here"][1] / both["there"][1])
         floors.append(f / n)
         news.append(r / n)
         ratios.append(r / f)
@@ -93,6 +110,11 @@ def paired(n: int, ds: Path, tip: str, repeat: int, src: str | None) -> None:
                      statistics.median(o / f for o, f in zip(olds, floors))))
     report(f"replay of {n} trivial run commits (ratio against the floor)", rows)
     print("paired ratios against the floor: " + " ".join(f"{x:.2f}" for x in ratios))
+    print(f"CPU time (user + system) against the floor, median {statistics.median(cpu):.3f}: "
+          + " ".join(f"{x:.2f}" for x in cpu))
+    if there is not None:
+        print(f"CPU time against {src}, median {statistics.median(cpu_against):.3f}: "
+              + " ".join(f"{x:.2f}" for x in cpu_against))
     if there is not None:
         print(f"this tree against {src}, median of paired ratios "
               f"{statistics.median(against):.3f}: " + " ".join(f"{x:.2f}" for x in against))
