@@ -196,7 +196,11 @@ def _drive(replay: Replay) -> Iterator[Result]:
             if batch:
                 serial.release()  # the parallel jobs lock the dataset themselves
                 replay.clean = False
-                yield from drive_batch(replay, batch)
+                try:
+                    yield from drive_batch(replay, batch)
+                except GeneratorExit:  # the caller stopped reading the batch's results
+                    replay.save_state(replay.steps[0] if replay.steps else None)
+                    raise
                 continue
             try:
                 serial.hold()
