@@ -76,6 +76,9 @@ class RunSpec:
     log: bool = False  # keep the command's output in .rr/logs (rr.log; see runlog.py)
     cache: bool = True  # may restore an earlier run's outputs (recorder/cache.py); --no-cache
     cache_verbose: bool = False  # say why the cache missed (an event; -v)
+    # a record of rr rerun's serial replay: the replay checked the tree is clean (held under
+    # its dataset lock) and writes the duration notes itself, one notes commit at its end
+    in_replay: bool = False
 
 
 def with_container(spec: RunSpec, call: ContainerCall) -> RunSpec:
@@ -410,7 +413,8 @@ def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> R
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
-        ensure_clean(ds)
+        if not spec.in_replay:
+            ensure_clean(ds)
         prepared = _prepare(ds, spec)
         spec, ran = _from_cache(ds, prepared.spec, prepared, on_event)
         ran = ran or _run_command(ds, spec, prepared, on_event)
@@ -633,7 +637,8 @@ def _save_run(ds: Dataset, spec: RunSpec, prepared: _Prepared, ran: _Ran) -> Res
     if sha is None:
         return run_result(NOTNEEDED, None, rec, ran.command, ran.exit_code, relpwd,
                           p.in_hits, out_hits_after, ran.duration, [], spec.notes)
-    if not spec.job:
+    # a replayed record's note is the replay's, unless interrupted after its commit (no result)
+    if not spec.job and (received or not spec.in_replay):
         gitrepo.add_note(ds.root, sha, json.dumps({"duration": round(ran.duration, 3)}))
     if received:
         raise Interrupted(f"interrupted, but the run was saved first: commit {sha[:10]}")

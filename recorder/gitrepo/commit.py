@@ -3,8 +3,9 @@ plumbing (write-tree, commit-tree, update-ref); the checks around it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..errors import CommandError, RecorderError
@@ -76,8 +77,36 @@ def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
     subject = text.split("\n", 1)[0]
     # as git commit: both HEAD's and the branch's reflog, and only if HEAD is still `head`
     call_git(["update-ref", "-m", f"commit: {subject}", "HEAD", sha, head], root)
-    call_git(["maintenance", "run", "--auto", "--quiet"], root)  # what git commit does after
+    if os.fspath(root) in _deferred:  # deferred_maintenance: once, at the end
+        _deferred[os.fspath(root)] += 1
+    else:
+        _maintenance(root)
     return sha
+
+
+def _maintenance(root: PathLike) -> None:
+    call_git(["maintenance", "run", "--auto", "--quiet"], root)  # what git commit does after
+
+
+_deferred: dict[str, int] = {}  # root -> commits whose auto maintenance waits
+
+
+@contextlib.contextmanager
+def deferred_maintenance(root: PathLike) -> Iterator[None]:
+    """git's auto maintenance after each plumbing commit in ``root`` left to the end of the
+    block: one ``git maintenance run --auto`` then, if a commit was made (a replay's many
+    records)."""
+    key = os.fspath(root)
+    if key in _deferred:
+        yield
+        return
+    _deferred[key] = 0
+    try:
+        yield
+    finally:
+        if _deferred.pop(key):
+            with contextlib.suppress(CommandError):  # not to hide what ended the block
+                _maintenance(root)
 
 
 def stripspace(message: str) -> str:

@@ -145,6 +145,30 @@ def iter_diff_raw(root: PathLike, old: str, new: str | None,
     return entries
 
 
+def diff_raw_many(root: PathLike, pairs: Sequence[tuple[str, str]]
+                  ) -> dict[str, list[DiffEntry]]:
+    """What each commit changed against the given parent (``(commit, parent)`` pairs, as
+    :func:`iter_diff_raw` of each) in ONE ``git diff-tree --stdin``: commit -> entries."""
+    if not pairs:
+        return {}
+    lines = "".join(f"{commit} {parent}\n" for commit, parent in pairs).encode()
+    out = call_git_z(["diff-tree", "--stdin", "-r", "--raw", "-z", "--no-abbrev",
+                      "--no-renames"], root, input=lines)
+    found: dict[str, list[DiffEntry]] = {commit: [] for commit, _ in pairs}
+    current: list[DiffEntry] = []
+    i = 0
+    while i < len(out):
+        item = out[i]
+        if not item.startswith(":"):  # a commit's header: its entries follow
+            current = found.setdefault(item, [])
+            i += 1
+            continue
+        meta = item[1:].split(" ")
+        current.append(DiffEntry(out[i + 1], meta[0], meta[1], meta[2], meta[3], meta[4][:1]))
+        i += 2
+    return found
+
+
 def changed_files(root: PathLike, parent: str | None, commit: str) -> list[tuple[str, str]]:
     """(status letter, path) of files a commit changed against its parent (or the empty tree)."""
     base = parent or empty_tree(root)

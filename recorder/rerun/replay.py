@@ -4,17 +4,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from .. import engine, gitrepo
 from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
-from ..lock import dataset_lock, inflight_runs
+from ..lock import dataset_lock, deferred_signals, inflight_runs
 from ..results import NOTNEEDED, OK, SKIPPED, UNCHANGED, OnEvent, Result
 from ..run import RunSpec, ensure_clean, execute
 from .batch import drive_batch, front_batch
@@ -102,8 +104,13 @@ def rerun(ds: Dataset, revision: str | None = None, *, since: str | None = None,
         checkout(ds, at, new_branch=branch)
         replay.start = replay.head = at
         replay.done = 1
-        yield step_result(1, total, "checkout", OK, at, at,
-                         f"start at {at[:10]}" + (f" on new branch {branch}" if branch else ""))
+        try:
+            yield step_result(1, total, "checkout", OK, at, at,
+                              f"start at {at[:10]}" + (f" on new branch {branch}" if branch
+                                                       else ""))
+        except GeneratorExit:  # the caller stopped reading: the replay waits at its first step
+            replay.save_state(replay.steps[0] if replay.steps else None)
+            raise
     yield from _drive(replay)
 
 
@@ -165,23 +172,46 @@ def _continue(ds: Dataset, on_event: OnEvent | None,
 
 def _drive(replay: Replay) -> Iterator[Result]:
     ds = replay.ds
-    with signals_interrupt():
+    with signals_interrupt(), contextlib.ExitStack() as records:
+        # entered once around all the records of the replay, left however it ends (last in,
+        # first out): git's auto maintenance once after the last commit, the dataset lock
+        # over each stretch of steps replayed one after the other, the duration notes as one
+        # notes commit (also of a replay that stops)
+        records.enter_context(gitrepo.deferred_maintenance(ds.root))
+        serial = _Held(replay)
+        records.callback(serial.release)
+        records.callback(_write_notes, replay)
+        # what serves every record (a long-lived process) enters HERE, so that it ends first,
+        # before the notes and under the lock: records.enter_context(annex.add_session(...))
         while replay.steps:
             step = replay.steps[0]
             started = time.monotonic()
             index = replay.done + 1
             replay.saved = False
-            batch = front_batch(replay)
+            try:
+                batch = front_batch(replay)
+            except BaseException:
+                replay.save_state(step)
+                raise
             if batch:
-                yield from drive_batch(replay, batch)
+                serial.release()  # the parallel jobs lock the dataset themselves
+                replay.clean = False
+                try:
+                    yield from drive_batch(replay, batch)
+                except GeneratorExit:  # the caller stopped reading the batch's results
+                    replay.save_state(replay.steps[0] if replay.steps else None)
+                    raise
                 continue
             try:
+                serial.hold()
                 replay.starting(index, step)
                 if step.action == "run":
                     result = _replay_run(replay, step, index)
                 elif step.action == "merge":
+                    replay.clean = False
                     result = _replay_merge(replay, step, index)
                 else:
+                    replay.clean = False
                     result = _replay_other(replay, step, index)
             except KeyboardInterrupt:
                 if not replay.saved:  # interrupted outside the command: nothing it changed
@@ -199,9 +229,43 @@ def _drive(replay: Replay) -> Iterator[Result]:
             result = result.updated(duration=time.monotonic() - started)
             replay.steps.pop(0)
             replay.done += 1
-            yield result
+            try:
+                yield result
+            except GeneratorExit:  # the caller stopped reading: a replay stopped between steps
+                replay.save_state(replay.steps[0] if replay.steps else None)
+                raise
         _clear_state(ds)
         _finish(replay)
+
+
+class _Held:
+    """The dataset lock held over consecutive steps of one replay (reentrant: each step's
+    own locking nests inside it): no other rr process changes the dataset between two
+    records, so that a tree checked clean once stays clean while records commit all they
+    change."""
+
+    def __init__(self, replay: Replay) -> None:
+        self.replay = replay
+        self.stack: contextlib.ExitStack | None = None
+
+    def hold(self) -> None:
+        if self.stack is None:
+            stack = contextlib.ExitStack()
+            stack.enter_context(dataset_lock(self.replay.ds.git_dir, what="rr rerun"))
+            self.stack = stack
+
+    def release(self) -> None:
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            stack.close()
+
+
+def _write_notes(replay: Replay) -> None:
+    """The duration notes of the records replayed so far, as one notes commit; as the note
+    rr run writes, a note that cannot be written (no git identity) is left out silently."""
+    durations, replay.durations = replay.durations, {}
+    with contextlib.suppress(RecorderError), deferred_signals():
+        gitrepo.add_notes(replay.ds.root, durations)
 
 
 def _finish(replay: Replay) -> None:
@@ -238,10 +302,21 @@ def _rewritten_run_merges(replay: Replay, tip: str) -> bool:
 
 def _replay_run(replay: Replay, step: Step, index: int) -> Result:
     ds = replay.ds
+    head = replay.head
     base_for(replay, step)
-    spec = replay_spec(replay, step)
-    before = set(dirty_paths(ds))
-    return _replay_step_run(replay, step, index, spec, before)
+    if replay.head != head:
+        replay.clean = False  # checked again after a checkout
+    spec = replace(replay_spec(replay, step), in_replay=True)
+    if not spec.explicit and not replay.clean:
+        ensure_clean(ds)  # under the replay's lock: it stays so until the record's command
+        replay.clean = True
+    # what the step may restore if it stops: what changed since it started (a clean tree
+    # needs no status to know what was there before)
+    before = set() if replay.clean and not inflight_runs(ds.git_dir) else set(dirty_paths(ds))
+    result = _replay_step_run(replay, step, index, spec, before)
+    # a record without --explicit commits all it changed; one with it may leave more
+    replay.clean = replay.clean and not spec.explicit
+    return result
 
 
 def _replay_step_run(replay: Replay, step: Step, index: int, spec: RunSpec,
@@ -261,18 +336,23 @@ def _replay_step_run(replay: Replay, step: Step, index: int, spec: RunSpec,
             f"replay interrupted at {step.commit[:10]} ({index}/{replay.total}) "
             f"'{step.subject}'",
             hint=hint(Stop.INTERRUPTED), exit_code=EXIT_INTERRUPTED) from None
-    except KeyboardInterrupt:
-        replay.save_state(step, touched=touched_since(ds, before), interrupted=True)
-        raise
     except RecorderError as exc:
         replay.save_state(step, touched=touched_since(ds, before))
         add_stop_hint(exc, step, index, replay.total)
+        raise
+    except BaseException:
+        # Ctrl-C, or an unexpected error: the step starts again on --continue, what it
+        # changed restored first (as --abort restores it)
+        replay.save_state(step, touched=touched_since(ds, before), interrupted=True)
         raise
     new_head = ds.head()
     assert new_head is not None
     if new_head not in (replay.head, step.commit):
         replay.mapping[step.commit] = new_head
     replay.head = new_head
+    extra = result.extra or {}
+    if result.status == OK and extra.get("commit"):
+        replay.durations[extra["commit"]] = json.dumps({"duration": extra["duration"]})
     if result.status == NOTNEEDED:
         return step_result(index, replay.total, "run", UNCHANGED, step.commit, None,
                           step.subject, note="; ".join(

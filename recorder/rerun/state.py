@@ -16,6 +16,7 @@ from .. import record as records
 from ..dataset import Dataset
 from ..engine import SERIAL, Target
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
+from ..gitrepo import DiffEntry
 from ..results import OK, Event, EventKind, OnEvent, Result, Status
 
 CONTINUE = "'rr rerun --continue'"
@@ -150,6 +151,14 @@ class Replay:
     # runs may be restored from the run-cache (rr rerun sets it; --verify never: it re-executes)
     cache: bool = False
     cache_verbose: bool = False  # -v: say why the cache missed
+    # not kept in the state file: the tree is known clean (checked under the replay's dataset
+    # lock, and every step since left it so) ...
+    clean: bool = False
+    # ... and the duration notes of the records replayed (commit -> note), written as one
+    # notes commit when the replay ends or stops
+    durations: dict[str, str] = field(default_factory=dict)
+    # what each run step's commit changed (steps.replay_spec), read for all at once
+    diffs: dict[str, list[DiffEntry]] | None = None
 
     def emit(self, event: Event) -> None:
         if self.on_event is not None:
@@ -165,8 +174,10 @@ class Replay:
     def warn(self, text: str) -> None:
         self.emit(Event(EventKind.WARN, text))
 
-    def save_state(self, failed: Step, *, touched: Sequence[str] = (),
+    def save_state(self, failed: Step | None, *, touched: Sequence[str] = (),
                    interrupted: bool = False) -> None:
+        """Write the state file: the replay waits at step ``failed`` (None: after its last
+        step, for its end), ``touched`` the paths that step changed."""
         remaining = self.steps[self.steps.index(failed):] if failed in self.steps else []
         self.touched = sorted(set(self.touched) | set(touched))
         self.interrupted = interrupted

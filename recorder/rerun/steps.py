@@ -84,7 +84,7 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
         replay.warn(f"commit {step.commit[:10]} runs its command in {pwd}, which does not "
                       "exist in this tree; it is created")
     parent = step.parents[0] if step.parents else None
-    extra_unlock = changed_files(ds, parent, step.commit)
+    extra_unlock = changed_files(ds, parent, step.commit, _prefetched(replay, parent, step))
     extra_unlock += [p for p in declared_in_subdatasets(ds, pwd, outputs)
                      if p not in extra_unlock]
     spec = RunSpec(
@@ -102,19 +102,38 @@ def replay_spec(replay: Replay, step: Step) -> RunSpec:
     return spec
 
 
-def changed_files(ds: Dataset, parent: str | None, commit: str) -> list[str]:
+def changed_files(ds: Dataset, parent: str | None, commit: str,
+                  changes: list[gitrepo.DiffEntry] | None = None) -> list[str]:
     """Files (dataset-relative) the commit added or modified, also inside installed
     subdatasets (diffing each subdataset between its recorded commits), as DataLad's
-    rerun does (spec §3 rule 24)."""
-    return _changed_in(ds.root, parent, commit, "")
+    rerun does (spec §3 rule 24).  ``changes``: the commit's diff when known already."""
+    return _changed_in(ds.root, parent, commit, "", changes)
 
 
-def _changed_in(root: Path, parent: str | None, commit: str, prefix: str) -> list[str]:
-    base = parent or gitrepo.empty_tree(root)
-    try:
-        changes = gitrepo.iter_diff_raw(root, base, commit)
-    except RecorderError:
-        return []  # the subdataset lacks these commits: nothing to learn here
+def _prefetched(replay: Replay, parent: str | None, step: Step
+                ) -> list[gitrepo.DiffEntry] | None:
+    """The step's diff against ``parent`` from one ``git diff-tree --stdin`` of all the run
+    steps of the replay (made at the first step that needs it); None: not there."""
+    if parent is None:
+        return None
+    if replay.diffs is None:
+        pairs = [(s.commit, s.parents[0]) for s in replay.steps
+                 if s.action == "run" and s.parents]
+        try:
+            replay.diffs = gitrepo.diff_raw_many(replay.ds.root, pairs)
+        except RecorderError:
+            replay.diffs = {}
+    return replay.diffs.get(step.commit)
+
+
+def _changed_in(root: Path, parent: str | None, commit: str, prefix: str,
+                changes: list[gitrepo.DiffEntry] | None = None) -> list[str]:
+    if changes is None:
+        base = parent or gitrepo.empty_tree(root)
+        try:
+            changes = gitrepo.iter_diff_raw(root, base, commit)
+        except RecorderError:
+            return []  # the subdataset lacks these commits: nothing to learn here
     paths: list[str] = []
     for change in changes:
         path = change.path
