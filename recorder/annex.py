@@ -14,6 +14,9 @@ from . import gitrepo, proc
 from .errors import AnnexError, CommandError, ToolMissingError
 
 _CHUNK_BYTES = 100_000
+# git-annex started directly, not through `git annex` (a git process that only execs it):
+# one process less per call; errors still name it "git annex SUBCOMMAND"
+_GIT_ANNEX = ("git-annex",)
 
 
 def ensure_available() -> None:
@@ -50,7 +53,7 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     for chunk in _chunks(paths) if paths else [[]]:
         # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
         # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
-        argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+        argv = [*_GIT_ANNEX, args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
                 "--json-error-messages", "--", *chunk]
         result = proc.capture(argv, cwd=root, check=False)
         records += _json_records(result.stdout)
@@ -58,7 +61,7 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
             failed = [r for r in records if not r.get("success", True)]
             if failed:
                 raise AnnexError(args[0], failed)
-            raise CommandError(argv[:3], result.returncode,
+            raise CommandError(["git", "annex", args[0]], result.returncode,
                                result.stderr.decode("utf-8", "replace"))
     return records
 
@@ -90,7 +93,7 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
                       paths: Sequence[str], *, check: bool = True) -> list[dict]:
     """``git annex ARGS --batch -z --json``, the paths fed on stdin as bytes."""
     ensure_available()
-    argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+    argv = [*_GIT_ANNEX, args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
             "--json-error-messages", "--batch", "-z"]
     result = proc.capture(argv, cwd=root, check=False,
                           input=b"".join(os.fsencode(p) + b"\0" for p in paths))
@@ -99,7 +102,7 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
     if check and failed:
         raise AnnexError(args[0], failed)
     if check and result.returncode != 0:
-        raise CommandError(argv[:3], result.returncode,
+        raise CommandError(["git", "annex", args[0]], result.returncode,
                            result.stderr.decode("utf-8", "replace"))
     return records
 
