@@ -147,6 +147,7 @@ EXPORT_LICENSE = _key("rr.export.license", "str", None,
 # --- keys rr writes or passes on (not read through the registry) ---------------------------
 ANNEX_UUID = "annex.uuid"  # present once git-annex is initialised in a repository
 ANNEX_DOTFILES_ON = "annex.dotfiles=true"  # a `git annex -c` setting: dotfiles are annexed too
+ANNEX_QUEUE_EACH_FILE = "annex.queuesize=1"  # `git annex -c`: index updated per file (batch)
 ANNEX_ALWAYSCOMMIT = "annex.alwayscommit"  # set to false for a job's git-annex (the driver commits)
 RR_ARCHIVES_REMOTE = "rr-archives"  # the special remote that serves files from archives
 
