@@ -74,3 +74,44 @@ def test_run_with_nothing_to_save_starts_no_git_annex(warm, tmp_path):
     gits, annexes, lines = _counted(warm, tmp_path, "run", "true")
     assert annexes == 0, lines
     assert gits <= 3, lines  # config, status before and after
+
+
+PLAIN_CONFIGS = [
+    '[datalad "dataset"]\n\tid = 5a1b-c\n',
+    '[datalad "dataset"]\n\tid = x\n[datalad "run"]\n\trecord-directory = .rr/records\n'
+    '\trecord-directory = again\n# a comment\n; another\n\n[Annex]\n  LargeFiles =  a b  c  \n'
+    '[x "Sub Section"]\n\tEmpty =\n\tk-2 = v=w\n',
+    "",
+    "[a]\n",
+]
+OTHER_CONFIGS = [
+    '[a]\n\tk = "quoted # value"\n',
+    "[a]\n\tk = v # comment\n",
+    "[a]\n\tk = v\\\n  continued\n",
+    "[a]\n\tflag\n",
+    "[a.b]\n\tk = v\n",
+    "k = v\n",
+    '[a "x\\"y"]\n\tk = v\n',
+    "[a]\r\n\tk = v\r\n",
+    "[a] k = v\n",
+    "\ufeff[a]\n\tk = v\n",
+    "[a]\n\tk = tab\there\n",
+    "[a\n",
+    "[include]\n\tpath = /etc/passwd\n",
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_CONFIGS + OTHER_CONFIGS)
+def test_committed_config_reads_as_git_reads_it(tmp_path, text):
+    """.datalad/config is read in Python when plain (no git process), else by git: the
+    same pairs as ``git config -f FILE -z --list`` either way."""
+    from recorder import gitrepo
+    from recorder.gitrepo.config import _plain_config
+
+    git("init", "-q", str(tmp_path / "r"), cwd=tmp_path)
+    cfg = tmp_path / "r" / "cfg"
+    cfg.write_text(text, encoding="utf-8")
+    assert gitrepo.config_file_list(tmp_path / "r", str(cfg)) == \
+        gitrepo.config_list(tmp_path / "r", str(cfg))
+    if text in PLAIN_CONFIGS:
+        assert _plain_config(text) is not None
