@@ -68,6 +68,9 @@ COMMIT_CLEANUP = _key("commit.cleanup", "str", None,
                       "rr commits through git commit.", "git")
 COMMIT_ENCODING = _key("i18n.commitEncoding", "str", None,
                        "git's message encoding: when set, rr commits through git commit.", "git")
+# sections of git's housekeeping settings: with none set, rr's plumbing commit asks for git's
+# automatic maintenance only when git's default thresholds may be reached (gitrepo/commit.py)
+MAINTENANCE_SECTIONS = ("gc.", "maintenance.")
 # --- run ---------------------------------------------------------------------------------
 RUN_RECORD_DIRECTORY = _key("datalad.run.record-directory", "str", ".datalad/runinfo",
                             "Where sidecar run records are written (inside the dataset).")

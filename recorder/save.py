@@ -130,7 +130,8 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
             with deferred_signals(received):
                 sha = gitrepo.commit(ds.root, message, only=paths if only else None,
                                      hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH),
-                                     head=before, plain=_plain_commit(ds))
+                                     head=before, plain=_plain_commit(ds),
+                                     default_maintenance=_default_maintenance(ds))
         except BaseException:
             _unstage_after_failure(ds, entries, before)
             raise
@@ -160,6 +161,12 @@ def _plain_commit(ds: Dataset) -> bool:
     return (not cfg.typed(cfgkeys.COMMIT_GPGSIGN)
             and cfg.get_local(cfgkeys.COMMIT_CLEANUP, "default") in ("default", "whitespace")
             and cfg.get_local(cfgkeys.COMMIT_ENCODING) is None)
+
+
+def _default_maintenance(ds: Dataset) -> bool:
+    """No gc.* or maintenance.* setting (git's own scopes): git's automatic maintenance
+    follows its defaults (see gitrepo.commit)."""
+    return not any(k.startswith(cfgkeys.MAINTENANCE_SECTIONS) for k in ds.config.git_values)
 
 
 _MUST_APPEAR = ("untracked", "added", "deleted", "renamed")

@@ -8,6 +8,7 @@ the counts include the git processes git-annex starts for rr.
 import os
 import shutil
 import stat
+import time
 
 import pytest
 
@@ -51,29 +52,41 @@ def warm(ds, tmp_path):
     """A dataset after one run (git-annex's first-use work and rr's caches done, with the
     wrappers: rr keeps git-annex's version keyed by the binary it finds)."""
     _counted(ds, tmp_path, "run", "-o", "first", "echo 1 > first")
+    # files written in the second the index was: git checks them through git-annex's filter
+    # until the index is rewritten later (racy git), a first-use cost measured elsewhere
+    time.sleep(1.1)
+    git("update-index", "-q", "--refresh", cwd=ds)
     return ds
 
 
+@pytest.mark.slow
 def test_run_of_ten_files_starts_few_processes(warm, tmp_path):
     gits, annexes, lines = _counted(warm, tmp_path, "run", "-o", "out", TEN)
     assert git("ls-files", "out", cwd=warm).split() == [f"out/{i}" for i in
                                                         sorted(map(str, range(1, 11)))]
     # rr reads config with -z (git-annex with --null)
     rr_config = [line for line in lines if line.startswith("git config") and " -z " in line]
+    # git-annex starts its git with --git-dir (and `git config --null --list`)
+    rr_git = [line for line in lines if line.startswith("git ") and "--git-dir=" not in line
+              and not line.startswith("git config --null")]
     # one git-annex (add), started directly (no `git annex` wrapper process)
     assert annexes == 1, lines
     assert not any(line.startswith("git annex") for line in lines), lines
     # git's config read once (the committed .datalad/config parsed in Python)
     assert len(rr_config) <= 1, lines
-    # all git processes: rr's status (2), staging check, the plumbing commit (3),
-    # maintenance, the duration note; git-annex's own (about 14)
-    assert gits <= 24, "\n".join(lines)
+    # rr's own git: config, status before and after, the staging check, the plumbing commit
+    # (write-tree, commit-tree, update-ref; no maintenance run with nothing due), the note
+    assert len(rr_git) <= 8, "\n".join(rr_git)
+    assert gits - len(rr_git) <= 27, "\n".join(lines)  # git-annex's own
 
 
+@pytest.mark.slow
 def test_run_with_nothing_to_save_starts_no_git_annex(warm, tmp_path):
     gits, annexes, lines = _counted(warm, tmp_path, "run", "true")
     assert annexes == 0, lines
-    assert gits <= 3, lines  # config, status before and after
+    # config, status before and after; with nothing else changed, the annexed files are
+    # listed (one ls-files) to look for content written through its link
+    assert gits <= 4, lines
 
 
 PLAIN_CONFIGS = [
@@ -115,3 +128,39 @@ def test_committed_config_reads_as_git_reads_it(tmp_path, text):
         gitrepo.config_list(tmp_path / "r", str(cfg))
     if text in PLAIN_CONFIGS:
         assert _plain_config(text) is not None
+
+
+@pytest.mark.slow
+def test_run_asks_for_git_maintenance_only_when_it_may_be_due(warm, tmp_path):
+    """The plumbing commit starts ``git maintenance run --auto`` (what git commit does) only
+    when a gc.*/maintenance.* setting is made or git's default thresholds may be reached."""
+    _, _, lines = _counted(warm, tmp_path, "run", "-o", "a", "echo a > a")
+    assert not any(line.startswith("git maintenance") for line in lines), lines
+    # a setting of the user's own: git decides
+    env_cfg = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto",
+               "GIT_CONFIG_VALUE_0": "0"}
+    bindir = tmp_path / "wrap-bin"
+    log = tmp_path / "starts.log"
+    log.unlink()
+    rr("run", "-o", "b", "echo b > b", cwd=warm,
+       env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", **env_cfg})
+    assert any(line.startswith("git maintenance") for line in log.read_text().splitlines())
+
+
+def test_maintenance_may_be_due_past_a_margin_below_gits_thresholds(ds):
+    import hashlib
+
+    from recorder.gitrepo.commit import maintenance_may_be_due
+
+    assert not maintenance_may_be_due(ds)
+    blobs = []
+    n = 0
+    while len(blobs) < 20:  # real objects named 17...: git's sample of loose objects
+        data = f"loose {n}\n".encode()
+        n += 1
+        if hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest().startswith("17"):
+            blobs.append(data)
+    for i, data in enumerate(blobs):
+        (ds / f"blob{i}").write_bytes(data)
+    git("hash-object", "-w", *[f"blob{i}" for i in range(len(blobs))], cwd=ds)
+    assert maintenance_may_be_due(ds)

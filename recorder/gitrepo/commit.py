@@ -14,7 +14,8 @@ from .refs import head_sha
 
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
            allow_empty: bool = False, hooks_path: str | None | bool = False,
-           head: str | None = None, plain: bool = False) -> str:
+           head: str | None = None, plain: bool = False,
+           default_maintenance: bool = False) -> str:
     """Commit the index (or, with ``only``, just those paths) and return the new sha.
 
     The message gets git's 'whitespace' cleanup exactly as for ``git commit -F`` (which is
@@ -23,9 +24,11 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     hook that git commit would run: written with write-tree, commit-tree and update-ref —
     the same commit and reflog entry without git commit's refresh of the whole index (a
     stat of every tracked file, ~35 ms per 10,000 files; rr's staging check already looked).
+    ``default_maintenance``: the caller checked that no gc.* or maintenance.* setting is made
+    (git's automatic maintenance then has work only past git's default thresholds).
     """
     if plain and head and only is None and _no_commit_hooks(root, hooks_path):
-        return _commit_plumbing(root, message, head)
+        return _commit_plumbing(root, message, head, default_maintenance)
     extra = ["--allow-empty"] if allow_empty else []
     if only is not None:
         return _git_commit(root, message, [*extra, "--only"], hooks_path, only)
@@ -65,7 +68,8 @@ def _git_commit(root: PathLike, message: str, extra: list[str],
     return sha
 
 
-def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
+def _commit_plumbing(root: PathLike, message: str, head: str,
+                     default_maintenance: bool = False) -> str:
     text = stripspace(message)
     if not text:
         raise CommandError(["git", "commit"], 1, "Aborting commit due to empty commit message.")
@@ -76,8 +80,41 @@ def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
     subject = text.split("\n", 1)[0]
     # as git commit: both HEAD's and the branch's reflog, and only if HEAD is still `head`
     call_git(["update-ref", "-m", f"commit: {subject}", "HEAD", sha, head], root)
-    call_git(["maintenance", "run", "--auto", "--quiet"], root)  # what git commit does after
+    if not default_maintenance or maintenance_may_be_due(root):
+        call_git(["maintenance", "run", "--auto", "--quiet"], root)  # as git commit does after
     return sha
+
+
+# git's defaults: gc.auto 6700 loose objects, estimated from objects/17 (more than
+# ceil(6700 / 256) = 27 there), and gc.autoPackLimit 50 packs; asked of git well before
+_LOOSE_IN_17 = 20
+_PACKS = 40
+
+
+def maintenance_may_be_due(root: PathLike) -> bool:
+    """Whether ``git maintenance run --auto`` may have work with git's default settings (its
+    only default task is gc, due past git's thresholds of loose objects or packs): checked
+    on the object store's files with a margin, so that a run's commit starts no process just
+    to learn that nothing is due, and git's own housekeeping still happens when it is."""
+    objects = Path(git_dir(root))
+    if (objects / "commondir").exists():  # a linked worktree: the shared object store
+        objects = objects / (objects / "commondir").read_text().strip()
+    objects = objects / "objects"
+    try:
+        with os.scandir(objects / "17") as entries:
+            loose = sum(1 for e in entries if len(e.name) >= 38)
+    except FileNotFoundError:
+        loose = 0
+    except OSError:
+        return True
+    try:
+        with os.scandir(objects / "pack") as entries:
+            packs = sum(1 for e in entries if e.name.endswith(".pack"))
+    except FileNotFoundError:
+        packs = 0
+    except OSError:
+        return True
+    return loose >= _LOOSE_IN_17 or packs >= _PACKS or (objects / "info" / "alternates").exists()
 
 
 def stripspace(message: str) -> str:
