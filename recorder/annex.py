@@ -414,7 +414,7 @@ def get_key(root: str | os.PathLike[str], key: str) -> None:
 def version(root: str | os.PathLike[str]) -> str:
     """git-annex's version (``git annex version --raw``)."""
     ensure_available()
-    return proc.capture(["git", "annex", "version", "--raw"], cwd=root).stdout.decode(
+    return proc.capture([*_GIT_ANNEX, "version", "--raw"], cwd=root).stdout.decode(
         "utf-8", "replace").strip()
 
 
