@@ -164,3 +164,20 @@ def test_maintenance_may_be_due_past_a_margin_below_gits_thresholds(ds):
         (ds / f"blob{i}").write_bytes(data)
     git("hash-object", "-w", *[f"blob{i}" for i in range(len(blobs))], cwd=ds)
     assert maintenance_may_be_due(ds)
+
+
+def test_maintenance_is_gits_to_decide_where_its_default_is_not_gc(ds):
+    """From the git release whose default maintenance is not gc alone, rr does not guess:
+    ``git maintenance run --auto`` runs after each plumbing commit."""
+    import json
+
+    from recorder import proc
+    from recorder.gitrepo.commit import maintenance_may_be_due
+
+    assert not maintenance_may_be_due(ds)  # this machine's git: 2.39, gc by default
+    kept = ds / ".git" / "rr" / "git-version"
+    binary = shutil.which("git", path=proc.tool_path())
+    st = os.stat(binary)
+    kept.write_text(json.dumps({"binary": [os.path.realpath(binary), st.st_size,
+                                           st.st_mtime_ns], "version": "2.53.0"}))
+    assert maintenance_may_be_due(ds)

@@ -3,10 +3,14 @@ plumbing (write-tree, commit-tree, update-ref); the checks around it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import proc
 from ..errors import CommandError, RecorderError
 from ._runner import PathLike, call_git, call_git_optional, call_git_paths, git_dir
 from .refs import head_sha
@@ -91,15 +95,24 @@ _LOOSE_IN_17 = 20
 _PACKS = 40
 
 
+# the git releases whose automatic maintenance runs only the gc task by default (a later one
+# makes the "geometric" strategy the default, with conditions of its own)
+_GC_DEFAULT_BEFORE = (2, 52)
+
+
 def maintenance_may_be_due(root: PathLike) -> bool:
-    """Whether ``git maintenance run --auto`` may have work with git's default settings (its
-    only default task is gc, due past git's thresholds of loose objects or packs): checked
-    on the object store's files with a margin, so that a run's commit starts no process just
-    to learn that nothing is due, and git's own housekeeping still happens when it is."""
-    objects = Path(git_dir(root))
-    if (objects / "commondir").exists():  # a linked worktree: the shared object store
-        objects = objects / (objects / "commondir").read_text().strip()
-    objects = objects / "objects"
+    """Whether ``git maintenance run --auto`` may have work with git's default settings (in
+    the git releases where its only default task is gc, due past git's thresholds of loose
+    objects or packs): checked on the object store's files with a margin, so that a run's
+    commit starts no process just to learn that nothing is due, and git's own housekeeping
+    still happens when it is.  Any other git release: True (git decides)."""
+    common = Path(git_dir(root))
+    if (common / "commondir").exists():  # a linked worktree: the shared object store
+        common = common / (common / "commondir").read_text().strip()
+    version = _git_version(common)
+    if version is None or version >= _GC_DEFAULT_BEFORE:
+        return True
+    objects = common / "objects"
     try:
         with os.scandir(objects / "17") as entries:
             loose = sum(1 for e in entries if len(e.name) >= 38)
@@ -115,6 +128,43 @@ def maintenance_may_be_due(root: PathLike) -> bool:
     except OSError:
         return True
     return loose >= _LOOSE_IN_17 or packs >= _PACKS or (objects / "info" / "alternates").exists()
+
+
+def _git_version(common: Path) -> tuple[int, int] | None:
+    """git's (major, minor) without a process per call: kept in ``.git/rr/git-version``
+    keyed by the git binary's path, size and mtime (as rr keeps git-annex's version)."""
+    binary = shutil.which("git", path=proc.tool_path())
+    if binary is None:
+        return None
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
+    cache = common / "rr" / "git-version"
+    try:
+        kept = json.loads(cache.read_text(encoding="utf-8"))
+        if kept.get("binary") == stamp and isinstance(kept.get("version"), str):
+            return _major_minor(kept["version"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    out = call_git_optional(["version"], common)
+    if out is None:
+        return None
+    version = out.strip().removeprefix("git version ")
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_name(f"git-version.{os.getpid()}")
+        tmp.write_text(json.dumps({"binary": stamp, "version": version}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only .git: asked again next time
+    return _major_minor(version)
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 def stripspace(message: str) -> str:
