@@ -114,3 +114,25 @@ def test_nested_sessions_share_the_outer_one(ds, started):
         assert annex._ADD_SESSIONS  # the outer one still open
     assert not annex._ADD_SESSIONS
     assert len(started()) == 1
+
+
+def test_a_one_shot_add_beside_a_running_session(ds, started):
+    """A large add (one-shot git-annex) while the session's process waits: both stage."""
+    d = Dataset(ds)
+    (ds / "first.dat").write_text("first\n")
+    many = [f"m{i:03d}.dat" for i in range(annex._SESSION_MAX_PATHS + 1)]
+    for name in many:
+        (ds / name).write_text(name)
+    (ds / "last.dat").write_text("last\n")
+    with annex.add_session(ds):
+        annex.add(ds, ["first.dat"])
+        annex.add(ds, many)
+        annex.add(ds, ["last.dat"])
+        staged = set(git("diff", "--cached", "--name-only", cwd=ds).split())
+        assert staged == {"first.dat", "last.dat", *many}
+        commit_entries(d, [e for e in d.status(untracked="all")], "all", only=False)
+    assert [line.split(" --")[0] for line in started()][:3] == [
+        "add -c annex.dotfiles=true -c annex.queuesize=1", "add -c annex.dotfiles=true",
+        "add -c annex.dotfiles=true"]
+    assert git("status", "--porcelain", cwd=ds) == ""
+    git("annex", "fsck", "--fast", "--quiet", cwd=ds)
