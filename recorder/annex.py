@@ -8,6 +8,7 @@ import re
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO
@@ -155,7 +156,8 @@ def add_session(root: str | os.PathLike[str]) -> Iterator[None]:
     queue of one file: git-annex flushes its queued index update before it answers for
     a file).  git-annex records the new content's location in its journal at once and
     commits its branch when the process ends, at the end of the block.  Nested blocks for
-    the same dataset share the outer session."""
+    the same dataset share the outer session; threads adding in the same dataset take turns.
+    The process keeps the environment it was started in (``proc.tool_env_overlay``)."""
     key = os.path.realpath(root)
     if key in _ADD_SESSIONS:
         yield
@@ -174,6 +176,7 @@ class _AddSession:
         self.root = root
         self.child: proc.Popen | None = None
         self.errors: IO[bytes] | None = None
+        self.lock = threading.Lock()  # one request-answer exchange at a time
 
     def takes(self, paths: Sequence[str]) -> bool:
         """Paths the batch process can take one per line: few, each a file (git-annex's
@@ -193,6 +196,10 @@ class _AddSession:
         return self.child
 
     def add(self, paths: Sequence[str]) -> list[dict]:
+        with self.lock:
+            return self._add(paths)
+
+    def _add(self, paths: Sequence[str]) -> list[dict]:
         child = self.child if self.child is not None and self.child.poll() is None \
             else self._start()
         assert child.stdin is not None and child.stdout is not None
@@ -226,6 +233,10 @@ class _AddSession:
 
     def close(self) -> None:
         """End the batch process (it commits its journal to the git-annex branch)."""
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
         child, self.child = self.child, None
         try:
             if child is not None:
