@@ -71,6 +71,7 @@ COMMIT_ENCODING = _key("i18n.commitEncoding", "str", None,
 # sections of git's housekeeping settings: with none set, rr's plumbing commit asks for git's
 # automatic maintenance only when git's default thresholds may be reached (gitrepo/commit.py)
 MAINTENANCE_SECTIONS = ("gc.", "maintenance.")
+MAINTENANCE_AUTO = "maintenance.auto"  # git's: false, and git commit starts no maintenance
 # --- run ---------------------------------------------------------------------------------
 RUN_RECORD_DIRECTORY = _key("datalad.run.record-directory", "str", ".datalad/runinfo",
                             "Where sidecar run records are written (inside the dataset).")

@@ -145,6 +145,14 @@ def test_run_asks_for_git_maintenance_only_when_it_may_be_due(warm, tmp_path):
     rr("run", "-o", "b", "echo b > b", cwd=warm,
        env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", **env_cfg})
     assert any(line.startswith("git maintenance") for line in log.read_text().splitlines())
+    # maintenance.auto false: git commit starts no maintenance, nor does rr
+    log.unlink()
+    rr("run", "-o", "c", "echo c > c", cwd=warm,
+       env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "GIT_CONFIG_COUNT": "2",
+            "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "1",
+            "GIT_CONFIG_KEY_1": "maintenance.auto", "GIT_CONFIG_VALUE_1": "false"})
+    assert not any(line.startswith("git maintenance")
+                   for line in log.read_text().splitlines())
 
 
 def test_maintenance_may_be_due_past_a_margin_below_gits_thresholds(ds):

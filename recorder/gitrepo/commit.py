@@ -19,7 +19,7 @@ from .refs import head_sha
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
            allow_empty: bool = False, hooks_path: str | None | bool = False,
            head: str | None = None, plain: bool = False,
-           default_maintenance: bool = False) -> str:
+           maintenance: str = "ask") -> str:
     """Commit the index (or, with ``only``, just those paths) and return the new sha.
 
     The message gets git's 'whitespace' cleanup exactly as for ``git commit -F`` (which is
@@ -28,11 +28,12 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     hook that git commit would run: written with write-tree, commit-tree and update-ref —
     the same commit and reflog entry without git commit's refresh of the whole index (a
     stat of every tracked file, ~35 ms per 10,000 files; rr's staging check already looked).
-    ``default_maintenance``: the caller checked that no gc.* or maintenance.* setting is made
-    (git's automatic maintenance then has work only past git's default thresholds).
+    ``maintenance``, after a plumbing commit, as git commit's automatic maintenance: "ask"
+    (``git maintenance run --auto``), "off" (maintenance.auto is false: nothing, as git
+    commit), "judge" (no gc.* or maintenance.* setting: asked only when it may be due).
     """
     if plain and head and only is None and _no_commit_hooks(root, hooks_path):
-        return _commit_plumbing(root, message, head, default_maintenance)
+        return _commit_plumbing(root, message, head, maintenance)
     extra = ["--allow-empty"] if allow_empty else []
     if only is not None:
         return _git_commit(root, message, [*extra, "--only"], hooks_path, only)
@@ -73,7 +74,7 @@ def _git_commit(root: PathLike, message: str, extra: list[str],
 
 
 def _commit_plumbing(root: PathLike, message: str, head: str,
-                     default_maintenance: bool = False) -> str:
+                     maintenance: str = "ask") -> str:
     text = stripspace(message)
     if not text:
         raise CommandError(["git", "commit"], 1, "Aborting commit due to empty commit message.")
@@ -84,7 +85,7 @@ def _commit_plumbing(root: PathLike, message: str, head: str,
     subject = text.split("\n", 1)[0]
     # as git commit: both HEAD's and the branch's reflog, and only if HEAD is still `head`
     call_git(["update-ref", "-m", f"commit: {subject}", "HEAD", sha, head], root)
-    if not default_maintenance or maintenance_may_be_due(root):
+    if maintenance == "ask" or (maintenance == "judge" and maintenance_may_be_due(root)):
         call_git(["maintenance", "run", "--auto", "--quiet"], root)  # as git commit does after
     return sha
 
