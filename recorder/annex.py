@@ -242,7 +242,8 @@ class _AddSession:
             if child is not None:
                 assert child.stdin is not None
                 try:
-                    child.stdin.close()
+                    with contextlib.suppress(BrokenPipeError):  # it ended on its own
+                        child.stdin.close()
                     child.wait()
                 except BaseException:
                     proc.stop_tool(child)
