@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import os
 import shutil
+import tempfile
+import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from . import config as cfgkeys
 from . import gitrepo, proc
 from .errors import AnnexError, CommandError, ToolMissingError
 
 _CHUNK_BYTES = 100_000
+# git-annex started directly, not through `git annex` (a git process that only execs it):
+# one process less per call; errors still name it "git annex SUBCOMMAND"
+_GIT_ANNEX = ("git-annex",)
 
 
 def ensure_available() -> None:
@@ -50,7 +57,7 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
     for chunk in _chunks(paths) if paths else [[]]:
         # dotfiles follow annex.largefiles like any file, as in DataLad (which also passes
         # annex.dotfiles=true); `**/.git* annex.largefiles=nothing` keeps .gitignore etc. in git
-        argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+        argv = [*_GIT_ANNEX, args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
                 "--json-error-messages", "--", *chunk]
         result = proc.capture(argv, cwd=root, check=False)
         records += _json_records(result.stdout)
@@ -58,7 +65,7 @@ def _annex_json(root: str | os.PathLike[str], args: Sequence[str], paths: Sequen
             failed = [r for r in records if not r.get("success", True)]
             if failed:
                 raise AnnexError(args[0], failed)
-            raise CommandError(argv[:3], result.returncode,
+            raise CommandError(["git", "annex", args[0]], result.returncode,
                                result.stderr.decode("utf-8", "replace"))
     return records
 
@@ -90,7 +97,7 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
                       paths: Sequence[str], *, check: bool = True) -> list[dict]:
     """``git annex ARGS --batch -z --json``, the paths fed on stdin as bytes."""
     ensure_available()
-    argv = ["git", "annex", args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
+    argv = [*_GIT_ANNEX, args[0], "-c", cfgkeys.ANNEX_DOTFILES_ON, *args[1:], "--json",
             "--json-error-messages", "--batch", "-z"]
     result = proc.capture(argv, cwd=root, check=False,
                           input=b"".join(os.fsencode(p) + b"\0" for p in paths))
@@ -99,7 +106,7 @@ def _annex_batch_json(root: str | os.PathLike[str], args: Sequence[str],
     if check and failed:
         raise AnnexError(args[0], failed)
     if check and result.returncode != 0:
-        raise CommandError(argv[:3], result.returncode,
+        raise CommandError(["git", "annex", args[0]], result.returncode,
                            result.stderr.decode("utf-8", "replace"))
     return records
 
@@ -114,16 +121,140 @@ def init(root: str | os.PathLike[str], description: str | None = None) -> None:
 
 def add(root: str | os.PathLike[str], paths: Sequence[str], to_git: bool = False) -> list[dict]:
     """``git annex add``: large files (per annex.largefiles) into the annex, the rest into git
-    (``to_git``: everything into git, ``--force-small``).
+    (``to_git``: everything into git, ``--force-small``).  Inside :func:`add_session` for
+    ``root``, a few files go through the session's one batch process.
 
     When git-annex fails after moving a file's content into the object store (a full disk),
     it cannot copy it back and leaves an empty file: the content is moved back here.
     """
+    session = _ADD_SESSIONS.get(os.path.realpath(root))
     try:
+        if session is not None and not to_git and session.takes(paths):
+            return session.add(paths)
         return _annex_json(root, ["add", "--force-small"] if to_git else ["add"], paths)
     except AnnexError as exc:
         put_back_stranded_content(Path(root), exc.failed)
         raise
+
+
+# --- one `git annex add --batch` for many saves ----------------------------------------------
+
+_ADD_SESSIONS: dict[str, _AddSession] = {}
+# per file, the batch process stages with one `git update-index` (a queue of one file: staged
+# before its answer): cheaper than a git-annex start for a few files, dearer for many
+_SESSION_MAX_PATHS = 40
+
+
+@contextlib.contextmanager
+def add_session(root: str | os.PathLike[str]) -> Iterator[None]:
+    """While active, :func:`add` in ``root`` (without ``to_git``, of at most a few files)
+    goes through one long-lived ``git annex add --batch --json`` process, started at the
+    first such add, instead of a git-annex process per call: for callers that save many
+    times in one process (the records of a rerun, the jobs of an array worker).
+
+    Every file is staged in git's index when :func:`add` returns (the process runs with a
+    queue of one file: git-annex flushes its queued index update before it answers for
+    a file).  git-annex records the new content's location in its journal at once and
+    commits its branch when the process ends, at the end of the block.  Nested blocks for
+    the same dataset share the outer session; threads adding in the same dataset take turns.
+    The process keeps the environment it was started in (``proc.tool_env_overlay``)."""
+    key = os.path.realpath(root)
+    if key in _ADD_SESSIONS:
+        yield
+        return
+    session = _AddSession(root)
+    _ADD_SESSIONS[key] = session
+    try:
+        yield
+    finally:
+        del _ADD_SESSIONS[key]
+        session.close()
+
+
+class _AddSession:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = root
+        self.child: proc.Popen | None = None
+        self.errors: IO[bytes] | None = None
+        self.lock = threading.Lock()  # one request-answer exchange at a time
+
+    def takes(self, paths: Sequence[str]) -> bool:
+        """Paths the batch process can take one per line: few, each a file (git-annex's
+        batch mode does not descend into directories) named in UTF-8 without a line break
+        (``--batch -z`` answers one path late: it cannot serve a request-answer loop)."""
+        return 0 < len(paths) <= _SESSION_MAX_PATHS and all(
+            _is_utf8(p) and "\n" not in p and "\r" not in p and p == p.strip()
+            and not os.path.isdir(os.path.join(self.root, p)) for p in paths)
+
+    def _start(self) -> proc.Popen:
+        ensure_available()
+        self.errors = tempfile.TemporaryFile()
+        self.child = proc.start_batch(
+            [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",
+             cfgkeys.ANNEX_QUEUE_EACH_FILE, "--json", "--json-error-messages", "--batch"],
+            cwd=self.root, stderr=self.errors)
+        return self.child
+
+    def add(self, paths: Sequence[str]) -> list[dict]:
+        with self.lock:
+            return self._add(paths)
+
+    def _add(self, paths: Sequence[str]) -> list[dict]:
+        child = self.child if self.child is not None and self.child.poll() is None \
+            else self._start()
+        assert child.stdin is not None and child.stdout is not None
+        records: list[dict] = []
+        try:
+            for path in paths:
+                child.stdin.write(path.encode("utf-8") + b"\n")
+                child.stdin.flush()
+                line = child.stdout.readline()
+                if not line:  # the process ended: its error on stderr
+                    raise CommandError(["git", "annex", "add"], child.wait(), self._stderr())
+                records += _json_records(line)  # an empty answer: nothing to add there
+        except BaseException:
+            self._stop()  # a half-answered batch process is not used again
+            raise
+        failed = [r for r in records if not r.get("success", True)]
+        if failed:
+            raise AnnexError("add", failed)
+        return records
+
+    def _stderr(self) -> str:
+        if self.errors is None:
+            return ""
+        self.errors.seek(0)
+        return self.errors.read().decode("utf-8", "replace")
+
+    def _stop(self) -> None:
+        if self.child is not None:
+            proc.stop_tool(self.child)
+        self.child = None
+
+    def close(self) -> None:
+        """End the batch process (it commits its journal to the git-annex branch)."""
+        with self.lock:
+            self._close()
+
+    def _close(self) -> None:
+        child, self.child = self.child, None
+        try:
+            if child is not None:
+                assert child.stdin is not None
+                try:
+                    with contextlib.suppress(BrokenPipeError):  # it ended on its own
+                        child.stdin.close()
+                    child.wait()
+                except BaseException:
+                    proc.stop_tool(child)
+                    raise
+                finally:
+                    if child.stdout is not None:
+                        child.stdout.close()
+        finally:
+            if self.errors is not None:
+                self.errors.close()
+                self.errors = None
 
 
 _STRANDED = re.compile(r"Unable to restore content of .*; it should be located in (.+)$")
@@ -299,7 +430,7 @@ def get_key(root: str | os.PathLike[str], key: str) -> None:
 def version(root: str | os.PathLike[str]) -> str:
     """git-annex's version (``git annex version --raw``)."""
     ensure_available()
-    return proc.capture(["git", "annex", "version", "--raw"], cwd=root).stdout.decode(
+    return proc.capture([*_GIT_ANNEX, "version", "--raw"], cwd=root).stdout.decode(
         "utf-8", "replace").strip()
 
 

@@ -68,6 +68,10 @@ COMMIT_CLEANUP = _key("commit.cleanup", "str", None,
                       "rr commits through git commit.", "git")
 COMMIT_ENCODING = _key("i18n.commitEncoding", "str", None,
                        "git's message encoding: when set, rr commits through git commit.", "git")
+# sections of git's housekeeping settings: with none set, rr's plumbing commit asks for git's
+# automatic maintenance only when git's default thresholds may be reached (gitrepo/commit.py)
+MAINTENANCE_SECTIONS = ("gc.", "maintenance.")
+MAINTENANCE_AUTO = "maintenance.auto"  # git's: false, and git commit starts no maintenance
 # --- run ---------------------------------------------------------------------------------
 RUN_RECORD_DIRECTORY = _key("datalad.run.record-directory", "str", ".datalad/runinfo",
                             "Where sidecar run records are written (inside the dataset).")
@@ -151,6 +155,7 @@ EXPORT_LICENSE = _key("rr.export.license", "str", None,
 # --- keys rr writes or passes on (not read through the registry) ---------------------------
 ANNEX_UUID = "annex.uuid"  # present once git-annex is initialised in a repository
 ANNEX_DOTFILES_ON = "annex.dotfiles=true"  # a `git annex -c` setting: dotfiles are annexed too
+ANNEX_QUEUE_EACH_FILE = "annex.queuesize=1"  # `git annex -c`: index updated per file (batch)
 ANNEX_ALWAYSCOMMIT = "annex.alwayscommit"  # set to false for a job's git-annex (the driver commits)
 ANNEX_HARDLINK = "annex.hardlink"  # clone --reckless auto: content hardlinked from a local origin
 ANNEX_PRIVATE = "annex.private"  # clone --reckless ephemeral: this repository never recorded

@@ -126,7 +126,7 @@ class Dataset:
                                   "dataset; rr does not follow it",
                                   hint=f"replace it with a plain file: git rm {DATALAD_CONFIG}")
         if branch.exists():
-            for key, value in gitrepo.config_list(self.root, file=str(branch)):
+            for key, value in gitrepo.config_file_list(self.root, str(branch)):
                 values.setdefault(_norm(key), []).append(value)
         scoped: dict[str, list[str]] = {}
         for key, value in gitrepo.config_list(self.root):

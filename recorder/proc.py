@@ -33,6 +33,7 @@ from .errors import CommandError
 _BASE_ENV: dict[str, str] | None = None
 
 CompletedProcess = subprocess.CompletedProcess  # for annotations in modules that use capture
+Popen = subprocess.Popen[bytes]  # for annotations in modules that use start_batch
 TOOL_GRACE = 2.0  # seconds an interrupted tool gets between SIGTERM and SIGKILL
 
 
@@ -99,7 +100,7 @@ def interrupt_on_termination() -> None:
 
 
 def _start_tool(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdin: int | None,
-                stdout: int | None, stderr: int | None,
+                stdout: int | None, stderr: Any,
                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a tool in a session (and process group) of its own; see the module docstring."""
     try:
@@ -145,7 +146,7 @@ def _let_signals(held: _Held) -> None:
 
 
 def _spawn(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdin: int | None,
-           stdout: int | None, stderr: int | None, env: Mapping[str, str] | None = None
+           stdout: int | None, stderr: Any, env: Mapping[str, str] | None = None
            ) -> tuple[subprocess.Popen[bytes], _Held]:
     """:func:`_start_tool` with signals held; the caller lets them through (inside the
     ``try`` that stops the tool) with ``_let_signals(held)``."""
@@ -233,6 +234,22 @@ def popen_lines(
     finally:
         if child.returncode is None:
             stop_tool(child)
+
+
+def start_batch(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None, *,
+                stderr: Any = None) -> Popen:
+    """Start a long-lived tool that answers requests written to its stdin on its stdout (a
+    ``--batch`` process), in its own session like every tool.  ``stderr``: where its
+    diagnostics go (a file; None: rr's stderr).  The caller ends it: stdin closed and
+    ``wait()``, or :func:`stop_tool` (on an interrupt, or when it stops answering)."""
+    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=stderr)
+    try:
+        _let_signals(held)
+    except BaseException:
+        stop_tool(child)
+        raise
+    return child
 
 
 def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",

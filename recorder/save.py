@@ -130,7 +130,8 @@ def commit_entries(ds: Dataset, entries: Sequence[StatusEntry], message: str,
             with deferred_signals(received):
                 sha = gitrepo.commit(ds.root, message, only=paths if only else None,
                                      hooks_path=ds.config.get(cfgkeys.CORE_HOOKSPATH),
-                                     head=before, plain=_plain_commit(ds))
+                                     head=before, plain=_plain_commit(ds),
+                                     maintenance=_maintenance(ds))
         except BaseException:
             _unstage_after_failure(ds, entries, before)
             raise
@@ -160,6 +161,18 @@ def _plain_commit(ds: Dataset) -> bool:
     return (not cfg.typed(cfgkeys.COMMIT_GPGSIGN)
             and cfg.get_local(cfgkeys.COMMIT_CLEANUP, "default") in ("default", "whitespace")
             and cfg.get_local(cfgkeys.COMMIT_ENCODING) is None)
+
+
+def _maintenance(ds: Dataset) -> str:
+    """What a plumbing commit does about git's automatic maintenance (gitrepo.commit): "off"
+    when maintenance.auto is false (git commit starts none then), "judge" without any gc.* or
+    maintenance.* setting in git's own scopes (git's defaults), else "ask" git."""
+    cfg = ds.config
+    if not cfgkeys.to_bool(cfg.get_local(cfgkeys.MAINTENANCE_AUTO), True):
+        return "off"
+    if any(k.startswith(cfgkeys.MAINTENANCE_SECTIONS) for k in cfg.git_values):
+        return "ask"
+    return "judge"
 
 
 _MUST_APPEAR = ("untracked", "added", "deleted", "renamed")

@@ -20,8 +20,8 @@ from __future__ import annotations
 from ._runner import PathLike, git_dir, nul_paths
 from .commit import (commit, commit_amend, deferred_maintenance, ensure_no_index_lock,
                      stripspace, write_commit_editmsg)
-from .config import (config_get, config_list, config_parses, config_remove_section,
-                     config_set, config_unset_all, upstream)
+from .config import (config_file_list, config_get, config_list, config_parses,
+                     config_remove_section, config_set, config_unset_all, upstream)
 from .history import (NOTES_REF, NOTES_REFS, NOTES_SIDE, VERIFY_NOTES_REF, LogEntry,
                       add_note, append_notes, commit_message, commits_only_here, notes_side,
                       describe, first_parent_chain, head_commit_time, ignored_paths, is_ancestor,
@@ -60,7 +60,7 @@ __all__ = [
     "commit", "commit_amend", "deferred_maintenance", "ensure_no_index_lock", "stripspace",
     "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",
-    "config_unset_all", "upstream",
+    "config_unset_all", "upstream", "config_file_list",
     "NOTES_REF", "NOTES_REFS", "NOTES_SIDE", "VERIFY_NOTES_REF", "LogEntry", "add_note",
     "append_notes", "commit_message", "commits_only_here", "notes_side", "describe",
     "first_parent_chain", "head_commit_time", "ignored_paths", "is_ancestor", "iter_log",

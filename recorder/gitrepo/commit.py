@@ -4,10 +4,14 @@ plumbing (write-tree, commit-tree, update-ref); the checks around it."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from .. import proc
 from ..errors import CommandError, RecorderError
 from ._runner import PathLike, call_git, call_git_optional, call_git_paths, git_dir
 from .refs import head_sha
@@ -15,7 +19,8 @@ from .refs import head_sha
 
 def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
            allow_empty: bool = False, hooks_path: str | None | bool = False,
-           head: str | None = None, plain: bool = False) -> str:
+           head: str | None = None, plain: bool = False,
+           maintenance: str = "ask") -> str:
     """Commit the index (or, with ``only``, just those paths) and return the new sha.
 
     The message gets git's 'whitespace' cleanup exactly as for ``git commit -F`` (which is
@@ -24,9 +29,12 @@ def commit(root: PathLike, message: str, *, only: Sequence[str] | None = None,
     hook that git commit would run: written with write-tree, commit-tree and update-ref —
     the same commit and reflog entry without git commit's refresh of the whole index (a
     stat of every tracked file, ~35 ms per 10,000 files; rr's staging check already looked).
+    ``maintenance``, after a plumbing commit, as git commit's automatic maintenance: "ask"
+    (``git maintenance run --auto``), "off" (maintenance.auto is false: nothing, as git
+    commit), "judge" (no gc.* or maintenance.* setting: asked only when it may be due).
     """
     if plain and head and only is None and _no_commit_hooks(root, hooks_path):
-        return _commit_plumbing(root, message, head)
+        return _commit_plumbing(root, message, head, maintenance)
     extra = ["--allow-empty"] if allow_empty else []
     if only is not None:
         return _git_commit(root, message, [*extra, "--only"], hooks_path, only)
@@ -66,7 +74,8 @@ def _git_commit(root: PathLike, message: str, extra: list[str],
     return sha
 
 
-def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
+def _commit_plumbing(root: PathLike, message: str, head: str,
+                     maintenance: str = "ask") -> str:
     text = stripspace(message)
     if not text:
         raise CommandError(["git", "commit"], 1, "Aborting commit due to empty commit message.")
@@ -77,10 +86,11 @@ def _commit_plumbing(root: PathLike, message: str, head: str) -> str:
     subject = text.split("\n", 1)[0]
     # as git commit: both HEAD's and the branch's reflog, and only if HEAD is still `head`
     call_git(["update-ref", "-m", f"commit: {subject}", "HEAD", sha, head], root)
-    if os.fspath(root) in _deferred:  # deferred_maintenance: once, at the end
-        _deferred[os.fspath(root)] += 1
-    else:
-        _maintenance(root)
+    if maintenance == "ask" or (maintenance == "judge" and maintenance_may_be_due(root)):
+        if os.fspath(root) in _deferred:  # deferred_maintenance: once, at the end
+            _deferred[os.fspath(root)] += 1
+        else:
+            _maintenance(root)
     return sha
 
 
@@ -107,6 +117,84 @@ def deferred_maintenance(root: PathLike) -> Iterator[None]:
         if _deferred.pop(key):
             with contextlib.suppress(CommandError):  # not to hide what ended the block
                 _maintenance(root)
+
+
+# git's defaults: gc.auto 6700 loose objects, estimated from objects/17 (more than
+# ceil(6700 / 256) = 27 there), and gc.autoPackLimit 50 packs; asked of git well before
+_LOOSE_IN_17 = 20
+_PACKS = 40
+
+
+# the git releases whose automatic maintenance runs only the gc task by default (a later one
+# makes the "geometric" strategy the default, with conditions of its own)
+_GC_DEFAULT_BEFORE = (2, 52)
+
+
+def maintenance_may_be_due(root: PathLike) -> bool:
+    """Whether ``git maintenance run --auto`` may have work with git's default settings (in
+    the git releases where its only default task is gc, due past git's thresholds of loose
+    objects or packs): checked on the object store's files with a margin, so that a run's
+    commit starts no process just to learn that nothing is due, and git's own housekeeping
+    still happens when it is.  Any other git release: True (git decides)."""
+    common = Path(git_dir(root))
+    if (common / "commondir").exists():  # a linked worktree: the shared object store
+        common = common / (common / "commondir").read_text().strip()
+    version = _git_version(common)
+    if version is None or version >= _GC_DEFAULT_BEFORE:
+        return True
+    objects = common / "objects"
+    try:
+        with os.scandir(objects / "17") as entries:
+            loose = sum(1 for e in entries if len(e.name) >= 38)
+    except FileNotFoundError:
+        loose = 0
+    except OSError:
+        return True
+    try:
+        with os.scandir(objects / "pack") as entries:
+            packs = sum(1 for e in entries if e.name.endswith(".pack"))
+    except FileNotFoundError:
+        packs = 0
+    except OSError:
+        return True
+    return loose >= _LOOSE_IN_17 or packs >= _PACKS or (objects / "info" / "alternates").exists()
+
+
+def _git_version(common: Path) -> tuple[int, int] | None:
+    """git's (major, minor) without a process per call: kept in ``.git/rr/git-version``
+    keyed by the git binary's path, size and mtime (as rr keeps git-annex's version)."""
+    binary = shutil.which("git", path=proc.tool_path())
+    if binary is None:
+        return None
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
+    cache = common / "rr" / "git-version"
+    try:
+        kept = json.loads(cache.read_text(encoding="utf-8"))
+        if kept.get("binary") == stamp and isinstance(kept.get("version"), str):
+            return _major_minor(kept["version"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    out = call_git_optional(["version"], common)
+    if out is None:
+        return None
+    version = out.strip().removeprefix("git version ")
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        tmp = cache.with_name(f"git-version.{os.getpid()}")
+        tmp.write_text(json.dumps({"binary": stamp, "version": version}), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only .git: asked again next time
+    return _major_minor(version)
+
+
+def _major_minor(version: str) -> tuple[int, int] | None:
+    found = re.match(r"(\d+)\.(\d+)", version)
+    return (int(found.group(1)), int(found.group(2))) if found else None
 
 
 def stripspace(message: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from .. import config as cfgkeys
 from ..errors import CommandError
 from ._runner import PathLike, call_git, call_git_optional, run
@@ -21,6 +23,47 @@ def config_list(root: PathLike, file: str | None = None) -> list[tuple[str, str]
             continue
         key, _, value = item.partition("\n")
         pairs.append((key, value))
+    return pairs
+
+
+def config_file_list(root: PathLike, file: str) -> list[tuple[str, str]]:
+    """:func:`config_list` of one config ``file``, without a git process when the file is
+    plain (``[section]`` / ``[section "sub"]`` headers, ``name = value`` lines, comments):
+    read in Python exactly as git reads it; any other form is git's to read."""
+    try:
+        with open(file, "rb") as fh:
+            pairs = _plain_config(fh.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError):
+        pairs = None
+    return pairs if pairs is not None else config_list(root, file)
+
+
+_SECTION = re.compile(r'\[([A-Za-z0-9-]+)(?:[ \t]+"([^"\\]+)")?\]')
+_VARIABLE = re.compile(r"([A-Za-z][A-Za-z0-9-]*)[ \t]*=[ \t]*([^\"\\#;\t]*)")
+
+
+def _plain_config(text: str) -> list[tuple[str, str]] | None:
+    """The (key, value) pairs of a config file in the plain form (no quotes, escapes,
+    continuation lines, inline comments, tabs inside values, keys without '=', legacy
+    ``[section.sub]`` headers): the pairs ``git config -f FILE -z --list`` gives; None for a
+    file in any other form."""
+    if text.startswith("\ufeff") or "\r" in text or "\0" in text or "\\" in text:
+        return None
+    pairs: list[tuple[str, str]] = []
+    section = None
+    for raw in text.split("\n"):
+        line = raw.strip(" \t")
+        if not line or line[0] in "#;":
+            continue
+        head = _SECTION.fullmatch(line)
+        if head:
+            sub = head.group(2)
+            section = head.group(1).lower() + (f".{sub}" if sub is not None else "")
+            continue
+        var = _VARIABLE.fullmatch(line)
+        if var is None or section is None:
+            return None
+        pairs.append((f"{section}.{var.group(1).lower()}", var.group(2).rstrip(" ")))
     return pairs
 
 

@@ -1,0 +1,138 @@
+"""annex.add_session: one ``git annex add --batch`` process for many saves (issue #22 item 2)."""
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from recorder import annex, proc
+from recorder.dataset import Dataset
+from recorder.save import commit_entries
+
+from .conftest import git
+
+
+@pytest.fixture
+def started(tmp_path, monkeypatch):
+    """The git-annex adds started (a logging wrapper first on PATH for rr's tools)."""
+    bindir = tmp_path / "wrap-bin"
+    bindir.mkdir()
+    log = tmp_path / "annex-starts.log"
+    real = shutil.which("git-annex")
+    assert real
+    script = bindir / "git-annex"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(proc, "_BASE_ENV", None)
+
+    def starts() -> list[str]:  # the adds (git may start git-annex's filter on its own)
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [line for line in lines if line.startswith("add ")]
+    return starts
+
+
+def _names(ds, rev: str) -> list[str]:
+    return git("show", "--format=", "--name-only", rev, cwd=ds).split()
+
+
+def test_saves_in_a_session_share_one_git_annex(ds, started):
+    d = Dataset(ds)
+    with annex.add_session(ds):
+        for i in range(3):
+            for j in range(3):
+                (ds / f"f{i}{j}.dat").write_text(f"{i} {j}\n")
+            sha = commit_entries(d, d.status(untracked="all"), f"step {i}", only=False)
+            assert sha is not None
+            assert _names(ds, "HEAD") == [f"f{i}{j}.dat" for j in range(3)]
+            assert os.path.islink(ds / f"f{i}0.dat")  # annexed, locked
+    assert len(started()) == 1, started()
+    assert "--batch" in started()[0]
+    # the location log reached the git-annex branch when the session ended
+    journal = ds / ".git" / "annex" / "journal"
+    assert not journal.exists() or not os.listdir(journal)
+    assert "[here]" in git("annex", "whereis", "f00.dat", cwd=ds)
+    git("annex", "fsck", "--fast", "--quiet", cwd=ds)
+    assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_add_returns_with_every_file_staged(ds, started):
+    (ds / "big.dat").write_text("content\n")
+    (ds / ".gitignore").write_text("*.tmp\n")  # into git (**/.git* annex.largefiles=nothing)
+    with annex.add_session(ds):
+        records = annex.add(ds, ["big.dat", ".gitignore"])
+        staged = git("diff", "--cached", "--name-only", cwd=ds).split()
+        assert staged == [".gitignore", "big.dat"]
+        assert [r["file"] for r in records] == ["big.dat", ".gitignore"]
+        assert git("ls-files", "-s", ".gitignore", cwd=ds).startswith("100644 ")
+        assert git("ls-files", "-s", "big.dat", cwd=ds).startswith("120000 ")
+        # an ignored or missing path gets an empty answer: nothing to add, no hang
+        (ds / "x.tmp").write_text("ignored\n")
+        assert annex.add(ds, ["x.tmp"]) == []
+    assert len(started()) == 1
+
+
+def test_many_files_odd_names_and_to_git_take_the_one_shot_add(ds, started):
+    d = Dataset(ds)
+    many = [f"m{i:03d}.dat" for i in range(annex._SESSION_MAX_PATHS + 1)]
+    for name in many:
+        (ds / name).write_text(name)
+    (ds / "line\nbreak.dat").write_text("odd\n")
+    with annex.add_session(ds):
+        annex.add(ds, many)
+        annex.add(ds, ["line\nbreak.dat"])
+        (ds / "small.txt").write_text("small\n")
+        annex.add(ds, ["small.txt"], to_git=True)
+        assert all("--batch" not in line for line in started()), started()
+        assert len(started()) == 3  # the line break: the log shows that name on two lines
+        commit_entries(d, d.status(untracked="all"), "all", only=False)
+    assert git("ls-files", "-s", "small.txt", cwd=ds).startswith("100644 ")
+    assert git("status", "--porcelain", cwd=ds) == ""
+
+
+def test_a_batch_process_that_died_is_started_again(ds, started):
+    (ds / "a.dat").write_text("a\n")
+    (ds / "b.dat").write_text("b\n")
+    with annex.add_session(ds):
+        annex.add(ds, ["a.dat"])
+        session = annex._ADD_SESSIONS[os.path.realpath(ds)]
+        assert session.child is not None
+        proc.stop_tool(session.child)
+        annex.add(ds, ["b.dat"])
+    assert git("diff", "--cached", "--name-only", cwd=ds).split() == ["a.dat", "b.dat"]
+    assert len(started()) == 2
+
+
+def test_nested_sessions_share_the_outer_one(ds, started):
+    (ds / "a.dat").write_text("a\n")
+    (ds / "b.dat").write_text("b\n")
+    with annex.add_session(ds):
+        annex.add(ds, ["a.dat"])
+        with annex.add_session(ds):
+            annex.add(ds, ["b.dat"])
+        assert annex._ADD_SESSIONS  # the outer one still open
+    assert not annex._ADD_SESSIONS
+    assert len(started()) == 1
+
+
+def test_a_one_shot_add_beside_a_running_session(ds, started):
+    """A large add (one-shot git-annex) while the session's process waits: both stage."""
+    d = Dataset(ds)
+    (ds / "first.dat").write_text("first\n")
+    many = [f"m{i:03d}.dat" for i in range(annex._SESSION_MAX_PATHS + 1)]
+    for name in many:
+        (ds / name).write_text(name)
+    (ds / "last.dat").write_text("last\n")
+    with annex.add_session(ds):
+        annex.add(ds, ["first.dat"])
+        annex.add(ds, many)
+        annex.add(ds, ["last.dat"])
+        staged = set(git("diff", "--cached", "--name-only", cwd=ds).split())
+        assert staged == {"first.dat", "last.dat", *many}
+        commit_entries(d, [e for e in d.status(untracked="all")], "all", only=False)
+    assert [line.split(" --")[0] for line in started()][:3] == [
+        "add -c annex.dotfiles=true -c annex.queuesize=1", "add -c annex.dotfiles=true",
+        "add -c annex.dotfiles=true"]
+    assert git("status", "--porcelain", cwd=ds) == ""
+    git("annex", "fsck", "--fast", "--quiet", cwd=ds)
