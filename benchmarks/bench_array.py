@@ -1,6 +1,7 @@
 """Array jobs (rr run --param ... --jobs 2) against the serial loop of rr runs and the floor.
 
     python benchmarks/bench_array.py [--n 1000] [--loop-n 100] [--sleep-n 30]
+                                     [--against SRC [--rounds 3] [--only-against]]
 
 - N no-op jobs (each writes one small file) with --jobs 2, against the serial loop of N
   ``rr run``s and against the floor, N x (command + git add + git commit).  The loop is timed
@@ -10,12 +11,19 @@
 - The time from the last job's result to the end (history written with fast-import, work tree
   fast-forwarded, git-annex journal committed, worktrees removed), per job.
 - 1-second jobs with --jobs 2 against --jobs 1.
+- ``--against SRC``: the same array (N jobs, --jobs 2) with the installed rr importing from
+  the source tree SRC (a ``git worktree`` of the commit a change started from) and from this
+  tree, in pairs on fresh datasets, ``--rounds`` times: the median of the paired ratios is
+  the before/after of a change, measured in one run on a loaded machine.  ``--only-against``
+  skips the rest.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -24,11 +32,12 @@ from pathlib import Path
 from common import RR, report, sh
 
 
-def array_stream(ds: Path, args: list[str]) -> tuple[float, list[float]]:
+def array_stream(ds: Path, args: list[str], env: dict[str, str] | None = None
+                 ) -> tuple[float, list[float]]:
     """Wall time of ``rr run --json ARGS`` and the arrival time of each result line."""
     t0 = time.perf_counter()
     child = subprocess.Popen([RR, "run", "--json", *args], cwd=ds, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+                             stderr=subprocess.DEVNULL, text=True, env=env)
     arrivals = []
     assert child.stdout is not None
     for line in child.stdout:
@@ -38,15 +47,56 @@ def array_stream(ds: Path, args: list[str]) -> tuple[float, list[float]]:
     return time.perf_counter() - t0, arrivals
 
 
+def with_source(src: str) -> dict[str, str]:
+    """The environment that makes the installed rr import its modules from the tree ``src``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.path.abspath(src) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def against(base: Path, n: int, src: str, rounds: int) -> None:
+    """N no-op jobs with --jobs 2 from this tree and from ``src``, in pairs."""
+    here = with_source(str(Path(__file__).resolve().parent.parent))
+    there = with_source(src)
+    values = ",".join(str(i) for i in range(n))
+    args = ["-J", "2", "--param", f"i={values}", "-o", "out/{i}",
+            "mkdir -p out; echo {i} > out/{i}"]
+    olds, news, ratios = [], [], []
+    for r in range(rounds):
+        times = {}
+        # the order alternates: neither tree always runs first
+        for name, env in ((("old", there), ("new", here)) if r % 2 == 0 else
+                          (("new", here), ("old", there))):
+            ds = base / f"against-{name}-{r}"
+            sh([RR, "create", "-c", "text2git", str(ds)], cwd=base, env=env)
+            times[name], _ = array_stream(ds, args, env)
+        olds.append(times["old"])
+        news.append(times["new"])
+        ratios.append(times["new"] / times["old"])
+    report(f"{n} no-op jobs, --jobs 2: this tree against {src} (ratio against {src})", [
+        (f"from {src}", statistics.median(olds), 1.0),
+        ("this tree (median of paired ratios)", statistics.median(news),
+         statistics.median(ratios)),
+    ])
+    print("paired ratios: " + " ".join(f"{x:.2f}" for x in ratios))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--loop-n", type=int, default=100)
     ap.add_argument("--sleep-n", type=int, default=30)
+    ap.add_argument("--against", metavar="SRC", help="also compare with rr imported from SRC")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--only-against", action="store_true")
     args = ap.parse_args()
     n = args.n
     with tempfile.TemporaryDirectory(prefix="rr-bench-array-") as tmp:
         base = Path(tmp)
+        if args.against:
+            against(base, n, args.against, args.rounds)
+            if args.only_against:
+                return
         values = ",".join(str(i) for i in range(n))
         ds = base / "array"
         sh([RR, "create", "-c", "text2git", str(ds)], cwd=base)
