@@ -542,6 +542,9 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                             emit(job_event(index, STARTED, str(worker)))
                     elif payload in futures:
                         ended.append(futures.pop(payload))
+                # the workers these tasks freed get their next task now, before the results
+                # are fetched and handled here (a round trip, then the caller's work per result)
+                submit(window() - len(futures))
                 for future, result in _outcomes(client, ended, index_of):
                     index = index_of.pop(future.key)
                     running.discard(index)
