@@ -265,9 +265,16 @@ def kept(ds: Dataset, jobs_id: str) -> dict[str, str]:
     return gitrepo.refs_under(ds.root, f"{JOB_REFS}/{jobs_id}/")
 
 
-def keep(ds: Dataset, jobs_id: str, index: int | str, commit: str) -> None:
-    """A job's commit under its job ref (until the history is written)."""
-    gitrepo.update_refs(ds.root, [f"update {job_ref(jobs_id, index)} {commit}"])
+def keep(ds: Dataset, jobs_id: str, index: int | str, commit: str,
+         refs: gitrepo.RefTransactions | None = None) -> None:
+    """A job's commit under its job ref (until the history is written), on disk when this
+    returns (a SIGKILL after it: ``--continue`` does not run the job again).  ``refs``: the
+    driver's long-lived ``update-ref --stdin`` (no process per job)."""
+    line = f"update {job_ref(jobs_id, index)} {commit}"
+    if refs is not None:
+        refs.update([line])
+    else:
+        gitrepo.update_refs(ds.root, [line])
 
 
 def ref_name(ref: str) -> str:
