@@ -151,6 +151,7 @@ def check(jobs: int | None = None, scheduler: str | None = None) -> Target:
 def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = None,
                 scheduler: str | None = None, target: Target | None = None,
                 on_event: Callable[[Event], None] | None = None,
+                teardown: Callable[[], None] | None = None,
                 ) -> Iterator[tuple[int, T | BaseException]]:
     """Run ``fn(item)`` for every item; yield ``(index, result)`` as each finishes.
 
@@ -161,32 +162,39 @@ def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = 
     thread that iterates, never from Dask's threads, with one ``results.Event`` of kind JOB
     per change of a task's state (fields ``index`` and ``state``: queued, started, done,
     failed; text: the worker's address when started, the error when failed).  Close the iterator
-    (``contextlib.closing``) when leaving it early: that cancels the rest.  See the module's
-    docstring for the modes, failures and interrupts."""
+    (``contextlib.closing``) when leaving it early: that cancels the rest.  ``teardown``
+    (picklable, like ``fn``) runs once in every process that ran tasks when they end (each
+    Dask worker, or this process): what the tasks kept alive from one to the next (a worker's
+    long-lived helpers) is closed there.  See the module's docstring for the modes, failures
+    and interrupts."""
     items = list(items)
     if target is None:
         target = check(jobs, scheduler)
     emit = on_event or (lambda _event: None)
     if not target.parallel:
-        return _iter_serial(fn, items, emit)
-    return _iter_dask(fn, items, emit, target)
+        return _iter_serial(fn, items, emit, teardown)
+    return _iter_dask(fn, items, emit, target, teardown)
 
 
 # --- serial -------------------------------------------------------------------------------------
 
-def _iter_serial(fn, items, emit) -> Iterator[tuple[int, Any]]:
-    for index in range(len(items)):
-        emit(job_event(index, QUEUED))
-    for index, item in enumerate(items):
-        emit(job_event(index, STARTED))
-        try:
-            result = fn(item)
-        except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
-            emit(job_event(index, FAILED, _one_line(exc)))
-            yield index, exc
-        else:
-            emit(job_event(index, DONE))
-            yield index, result
+def _iter_serial(fn, items, emit, teardown=None) -> Iterator[tuple[int, Any]]:
+    try:
+        for index in range(len(items)):
+            emit(job_event(index, QUEUED))
+        for index, item in enumerate(items):
+            emit(job_event(index, STARTED))
+            try:
+                result = fn(item)
+            except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
+                emit(job_event(index, FAILED, _one_line(exc)))
+                yield index, exc
+            else:
+                emit(job_event(index, DONE))
+                yield index, result
+    finally:
+        if teardown is not None:
+            teardown()
 
 
 # --- where the tasks run --------------------------------------------------------------------------
@@ -297,6 +305,12 @@ def _task(fn, item, index: int, topic: str):
     except Exception:  # no event then: the driver reports "started" at completion
         pass
     return fn(item)
+
+
+def _teardown(teardown: Callable[[], None]) -> None:
+    """Runs on a worker (``client.run``) when the tasks end: never an error of its own."""
+    with contextlib.suppress(Exception):
+        teardown()
 
 
 def _reachable(address: str, timeout: float) -> None:
@@ -462,7 +476,7 @@ def _stop_processes(procs: list, sig: int) -> None:
             p.send_signal(sig)
 
 
-def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
+def _iter_dask(fn, items, emit, target, teardown=None) -> Iterator[tuple[int, Any]]:
     n = len(items)
     if n == 0:
         return
@@ -473,10 +487,11 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
 
     # a dead worker job is noticed after lost-worker-timeout (15 s by default); rr replaces it
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
-        yield from _iter_started(fn, items, emit, target, debug)
+        yield from _iter_started(fn, items, emit, target, debug, teardown)
 
 
-def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
+def _iter_started(fn, items, emit, target, debug, teardown=None
+                  ) -> Iterator[tuple[int, Any]]:
     n = len(items)
     # a signal while the cluster starts (seconds on a loaded machine) waits until it is up
     # and is raised in the try below, whose shutdown stops the workers: an interrupted start
@@ -561,7 +576,7 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
         finished = True
     finally:
         _shutdown(cluster, client, list(futures.values()), topic, aborted=not finished,
-                  debug=debug)
+                  debug=debug, teardown=teardown)
 
 
 def _outcomes(client, ended: list, index_of: dict) -> list:
@@ -601,7 +616,8 @@ def _outcome(future, index: int):
     return error
 
 
-def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool) -> None:
+def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool,
+              teardown: Callable[[], None] | None = None) -> None:
     """Cancel what is left, stop what the tasks started here, close client and cluster.
     Runs to its end even when a second Ctrl-C arrives meanwhile (then re-raised)."""
     interrupted: BaseException | None = None
@@ -613,6 +629,8 @@ def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debu
             steps.append(lambda: client.cancel(pending, force=True))
         if leftovers:  # the user's commands started by running tasks: SIGTERM first
             steps.append(lambda: _stop_processes(leftovers, signal.SIGTERM))
+        if teardown is not None:  # on the workers, not in their tasks' threads
+            steps.append(lambda: client.run(_teardown, teardown, on_error="ignore"))
         steps.append(lambda: client.unsubscribe_topic(topic))
         steps.append(lambda: client.close(timeout=5))
         if cluster is not None:
