@@ -356,9 +356,15 @@ def _start(target, debug: bool):
     # workers forked, not spawned: a spawned worker imports distributed afresh (LocalCluster(2)
     # up in ~2.3 s here against ~0.3 s forked); rr's signal handlers die with the fork
     # (cli._raise_terminated); a jobqueue worker is a batch job, not a child of rr
+    # what no task of rr's needs, each costing CPU per task or per tick in every process: the
+    # workers' statistical profiler (samples the running task's stack every 10 ms), work
+    # stealing (tasks are handed out one per worker thread), the event loops' 20 ms ticks
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                           "distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.multiprocessing-method": "fork"}):
+                          "distributed.worker.multiprocessing-method": "fork",
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.scheduler.work-stealing": False,
+                          "distributed.admin.tick.interval": "500ms"}):
         if target.kind == "local":
             _become_subreaper()
             cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
