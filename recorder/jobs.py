@@ -239,12 +239,12 @@ def run_job(task: JobTask) -> JobOutcome:
                                              "cached_from" in event.fields):
             said.append(event.text)
 
-    kept = False
+    reusable = False
     try:
         with proc.tool_env_overlay(JOB_ENV):
             result = runop.execute(ds, _job_spec(ds, task), on_event=collect, clean=clean)
         _SLOTS[task.wtdir] = slot
-        kept = True
+        reusable = True
     except Interrupted as exc:
         if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt from None
@@ -257,7 +257,7 @@ def run_job(task: JobTask) -> JobOutcome:
                           time.monotonic() - started, exit_code=exc.exit_code,
                           error=type(exc).__name__, cache=tuple(said))
     finally:
-        if not kept:  # the worktree is kept with the failed job's outputs: nothing runs there
+        if not reusable:  # the worktree is kept with the failed job's outputs: nothing runs there
             slot.close()
     return JobOutcome(task.index, JobStatus(result.status), result.commit, "", "", wt,
                       result.duration, notes=tuple(result.notes),
