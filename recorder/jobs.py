@@ -12,8 +12,11 @@ branch.  A job's state is one :class:`JobStatus` whether it runs serially or in 
 
 - :class:`JobTask` / :class:`JobOutcome`: one job in, its outcome out (frozen, picklable);
 - :func:`run_all`: the tasks on the engine (``engine.Target``), outcomes as they finish;
-- worktree slots: a worker reuses the worktree of its last successful job;
-- job refs: :func:`job_ref`, :func:`keep`, :func:`kept`;
+- worktree slots: a worker reuses the worktree of its last successful job (reset to the
+  base exactly, with the long-lived helpers entered once per worktree in
+  :func:`_enter_helpers`, closed by :func:`close_slots` when the jobs end);
+- job refs: :func:`job_ref`, :func:`keep` (through the driver's one
+  ``gitrepo.RefTransactions``), :func:`kept`;
 - the state file ``.git/rr-arrays/<id>.json`` (:func:`save_state`, :func:`load_state`:
   versioned, validated when read);
 - the history writer: :func:`write_history`.
