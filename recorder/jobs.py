@@ -160,9 +160,11 @@ _SLOTS: dict[str, _Slot] = {}
 def _enter_helpers(slot: _Slot) -> None:
     """The one place where a worker enters the long-lived helpers of a worktree slot (batch
     processes such as a ``git annex add --batch`` session for the slot's root), once per slot
-    with ``slot.helpers.enter_context(...)``: they serve every job of this worker on that
-    worktree and are closed when the slot is dropped (a failed job) or the jobs end
-    (:func:`close_slots`, run on every worker by :func:`run_all`)."""
+    with ``slot.helpers.enter_context(...)``, with the jobs' environment in force (``JOB_ENV``:
+    a git-annex started here never commits to the git-annex branch, the driver does); they
+    serve every job of this worker on that worktree and are closed when the slot is dropped
+    (a failed job) or the jobs end (:func:`close_slots`, run on every worker by
+    :func:`run_all`)."""
     del slot  # none yet
 
 
@@ -228,7 +230,8 @@ def run_job(task: JobTask) -> JobOutcome:
     """One job: the ordinary run operation in a linked worktree at the base commit.  A
     worktree that saw a successful job is reset and reused by the next job of this process; a
     failed job's worktree is kept with its outputs and message."""
-    slot = _slot(task)
+    with proc.tool_env_overlay(JOB_ENV):  # the slot's helpers too: no git-annex commits
+        slot = _slot(task)
     ds = slot.ds
     wt = str(ds.root)
     # a worktree just reset is the base commit exactly: execute need not check it with a
