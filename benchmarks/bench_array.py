@@ -43,8 +43,16 @@ def array_stream(ds: Path, args: list[str], env: dict[str, str] | None = None
     for line in child.stdout:
         json.loads(line)
         arrivals.append(time.perf_counter() - t0)
-    assert child.wait() == 0
+    _, status, usage = os.wait4(child.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    child.returncode = 0
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     return time.perf_counter() - t0, arrivals
+
+
+# the CPU time (user + system) of the last array_stream's rr and every process it waited for
+# (its Dask workers, their git and git-annex processes): steadier than wall time under load
+LAST_CPU = [0.0]
 
 
 def with_source(src: str) -> dict[str, str]:
@@ -62,23 +70,32 @@ def against(base: Path, n: int, src: str, rounds: int) -> None:
     args = ["-J", "2", "--param", f"i={values}", "-o", "out/{i}",
             "mkdir -p out; echo {i} > out/{i}"]
     olds, news, ratios = [], [], []
+    cpu_olds, cpu_news, cpu_ratios = [], [], []
     for r in range(rounds):
-        times = {}
+        times, cpus = {}, {}
         # the order alternates: neither tree always runs first
         for name, env in ((("old", there), ("new", here)) if r % 2 == 0 else
                           (("new", here), ("old", there))):
             ds = base / f"against-{name}-{r}"
             sh([RR, "create", "-c", "text2git", str(ds)], cwd=base, env=env)
             times[name], _ = array_stream(ds, args, env)
+            cpus[name] = LAST_CPU[0]
         olds.append(times["old"])
         news.append(times["new"])
         ratios.append(times["new"] / times["old"])
+        cpu_olds.append(cpus["old"])
+        cpu_news.append(cpus["new"])
+        cpu_ratios.append(cpus["new"] / cpus["old"])
     report(f"{n} no-op jobs, --jobs 2: this tree against {src} (ratio against {src})", [
         (f"from {src}", statistics.median(olds), 1.0),
         ("this tree (median of paired ratios)", statistics.median(news),
          statistics.median(ratios)),
+        (f"CPU time from {src}", statistics.median(cpu_olds), 1.0),
+        ("CPU time, this tree (median of paired ratios)", statistics.median(cpu_news),
+         statistics.median(cpu_ratios)),
     ])
-    print("paired ratios: " + " ".join(f"{x:.2f}" for x in ratios))
+    print("paired ratios: " + " ".join(f"{x:.2f}" for x in ratios) + "; CPU: " +
+          " ".join(f"{x:.2f}" for x in cpu_ratios))
 
 
 def main() -> None:
