@@ -78,8 +78,13 @@ def against(base: Path, n: int, src: str, rounds: int) -> None:
                           (("new", here), ("old", there))):
             ds = base / f"against-{name}-{r}"
             sh([RR, "create", "-c", "text2git", str(ds)], cwd=base, env=env)
-            times[name], _ = array_stream(ds, args, env)
+            times[name], arrivals = array_stream(ds, args, env)
             cpus[name] = LAST_CPU[0]
+            jobs = arrivals[:-1]
+            if len(jobs) > 30:  # per-job overhead early and late: flat in the job count
+                print(f"round {r} {name}: {times[name]:.1f} s, CPU {cpus[name]:.1f} s, per "
+                      f"job: jobs 5-15 {(jobs[15] - jobs[5]) / 10:.3f} s, last 10 "
+                      f"{(jobs[-1] - jobs[-11]) / 10:.3f} s")
         olds.append(times["old"])
         news.append(times["new"])
         ratios.append(times["new"] / times["old"])
