@@ -251,7 +251,8 @@ def popen_batch(
         assert child.stdin is not None
         with contextlib.suppress(OSError):
             child.stdin.close()
-        child.wait(timeout=TOOL_GRACE * 5)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then stopped below
+            child.wait(timeout=TOOL_GRACE * 5)
     finally:
         if child.returncode is None:
             stop_tool(child)
