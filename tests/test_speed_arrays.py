@@ -134,3 +134,23 @@ def test_the_worker_helpers_are_entered_once_per_worktree_and_closed(tmp_path, m
     # worker that goes on makes another
     assert len(opened) <= (parallel or 1) + 1, opened
     assert not jobs._SLOTS
+
+
+def test_ref_transactions_are_on_disk_when_update_returns_and_go_on_after_a_refusal(tmp_path):
+    from recorder import gitrepo
+    from recorder.errors import CommandError
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    with gitrepo.RefTransactions(repo) as refs:
+        for i in range(3):
+            refs.update([f"update refs/rr/jobs/x/{i} {head}"])
+            # another process sees it at once: no batching behind the caller's back
+            assert git("rev-parse", f"refs/rr/jobs/x/{i}", cwd=repo).strip() == head
+        with pytest.raises(CommandError, match="update-ref"):
+            refs.update([f"update refs/rr/jobs/x/0 {head} {'1' * 40}"])  # not at that value
+        refs.update([f"delete refs/rr/jobs/x/{i}" for i in range(3)])
+    assert git("for-each-ref", "refs/rr/", cwd=repo) == ""
