@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,36 @@ def test_ref_transactions_are_on_disk_when_update_returns_and_go_on_after_a_refu
             refs.update([f"update refs/rr/jobs/x/0 {head} {'1' * 40}"])  # not at that value
         refs.update([f"delete refs/rr/jobs/x/{i}" for i in range(3)])
     assert git("for-each-ref", "refs/rr/", cwd=repo) == ""
+
+
+def mark_and_return(arg):
+    """A task: its marker file says it started (the driver may be busy meanwhile)."""
+    where, index = arg
+    Path(where, f"started-{index}").touch()
+    return index
+
+
+@pytest.mark.slow
+def test_a_freed_worker_gets_its_next_task_while_the_driver_handles_a_result(tmp_path):
+    """The driver holds on to the first result (as the array driver keeps a job ref and
+    shows the result): the worker it freed has already been handed the next task, which
+    starts meanwhile.  main's code handed it out only when the driver asked for the next
+    result: a worker idled for the whole of the driver's work on each result."""
+    from recorder.engine import execute_all
+
+    items = [(str(tmp_path), i) for i in range(4)]
+    gen = execute_all(mark_and_return, items, jobs=2)
+    try:
+        first, _ = next(gen)
+        # two workers, two tasks in flight: one more started while the driver waits here
+        deadline = 30.0
+        step = 0.05
+        while len(list(tmp_path.glob("started-*"))) < 3 and deadline > 0:
+            time.sleep(step)
+            deadline -= step
+        started = sorted(p.name for p in tmp_path.glob("started-*"))
+        assert len(started) >= 3, started
+        rest = dict(gen)
+    finally:
+        gen.close()
+    assert sorted([first, *rest]) == [0, 1, 2, 3]
