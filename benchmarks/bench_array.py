@@ -2,6 +2,7 @@
 
     python benchmarks/bench_array.py [--n 1000] [--loop-n 100] [--sleep-n 30]
                                      [--against SRC [--rounds 3] [--only-against]]
+                                     [--breakdown]
 
 - N no-op jobs (each writes one small file) with --jobs 2, against the serial loop of N
   ``rr run``s and against the floor, N x (command + git add + git commit).  The loop is timed
@@ -16,15 +17,22 @@
   tree, in pairs on fresh datasets, ``--rounds`` times: the median of the paired ratios is
   the before/after of a change, measured in one run on a loaded machine.  ``--only-against``
   skips the rest.
+- ``--breakdown``: where a job's CPU time goes, for N jobs with --jobs 2: every git process
+  (git-annex's under ``git annex``) timed by a wrapper on PATH (its CPU from ``wait4``), the
+  rest (Python: the driver, Dask, the workers; the commands) as the whole tree's CPU minus
+  git's; then nothing else is run.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
+import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -103,6 +111,68 @@ def against(base: Path, n: int, src: str, rounds: int) -> None:
           " ".join(f"{x:.2f}" for x in cpu_ratios))
 
 
+# a git on PATH that runs the real one and logs its subcommand and CPU time; git processes
+# that git or git-annex start are counted in their parent's time (not logged again)
+SHIM = """#!{python} -S
+import os, sys
+real = {git!r}
+if os.environ.get("RR_BENCH_SHIM_INNER"):
+    os.execv(real, ["git"] + sys.argv[1:])
+os.environ["RR_BENCH_SHIM_INNER"] = "1"
+pid = os.fork()
+if pid == 0:
+    os.execv(real, ["git"] + sys.argv[1:])
+_, status, ru = os.wait4(pid, 0)
+a = [x for x in sys.argv[1:] if not x.startswith("-")]
+sub = " ".join(a[:2]) if a[:1] == ["annex"] else (a[0] if a else "?")
+own = os.times()
+with open({log!r}, "a") as f:
+    f.write(sub + "\\t" + str(ru.ru_utime + ru.ru_stime) + "\\t" +
+            str(own.user + own.system) + "\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def breakdown(base: Path, n: int) -> None:
+    """Where the CPU time of N no-op jobs (--jobs 2) goes, per job."""
+    git = shutil.which("git")
+    assert git is not None
+    shim_dir = base / "shim"
+    shim_dir.mkdir()
+    log = base / "git-cpu.log"
+    shim = shim_dir / "git"
+    shim.write_text(SHIM.format(python=sys.executable, git=git, log=str(log)))
+    shim.chmod(0o755)
+    here = with_source(str(Path(__file__).resolve().parent.parent))
+    shimmed = dict(here, PATH=f"{shim_dir}{os.pathsep}{here.get('PATH', '')}")
+    values = ",".join(str(i) for i in range(n))
+    args = ["-J", "2", "--param", f"i={values}", "-o", "out/{i}",
+            "mkdir -p out; echo {i} > out/{i}"]
+    # the whole tree's CPU without the wrappers (they cost more than the git they time),
+    # then the git processes' with them
+    cpus = {}
+    for name, env in (("plain", here), ("shimmed", shimmed)):
+        ds = base / f"breakdown-{name}"
+        sh([RR, "create", "-c", "text2git", str(ds)], cwd=base, env=here)
+        log.write_text("")
+        total, _ = array_stream(ds, args, env)
+        cpus[name] = LAST_CPU[0]
+        if name == "plain":
+            wall = total
+    cpu = cpus["plain"]
+    groups: dict[str, list[float]] = collections.defaultdict(list)
+    for line in log.read_text().splitlines():
+        sub, secs = line.split("\t")[:2]
+        groups[sub].append(float(secs))
+    git_cpu = sum(sum(v) for v in groups.values())
+    print(f"\n{n} no-op jobs, --jobs 2: wall {wall:.1f} s, CPU {cpu:.1f} s "
+          f"({1000 * cpu / n:.1f} ms per job); the git processes timed in a second run")
+    print(f"{'process':28} {'count':>6} {'per job':>8} {'ms per job':>11}")
+    for sub, secs in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
+        print(f"git {sub:24} {len(secs):6d} {len(secs) / n:8.2f} {1000 * sum(secs) / n:11.1f}")
+    print(f"{'the rest (Python, commands)':28} {'':6} {'':8} {1000 * (cpu - git_cpu) / n:11.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=1000)
@@ -111,10 +181,14 @@ def main() -> None:
     ap.add_argument("--against", metavar="SRC", help="also compare with rr imported from SRC")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--only-against", action="store_true")
+    ap.add_argument("--breakdown", action="store_true")
     args = ap.parse_args()
     n = args.n
     with tempfile.TemporaryDirectory(prefix="rr-bench-array-") as tmp:
         base = Path(tmp)
+        if args.breakdown:
+            breakdown(base, n)
+            return
         if args.against:
             against(base, n, args.against, args.rounds)
             if args.only_against:
