@@ -532,9 +532,12 @@ def _execute(ds: Dataset, state: jobs.JobsState, target: engine.Target,
 
     interrupted = False
     try:
-        for pos, outcome in jobs.run_all(tasks, target, on_event=event):
-            _cache_notes(on_event, by_index[tasks[pos].index], outcome)
-            yield _record_outcome(ds, array_id, by_index[tasks[pos].index], outcome)
+        # one long-lived update-ref for the job refs (each on disk before its result is shown)
+        with gitrepo.RefTransactions(ds.root) as refs:
+            for pos, outcome in jobs.run_all(tasks, target, on_event=event):
+                j = by_index[tasks[pos].index]
+                _cache_notes(on_event, j, outcome)
+                yield _record_outcome(ds, array_id, j, outcome, refs)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -562,7 +565,8 @@ def _cache_notes(on_event: OnEvent | None, j: jobs.JobState,
 
 
 def _record_outcome(ds: Dataset, array_id: str, j: jobs.JobState,
-                    outcome: JobOutcome | BaseException) -> Result:
+                    outcome: JobOutcome | BaseException,
+                    refs: gitrepo.RefTransactions | None = None) -> Result:
     params = show_params(j["params"])
     extra: dict[str, Any] = {"id": array_id, "index": j["index"], "params": j["params"]}
     if isinstance(outcome, BaseException):
@@ -576,7 +580,7 @@ def _record_outcome(ds: Dataset, array_id: str, j: jobs.JobState,
         extra["cache"] = list(outcome.cache)
     if outcome.status == JobStatus.OK:
         assert outcome.commit is not None
-        jobs.keep(ds, array_id, j["index"], outcome.commit)
+        jobs.keep(ds, array_id, j["index"], outcome.commit, refs)
         j["status"] = JobStatus.OK
         j["duration"] = outcome.duration
         return Result("run", f"job {j['index']}", OK, "done", message=params,

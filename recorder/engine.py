@@ -151,6 +151,7 @@ def check(jobs: int | None = None, scheduler: str | None = None) -> Target:
 def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = None,
                 scheduler: str | None = None, target: Target | None = None,
                 on_event: Callable[[Event], None] | None = None,
+                teardown: Callable[[], None] | None = None,
                 ) -> Iterator[tuple[int, T | BaseException]]:
     """Run ``fn(item)`` for every item; yield ``(index, result)`` as each finishes.
 
@@ -161,32 +162,39 @@ def execute_all(fn: Callable[[A], T], items: Sequence[A], *, jobs: int | None = 
     thread that iterates, never from Dask's threads, with one ``results.Event`` of kind JOB
     per change of a task's state (fields ``index`` and ``state``: queued, started, done,
     failed; text: the worker's address when started, the error when failed).  Close the iterator
-    (``contextlib.closing``) when leaving it early: that cancels the rest.  See the module's
-    docstring for the modes, failures and interrupts."""
+    (``contextlib.closing``) when leaving it early: that cancels the rest.  ``teardown``
+    (picklable, like ``fn``) runs once in every process that ran tasks when they end (each
+    Dask worker, or this process): what the tasks kept alive from one to the next (a worker's
+    long-lived helpers) is closed there.  See the module's docstring for the modes, failures
+    and interrupts."""
     items = list(items)
     if target is None:
         target = check(jobs, scheduler)
     emit = on_event or (lambda _event: None)
     if not target.parallel:
-        return _iter_serial(fn, items, emit)
-    return _iter_dask(fn, items, emit, target)
+        return _iter_serial(fn, items, emit, teardown)
+    return _iter_dask(fn, items, emit, target, teardown)
 
 
 # --- serial -------------------------------------------------------------------------------------
 
-def _iter_serial(fn, items, emit) -> Iterator[tuple[int, Any]]:
-    for index in range(len(items)):
-        emit(job_event(index, QUEUED))
-    for index, item in enumerate(items):
-        emit(job_event(index, STARTED))
-        try:
-            result = fn(item)
-        except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
-            emit(job_event(index, FAILED, _one_line(exc)))
-            yield index, exc
-        else:
-            emit(job_event(index, DONE))
-            yield index, result
+def _iter_serial(fn, items, emit, teardown=None) -> Iterator[tuple[int, Any]]:
+    try:
+        for index in range(len(items)):
+            emit(job_event(index, QUEUED))
+        for index, item in enumerate(items):
+            emit(job_event(index, STARTED))
+            try:
+                result = fn(item)
+            except Exception as exc:  # a task's failure is its result; Ctrl-C goes on
+                emit(job_event(index, FAILED, _one_line(exc)))
+                yield index, exc
+            else:
+                emit(job_event(index, DONE))
+                yield index, result
+    finally:
+        if teardown is not None:
+            teardown()
 
 
 # --- where the tasks run --------------------------------------------------------------------------
@@ -299,6 +307,12 @@ def _task(fn, item, index: int, topic: str):
     return fn(item)
 
 
+def _teardown(teardown: Callable[[], None]) -> None:
+    """Runs on a worker (``client.run``) when the tasks end: never an error of its own."""
+    with contextlib.suppress(Exception):
+        teardown()
+
+
 def _reachable(address: str, timeout: float) -> None:
     """A quick TCP check with a clear message (Client would retry until its timeout)."""
     match = re.match(r"^(?:(tcp|tls)://)?\[?([^\]\s/]+?)\]?:(\d+)/?$", address)
@@ -342,9 +356,15 @@ def _start(target, debug: bool):
     # workers forked, not spawned: a spawned worker imports distributed afresh (LocalCluster(2)
     # up in ~2.3 s here against ~0.3 s forked); rr's signal handlers die with the fork
     # (cli._raise_terminated); a jobqueue worker is a batch job, not a child of rr
+    # what no task of rr's needs, each costing CPU per task or per tick in every process: the
+    # workers' statistical profiler (samples the running task's stack every 10 ms), work
+    # stealing (tasks are handed out one per worker thread), the event loops' 20 ms ticks
     with dask.config.set({"distributed.scheduler.allowed-failures": 0,
                           "distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.multiprocessing-method": "fork"}):
+                          "distributed.worker.multiprocessing-method": "fork",
+                          "distributed.worker.profile.enabled": False,
+                          "distributed.scheduler.work-stealing": False,
+                          "distributed.admin.tick.interval": "500ms"}):
         if target.kind == "local":
             _become_subreaper()
             cluster = LocalCluster(n_workers=target.jobs, threads_per_worker=1, processes=True,
@@ -462,7 +482,7 @@ def _stop_processes(procs: list, sig: int) -> None:
             p.send_signal(sig)
 
 
-def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
+def _iter_dask(fn, items, emit, target, teardown=None) -> Iterator[tuple[int, Any]]:
     n = len(items)
     if n == 0:
         return
@@ -473,10 +493,11 @@ def _iter_dask(fn, items, emit, target) -> Iterator[tuple[int, Any]]:
 
     # a dead worker job is noticed after lost-worker-timeout (15 s by default); rr replaces it
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "1s"}):
-        yield from _iter_started(fn, items, emit, target, debug)
+        yield from _iter_started(fn, items, emit, target, debug, teardown)
 
 
-def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
+def _iter_started(fn, items, emit, target, debug, teardown=None
+                  ) -> Iterator[tuple[int, Any]]:
     n = len(items)
     # a signal while the cluster starts (seconds on a loaded machine) waits until it is up
     # and is raised in the try below, whose shutdown stops the workers: an interrupted start
@@ -542,6 +563,9 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
                             emit(job_event(index, STARTED, str(worker)))
                     elif payload in futures:
                         ended.append(futures.pop(payload))
+                # the workers these tasks freed get their next task now, before the results
+                # are fetched and handled here (a round trip, then the caller's work per result)
+                submit(window() - len(futures))
                 for future, result in _outcomes(client, ended, index_of):
                     index = index_of.pop(future.key)
                     running.discard(index)
@@ -558,7 +582,7 @@ def _iter_started(fn, items, emit, target, debug) -> Iterator[tuple[int, Any]]:
         finished = True
     finally:
         _shutdown(cluster, client, list(futures.values()), topic, aborted=not finished,
-                  debug=debug)
+                  debug=debug, teardown=teardown)
 
 
 def _outcomes(client, ended: list, index_of: dict) -> list:
@@ -598,7 +622,8 @@ def _outcome(future, index: int):
     return error
 
 
-def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool) -> None:
+def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debug: bool,
+              teardown: Callable[[], None] | None = None) -> None:
     """Cancel what is left, stop what the tasks started here, close client and cluster.
     Runs to its end even when a second Ctrl-C arrives meanwhile (then re-raised)."""
     interrupted: BaseException | None = None
@@ -610,6 +635,8 @@ def _shutdown(cluster, client, pending: list, topic: str, *, aborted: bool, debu
             steps.append(lambda: client.cancel(pending, force=True))
         if leftovers:  # the user's commands started by running tasks: SIGTERM first
             steps.append(lambda: _stop_processes(leftovers, signal.SIGTERM))
+        if teardown is not None:  # on the workers, not in their tasks' threads
+            steps.append(lambda: client.run(_teardown, teardown, on_error="ignore"))
         steps.append(lambda: client.unsubscribe_topic(topic))
         steps.append(lambda: client.close(timeout=5))
         if cluster is not None:

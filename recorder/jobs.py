@@ -12,8 +12,11 @@ branch.  A job's state is one :class:`JobStatus` whether it runs serially or in 
 
 - :class:`JobTask` / :class:`JobOutcome`: one job in, its outcome out (frozen, picklable);
 - :func:`run_all`: the tasks on the engine (``engine.Target``), outcomes as they finish;
-- worktree slots: a worker reuses the worktree of its last successful job;
-- job refs: :func:`job_ref`, :func:`keep`, :func:`kept`;
+- worktree slots: a worker reuses the worktree of its last successful job (reset to the
+  base exactly, with the long-lived helpers entered once per worktree in
+  :func:`_enter_helpers`, closed by :func:`close_slots` when the jobs end);
+- job refs: :func:`job_ref`, :func:`keep` (through the driver's one
+  ``gitrepo.RefTransactions``), :func:`kept`;
 - the state file ``.git/rr-arrays/<id>.json`` (:func:`save_state`, :func:`load_state`:
   versioned, validated when read);
 - the history writer: :func:`write_history`.
@@ -25,6 +28,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import json
 import os
 import re
@@ -89,7 +93,7 @@ class JobsState(TypedDict, total=False):
     jobs: list[JobState]
 
 __all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
-           "JobsState", "Target", "check_id", "job_dir", "job_ref", "keep", "kept",
+           "JobsState", "Target", "check_id", "close_slots", "job_dir", "job_ref", "keep", "kept",
            "load_state", "lock", "lock_path", "new_id", "ref_name", "remove",
            "remove_worktrees", "run_all", "run_job", "save_state", "state_dir", "state_path",
            "unfinished", "unlock", "write_history"]
@@ -134,24 +138,67 @@ class JobOutcome:
     cache: tuple[str, ...] = ()  # what the run-cache said: restored from, or why it missed
 
 
-# the worktree dir of a set of jobs -> this process's reusable worktree (its config read once)
-_SLOTS: dict[str, Dataset] = {}
+class _Slot:
+    """A worker's reusable worktree (its dataset, config read once) and the long-lived helpers
+    bound to it, kept from job to job of one set of jobs."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+        self.helpers = contextlib.ExitStack()
+        self.reset = False  # made exactly the base commit by worktree_reset (no leftovers)
+
+    def close(self) -> None:
+        """Stop the helpers (a failed job keeps its worktree: nothing may run in it)."""
+        self.helpers.close()
 
 
-def _slot(task: JobTask) -> Dataset:
-    """A worktree at the task's base: the one this process's last successful job left (reset),
-    else a new one."""
-    ds = _SLOTS.pop(task.wtdir, None)
-    if ds is not None:
+# the worktree dir of a set of jobs -> this process's reusable worktree; a job takes it out
+# while it runs and puts it back when it succeeded
+_SLOTS: dict[str, _Slot] = {}
+
+
+def _enter_helpers(slot: _Slot) -> None:
+    """The one place where a worker enters the long-lived helpers of a worktree slot (batch
+    processes such as a ``git annex add --batch`` session for the slot's root), once per slot
+    with ``slot.helpers.enter_context(...)``, with the jobs' environment in force (``JOB_ENV``:
+    a git-annex started here never commits to the git-annex branch, the driver does); they
+    serve every job of this worker on that worktree and are closed when the slot is dropped
+    (a failed job) or the jobs end (:func:`close_slots`, run on every worker by
+    :func:`run_all`)."""
+    del slot  # none yet
+
+
+def _slot(task: JobTask) -> _Slot:
+    """A worktree at the task's base: the one this process's last successful job left (reset:
+    the base tree exactly, whatever that job left), else a new one."""
+    slot = _SLOTS.pop(task.wtdir, None)
+    if slot is not None:
         try:
-            gitrepo.worktree_reset(ds.root, task.base)
-            return ds
+            gitrepo.worktree_reset(slot.ds.root, task.base)
+            slot.reset = True
+            return slot
         except RecorderError:
-            pass
+            slot.close()
     Path(task.wtdir).mkdir(parents=True, exist_ok=True)
     wt = os.path.join(task.wtdir, f"{os.getpid()}-{task.index}")
     gitrepo.worktree_add(task.root, wt, task.base)
-    return Dataset(wt)
+    slot = _Slot(Dataset(wt))
+    try:
+        _enter_helpers(slot)
+    except BaseException:
+        slot.close()
+        raise
+    return slot
+
+
+def close_slots(wtdir: str | None = None) -> None:
+    """Close and forget this process's worktree slots (of the jobs in ``wtdir``, or all):
+    their helpers stop; the worktrees stay for the driver to remove."""
+    for key in [k for k in _SLOTS if wtdir is None or k == wtdir]:
+        slot = _SLOTS.pop(key, None)
+        if slot is not None:
+            with contextlib.suppress(Exception):
+                slot.close()
 
 
 def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
@@ -183,8 +230,13 @@ def run_job(task: JobTask) -> JobOutcome:
     """One job: the ordinary run operation in a linked worktree at the base commit.  A
     worktree that saw a successful job is reset and reused by the next job of this process; a
     failed job's worktree is kept with its outputs and message."""
-    ds = _slot(task)
+    with proc.tool_env_overlay(JOB_ENV):  # the slot's helpers too: no git-annex commits
+        slot = _slot(task)
+    ds = slot.ds
     wt = str(ds.root)
+    # a worktree just reset is the base commit exactly: execute need not check it with a
+    # status (but a subdataset's content survives a reset: then it is checked)
+    clean = slot.reset and not (ds.root / ".gitmodules").exists()
     started = time.monotonic()
     said: list[str] = []  # the run-cache's notes (jobs have no on_event: the driver shows them)
 
@@ -193,9 +245,12 @@ def run_job(task: JobTask) -> JobOutcome:
                                              "cached_from" in event.fields):
             said.append(event.text)
 
+    reusable = False
     try:
         with proc.tool_env_overlay(JOB_ENV):
-            result = runop.execute(ds, _job_spec(ds, task), on_event=collect)
+            result = runop.execute(ds, _job_spec(ds, task), on_event=collect, clean=clean)
+        _SLOTS[task.wtdir] = slot
+        reusable = True
     except Interrupted as exc:
         if threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt from None
@@ -207,7 +262,9 @@ def run_job(task: JobTask) -> JobOutcome:
         return JobOutcome(task.index, JobStatus.FAILED, None, exc.message, exc.hint or "", wt,
                           time.monotonic() - started, exit_code=exc.exit_code,
                           error=type(exc).__name__, cache=tuple(said))
-    _SLOTS[task.wtdir] = ds
+    finally:
+        if not reusable:  # the worktree is kept with the failed job's outputs: nothing runs there
+            slot.close()
     return JobOutcome(task.index, JobStatus(result.status), result.commit, "", "", wt,
                       result.duration, notes=tuple(result.notes),
                       command_exit=result.extra.get("exit") if result.extra else None,
@@ -219,7 +276,14 @@ def run_all(tasks: Sequence[JobTask], target: Target = engine.SERIAL,
             ) -> Iterator[tuple[int, JobOutcome | BaseException]]:
     """The tasks on the engine: ``(position, outcome)`` as each finishes; an exception is the
     outcome of a task that could not run (its worker died, ...)."""
-    return engine.execute_all(run_job, tasks, target=target, on_event=on_event)
+    wtdirs = list(dict.fromkeys(t.wtdir for t in tasks))
+    return engine.execute_all(run_job, tasks, target=target, on_event=on_event,
+                              teardown=functools.partial(_close_slots_of, wtdirs))
+
+
+def _close_slots_of(wtdirs: list[str]) -> None:
+    for wtdir in wtdirs:
+        close_slots(wtdir)
 
 
 # --- where jobs live: state file, worktrees, refs --------------------------------------------
@@ -265,9 +329,16 @@ def kept(ds: Dataset, jobs_id: str) -> dict[str, str]:
     return gitrepo.refs_under(ds.root, f"{JOB_REFS}/{jobs_id}/")
 
 
-def keep(ds: Dataset, jobs_id: str, index: int | str, commit: str) -> None:
-    """A job's commit under its job ref (until the history is written)."""
-    gitrepo.update_refs(ds.root, [f"update {job_ref(jobs_id, index)} {commit}"])
+def keep(ds: Dataset, jobs_id: str, index: int | str, commit: str,
+         refs: gitrepo.RefTransactions | None = None) -> None:
+    """A job's commit under its job ref (until the history is written), on disk when this
+    returns (a SIGKILL after it: ``--continue`` does not run the job again).  ``refs``: the
+    driver's long-lived ``update-ref --stdin`` (no process per job)."""
+    line = f"update {job_ref(jobs_id, index)} {commit}"
+    if refs is not None:
+        refs.update([line])
+    else:
+        gitrepo.update_refs(ds.root, [line])
 
 
 def ref_name(ref: str) -> str:

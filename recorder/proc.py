@@ -252,6 +252,36 @@ def start_batch(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None, 
     return child
 
 
+@contextlib.contextmanager
+def popen_batch(
+    argv: Sequence[str],
+    cwd: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a long-lived tool that reads requests on stdin and answers on stdout (``git
+    update-ref --stdin``, ``git cat-file --batch``, ``git annex ... --batch``); the caller
+    writes, flushes and reads.  Leaving the block closes its stdin (the tool ends at EOF) and
+    waits for it; an exception or interrupt stops the tool and its process group."""
+    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        _let_signals(held)
+        yield child
+        assert child.stdin is not None
+        with contextlib.suppress(OSError):
+            child.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # then stopped below
+            child.wait(timeout=TOOL_GRACE * 5)
+    finally:
+        if child.returncode is None:
+            stop_tool(child)
+        for stream in (child.stdin, child.stdout, child.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
 def stream_into(argv: Sequence[str], write: "Callable[[IO[bytes]], None]",
                 cwd: str | os.PathLike[str] | None = None) -> tuple[int, str]:
     """Start ``argv``, let ``write`` stream into its stdin, return (exit code, output)."""

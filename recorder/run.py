@@ -393,14 +393,17 @@ def _record_pwd(ds: Dataset, pwd: Path) -> str:
     return rel
 
 
-def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> Result:
+def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None,
+            clean: bool = False) -> Result:
     """Prepare, execute and save one command, in four phases: preflight and preparation,
     the command, collecting what changed, commit (or keep the message).
 
     A run without ``--explicit`` holds the dataset lock throughout, as it claims everything
     that changed while its command ran; an ``--explicit`` run holds it to prepare and to
     commit, and makes its declared outputs known to other rr processes meanwhile.
-    ``on_event`` gets an ANNOUNCE of the expanded command, before it starts.
+    ``on_event`` gets an ANNOUNCE of the expanded command, before it starts.  ``clean``: the
+    caller made the work tree exactly the commit (an array job's reused worktree, reset by
+    ``jobs``): no status is taken to check it.
     """
     preflight.check_run(ds)
     if spec.explicit:
@@ -413,7 +416,7 @@ def execute(ds: Dataset, spec: RunSpec, *, on_event: OnEvent | None = None) -> R
             with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
                 return _save_run(ds, spec, prepared, ran)
     with dataset_lock(ds.git_dir, what=f"rr run {spec.cmd[:80]}"):
-        if not spec.in_replay:
+        if not (spec.in_replay or clean):
             ensure_clean(ds)
         prepared = _prepare(ds, spec)
         spec, ran = _from_cache(ds, prepared.spec, prepared, on_event)

@@ -40,7 +40,8 @@ from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
                       iter_diff_raw, object_infos, object_types, small_blobs, tree_entries,
                       tree_files)
-from .refs import (branch_exists, check_ref_format_tag, current_branch, has_refs, head_sha,
+from .refs import (RefTransactions, branch_exists, check_ref_format_tag, current_branch,
+                   has_refs, head_sha,
                    newest_remote_branch,
                    init, init_shared, object_id, ref_names, refs_by_commit, refs_under,
                    resolve_commit, tag,
@@ -56,7 +57,7 @@ from .worktrees import (main_worktree, worktree_add, worktree_prune, worktree_re
                         worktree_reset)
 
 __all__ = [
-    "PathLike", "git_dir", "nul_paths",
+    "PathLike", "git_dir", "nul_paths", "RefTransactions",
     "commit", "commit_amend", "deferred_maintenance", "ensure_no_index_lock", "stripspace",
     "write_commit_editmsg",
     "config_get", "config_list", "config_parses", "config_remove_section", "config_set",

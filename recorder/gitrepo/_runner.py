@@ -4,6 +4,7 @@ functions of the package, never these."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -63,6 +64,12 @@ def call_git_optional(args: Sequence[str], cwd: PathLike) -> str | None:
     if done.returncode != 0:
         return None
     return done.stdout.decode("utf-8", "surrogateescape")
+
+
+def batch_process(args: Sequence[str], cwd: PathLike, *, env: dict[str, str] | None = None
+                  ) -> contextlib.AbstractContextManager[proc.subprocess.Popen[bytes]]:
+    """A long-lived ``git ARGS`` reading requests on stdin (see ``proc.popen_batch``)."""
+    return proc.popen_batch(["git", *args], cwd, env=env)
 
 
 def nul_paths(paths: Iterable[str]) -> bytes:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._runner import (PathLike, call_git, call_git_lines, call_git_optional, call_git_success,
-                      git_dir)
+from .. import proc
+from ..errors import CommandError
+from ._runner import (PathLike, batch_process, call_git, call_git_lines, call_git_optional,
+                      call_git_success, git_dir)
 
 
 def init(path: PathLike, *, bare: bool = False) -> None:
@@ -143,3 +146,60 @@ def update_refs(root: PathLike, lines: Sequence[str]) -> None:
     """Several ref updates in one ``git update-ref --stdin`` transaction."""
     if lines:
         call_git(["update-ref", "--stdin"], root, input="".join(f"{x}\n" for x in lines).encode())
+
+
+class RefTransactions:
+    """One long-lived ``git update-ref --stdin`` for many small ref transactions (a job ref
+    per finished job): each :meth:`update` is one transaction, on disk when it returns, without
+    a process per transaction.  Use as a context manager; a failed transaction ends the
+    process (the next update starts another) and raises CommandError."""
+
+    def __init__(self, root: PathLike) -> None:
+        self.root = root
+        self._stack = contextlib.ExitStack()
+        self._child: proc.subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RefTransactions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._child = None
+        self._stack.close()
+
+    def update(self, lines: Sequence[str]) -> None:
+        """``lines`` (``update REF NEW [OLD]``, ``delete REF``, ...) in one transaction."""
+        if not lines:
+            return
+        child = self._child
+        if child is None or child.poll() is not None:
+            self.close()
+            child = self._child = self._stack.enter_context(
+                batch_process(["update-ref", "--stdin"], self.root))
+        assert child.stdin is not None and child.stdout is not None
+        request = "start\n" + "".join(f"{x}\n" for x in lines) + "prepare\ncommit\n"
+        answers = []
+        try:
+            child.stdin.write(request.encode("utf-8", "surrogateescape"))
+            child.stdin.flush()
+            for _ in range(3):  # start: ok, prepare: ok, commit: ok
+                line = child.stdout.readline()
+                answers.append(line)
+                if not line.endswith(b": ok\n"):
+                    break
+        except OSError:
+            pass
+        if answers[2:] == [b"commit: ok\n"]:
+            return
+        try:
+            child.stdin.close()
+        except OSError:
+            pass
+        child.wait()
+        err = child.stderr.read() if child.stderr is not None else b""
+        code = child.returncode
+        self.close()
+        raise CommandError(["git", "update-ref", "--stdin"], code or 1,
+                           err.decode("utf-8", "replace"))

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
+
+from ..errors import CommandError
 
 from ._runner import PathLike, call_git, git_dir, run
 
 
 def worktree_add(root: PathLike, path: PathLike, commit: str) -> None:
-    """A detached linked worktree at ``path`` checked out at ``commit``."""
-    call_git(["worktree", "add", "-q", "--detach", str(path), commit], root)
+    """A detached linked worktree at ``path`` checked out at ``commit``.  Two added at once
+    (the workers of an array starting) can meet: git reads the other's half-written entry in
+    .git/worktrees and gives up before making its own; it is tried again then."""
+    for attempt in range(4):
+        try:
+            call_git(["worktree", "add", "-q", "--detach", str(path), commit], root)
+            return
+        except CommandError as exc:
+            if attempt == 3 or "failed to read" not in exc.stderr or \
+                    "worktrees" not in exc.stderr or os.path.lexists(path):
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def main_worktree(root: PathLike) -> Path | None:
