@@ -38,7 +38,9 @@ def _processes(ds, tmp_path, *args: str) -> tuple[dict[str, int], int]:
     for line in trace.read_text().splitlines():
         event = json.loads(line)
         argv = event.get("argv") or []
-        if event["event"] == "start" and "/" not in event["sid"] and argv[1:2] != ["annex"]:
+        # (git-annex started by rr directly calls git with --git-dir=: those are its own)
+        if event["event"] == "start" and "/" not in event["sid"] and argv[1:2] != ["annex"] \
+                and not argv[1].startswith("--git-dir"):
             own[argv[1]] = own.get(argv[1], 0) + 1
         if event["event"] == "child_start" and argv and argv[0].startswith("git-annex"):
             annexes += 1

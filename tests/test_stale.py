@@ -87,4 +87,4 @@ def test_an_output_saved_over_is_not_the_runs_any_more(two_runs):
 
 def test_stale_usage_errors(ds):
     proc = rr("status", "--stale", "--annex", cwd=ds, check=False)
-    assert proc.returncode == 2 and "--stale takes no -r or --annex" in proc.stderr
+    assert proc.returncode == 2 and "--stale takes no -r, -R or --annex" in proc.stderr

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from .. import engine, gitrepo
+from .. import annex, engine, gitrepo
 from ..dataset import Dataset
 from ..errors import (EXIT_INTERRUPTED, CommandFailedError, Interrupted, RecorderError,
                        RerunStoppedError, UsageError)
@@ -181,8 +181,9 @@ def _drive(replay: Replay) -> Iterator[Result]:
         serial = _Held(replay)
         records.callback(serial.release)
         records.callback(_write_notes, replay)
-        # what serves every record (a long-lived process) enters HERE, so that it ends first,
-        # before the notes and under the lock: records.enter_context(annex.add_session(...))
+        # what serves every record: one long-lived `git annex add --batch` (entered last, so
+        # that it ends first, before the notes and under the lock)
+        records.enter_context(annex.add_session(ds.root))
         while replay.steps:
             step = replay.steps[0]
             started = time.monotonic()
