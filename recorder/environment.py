@@ -19,7 +19,6 @@ under ``.git/rr/`` keyed by the git-annex binary's path, size and mtime.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -113,35 +112,14 @@ def annex_version(ds: Dataset, keep: bool = True) -> str | None:
     write none (rr rerun --verify changes nothing in the dataset but its notes)."""
     if not ds.is_annex:
         return None
-    binary = shutil.which("git-annex", path=proc.tool_path())
-    if binary is None:
-        return None
-    try:
-        st = os.stat(binary)
-    except OSError:
-        return None
-    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
-    cache = ds.git_dir / "rr" / "annex-version"
-    try:
-        kept = json.loads(cache.read_text(encoding="utf-8"))
-        if kept.get("binary") == stamp and isinstance(kept.get("version"), str):
-            return str(kept["version"])
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        version = annex.version(ds.root)
-    except RecorderError:
-        return None
-    if not keep:
-        return version
-    try:
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_name(f"annex-version.{os.getpid()}")
-        tmp.write_text(json.dumps({"binary": stamp, "version": version}), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only .git: asked again next time
-    return version
+
+    def ask() -> str | None:
+        try:
+            return annex.version(ds.root)
+        except RecorderError:
+            return None
+
+    return proc.kept_version("git-annex", ds.git_dir / "rr" / "annex-version", ask, keep=keep)
 
 
 def gpu() -> list[dict[str, str]]:

@@ -18,8 +18,10 @@ on the terminal (as with GIT_TERMINAL_PROMPT=0): ssh needs keys or an agent.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
+import shutil
 import signal
 import threading
 import subprocess
@@ -77,6 +79,42 @@ def tool_path() -> str:
     if os.path.exists(os.path.join(bindir, "git-annex")) and bindir not in path.split(os.pathsep):
         path = bindir + os.pathsep + path
     return path
+
+
+def kept_version(tool: str, cache: str | os.PathLike[str], ask: Callable[[], str | None], *,
+                 keep: bool = True) -> str | None:
+    """A tool's version without a process per call: kept in the file ``cache`` keyed by the
+    binary's path, size and mtime (an upgrade changes them); ``ask()`` gives it when the
+    kept one does not fit (None: unknown, nothing kept).  None without the tool on PATH.
+    ``keep=False``: a kept version is read, none written."""
+    binary = shutil.which(tool, path=tool_path())
+    if binary is None:
+        return None
+    try:
+        st = os.stat(binary)
+    except OSError:
+        return None
+    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
+    path = os.fspath(cache)
+    try:
+        with open(path, encoding="utf-8") as f:
+            kept = json.load(f)
+        if kept.get("binary") == stamp and isinstance(kept.get("version"), str):
+            return str(kept["version"])
+    except (OSError, ValueError, AttributeError):
+        pass
+    version = ask()
+    if version is None or not keep:
+        return version
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"binary": stamp, "version": version}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only .git: asked again next time
+    return version
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,10 +4,8 @@ plumbing (write-tree, commit-tree, update-ref); the checks around it."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
-import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -162,34 +160,13 @@ def maintenance_may_be_due(root: PathLike) -> bool:
 
 def _git_version(common: Path) -> tuple[int, int] | None:
     """git's (major, minor) without a process per call: kept in ``.git/rr/git-version``
-    keyed by the git binary's path, size and mtime (as rr keeps git-annex's version)."""
-    binary = shutil.which("git", path=proc.tool_path())
-    if binary is None:
-        return None
-    try:
-        st = os.stat(binary)
-    except OSError:
-        return None
-    stamp = [os.path.realpath(binary), st.st_size, st.st_mtime_ns]
-    cache = common / "rr" / "git-version"
-    try:
-        kept = json.loads(cache.read_text(encoding="utf-8"))
-        if kept.get("binary") == stamp and isinstance(kept.get("version"), str):
-            return _major_minor(kept["version"])
-    except (OSError, ValueError, AttributeError):
-        pass
-    out = call_git_optional(["version"], common)
-    if out is None:
-        return None
-    version = out.strip().removeprefix("git version ")
-    try:
-        cache.parent.mkdir(exist_ok=True)
-        tmp = cache.with_name(f"git-version.{os.getpid()}")
-        tmp.write_text(json.dumps({"binary": stamp, "version": version}), encoding="utf-8")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only .git: asked again next time
-    return _major_minor(version)
+    keyed by the git binary (as rr keeps git-annex's version)."""
+    def ask() -> str | None:
+        out = call_git_optional(["version"], common)
+        return None if out is None else out.strip().removeprefix("git version ")
+
+    version = proc.kept_version("git", common / "rr" / "git-version", ask)
+    return None if version is None else _major_minor(version)
 
 
 def _major_minor(version: str) -> tuple[int, int] | None:
