@@ -275,13 +275,13 @@ def popen_lines(
 
 
 def start_batch(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None, *,
-                stderr: Any = None) -> Popen:
+                stderr: Any = None, env: Mapping[str, str] | None = None) -> Popen:
     """Start a long-lived tool that answers requests written to its stdin on its stdout (a
     ``--batch`` process), in its own session like every tool.  ``stderr``: where its
     diagnostics go (a file; None: rr's stderr).  The caller ends it: stdin closed and
     ``wait()``, or :func:`stop_tool` (on an interrupt, or when it stops answering)."""
     child, held = _spawn(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=stderr)
+                         stderr=stderr, env=env)
     try:
         _let_signals(held)
     except BaseException:
@@ -301,10 +301,8 @@ def popen_batch(
     update-ref --stdin``, ``git cat-file --batch``, ``git annex ... --batch``); the caller
     writes, flushes and reads.  Leaving the block closes its stdin (the tool ends at EOF) and
     waits for it; an exception or interrupt stops the tool and its process group."""
-    child, held = _spawn(argv, cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    child = start_batch(argv, cwd, stderr=subprocess.PIPE, env=env)
     try:
-        _let_signals(held)
         yield child
         assert child.stdin is not None
         with contextlib.suppress(OSError):
