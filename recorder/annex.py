@@ -128,6 +128,8 @@ def add(root: str | os.PathLike[str], paths: Sequence[str], to_git: bool = False
     it cannot copy it back and leaves an empty file: the content is moved back here.
     """
     session = _ADD_SESSIONS.get(os.path.realpath(root))
+    if session is not None and any(map(is_attributes, paths)):
+        session.retire()  # a .gitattributes is added now: the rest follows its new rules
     try:
         if session is not None and not to_git and session.takes(paths):
             return session.add(paths)
@@ -146,18 +148,26 @@ _SESSION_MAX_PATHS = 40
 
 
 @contextlib.contextmanager
-def add_session(root: str | os.PathLike[str]) -> Iterator[None]:
+def add_session(root: str | os.PathLike[str], *, prestart: bool = False) -> Iterator[None]:
     """While active, :func:`add` in ``root`` (without ``to_git``, of at most a few files)
     goes through one long-lived ``git annex add --batch --json`` process, started at the
     first such add, instead of a git-annex process per call: for callers that save many
     times in one process (the records of a rerun, the jobs of an array worker).
+    ``prestart``: start it now, so that git-annex's own start (its config, its branch, a
+    third of a one-file add) happens while the caller does other work (rr run: while the
+    command runs); unused, it ends at the end of the block having changed nothing.
 
     Every file is staged in git's index when :func:`add` returns (the process runs with a
     queue of one file: git-annex flushes its queued index update before it answers for
     a file).  git-annex records the new content's location in its journal at once and
     commits its branch when the process ends, at the end of the block.  Nested blocks for
     the same dataset share the outer session; threads adding in the same dataset take turns.
-    The process keeps the environment it was started in (``proc.tool_env_overlay``)."""
+    The process keeps the environment it was started in (``proc.tool_env_overlay``).
+
+    git-annex reads its configuration once, when it starts, and the attributes of a
+    directory (annex.largefiles, annex.backend) once, when it first adds there: a new
+    process is started for the next add once the repository's config or info/attributes
+    changed, or a ``.gitattributes`` file was saved (see :func:`attributes_changed`)."""
     key = os.path.realpath(root)
     if key in _ADD_SESSIONS:
         yield
@@ -165,10 +175,36 @@ def add_session(root: str | os.PathLike[str]) -> Iterator[None]:
     session = _AddSession(root)
     _ADD_SESSIONS[key] = session
     try:
+        if prestart:
+            session.prestart()
         yield
     finally:
         del _ADD_SESSIONS[key]
         session.close()
+
+
+def attributes_changed(root: str | os.PathLike[str]) -> None:
+    """A ``.gitattributes`` in ``root`` is being saved (changed, added or deleted): the
+    session's process, which may have read the old one, is not used for further adds."""
+    session = _ADD_SESSIONS.get(os.path.realpath(root))
+    if session is not None:
+        session.retire()
+
+
+def is_attributes(path: str) -> bool:
+    return path.rstrip("/").rsplit("/", 1)[-1] == ".gitattributes"
+
+
+def _read_once_stamp(git_dir: str) -> tuple[tuple[int, int] | None, ...]:
+    """What git-annex reads once per process: the repository's config, info/attributes."""
+    out: list[tuple[int, int] | None] = []
+    for name in ("config", os.path.join("info", "attributes")):
+        try:
+            st = os.stat(os.path.join(git_dir, name))
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 class _AddSession:
@@ -177,6 +213,17 @@ class _AddSession:
         self.child: proc.Popen | None = None
         self.errors: IO[bytes] | None = None
         self.lock = threading.Lock()  # one request-answer exchange at a time
+        self.stamp: tuple[tuple[int, int] | None, ...] = ()  # _read_once_stamp at start
+
+    def prestart(self) -> None:
+        with self.lock:
+            if self.child is None:
+                self._start()
+
+    def retire(self) -> None:
+        """End the process (its adds committed as at the end); the next add starts anew."""
+        with self.lock:
+            self._close()
 
     def takes(self, paths: Sequence[str]) -> bool:
         """Paths the batch process can take one per line: few, each a file (git-annex's
@@ -188,6 +235,7 @@ class _AddSession:
 
     def _start(self) -> proc.Popen:
         ensure_available()
+        self.stamp = _read_once_stamp(os.path.join(self.root, ".git"))
         self.errors = tempfile.TemporaryFile()
         self.child = proc.start_batch(
             [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",
@@ -200,8 +248,11 @@ class _AddSession:
             return self._add(paths)
 
     def _add(self, paths: Sequence[str]) -> list[dict]:
-        child = self.child if self.child is not None and self.child.poll() is None \
-            else self._start()
+        if self.child is not None and (
+                self.child.poll() is not None
+                or _read_once_stamp(os.path.join(self.root, ".git")) != self.stamp):
+            self._close()  # it ended, or its configuration changed since it started
+        child = self.child if self.child is not None else self._start()
         assert child.stdin is not None and child.stdout is not None
         records: list[dict] = []
         try:

@@ -44,6 +44,8 @@ def stage(ds: Dataset, entries: Sequence[StatusEntry], message: str = "",
         register_subdataset(ds, rel)
     to_add = [e.path for e in entries
               if e.state != "deleted" and not e.submodule and e.path.rstrip("/") not in embedded]
+    if ds.is_annex and any(annex.is_attributes(e.path) for e in entries):
+        annex.attributes_changed(ds.root)  # a batch add process read the old rules
     if ds.is_annex:  # a `git mv` to another depth leaves an annexed file's link pointing wrong
         annex.fix(ds.root, [e.path for e in entries
                             if e.state == "renamed" and (ds.root / e.path).is_symlink()])

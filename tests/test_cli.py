@@ -288,13 +288,13 @@ def test_call_prints_error_and_hint_and_exits_with_its_code(capsys):
     def misused() -> None:
         raise UsageError("no such thing")
 
-    with pytest.raises(typer.Exit) as exc:
+    with pytest.raises(SystemExit) as exc:
         call(fail)
-    assert exc.value.exit_code == 1
+    assert exc.value.code == 1
     assert capsys.readouterr().err == "rr: error: it broke\nrr: hint: fix it\n"
-    with pytest.raises(typer.Exit) as exc:
+    with pytest.raises(SystemExit) as exc:
         call(misused)
-    assert exc.value.exit_code == 2
+    assert exc.value.code == 2
     assert capsys.readouterr().err == "rr: error: no such thing\n"
 
 
@@ -302,9 +302,9 @@ def test_call_turns_ctrl_c_into_130(capsys):
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    with pytest.raises(typer.Exit) as exc:
+    with pytest.raises(SystemExit) as exc:
         call(interrupted)
-    assert exc.value.exit_code == 130
+    assert exc.value.code == 130
     assert capsys.readouterr().err == "rr: interrupted\n"
 
 

@@ -94,73 +94,20 @@ def _cached_help() -> None:
     sys.exit(0)
 
 
-def _store_help(text: str) -> None:
-    """Keep the text typer rendered for ``rr --help`` for the next time (where the bytecode
-    is written; nothing when it cannot be)."""
-    import typer  # noqa: PLC0415  loaded already
-
-    try:
-        path, stamp = _help_cache()
-        st = os.stat(typer.__file__ or "")
-        if not os.path.isdir(os.path.dirname(path)):
-            return
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(f"{stamp}\n{typer.__file__}\n{st.st_mtime_ns} {st.st_size}\n{text}")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
 if os.path.basename(sys.argv[0]) == "rr" and sys.argv[1:] == ["--help"]:
     _cached_help()
 
-import importlib  # noqa: E402  after rr --help's text
-import inspect  # noqa: E402
 from typing import Any  # noqa: E402  after the handlers: importing takes a while
 
-import typer  # noqa: E402
-
-from .. import __version__  # noqa: E402
 from . import render  # noqa: E402
-from .base import (COMMAND_AFTER_OPTIONS, STATE, AnnexModeOption,  # noqa: E402
-                   CommandAfterOptions, call)
+from .base import AFTER_OPTIONS, ANNEX_MODE, STATE, call  # noqa: E402, F401
 from .render import Progress as _Progress  # noqa: F401, E402  tests draw it
 from .render import render_results  # noqa: E402
 
 __all__ = ["app", "call", "main", "render_results"]
 
-_SETTINGS: dict[str, Any] = dict(
-    name="rr",
-    help="rr records how results were made: every run's command, inputs and outputs go into "
-         "a DataLad-compatible run record in the commit, and can be replayed with rr rerun.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-_app = typer.Typer(**_SETTINGS)
-
-
-def _version(value: bool) -> None:
-    if value:
-        render.out(f"rr {__version__}")
-        raise typer.Exit()
-
-
-@_app.callback()
-def _main(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    STATE["debug"] = debug
-    if debug:  # the engine (Dask) shows distributed's log lines then
-        os.environ["RR_DEBUG"] = "1"
-
-
-_AFTER_OPTIONS = {"cls": CommandAfterOptions, "context_settings": COMMAND_AFTER_OPTIONS}
-_ANNEX_MODE = {"cls": AnnexModeOption}
+_AFTER_OPTIONS = {"class": AFTER_OPTIONS}
+_ANNEX_MODE = {"class": ANNEX_MODE}
 
 # (command, its module in recorder.cli, the function, settings), in the order of rr --help
 _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
@@ -195,74 +142,13 @@ _COMMANDS: tuple[tuple[str, str, str, dict[str, Any]], ...] = (
 # command groups: (name, module, the Typer sub-application)
 _GROUPS = (("siblings", "sharing", "siblings_app"), ("metrics", "history", "metrics_app"),
            ("export", "provenance", "export_app"))
-_REGISTERED: set[str] = set()
 
 
-def _attr(module: str, name: str) -> Any:
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the whole application (typer's)
+        from .application import register  # noqa: PLC0415  typer: not on the fast path
 
-
-def _register(only: str | None = None) -> typer.Typer:
-    """Register the command ``only`` (when it names one), else every command; typer inspects
-    the signature of every registered command on each call (about 20 ms for all of rr's), and
-    importing their modules costs too, though one command runs."""
-    known = {c[0] for c in _COMMANDS} | {g[0] for g in _GROUPS}
-    wanted = {only} if only in known else known
-    if wanted - _REGISTERED:
-        if _REGISTERED:  # a partial registration before: start again in the listed order
-            _app.registered_commands = []
-            _app.registered_groups = []
-            _REGISTERED.clear()
-        for name, module, fn, settings in _COMMANDS:
-            if name in wanted:
-                _app.command(name, **settings)(_attr(module, fn))
-        for name, module, sub in _GROUPS:
-            if name in wanted:
-                _app.add_typer(_attr(module, sub), name=name)
-        _REGISTERED.update(wanted)
-    return _app
-
-
-def _summaries() -> typer.Typer:
-    """The application as ``rr --help`` shows it: each command's name and help text, none
-    of its options (typer reads every option of every command to build them: ~a fifth of
-    ``rr --help``)."""
-    app = typer.Typer(**_SETTINGS)
-    app.registered_callback = _app.registered_callback
-    for name, module, fn, _settings in _COMMANDS:
-        app.command(name, help=inspect.getdoc(_attr(module, fn)))(_summary_only)
-    for name, module, sub in _GROUPS:
-        info = typer.models.TyperInfo(_attr(module, sub))
-        app.add_typer(typer.Typer(), name=name, help=typer.main.solve_typer_info_help(info))
-    return app
-
-
-def _help() -> None:
-    """``rr --help`` rendered by typer, and kept for the next time (see _cached_help)."""
-    import contextlib  # noqa: PLC0415  rr --help only
-    import io  # noqa: PLC0415  rr --help only
-
-    buf = io.StringIO()
-    code: Any = 0
-    with contextlib.redirect_stdout(buf):
-        try:
-            _summaries()()
-        except SystemExit as exc:
-            code = exc.code
-    sys.stdout.write(buf.getvalue())
-    if code in (0, None) and os.path.basename(sys.argv[0]) == "rr":
-        _store_help(buf.getvalue())
-    sys.stdout.flush()
-    sys.exit(code)
-
-
-def _summary_only() -> None:  # pragma: no cover - never called: rr --help exits first
-    raise AssertionError("rr --help only")
-
-
-def __getattr__(name: str) -> typer.Typer:
-    if name == "app":  # the whole application
-        return _register()
+        return register()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -305,10 +191,16 @@ def main() -> None:
     # options before the command (rr --debug run ...), rr --help and unknown names: everything
     only = first[0] if first and not first[0].startswith("-") else None
     try:
+        if sys.argv[1:] != ["--help"]:
+            from . import fast  # noqa: PLC0415  after the handlers
+
+            fast.run(sys.argv[1:], _COMMANDS, _GROUPS)  # returns when typer is to parse them
+        from . import application  # noqa: PLC0415  typer
+
         if sys.argv[1:] == ["--help"]:
-            _help()
+            application.help()
         else:
-            _register(only)()
+            application.register(only)()
     except KeyboardInterrupt:
         render.err("rr: interrupted")
         sys.exit(130)

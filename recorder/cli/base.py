@@ -1,19 +1,14 @@
 """What every command shares: calling the API with the one error printer, usage errors, and
-the command class for commands that take a command line after their options."""
+the argument rules of commands that take a command line after their options (``--dry-run``
+with an optional value) and of ``--annex[=MODE]`` - used by typer's command classes
+(recorder/cli/typed.py) and by the fast path (recorder/cli/fast.py) alike.  No typer here:
+an exit is ``SystemExit`` (what typer's ``Exit`` becomes too)."""
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
-
-import typer
-import typer.core
-
-try:  # typer 0.28 carries its own copy of click
-    from typer._click.exceptions import NoSuchOption
-except ImportError:  # pragma: no cover - typer with click as a dependency
-    from click.exceptions import NoSuchOption  # type: ignore[no-redef,assignment]
 
 from ..errors import RecorderError
 from . import render
@@ -32,12 +27,12 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if STATE["debug"]:
             raise
         render.error(exc.message, exc.hint)
-        raise typer.Exit(exc.exit_code) from None
+        raise SystemExit(exc.exit_code) from None
     except KeyboardInterrupt:
         if STATE["debug"]:
             raise
         render.err("rr: interrupted")
-        raise typer.Exit(130) from None
+        raise SystemExit(130) from None
     except OSError as exc:
         # a name over the file-system limit (255 bytes a name, 4095 a path) can come from any
         # argument that becomes a path: one line naming it, not a traceback
@@ -47,96 +42,87 @@ def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         shown = name if len(name) <= 80 else name[:60] + "..." + name[-12:]
         render.error(f"a file name is too long for the file system: {shown}",
                      "names can be at most 255 bytes, paths 4095")
-        raise typer.Exit(1) from None
+        raise SystemExit(1) from None
 
 
 def usage_error(message: str, hint: str | None = None) -> NoReturn:
     """A usage error found by the CLI itself: one line (and a hint), exit code 2."""
     render.error(message, hint)
-    raise typer.Exit(2)
+    raise SystemExit(2)
 
 
 def exit_if(failed: int) -> None:
     """Exit code 1 when some result records failed."""
     if failed:
-        raise typer.Exit(1)
-
-
-class AnnexModeOption(typer.core.TyperCommand):
-    """``--annex`` takes an optional value, as DataLad's: ``--annex`` alone is ``basic``,
-    ``--annex MODE`` / ``--annex=MODE`` name it when MODE is basic, availability or all;
-    any other word after it is a path."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        out: list[str] = []
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--":
-                out += args[i:]
-                break
-            if a == "--annex":
-                nxt = args[i + 1] if i + 1 < len(args) else None
-                out.append(f"--annex={nxt if nxt in ANNEX_MODES else 'basic'}")
-                i += 2 if nxt in ANNEX_MODES else 1
-                continue
-            if a.startswith("--annex=") and a.split("=", 1)[1] not in ANNEX_MODES:
-                usage_error(f"--annex must be basic, availability or all, not "
-                            f"{a.split('=', 1)[1]!r}")
-            out.append(a)
-            i += 1
-        return super().parse_args(ctx, out)
+        raise SystemExit(1)
 
 
 ANNEX_MODES = ("basic", "availability", "all")
 
 
-class CommandAfterOptions(typer.core.TyperCommand):
-    """A command that takes a command line after its options (run, containers-run,
-    run-procedure, containers-exec): everything from the first non-option word on, or after
-    ``--``, is the command's; an unknown option before it is a usage error, not a command."""
+def annex_mode_args(args: list[str]) -> list[str]:
+    """``--annex`` takes an optional value, as DataLad's: ``--annex`` alone is ``basic``,
+    ``--annex MODE`` / ``--annex=MODE`` name it when MODE is basic, availability or all;
+    any other word after it is a path.  The arguments with ``--annex=MODE`` spelled out."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            out += args[i:]
+            break
+        if a == "--annex":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            out.append(f"--annex={nxt if nxt in ANNEX_MODES else 'basic'}")
+            i += 2 if nxt in ANNEX_MODES else 1
+            continue
+        if a.startswith("--annex=") and a.split("=", 1)[1] not in ANNEX_MODES:
+            usage_error(f"--annex must be basic, availability or all, not "
+                        f"{a.split('=', 1)[1]!r}")
+        out.append(a)
+        i += 1
+    return out
 
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, self._dry_run_value(args))
-        except NoSuchOption as exc:
-            usage_error(f"no such option: {exc.option_name}",
-                        f"options go before the command; put '--' before a command that "
-                        f"starts with '-' (rr {ctx.info_name} [OPTIONS] -- CMD)")
 
-    def _dry_run_value(self, args: list[str]) -> list[str]:
-        """``--dry-run`` takes an optional value: ``--dry-run`` alone is ``basic``,
-        ``--dry-run=MODE`` and (DataLad's spelling) ``--dry-run MODE`` name it when MODE is
-        basic or command; any other word after it starts the command (``rr run --dry-run
-        echo hi``).  Only the options before the command are looked at."""
-        if not any(getattr(p, "name", None) == "dry_run" for p in self.params):
-            return args
-        takes_value = {o for p in self.params if getattr(p, "param_type_name", "") == "option"
-                       and not getattr(p, "is_flag", False) and not getattr(p, "count", False)
-                       for o in p.opts}
-        out: list[str] = []
-        i = 0
-        while i < len(args):
-            a = args[i]
-            if a == "--" or a == "-" or not a.startswith("-"):
-                return out + args[i:]
-            if a == "--dry-run":
-                nxt = args[i + 1] if i + 1 < len(args) else None
-                if nxt in DRY_RUN_MODES:
-                    out.append(f"--dry-run={nxt}")
-                    i += 2
-                else:
-                    out.append("--dry-run=basic")
-                    i += 1
-                continue
-            if a.startswith("--dry-run=") and a.split("=", 1)[1] not in DRY_RUN_MODES:
-                usage_error(f"--dry-run must be basic or command, not {a.split('=', 1)[1]!r}")
-            out.append(a)
-            if a in takes_value and i + 1 < len(args):
-                out.append(args[i + 1])
+def dry_run_args(args: list[str], takes_value: set[str]) -> list[str]:
+    """``--dry-run`` takes an optional value: ``--dry-run`` alone is ``basic``,
+    ``--dry-run=MODE`` and (DataLad's spelling) ``--dry-run MODE`` name it when MODE is
+    basic or command; any other word after it starts the command (``rr run --dry-run
+    echo hi``).  Only the options before the command are looked at (``takes_value``: the
+    command's options that take a value)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--" or a == "-" or not a.startswith("-"):
+            return out + args[i:]
+        if a == "--dry-run":
+            nxt = args[i + 1] if i + 1 < len(args) else None
+            if nxt in DRY_RUN_MODES:
+                out.append(f"--dry-run={nxt}")
+                i += 2
+            else:
+                out.append("--dry-run=basic")
                 i += 1
+            continue
+        if a.startswith("--dry-run=") and a.split("=", 1)[1] not in DRY_RUN_MODES:
+            usage_error(f"--dry-run must be basic or command, not {a.split('=', 1)[1]!r}")
+        out.append(a)
+        if a in takes_value and i + 1 < len(args):
+            out.append(args[i + 1])
             i += 1
-        return out
+        i += 1
+    return out
 
 
-COMMAND_AFTER_OPTIONS: dict[str, Any] = {"allow_interspersed_args": False}
+def no_such_option(command: str, option: str) -> NoReturn:
+    """An unknown option before the command of a command that takes a command line."""
+    usage_error(f"no such option: {option}",
+                f"options go before the command; put '--' before a command that "
+                f"starts with '-' (rr {command} [OPTIONS] -- CMD)")
+
+
+# the command classes (typer's, made in recorder/cli/typed.py) of commands that take a
+# command line after their options, and of those with --annex[=MODE]
+AFTER_OPTIONS = "after-options"
+ANNEX_MODE = "annex-mode"

@@ -5,7 +5,7 @@
 
 from typing import Annotated, List, Optional
 
-import typer
+from .params import Argument, Option
 
 from . import options as opt
 from . import render
@@ -15,20 +15,20 @@ from .base import call
 
 
 def containers_add(
-    name: str = typer.Argument(..., help="Name of the container (letters, digits, '-')."),
-    url: Optional[str] = typer.Option(None, "--url", "-u", help="Where the image comes from: "
+    name: str = Argument(..., help="Name of the container (letters, digits, '-')."),
+    url: Optional[str] = Option(None, "--url", "-u", help="Where the image comes from: "
                                       "dhub://IMAGE or docker://IMAGE (local Docker engine, "
                                       "saved into the dataset), podman://IMAGE, shub://, oras://, "
                                       "library://, or a local .sif file."),
-    image: Optional[str] = typer.Option(None, "--image", "-i", help="Where the image is kept "
+    image: Optional[str] = Option(None, "--image", "-i", help="Where the image is kept "
                                         "in the dataset (default .datalad/environments/NAME/"
                                         "image)."),
-    call_fmt: Optional[str] = typer.Option(None, "--call-fmt", help="How to call the image: "
+    call_fmt: Optional[str] = Option(None, "--call-fmt", help="How to call the image: "
                                            "placeholders {img} {cmd} {img_dspath} "
                                            "{img_dirpath} {python}."),
-    extra_input: List[str] = typer.Option([], "--extra-input", help="Another file the "
+    extra_input: List[str] = Option([], "--extra-input", help="Another file the "
                                           "container needs; repeatable."),
-    update: bool = typer.Option(False, "--update", help="Reconfigure an existing container."),
+    update: bool = Option(False, "--update", help="Reconfigure an existing container."),
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
 ) -> None:
@@ -51,7 +51,7 @@ def containers_list(
     dataset: opt.Dataset = None,
     recursive: Annotated[bool, opt.recursive(
         "Also list the containers of installed subdatasets (named SUB/NAME).")] = False,
-    contains: Optional[List[str]] = typer.Option(
+    contains: Optional[List[str]] = Option(
         None, "--contains", metavar="PATH",
         help="With -r: only subdatasets that contain PATH (relative to the dataset root); "
              "repeatable. Top-level containers are always listed."),
@@ -73,8 +73,8 @@ def containers_list(
 
 
 def containers_remove(
-    name: str = typer.Argument(..., help="The container to unregister."),
-    remove_image: bool = typer.Option(False, "--remove-image", help="Remove the image too."),
+    name: str = Argument(..., help="The container to unregister."),
+    remove_image: bool = Option(False, "--remove-image", help="Remove the image too."),
     dataset: opt.Dataset = None,
 ) -> None:
     """Unregister a container (and with --remove-image delete its image from the dataset).
@@ -88,14 +88,14 @@ def containers_remove(
 
 
 def containers_exec(
-    image: str = typer.Argument(..., help="Path of the saved image."),
-    cmd: List[str] = typer.Argument(None, help="The command (one shell string)."),
-    runtime: str = typer.Option("docker", "--runtime", help="docker, podman, singularity or "
+    image: str = Argument(..., help="Path of the saved image."),
+    cmd: List[str] = Argument(None, help="The command (one shell string)."),
+    runtime: str = Option("docker", "--runtime", help="docker, podman, singularity or "
                                 "apptainer."),
-    name: Optional[str] = typer.Option(None, "--name", help="Container name (for its "
+    name: Optional[str] = Option(None, "--name", help="Container name (for its "
                                        "runtime-flags config)."),
     gpus: opt.Gpus = False,
-    repo_tag: Optional[str] = typer.Option(None, "--repo-tag", help="Which image of a saved "
+    repo_tag: Optional[str] = Option(None, "--repo-tag", help="Which image of a saved "
                                            "archive with several."),
 ) -> None:
     """Run one command inside a saved image; this is the call rr writes into run records.
@@ -106,4 +106,4 @@ def containers_exec(
 
     code = call(api.containers_exec, image, cmd or [], runtime=runtime, name=name, gpus=gpus,
                 repo_tag=repo_tag)
-    raise typer.Exit(code)
+    raise SystemExit(code)

@@ -6,7 +6,7 @@
 from enum import Enum
 from typing import Annotated, Any, List, Optional
 
-import typer
+from .params import Argument, Option
 
 from . import options as opt
 from . import render
@@ -16,12 +16,12 @@ from .base import call, exit_if, usage_error
 
 
 def create(
-    path: Optional[str] = typer.Argument(None, help="Where to create the dataset (default: here)."),
-    cfg_proc: List[str] = typer.Option([], "-c", "--cfg-proc",
+    path: Optional[str] = Argument(None, help="Where to create the dataset (default: here)."),
+    cfg_proc: List[str] = Option([], "-c", "--cfg-proc",
                                        help="Run this configuration procedure after creation "
                                             "(yoda, text2git, ...); repeatable."),
-    force: bool = typer.Option(False, "--force", "-f", help="Create in a non-empty directory."),
-    no_annex: bool = typer.Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
+    force: bool = Option(False, "--force", "-f", help="Create in a non-empty directory."),
+    no_annex: bool = Option(False, "--no-annex", help="A plain git dataset, no git-annex."),
     dataset: Annotated[Optional[str], opt.dataset(
         "Register the new dataset as a subdataset of this dataset (PATH is relative to the "
         "working directory and must be inside it).")] = None,
@@ -43,23 +43,23 @@ def create(
 
 
 def save(
-    paths: List[str] = typer.Argument(None, help="Paths to save (default: all changes)."),
+    paths: List[str] = Argument(None, help="Paths to save (default: all changes)."),
     message: opt.Message = None,
-    message_file: Optional[str] = typer.Option(
+    message_file: Optional[str] = Option(
         None, "-F", "--message-file", help="Take the commit message from this file "
         "(e.g. .git/COMMIT_EDITMSG after a failed run)."),
-    version_tag: Optional[str] = typer.Option(None, "--version-tag", "-t",
+    version_tag: Optional[str] = Option(None, "--version-tag", "-t",
                                               help="Tag the saved commit with this name."),
     dataset: Annotated[Optional[str], opt.dataset(
         "The dataset (default: the one containing the working directory).")] = None,
     recursive: Annotated[bool, opt.recursive(
         "Accepted for DataLad users: rr always saves changes inside subdatasets first "
         "(bottom-up).")] = False,
-    updated: bool = typer.Option(False, "-u", "--updated", help="Only changes of tracked "
+    updated: bool = Option(False, "-u", "--updated", help="Only changes of tracked "
                                  "paths; untracked files stay untracked."),
-    to_git: bool = typer.Option(False, "--to-git", help="Put the files into git, not the "
+    to_git: bool = Option(False, "--to-git", help="Put the files into git, not the "
                                 "annex, whatever their size."),
-    amend: bool = typer.Option(False, "--amend", help="Replace the last commit: with these "
+    amend: bool = Option(False, "--amend", help="Replace the last commit: with these "
                                "changes and the new message (else the old one), in this "
                                "dataset only; a run record in it is kept."),
     as_json: opt.Json = False,
@@ -94,17 +94,17 @@ def save(
 
 
 def status(
-    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
+    paths: List[str] = Argument(None, help="Limit to these paths (default: all)."),
     recursive: opt.Recursive = False,
     recursion_limit: opt.RecursionLimit = None,
-    annex: Optional[str] = typer.Option(None, "--annex", metavar="[basic|availability|all]",
+    annex: Optional[str] = Option(None, "--annex", metavar="[basic|availability|all]",
                                         help="Also list every annexed file: its key, size, "
                                         "whether its content is here (availability/all: and "
                                         "where), and a total."),
-    untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
+    untracked: str = Option("normal", "--untracked", metavar="no|normal|all",
                                   help="Untracked files: none, a directory of them as one "
                                   "path, or each file."),
-    stale: bool = typer.Option(False, "--stale", help="List outputs out of date: a declared "
+    stale: bool = Option(False, "--stale", help="List outputs out of date: a declared "
                                "input, declared code or the image changed since the run that "
                                "wrote them (and the rr rerun that updates them)."),
     dataset: opt.Dataset = None,
@@ -145,14 +145,14 @@ def status(
 
 
 def diff(
-    paths: List[str] = typer.Argument(None, help="Limit to these paths (default: all)."),
-    from_: Optional[str] = typer.Option(None, "-f", "--from", help="The state to compare "
+    paths: List[str] = Argument(None, help="Limit to these paths (default: all)."),
+    from_: Optional[str] = Option(None, "-f", "--from", help="The state to compare "
                                         "from (default HEAD)."),
-    to: Optional[str] = typer.Option(None, "-t", "--to", help="The state to compare to "
+    to: Optional[str] = Option(None, "-t", "--to", help="The state to compare to "
                                      "(default: the working tree, untracked files included)."),
     recursive: opt.Recursive = False,
     recursion_limit: opt.RecursionLimit = None,
-    untracked: str = typer.Option("normal", "--untracked", metavar="no|normal|all",
+    untracked: str = Option("normal", "--untracked", metavar="no|normal|all",
                                   help="Untracked files (against the working tree): none, a "
                                   "directory of them as one path, or each file."),
     dataset: opt.Dataset = None,
@@ -175,7 +175,7 @@ def diff(
 
 
 def unlock(
-    paths: List[str] = typer.Argument(None, help="Files or directories (default: all)."),
+    paths: List[str] = Argument(None, help="Files or directories (default: all)."),
     recursive: Annotated[bool, opt.recursive(
         "The files of installed subdatasets under the paths too.")] = False,
     recursion_limit: opt.RecursionLimit = None,
@@ -203,14 +203,14 @@ def unlock(
 
 
 def subdatasets(
-    paths: List[str] = typer.Argument(None, help="Report the subdatasets at or under these "
+    paths: List[str] = Argument(None, help="Report the subdatasets at or under these "
                                       "paths (default: all)."),
     recursive: opt.Recursive = False,
     recursion_limit: opt.RecursionLimit = None,
-    fulfilled: Optional[str] = typer.Option(None, "--fulfilled", metavar="true|false",
+    fulfilled: Optional[str] = Option(None, "--fulfilled", metavar="true|false",
                                             help="Only installed (true) or absent (false) "
                                             "subdatasets."),
-    contains: List[str] = typer.Option([], "--contains", metavar="PATH", help="Only "
+    contains: List[str] = Option([], "--contains", metavar="PATH", help="Only "
                                        "subdatasets that contain this path; repeatable."),
     dataset: opt.Dataset = None,
     as_json: Annotated[bool, opt.as_json(
@@ -251,11 +251,11 @@ class Reckless(str, Enum):
 
 
 def remove(
-    paths: List[str] = typer.Argument(..., help="Files, directories or subdatasets."),
-    force: bool = typer.Option(False, "--force", help="Remove even what exists only here: "
+    paths: List[str] = Argument(..., help="Files, directories or subdatasets."),
+    force: bool = Option(False, "--force", help="Remove even what exists only here: "
                                "unsaved changes, a subdataset's unpushed commits, the last "
                                "copy of content (dropped too, as rr drop --force)."),
-    reckless: Optional[Reckless] = typer.Option(None, "--reckless", help="DataLad's "
+    reckless: Optional[Reckless] = Option(None, "--reckless", help="DataLad's "
                                                 "spelling: --reckless kill is --force."),
     message: Annotated[Optional[str], opt.message(
         "Commit message (default: [DATALAD] removed content).")] = None,

@@ -5,7 +5,7 @@
 
 from typing import Annotated, Optional
 
-import typer
+from .params import Argument, Option
 
 from ..errors import EXIT_NOT_REPRODUCED
 from . import options as opt
@@ -16,13 +16,13 @@ from .base import call, usage_error
 
 
 def diff_runs(
-    a: str = typer.Argument(..., help="The first run commit (a revision)."),
-    b: str = typer.Argument(..., help="The second run commit."),
-    md: bool = typer.Option(False, "--md", help="Print the comparison as Markdown (for a "
+    a: str = Argument(..., help="The first run commit (a revision)."),
+    b: str = Argument(..., help="The second run commit."),
+    md: bool = Option(False, "--md", help="Print the comparison as Markdown (for a "
                             "pull-request comment)."),
-    fail_on_change: bool = typer.Option(False, "--fail-on-change", help="Exit 3 when the "
+    fail_on_change: bool = Option(False, "--fail-on-change", help="Exit 3 when the "
                                         "outputs differ."),
-    rtol: Optional[float] = typer.Option(None, "--rtol", metavar="X", help="Numbers in "
+    rtol: Optional[float] = Option(None, "--rtol", metavar="X", help="Numbers in "
                                          "JSON/CSV/TSV/YAML outputs within this relative "
                                          "tolerance count as the same."),
     dataset: opt.Dataset = None,
@@ -45,4 +45,4 @@ def diff_runs(
     else:
         render.out(render.runs_diff(diff))
     if fail_on_change and diff.outputs_differ:
-        raise typer.Exit(EXIT_NOT_REPRODUCED)
+        raise SystemExit(EXIT_NOT_REPRODUCED)

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Generator, Iterator
 from typing import Annotated, Any, List, Optional
 
-import typer
+from .params import Argument, Group, Option
 
 from . import options as opt
 from . import render
@@ -20,11 +20,11 @@ from .base import call, usage_error
 
 
 def log_(
-    revision_range: Optional[str] = typer.Argument(None, help="Commits to show (default HEAD), "
+    revision_range: Optional[str] = Argument(None, help="Commits to show (default HEAD), "
                                                    "e.g. ready4analysis..HEAD."),
     as_json: Annotated[bool, opt.as_json("One JSON object per run commit.")] = False,
-    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
-    show_output: bool = typer.Option(False, "--show-output", help="Print the output the run "
+    as_csv: bool = Option(False, "--csv", help="CSV with a header row."),
+    show_output: bool = Option(False, "--show-output", help="Print the output the run "
                                      "at REVISION (default HEAD) kept with rr run --log, "
                                      "fetching its content when it is not here."),
     dataset: opt.Dataset = None,
@@ -90,9 +90,9 @@ def _print_rows(rows: Iterator[Any], as_json: bool, as_csv: bool) -> None:
 
 
 def graph(
-    revision_range: Optional[str] = typer.Argument(None, help="Commits to include (default "
+    revision_range: Optional[str] = Argument(None, help="Commits to include (default "
                                                    "HEAD)."),
-    output: str = typer.Option(..., "-o", "--output", help="FILE.svg, FILE.png or FILE.dot."),
+    output: str = Option(..., "-o", "--output", help="FILE.svg, FILE.png or FILE.dot."),
     dataset: opt.Dataset = None,
 ) -> None:
     """Draw the provenance graph: inputs -> command -> outputs, reruns linked to originals.
@@ -105,11 +105,11 @@ def graph(
     render.info(f"rr: wrote {path}")
 
 
-metrics_app = typer.Typer(help="Compare metrics across tags, branches and commits.\n\n"
+metrics_app = Group(help="Compare metrics across tags, branches and commits.\n\n"
                                "Example: rr metrics show -T -a", no_args_is_help=True)
 
-_CSV = typer.Option("--csv", help="CSV.")
-_MD = typer.Option("--md", help="A Markdown table.")
+_CSV = Option("--csv", help="CSV.")
+_MD = Option("--md", help="A Markdown table.")
 _ALL_TAGS = "-T", "--all-tags"
 _ALL_BRANCHES = "-a", "--all-branches"
 _ALL_COMMITS = "-A", "--all-commits"
@@ -117,18 +117,18 @@ _ALL_COMMITS = "-A", "--all-commits"
 
 @metrics_app.command("show")
 def metrics_show(
-    files: List[str] = typer.Argument(None, help="Metrics files (default: the registered ones, "
+    files: List[str] = Argument(None, help="Metrics files (default: the registered ones, "
                                       "else every .json output of a run record); globs "
                                       "('sweep/*/accuracy.json') match the revisions' files."),
-    all_tags: bool = typer.Option(False, *_ALL_TAGS, help="A row per tag."),
-    all_branches: bool = typer.Option(False, *_ALL_BRANCHES, help="A row per branch (and per "
+    all_tags: bool = Option(False, *_ALL_TAGS, help="A row per tag."),
+    all_branches: bool = Option(False, *_ALL_BRANCHES, help="A row per branch (and per "
                                       "sibling branch fetched by rr update)."),
-    all_commits: bool = typer.Option(False, *_ALL_COMMITS, help="A row per commit."),
-    revision: List[str] = typer.Option([], "-r", "--rev", help="A row for this revision."),
+    all_commits: bool = Option(False, *_ALL_COMMITS, help="A row per commit."),
+    revision: List[str] = Option([], "-r", "--rev", help="A row for this revision."),
     as_csv: Annotated[bool, _CSV] = False,
     as_json: Annotated[bool, opt.as_json("One JSON object per row.")] = False,
     as_md: Annotated[bool, _MD] = False,
-    per_file: bool = typer.Option(False, "--per-file", help="A row per file (and revision), "
+    per_file: bool = Option(False, "--per-file", help="A row per file (and revision), "
                                   "not a column per file: e.g. a sweep's results side by side."),
     dataset: opt.Dataset = None,
 ) -> None:
@@ -148,8 +148,8 @@ def metrics_show(
 
 @metrics_app.command("diff")
 def metrics_diff(
-    a: Optional[str] = typer.Argument(None, help="Old revision (default HEAD)."),
-    b: Optional[str] = typer.Argument(None, help="New revision (default: the working tree)."),
+    a: Optional[str] = Argument(None, help="Old revision (default HEAD)."),
+    b: Optional[str] = Argument(None, help="New revision (default: the working tree)."),
     files: opt.MetricsFiles = [],
     as_csv: Annotated[bool, _CSV] = False,
     as_json: Annotated[bool, opt.as_json("One JSON object per metric.")] = False,
@@ -168,12 +168,12 @@ def metrics_diff(
 
 @metrics_app.command("plot")
 def metrics_plot(
-    key: str = typer.Argument(..., help="The metric, e.g. accuracy or scores.f1."),
-    output: str = typer.Option(..., "-o", "--output", help="FILE.png, FILE.svg or FILE.html."),
+    key: str = Argument(..., help="The metric, e.g. accuracy or scores.f1."),
+    output: str = Option(..., "-o", "--output", help="FILE.png, FILE.svg or FILE.html."),
     files: opt.MetricsFiles = [],
-    all_tags: bool = typer.Option(False, *_ALL_TAGS, help="A point per tag."),
-    all_branches: bool = typer.Option(False, *_ALL_BRANCHES, help="A point per branch."),
-    all_commits: bool = typer.Option(False, *_ALL_COMMITS, help="A point per commit "
+    all_tags: bool = Option(False, *_ALL_TAGS, help="A point per tag."),
+    all_branches: bool = Option(False, *_ALL_BRANCHES, help="A point per branch."),
+    all_commits: bool = Option(False, *_ALL_COMMITS, help="A point per commit "
                                      "(the default)."),
     dataset: opt.Dataset = None,
 ) -> None:
@@ -190,7 +190,7 @@ def metrics_plot(
 
 @metrics_app.command("add")
 def metrics_add(
-    path: str = typer.Argument(..., help="A metrics file (JSON, YAML or CSV)."),
+    path: str = Argument(..., help="A metrics file (JSON, YAML or CSV)."),
     dataset: opt.Dataset = None,
 ) -> None:
     """Register a metrics file for rr metrics (kept in .datalad/config).

@@ -5,7 +5,7 @@
 import sys
 from typing import Annotated, Optional
 
-import typer
+from .params import Argument, Group, Option
 
 from . import options as opt
 from . import render
@@ -15,11 +15,11 @@ from .base import call
 
 
 def lineage(
-    path: str = typer.Argument(..., help="A file of the dataset."),
-    forward: bool = typer.Option(False, "--forward", help="Also the runs that consumed it "
+    path: str = Argument(..., help="A file of the dataset."),
+    forward: bool = Option(False, "--forward", help="Also the runs that consumed it "
                                  "(and those that consumed theirs)."),
     as_json: Annotated[bool, opt.as_json("The lineage as one JSON object.")] = False,
-    as_script: bool = typer.Option(False, "--script", help="Print a shell script that makes "
+    as_script: bool = Option(False, "--script", help="Print a shell script that makes "
                                    "the file again in a clone: the commands in order."),
     dataset: opt.Dataset = None,
 ) -> None:
@@ -81,17 +81,17 @@ def _show_step(mark: str, step) -> None:  # type: ignore[no-untyped-def]
         render.out(f"    out: {f.path}  ({_what(f)})")
 
 
-export_app = typer.Typer(help="Export the run records in a standard form.\n\n"
+export_app = Group(help="Export the run records in a standard form.\n\n"
                               "Example: rr export ro-crate -o crate.zip",
                          no_args_is_help=True)
 
 
 @export_app.command("ro-crate")
 def export_ro_crate(
-    revision_range: Optional[str] = typer.Argument(None, help="Commits to export (default "
+    revision_range: Optional[str] = Argument(None, help="Commits to export (default "
                                                    "HEAD), e.g. ready4analysis..HEAD."),
-    output: str = typer.Option(..., "-o", "--output", help="A new directory, or FILE.zip."),
-    with_content: bool = typer.Option(False, "--with-content", help="Copy the files present "
+    output: str = Option(..., "-o", "--output", help="A new directory, or FILE.zip."),
+    with_content: bool = Option(False, "--with-content", help="Copy the files present "
                                       "here into the crate."),
     dataset: opt.Dataset = None,
 ) -> None:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, List, Optional
 
-import typer
+from .params import Argument, Option
 
 from ..errors import EXIT_NOT_REPRODUCED, EXIT_NOT_VERIFIED, RecorderError, UsageError
 from ..results import Event, EventKind
@@ -22,7 +22,7 @@ from .options import DryRun, Which
 
 
 def run(
-    cmd: List[str] = typer.Argument(None, help="The command. Quote it as one string when it "
+    cmd: List[str] = Argument(None, help="The command. Quote it as one string when it "
                                                 "uses {inputs}/{outputs}, pipes or redirections."),
     message: Annotated[Optional[str], opt.message(
         "Commit message (default: the command, cut at 40 characters).")] = None,
@@ -40,7 +40,7 @@ def run(
         "--dry-run=command only the expanded command.")] = None,
     sidecar: Annotated[bool, opt.sidecar(
         "Store the record in .datalad/runinfo instead of the commit message.")] = None,  # type: ignore[assignment]
-    container: Optional[str] = typer.Option(None, "-n", "--container",
+    container: Optional[str] = Option(None, "-n", "--container",
                                             help="Run inside this registered container."),
     gpus: Annotated[bool, opt.gpus(
         "Give the container the GPUs (docker/podman --gpus all, apptainer --nv).")] = False,
@@ -75,8 +75,8 @@ def run(
 
 
 def containers_run(
-    cmd: List[str] = typer.Argument(None, help="The command to run inside the container."),
-    container: Optional[str] = typer.Option(None, "-n", "--container-name", "--container",
+    cmd: List[str] = Argument(None, help="The command to run inside the container."),
+    container: Optional[str] = Option(None, "-n", "--container-name", "--container",
                                             help="The registered container (may be left out "
                                                  "when there is only one)."),
     message: opt.Message = None,
@@ -183,48 +183,48 @@ def _run_array(cmd, message, inputs, outputs, expand, explicit, assume_ready, dr
 
 
 def rerun(
-    revision: Optional[str] = typer.Argument(None, help="Commit to replay (default HEAD), or a "
+    revision: Optional[str] = Argument(None, help="Commit to replay (default HEAD), or a "
                                              "range A..B of commits."),
-    since: Optional[str] = typer.Option(None, "--since", help="Replay every commit after this "
+    since: Optional[str] = Option(None, "--since", help="Replay every commit after this "
                                         "one up to REVISION; --since= replays all history."),
-    onto: Optional[str] = typer.Option(None, "--onto", help="Replay on top of this commit; "
+    onto: Optional[str] = Option(None, "--onto", help="Replay on top of this commit; "
                                        "--onto= starts at the parent of the first run commit."),
-    branch: Optional[str] = typer.Option(None, "--branch", "-b",
+    branch: Optional[str] = Option(None, "--branch", "-b",
                                          help="Replay onto this new branch (and stay on it)."),
     message: Annotated[Optional[str], opt.message(
         "Message for every re-executed commit.")] = None,
-    report: bool = typer.Option(False, "--report", help="Print the plan as JSON lines; run "
+    report: bool = Option(False, "--report", help="Print the plan as JSON lines; run "
                                 "nothing."),
-    script: Optional[str] = typer.Option(None, "--script", help="Write a shell script that "
+    script: Optional[str] = Option(None, "--script", help="Write a shell script that "
                                          "reproduces the commands to FILE ('-' for stdout)."),
     explicit: Annotated[bool, opt.explicit(
         "Save only declared outputs; the dataset may be dirty.")] = False,
     assume_ready: opt.AssumeReady = None,
-    verify: bool = typer.Option(False, "--verify", help="Check, change nothing: re-execute "
+    verify: bool = Option(False, "--verify", help="Check, change nothing: re-execute "
                                 "each run record in a scratch worktree at its own parent and "
                                 "compare its outputs with the record's commit (exit 3: does "
                                 "not reproduce)."),
-    ignore: List[str] = typer.Option([], "--ignore", metavar="GLOB", help="With --verify: "
+    ignore: List[str] = Option([], "--ignore", metavar="GLOB", help="With --verify: "
                                      "leave files matching GLOB out of the verdict; "
                                      "repeatable."),
-    no_notes: bool = typer.Option(False, "--no-notes", help="With --verify: do not note the "
+    no_notes: bool = Option(False, "--no-notes", help="With --verify: do not note the "
                                   "verdicts in refs/notes/rr-verify."),
-    rtol: Optional[float] = typer.Option(None, "--rtol", metavar="X", help="With --verify: "
+    rtol: Optional[float] = Option(None, "--rtol", metavar="X", help="With --verify: "
                                          "numbers in JSON/CSV/TSV/YAML outputs within this "
                                          "relative tolerance count as identical."),
-    keep: Optional[str] = typer.Option(None, "--keep", metavar="DIR", help="With --verify: "
+    keep: Optional[str] = Option(None, "--keep", metavar="DIR", help="With --verify: "
                                        "keep the files that differ, recorded and new, in DIR "
                                        "(--keep= for .git/rr-verify/<timestamp>/)."),
-    report_md: Optional[str] = typer.Option(None, "--report-md", metavar="FILE",
+    report_md: Optional[str] = Option(None, "--report-md", metavar="FILE",
                                             help="With --verify: also write a Markdown "
                                             "report to FILE."),
-    explain: bool = typer.Option(False, "--explain", help="Change nothing: say per record "
+    explain: bool = Option(False, "--explain", help="Change nothing: say per record "
                                  "whether it would be restored from the run-cache (and from "
                                  "which commit), or what changed since its own key."),
     no_cache: opt.NoCache = False,
     verbose: opt.Verbose = False,
-    continue_: bool = typer.Option(False, "--continue", help="Resume a replay that stopped."),
-    abort: bool = typer.Option(False, "--abort", help="Drop a stopped replay: undo the "
+    continue_: bool = Option(False, "--continue", help="Resume a replay that stopped."),
+    abort: bool = Option(False, "--abort", help="Drop a stopped replay: undo the "
                                "stopped step's changes and go back to where it started."),
     jobs: Annotated[Optional[int], opt.jobs(
         "Replay the jobs of an array (rr run --param/--array) this many at once on a local "
@@ -373,12 +373,12 @@ def _verify(revision: Optional[str], since: Optional[str], ignore: List[str], no
     if not as_json:
         render.out(render.verify_summary(counts))
     if counts["differs"] or counts["failed"]:
-        raise typer.Exit(EXIT_NOT_REPRODUCED)
+        raise SystemExit(EXIT_NOT_REPRODUCED)
     if not verified:
         render.err("rr: nothing was verified" + (
             f" ({counts['skipped']} record(s) skipped)" if counts["skipped"] else
             " (no run record in the range)"))
-        raise typer.Exit(EXIT_NOT_VERIFIED)
+        raise SystemExit(EXIT_NOT_VERIFIED)
 
 
 def _write_text(path: str, text: str) -> None:
@@ -389,10 +389,10 @@ def _write_text(path: str, text: str) -> None:
 
 
 def run_procedure(
-    name: Optional[str] = typer.Argument(None, help="The procedure (e.g. cfg_yoda)."),
-    args: List[str] = typer.Argument(None, help="Arguments passed to the procedure."),
-    discover: bool = typer.Option(False, "--discover", help="List the procedures rr finds."),
-    help_proc: bool = typer.Option(False, "--help-proc",
+    name: Optional[str] = Argument(None, help="The procedure (e.g. cfg_yoda)."),
+    args: List[str] = Argument(None, help="Arguments passed to the procedure."),
+    discover: bool = Option(False, "--discover", help="List the procedures rr finds."),
+    help_proc: bool = Option(False, "--help-proc",
                                    help="Show the help of procedure NAME "
                                         "(datalad.procedures.NAME.help)."),
     dataset: opt.Dataset = None,

@@ -6,7 +6,7 @@
 import sys
 from typing import Annotated, List, Optional
 
-import typer
+from .params import Argument, Option
 
 from . import options as opt
 from . import render
@@ -14,25 +14,25 @@ from .base import call
 
 # recorder.api is imported inside each command: `rr --help` does not load the operations
 
-_RANGE = typer.Argument(None, help="Commits to show (default HEAD), e.g. ready4analysis..HEAD.")
-_ALL = typer.Option("-a", "--all", help="The run commits of every branch.")
+_RANGE = Argument(None, help="Commits to show (default HEAD), e.g. ready4analysis..HEAD.")
+_ALL = Option("-a", "--all", help="The run commits of every branch.")
 
 
 def runs(
     revision_range: Optional[str] = _RANGE,
     all: Annotated[bool, _ALL] = False,
-    only_changed: bool = typer.Option(False, "--only-changed", help="Drop the columns that "
+    only_changed: bool = Option(False, "--only-changed", help="Drop the columns that "
                                       "are the same in every row."),
-    sort_by: Optional[str] = typer.Option(None, "--sort-by", metavar="COLUMN",
+    sort_by: Optional[str] = Option(None, "--sort-by", metavar="COLUMN",
                                           help="Order the rows by this column."),
-    desc: bool = typer.Option(False, "--desc", help="With --sort-by: largest first."),
-    filter: List[str] = typer.Option([], "--filter", metavar="EXPR",
+    desc: bool = Option(False, "--desc", help="With --sort-by: largest first."),
+    filter: List[str] = Option([], "--filter", metavar="EXPR",
                                      help="Keep the rows where EXPR holds, e.g. "
                                           "'accuracy>0.9 and lr=0.1' (== != > >= < <= ~; "
                                           "and , or); repeatable."),
-    as_csv: bool = typer.Option(False, "--csv", help="CSV with a header row."),
+    as_csv: bool = Option(False, "--csv", help="CSV with a header row."),
     as_json: Annotated[bool, opt.as_json("One JSON object per run.")] = False,
-    as_md: bool = typer.Option(False, "--md", help="A Markdown table."),
+    as_md: bool = Option(False, "--md", help="A Markdown table."),
     dataset: opt.Dataset = None,
 ) -> None:
     """One row per run: commit, subject, branch, date, duration, status, image, and the
@@ -58,7 +58,7 @@ def runs(
 
 def report(
     revision_range: Optional[str] = _RANGE,
-    output: str = typer.Option(..., "-o", "--output", help="The HTML file to write."),
+    output: str = Option(..., "-o", "--output", help="The HTML file to write."),
     all: Annotated[bool, _ALL] = False,
     dataset: opt.Dataset = None,
 ) -> None:

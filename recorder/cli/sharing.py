@@ -6,7 +6,7 @@
 from enum import Enum
 from typing import Annotated, Any, List, Optional
 
-import typer
+from .params import Argument, Group, Option
 
 from . import options as opt
 from . import render
@@ -16,11 +16,11 @@ from .base import call, exit_if, usage_error
 
 
 def clone(
-    source: str = typer.Argument(..., help="A path, git URL or SSH URL (host:path)."),
-    path: Optional[str] = typer.Argument(None, help="Where to put the clone."),
+    source: str = Argument(..., help="A path, git URL or SSH URL (host:path)."),
+    path: Optional[str] = Argument(None, help="Where to put the clone."),
     dataset: Annotated[Optional[str], opt.dataset(
         "Register the clone as a subdataset of this dataset.")] = None,
-    reckless: Optional[str] = typer.Option(
+    reckless: Optional[str] = Option(
         None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="DataLad's: auto: "
         "content hardlinked from a local origin, this clone untrusted; ephemeral: the clone "
         "uses the local origin's annex (a symlink), is private and dead (never counted as a "
@@ -52,16 +52,16 @@ def clone(
 def get(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
-    recursion_limit: Optional[str] = typer.Option(
+    recursion_limit: Optional[str] = Option(
         None, "-R", "--recursion-limit", metavar="LEVELS|existing", help="With -r: only this "
         "many levels of subdatasets down (1: the dataset's own subdatasets); existing: only "
         "those installed already, none installed on the way."),
-    no_data: bool = typer.Option(False, "-n", "--no-data", help="Only install the "
+    no_data: bool = Option(False, "-n", "--no-data", help="Only install the "
                                  "subdatasets on the way (-r: all of them), no content."),
-    source: Optional[str] = typer.Option(None, "-s", "--source", metavar="SIBLING",
+    source: Optional[str] = Option(None, "-s", "--source", metavar="SIBLING",
                                          help="Get content only from this sibling (a git "
                                          "sibling or a special remote), in every dataset."),
-    reckless: Optional[str] = typer.Option(
+    reckless: Optional[str] = Option(
         None, "--reckless", metavar="auto|ephemeral|shared-MODE", help="Set the subdatasets "
         "installed on the way up so, as rr clone --reckless (default: as this dataset was "
         "cloned)."),
@@ -105,11 +105,11 @@ def drop(
     paths: opt.Paths = None,
     recursive: Annotated[bool, opt.recursive("Into subdatasets too.")] = False,
     recursion_limit: opt.RecursionLimit = None,
-    force: bool = typer.Option(False, "--force", help="Drop even the last known copy."),
-    what: str = typer.Option("filecontent", "--what", metavar="filecontent|allkeys|datasets|"
+    force: bool = Option(False, "--force", help="Drop even the last known copy."),
+    what: str = Option("filecontent", "--what", metavar="filecontent|allkeys|datasets|"
                              "all", help="The files' content; every version of every key; "
                              "uninstall the subdatasets named; both."),
-    reckless: Optional[str] = typer.Option(None, "--reckless", metavar="modification|"
+    reckless: Optional[str] = Option(None, "--reckless", metavar="modification|"
                                            "availability|undead|kill", help="DataLad's: "
                                            "drop changed content too; no copy check (as "
                                            "--force); kill: nothing checked."),
@@ -136,16 +136,16 @@ def drop(
     render.info(f"rr: dropped {result.dropped} file(s){gone}")
 
 
-siblings_app = typer.Typer(help="Places to push to and get from.\n\nExample: rr siblings add "
+siblings_app = Group(help="Places to push to and get from.\n\nExample: rr siblings add "
                                 "origin /srv/store/analysis.git", no_args_is_help=True)
 
 
 @siblings_app.command("add")
 def siblings_add(
-    name: str = typer.Argument(..., help="Name of the sibling."),
-    url: str = typer.Argument(..., help="A path (a bare repository is made there), git URL or "
+    name: str = Argument(..., help="Name of the sibling."),
+    url: str = Argument(..., help="A path (a bare repository is made there), git URL or "
                               "SSH URL."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Put annexed content in "
+    data_dir: Optional[str] = Option(None, "--data-dir", help="Put annexed content in "
                                            "this directory (a git-annex directory special "
                                            "remote) instead of the git sibling."),
     dataset: opt.Dataset = None,
@@ -162,8 +162,8 @@ def siblings_add(
 
 @siblings_app.command("remove")
 def siblings_remove(
-    name: Optional[str] = typer.Argument(None, help="Name of the sibling."),
-    name_opt: Optional[str] = typer.Option(None, "-s", "--name", help="DataLad's spelling "
+    name: Optional[str] = Argument(None, help="Name of the sibling."),
+    name_opt: Optional[str] = Option(None, "-s", "--name", help="DataLad's spelling "
                                            "of NAME."),
     dataset: opt.Dataset = None,
 ) -> None:
@@ -207,8 +207,8 @@ class DataMode(str, Enum):
 
 
 def push(
-    to: Optional[str] = typer.Option(None, "--to", help="The sibling (default: the only one)."),
-    data: DataMode = typer.Option(DataMode.auto, "--data", help="Which annexed content to "
+    to: Optional[str] = Option(None, "--to", help="The sibling (default: the only one)."),
+    data: DataMode = Option(DataMode.auto, "--data", help="Which annexed content to "
                                   "send: auto (this version), anything (all versions), nothing."),
     recursive: Annotated[bool, opt.recursive(
         "Installed subdatasets first, each to its own sibling of that name.")] = False,
@@ -250,16 +250,16 @@ class Follow(str, Enum):
 
 
 def update(
-    sibling: Optional[str] = typer.Option(None, "-s", "--sibling", help="The sibling to update "
+    sibling: Optional[str] = Option(None, "-s", "--sibling", help="The sibling to update "
                                           "from (default: fetch from all; bring changes in "
                                           "from the one the current branch tracks)."),
-    how: How = typer.Option(How.fetch, "--how", help="fetch: only fetch (branches appear as "
+    how: How = Option(How.fetch, "--how", help="fetch: only fetch (branches appear as "
                             "SIBLING/BRANCH, content becomes gettable); merge, ff-only or "
                             "reset: also bring the current branch up to date with its "
                             "counterpart on the sibling."),
-    how_subds: Optional[How] = typer.Option(None, "--how-subds", help="--how for subdatasets "
+    how_subds: Optional[How] = Option(None, "--how-subds", help="--how for subdatasets "
                                             "(default: the same)."),
-    follow: Follow = typer.Option(Follow.parentds, "--follow", help="With -r: bring each "
+    follow: Follow = Option(Follow.parentds, "--follow", help="With -r: bring each "
                                   "subdataset to the commit its superdataset records "
                                   "(parentds, rr's default) or to its own sibling's branch "
                                   "(sibling, DataLad's default)."),
@@ -285,11 +285,11 @@ def update(
 
 
 def download_url(
-    urls: List[str] = typer.Argument(..., help="http(s), ftp or file URLs."),
-    path: Optional[str] = typer.Option(None, "--path", "-O", help="Where to put it (a file "
+    urls: List[str] = Argument(..., help="http(s), ftp or file URLs."),
+    path: Optional[str] = Option(None, "--path", "-O", help="Where to put it (a file "
                                        "name, or a directory for several URLs)."),
     message: opt.Message = None,
-    archive: bool = typer.Option(False, "--archive", help="Extract the archive; it stays as "
+    archive: bool = Option(False, "--archive", help="Extract the archive; it stays as "
                                  "the source the extracted files can be got back from."),
     dataset: opt.Dataset = None,
     as_json: opt.Json = False,
