@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import typer
 
 from recorder.cli import app
 from recorder.cli.base import call
