@@ -21,6 +21,7 @@ command lines.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import importlib
 import os
@@ -350,6 +351,8 @@ def run(argv: list[str], commands: tuple[tuple[str, str, str, dict[str, Any]], .
         return
     try:
         fn(**kwargs)
+    except SystemExit as exc:
+        _end(exc.code)
     except EOFError:
         sys.stderr.write("\nAborted!\n")
         sys.exit(1)
@@ -361,5 +364,27 @@ def run(argv: list[str], commands: tuple[tuple[str, str, str, dict[str, Any]], .
         sys.stdout = _Pacified(sys.stdout)
         sys.stderr = _Pacified(sys.stderr)
         sys.exit(1)
-    sys.exit(0)
+    _end(0)
+
+
+def _end(code: Any) -> None:
+    """End the process as ``sys.exit(code)`` would, without Python's teardown of every
+    module (7 ms of a 50 ms ``rr log``): the output flushed, the ``atexit`` functions run
+    (temporary directories, Dask's clean-ups), then ``os._exit``.  While another thread runs
+    (Python's exit waits for it), for an exit code that is not a number, or when the output
+    cannot be flushed (a closed pipe), the normal exit does it all."""
+    if not (code is None or isinstance(code, int)) or (
+            "threading" in sys.modules and sys.modules["threading"].active_count() > 1):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code or 0)
 
