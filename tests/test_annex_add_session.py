@@ -136,3 +136,35 @@ def test_a_one_shot_add_beside_a_running_session(ds, started):
         "add -c annex.dotfiles=true"]
     assert git("status", "--porcelain", cwd=ds) == ""
     git("annex", "fsck", "--fast", "--quiet", cwd=ds)
+
+
+@pytest.mark.parametrize("change", ["gitattributes", "delete-gitattributes", "git-config"])
+def test_a_session_follows_changed_largefiles_rules(ds, started, change):
+    """git-annex reads annex.largefiles once per process (its config at start, a
+    directory's .gitattributes at the first add there): after a save that changed the
+    rules, the next save in the same session follows the new ones (a new process)."""
+    d = Dataset(ds)
+    rules = ds / "sub" / ".gitattributes"
+    (ds / "sub").mkdir()
+    if change == "delete-gitattributes":
+        rules.write_text("*.txt annex.largefiles=nothing\n")
+        commit_entries(d, d.status(untracked="all"), "rules", only=False)
+    with annex.add_session(ds):
+        (ds / "sub" / "a.txt").write_text("a\n")
+        commit_entries(d, d.status(untracked="all"), "a", only=False)
+        assert os.path.islink(ds / "sub" / "a.txt") == (change != "delete-gitattributes")
+        if change == "gitattributes":
+            rules.write_text("*.txt annex.largefiles=nothing\n")
+        elif change == "delete-gitattributes":
+            rules.unlink()
+        else:
+            git("config", "annex.largefiles", "nothing", cwd=ds)
+        if change != "git-config":
+            commit_entries(d, d.status(untracked="all"), "rules", only=False)
+        (ds / "sub" / "b.txt").write_text("b\n")
+        commit_entries(d, d.status(untracked="all"), "b", only=False)
+        # as a git-annex started now decides
+        assert os.path.islink(ds / "sub" / "b.txt") == (change == "delete-gitattributes")
+    assert len([a for a in started() if "--batch" in a]) == 2, started()
+    assert git("status", "--porcelain", cwd=ds) == ""
+    git("annex", "fsck", "--fast", "--quiet", cwd=ds)
