@@ -148,14 +148,11 @@ _SESSION_MAX_PATHS = 40
 
 
 @contextlib.contextmanager
-def add_session(root: str | os.PathLike[str], *, prestart: bool = False) -> Iterator[None]:
+def add_session(root: str | os.PathLike[str]) -> Iterator[None]:
     """While active, :func:`add` in ``root`` (without ``to_git``, of at most a few files)
     goes through one long-lived ``git annex add --batch --json`` process, started at the
     first such add, instead of a git-annex process per call: for callers that save many
     times in one process (the records of a rerun, the jobs of an array worker).
-    ``prestart``: start it now, so that git-annex's own start (its config, its branch, a
-    third of a one-file add) happens while the caller does other work (rr run: while the
-    command runs); unused, it ends at the end of the block having changed nothing.
 
     Every file is staged in git's index when :func:`add` returns (the process runs with a
     queue of one file: git-annex flushes its queued index update before it answers for
@@ -175,8 +172,6 @@ def add_session(root: str | os.PathLike[str], *, prestart: bool = False) -> Iter
     session = _AddSession(root)
     _ADD_SESSIONS[key] = session
     try:
-        if prestart:
-            session.prestart()
         yield
     finally:
         del _ADD_SESSIONS[key]
@@ -214,11 +209,6 @@ class _AddSession:
         self.errors: IO[bytes] | None = None
         self.lock = threading.Lock()  # one request-answer exchange at a time
         self.stamp: tuple[tuple[int, int] | None, ...] = ()  # _read_once_stamp at start
-
-    def prestart(self) -> None:
-        with self.lock:
-            if self.child is None:
-                self._start()
 
     def retire(self) -> None:
         """End the process (its adds committed as at the end); the next add starts anew."""
