@@ -19,7 +19,7 @@ from recorder import cli
 from recorder.cli import fast, typed
 from recorder.cli.params import Group
 
-from .conftest import rr
+from .conftest import RR, rr
 
 
 def _commands():
@@ -220,3 +220,26 @@ def test_exit_codes_and_messages_are_typers(tmp_path):
         typer_ = _rr(argv, ds, slow)
         assert (fast_.returncode, fast_.stdout, fast_.stderr) == \
             (typer_.returncode, typer_.stdout, typer_.stderr), argv
+
+
+@pytest.mark.slow
+def test_the_rr_script_ends_quickly_with_all_its_output(tmp_path):
+    """The console script ends with os._exit after flushing: its whole output (a long
+    `rr log --json` into a pipe and into a file) and exit codes are what typer's path gives."""
+    ds = tmp_path / "ds"
+    rr("create", str(ds))
+    for i in range(12):
+        rr("run", "-m", f"step {i}", "-o", f"o{i}.txt", f"echo {i} > o{i}.txt", cwd=ds)
+    for argv in (["log", "--json"], ["log"], ["status", "--nope"], ["run", "false"]):
+        fast_ = subprocess.run([RR, *argv], cwd=ds, capture_output=True)
+        typer_ = subprocess.run([RR, *argv], cwd=ds, capture_output=True,
+                                env={**os.environ, "_RR_COMPLETE": ""})
+        assert (fast_.returncode, fast_.stdout, fast_.stderr) == \
+            (typer_.returncode, typer_.stdout, typer_.stderr), argv
+        if argv[0] == "log":
+            assert fast_.stdout.count(b"step ") == 12
+    out = tmp_path / "log.txt"
+    with open(out, "wb") as fh:
+        subprocess.run([RR, "log", "--json"], cwd=ds, stdout=fh, check=True)
+    assert out.read_bytes() == subprocess.run([RR, "log", "--json"], cwd=ds,
+                                              capture_output=True).stdout
