@@ -461,20 +461,25 @@ class Progress:
         self.start = time.monotonic()
         self.on = sys.stderr.isatty()
         self.state: dict[int, str] = {}
+        # jobs per state, kept as events come (a count over every job per event would make
+        # an array of N jobs cost N^2 on a terminal)
+        self.counts = {k: 0 for k in ("queued", "running", "done", "failed")}
         self.shown = 0.0
 
     def event(self, e: Event) -> None:
         """A JOB event (fields ``index`` and ``state``: queued, started, done, failed)."""
         state = str(e.state)
-        self.state[e.index] = {"queued": "queued", "started": "running"}.get(state, state)
+        new = {"queued": "queued", "started": "running"}.get(state, state)
+        old = self.state.get(e.index)
+        if old is not None:
+            self.counts[old] -= 1
+        self.state[e.index] = new
+        self.counts[new] = self.counts.get(new, 0) + 1
         now = self._time()
         if self.on and (now - self.shown > 0.1 or state in ("done", "failed")):
             self.shown = now
-            counts = {k: 0 for k in ("queued", "running", "done", "failed")}
-            for v in self.state.values():
-                counts[v] = counts.get(v, 0) + 1
             sys.stderr.write("\r\x1b[Krr: jobs: " + ", ".join(f"{v} {k}" for k, v in
-                                                              counts.items())
+                                                              self.counts.items())
                              + f" ({now - self.start:.1f}s)")
             sys.stderr.flush()
 
