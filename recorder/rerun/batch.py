@@ -149,11 +149,13 @@ def _finish_batch(replay: Replay, batch: list[Step], state: jobs.JobsState,
     total = replay.total
     base = state["base"]
     outcomes: dict[int, JobOutcome | BaseException] = {}
-    for pos, outcome in jobs.run_all(tasks, replay.target):
-        outcomes[pos] = outcome
-        if isinstance(outcome, JobOutcome) and outcome.status == JobStatus.OK:
-            assert outcome.commit is not None
-            jobs.keep(ds, state["id"], pos, outcome.commit)
+    # one long-lived update-ref for the job refs, as an array's (each on disk when kept)
+    with gitrepo.RefTransactions(ds.root) as refs:
+        for pos, outcome in jobs.run_all(tasks, replay.target):
+            outcomes[pos] = outcome
+            if isinstance(outcome, JobOutcome) and outcome.status == JobStatus.OK:
+                assert outcome.commit is not None
+                jobs.keep(ds, state["id"], pos, outcome.commit, refs)
     done: dict[int, JobOutcome] = {}
     for k in range(len(batch)):
         got = outcomes.get(k)
