@@ -372,12 +372,13 @@ def _end(code: Any) -> None:
     module (7 ms of a 50 ms ``rr log``): the output flushed, the ``atexit`` functions run
     (temporary directories, Dask's clean-ups), then ``os._exit``.  While another thread runs
     (Python's exit waits for it), for an exit code that is not a number, when the output
-    cannot be flushed (a closed pipe), and in any process but the ``rr`` console script
-    (``python -m cProfile -m recorder.cli``, an embedding program), the normal exit does it
-    all."""
+    cannot be flushed (a closed pipe), and in any program but the ``rr`` console script
+    itself (a program that calls ``main()`` gets its ``SystemExit``: ``python -m cProfile -m
+    recorder.cli``, tests), the normal exit does it all."""
+    script = getattr(sys.modules.get("__main__"), "__file__", None) or ""
     if not (code is None or isinstance(code, int)) or (
             "threading" in sys.modules and sys.modules["threading"].active_count() > 1) or \
-            os.path.basename(sys.argv[0]) != "rr":
+            os.path.basename(script) != "rr":
         sys.exit(code)
     try:
         sys.stdout.flush()
