@@ -214,8 +214,9 @@ def test_exit_codes_and_messages_are_typers(tmp_path):
     rr("create", str(ds))
     (ds / "f.txt").write_text("x\n")
     slow = {"_RR_COMPLETE": ""}  # shell completion asked for: typer's turn (not completed)
-    for argv in (["status"], ["run", "--dry-run=bad", "echo"], ["run", "-i", "nope/*",
-                 "-o", "b", "cat {inputs} > b"], ["diff", "--json"], ["log", "-n", "1"]):
+    for argv in (["--version"], ["status"], ["run", "--dry-run=bad", "echo"],
+                 ["run", "-i", "nope/*", "-o", "b", "cat {inputs} > b"], ["diff", "--json"],
+                 ["log", "-n", "1"]):
         fast_ = _rr(argv, ds)
         typer_ = _rr(argv, ds, slow)
         assert (fast_.returncode, fast_.stdout, fast_.stderr) == \

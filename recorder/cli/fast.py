@@ -345,6 +345,12 @@ def run(argv: list[str], commands: tuple[tuple[str, str, str, dict[str, Any]], .
     """Run ``rr ARGV`` here and exit as typer's main would, or return (typer's turn)."""
     if "_RR_COMPLETE" in os.environ:
         return
+    if argv == ["--version"]:  # typer's eager --version: the line, exit 0
+        from .. import __version__  # noqa: PLC0415  rr --version only
+        from . import render  # noqa: PLC0415  loaded already
+
+        render.out(f"rr {__version__}")
+        _end(0)
     try:
         fn, kwargs = prepare(argv, commands, groups)
     except Unsure:
