@@ -188,6 +188,10 @@ class _AddSession:
 
     def _start(self) -> proc.Popen:
         ensure_available()
+        # stderr into a file, never a pipe nobody reads while the process lives (a git-annex
+        # with much to say would block); a file of a stopped process is not kept open
+        if self.errors is not None:
+            self.errors.close()
         self.errors = tempfile.TemporaryFile()
         self.child = proc.start_batch(
             [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",

@@ -227,3 +227,56 @@ def test_ctrl_c_in_an_array_leaves_no_git_annex_behind(ds, tmp_path, parallel):
         left = [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], [p.cmdline() for p in left]
     assert git("status", "--porcelain", cwd=ds) == ""
+
+
+CHATTY = ("while read -r line; do head -c 300000 /dev/zero | tr '\\0' e >&2; "
+          "echo \"got $line\"; done; echo 'the last words' >&2; exit 3")
+
+
+def _answer(child: subprocess.Popen, timeout: float = 30.0) -> bytes:
+    """The tool's next line, or b"" if none came in ``timeout`` (it blocked)."""
+    import selectors
+
+    assert child.stdout is not None
+    with selectors.DefaultSelector() as sel:
+        sel.register(child.stdout, selectors.EVENT_READ)
+        if not sel.select(timeout):
+            return b""
+    return child.stdout.readline()
+
+
+@pytest.mark.slow
+def test_a_batch_tool_writing_much_to_stderr_keeps_answering():
+    """A batch tool that writes far more to stderr than a pipe holds between its answers
+    (main's popen_batch piped stderr and never read it: the tool blocked, no answer came);
+    its error text is there once it ended."""
+    with proc.popen_batch(["sh", "-c", CHATTY]) as child:
+        assert child.stdin is not None and child.stderr is not None
+        for i in range(3):
+            child.stdin.write(f"request {i}\n".encode())
+            child.stdin.flush()
+            assert _answer(child) == f"got request {i}\n".encode()
+        child.stdin.close()
+        assert child.wait(timeout=30) == 3
+        errors = child.stderr.read()
+        assert len(errors) == 3 * 300000 + len("the last words\n")
+        assert errors.endswith(b"eethe last words\n")
+
+
+def test_a_refused_ref_transaction_says_what_git_said(tmp_path):
+    """git's own error text (read from the batch process's stderr) is in the error."""
+    from recorder import gitrepo
+    from recorder.errors import CommandError
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    with gitrepo.RefTransactions(repo) as refs:
+        refs.update([f"update refs/rr/jobs/x/0 {head}"])
+        with pytest.raises(CommandError) as failed:
+            refs.update([f"update refs/rr/jobs/x/0 {head} {'1' * 40}"])
+        assert "refs/rr/jobs/x/0" in str(failed.value) and "1" * 40 in str(failed.value)
+        refs.update(["delete refs/rr/jobs/x/0"])  # a new process after the refusal
+    assert git("for-each-ref", "refs/rr/", cwd=repo) == ""
