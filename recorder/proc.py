@@ -42,30 +42,35 @@ TOOL_GRACE = 2.0  # seconds an interrupted tool gets between SIGTERM and SIGKILL
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for tools whose output rr parses: C locale, no prompts."""
     global _BASE_ENV
-    if _BASE_ENV is None:
-        env = dict(os.environ)
-        env["PATH"] = tool_path()
-        env["LC_ALL"] = "C.UTF-8"  # C.UTF-8: git-annex mangles non-ASCII names under plain C
-        env["GIT_TERMINAL_PROMPT"] = "0"
-        _BASE_ENV = env
+    env = getattr(_OVERLAY, "env", None)
+    if env is None:
+        if _BASE_ENV is None:
+            base = dict(os.environ)
+            base["PATH"] = tool_path()
+            base["LC_ALL"] = "C.UTF-8"  # C.UTF-8: git-annex mangles non-ASCII names under C
+            base["GIT_TERMINAL_PROMPT"] = "0"
+            _BASE_ENV = base
+        env = _BASE_ENV
     if not extra:
-        return _BASE_ENV
-    env = dict(_BASE_ENV)
-    env.update(extra)
-    return env
+        return env
+    return {**env, **extra}
+
+
+# this thread's tool environment inside tool_env_overlay (threads of one process may run
+# array jobs side by side: one's block never ends another's)
+_OVERLAY = threading.local()
 
 
 @contextlib.contextmanager
 def tool_env_overlay(extra: Mapping[str, str]) -> Iterator[None]:
-    """Extra environment for every tool started in the block (an array job runs git-annex
-    with annex.alwayscommit=false this way)."""
-    global _BASE_ENV
-    before = _BASE_ENV
-    _BASE_ENV = {**tool_env(), **extra}
+    """Extra environment for every tool started in the block by this thread (an array job
+    runs git-annex with annex.alwayscommit=false this way)."""
+    before = getattr(_OVERLAY, "env", None)
+    _OVERLAY.env = tool_env(extra)
     try:
         yield
     finally:
-        _BASE_ENV = before
+        _OVERLAY.env = before
 
 
 def tool_path() -> str:

@@ -280,3 +280,77 @@ def test_a_refused_ref_transaction_says_what_git_said(tmp_path):
         assert "refs/rr/jobs/x/0" in str(failed.value) and "1" * 40 in str(failed.value)
         refs.update(["delete refs/rr/jobs/x/0"])  # a new process after the refusal
     assert git("for-each-ref", "refs/rr/", cwd=repo) == ""
+
+
+@pytest.mark.slow
+def test_a_worker_of_two_threads_keeps_a_slot_per_thread_and_closes_them_all(ds, tmp_path):
+    """An existing Dask cluster whose worker runs two tasks at once (two threads of one
+    process): each thread's job takes a slot of its own and puts it back (two worktrees in
+    all), every slot is closed when the jobs end; the records and the annex are right.
+    main's slots were one per process: a thread's slot replaced the other's when put back,
+    and the next job made a new worktree (and add session)."""
+    from distributed import LocalCluster  # noqa: PLC0415  heavy (Dask)
+
+    _base(ds)
+    n = 12
+    values = ",".join(str(i) for i in range(n))
+    cmd = 'echo {i} > o{i}.dat; basename "$PWD" > w{i}.txt; sleep 0.2'
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True,
+                      dashboard_address=":0") as cluster:
+        rr("run", "--scheduler", cluster.scheduler_address, "-J", "2", "--param",
+           f"i={values}", cmd, cwd=ds)
+        time.sleep(0.5)
+        left = _annex_processes(ds)
+        assert left == [], [p.cmdline() for p in left]
+    git("annex", "fsck", "--quiet", cwd=ds)
+    for i in range(n):
+        _annexed_right(ds, _key(f"{i}\n".encode()), f"{i}\n".encode())
+    assert git("status", "--porcelain", cwd=ds) == ""
+    worktrees = {(ds / f"w{i}.txt").read_text() for i in range(n)}
+    assert len(worktrees) <= 2, worktrees  # one per thread
+
+
+@pytest.mark.slow
+def test_jobs_side_by_side_in_threads_of_one_process(ds, tmp_path):
+    """Two threads of one process run jobs at the same time, twice (each pair waits for
+    both to be running): the first pair's two slots are both kept and serve the second pair
+    (two worktrees, two add sessions in all); the jobs' environment (no git-annex branch
+    commits from jobs) holds in each thread for the whole of its job and leaves nothing
+    behind; every slot's session ends with close_slots.  main kept one slot per process
+    (the other's worktree and session were dropped) and one process-wide environment that
+    the first thread to finish took away from the other."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    base = _base(ds)
+    annex_tip = git("rev-parse", "git-annex", cwd=ds)
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    wtdir = str(tmp_path / "wts")
+
+    def task(i: int) -> jobs.JobTask:
+        partner = i ^ 1
+        cmd = (f"touch {gate}/{i}; n=0; while ! test -e {gate}/{partner}; do "
+               f"n=$((n+1)); test $n -lt 600 || exit 9; sleep 0.05; done; "
+               f"echo {i} > o{i}.dat")
+        return jobs.JobTask(str(ds), wtdir, base, i, ".", cmd)
+
+    outcomes = []
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            for pair in ((0, 1), (2, 3)):
+                outcomes += list(pool.map(jobs.run_job, [task(i) for i in pair]))
+                assert len(jobs._SLOTS.get(wtdir, [])) == 2
+        assert len(_annex_processes(tmp_path)) == 2  # a session per slot, still running
+    finally:
+        jobs.close_slots(wtdir)
+    assert [o.status for o in outcomes] == ["ok"] * 4, outcomes
+    assert len({o.worktree for o in outcomes}) == 2
+    assert git("rev-parse", "git-annex", cwd=ds) == annex_tip  # the driver's to commit
+    for i, outcome in enumerate(outcomes):
+        assert _tree(ds, outcome.commit or "") == {".gitignore": "git:*.junk\n",
+                                                   "a.dat": _key(b"A base\n"),
+                                                   "b.dat": _key(b"B base\n"),
+                                                   f"o{i}.dat": _key(f"{i}\n".encode())}
+        _annexed_right(ds, _key(f"{i}\n".encode()), f"{i}\n".encode())
+    assert "GIT_CONFIG_COUNT" not in proc.tool_env()
+    assert _annex_processes(tmp_path) == []
