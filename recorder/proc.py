@@ -295,6 +295,22 @@ def start_batch(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None, 
     return child
 
 
+def _error_file() -> tuple[int, IO[bytes]]:
+    """A temporary file for a tool's stderr, already unlinked: the descriptor the tool
+    writes to, and a file object reading it from its start (an offset of its own)."""
+    import tempfile  # noqa: PLC0415  stdlib, but not for every command's start-up
+
+    fd, path = tempfile.mkstemp(prefix="rr-stderr-")
+    try:
+        reader = open(path, "rb")  # closed with the tool (popen_batch)
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        os.unlink(path)
+    return fd, reader
+
+
 @contextlib.contextmanager
 def popen_batch(
     argv: Sequence[str],
@@ -305,8 +321,20 @@ def popen_batch(
     """Start a long-lived tool that reads requests on stdin and answers on stdout (``git
     update-ref --stdin``, ``git cat-file --batch``, ``git annex ... --batch``); the caller
     writes, flushes and reads.  Leaving the block closes its stdin (the tool ends at EOF) and
-    waits for it; an exception or interrupt stops the tool and its process group."""
-    child = start_batch(argv, cwd, stderr=subprocess.PIPE, env=env)
+    waits for it; an exception or interrupt stops the tool and its process group.
+
+    The tool's stderr goes to an unlinked temporary file, never a pipe (a tool writing more
+    than a pipe holds while nobody reads it would block and stop answering): ``child.stderr``
+    reads it from its start (the error text, once the tool ended)."""
+    fd, errors = _error_file()
+    try:
+        child = start_batch(argv, cwd, stderr=fd, env=env)
+    except BaseException:
+        errors.close()
+        raise
+    finally:
+        os.close(fd)
+    child.stderr = errors
     try:
         yield child
         assert child.stdin is not None
