@@ -148,8 +148,10 @@ class _Slot:
         self.reset = False  # made exactly the base commit by worktree_reset (no leftovers)
 
     def close(self) -> None:
-        """Stop the helpers (a failed job keeps its worktree: nothing may run in it)."""
-        self.helpers.close()
+        """Stop the helpers (a failed job keeps its worktree: nothing may run in it), with
+        the jobs' environment in force (what they run is a job's)."""
+        with proc.tool_env_overlay(JOB_ENV):
+            self.helpers.close()
 
 
 # the worktree dir of a set of jobs -> this process's reusable worktrees (one per worker
@@ -171,6 +173,9 @@ def _enter_helpers(slot: _Slot) -> None:
     The add session's process outlives the resets between jobs: it keeps no state of the
     index or the work tree that a reset could make stale (each file is looked at and staged
     afresh when it is added; tests/test_arrays_session.py)."""
+    # git's automatic maintenance after a job's commit (gc is off in jobs: JOB_ENV) once
+    # when the slot ends, not a `git maintenance run --auto` per job
+    slot.helpers.enter_context(gitrepo.deferred_maintenance(slot.ds.root))
     if slot.ds.is_annex:
         slot.helpers.enter_context(annex.add_session(slot.ds.root))
 

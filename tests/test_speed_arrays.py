@@ -58,6 +58,8 @@ def test_a_job_costs_one_status_and_one_ref_update(tmp_path):
     assert per_job["update-ref"] <= 1, per_job
     assert per_job["reset"] <= 1 and per_job["clean"] <= 1, per_job
     assert per_job.get("worktree", 0) == 0, per_job  # one worktree for all jobs of a worker
+    # git's automatic maintenance once per worker's slot (gc off in jobs), not once per job
+    assert per_job.get("maintenance", 0) == 0, per_job
 
 
 @pytest.mark.slow
@@ -65,6 +67,7 @@ def test_on_dask_a_job_costs_one_status_and_one_ref_update(tmp_path):
     per_job = _per_job(tmp_path, "-J", "2")
     assert per_job["status"] <= 1, per_job
     assert per_job["update-ref"] <= 1, per_job
+    assert per_job.get("maintenance", 0) == 0, per_job
 
 
 # what job 0 leaves in its worktree, run as the array's command: an untracked file, an
