@@ -188,10 +188,6 @@ class _AddSession:
 
     def _start(self) -> proc.Popen:
         ensure_available()
-        # stderr into a file, never a pipe nobody reads while the process lives (a git-annex
-        # with much to say would block); a file of a stopped process is not kept open
-        if self.errors is not None:
-            self.errors.close()
         self.errors = tempfile.TemporaryFile()
         self.child = proc.start_batch(
             [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",
@@ -234,6 +230,11 @@ class _AddSession:
         if self.child is not None:
             proc.stop_tool(self.child)
         self.child = None
+        # its stderr went to a file, never a pipe nobody reads while the process lives (a
+        # git-annex with much to say would block); read by now, not kept open
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
     def close(self) -> None:
         """End the batch process (it commits its journal to the git-annex branch)."""
