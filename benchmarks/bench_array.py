@@ -17,10 +17,11 @@
   tree, in pairs on fresh datasets, ``--rounds`` times: the median of the paired ratios is
   the before/after of a change, measured in one run on a loaded machine.  ``--only-against``
   skips the rest.
-- ``--breakdown``: where a job's CPU time goes, for N jobs with --jobs 2: every git process
-  (git-annex's under ``git annex``) timed by a wrapper on PATH (its CPU from ``wait4``), the
+- ``--breakdown``: where a job's CPU time goes, for N jobs with --jobs 2: every git and
+  git-annex process rr starts timed by a wrapper on PATH (its CPU from ``wait4``, with the
+  git processes a git-annex starts: a worker's long-lived ``git-annex add`` is one line), the
   rest (Python: the driver, Dask, the workers; the commands) as the whole tree's CPU minus
-  git's; then nothing else is run.
+  theirs; then nothing else is run.
 """
 
 from __future__ import annotations
@@ -115,16 +116,21 @@ def against(base: Path, n: int, src: str, rounds: int) -> None:
 # that git or git-annex start are counted in their parent's time (not logged again)
 SHIM = """#!{python} -S
 import os, sys
-real = {git!r}
+real = {real!r}
 if os.environ.get("RR_BENCH_SHIM_INNER"):
-    os.execv(real, ["git"] + sys.argv[1:])
+    os.execv(real, [{name!r}] + sys.argv[1:])
 os.environ["RR_BENCH_SHIM_INNER"] = "1"
 pid = os.fork()
 if pid == 0:
-    os.execv(real, ["git"] + sys.argv[1:])
+    os.execv(real, [{name!r}] + sys.argv[1:])
 _, status, ru = os.wait4(pid, 0)
-a = [x for x in sys.argv[1:] if not x.startswith("-")]
-sub = " ".join(a[:2]) if a[:1] == ["annex"] else (a[0] if a else "?")
+a, skip = [], False
+for x in sys.argv[1:]:
+    if skip or x.startswith("-"):
+        skip = x == "-c"
+        continue
+    a.append(x)
+sub = {name!r} + " " + (" ".join(a[:2]) if a[:1] == ["annex"] else (a[0] if a else "?"))
 own = os.times()
 with open({log!r}, "a") as f:
     f.write(sub + "\\t" + str(ru.ru_utime + ru.ru_stime) + "\\t" +
@@ -135,14 +141,17 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 def breakdown(base: Path, n: int) -> None:
     """Where the CPU time of N no-op jobs (--jobs 2) goes, per job."""
-    git = shutil.which("git")
-    assert git is not None
     shim_dir = base / "shim"
     shim_dir.mkdir()
     log = base / "git-cpu.log"
-    shim = shim_dir / "git"
-    shim.write_text(SHIM.format(python=sys.executable, git=git, log=str(log)))
-    shim.chmod(0o755)
+    # git and git-annex timed where rr starts them (a git-annex's own git processes are in
+    # its time: their wrapper only passes them on)
+    for name in ("git", "git-annex"):
+        real = shutil.which(name)
+        assert real is not None
+        shim = shim_dir / name
+        shim.write_text(SHIM.format(python=sys.executable, real=real, name=name, log=str(log)))
+        shim.chmod(0o755)
     here = with_source(str(Path(__file__).resolve().parent.parent))
     shimmed = dict(here, PATH=f"{shim_dir}{os.pathsep}{here.get('PATH', '')}")
     values = ",".join(str(i) for i in range(n))
@@ -169,7 +178,7 @@ def breakdown(base: Path, n: int) -> None:
           f"({1000 * cpu / n:.1f} ms per job); the git processes timed in a second run")
     print(f"{'process':28} {'count':>6} {'per job':>8} {'ms per job':>11}")
     for sub, secs in sorted(groups.items(), key=lambda kv: -sum(kv[1])):
-        print(f"git {sub:24} {len(secs):6d} {len(secs) / n:8.2f} {1000 * sum(secs) / n:11.1f}")
+        print(f"{sub:28} {len(secs):6d} {len(secs) / n:8.2f} {1000 * sum(secs) / n:11.1f}")
     print(f"{'the rest (Python, commands)':28} {'':6} {'':8} {1000 * (cpu - git_cpu) / n:11.1f}")
 
 

@@ -271,6 +271,11 @@ class _AddSession:
         if self.child is not None:
             proc.stop_tool(self.child)
         self.child = None
+        # its stderr went to a file, never a pipe nobody reads while the process lives (a
+        # git-annex with much to say would block); read by now, not kept open
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
 
     def close(self) -> None:
         """End the batch process (it commits its journal to the git-annex branch)."""

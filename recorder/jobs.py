@@ -148,13 +148,17 @@ class _Slot:
         self.reset = False  # made exactly the base commit by worktree_reset (no leftovers)
 
     def close(self) -> None:
-        """Stop the helpers (a failed job keeps its worktree: nothing may run in it)."""
-        self.helpers.close()
+        """Stop the helpers (a failed job keeps its worktree: nothing may run in it), with
+        the jobs' environment in force (what they run is a job's)."""
+        with proc.tool_env_overlay(JOB_ENV):
+            self.helpers.close()
 
 
-# the worktree dir of a set of jobs -> this process's reusable worktree; a job takes it out
-# while it runs and puts it back when it succeeded
-_SLOTS: dict[str, _Slot] = {}
+# the worktree dir of a set of jobs -> this process's reusable worktrees (one per worker
+# thread that ran a job: a Dask worker may have several); a job takes one out while it runs
+# and puts it back when it succeeded; taken and put back under the lock
+_SLOTS: dict[str, list[_Slot]] = {}
+_SLOTS_LOCK = threading.Lock()
 
 
 def _enter_helpers(slot: _Slot) -> None:
@@ -164,14 +168,33 @@ def _enter_helpers(slot: _Slot) -> None:
     a git-annex started here never commits to the git-annex branch, the driver does); they
     serve every job of this worker on that worktree and are closed when the slot is dropped
     (a failed job) or the jobs end (:func:`close_slots`, run on every worker by
-    :func:`run_all`)."""
-    del slot  # none yet
+    :func:`run_all`).
+
+    The add session's process outlives the resets between jobs: it keeps no state of the
+    index or the work tree that a reset could make stale (each file is looked at and staged
+    afresh when it is added; tests/test_arrays_session.py)."""
+    # git's automatic maintenance after a job's commit (gc is off in jobs: JOB_ENV) once
+    # when the slot ends, not a `git maintenance run --auto` per job
+    slot.helpers.enter_context(gitrepo.deferred_maintenance(slot.ds.root))
+    if slot.ds.is_annex:
+        slot.helpers.enter_context(annex.add_session(slot.ds.root))
+
+
+def _take_slot(wtdir: str) -> _Slot | None:
+    with _SLOTS_LOCK:
+        pool = _SLOTS.get(wtdir)
+        return pool.pop() if pool else None
+
+
+def _put_slot(wtdir: str, slot: _Slot) -> None:
+    with _SLOTS_LOCK:
+        _SLOTS.setdefault(wtdir, []).append(slot)
 
 
 def _slot(task: JobTask) -> _Slot:
     """A worktree at the task's base: the one this process's last successful job left (reset:
     the base tree exactly, whatever that job left), else a new one."""
-    slot = _SLOTS.pop(task.wtdir, None)
+    slot = _take_slot(task.wtdir)
     if slot is not None:
         try:
             gitrepo.worktree_reset(slot.ds.root, task.base)
@@ -194,11 +217,12 @@ def _slot(task: JobTask) -> _Slot:
 def close_slots(wtdir: str | None = None) -> None:
     """Close and forget this process's worktree slots (of the jobs in ``wtdir``, or all):
     their helpers stop; the worktrees stay for the driver to remove."""
-    for key in [k for k in _SLOTS if wtdir is None or k == wtdir]:
-        slot = _SLOTS.pop(key, None)
-        if slot is not None:
-            with contextlib.suppress(Exception):
-                slot.close()
+    with _SLOTS_LOCK:
+        slots = [slot for key in [k for k in _SLOTS if wtdir is None or k == wtdir]
+                 for slot in _SLOTS.pop(key, [])]
+    for slot in slots:
+        with contextlib.suppress(Exception):
+            slot.close()
 
 
 def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
@@ -249,7 +273,7 @@ def run_job(task: JobTask) -> JobOutcome:
     try:
         with proc.tool_env_overlay(JOB_ENV):
             result = runop.execute(ds, _job_spec(ds, task), on_event=collect, clean=clean)
-        _SLOTS[task.wtdir] = slot
+        _put_slot(task.wtdir, slot)
         reusable = True
     except Interrupted as exc:
         if threading.current_thread() is threading.main_thread():

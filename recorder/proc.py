@@ -42,30 +42,35 @@ TOOL_GRACE = 2.0  # seconds an interrupted tool gets between SIGTERM and SIGKILL
 def tool_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for tools whose output rr parses: C locale, no prompts."""
     global _BASE_ENV
-    if _BASE_ENV is None:
-        env = dict(os.environ)
-        env["PATH"] = tool_path()
-        env["LC_ALL"] = "C.UTF-8"  # C.UTF-8: git-annex mangles non-ASCII names under plain C
-        env["GIT_TERMINAL_PROMPT"] = "0"
-        _BASE_ENV = env
+    env = getattr(_OVERLAY, "env", None)
+    if env is None:
+        if _BASE_ENV is None:
+            base = dict(os.environ)
+            base["PATH"] = tool_path()
+            base["LC_ALL"] = "C.UTF-8"  # C.UTF-8: git-annex mangles non-ASCII names under C
+            base["GIT_TERMINAL_PROMPT"] = "0"
+            _BASE_ENV = base
+        env = _BASE_ENV
     if not extra:
-        return _BASE_ENV
-    env = dict(_BASE_ENV)
-    env.update(extra)
-    return env
+        return env
+    return {**env, **extra}
+
+
+# this thread's tool environment inside tool_env_overlay (threads of one process may run
+# array jobs side by side: one's block never ends another's)
+_OVERLAY = threading.local()
 
 
 @contextlib.contextmanager
 def tool_env_overlay(extra: Mapping[str, str]) -> Iterator[None]:
-    """Extra environment for every tool started in the block (an array job runs git-annex
-    with annex.alwayscommit=false this way)."""
-    global _BASE_ENV
-    before = _BASE_ENV
-    _BASE_ENV = {**tool_env(), **extra}
+    """Extra environment for every tool started in the block by this thread (an array job
+    runs git-annex with annex.alwayscommit=false this way)."""
+    before = getattr(_OVERLAY, "env", None)
+    _OVERLAY.env = tool_env(extra)
     try:
         yield
     finally:
-        _BASE_ENV = before
+        _OVERLAY.env = before
 
 
 def tool_path() -> str:
@@ -290,6 +295,22 @@ def start_batch(argv: Sequence[str], cwd: str | os.PathLike[str] | None = None, 
     return child
 
 
+def _error_file() -> tuple[int, IO[bytes]]:
+    """A temporary file for a tool's stderr, already unlinked: the descriptor the tool
+    writes to, and a file object reading it from its start (an offset of its own)."""
+    import tempfile  # noqa: PLC0415  stdlib, but not for every command's start-up
+
+    fd, path = tempfile.mkstemp(prefix="rr-stderr-")
+    try:
+        reader = open(path, "rb")  # closed with the tool (popen_batch)
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        os.unlink(path)
+    return fd, reader
+
+
 @contextlib.contextmanager
 def popen_batch(
     argv: Sequence[str],
@@ -300,8 +321,20 @@ def popen_batch(
     """Start a long-lived tool that reads requests on stdin and answers on stdout (``git
     update-ref --stdin``, ``git cat-file --batch``, ``git annex ... --batch``); the caller
     writes, flushes and reads.  Leaving the block closes its stdin (the tool ends at EOF) and
-    waits for it; an exception or interrupt stops the tool and its process group."""
-    child = start_batch(argv, cwd, stderr=subprocess.PIPE, env=env)
+    waits for it; an exception or interrupt stops the tool and its process group.
+
+    The tool's stderr goes to an unlinked temporary file, never a pipe (a tool writing more
+    than a pipe holds while nobody reads it would block and stop answering): ``child.stderr``
+    reads it from its start (the error text, once the tool ended)."""
+    fd, errors = _error_file()
+    try:
+        child = start_batch(argv, cwd, stderr=fd, env=env)
+    except BaseException:
+        errors.close()
+        raise
+    finally:
+        os.close(fd)
+    child.stderr = errors
     try:
         yield child
         assert child.stdin is not None

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
+import stat
 import time
 from pathlib import Path
 
@@ -56,6 +58,8 @@ def test_a_job_costs_one_status_and_one_ref_update(tmp_path):
     assert per_job["update-ref"] <= 1, per_job
     assert per_job["reset"] <= 1 and per_job["clean"] <= 1, per_job
     assert per_job.get("worktree", 0) == 0, per_job  # one worktree for all jobs of a worker
+    # git's automatic maintenance once per worker's slot (gc off in jobs), not once per job
+    assert per_job.get("maintenance", 0) == 0, per_job
 
 
 @pytest.mark.slow
@@ -63,6 +67,7 @@ def test_on_dask_a_job_costs_one_status_and_one_ref_update(tmp_path):
     per_job = _per_job(tmp_path, "-J", "2")
     assert per_job["status"] <= 1, per_job
     assert per_job["update-ref"] <= 1, per_job
+    assert per_job.get("maintenance", 0) == 0, per_job
 
 
 # what job 0 leaves in its worktree, run as the array's command: an untracked file, an
@@ -188,3 +193,44 @@ def test_a_freed_worker_gets_its_next_task_while_the_driver_handles_a_result(tmp
     finally:
         gen.close()
     assert sorted([first, *rest]) == [0, 1, 2, 3]
+
+
+def _annex_starts(ds: Path, tmp_path: Path, n: int, *args: str) -> collections.Counter:
+    """git-annex processes by subcommand that an array of ``n`` no-op jobs started (a logging
+    wrapper first on PATH: the driver's, the workers', the git-annex git starts as a filter)."""
+    bindir = tmp_path / "wrap-bin"
+    log = tmp_path / f"annex-starts-{n}.log"
+    bindir.mkdir(exist_ok=True)
+    real = shutil.which("git-annex")
+    assert real
+    script = bindir / "git-annex"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$1" >> "$RR_TEST_ANNEX_LOG"\n'
+                      f'exec "{real}" "$@"\n')
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    values = ",".join(str(i) for i in range(n))
+    rr("run", *args, "--param", f"i={values}", "-o", "out/{i}",
+       "mkdir -p out; echo {i} > out/{i}", cwd=ds,
+       env={"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "RR_TEST_ANNEX_LOG": str(log)})
+    assert sorted(os.listdir(ds / "out")) == [str(i) for i in range(n)]
+    git("annex", "fsck", "--fast", "--quiet", cwd=ds)
+    return collections.Counter(log.read_text().split())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parallel", [None, 2])
+def test_a_worker_stages_every_job_through_one_git_annex(tmp_path, parallel):
+    """The jobs of a worker stage their outputs through its slot's one ``git annex add
+    --batch``: the git-annex processes of an array do not grow with its jobs (main's code
+    started a git-annex add per job).  git's own filter-process starts (git-annex as the
+    clean filter of files racily clean in a fresh worktree) depend on the clock, not on
+    the jobs: left out."""
+    args = ["-J", str(parallel)] if parallel else []
+    workers = parallel or 1
+    found = {}
+    for n in (2, 10):
+        ds = tmp_path / f"ds{n}"
+        api.create(ds)
+        found[n] = _annex_starts(ds, tmp_path, n, *args)
+        found[n].pop("filter-process", None)
+    assert found[10]["add"] <= workers + 1, found  # a worker restarted: one more
+    assert sum(found[10].values()) <= sum(found[2].values()) + 1, found
