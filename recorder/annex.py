@@ -190,12 +190,26 @@ def is_attributes(path: str) -> bool:
     return path.rstrip("/").rsplit("/", 1)[-1] == ".gitattributes"
 
 
-def _read_once_stamp(git_dir: str) -> tuple[tuple[int, int] | None, ...]:
-    """What git-annex reads once per process: the repository's config, info/attributes."""
+def _read_once_files(root: str | os.PathLike[str]) -> list[str]:
+    """What git-annex reads once per process: the repository's config and info/attributes
+    (in a linked worktree, an array job's, those of the repository it belongs to) and the
+    worktree's own config.worktree."""
+    git_dir = gitrepo.git_dir(root)
+    common = git_dir
+    try:
+        with open(os.path.join(git_dir, "commondir"), encoding="utf-8") as fh:
+            common = os.path.join(git_dir, fh.read().strip())
+    except OSError:
+        pass
+    return [os.path.join(common, "config"), os.path.join(common, "info", "attributes"),
+            os.path.join(git_dir, "config.worktree")]
+
+
+def _read_once_stamp(files: Sequence[str]) -> tuple[tuple[int, int] | None, ...]:
     out: list[tuple[int, int] | None] = []
-    for name in ("config", os.path.join("info", "attributes")):
+    for name in files:
         try:
-            st = os.stat(os.path.join(git_dir, name))
+            st = os.stat(name)
             out.append((st.st_mtime_ns, st.st_size))
         except OSError:
             out.append(None)
@@ -209,6 +223,7 @@ class _AddSession:
         self.errors: IO[bytes] | None = None
         self.lock = threading.Lock()  # one request-answer exchange at a time
         self.stamp: tuple[tuple[int, int] | None, ...] = ()  # _read_once_stamp at start
+        self.watched: list[str] = []  # _read_once_files
 
     def retire(self) -> None:
         """End the process (its adds committed as at the end); the next add starts anew."""
@@ -225,7 +240,8 @@ class _AddSession:
 
     def _start(self) -> proc.Popen:
         ensure_available()
-        self.stamp = _read_once_stamp(os.path.join(self.root, ".git"))
+        self.watched = self.watched or _read_once_files(self.root)
+        self.stamp = _read_once_stamp(self.watched)
         self.errors = tempfile.TemporaryFile()
         self.child = proc.start_batch(
             [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",
@@ -240,7 +256,7 @@ class _AddSession:
     def _add(self, paths: Sequence[str]) -> list[dict]:
         if self.child is not None and (
                 self.child.poll() is not None
-                or _read_once_stamp(os.path.join(self.root, ".git")) != self.stamp):
+                or _read_once_stamp(self.watched) != self.stamp):
             self._close()  # it ended, or its configuration changed since it started
         child = self.child if self.child is not None else self._start()
         assert child.stdin is not None and child.stdout is not None

@@ -168,3 +168,20 @@ def test_a_session_follows_changed_largefiles_rules(ds, started, change):
     assert len([a for a in started() if "--batch" in a]) == 2, started()
     assert git("status", "--porcelain", cwd=ds) == ""
     git("annex", "fsck", "--fast", "--quiet", cwd=ds)
+
+
+def test_a_session_in_a_linked_worktree_follows_the_repository_config(ds, started, tmp_path):
+    """In a linked worktree (an array job's slot) ``.git`` is a file: the config git-annex
+    reads is the repository's; a change to it there starts a new process too."""
+    wt = tmp_path / "slot"
+    git("worktree", "add", "--detach", str(wt), cwd=ds)
+    w = Dataset(wt)
+    with annex.add_session(wt):
+        (wt / "a.txt").write_text("a\n")
+        commit_entries(w, w.status(untracked="all"), "a", only=False)
+        assert os.path.islink(wt / "a.txt")
+        git("config", "annex.largefiles", "nothing", cwd=wt)
+        (wt / "b.txt").write_text("b\n")
+        commit_entries(w, w.status(untracked="all"), "b", only=False)
+        assert not os.path.islink(wt / "b.txt")
+    assert len([a for a in started() if "--batch" in a]) == 2, started()
