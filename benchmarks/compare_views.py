@@ -57,8 +57,8 @@ def build(ds: Path) -> None:
     # rr runs: annexed metrics, durations in notes
     for i in range(3):
         _sh([RR, "run", "-m", f"train {i}", "-i", "data.csv", "-o", "metrics.json",
-             f"printf '{{{{\"accuracy\": 0.{i}5, \"loss\": {{{{\"train\": {i}, \"test\": [1, 2]}}}}}}}}'"
-             " > metrics.json"], ds)
+             f"printf '{{{{\"accuracy\": 0.{i}5, \"loss\": {{{{\"train\": {i}, "
+             f"\"test\": [1, 2]}}}}}}}}' > metrics.json"], ds)
     # a metrics file in git, a CSV one, one that does not parse
     _sh(["git", "config", "-f", ".datalad/config", "--add", "rr.metrics.file", "metrics.json"], ds)
     _sh(["git", "config", "-f", ".datalad/config", "--add", "rr.metrics.file", "git.json"], ds)
