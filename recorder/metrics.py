@@ -157,17 +157,26 @@ def default_files(ds: Dataset, bad: dict[str, str] | None = None) -> list[str]:
 def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
                      revisions: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(name, sha) pairs, oldest first for tags/commits, as given otherwise."""
+    return _select(ds, all_tags, all_branches, all_commits, revisions)[0]
+
+
+def _select(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
+            revisions: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[str] | None]:
+    """:func:`select_revisions`, and with ``all_commits`` each commit's tree (its files are
+    read from it), else None."""
     names = gitrepo.refs_by_commit(ds.root, ["refs/tags", "refs/heads"])
     chosen: list[tuple[str, str]] = []
     names.pop("", None)
     for commit in list(names):
         names[commit] = [n for n in names[commit] if n != "git-annex"]
     if all_commits:
-        for commit in gitrepo.rev_list(ds.root, ["--exclude=git-annex", "--exclude=synced/*",
-                                                 "--branches", "--tags", "--reverse",
-                                                 "--topo-order"]):
+        trees = []
+        for commit, tree in gitrepo.rev_list_trees(ds.root, [
+                "--exclude=git-annex", "--exclude=synced/*", "--branches", "--tags",
+                "--reverse", "--topo-order"]):
             chosen.append((", ".join(names.get(commit, [])) or commit[:8], commit))
-        return chosen
+            trees.append(tree)
+        return chosen, trees
     if all_tags:
         for line in gitrepo.ref_names(ds.root, "refs/tags", by_date=True):
             sha = gitrepo.resolve_commit(ds.root, f"refs/tags/{line}")
@@ -201,7 +210,7 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
             return []
         branch = gitrepo.current_branch(ds.root)
         chosen.append((branch or "HEAD", head))
-    return chosen
+    return chosen, None
 
 
 def _annex_key(data: bytes) -> str | None:
@@ -262,12 +271,15 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     if not files:
         raise RecorderError("no metrics files: none registered and no run wrote a .json output",
                             hint="register one with 'rr metrics add FILE'")
-    revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
+    revs, trees = _select(ds, all_tags, all_branches, all_commits, revisions)
     files = _expand(ds, files, revs)
     # bad records at commits not shown: noted on the first row
     shown = {sha for _, sha in revs}
     unshown = [note for sha, note in bad.items() if sha not in shown]
-    blobs = gitrepo.read_blobs(ds.root, [f"{sha}:{f}" for _, sha in revs for f in files])
+    # the files of a commit read from its tree, when known: git reads no commit again
+    blobs = gitrepo.read_blobs(ds.root, [f"{rev}:{f}" for rev in trees or (sha for _, sha in revs)
+                                         for f in files])
+    del trees
     waiting: list[tuple[str, str, list[tuple[str, bytes] | None]]] = []
     wanted: set[str] = set()
     for index, (name, sha) in enumerate(revs):

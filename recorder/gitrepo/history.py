@@ -201,6 +201,25 @@ def rev_list(root: PathLike, revs: Sequence[str]) -> list[str]:
     return call_git_lines(["rev-list", *revs, "--"], root)
 
 
+def rev_list_trees(root: PathLike, revs: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(commit, its tree) of each commit ``git rev-list REVS`` lists, in its order, as git
+    writes them: a file of a commit read as ``TREE:PATH`` spares ``cat-file`` reading the
+    commit again (half its time over a long history)."""
+    carry: list[bytes] = []
+    buf = b""
+    for piece in stream_git(["rev-list", "--format=%T", *revs, "--"], root):
+        buf += piece
+        cut = buf.rfind(b"\n") + 1
+        if not cut:
+            continue
+        words = carry + buf[:cut].split()  # "commit SHA\nTREE\n" each
+        buf = buf[cut:]
+        whole = len(words) - len(words) % 3
+        for i in range(0, whole, 3):
+            yield words[i + 1].decode(), words[i + 2].decode()
+        carry = words[whole:]
+
+
 def first_parent_chain(root: PathLike, tip: str, exclude: str) -> list[tuple[str, ...]]:
     """(commit, parent, ...) of each commit on ``tip``'s first-parent line that ``exclude``
     does not contain, newest first."""
