@@ -207,7 +207,7 @@ def _select(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
     if not chosen:
         head = ds.head()
         if head is None:
-            return []
+            return [], None
         branch = gitrepo.current_branch(ds.root)
         chosen.append((branch or "HEAD", head))
     return chosen, None
