@@ -94,6 +94,7 @@ def _entries(pieces: Iterator[bytes], size: int, notes: bool, source: bool
     tail = b""
     pending: list[str] = []
     done = False
+    make = tuple.__new__  # a LogEntry without its Python-level __new__ (one per commit)
     while not done:
         piece = next(pieces, None)
         if piece is None:  # the last field of the last entry has no NUL after it
@@ -107,11 +108,11 @@ def _entries(pieces: Iterator[bytes], size: int, notes: bool, source: bool
             pending += tail[:cut].decode("utf-8", "surrogateescape").split("\0")
             tail = tail[cut + 1:]
         whole = len(pending) - len(pending) % size
-        for i in range(0, whole, size):
-            sha, parents, author, date, message, *more = pending[i:i + size]
-            yield LogEntry(sha.strip(), tuple(parents.split()), author, date, message,
-                           more[0].strip() if notes else "",
-                           more[-1].strip() if source else "")
+        fields = iter(pending)
+        for f in zip(*[fields] * size):  # the entries read whole; the rest waits
+            yield make(LogEntry, (f[0].strip(), tuple(f[1].split()), f[2], f[3], f[4],
+                                  f[5].strip() if notes else "",
+                                  f[-1].strip() if source else "", "", ()))
         del pending[:whole]
 
 

@@ -1,0 +1,78 @@
+"""The history views' fast paths (issue #22 item 3) decide exactly as the paths they
+short-cut: a record checked in a few C-level steps is one the field-by-field check accepts,
+a record scanned in place is the record of the slice, a commit's tree names its files."""
+
+import json
+
+import pytest
+
+from recorder import gitrepo
+from recorder import record as records
+from recorder.errors import RecordError
+
+from .conftest import git
+
+_RECORDS = [
+    {"cmd": "x"}, {"cmd": "x", "pwd": ".", "exit": 0, "inputs": ["a", "b"], "chain": []},
+    {"cmd": "x", "exit": None, "inputs": None, "outputs": None, "chain": None, "dsid": None},
+    {"cmd": "x", "rr": None}, {"cmd": "x", "rr": {"duration": 1.5, "explicit": True}},
+    {"cmd": "x", "inputs": ["a" * 63]}, {"cmd": "x", "inputs": ["a" * 64]},
+    {"cmd": "x", "inputs": ["a" * 40, "b" * 40]}, {"cmd": "x", "inputs": ["a" * 300]},
+    {"cmd": "x", "inputs": ["d/" + "a" * 250 + "/b"]}, {"cmd": "x", "outputs": ["a\0b"]},
+    {"cmd": "x", "chain": ["a\0b", "c" * 500]}, {"cmd": "x", "extra_inputs": ["/" * 5000]},
+    {"cmd": "a\0b"}, {"cmd": "x" * (128 * 1024)}, {"cmd": "é" * 40000}, {"cmd": 5},
+    {"pwd": "."}, {"cmd": "x", "pwd": None}, {"cmd": "x", "pwd": "a\0"},
+    {"cmd": "x", "pwd": "p" * 5000}, {"cmd": "x", "exit": True}, {"cmd": "x", "exit": 1.0},
+    {"cmd": "x", "exit": -3}, {"cmd": "x", "inputs": "a"}, {"cmd": "x", "inputs": [1]},
+    {"cmd": "x", "inputs": ["a", None]}, {"cmd": "x", "chain": [3]}, {"cmd": "x", "dsid": 4},
+    {"cmd": "x", "rr": []}, {"cmd": "x", "rr": {"duration": "x"}}, {"cmd": 5, "rr": []},
+    {"cmd": "x", "rr": {"container": {"name": 3}}}, {"cmd": "x", "inputs": [], "other": [1]},
+]
+
+
+def _outcome(check, record):
+    try:
+        return "ok", check(None if record is None else dict(record))
+    except RecordError as exc:
+        return "error", exc.message
+
+
+@pytest.mark.parametrize("record", _RECORDS)
+def test_quick_check_accepts_only_what_the_full_check_accepts(record):
+    assert _outcome(records.validate, record) == _outcome(records._validate_fields, record)
+    if _outcome(records._plain, record) == ("ok", True):
+        assert _outcome(records._validate_fields, record)[0] == "ok"
+
+
+_BODIES = ['{"cmd": "x"}', ' {"cmd": "x"} ', '{"cmd": "x"}\n\n', '{"cmd": "x"} x',
+           '{"cmd": "x"}{}', '{"cmd": "x"', '{"cmd": "x\n"}', '{"cmd": 1e999}', '{"cmd": 1',
+           "[1]", '"abc"', '"zz"', "", "  ", "{}", '{"cmd": "x", "pwd": "."}\t\r\n ',
+           '{"a": ' * 100000 + "1" + "}" * 100000, '{"cmd": "\\u00e9"}', "nul\0l"]
+
+
+@pytest.mark.parametrize("body", _BODIES)
+def test_record_scanned_in_place_is_the_record_of_the_slice(body):
+    text = f"{records.TAG}subject\n\n{records.BELOW}\n{body}\n{records.ABOVE}\nafter"
+    begin = text.rfind(records._BELOW_LINE) + len(records._BELOW_LINE)
+    end = text.rfind(records._ABOVE_LINE)
+
+    def slow():
+        try:
+            return records._json_value(text[begin:end])
+        except (ValueError, RecursionError) as exc:
+            raise RecordError("run record is not valid JSON") from exc
+
+    assert _outcome(lambda _: records._json_in(text, begin, end), None) == \
+        _outcome(lambda _: slow(), None)
+
+
+def test_rev_list_trees_names_each_commit_and_its_tree(ds):
+    for i in range(3):
+        (ds / "m.json").write_text(json.dumps({"i": i}))
+        git("add", "m.json", cwd=ds)
+        git("commit", "-q", "-m", f"c{i}", cwd=ds)
+    got = list(gitrepo.rev_list_trees(ds, ["--reverse", "HEAD"]))
+    want = git("log", "--reverse", "--format=%H %T", "HEAD", cwd=ds).split()
+    assert [x for pair in got for x in pair] == want
+    blobs = list(gitrepo.read_blobs(ds, [f"{tree}:m.json" for _, tree in got[-3:]]))
+    assert [json.loads(b[1]) for b in blobs if b] == [{"i": 0}, {"i": 1}, {"i": 2}]
