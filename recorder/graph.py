@@ -15,6 +15,8 @@ from .history import iter_rows
 
 
 def _q(text: str) -> str:
+    if "\\" not in text and '"' not in text:
+        return f'"{text}"'
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -31,15 +33,23 @@ class GraphRun(NamedTuple):
 
 
 def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
-    rows = iter_rows(ds, revision_range, reverse=True)  # oldest first, as git log --reverse
-    return runs_to_dot(GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
-                                r.outputs, r.chain) for r in rows)
+    # read newest first, as git writes while it walks (git log --reverse writes nothing
+    # before the walk ends), and drawn oldest first, as git log --reverse lists them
+    rows = iter_rows(ds, revision_range)
+    return _dot((GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
+                          r.outputs, r.chain) for r in rows), newest_first=True)
 
 
 def runs_to_dot(runs: Iterable[GraphRun]) -> str:
     """The graph of ``runs`` (oldest first) in Graphviz's language."""
+    return _dot(runs, newest_first=False)
+
+
+def _dot(runs: Iterable[GraphRun], newest_first: bool) -> str:
+    """The graph of ``runs``, drawn oldest first (``newest_first``: they come the other way)."""
     lines = ["digraph provenance {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
+    drawn: list[str] = []  # each run's lines, one string
     files: set[str] = set()
     for r in runs:
         node = f"run_{r.commit[:10]}"
@@ -48,17 +58,22 @@ def runs_to_dot(runs: Iterable[GraphRun]) -> str:
             label += f"\\n[{r.container}]"
         if r.malformed:
             label += "\\n(malformed record)"
-        lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
-                     f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
+        run = [f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
+               f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];"]
         for path in r.inputs:
             files.add(path)
-            lines.append(f"  {_q('f:' + path)} -> {node};")
+            run.append(f"  {_q('f:' + path)} -> {node};")
         for path in r.outputs:
             files.add(path)
-            lines.append(f"  {node} -> {_q('f:' + path)};")
+            run.append(f"  {node} -> {_q('f:' + path)};")
         if r.chain:
             original = f"run_{r.chain[-1][:10]}"
-            lines.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
+            run.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
+        drawn.append("\n".join(run))
+    if newest_first:
+        drawn.reverse()
+    lines += drawn
+    del drawn
     for path in sorted(files):
         lines.append(f"  {_q('f:' + path)} [shape=note, label={_q(path)}];")
     lines.append("}")
