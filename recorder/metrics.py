@@ -48,6 +48,24 @@ class MetricsRow:
         out["note"] = "; ".join(self.notes) if self.notes else None
         return out
 
+    def shape(self) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """:meth:`flat`'s keys and values, as two tuples (a table of thousands of rows: no
+        dict each)."""
+        values = self.values
+        if "revision" in values or "commit" in values or "note" in values or (
+                self.file is not None and "file" in values):  # a metric named as a column
+            flat = self.flat()
+            return tuple(flat), tuple(flat.values())
+        short = self.commit[:8] if self.commit else None
+        if short == self.revision:
+            short = self.revision
+        note = "; ".join(self.notes) if self.notes else None
+        if self.file is None:
+            return (("revision", "commit", *values, "note"),
+                    (self.revision, short, *values.values(), note))
+        return (("revision", "commit", "file", *values, "note"),
+                (self.revision, short, self.file, *values.values(), note))
+
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -93,7 +111,24 @@ def parse(name: str, data: bytes) -> dict[str, Any]:
         if not rows:
             return {}
         return {k: _number(v) for k, v in rows[-1].items() if k is not None}
-    return flatten(json.loads(text))
+    return flatten(_json(text))
+
+
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads' scanner
+
+
+def _json(text: str) -> Any:
+    """``json.loads(text)``: a JSON text with no space before it scanned straight (what a
+    metrics file is), else (and for each error, its message) json.loads itself."""
+    if text[:1] in ("{", "["):
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            pass
+        else:
+            if end == len(text) or not text[end:].strip(" \t\n\r"):
+                return value
+    return json.loads(text)
 
 
 def _number(value: Any) -> Any:
@@ -161,22 +196,23 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
 
 
 def _select(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
-            revisions: Sequence[str] = ()) -> tuple[list[tuple[str, str]], list[str] | None]:
+            revisions: Sequence[str] = ()
+            ) -> tuple[list[tuple[str, str]], tuple[bytes, int] | None]:
     """:func:`select_revisions`, and with ``all_commits`` each commit's tree (its files are
-    read from it), else None."""
+    read from it: the raw ids one after the other, and the length of one), else None."""
     names = gitrepo.refs_by_commit(ds.root, ["refs/tags", "refs/heads"])
     chosen: list[tuple[str, str]] = []
     names.pop("", None)
     for commit in list(names):
         names[commit] = [n for n in names[commit] if n != "git-annex"]
     if all_commits:
-        trees = []
+        trees = bytearray()  # raw, one after the other: a long history in little memory
         for commit, tree in gitrepo.rev_list_trees(ds.root, [
                 "--exclude=git-annex", "--exclude=synced/*", "--branches", "--tags",
                 "--reverse", "--topo-order"]):
             chosen.append((", ".join(names.get(commit, [])) or commit[:8], commit))
-            trees.append(tree)
-        return chosen, trees
+            trees += bytes.fromhex(tree)
+        return chosen, (bytes(trees), len(trees) // len(chosen)) if chosen else None
     if all_tags:
         for line in gitrepo.ref_names(ds.root, "refs/tags", by_date=True):
             sha = gitrepo.resolve_commit(ds.root, f"refs/tags/{line}")
@@ -274,11 +310,12 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     revs, trees = _select(ds, all_tags, all_branches, all_commits, revisions)
     files = _expand(ds, files, revs)
     # bad records at commits not shown: noted on the first row
-    shown = {sha for _, sha in revs}
+    shown = {sha for _, sha in revs} if bad else set()
     unshown = [note for sha, note in bad.items() if sha not in shown]
+    del shown
     # the files of a commit read from its tree, when known: git reads no commit again
-    blobs = gitrepo.read_blobs(ds.root, [f"{rev}:{f}" for rev in trees or (sha for _, sha in revs)
-                                         for f in files])
+    blobs = gitrepo.read_blobs(ds.root, (f"{rev}:{f}" for rev in _objects(revs, trees)
+                                         for f in files))
     del trees
     waiting: list[tuple[str, str, list[tuple[str, bytes] | None]]] = []
     wanted: set[str] = set()
@@ -297,6 +334,17 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
         keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
         yield from _rows(name, sha, files, objs, keys, contents, per_file, bad,
                          unshown if index == 0 else [])
+
+
+def _objects(revs: list[tuple[str, str]], trees: tuple[bytes, int] | None) -> Iterator[str]:
+    """The object each revision's files are read from: its tree when known, else itself."""
+    if trees is None:
+        for _, sha in revs:
+            yield sha
+        return
+    packed, size = trees
+    for i in range(0, len(packed), size):
+        yield packed[i:i + size].hex()
 
 
 def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | None],
@@ -327,8 +375,13 @@ def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | 
         except (ValueError, UnicodeDecodeError) as exc:
             row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
             continue
-        for k, v in values.items():
-            row.values[f"{f}:{k}" if many else k] = v
+        if many:
+            for k, v in values.items():
+                row.values[f"{f}:{k}"] = v
+        elif row.values:
+            row.values.update(values)
+        else:  # the one file's values are the row's (parsed for it alone)
+            row.values = values
     if sha in bad:
         row.notes.append(bad.pop(sha))
     if not per_file:
@@ -420,8 +473,17 @@ class _Rows(Sequence[dict[str, Any]]):
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def append(self, row: dict[str, Any]) -> None:
-        keys = tuple(row)
-        self._rows.append((self._shapes.setdefault(keys, keys), tuple(row.values())))
+        self.add(tuple(row), tuple(row.values()))
+
+    def add(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+        """A row of ``keys`` and their ``values``; True when no row had these keys before."""
+        shape = self._shapes.get(keys)
+        if shape is None:
+            self._shapes[keys] = shape = keys
+            self._rows.append((shape, values))
+            return True
+        self._rows.append((shape, values))
+        return False
 
     def __len__(self) -> int:
         return len(self._rows)
@@ -449,12 +511,17 @@ def table(rows: Iterable[MetricsRow] | Iterable[DiffRow]) -> Table:
     columns: dict[str, None] = {}
     notes = False
     for r in rows:
-        d = r.flat() if isinstance(r, MetricsRow) else r.to_dict()
-        dicts.append(d)
-        for k in d:
-            if k not in columns:
-                columns[k] = None
-        notes = notes or bool(d.get("note"))
+        if isinstance(r, MetricsRow):
+            keys, values = r.shape()
+        else:
+            d = r.to_dict()
+            keys, values = tuple(d), tuple(d.values())
+        if dicts.add(keys, values):  # keys not seen before: the columns they add
+            for k in keys:
+                if k not in columns:
+                    columns[k] = None
+        if not notes and "note" in keys:
+            notes = bool(values[keys.index("note")])
     if "note" in columns:  # notes last, and only when some row has one
         del columns["note"]
         if notes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 from ..errors import CommandError
@@ -153,16 +153,20 @@ def _raw_entry(chunk: str) -> LogEntry:
                     email=email, changes=tuple(changes))
 
 
-def read_blobs(root: PathLike, specs: Sequence[str]) -> Iterator[tuple[str, bytes] | None]:
+def read_blobs(root: PathLike, specs: Iterable[str]) -> Iterator[tuple[str, bytes] | None]:
     """The objects ``specs`` name (``REV:PATH``), in order, as (object type, content) or None
     for a missing one: one ``git cat-file --batch``, read as git writes it (metrics of every
-    commit of a history without holding them all)."""
-    if not specs:
-        return
-    data = "".join(f"{s}\n" for s in specs).encode("utf-8", "surrogateescape")
-    left = len(specs)
+    commit of a history without holding them all; ``specs`` may be a generator, read
+    whole before git starts)."""
+    data = bytearray()
+    left = 0
+    for s in specs:
+        data += f"{s}\n".encode("utf-8", "surrogateescape")
+        left += 1
     del specs  # git has them (the generator keeps no list of a whole history)
-    pieces = stream_git(["cat-file", "--batch"], root, input=data)
+    if not left:
+        return
+    pieces = stream_git(["cat-file", "--batch"], root, input=bytes(data))
     del data
     buf = bytearray()
     for piece in pieces:
