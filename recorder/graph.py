@@ -33,6 +33,12 @@ class GraphRun(NamedTuple):
 
 
 def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
+    return "".join(_dot_lines(ds, revision_range))
+
+
+def _dot_lines(ds: Dataset, revision_range: str | None) -> list[str]:
+    """:func:`to_dot`'s text in pieces, each ending in a newline (written one by one, the
+    text of a long history is never held twice)."""
     # read newest first, as git writes while it walks (git log --reverse writes nothing
     # before the walk ends), and drawn oldest first, as git log --reverse lists them
     rows = iter_rows(ds, revision_range)
@@ -42,11 +48,12 @@ def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
 
 def runs_to_dot(runs: Iterable[GraphRun]) -> str:
     """The graph of ``runs`` (oldest first) in Graphviz's language."""
-    return _dot(runs, newest_first=False)
+    return "".join(_dot(runs, newest_first=False))
 
 
-def _dot(runs: Iterable[GraphRun], newest_first: bool) -> str:
-    """The graph of ``runs``, drawn oldest first (``newest_first``: they come the other way)."""
+def _dot(runs: Iterable[GraphRun], newest_first: bool) -> list[str]:
+    """The graph of ``runs``, drawn oldest first (``newest_first``: they come the other way),
+    in pieces that each end in a newline."""
     lines = ["digraph provenance {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
     drawn: list[str] = []  # each run's lines, one string
@@ -69,15 +76,16 @@ def _dot(runs: Iterable[GraphRun], newest_first: bool) -> str:
         if r.chain:
             original = f"run_{r.chain[-1][:10]}"
             run.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
+        run.append("")
         drawn.append("\n".join(run))
     if newest_first:
         drawn.reverse()
-    lines += drawn
-    del drawn
-    for path in sorted(files):
-        lines.append(f"  {_q('f:' + path)} [shape=note, label={_q(path)}];")
+    head = "\n".join(lines) + "\n"
+    lines = [f"  {_q('f:' + path)} [shape=note, label={_q(path)}];" for path in sorted(files)]
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    drawn.insert(0, head)
+    drawn.append("\n".join(lines) + "\n")
+    return drawn
 
 
 def dot_svg(dot: str) -> str | None:
@@ -91,14 +99,17 @@ def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> 
     suffix = Path(output).suffix.lower()
     if suffix not in (".dot", ".svg", ".png"):
         raise UsageError("the graph file must end in .dot, .svg or .png")
-    dot = to_dot(ds, revision_range)
+    parts = _dot_lines(ds, revision_range)
     target = Path(output).absolute()
     if suffix == ".dot":
         try:
-            target.write_text(dot, encoding="utf-8")
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.writelines(parts)
         except OSError as exc:
             raise RecorderError(f"cannot write the graph: {exc.strerror or exc}") from None
         return target
+    dot = "".join(parts)
+    del parts
     if shutil.which("dot", path=proc.tool_path()) is None:
         raise RecorderError("rendering .svg/.png needs Graphviz's dot",
                             hint="apt-get install graphviz, or write a .dot file")

@@ -316,10 +316,15 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     # the files of a commit read from its tree, when known: git reads no commit again
     blobs = gitrepo.read_blobs(ds.root, (f"{rev}:{f}" for rev in _objects(revs, trees)
                                          for f in files))
+    # with the trees (every commit), each revision let go once read: its row has its name
+    free = trees is not None
     del trees
     waiting: list[tuple[str, str, list[tuple[str, bytes] | None]]] = []
     wanted: set[str] = set()
-    for index, (name, sha) in enumerate(revs):
+    for index in range(len(revs)):
+        name, sha = revs[index]
+        if free:
+            revs[index] = _READ
         objs = [next(blobs) for _ in files]
         keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
         wanted.update(k for k in keys if k)
@@ -334,6 +339,9 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
         keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
         yield from _rows(name, sha, files, objs, keys, contents, per_file, bad,
                          unshown if index == 0 else [])
+
+
+_READ = ("", "")
 
 
 def _objects(revs: list[tuple[str, str]], trees: tuple[bytes, int] | None) -> Iterator[str]:
