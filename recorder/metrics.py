@@ -325,9 +325,16 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
         name, sha = revs[index]
         if free:
             revs[index] = _READ
-        objs = [next(blobs) for _ in files]
-        keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
-        wanted.update(k for k in keys if k)
+        if len(files) == 1:  # the common case, without a list comprehension each
+            obj = next(blobs)
+            objs = [obj]
+            keys = [_annex_key(obj[1]) if obj is not None else None]
+            if keys[0]:
+                wanted.add(keys[0])
+        else:
+            objs = [next(blobs) for _ in files]
+            keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
+            wanted.update(k for k in keys if k)
         if wanted:  # annexed metrics: read with one git-annex call at the end
             waiting.append((name, sha, objs))
             continue
@@ -390,11 +397,11 @@ def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | 
             row.values.update(values)
         else:  # the one file's values are the row's (parsed for it alone)
             row.values = values
-    if sha in bad:
+    if bad and sha in bad:
         row.notes.append(bad.pop(sha))
     if not per_file:
         rows.append(row)
-    if rows:
+    if rows and unshown:
         rows[0].notes.extend(unshown)
     return rows
 
