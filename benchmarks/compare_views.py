@@ -155,6 +155,8 @@ CASES: list[list[str]] = [
     ["metrics", "show", "-A", "metrics.json"], ["metrics", "show", "-A", "git.json", "--csv"],
     ["metrics", "show", "-T", "-a"], ["metrics", "show", "-A", "nosuch.json"],
     ["metrics", "show", "-A", "--per-file"], ["metrics", "show", "-r", "v1", "-r", "HEAD~2"],
+    ["metrics", "show", "-A", "metrics.json", "git.json", "--md"],
+    ["metrics", "show", "-A", "*.json", "--csv"], ["metrics", "show", "-A", "m.csv", "--json"],
     ["graph", "-o", "{out}/g.dot"], ["graph", "v1..HEAD", "-o", "{out}/g2.dot"],
     ["runs"], ["runs", "--json"], ["runs", "-a", "--csv"], ["lineage", "metrics.json"],
     ["lineage", "metrics.json", "--json"], ["lineage", "side.txt", "--forward"],
