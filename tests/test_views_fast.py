@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recorder import gitrepo
+from recorder import gitrepo, history
 from recorder import record as records
 from recorder.errors import RecordError
 
@@ -76,3 +76,16 @@ def test_rev_list_trees_names_each_commit_and_its_tree(ds):
     assert [x for pair in got for x in pair] == want
     blobs = list(gitrepo.read_blobs(ds, [f"{tree}:m.json" for _, tree in got[-3:]]))
     assert [json.loads(b[1]) for b in blobs if b] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+_NOTES = ["", '{"duration": 1.5}', '{"duration": 1e999}\n{"duration": 2}', "[1]\nnull\n3",
+          '{"duration": -1}\n{"duration": true}\n{"duration": "x"}\n{"duration": 0}',
+          '{"verdict": "identical", "date": "2"}\n{"verdict": "differs", "date": "1"}\nx',
+          '{"verdict": 3}\n{"duration": 4, "verdict": "failed"}\n{"duration": NaN}',
+          '{"verdict": "odd"}\r\n{"duration": 5}\u2028{"date": 1, "verdict": "a"}']
+
+
+@pytest.mark.parametrize("note", _NOTES)
+def test_note_read_once_says_what_reading_it_twice_says(note):
+    assert history._note_facts(note) == (history._note_duration(note),
+                                         history._note_verifications(note))
