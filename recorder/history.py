@@ -141,7 +141,7 @@ def _note_facts(note: str) -> tuple[float | None, list[dict[str, Any]]]:
     found = []
     for line in note.splitlines():
         try:
-            value = json.loads(line)
+            value = records.loads(line)
         except ValueError:
             continue
         if not isinstance(value, dict):

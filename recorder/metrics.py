@@ -10,7 +10,6 @@ import csv
 import fnmatch
 import functools
 import io
-import json
 import os
 import re
 import sys
@@ -111,24 +110,7 @@ def parse(name: str, data: bytes) -> dict[str, Any]:
         if not rows:
             return {}
         return {k: _number(v) for k, v in rows[-1].items() if k is not None}
-    return flatten(_json(text))
-
-
-_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads' scanner
-
-
-def _json(text: str) -> Any:
-    """``json.loads(text)``: a JSON text with no space before it scanned straight (what a
-    metrics file is), else (and for each error, its message) json.loads itself."""
-    if text[:1] in ("{", "["):
-        try:
-            value, end = _SCAN(text, 0)
-        except (StopIteration, ValueError, RecursionError):
-            pass
-        else:
-            if end == len(text) or not text[end:].strip(" \t\n\r"):
-                return value
-    return json.loads(text)
+    return flatten(records.loads(text))
 
 
 def _number(value: Any) -> Any:

@@ -89,3 +89,17 @@ _NOTES = ["", '{"duration": 1.5}', '{"duration": 1e999}\n{"duration": 2}', "[1]\
 def test_note_read_once_says_what_reading_it_twice_says(note):
     assert history._note_facts(note) == (history._note_duration(note),
                                          history._note_verifications(note))
+
+
+@pytest.mark.parametrize("text", [*_BODIES, '{"a": 1}\n', '[1, 2] ', '{"a": 1} x', "{} {}",
+                                  '{"duration": 0.5}', "[", "{]", '["\\ud800"]'])
+def test_loads_is_json_loads(text):
+    def outcome(load):
+        try:
+            return "ok", load(text)
+        except ValueError as exc:
+            return "error", str(exc)
+        except RecursionError:
+            return "deep", None
+
+    assert outcome(records.loads) == outcome(json.loads)
