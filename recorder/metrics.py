@@ -6,6 +6,7 @@ which DataLad ignores), else every ``*.json`` output named in a run record.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import fnmatch
 import functools
@@ -461,13 +462,17 @@ class Table:
 
 
 class _Rows(Sequence[dict[str, Any]]):
-    """A table's rows kept as their values, a tuple each, and their keys, one tuple shared by
-    the rows with the same keys (a row per commit of a long history in a third of the
-    memory of a dict each); each row read back as a dict, keys in their order."""
+    """A table's rows kept as their values, one after the other in one list, and their keys
+    once for each run of rows with the same keys (a row per commit of a long history in a
+    fraction of the memory of a dict, or even a tuple, each); each row read back as a dict,
+    keys in their order."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+        self._cells: list[Any] = []
+        self._runs: list[tuple[int, int, tuple[str, ...]]] = []  # first row, its cell, keys
+        self._firsts: list[int] = []  # the first row of each run
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._count = 0
 
     def append(self, row: dict[str, Any]) -> None:
         self.add(tuple(row), tuple(row.values()))
@@ -475,15 +480,23 @@ class _Rows(Sequence[dict[str, Any]]):
     def add(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
         """A row of ``keys`` and their ``values``; True when no row had these keys before."""
         shape = self._shapes.get(keys)
+        new = shape is None
         if shape is None:
             self._shapes[keys] = shape = keys
-            self._rows.append((shape, values))
-            return True
-        self._rows.append((shape, values))
-        return False
+        if not self._runs or self._runs[-1][2] is not shape:
+            self._runs.append((self._count, len(self._cells), shape))
+            self._firsts.append(self._count)
+        self._cells.extend(values)
+        self._count += 1
+        return new
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
+
+    def _row(self, index: int) -> dict[str, Any]:
+        first, cell, keys = self._runs[bisect.bisect_right(self._firsts, index) - 1]
+        at = cell + (index - first) * len(keys)
+        return dict(zip(keys, self._cells[at:at + len(keys)]))
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...
@@ -493,12 +506,22 @@ class _Rows(Sequence[dict[str, Any]]):
 
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
-            return [dict(zip(*row)) for row in self._rows[index]]
-        return dict(zip(*self._rows[index]))
+            return [self._row(i) for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("table row index out of range")
+        return self._row(index)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for keys, values in self._rows:
-            yield dict(zip(keys, values))
+        cells = self._cells
+        for n, (first, cell, keys) in enumerate(self._runs):
+            rows = (self._firsts[n + 1] if n + 1 < len(self._runs) else self._count) - first
+            width = len(keys)
+            for at in range(cell, cell + rows * width, width) if width else ():
+                yield dict(zip(keys, cells[at:at + width]))
+            if not width:
+                yield from ({} for _ in range(rows))
 
 
 def table(rows: Iterable[MetricsRow] | Iterable[DiffRow]) -> Table:

@@ -103,3 +103,23 @@ def test_loads_is_json_loads(text):
             return "deep", None
 
     assert outcome(records.loads) == outcome(json.loads)
+
+
+def test_table_rows_read_back_as_kept():
+    """metrics' table keeps its rows' values in one list, their keys once a run of rows:
+    every row reads back as the dict it was, by index, slice and iteration."""
+    from recorder.metrics import _Rows
+
+    shapes = [("a", "b"), ("a", "b", "c"), (), ("x",), ("a", "b")]
+    kept, rows = [], _Rows()
+    for i in range(300):
+        keys = shapes[(i // 7 + i % 3) % len(shapes)] if i % 4 == 0 else tuple(kept[-1] or ())
+        row = {k: f"{k}{i}" for k in keys}
+        kept.append(row)
+        rows.append(row)
+    assert len(rows) == len(kept) and list(rows) == kept
+    assert [rows[i] for i in range(len(kept))] == kept
+    assert [rows[-i] for i in range(1, len(kept) + 1)] == kept[::-1]
+    assert rows[5:200:9] == kept[5:200:9] and rows[::-1] == kept[::-1]
+    with pytest.raises(IndexError):
+        rows[len(kept)]
