@@ -123,3 +123,17 @@ def test_table_rows_read_back_as_kept():
     assert rows[5:200:9] == kept[5:200:9] and rows[::-1] == kept[::-1]
     with pytest.raises(IndexError):
         rows[len(kept)]
+
+
+@pytest.mark.parametrize("values", [{}, {"a": 1, "b.c": 2.5}, {"note": 3}, {"revision": 1},
+                                    {"commit": None, "x": 1}, {"file": "f", "y": 2}])
+@pytest.mark.parametrize("file", [None, "m.json"])
+@pytest.mark.parametrize("notes", [[], ["m.json: missing", "x"]])
+def test_metrics_row_shape_is_its_flat_dict(values, file, notes):
+    from recorder.metrics import MetricsRow
+
+    for revision, commit in (("abcdef12", "abcdef1234" * 4), ("v1", "0" * 40), ("ws", None)):
+        row = MetricsRow(revision, commit, dict(values), list(notes), file)
+        keys, cells = row.shape()
+        flat = row.flat()
+        assert keys == tuple(flat) and cells == tuple(flat.values())
