@@ -15,6 +15,8 @@ from .history import iter_rows
 
 
 def _q(text: str) -> str:
+    if "\\" not in text and '"' not in text:
+        return f'"{text}"'
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
@@ -31,15 +33,30 @@ class GraphRun(NamedTuple):
 
 
 def to_dot(ds: Dataset, revision_range: str | None = None) -> str:
-    rows = iter_rows(ds, revision_range, reverse=True)  # oldest first, as git log --reverse
-    return runs_to_dot(GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
-                                r.outputs, r.chain) for r in rows)
+    return "".join(_dot_lines(ds, revision_range))
+
+
+def _dot_lines(ds: Dataset, revision_range: str | None) -> list[str]:
+    """:func:`to_dot`'s text in pieces, each ending in a newline (written one by one, the
+    text of a long history is never held twice)."""
+    # read newest first, as git writes while it walks (git log --reverse writes nothing
+    # before the walk ends), and drawn oldest first, as git log --reverse lists them
+    rows = iter_rows(ds, revision_range)
+    return _dot((GraphRun(r.commit, r.message, r.container, bool(r.note), r.inputs,
+                          r.outputs, r.chain) for r in rows), newest_first=True)
 
 
 def runs_to_dot(runs: Iterable[GraphRun]) -> str:
     """The graph of ``runs`` (oldest first) in Graphviz's language."""
+    return "".join(_dot(runs, newest_first=False))
+
+
+def _dot(runs: Iterable[GraphRun], newest_first: bool) -> list[str]:
+    """The graph of ``runs``, drawn oldest first (``newest_first``: they come the other way),
+    in pieces that each end in a newline."""
     lines = ["digraph provenance {", "  rankdir=LR;",
              '  node [fontname="Helvetica", fontsize=10];']
+    drawn: list[str] = []  # each run's lines, one string
     files: set[str] = set()
     for r in runs:
         node = f"run_{r.commit[:10]}"
@@ -48,21 +65,27 @@ def runs_to_dot(runs: Iterable[GraphRun]) -> str:
             label += f"\\n[{r.container}]"
         if r.malformed:
             label += "\\n(malformed record)"
-        lines.append(f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
-                     f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];")
+        run = [f"  {node} [shape=box, style=filled, fillcolor=\"#dde8f5\", "
+               f"label={_q(label).replace(chr(92) * 2 + 'n', chr(92) + 'n')}];"]
         for path in r.inputs:
             files.add(path)
-            lines.append(f"  {_q('f:' + path)} -> {node};")
+            run.append(f"  {_q('f:' + path)} -> {node};")
         for path in r.outputs:
             files.add(path)
-            lines.append(f"  {node} -> {_q('f:' + path)};")
+            run.append(f"  {node} -> {_q('f:' + path)};")
         if r.chain:
             original = f"run_{r.chain[-1][:10]}"
-            lines.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
-    for path in sorted(files):
-        lines.append(f"  {_q('f:' + path)} [shape=note, label={_q(path)}];")
+            run.append(f"  {original} -> {node} [style=dashed, label=\"rerun\"];")
+        run.append("")
+        drawn.append("\n".join(run))
+    if newest_first:
+        drawn.reverse()
+    head = "\n".join(lines) + "\n"
+    lines = [f"  {_q('f:' + path)} [shape=note, label={_q(path)}];" for path in sorted(files)]
     lines.append("}")
-    return "\n".join(lines) + "\n"
+    drawn.insert(0, head)
+    drawn.append("\n".join(lines) + "\n")
+    return drawn
 
 
 def dot_svg(dot: str) -> str | None:
@@ -76,14 +99,17 @@ def write_graph(ds: Dataset, output: str, revision_range: str | None = None) -> 
     suffix = Path(output).suffix.lower()
     if suffix not in (".dot", ".svg", ".png"):
         raise UsageError("the graph file must end in .dot, .svg or .png")
-    dot = to_dot(ds, revision_range)
+    parts = _dot_lines(ds, revision_range)
     target = Path(output).absolute()
     if suffix == ".dot":
         try:
-            target.write_text(dot, encoding="utf-8")
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.writelines(parts)
         except OSError as exc:
             raise RecorderError(f"cannot write the graph: {exc.strerror or exc}") from None
         return target
+    dot = "".join(parts)
+    del parts
     if shutil.which("dot", path=proc.tool_path()) is None:
         raise RecorderError("rendering .svg/.png needs Graphviz's dot",
                             hint="apt-get install graphviz, or write a .dot file")

@@ -100,16 +100,14 @@ def _row(e: gitrepo.LogEntry, ds: Dataset, record_dir: str) -> LogRow | None:
     if isinstance(container, dict):
         container = container.get("name")
     note = e.note
-    if "duration" in rr_info:
-        duration = rr_info["duration"]
-    else:
-        duration = _note_duration(note) if note else None
+    noted, verifications = _note_facts(note) if note else (None, [])
+    duration = rr_info["duration"] if "duration" in rr_info else noted
     # the record was parsed for this row alone: its lists are the row's, not copies
     return LogRow(
         e.sha, e.date, e.author, message.splitlines()[0] if message else "",
         str(rec.get("cmd", "")), container, rec.get("inputs") or [],
         rec.get("outputs") or [], rec.get("exit"), duration,
-        rec.get("chain") or [], None, _note_verifications(note) if note else [])
+        rec.get("chain") or [], None, verifications)
 
 
 def _check_revisions(ds: Dataset, rev: str, *, skip_head: bool) -> None:
@@ -134,6 +132,28 @@ def _note_verifications(note: str) -> list[dict[str, Any]]:
         if isinstance(value, dict) and isinstance(value.get("verdict"), str):
             found.append(value)
     return sorted(found, key=lambda v: str(v.get("date", "")))
+
+
+def _note_facts(note: str) -> tuple[float | None, list[dict[str, Any]]]:
+    """(:func:`_note_duration`, :func:`_note_verifications`) of a note, each line read once
+    (a run's duration note is on every run commit)."""
+    duration = None
+    found = []
+    for line in note.splitlines():
+        try:
+            value = records.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(value, dict):
+            continue
+        if duration is None:
+            took = value.get("duration")
+            if isinstance(took, (int, float)) and not isinstance(took, bool) \
+                    and math.isfinite(took) and took >= 0:
+                duration = float(took)
+        if isinstance(value.get("verdict"), str):
+            found.append(value)
+    return duration, sorted(found, key=lambda v: str(v.get("date", ""))) if found else found
 
 
 def verification_summary(verifications: list[dict[str, Any]]) -> str | None:

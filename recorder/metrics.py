@@ -6,11 +6,11 @@ which DataLad ignores), else every ``*.json`` output named in a run record.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import fnmatch
 import functools
 import io
-import json
 import os
 import re
 import sys
@@ -47,6 +47,24 @@ class MetricsRow:
         out.update(self.values)
         out["note"] = "; ".join(self.notes) if self.notes else None
         return out
+
+    def shape(self) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+        """:meth:`flat`'s keys and values, as two tuples (a table of thousands of rows: no
+        dict each)."""
+        values = self.values
+        if "revision" in values or "commit" in values or "note" in values or (
+                self.file is not None and "file" in values):  # a metric named as a column
+            flat = self.flat()
+            return tuple(flat), tuple(flat.values())
+        short = self.commit[:8] if self.commit else None
+        if short == self.revision:
+            short = self.revision
+        note = "; ".join(self.notes) if self.notes else None
+        if self.file is None:
+            return (("revision", "commit", *values, "note"),
+                    (self.revision, short, *values.values(), note))
+        return (("revision", "commit", "file", *values, "note"),
+                (self.revision, short, self.file, *values.values(), note))
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -93,7 +111,7 @@ def parse(name: str, data: bytes) -> dict[str, Any]:
         if not rows:
             return {}
         return {k: _number(v) for k, v in rows[-1].items() if k is not None}
-    return flatten(json.loads(text))
+    return flatten(records.loads(text))
 
 
 def _number(value: Any) -> Any:
@@ -157,17 +175,27 @@ def default_files(ds: Dataset, bad: dict[str, str] | None = None) -> list[str]:
 def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
                      revisions: Sequence[str] = ()) -> list[tuple[str, str]]:
     """(name, sha) pairs, oldest first for tags/commits, as given otherwise."""
+    return _select(ds, all_tags, all_branches, all_commits, revisions)[0]
+
+
+def _select(ds: Dataset, all_tags: bool, all_branches: bool, all_commits: bool,
+            revisions: Sequence[str] = ()
+            ) -> tuple[list[tuple[str, str]], tuple[bytes, int] | None]:
+    """:func:`select_revisions`, and with ``all_commits`` each commit's tree (its files are
+    read from it: the raw ids one after the other, and the length of one), else None."""
     names = gitrepo.refs_by_commit(ds.root, ["refs/tags", "refs/heads"])
     chosen: list[tuple[str, str]] = []
     names.pop("", None)
     for commit in list(names):
         names[commit] = [n for n in names[commit] if n != "git-annex"]
     if all_commits:
-        for commit in gitrepo.rev_list(ds.root, ["--exclude=git-annex", "--exclude=synced/*",
-                                                 "--branches", "--tags", "--reverse",
-                                                 "--topo-order"]):
+        trees = bytearray()  # raw, one after the other: a long history in little memory
+        for commit, tree in gitrepo.rev_list_trees(ds.root, [
+                "--exclude=git-annex", "--exclude=synced/*", "--branches", "--tags",
+                "--reverse", "--topo-order"]):
             chosen.append((", ".join(names.get(commit, [])) or commit[:8], commit))
-        return chosen
+            trees += bytes.fromhex(tree)
+        return chosen, (bytes(trees), len(trees) // len(chosen)) if chosen else None
     if all_tags:
         for line in gitrepo.ref_names(ds.root, "refs/tags", by_date=True):
             sha = gitrepo.resolve_commit(ds.root, f"refs/tags/{line}")
@@ -198,10 +226,10 @@ def select_revisions(ds: Dataset, all_tags: bool, all_branches: bool, all_commit
     if not chosen:
         head = ds.head()
         if head is None:
-            return []
+            return [], None
         branch = gitrepo.current_branch(ds.root)
         chosen.append((branch or "HEAD", head))
-    return chosen
+    return chosen, None
 
 
 def _annex_key(data: bytes) -> str | None:
@@ -262,18 +290,34 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
     if not files:
         raise RecorderError("no metrics files: none registered and no run wrote a .json output",
                             hint="register one with 'rr metrics add FILE'")
-    revs = select_revisions(ds, all_tags, all_branches, all_commits, revisions)
+    revs, trees = _select(ds, all_tags, all_branches, all_commits, revisions)
     files = _expand(ds, files, revs)
     # bad records at commits not shown: noted on the first row
-    shown = {sha for _, sha in revs}
+    shown = {sha for _, sha in revs} if bad else set()
     unshown = [note for sha, note in bad.items() if sha not in shown]
-    blobs = gitrepo.read_blobs(ds.root, [f"{sha}:{f}" for _, sha in revs for f in files])
+    del shown
+    # the files of a commit read from its tree, when known: git reads no commit again
+    blobs = gitrepo.read_blobs(ds.root, (f"{rev}:{f}" for rev in _objects(revs, trees)
+                                         for f in files))
+    # with the trees (every commit), each revision let go once read: its row has its name
+    free = trees is not None
+    del trees
     waiting: list[tuple[str, str, list[tuple[str, bytes] | None]]] = []
     wanted: set[str] = set()
-    for index, (name, sha) in enumerate(revs):
-        objs = [next(blobs) for _ in files]
-        keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
-        wanted.update(k for k in keys if k)
+    for index in range(len(revs)):
+        name, sha = revs[index]
+        if free:
+            revs[index] = _READ
+        if len(files) == 1:  # the common case, without a list comprehension each
+            obj = next(blobs)
+            objs = [obj]
+            keys = [_annex_key(obj[1]) if obj is not None else None]
+            if keys[0]:
+                wanted.add(keys[0])
+        else:
+            objs = [next(blobs) for _ in files]
+            keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
+            wanted.update(k for k in keys if k)
         if wanted:  # annexed metrics: read with one git-annex call at the end
             waiting.append((name, sha, objs))
             continue
@@ -285,6 +329,20 @@ def iter_show(ds: Dataset, files: Sequence[str] = (), *, all_tags: bool = False,
         keys = [_annex_key(obj[1]) if obj is not None else None for obj in objs]
         yield from _rows(name, sha, files, objs, keys, contents, per_file, bad,
                          unshown if index == 0 else [])
+
+
+_READ = ("", "")
+
+
+def _objects(revs: list[tuple[str, str]], trees: tuple[bytes, int] | None) -> Iterator[str]:
+    """The object each revision's files are read from: its tree when known, else itself."""
+    if trees is None:
+        for _, sha in revs:
+            yield sha
+        return
+    packed, size = trees
+    for i in range(0, len(packed), size):
+        yield packed[i:i + size].hex()
 
 
 def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | None],
@@ -315,13 +373,18 @@ def _rows(name: str, sha: str, files: list[str], objs: list[tuple[str, bytes] | 
         except (ValueError, UnicodeDecodeError) as exc:
             row.notes.append(f"{f}: cannot parse ({str(exc).splitlines()[0][:60]})")
             continue
-        for k, v in values.items():
-            row.values[f"{f}:{k}" if many else k] = v
-    if sha in bad:
+        if many:
+            for k, v in values.items():
+                row.values[f"{f}:{k}"] = v
+        elif row.values:
+            row.values.update(values)
+        else:  # the one file's values are the row's (parsed for it alone)
+            row.values = values
+    if bad and sha in bad:
         row.notes.append(bad.pop(sha))
     if not per_file:
         rows.append(row)
-    if rows:
+    if rows and unshown:
         rows[0].notes.extend(unshown)
     return rows
 
@@ -399,20 +462,41 @@ class Table:
 
 
 class _Rows(Sequence[dict[str, Any]]):
-    """A table's rows kept as their values, a tuple each, and their keys, one tuple shared by
-    the rows with the same keys (a row per commit of a long history in a third of the
-    memory of a dict each); each row read back as a dict, keys in their order."""
+    """A table's rows kept as their values, one after the other in one list, and their keys
+    once for each run of rows with the same keys (a row per commit of a long history in a
+    fraction of the memory of a dict, or even a tuple, each); each row read back as a dict,
+    keys in their order."""
 
     def __init__(self) -> None:
-        self._rows: list[tuple[tuple[str, ...], tuple[Any, ...]]] = []
+        self._cells: list[Any] = []
+        self._runs: list[tuple[int, int, tuple[str, ...]]] = []  # first row, its cell, keys
+        self._firsts: list[int] = []  # the first row of each run
         self._shapes: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._count = 0
 
     def append(self, row: dict[str, Any]) -> None:
-        keys = tuple(row)
-        self._rows.append((self._shapes.setdefault(keys, keys), tuple(row.values())))
+        self.add(tuple(row), tuple(row.values()))
+
+    def add(self, keys: tuple[str, ...], values: tuple[Any, ...]) -> bool:
+        """A row of ``keys`` and their ``values``; True when no row had these keys before."""
+        shape = self._shapes.get(keys)
+        new = shape is None
+        if shape is None:
+            self._shapes[keys] = shape = keys
+        if not self._runs or self._runs[-1][2] is not shape:
+            self._runs.append((self._count, len(self._cells), shape))
+            self._firsts.append(self._count)
+        self._cells.extend(values)
+        self._count += 1
+        return new
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._count
+
+    def _row(self, index: int) -> dict[str, Any]:
+        first, cell, keys = self._runs[bisect.bisect_right(self._firsts, index) - 1]
+        at = cell + (index - first) * len(keys)
+        return dict(zip(keys, self._cells[at:at + len(keys)]))
 
     @overload
     def __getitem__(self, index: int) -> dict[str, Any]: ...
@@ -422,12 +506,22 @@ class _Rows(Sequence[dict[str, Any]]):
 
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
-            return [dict(zip(*row)) for row in self._rows[index]]
-        return dict(zip(*self._rows[index]))
+            return [self._row(i) for i in range(*index.indices(self._count))]
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("table row index out of range")
+        return self._row(index)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        for keys, values in self._rows:
-            yield dict(zip(keys, values))
+        cells = self._cells
+        for n, (first, cell, keys) in enumerate(self._runs):
+            rows = (self._firsts[n + 1] if n + 1 < len(self._runs) else self._count) - first
+            width = len(keys)
+            for at in range(cell, cell + rows * width, width) if width else ():
+                yield dict(zip(keys, cells[at:at + width]))
+            if not width:
+                yield from ({} for _ in range(rows))
 
 
 def table(rows: Iterable[MetricsRow] | Iterable[DiffRow]) -> Table:
@@ -437,12 +531,17 @@ def table(rows: Iterable[MetricsRow] | Iterable[DiffRow]) -> Table:
     columns: dict[str, None] = {}
     notes = False
     for r in rows:
-        d = r.flat() if isinstance(r, MetricsRow) else r.to_dict()
-        dicts.append(d)
-        for k in d:
-            if k not in columns:
-                columns[k] = None
-        notes = notes or bool(d.get("note"))
+        if isinstance(r, MetricsRow):
+            keys, values = r.shape()
+        else:
+            d = r.to_dict()
+            keys, values = tuple(d), tuple(d.values())
+        if dicts.add(keys, values):  # keys not seen before: the columns they add
+            for k in keys:
+                if k not in columns:
+                    columns[k] = None
+        if not notes and "note" in keys:
+            notes = bool(values[keys.index("note")])
     if "note" in columns:  # notes last, and only when some row has one
         del columns["note"]
         if notes:

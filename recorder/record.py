@@ -132,17 +132,37 @@ def parse_message(text: str) -> ParsedMessage | None:
     if start < 0:
         return None
     message = text[len(TAG):start].rstrip()
-    try:
-        value = _json_value(text[start + len(_BELOW_LINE):end])
-    except (ValueError, RecursionError) as exc:
-        raise RecordError("run record is not valid JSON") from exc
+    begin = start + len(_BELOW_LINE)
+    value = _json_in(text, begin, end)
     if isinstance(value, dict):
-        return ParsedMessage(message, validate(value), None)
+        return _parsed(ParsedMessage, (message, validate(value), None))
     if isinstance(value, list):
         raise RecordError("run record is a JSON list, not an object")
     if not isinstance(value, str) or not _SIDECAR_ID_RE.fullmatch(value):
         raise RecordError(f"run record sidecar id is not a hex string: {_show(value)}")
     return ParsedMessage(message, None, value)
+
+
+_parsed = tuple.__new__  # a NamedTuple made without its Python-level __new__
+
+
+def _json_in(text: str, begin: int, end: int) -> Any:
+    """The JSON value of ``text[begin:end]``, scanned in place (no copy of the record): a
+    value the scanner ends within that span is the value of the slice, as the scanner never
+    looks past the character after a value.  Anything else (an error, text after the value)
+    is read from the slice, for the same error."""
+    if begin < end and text[begin] == "{":
+        try:
+            value, stop = _SCAN(text, begin)
+        except (StopIteration, ValueError, RecursionError):
+            pass
+        else:
+            if stop == end or (stop < end and not text[stop:end].strip(_JSON_SPACE)):
+                return value
+    try:
+        return _json_value(text[begin:end])
+    except (ValueError, RecursionError) as exc:
+        raise RecordError("run record is not valid JSON") from exc
 
 
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # json.loads' scanner
@@ -161,6 +181,21 @@ def _json_value(text: str) -> Any:
     if end != len(text) and text[end:].strip(_JSON_SPACE):
         raise ValueError("Extra data")
     return value
+
+
+def loads(text: str) -> Any:
+    """``json.loads(text)``: the same value, the same errors; a JSON object or array with no
+    space before it (a record, a note's line, a metrics file) scanned straight, without
+    json.loads' two regular-expression passes over the space around it."""
+    if text[:1] in ("{", "["):
+        try:
+            value, end = _SCAN(text, 0)
+        except (StopIteration, ValueError, RecursionError):
+            pass  # json.loads says what is wrong
+        else:
+            if end == len(text) or not text[end:].strip(_JSON_SPACE):
+                return value
+    return json.loads(text)
 
 
 def load_record(text: str, root: Path, record_dir: str,
@@ -251,6 +286,13 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
     ``extra_inputs`` lists of str; ``chain`` list of str; ``dsid`` str; ``rr`` object.
     Other keys are kept unchecked (DataLad ignores them too).
     """
+    if _plain(record):
+        return record
+    return _validate_fields(record)
+
+
+def _validate_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """:func:`validate` field by field."""
     def wrong(name: str, expected: str) -> RecordError:
         return RecordError(f"field '{name}' must be {expected}, not "
                            f"{_type_name(record[name])} ({_show(record[name])})")
@@ -294,6 +336,48 @@ def validate(record: dict[str, Any]) -> dict[str, Any]:
             raise wrong("rr", "an object")
         _validate_rr(record["rr"])
     return record
+
+
+_QUICK_CMD = MAX_COMMAND_BYTES // 4  # characters: at most 4 bytes each
+
+
+def _plain(record: dict[str, Any]) -> bool:
+    """True when :func:`validate` finds nothing wrong in ``record``, checked in a few C-level
+    operations for what records hold (a short command, short paths); False when unsure:
+    then :func:`validate` checks it field by field, and says what is wrong."""
+    cmd = record.get("cmd")
+    if type(cmd) is not str or len(cmd) > _QUICK_CMD or "\0" in cmd:
+        return False
+    pwd = record.get("pwd", "")
+    if type(pwd) is not str or len(pwd) > _SHORT_PATH or "\0" in pwd:
+        return False
+    code = record.get("exit")
+    if code is not None and type(code) is not int:
+        return False
+    dsid = record.get("dsid")
+    if dsid is not None and type(dsid) is not str:
+        return False
+    for name in _LIST_FIELDS:
+        value = record.get(name)
+        if value is None:
+            continue
+        if type(value) is not list:
+            return False
+        try:
+            joined = "".join(value)  # TypeError: an item that is no string
+        except TypeError:
+            return False
+        if len(joined) > _SHORT_PATH and name != "chain" \
+                and max(map(len, value)) > _SHORT_PATH:
+            return False
+        if "\0" in joined and name != "chain":
+            return False
+    info = record.get("rr")
+    if info is not None:
+        if type(info) is not dict:
+            return False
+        _validate_rr(info)
+    return True
 
 
 def _validate_rr(info: dict[str, Any]) -> None:

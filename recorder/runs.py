@@ -22,7 +22,7 @@ from . import metrics as metricsop
 from . import record as records
 from .dataset import Dataset
 from .errors import RecorderError, RecordError, UsageError
-from .history import _note_duration, _note_verifications, verification_summary
+from .history import _note_facts, verification_summary
 
 # the columns every row has, in order; parameters and metrics follow
 FIXED = ("commit", "subject", "branch", "tags", "date", "duration", "status", "image")
@@ -166,9 +166,9 @@ def iter_runs(ds: Dataset, revision_range: str | None = None, *,
     rows: list[RunRow] = []
     wanted: dict[int, list[str]] = {}  # row index -> its metrics files
     for e in entries:
-        verifications = _note_verifications(e.note)
+        noted, verifications = _note_facts(e.note)  # each line of the notes read once
         row = RunRow(e.sha, "", _branch_name(e.source, current), list(tags.get(e.sha, [])),
-                     e.date, _note_duration(e.note), "ran", None,
+                     e.date, noted, "ran", None,
                      parents=list(e.parents), author=e.author,
                      verifications=verifications,
                      verification=verification_summary(verifications))

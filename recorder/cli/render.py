@@ -48,12 +48,15 @@ def out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode  # json.dumps' own, made once
+
+
 def json_text(obj: Any) -> str:
     """One JSON text that any JSON parser reads: a non-finite number (``Infinity``, ``NaN``,
     which ``json.dumps`` writes though JSON has no such values) becomes ``null``; bytes that
     are not UTF-8 (surrogate escapes) are written as ``\\u`` escapes, never raw."""
     try:
-        text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+        text = _JSON(obj)
     except ValueError:
         text = json.dumps(_finite(obj), ensure_ascii=False, allow_nan=False)
     if text.isascii():  # no surrogate escapes (the common case, checked without encoding)
