@@ -146,11 +146,32 @@ def _start_tool(argv: Sequence[str], cwd: str | os.PathLike[str] | None, *, stdi
                 stdout: int | None, stderr: Any,
                 env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Start a tool in a session (and process group) of its own; see the module docstring."""
+    full_env = tool_env(env)
     try:
         return subprocess.Popen(list(argv), cwd=cwd, stdin=stdin, stdout=stdout, stderr=stderr,
-                                env=tool_env(env), start_new_session=True)
+                                env=full_env, start_new_session=True,
+                                executable=_resolved(argv[0], full_env.get("PATH")))
     except FileNotFoundError as exc:
         raise CommandError(argv, 127, f"{argv[0]}: command not found") from exc
+
+
+_RESOLVED: dict[tuple[str, str], str | None] = {}
+
+
+def _resolved(name: str, path: str | None) -> str | None:
+    """The binary a bare tool name starts through ``path`` (what the child's own PATH search
+    finds), found once per process: not an exec attempt per PATH entry before git's
+    directory for every git started.  None (the child searches itself) for a name with a
+    directory, a PATH with relative entries, or a name not found."""
+    if "/" in name or path is None:
+        return None
+    key = (name, path)
+    if key not in _RESOLVED:
+        found = shutil.which(name, path=path)
+        dirs = path.split(os.pathsep)
+        _RESOLVED[key] = found if found and all(os.path.isabs(d) for d in dirs if d) \
+            and "" not in dirs else None
+    return _RESOLVED[key]
 
 
 _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
