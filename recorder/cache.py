@@ -430,7 +430,7 @@ def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
             if kind != "tree" or got is None:
                 ids[spec] = None
                 continue
-            matched = [f"{name} {oid}" for name, oid, _ in _tree_entries(got[1], len(sha) // 2)
+            matched = [f"{name} {oid}" for name, oid, _ in gitrepo.parse_tree(got[1], len(sha) // 2)
                        if fnmatch.fnmatchcase(name, pattern)
                        and (pattern.startswith(".") or not name.startswith("."))]
             ids[spec] = "glob:" + hashlib.sha256("\n".join(sorted(matched)).encode(
@@ -461,24 +461,11 @@ def _gitlinks(root: Path, ids: dict[str, str | None], missing: Sequence[str]) ->
         got = raws.get(tree)
         if got is None:
             continue
-        links = {name: oid for name, oid, mode in _tree_entries(got[1], len(tree) // 2)
+        links = {name: oid for name, oid, mode in gitrepo.parse_tree(got[1], len(tree) // 2)
                  if mode == "160000"}
         for spec, name in items:
             if name in links:
                 ids[spec] = f"commit:{links[name]}"
-
-
-def _tree_entries(raw: bytes, width: int = 20) -> list[tuple[str, str, str]]:
-    """(name, object id, mode) of a raw tree object's entries (ids of ``width`` bytes)."""
-    out = []
-    pos = 0
-    while pos < len(raw):
-        nul = raw.index(b"\0", pos)
-        mode, _, name = raw[pos:nul].partition(b" ")
-        oid = raw[nul + 1:nul + 1 + width].hex()
-        out.append((name.decode("utf-8", "surrogateescape"), oid, mode.decode("ascii")))
-        pos = nul + 1 + width
-    return out
 
 
 def _recipe(rec: dict[str, Any]) -> str:

@@ -251,7 +251,9 @@ def _expand(ds: Dataset, files: list[str], revs: list[tuple[str, str]]) -> list[
         parts = f.split("/")
         wild = [i for i, p in enumerate(parts) if any(c in p for c in GLOB_CHARS)]
         found = {f}
-        if wild:
+        if wild and "\n" not in f:  # the revisions' trees level by level, in one stream each
+            found = gitrepo.glob_files(ds.root, [sha for _, sha in revs], parts) or {f}
+        elif wild:
             under = "/".join(parts[:wild[0]])
             found = {path for _, sha in dict.fromkeys(revs)
                      for path in gitrepo.tree_files(ds.root, sha, under)

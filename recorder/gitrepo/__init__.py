@@ -39,8 +39,8 @@ from .notes import add_notes
 from .objects import (NULL_SHA, DiffEntry, cat_file_batch, changed_files, commit_tree,
                       diff_raw_many,
                       diff_names, diff_tree_commits, empty_tree, fast_import, hash_files_raw,
-                      iter_diff_raw, object_infos, object_types, small_blobs, tree_entries,
-                      tree_files)
+                      glob_files, iter_diff_raw, object_infos, object_types, parse_tree,
+                      small_blobs, tree_entries, tree_files)
 from .refs import (RefTransactions, branch_exists, check_ref_format_tag, current_branch,
                    has_refs, head_sha,
                    newest_remote_branch,
@@ -79,6 +79,7 @@ __all__ = [
     "diff_names",
     "diff_tree_commits", "empty_tree", "fast_import", "hash_files_raw", "iter_diff_raw",
     "object_infos", "object_types", "small_blobs", "tree_entries", "tree_files",
+    "glob_files", "parse_tree",
     "branch_exists", "check_ref_format_tag", "current_branch", "has_refs", "head_sha", "init",
     "init_shared",
     "object_id", "ref_names", "refs_by_commit", "refs_under", "resolve_commit", "tag",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -19,6 +20,57 @@ def tree_files(root: PathLike, rev: str, under: str = "") -> list[str]:
     """The files in the tree of ``rev`` (under the directory ``under``), from git objects."""
     args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", rev]
     return call_git_z([*args, "--", under] if under else args, root)
+
+
+def parse_tree(raw: bytes, width: int = 20) -> list[tuple[str, str, str]]:
+    """(name, object id, mode) of a raw tree object's entries (ids of ``width`` bytes)."""
+    out = []
+    pos = 0
+    while pos < len(raw):
+        nul = raw.index(b"\0", pos)
+        mode, _, name = raw[pos:nul].partition(b" ")
+        oid = raw[nul + 1:nul + 1 + width].hex()
+        out.append((name.decode("utf-8", "surrogateescape"), oid, mode.decode("ascii")))
+        pos = nul + 1 + width
+    return out
+
+
+def glob_files(root: PathLike, revs: Iterable[str], parts: Sequence[str]) -> set[str]:
+    """The paths of files (``ls-tree -r``'s entries: not directories) that match the path
+    pattern ``parts`` (one ``fnmatch`` pattern per component) in the tree of any of
+    ``revs``, read level by level: each level's trees of all revisions with one ``cat-file
+    --batch`` (a tree shared by revisions is read once), so a pattern two directories below
+    its fixed part costs three processes however many revisions."""
+    parts = list(parts)
+    fixed = 0
+    while fixed < len(parts) - 1 and not any(c in parts[fixed] for c in "*?["):
+        fixed += 1
+    under = "/".join(parts[:fixed])
+    starts = [f"{rev}:{under}" if under else f"{rev}^{{tree}}" for rev in dict.fromkeys(revs)]
+    frontier: dict[str, set[str]] = {}  # tree id -> the directories it is found at
+    for info in object_infos(root, starts):
+        if info is not None and info[1] == "tree":
+            frontier.setdefault(info[0], set()).add(under)
+    found: set[str] = set()
+    for depth in range(fixed, len(parts)):
+        if not frontier:
+            break
+        last = depth == len(parts) - 1
+        nxt: dict[str, set[str]] = {}
+        for tree, got in cat_file_batch(root, sorted(frontier)).items():
+            if got is None or got[0] != "tree":
+                continue
+            for name, oid, mode in parse_tree(got[1], len(tree) // 2):
+                if not fnmatch.fnmatchcase(name, parts[depth]):
+                    continue
+                for d in frontier[tree]:
+                    path = f"{d}/{name}" if d else name
+                    if last and mode != "40000":
+                        found.add(path)
+                    elif not last and mode == "40000":
+                        nxt.setdefault(oid, set()).add(path)
+        frontier = nxt
+    return found
 
 
 def tree_entries(root: PathLike, rev: str, paths: Sequence[str] | None = None
