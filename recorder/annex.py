@@ -7,7 +7,6 @@ import json
 import re
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -242,6 +241,8 @@ class _AddSession:
         ensure_available()
         self.watched = self.watched or _read_once_files(self.root)
         self.stamp = _read_once_stamp(self.watched)
+        import tempfile  # noqa: PLC0415  (random, weakref: ~1 ms) not for a one-shot add
+
         self.errors = tempfile.TemporaryFile()
         self.child = proc.start_batch(
             [*_GIT_ANNEX, "add", "-c", cfgkeys.ANNEX_DOTFILES_ON, "-c",

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob as globmod
-import hashlib
 import json
 import os
 import posixpath
@@ -83,6 +82,13 @@ Entry = dict[str, Any]
 
 # --- the index ----------------------------------------------------------------------------
 
+
+
+def _sha256(data: bytes) -> str:
+    # hashlib loads OpenSSL (~2 ms): only for runs the cache is asked about, not every rr run
+    import hashlib  # noqa: PLC0415  start-up of rr run
+
+    return hashlib.sha256(data).hexdigest()
 
 def enabled(ds: Dataset) -> bool:
     """Whether the dataset's configuration lets rr use the run-cache."""
@@ -143,7 +149,7 @@ def load_index(ds: Dataset) -> Index:
     """The index, brought up to date with the history first when the refs moved."""
     tips = _tips(ds)
     code = code_paths(ds)
-    signature = hashlib.sha256(json.dumps([INDEX_VERSION, tips, code]).encode()).hexdigest()
+    signature = _sha256(json.dumps([INDEX_VERSION, tips, code]).encode())
     path = index_path(ds)
     data: dict[str, Any] = {}
     try:
@@ -433,8 +439,8 @@ def _resolve(root: Path, specs: Sequence[str], blobs: Iterable[str] = ()
             matched = [f"{name} {oid}" for name, oid, _ in gitrepo.parse_tree(got[1], len(sha) // 2)
                        if fnmatch.fnmatchcase(name, pattern)
                        and (pattern.startswith(".") or not name.startswith("."))]
-            ids[spec] = "glob:" + hashlib.sha256("\n".join(sorted(matched)).encode(
-                "utf-8", "surrogateescape")).hexdigest()[:40]
+            ids[spec] = "glob:" + _sha256("\n".join(sorted(matched)).encode(
+                "utf-8", "surrogateescape"))[:40]
             continue
         key = annex.key_of_link(got[1]) if got and kind == "blob" else None
         ids[spec] = f"annex:{key}" if key else f"{kind}:{sha}"
@@ -469,8 +475,7 @@ def _gitlinks(root: Path, ids: dict[str, str | None], missing: Sequence[str]) ->
 
 
 def _recipe(rec: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps([rec.get("cmd"), rec.get("pwd", ".")]).encode()
-                          ).hexdigest()[:16]
+    return _sha256(json.dumps([rec.get("cmd"), rec.get("pwd", ".")]).encode())[:16]
 
 
 def _parts(rec: dict[str, Any], base: str, code: Sequence[str], ids: Mapping[str, str | None],
@@ -512,9 +517,7 @@ def _parts(rec: dict[str, Any], base: str, code: Sequence[str], ids: Mapping[str
 
 
 def key_of(parts: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode("utf-8",
-                                                                  "surrogateescape")
-                          ).hexdigest()
+    return _sha256(json.dumps(parts, sort_keys=True).encode("utf-8", "surrogateescape"))
 
 
 def _entry(commit: str, parent: str, rec: dict[str, Any], code: Sequence[str],

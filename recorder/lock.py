@@ -20,7 +20,6 @@ import fcntl
 import fnmatch
 import json
 import os
-import secrets
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -157,12 +156,12 @@ def announce_inflight(git_dir: Path, outputs: Sequence[str], command: str) -> It
     fd = -1
     try:
         directory.mkdir(exist_ok=True)
-        tmp = directory / f".{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        tmp = directory / f".{os.getpid()}.{os.urandom(4).hex()}.tmp"
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         fcntl.flock(fd, fcntl.LOCK_EX)
         os.write(fd, json.dumps({"outputs": list(outputs), "command": command[:200],
                                  "pid": os.getpid(), "start": process_start(os.getpid()),
-                                 "token": secrets.token_hex(16)}).encode("utf-8"))
+                                 "token": os.urandom(16).hex()}).encode("utf-8"))
         os.replace(tmp, path)
     except OSError:
         if fd >= 0:

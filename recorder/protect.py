@@ -14,7 +14,6 @@ file rewrites the only copy of that content, and nothing in git notices.  rr the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import stat
@@ -222,6 +221,8 @@ def key_matches(key: str, path: Path | str) -> bool | None:
     digest = key.split("--", 1)[1] if "--" in key else ""
     if backend.endswith("E"):
         digest = digest.split(".", 1)[0]
+    import hashlib  # noqa: PLC0415  OpenSSL's start (~2 ms): only when content is checked
+
     h = hashlib.new(algo)
     try:
         with open(path, "rb") as fh:

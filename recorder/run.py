@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -522,7 +521,11 @@ def _run_command(ds: Dataset, spec: RunSpec, prepared: _Prepared,
                  on_event: OnEvent | None) -> _Ran:
     p = prepared.plan
     uses_tmpdir = "tmpdir" in field_names(spec.cmd)
-    tmpdir = tempfile.mkdtemp(prefix="rr-run-") if uses_tmpdir else ""
+    tmpdir = ""
+    if uses_tmpdir:
+        import tempfile  # noqa: PLC0415  (random, weakref: ~1 ms) only for {tmpdir}
+
+        tmpdir = tempfile.mkdtemp(prefix="rr-run-")
     env = dict(spec.env)
     # commits the command makes are told from those of other rr processes by their reflog
     reflog_action = env.setdefault("GIT_REFLOG_ACTION", runmerge.reflog_action())

@@ -244,3 +244,20 @@ def test_the_rr_script_ends_quickly_with_all_its_output(tmp_path):
         subprocess.run([RR, "log", "--json"], cwd=ds, stdout=fh, check=True)
     assert out.read_bytes() == subprocess.run([RR, "log", "--json"], cwd=ds,
                                               capture_output=True).stdout
+
+
+def test_daily_commands_leave_openssl_and_tempfile_alone(tmp_path):
+    """Start-up budget: `rr log`, `rr status` and a plain `rr run` (no inputs: the run-cache
+    is not asked) load neither hashlib's OpenSSL (~2 ms) nor tempfile (~1 ms)."""
+    ds = tmp_path / "ds"
+    rr("create", str(ds))
+    probe = ("import atexit, sys\n"
+             "atexit.register(lambda: sys.stderr.write('MODS ' + repr([m for m in "
+             "('_hashlib', 'tempfile') if m in sys.modules]) + '\\n'))\n"
+             "sys.argv = ['rr', *sys.argv[1:]]\n"
+             "from recorder.cli import main\nmain()\n")
+    for argv in (["log"], ["status"], ["run", "-o", "a.txt", "echo hi > a.txt"]):
+        proc = subprocess.run([sys.executable, "-c", probe, *argv], cwd=ds,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert "MODS []" in proc.stderr, (argv, proc.stderr)
