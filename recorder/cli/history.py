@@ -143,7 +143,7 @@ def metrics_show(
     table = call(api.metrics_table, files or (), dataset=dataset, all_tags=all_tags,
                  all_branches=all_branches, all_commits=all_commits, revisions=revision,
                  per_file=per_file)
-    sys.stdout.write(render.render_table(table, render.table_format(as_csv, as_json, as_md)))
+    render.write_table(table, render.table_format(as_csv, as_json, as_md))
 
 
 @metrics_app.command("diff")
@@ -163,7 +163,7 @@ def metrics_diff(
     from .. import api  # noqa: PLC0415  start-up time
 
     table = call(api.metrics_diff_table, a, b, files=files, dataset=dataset)
-    sys.stdout.write(render.render_table(table, render.table_format(as_csv, as_json, as_md)))
+    render.write_table(table, render.table_format(as_csv, as_json, as_md))
 
 
 @metrics_app.command("plot")

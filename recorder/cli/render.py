@@ -237,20 +237,41 @@ def table_format(as_csv: bool, as_json: bool, as_md: bool) -> str:
 
 def render_table(table: Table, fmt: str = "table") -> str:
     """A table as aligned text (``table``), ``csv``, ``md`` or ``json`` (one object per row)."""
+    return "".join(iter_table(table, fmt))
+
+
+def write_table(table: Table, fmt: str = "table") -> None:
+    """:func:`render_table` written to stdout line by line (a long history's table is not
+    held as one text besides its rows)."""
+    write = sys.stdout.write
+    for piece in iter_table(table, fmt):
+        write(piece)
+
+
+def iter_table(table: Table, fmt: str = "table") -> Iterator[str]:
+    """:func:`render_table`'s text in pieces (a line each, or a few)."""
     columns, rows = table.columns, table.rows
     if fmt == "json":
-        return "\n".join(json_text(r) for r in rows) + ("\n" if rows else "")
+        for r in rows:
+            yield json_text(r) + "\n"
+        return
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow(r)
-        return buf.getvalue()
+            if buf.tell() > 1 << 16:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+        return
     if fmt == "md":
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += ["| " + " | ".join([_cell(r.get(c)) for c in columns]) + " |" for r in rows]
-        return "\n".join(lines) + "\n"
+        yield "| " + " | ".join(columns) + " |\n" + "|" + "---|" * len(columns) + "\n"
+        for r in rows:
+            yield "| " + " | ".join([_cell(r.get(c)) for c in columns]) + " |\n"
+        return
     # each row's cells kept as one string until the widths are known (a row per commit of a
     # long history: a third of the memory of a list of cells each)
     widths = [len(c) for c in columns]
@@ -260,11 +281,10 @@ def render_table(table: Table, fmt: str = "table") -> str:
         widths = list(map(max, widths, map(len, cells)))
         joined = _SEP.join(cells)
         kept.append(joined if joined.count(_SEP) == len(cells) - 1 else cells)
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
+    yield "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n"
     for row in kept:
         cells = row.split(_SEP) if isinstance(row, str) else row
-        lines.append("  ".join([v.ljust(w) for v, w in zip(cells, widths)]).rstrip())
-    return "\n".join(lines) + "\n"
+        yield "  ".join([v.ljust(w) for v, w in zip(cells, widths)]).rstrip() + "\n"
 
 
 _SEP = "\x1f"  # between a row's cells while kept (a row whose cells hold it is kept as a list)

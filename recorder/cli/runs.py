@@ -3,7 +3,6 @@
 # no `from __future__ import annotations` here: typer reads every command's annotations at
 # each call, and string annotations cost it an eval each
 
-import sys
 from typing import Annotated, List, Optional
 
 from .params import Argument, Option
@@ -53,7 +52,7 @@ def runs(
             rows = [{k: v.replace("|", "\\|") if isinstance(v, str) else v
                      for k, v in r.items()} for r in rows]
         table = type(table)(table.columns, rows, table.kinds)
-    sys.stdout.write(render.render_table(table, fmt))
+    render.write_table(table, fmt)
 
 
 def report(
