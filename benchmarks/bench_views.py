@@ -1,7 +1,7 @@
 """rr's history views against the floor, as ratios in one run (issue #22 items 3 and 4).
 
     python benchmarks/bench_views.py [--commits 1000] [--rounds 7] [--baseline DIR]
-                                     [--memory-against 1000]
+                                     [--memory-against 1000] [--commit-graph]
 
 For each of ``rr log``, ``rr rerun --report --since=``, ``rr metrics show -A``, ``rr graph``
 over COMMITS run commits (each with a metrics file), and ``rr --help``: the median over paired
@@ -14,6 +14,13 @@ by other load.
 With ``--baseline DIR`` (a checkout of rr, e.g. a worktree of main), each rr case also runs
 with that checkout's ``recorder`` first on the import path, in the same rounds: before and
 after a change, side by side.
+
+With ``--commit-graph`` both histories get the commit-graph file (``git commit-graph write
+--reachable``) that git's automatic gc writes in a history ``rr run`` builds (rr runs git's
+auto maintenance after its commits, as git commit does; gc.writeCommitGraph is on by
+default): git's ``--topo-order`` walk then streams instead of reading every commit before
+its first line.  Without it the history is as ``git fast-import`` (or a fresh clone) leaves
+it, with none.
 
 Memory: the peak RSS of each command (the largest of its process tree, from ``wait4``), and
 with ``--memory-against N`` (default 1000; 0: none) its ratio to the same command's over an
@@ -50,13 +57,16 @@ def _once(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
-def _history(path: Path, n: int) -> None:
+def _history(path: Path, n: int, commit_graph: bool = False) -> None:
     """bench_history's history, built in a child process: this one stays small, as the
     pages a child has before it execs count in its peak RSS."""
     here = os.path.dirname(os.path.abspath(__file__))
     subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
                     "from bench_history import history; history(Path(sys.argv[1]), "
                     "int(sys.argv[2]))", str(path), str(n)], cwd=here, check=True)
+    if commit_graph:
+        subprocess.run(["git", "commit-graph", "write", "--reachable", "--no-progress"],
+                       cwd=path, check=True)
 
 
 def main() -> None:
@@ -66,10 +76,12 @@ def main() -> None:
     ap.add_argument("--baseline", help="a checkout of rr to time beside this one")
     ap.add_argument("--memory-against", type=int, default=1000,
                     help="the peak RSS also over a history this long, as a ratio (0: none)")
+    ap.add_argument("--commit-graph", action="store_true",
+                    help="write git's commit-graph in the histories (as git's gc does)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rr-bench-views-") as tmp:
         ds = Path(tmp) / "hist"
-        _history(ds, args.commits)
+        _history(ds, args.commits, args.commit_graph)
         floors = {"git log": ["git", "log", "--format=%H%x00%P%x00%an%x00%aI%x00%B", "-z"],
                   "python -c pass": [sys.executable, "-c", "pass"]}
         cases = {"rr log": [RR, "log"],
@@ -92,11 +104,13 @@ def main() -> None:
         small: dict[str, float] = {}
         if args.memory_against and args.memory_against != args.commits:
             short = Path(tmp) / "short"
-            _history(short, args.memory_against)
+            _history(short, args.memory_against, args.commit_graph)
             for name, cmd, env in runs:
                 if name.startswith("rr "):
                     small[name] = statistics.median(_once(cmd, short, env)[2] for _ in range(3))
-        print(f"\n{args.commits} run commits, {args.rounds} paired rounds (medians)")
+        graph = "with" if args.commit_graph else "without"
+        print(f"\n{args.commits} run commits ({graph} a commit-graph), {args.rounds} paired "
+              "rounds (medians)")
         print(f"{'case':30} {'wall ms':>8} {'CPU ms':>7} {'x git log':>10} "
               f"{'x python -c pass':>17} {'x baseline':>11} {'RSS MB':>7}"
               + (f" {'x ' + str(args.memory_against) + ' commits':>15}" if small else ""))

@@ -50,13 +50,13 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
 from .errors import EngineError, UsageError
 from .lock import deferred_signals
 from .results import Event, job_event
+from .targets import JOBQUEUE, SERIAL, Target
 
 A = TypeVar("A")
 T = TypeVar("T")
@@ -80,45 +80,10 @@ class JobStatus(StrEnum):
 QUEUED, STARTED, DONE, FAILED = (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DONE,
                                  JobStatus.FAILED)
 
-# dask-jobqueue's cluster classes by the name users know them by (DataLad-slurm, Dask docs)
-JOBQUEUE = {
-    "slurm": "SLURMCluster",
-    "pbs": "PBSCluster",
-    "sge": "SGECluster",
-    "htcondor": "HTCondorCluster",
-    "lsf": "LSFCluster",
-    "oar": "OARCluster",
-    "moab": "MoabCluster",
-}
-
+# dask-jobqueue's cluster classes by the name users know them by (DataLad-slurm, Dask docs):
+# JOBQUEUE, in targets.py with Target
 _GRACE = 3.0  # seconds between SIGTERM and SIGKILL for the processes tasks left behind
 _TICK = 0.25  # the driver wakes this often while it waits (signals, dead clusters)
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where tasks run, as :func:`check` read it from ``--jobs`` and ``--scheduler``."""
-
-    kind: str               # serial | local | address | jobqueue
-    jobs: int | None = None  # local: the workers; address/jobqueue: the tasks/worker jobs
-    address: str = ""       # address: the scheduler's address
-    name: str = ""          # jobqueue: the batch system (a key of JOBQUEUE)
-
-    @property
-    def parallel(self) -> bool:
-        return self.kind != "serial"
-
-    def describe(self) -> str:
-        if self.kind == "local":
-            return f"a local Dask cluster of {self.jobs} workers"
-        if self.kind == "address":
-            return f"the Dask scheduler at {self.address}"
-        if self.kind == "jobqueue":
-            return f"{self.name} (dask-jobqueue {JOBQUEUE[self.name]})"
-        return "this process, one task after the other"
-
-
-SERIAL = Target("serial")
 
 
 def check_jobs(jobs: int | None) -> None:

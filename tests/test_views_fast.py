@@ -137,3 +137,32 @@ def test_metrics_row_shape_is_its_flat_dict(values, file, notes):
         keys, cells = row.shape()
         flat = row.flat()
         assert keys == tuple(flat) and cells == tuple(flat.values())
+
+
+_VALUES = [
+    {"a": 1, "b": [1, 2.5, None, True, False], "c": {"d": "é\n\"\\\x00\u2028"}}, "text", 3,
+    1.0e300, -0.0, None, [], {}, [[[]]], (1, 2), {1: "int key", 2.5: "x", None: 1, True: 2},
+    {"nan": float("nan")}, [float("inf")], 10 ** 40, "\udcff", {"k\udcfe": "v"},
+    {"x": {1, 2}}, object(), [b"bytes"],
+]
+
+
+@pytest.mark.parametrize("value", _VALUES)
+def test_json_text_is_json_dumps(value):
+    """render.json_text's one encoder made once writes what json.dumps writes, with json.dumps'
+    errors, and its own promises (no NaN, UTF-8 output) on top."""
+    from recorder.cli.render import _finite, json_text
+
+    try:
+        expected = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except TypeError as exc:
+        with pytest.raises(TypeError, match=str(exc)):
+            json_text(value)
+        return
+    except ValueError:  # a non-finite number: null
+        expected = json.dumps(_finite(value), ensure_ascii=False, allow_nan=False)
+    try:
+        expected.encode("utf-8")
+    except UnicodeEncodeError:  # not UTF-8: escaped
+        expected = json.dumps(_finite(value), allow_nan=False)
+    assert json_text(value) == expected

@@ -48,7 +48,25 @@ def out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
 
-_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode  # json.dumps' own, made once
+def _unencodable(obj: Any) -> Any:
+    raise TypeError(f"Object of type {obj.__class__.__name__} is not JSON serializable")
+
+
+def _one_encoder() -> Callable[[Any], str]:
+    """``json.dumps(obj, ensure_ascii=False, allow_nan=False)`` as one function made once: the
+    C encoder json.dumps makes anew for each call (with a dict of the containers it is in,
+    against cycles: what rr writes comes from JSON and has none), a quarter of writing a
+    line of --report or log --json."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: json's own
+        return json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    chunks = make(None, _unencodable, json.encoder.encode_basestring, None, ": ", ", ",
+                  False, False, False)
+    join = "".join
+    return lambda obj: join(chunks(obj, 0))
+
+
+_JSON = _one_encoder()
 
 
 def json_text(obj: Any) -> str:

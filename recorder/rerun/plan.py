@@ -14,7 +14,6 @@ from .. import record as records
 from ..dataset import Dataset
 from ..errors import RecorderError, RecordError, UsageError
 from ..placeholders import PathList, QuotedPath, expand, substitutions
-from ..run import glob_specs
 from .state import Plan, Step
 
 
@@ -212,6 +211,8 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
         "#",
         f"# in {where}",
     ]
+    from ..run import glob_specs  # noqa: PLC0415 (rr run's modules: not for --report)
+
     subs = substitutions(ds.config.values)
     for step in steps:
         if step.action != "run" or step.record is None:

@@ -14,10 +14,10 @@ from typing import Any
 
 from .. import record as records
 from ..dataset import Dataset
-from ..engine import SERIAL, Target
 from ..errors import EXIT_INTERRUPTED, RecorderError, RecordError, RerunStoppedError
 from ..gitrepo import DiffEntry
 from ..results import OK, Event, EventKind, OnEvent, Result, Status
+from ..targets import SERIAL, Target
 
 CONTINUE = "'rr rerun --continue'"
 ABORT = "'rr rerun --abort'"
