@@ -86,8 +86,9 @@ class _Reading:
 
     def _step(self, ds: Dataset, e: gitrepo.LogEntry, record_dir: str,
               dsid: str | None) -> Step:
-        step = Step("skip-or-pick", e.sha, list(e.parents), e.author, e.date,
-                    raw_message=e.message)
+        action, note = "skip-or-pick", None
+        message: str | None = None
+        rec: dict[str, Any] | None = None
         try:
             loaded = records.load_record(e.message, ds.root, record_dir, commit=e.sha)
             if loaded is not None and "pwd" not in loaded[1]:
@@ -97,22 +98,22 @@ class _Reading:
             if not self.lenient:
                 raise
             loaded = None
-            step.note = exc.message
+            note = exc.message
         if loaded is not None:
             message, rec = loaded
-            step.run_message = message
-            step.record = rec
             if not e.parents:
-                step.note = "has a run record but is a root commit; not re-executed"
+                note = "has a run record but is a root commit; not re-executed"
             elif len(e.parents) > 2:
-                step.note = "has a run record but is an octopus merge; not re-executed"
+                note = "has a run record but is an octopus merge; not re-executed"
             elif rec.get("dsid") and dsid and rec["dsid"] != dsid:
-                step.note = "was run in a different dataset; skipped or cherry-picked"
+                note = "was run in a different dataset; skipped or cherry-picked"
             else:
-                step.action = "run"
-        if step.action != "run" and len(e.parents) > 1:
-            step.action = "merge"
-        return step
+                action = "run"
+        if action != "run" and len(e.parents) > 1:
+            action = "merge"
+        # one construction with every field (a step per commit of the range)
+        return Step(action, e.sha, list(e.parents), e.author, e.date, message, rec, e.message,
+                    note)
 
     def finish(self, steps: list[Step]) -> Plan | None:
         """The checks of a plan whose steps are ``steps`` (all of them, or those up to the

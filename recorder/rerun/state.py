@@ -90,8 +90,8 @@ class Step:
 
     @property
     def subject(self) -> str:
-        text = self.run_message if self.run_message is not None else self.raw_message
-        return text.strip().splitlines()[0] if text.strip() else ""
+        text = (self.run_message if self.run_message is not None else self.raw_message).strip()
+        return text.splitlines()[0] if text else ""
 
 
 @dataclass
