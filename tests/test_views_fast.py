@@ -166,3 +166,40 @@ def test_json_text_is_json_dumps(value):
     except UnicodeEncodeError:  # not UTF-8: escaped
         expected = json.dumps(_finite(value), allow_nan=False)
     assert json_text(value) == expected
+
+
+def _aligned(columns, rows):
+    """The aligned table as it was written before its fast path: a cell per column from
+    each row's dict, every cell padded to its column's widest, trailing space stripped."""
+    def cell(v):
+        return "-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    grid = [list(columns)] + [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in grid) for i in range(len(columns))]
+    return "".join("  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip() + "\n"
+                   for line in grid)
+
+
+def test_aligned_table_writes_what_it_wrote_cell_by_cell():
+    """The aligned table reads metrics' rows without a dict each and pads with one format
+    operation: the text is the cell-by-cell text, for rows of varying keys, rows without a
+    column, cells holding the separator it keeps rows with, numbers, None and wide text."""
+    from recorder.cli.render import render_table
+    from recorder.metrics import Table, _Rows
+
+    odd = ["x\x1fy", "é" * 12, "", "%s %d", " lead", "trail ", 1.0e-7, 12345678.9, 3, True,
+           None, [1, 2], "a" * 40]
+    shapes = [("revision", "commit", "acc", "note"), ("revision", "commit", "note"),
+              ("revision", "commit", "loss", "acc", "note"), (), ("revision",)]
+    kept, rows = [], _Rows()
+    for i in range(200):
+        keys = shapes[(i // 5 + i % 3) % len(shapes)]
+        row = {k: odd[(i * 7 + j) % len(odd)] for j, k in enumerate(keys)}
+        kept.append(row)
+        rows.append(row)
+    columns = ["revision", "commit", "acc", "loss", "note"]
+    for cols in (columns, columns[:1], [], ["missing"]):
+        expected = _aligned(cols, kept)
+        assert render_table(Table(cols, rows)) == expected  # metrics' rows
+        assert render_table(Table(cols, kept)) == expected  # any rows as dicts
+    assert render_table(Table(columns, _Rows())) == _aligned(columns, [])

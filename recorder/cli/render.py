@@ -292,17 +292,23 @@ def iter_table(table: Table, fmt: str = "table") -> Iterator[str]:
         return
     # each row's cells kept as one string until the widths are known (a row per commit of a
     # long history: a third of the memory of a list of cells each)
-    widths = [len(c) for c in columns]
+    shapes = {tuple(map(len, columns))}  # the cells' lengths of each row, each shape once
     kept: list[str | list[str]] = []
-    for r in rows:
-        cells = [_cell(r.get(c)) for c in columns]
-        widths = list(map(max, widths, map(len, cells)))
+    in_order = getattr(rows, "values_in", None)  # metrics' rows: values without a dict each
+    values: Iterable[Iterable[Any]] = in_order(columns) if in_order is not None else (
+        [r.get(c) for c in columns] for r in rows)
+    for vals in values:  # each value as _cell writes it, without a call each
+        cells = ["-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+                 for v in vals]
+        shapes.add(tuple(map(len, cells)))
         joined = _SEP.join(cells)
         kept.append(joined if joined.count(_SEP) == len(cells) - 1 else cells)
+    widths = [max(lengths) for lengths in zip(*shapes)] if columns else []
     yield "  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip() + "\n"
+    line = "  ".join(f"%-{w}s" for w in widths)  # str.ljust of each cell, in one operation
     for row in kept:
         cells = row.split(_SEP) if isinstance(row, str) else row
-        yield "  ".join([v.ljust(w) for v, w in zip(cells, widths)]).rstrip() + "\n"
+        yield (line % tuple(cells)).rstrip() + "\n"
 
 
 _SEP = "\x1f"  # between a row's cells while kept (a row whose cells hold it is kept as a list)
