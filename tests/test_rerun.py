@@ -148,6 +148,27 @@ def test_script_cds_into_pwd_and_handles_tmpdir(ds, tmp_path):
     assert (ds / "sub" / "t.txt").read_text() == "tmp\n"
 
 
+def test_script_expands_each_records_specs_in_its_own_directory(ds):
+    """--script reads what a directory's specs match once for all the records that name
+    them: records naming the same specs in another directory, or a glob, still get their own."""
+    for d in ("a", "b"):
+        (ds / d).mkdir()
+        (ds / d / f"in-{d}.csv").write_text(d)
+    (ds / "in-top.csv").write_text("top")
+    rr("save", cwd=ds)
+    where = ["a", "b", "a", "b", "."]
+    for i, d in enumerate(where):
+        rr("run", "-i", "in-*.csv", "-o", f"out{i}", f"cat {{inputs}} > out{i}", cwd=ds / d)
+    git("rm", "-q", "in-top.csv", cwd=ds)  # the last record's input is gone: its spec stays
+    git("commit", "-qm", "drop", cwd=ds)
+    text = rr("rerun", "--script", "-", "--since=", cwd=ds).stdout
+    commands = [line for line in text.splitlines() if line.startswith("cat ")]
+    assert commands == ["cat in-a.csv > out0", "cat in-b.csv > out1", "cat in-a.csv > out2",
+                        "cat in-b.csv > out3", "cat 'in-*.csv' > out4"]
+    assert [line for line in text.splitlines() if line.startswith("cd ")] == [
+        f"cd {ds / d if d != '.' else ds} || exit 1" for d in where]
+
+
 def test_failing_replay_stops_and_continue_resumes(ds):
     (ds / "flag").write_text("ok\n")
     rr("save", "-m", "flag", "--version-tag", "base", cwd=ds)
