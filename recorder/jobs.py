@@ -56,9 +56,26 @@ STATE_VERSION = 1  # of the state file; a newer one is refused with a hint
 JOB_REFS = "refs/rr/jobs"
 # a job's git-annex keeps its location-log updates in the journal (the driver commits them);
 # no job starts git's automatic gc (two at once, in the middle of an array)
-JOB_ENV = {"GIT_CONFIG_COUNT": "2", "GIT_CONFIG_KEY_0": cfgkeys.ANNEX_ALWAYSCOMMIT,
-           "GIT_CONFIG_VALUE_0": "false", "GIT_CONFIG_KEY_1": "gc.auto",
-           "GIT_CONFIG_VALUE_1": "0"}
+_JOB_CONFIG = ((cfgkeys.ANNEX_ALWAYSCOMMIT, "false"), ("gc.auto", "0"))
+
+
+def job_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The jobs' git settings as environment for a process whose environment is ``environ``:
+    git's GIT_CONFIG_COUNT pairs, rr's after those ``environ`` already holds (a user's own
+    GIT_CONFIG_KEY_0=... stays in force in the jobs, and in the commands they run)."""
+    try:
+        held = int(environ.get("GIT_CONFIG_COUNT", "") or 0)
+    except ValueError:
+        held = 0  # git refuses such a count itself; the jobs' settings still hold
+    held = max(held, 0)
+    env = {"GIT_CONFIG_COUNT": str(held + len(_JOB_CONFIG))}
+    for n, (key, value) in enumerate(_JOB_CONFIG, start=held):
+        env[f"GIT_CONFIG_KEY_{n}"] = key
+        env[f"GIT_CONFIG_VALUE_{n}"] = value
+    return env
+
+
+JOB_ENV = job_env({})  # the jobs' settings in an environment without GIT_CONFIG_COUNT
 
 
 
@@ -92,7 +109,7 @@ class JobsState(TypedDict, total=False):
     command: str
     jobs: list[JobState]
 
-__all__ = ["JOB_ENV", "JOB_REFS", "JobOutcome", "JobState", "JobStatus", "JobTask",
+__all__ = ["JOB_ENV", "JOB_REFS", "job_env", "JobOutcome", "JobState", "JobStatus", "JobTask",
            "JobsState", "Target", "check_id", "close_slots", "job_dir", "job_ref", "keep", "kept",
            "load_state", "lock", "lock_path", "new_id", "ref_name", "remove",
            "remove_worktrees", "run_all", "run_job", "save_state", "state_dir", "state_path",
@@ -150,7 +167,7 @@ class _Slot:
     def close(self) -> None:
         """Stop the helpers (a failed job keeps its worktree: nothing may run in it), with
         the jobs' environment in force (what they run is a job's)."""
-        with proc.tool_env_overlay(JOB_ENV):
+        with proc.tool_env_overlay(job_env(os.environ)):
             self.helpers.close()
 
 
@@ -246,7 +263,8 @@ def _job_spec(ds: Dataset, task: JobTask) -> RunSpec:
                                       gpus=opts.get("gpus", False))
             spec = runop.with_container(spec, call)
     # why the cache missed is collected always (cheap): the driver shows it with -v
-    return dataclasses.replace(spec, job=True, env=dict(spec.env, **JOB_ENV),
+    return dataclasses.replace(spec, job=True,
+                               env=dict(spec.env, **job_env({**os.environ, **spec.env})),
                                cache_verbose=True)
 
 
@@ -254,7 +272,7 @@ def run_job(task: JobTask) -> JobOutcome:
     """One job: the ordinary run operation in a linked worktree at the base commit.  A
     worktree that saw a successful job is reset and reused by the next job of this process; a
     failed job's worktree is kept with its outputs and message."""
-    with proc.tool_env_overlay(JOB_ENV):  # the slot's helpers too: no git-annex commits
+    with proc.tool_env_overlay(job_env(os.environ)):  # the slot's helpers too: no git-annex commits
         slot = _slot(task)
     ds = slot.ds
     wt = str(ds.root)
@@ -271,7 +289,7 @@ def run_job(task: JobTask) -> JobOutcome:
 
     reusable = False
     try:
-        with proc.tool_env_overlay(JOB_ENV):
+        with proc.tool_env_overlay(job_env(os.environ)):
             result = runop.execute(ds, _job_spec(ds, task), on_event=collect, clean=clean)
         _put_slot(task.wtdir, slot)
         reusable = True

@@ -354,3 +354,19 @@ def test_jobs_side_by_side_in_threads_of_one_process(ds, tmp_path):
         _annexed_right(ds, _key(f"{i}\n".encode()), f"{i}\n".encode())
     assert "GIT_CONFIG_COUNT" not in proc.tool_env()
     assert _annex_processes(tmp_path) == []
+
+
+def test_jobs_keep_the_users_own_git_config_from_the_environment(ds):
+    """A user's GIT_CONFIG_COUNT/KEY/VALUE settings stay in force in array jobs and in the
+    commands they run: the jobs' own settings (gc off, git-annex's journal) come after them."""
+    user = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "rr.test.mark",
+            "GIT_CONFIG_VALUE_0": "kept"}
+    assert jobs.job_env(user) == {
+        "GIT_CONFIG_COUNT": "3", "GIT_CONFIG_KEY_1": "annex.alwayscommit",
+        "GIT_CONFIG_VALUE_1": "false", "GIT_CONFIG_KEY_2": "gc.auto", "GIT_CONFIG_VALUE_2": "0"}
+    assert jobs.job_env({}) == jobs.JOB_ENV and jobs.JOB_ENV["GIT_CONFIG_COUNT"] == "2"
+    rr("run", "--param", "s=1,2", "-o", "o{s}",
+       "git config --get rr.test.mark > o{s}; git config --get gc.auto >> o{s}",
+       cwd=ds, env=user)
+    for s in ("1", "2"):
+        assert (ds / f"o{s}").read_text() == "kept\n0\n"
