@@ -78,7 +78,6 @@ def job_env(environ: Mapping[str, str]) -> dict[str, str]:
 JOB_ENV = job_env({})  # the jobs' settings in an environment without GIT_CONFIG_COUNT
 
 
-
 class JobState(TypedDict, total=False):
     """One job as the state file holds it."""
 
@@ -272,7 +271,8 @@ def run_job(task: JobTask) -> JobOutcome:
     """One job: the ordinary run operation in a linked worktree at the base commit.  A
     worktree that saw a successful job is reset and reused by the next job of this process; a
     failed job's worktree is kept with its outputs and message."""
-    with proc.tool_env_overlay(job_env(os.environ)):  # the slot's helpers too: no git-annex commits
+    # the slot's helpers too: no git-annex commits
+    with proc.tool_env_overlay(job_env(os.environ)):
         slot = _slot(task)
     ds = slot.ds
     wt = str(ds.root)
