@@ -1,6 +1,7 @@
 """Where the time of each history view goes (issue #22 item 1): git's part and Python's.
 
     python benchmarks/profile_views.py [--commits 20000] [--top 0] [--keep DIR]
+                                       [--commit-graph]
 
 Over COMMITS run commits (bench_history's history), for each of ``rr log``, ``rr log
 --json``, ``rr rerun --report --since=``, ``rr metrics show -A``, ``rr graph``:
@@ -115,6 +116,8 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=20000)
     ap.add_argument("--top", type=int, default=0, help="cProfile's top N functions per view")
     ap.add_argument("--keep", help="build the history here (or reuse it)")
+    ap.add_argument("--commit-graph", action="store_true",
+                    help="write git's commit-graph first (as git's gc does in rr's histories)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="rr-profile-views-") as tmp:
         ds = Path(args.keep).absolute() if args.keep else Path(tmp) / "hist"
@@ -124,6 +127,9 @@ def main() -> None:
                             "from bench_history import history; history(Path(sys.argv[1]), "
                             "int(sys.argv[2]))", str(ds), str(args.commits)], cwd=here,
                            check=True)
+        if args.commit_graph:  # --topo-order then streams (bench_views.py --commit-graph)
+            subprocess.run(["git", "commit-graph", "write", "--reachable", "--no-progress"],
+                           cwd=ds, check=True)
         n = int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=ds, check=True,
                                capture_output=True, text=True).stdout)
         floor = _git_alone(ds, ["log", "--format=%H%x00%P%x00%an%x00%aI%x00%B", "-z"], None)
