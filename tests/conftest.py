@@ -210,3 +210,36 @@ def counted(ds, tmp_path):
     rr("save", "-m", "input", cwd=ds)
     cmd = f"cat in.txt > out.txt; head -c 3000 /dev/urandom >> out.txt; echo x >> {marker}"
     return ds, marker, cmd
+
+
+@pytest.fixture
+def started(tmp_path, monkeypatch):
+    """The git-annex processes rr's tools start: a logging wrapper first on PATH; call the
+    fixture's value for the lines of one subcommand (``started()``: the adds; git may start
+    git-annex's filter on its own)."""
+    from recorder import proc
+
+    bindir = tmp_path / "wrap-bin"
+    bindir.mkdir()
+    log = tmp_path / "annex-starts.log"
+    real = shutil.which("git-annex")
+    assert real
+    script = bindir / "git-annex"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(proc, "_BASE_ENV", None)
+
+    def starts(sub: str = "add") -> list[str]:
+        lines = log.read_text().splitlines() if log.exists() else []
+        return [line for line in lines if line.startswith(sub + " ")]
+    return starts
+
+
+def one_commit_repo(tmp_path: Path) -> tuple[Path, str]:
+    """A plain git repository with one empty commit: (its path, the commit)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", cwd=repo)
+    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
+    return repo, git("rev-parse", "HEAD", cwd=repo).strip()

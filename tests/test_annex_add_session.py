@@ -1,8 +1,6 @@
 """annex.add_session: one ``git annex add --batch`` process for many saves (issue #22 item 2)."""
 
 import os
-import shutil
-import stat
 
 import pytest
 
@@ -11,26 +9,6 @@ from recorder.dataset import Dataset
 from recorder.save import commit_entries
 
 from .conftest import git
-
-
-@pytest.fixture
-def started(tmp_path, monkeypatch):
-    """The git-annex adds started (a logging wrapper first on PATH for rr's tools)."""
-    bindir = tmp_path / "wrap-bin"
-    bindir.mkdir()
-    log = tmp_path / "annex-starts.log"
-    real = shutil.which("git-annex")
-    assert real
-    script = bindir / "git-annex"
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(proc, "_BASE_ENV", None)
-
-    def starts() -> list[str]:  # the adds (git may start git-annex's filter on its own)
-        lines = log.read_text().splitlines() if log.exists() else []
-        return [line for line in lines if line.startswith("add ")]
-    return starts
 
 
 def _names(ds, rev: str) -> list[str]:

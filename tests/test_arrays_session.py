@@ -11,9 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
 import signal
-import stat
 import subprocess
 import time
 from pathlib import Path
@@ -24,27 +22,7 @@ import pytest
 from recorder import annex, jobs, proc
 from recorder.engine import Target
 
-from .conftest import RR, git, rr
-
-
-@pytest.fixture
-def started(tmp_path, monkeypatch):
-    """The git-annex processes rr's tools start (a logging wrapper first on PATH)."""
-    bindir = tmp_path / "wrap-bin"
-    bindir.mkdir()
-    log = tmp_path / "annex-starts.log"
-    real = shutil.which("git-annex")
-    assert real
-    script = bindir / "git-annex"
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{log}"\nexec "{real}" "$@"\n')
-    script.chmod(script.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setattr(proc, "_BASE_ENV", None)
-
-    def starts(sub: str = "add") -> list[str]:
-        lines = log.read_text().splitlines() if log.exists() else []
-        return [line for line in lines if line.startswith(sub + " ")]
-    return starts
+from .conftest import RR, git, one_commit_repo, rr
 
 
 def _key(content: bytes, ext: str = ".dat") -> str:
@@ -268,11 +246,7 @@ def test_a_refused_ref_transaction_says_what_git_said(tmp_path):
     from recorder import gitrepo
     from recorder.errors import CommandError
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", cwd=repo)
-    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    repo, head = one_commit_repo(tmp_path)
     with gitrepo.RefTransactions(repo) as refs:
         refs.update([f"update refs/rr/jobs/x/0 {head}"])
         with pytest.raises(CommandError) as failed:

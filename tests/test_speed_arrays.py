@@ -15,7 +15,7 @@ import pytest
 
 from recorder import api, jobs
 
-from .conftest import git, rr
+from .conftest import git, one_commit_repo, rr
 
 
 def _git_counts(ds: Path, tmp_path: Path, n: int, *args: str) -> collections.Counter:
@@ -146,11 +146,7 @@ def test_ref_transactions_are_on_disk_when_update_returns_and_go_on_after_a_refu
     from recorder import gitrepo
     from recorder.errors import CommandError
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", cwd=repo)
-    git("commit", "-q", "--allow-empty", "-m", "one", cwd=repo)
-    head = git("rev-parse", "HEAD", cwd=repo).strip()
+    repo, head = one_commit_repo(tmp_path)
     with gitrepo.RefTransactions(repo) as refs:
         for i in range(3):
             refs.update([f"update refs/rr/jobs/x/{i} {head}"])
