@@ -297,9 +297,8 @@ def iter_table(table: Table, fmt: str = "table") -> Iterator[str]:
     in_order = getattr(rows, "values_in", None)  # metrics' rows: values without a dict each
     values: Iterable[Iterable[Any]] = in_order(columns) if in_order is not None else (
         [r.get(c) for c in columns] for r in rows)
-    for vals in values:  # each value as _cell writes it, without a call each
-        cells = ["-" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
-                 for v in vals]
+    for vals in values:
+        cells = list(map(_cell, vals))
         shapes.add(tuple(map(len, cells)))
         joined = _SEP.join(cells)
         kept.append(joined if joined.count(_SEP) == len(cells) - 1 else cells)
