@@ -271,8 +271,8 @@ def run_job(task: JobTask) -> JobOutcome:
     """One job: the ordinary run operation in a linked worktree at the base commit.  A
     worktree that saw a successful job is reset and reused by the next job of this process; a
     failed job's worktree is kept with its outputs and message."""
-    # the slot's helpers too: no git-annex commits
-    with proc.tool_env_overlay(job_env(os.environ)):
+    tools_env = job_env(os.environ)  # for the slot's helpers too: no git-annex commits
+    with proc.tool_env_overlay(tools_env):
         slot = _slot(task)
     ds = slot.ds
     wt = str(ds.root)
@@ -289,7 +289,7 @@ def run_job(task: JobTask) -> JobOutcome:
 
     reusable = False
     try:
-        with proc.tool_env_overlay(job_env(os.environ)):
+        with proc.tool_env_overlay(tools_env):
             result = runop.execute(ds, _job_spec(ds, task), on_event=collect, clean=clean)
         _put_slot(task.wtdir, slot)
         reusable = True
