@@ -7,7 +7,7 @@ import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import gitrepo
 from .. import record as records
@@ -15,6 +15,9 @@ from ..dataset import Dataset
 from ..errors import RecorderError, RecordError, UsageError
 from ..placeholders import PathList, QuotedPath, expand, substitutions
 from .state import Plan, Step
+
+if TYPE_CHECKING:
+    from ..run import Globbed
 
 
 def _split_range(revision: str | None, since: str | None) -> tuple[str, str | None]:
@@ -218,10 +221,10 @@ def script(ds: Dataset, revision: str | None = None, *, since: str | None = None
     # what the specs of a directory match, read once: the files do not change while the
     # script is written, and a long history names the same inputs and outputs record after
     # record (each match is checked against the file system: 40,000 checks for 20,000 records)
-    matched: dict[tuple[str, tuple[str, ...]], Any] = {}
+    matched: dict[tuple[str, tuple[str, ...]], Globbed] = {}
     places: dict[str, tuple[Path, bool]] = {}
 
-    def glob_once(specs: list[str], pwd: Path) -> Any:
+    def glob_once(specs: list[str], pwd: Path) -> Globbed:
         key = (str(pwd), tuple(specs))
         found = matched.get(key)
         if found is None:
