@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RR
+from common import RR, write_commit_graph
 
 
 def _once(cmd: list[str], cwd: Path, env: dict[str, str] | None = None
@@ -65,8 +65,7 @@ def _history(path: Path, n: int, commit_graph: bool = False) -> None:
                     "from bench_history import history; history(Path(sys.argv[1]), "
                     "int(sys.argv[2]))", str(path), str(n)], cwd=here, check=True)
     if commit_graph:
-        subprocess.run(["git", "commit-graph", "write", "--reachable", "--no-progress"],
-                       cwd=path, check=True)
+        write_commit_graph(path)
 
 
 def main() -> None:

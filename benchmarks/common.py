@@ -95,3 +95,10 @@ def run_commits(path: Path, n: int, step, text2git: bool = False) -> None:
     subprocess.run(["git", "fast-import", "--quiet"], cwd=path, input=b"".join(chunks),
                    check=True)
     sh(["git", "reset", "-q", "--hard", "master"], cwd=path)
+
+
+def write_commit_graph(path: Path) -> None:
+    """git's commit-graph file for every commit (what git's automatic gc writes in a history
+    ``rr run`` builds): ``--topo-order`` walks then stream."""
+    subprocess.run(["git", "commit-graph", "write", "--reachable", "--no-progress"], cwd=path,
+                   check=True)

@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RR
+from common import RR, write_commit_graph
 
 VIEWS = {"rr log": ["log"], "rr log --json": ["log", "--json"],
          "rr rerun --report": ["rerun", "--report", "--since="],
@@ -127,9 +127,8 @@ def main() -> None:
                             "from bench_history import history; history(Path(sys.argv[1]), "
                             "int(sys.argv[2]))", str(ds), str(args.commits)], cwd=here,
                            check=True)
-        if args.commit_graph:  # --topo-order then streams (bench_views.py --commit-graph)
-            subprocess.run(["git", "commit-graph", "write", "--reachable", "--no-progress"],
-                           cwd=ds, check=True)
+        if args.commit_graph:  # as bench_views.py --commit-graph
+            write_commit_graph(ds)
         n = int(subprocess.run(["git", "rev-list", "--count", "HEAD"], cwd=ds, check=True,
                                capture_output=True, text=True).stdout)
         floor = _git_alone(ds, ["log", "--format=%H%x00%P%x00%an%x00%aI%x00%B", "-z"], None)
